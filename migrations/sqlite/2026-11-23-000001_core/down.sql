@@ -1,0 +1,4 @@
+DROP TABLE issuer_keys;
+DROP TABLE residents;
+DROP TABLE tenant_keys;
+DROP TABLE tenants;

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs a command against a throwaway PostgreSQL 15 cluster on a free loopback
+# port, with TEST_DATABASE_URL pointing at an ordinary (non-superuser) role
+# that owns the database, so row-level security applies to it. The cluster is
+# stopped and removed when the command ends, whatever its outcome.
+#   scripts/with-postgres.sh cargo test
+set -euo pipefail
+
+PGBIN=${PGBIN:-}
+if [ -z "$PGBIN" ]; then
+  for v in 15 16 17; do
+    if [ -x "/usr/lib/postgresql/$v/bin/initdb" ]; then PGBIN=/usr/lib/postgresql/$v/bin; break; fi
+  done
+fi
+if [ -z "$PGBIN" ]; then
+  echo "with-postgres: no PostgreSQL server binaries found (apt-get install postgresql)" >&2
+  exit 1
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+work=$(mktemp -d /tmp/vrs-pg.XXXXXX)
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+  chown postgres:postgres "$work"
+  as_pg=(runuser -u postgres --)
+fi
+
+cleanup() {
+  "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"${as_pg[@]}" "$PGBIN/initdb" -D "$work/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$work/initdb.log" 2>&1 \
+  || { cat "$work/initdb.log" >&2; exit 1; }
+"${as_pg[@]}" "$PGBIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w -t 60 \
+  -o "-p $port -k $work -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  start >/dev/null || { cat "$work/server.log" >&2; exit 1; }
+
+"${as_pg[@]}" "$PGBIN/psql" -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -p "$port" -U postgres -d postgres <<'SQL'
+CREATE ROLE vrs LOGIN PASSWORD 'vrs' NOSUPERUSER NOBYPASSRLS;
+CREATE DATABASE vrs OWNER vrs;
+SQL
+
+export TEST_DATABASE_URL="postgres://vrs:vrs@127.0.0.1:$port/vrs"
+echo "with-postgres: PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+"$@"

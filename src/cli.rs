@@ -1,0 +1,348 @@
+//! The command line: `vrs serve | migrate | municipality | keys | demo | bench`.
+
+use crate::config::{Common, ServeArgs};
+use crate::crypto::{MasterKey, MasterKeySource};
+use crate::domain::{MunicipalityCode, Registry};
+use crate::startup::{self, Application};
+use crate::{demo, flows};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vrs",
+    version,
+    about = "Vaccination record system for Japanese municipalities"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the web server (the default command).
+    Serve(ServeArgs),
+    /// Apply pending database migrations (they also run at every start).
+    Migrate {
+        /// Revert every migration instead (destroys all data).
+        #[arg(long)]
+        revert_all: bool,
+    },
+    /// Municipalities: list, enable as a tenant, erase.
+    #[command(subcommand)]
+    Municipality(MunicipalityCmd),
+    /// Keys: rotate the master key or a municipality's data key.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Fill three real municipalities with demo residents.
+    Demo,
+    /// Measure the speed of core operations on this machine.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+fn parse_code(s: &str) -> Result<MunicipalityCode, String> {
+    Registry::global()
+        .lookup("municipality code", s)
+        .map(|m| m.code)
+        .map_err(|e| format!("{}: {}", e.field, e.reason.message_en()))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MunicipalityCmd {
+    /// List enabled municipalities.
+    List,
+    /// Show a code from the national registry.
+    Show {
+        #[arg(value_parser = parse_code)]
+        code: MunicipalityCode,
+    },
+    /// Make a municipality a tenant: creates its data and index keys.
+    Enable {
+        #[arg(value_parser = parse_code)]
+        code: MunicipalityCode,
+    },
+    /// Destroy a municipality's keys and delete its data. Irreversible.
+    Erase {
+        #[arg(value_parser = parse_code)]
+        code: MunicipalityCode,
+        /// Repeat the code to confirm.
+        #[arg(long, value_parser = parse_code)]
+        confirm: MunicipalityCode,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Rotate the master key and/or municipalities' data keys.
+    Rotate {
+        /// Replace the master key: every wrapped key is re-wrapped under a
+        /// new one, written to the key file (the old file is kept as .old).
+        #[arg(long)]
+        master: bool,
+        /// When the master key comes from VRS_MASTER_KEY: file to write the new key to.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+        /// Re-key these municipalities (data key and index key), re-sealing all their rows.
+        #[arg(long = "municipality", value_parser = parse_code)]
+        municipalities: Vec<MunicipalityCode>,
+        /// Re-key every enabled municipality.
+        #[arg(long)]
+        all_municipalities: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Sealing + blind-indexing a resident vs raw AES-256-GCM.
+    Seal {
+        /// Residents to seal.
+        #[arg(long, default_value_t = 200_000)]
+        n: usize,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VRS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let common = cli.common;
+    match cli
+        .command
+        .unwrap_or(Command::Serve(ServeArgs::default_args()))
+    {
+        Command::Serve(args) => serve(&common, args),
+        Command::Migrate { revert_all } => {
+            let url = common.database_url();
+            let pool = crate::db::connect(&url, 1)?;
+            let mut conn = pool.get()?;
+            if revert_all {
+                let n = crate::db::revert_all(&mut conn)?;
+                println!("reverted {n} migrations on {url}");
+            } else {
+                let n = crate::db::migrate(&mut conn)?;
+                println!("applied {n} migrations on {url}");
+            }
+            Ok(())
+        }
+        Command::Municipality(cmd) => municipality(&common, cmd),
+        Command::Keys(cmd) => keys(&common, cmd),
+        Command::Demo => {
+            let prepared = startup::prepare(&common, 2)?;
+            let mut conn = prepared.state.pool.get()?;
+            let summary = demo::seed(&mut conn, &prepared.state.master)?;
+            print!("{summary}");
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Seal { n }) => {
+            print!("{}", crate::bench::seal(n));
+            Ok(())
+        }
+    }
+}
+
+impl ServeArgs {
+    fn default_args() -> ServeArgs {
+        // Parsing an empty argument list applies every default and env var.
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            s: ServeArgs,
+        }
+        Wrap::parse_from(["vrs"]).s
+    }
+}
+
+fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
+    if args.demo && common.production {
+        return Err(crate::config::ConfigError::DemoInProduction.into());
+    }
+    let prepared = startup::prepare(common, 16)?;
+    if prepared.created_master_key {
+        println!(
+            "Created a new master key at {} (readable only by you). Back it up: without it no \
+             municipality's data can be read.",
+            common.master_key_path().display()
+        );
+    }
+    if prepared.created_issuer_key {
+        println!("Created the certificate issuer signing key.");
+    }
+    if prepared.rls_bypassed {
+        tracing::warn!(
+            "the PostgreSQL role bypasses row-level security (superuser or BYPASSRLS); \
+             run the application as an ordinary role so the database enforces partitions"
+        );
+    }
+    if args.demo {
+        let mut conn = prepared.state.pool.get()?;
+        print!("{}", demo::seed(&mut conn, &prepared.state.master)?);
+    }
+    let app = Application::build(prepared.state, &args)?;
+    let host = match args.bind.ip() {
+        ip if ip.is_unspecified() => "localhost".to_string(),
+        ip if ip.is_ipv6() => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    println!(
+        "VRS is listening on {}://{}:{}/ (database {})",
+        app.scheme(),
+        host,
+        app.port(),
+        common.database_url()
+    );
+    println!(
+        "Operator tasks run from this command line: `vrs municipality enable CODE`, \
+         `vrs keys rotate`, `vrs --help`."
+    );
+    actix_web::rt::System::new()
+        .block_on(app.run_until_stopped())
+        .context("server stopped")
+}
+
+fn municipality(common: &Common, cmd: MunicipalityCmd) -> anyhow::Result<()> {
+    if let MunicipalityCmd::Show { code } = &cmd {
+        let m = Registry::global()
+            .get(code)
+            .context("not in the registry")?;
+        println!(
+            "{}\t{}\t{}\t{:?}",
+            m.code,
+            m.full_name(),
+            m.name_kana,
+            m.kind
+        );
+        return Ok(());
+    }
+    let prepared = startup::prepare(common, 2)?;
+    let mut conn = prepared.state.pool.get()?;
+    match cmd {
+        MunicipalityCmd::List => {
+            for (t, m) in flows::municipalities::list(&mut conn)? {
+                println!(
+                    "{}\t{}\t{}\tkey v{}",
+                    t.municipality_code,
+                    m.map(|m| m.full_name()).unwrap_or_default(),
+                    t.status,
+                    t.active_key_version
+                );
+            }
+        }
+        MunicipalityCmd::Enable { code } => {
+            let m = flows::municipalities::enable(&mut conn, &prepared.state.master, code)?;
+            println!("enabled {} {} with a new data key", code, m.full_name());
+        }
+        MunicipalityCmd::Erase { code, confirm } => {
+            anyhow::ensure!(
+                code == confirm,
+                "--confirm {confirm} does not repeat {code}; nothing erased"
+            );
+            let n = flows::municipalities::erase(&mut conn, code)?;
+            println!("erased {code}: keys destroyed, {n} rows deleted");
+        }
+        MunicipalityCmd::Show { .. } => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn keys(common: &Common, cmd: KeysCmd) -> anyhow::Result<()> {
+    let KeysCmd::Rotate {
+        master,
+        new_key_file,
+        municipalities,
+        all_municipalities,
+    } = cmd;
+    anyhow::ensure!(
+        master || all_municipalities || !municipalities.is_empty(),
+        "say what to rotate: --master, --municipality CODE or --all-municipalities"
+    );
+    let prepared = startup::prepare(common, 2)?;
+    let mut conn = prepared.state.pool.get()?;
+    let mut current = prepared.state.master.clone();
+    if master {
+        current = std::sync::Arc::new(rotate_master(&mut conn, &current, new_key_file)?);
+    }
+    let mut codes = municipalities;
+    if all_municipalities {
+        for t in crate::db::models::tenants::TenantRow::active(&mut conn)? {
+            codes.push(MunicipalityCode::parse(&t.municipality_code)?);
+        }
+    }
+    for code in codes {
+        let (v, n) = flows::keys::rotate_tenant(&mut conn, &current, code)?;
+        println!("municipality {code}: now key v{v}, {n} residents re-sealed, old keys destroyed");
+    }
+    Ok(())
+}
+
+/// Writes the new key beside the old one first, re-wraps in one transaction,
+/// then swaps the files, so a crash at any point leaves a key that opens the
+/// database: before commit the old file, after it `master.key.new`.
+fn rotate_master(
+    conn: &mut crate::db::DbConn,
+    old: &MasterKey,
+    new_key_file: Option<PathBuf>,
+) -> anyhow::Result<MasterKey> {
+    match (&old.source, new_key_file) {
+        (MasterKeySource::Env(var), None) => anyhow::bail!(
+            "the master key comes from {var}: give --new-key-file PATH for the new key, then \
+             put its content in {var}"
+        ),
+        (_, Some(path)) => {
+            let new = MasterKey::generate(MasterKeySource::File(path.clone()));
+            new.write_new_file(&path)?;
+            let r = flows::keys::rotate_master(conn, old, &new)?;
+            println!(
+                "master key rotated: {} municipality keys and {} issuer keys re-wrapped; new key in {}",
+                r.tenant_keys,
+                r.issuer_keys,
+                path.display()
+            );
+            Ok(new)
+        }
+        (MasterKeySource::File(path), None) => {
+            let staged = path.with_extension("key.new");
+            let new = MasterKey::generate(MasterKeySource::File(path.clone()));
+            new.write_new_file(&staged)?;
+            let r = flows::keys::rotate_master(conn, old, &new)?;
+            let retired = path.with_extension("key.old");
+            std::fs::rename(path, &retired)
+                .with_context(|| format!("moving {} aside", path.display()))?;
+            std::fs::rename(&staged, path)
+                .with_context(|| format!("installing the new key as {}", path.display()))?;
+            println!(
+                "master key rotated: {} municipality keys and {} issuer keys re-wrapped; \
+                 old key kept as {} (destroy it once backups made with it are gone)",
+                r.tenant_keys,
+                r.issuer_keys,
+                retired.display()
+            );
+            Ok(new)
+        }
+    }
+}

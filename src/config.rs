@@ -1,0 +1,162 @@
+//! Typed settings: one flag and one environment variable per setting, with
+//! defaults that make a bare `vrs serve` work on a fresh machine.
+
+use crate::crypto::{MasterKey, MasterKeySource};
+use crate::db::DatabaseUrl;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Settings every command shares.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Folder for the embedded database and the master key file.
+    #[arg(long, env = "VRS_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (default: sqlite://DATA_DIR/vrs.db).
+    #[arg(long, env = "VRS_DATABASE_URL", value_parser = DatabaseUrl::parse, global = true)]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// File holding the master key (default: DATA_DIR/master.key). The key
+    /// can instead be given in VRS_MASTER_KEY (base64 or hex).
+    #[arg(long, env = "VRS_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+
+    /// Production mode: nothing is created implicitly; the master key must be
+    /// given explicitly (VRS_MASTER_KEY or --master-key-file).
+    #[arg(long, env = "VRS_PRODUCTION", global = true)]
+    pub production: bool,
+}
+
+/// Settings of `vrs serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free port).
+    #[arg(long, env = "VRS_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// PEM certificate chain; with --tls-key, serve HTTPS.
+    #[arg(long, env = "VRS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "VRS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Folder of static files (CSS, scripts, vendored libraries).
+    #[arg(long, env = "VRS_STATIC_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/static"))]
+    pub static_dir: PathBuf,
+
+    /// Fill three real municipalities with demo residents (never in production).
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Worker threads of the HTTP server (default: one per core).
+    #[arg(long, env = "VRS_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+pub const MASTER_KEY_ENV: &str = "VRS_MASTER_KEY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "production mode needs an explicit master key: set {MASTER_KEY_ENV} or --master-key-file \
+         (VRS_MASTER_KEY_FILE) to an existing key file"
+    )]
+    ProductionNeedsKey,
+    #[error("--demo cannot be used in production mode")]
+    DemoInProduction,
+    #[error(transparent)]
+    MasterKey(#[from] crate::crypto::master::MasterKeyError),
+    #[error("{0}")]
+    Tls(String),
+}
+
+impl Common {
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::Sqlite(self.data_dir.join("vrs.db")))
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// Finds the master key: the environment variable, else the key file.
+    /// `Ok(None)` means neither exists and the caller may create one (never
+    /// in production).
+    pub fn find_master_key(&self) -> Result<Option<MasterKey>, ConfigError> {
+        if let Ok(v) = std::env::var(MASTER_KEY_ENV) {
+            return Ok(Some(MasterKey::parse(
+                &v,
+                MasterKeySource::Env(MASTER_KEY_ENV),
+            )?));
+        }
+        let path = self.master_key_path();
+        if path.exists() {
+            return Ok(Some(MasterKey::load_file(&path)?));
+        }
+        if self.production {
+            return Err(ConfigError::ProductionNeedsKey);
+        }
+        Ok(None)
+    }
+
+    pub fn new_master_key_source(&self) -> MasterKeySource {
+        MasterKeySource::File(self.master_key_path())
+    }
+}
+
+/// Loads a PEM certificate chain and key into a rustls server config.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ConfigError> {
+    let read = |p: &Path, what: &str| {
+        std::fs::read(p).map_err(|e| ConfigError::Tls(format!("{what} {}: {e}", p.display())))
+    };
+    let cert_pem = read(cert, "TLS certificate (--tls-cert)")?;
+    let key_pem = read(key, "TLS key (--tls-key)")?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            ConfigError::Tls(format!(
+                "TLS certificate (--tls-cert) {}: {e}",
+                cert.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(ConfigError::Tls(format!(
+            "TLS certificate (--tls-cert) {}: no PEM certificate found",
+            cert.display()
+        )));
+    }
+    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| ConfigError::Tls(format!("TLS key (--tls-key) {}: {e}", key.display())))?
+        .ok_or_else(|| {
+            ConfigError::Tls(format!(
+                "TLS key (--tls-key) {}: no PEM private key found",
+                key.display()
+            ))
+        })?;
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| ConfigError::Tls(format!("TLS certificate and key do not match: {e}")))
+}
+
+/// Creates a folder (and its parents) that only the service's own user may
+/// enter: it holds the database and, by default, the master key. An existing
+/// folder is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}

@@ -1,0 +1,21 @@
+//! Keys and field protection. The master key never enters the database; it
+//! wraps each municipality's data key and blind-index key, and the issuer's
+//! signing keys. See `seal` for the field format.
+
+pub mod master;
+mod seal;
+mod tenant_keys;
+
+pub use master::{MasterKey, MasterKeySource};
+pub use seal::{AadContext, SealError, Sealer};
+pub use tenant_keys::{BlindIndexer, TenantKeyMaterial, WrappedTenantKeys};
+
+/// 32 bytes of key material that is wiped on drop.
+pub type KeyBytes = zeroize::Zeroizing<[u8; 32]>;
+
+pub fn random_key() -> KeyBytes {
+    use rand::RngCore;
+    let mut k = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(k.as_mut());
+    k
+}

@@ -1,0 +1,221 @@
+//! Storage: one connection type over SQLite and PostgreSQL, a pool, the
+//! embedded migrations, and the row models. Backend-specific SQL lives here
+//! and only here, as a `match` on `DbConn`.
+
+pub mod models;
+pub mod schema;
+mod url;
+
+pub use url::{DatabaseUrl, DatabaseUrlError, redact};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {url}: {source}")]
+    Connect {
+        url: String,
+        source: diesel::ConnectionError,
+    },
+    #[error("cannot create the database folder {0}: {1}")]
+    Folder(String, std::io::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("migrations: {0}")]
+    Migration(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+/// Opens connections by URL scheme and prepares each one for our use.
+#[derive(Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl Manager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Manager { url }
+    }
+
+    pub fn establish(&self) -> Result<DbConn, DbError> {
+        let connect_err = |source| DbError::Connect {
+            url: self.url.to_string(),
+            source,
+        };
+        match &self.url {
+            DatabaseUrl::Postgres(u) => {
+                let conn = diesel::PgConnection::establish(u).map_err(connect_err)?;
+                Ok(DbConn::Postgresql(conn))
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(connect_err)?;
+                // Foreign keys are off unless asked for on every connection;
+                // WAL lets readers proceed while a writer commits.
+                conn.batch_execute(
+                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+                )?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConn, DbError> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::Query)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Opens the pool, creating the SQLite file's folder on first run. The first
+/// connection is made eagerly so a wrong URL fails at start with its name.
+pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
+    if let DatabaseUrl::Sqlite(path) = url
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        crate::config::create_private_dir(dir)
+            .map_err(|e| DbError::Folder(dir.display().to_string(), e))?;
+    }
+    let manager = Manager::new(url.clone());
+    // Fail with the real cause (not r2d2's timeout) when the URL is wrong.
+    manager.establish()?;
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(std::time::Duration::from_secs(15))
+        .build(manager)?;
+    Ok(pool)
+}
+
+/// Applies every pending migration of the connection's backend.
+pub fn migrate(conn: &mut DbConn) -> Result<usize, DbError> {
+    let applied = match conn {
+        DbConn::Postgresql(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    };
+    applied.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Reverts every applied migration (used by `vrs migrate --revert-all` and the
+/// down/up test).
+pub fn revert_all(conn: &mut DbConn) -> Result<usize, DbError> {
+    let reverted = match conn {
+        DbConn::Postgresql(c) => c
+            .revert_all_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
+        DbConn::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    };
+    reverted.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Whether the PostgreSQL role we run as would skip row-level security
+/// (superuser or BYPASSRLS). SQLite has no such notion.
+pub fn role_bypasses_rls(conn: &mut DbConn) -> Result<bool, DbError> {
+    #[derive(QueryableByName)]
+    struct Flag {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        bypass: bool,
+    }
+    match conn {
+        DbConn::Postgresql(c) => {
+            let f: Flag = diesel::sql_query(
+                "SELECT (rolsuper OR rolbypassrls) AS bypass FROM pg_roles WHERE rolname = current_user",
+            )
+            .get_result(c)?;
+            Ok(f.bypass)
+        }
+        DbConn::Sqlite(_) => Ok(false),
+    }
+}
+
+/// Names the municipality for the current transaction; on PostgreSQL the
+/// row-level-security policies read it. Transaction-local, so a pooled
+/// connection never carries it into the next request.
+pub fn set_transaction_municipality(conn: &mut DbConn, code: &str) -> Result<(), DbError> {
+    if let DbConn::Postgresql(c) = conn {
+        diesel::sql_query("SELECT set_config('vrs.municipality', $1, true)")
+            .bind::<diesel::sql_types::Text, _>(code)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// Table and column names as the live database has them (for the schema
+/// equivalence test and `vrs migrate --check`).
+pub fn live_columns(conn: &mut DbConn) -> Result<Vec<(String, String)>, DbError> {
+    #[derive(QueryableByName)]
+    struct Col {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        column_name: String,
+    }
+    let cols: Vec<Col> = match conn {
+        DbConn::Postgresql(c) => diesel::sql_query(
+            "SELECT table_name::text AS table_name, column_name::text AS column_name \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_\\_diesel%' \
+             ORDER BY 1, 2",
+        )
+        .load(c)?,
+        DbConn::Sqlite(c) => diesel::sql_query(
+            "SELECT m.name AS table_name, p.name AS column_name \
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE '\\_\\_diesel%' ESCAPE '\\' \
+             AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1, 2",
+        )
+        .load(c)?,
+    };
+    Ok(cols
+        .into_iter()
+        .map(|c| (c.table_name, c.column_name))
+        .collect())
+}
+
+/// Deletes one municipality's rows from a tenant table. `table` comes from
+/// `schema::TENANT_TABLES`, never from input.
+pub fn delete_tenant_rows(conn: &mut DbConn, table: &str, code: &str) -> Result<usize, DbError> {
+    debug_assert!(schema::TENANT_TABLES.contains(&table));
+    let n = match conn {
+        DbConn::Postgresql(c) => {
+            diesel::sql_query(format!("DELETE FROM {table} WHERE municipality_code = $1"))
+                .bind::<diesel::sql_types::Text, _>(code)
+                .execute(c)?
+        }
+        DbConn::Sqlite(c) => {
+            diesel::sql_query(format!("DELETE FROM {table} WHERE municipality_code = ?"))
+                .bind::<diesel::sql_types::Text, _>(code)
+                .execute(c)?
+        }
+    };
+    Ok(n)
+}

@@ -1,0 +1,6 @@
+//! Row types, one module per table group. Finders of tenant rows take the
+//! municipality (through a `tenancy::Scope`) in their signature.
+
+pub mod issuer_keys;
+pub mod residents;
+pub mod tenants;

@@ -1,0 +1,68 @@
+// Table definitions shared by both backends; the two migration sets in
+// migrations/sqlite and migrations/postgres must produce exactly these.
+
+diesel::table! {
+    tenants (municipality_code) {
+        municipality_code -> Text,
+        status -> Text,
+        active_key_version -> Integer,
+        enabled_at -> Timestamp,
+        erased_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    tenant_keys (municipality_code, version) {
+        municipality_code -> Text,
+        version -> Integer,
+        wrapped_data_key -> Binary,
+        wrapped_index_key -> Binary,
+        master_key_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    residents (municipality_code, id) {
+        municipality_code -> Text,
+        id -> Text,
+        addressee_index -> Binary,
+        my_number_index -> Nullable<Binary>,
+        addressee_number_sealed -> Binary,
+        my_number_sealed -> Nullable<Binary>,
+        name_kanji_sealed -> Binary,
+        name_kana_sealed -> Binary,
+        birth_date_sealed -> Binary,
+        sex_sealed -> Binary,
+        address_sealed -> Nullable<Binary>,
+        moved_out_on -> Nullable<Date>,
+        deceased_on -> Nullable<Date>,
+        address_protected -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    issuer_keys (kid) {
+        kid -> Text,
+        status -> Text,
+        public_jwk -> Text,
+        wrapped_private_key -> Binary,
+        master_key_id -> Text,
+        crl_version -> Integer,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(tenant_keys -> tenants (municipality_code));
+diesel::allow_tables_to_appear_in_same_query!(tenants, tenant_keys, residents, issuer_keys);
+
+/// Every table the migrations create, in dependency order (parents first).
+pub const ALL_TABLES: &[&str] = &["tenants", "tenant_keys", "residents", "issuer_keys"];
+
+/// Tables holding one municipality's personal data: keyed by
+/// `municipality_code`, row-level-secured on PostgreSQL, emptied when a
+/// municipality is erased. Children before parents.
+pub const TENANT_TABLES: &[&str] = &["residents"];

@@ -1,0 +1,93 @@
+//! Demo data: three real municipalities with made-up residents, so a
+//! newcomer can try each flow at once. Runs only when asked (`--demo` or
+//! `vrs demo`); re-running updates the same residents instead of adding more.
+
+use crate::crypto::MasterKey;
+use crate::db::DbConn;
+use crate::domain::{
+    AddresseeNumber, BirthDate, KanaName, MunicipalityCode, MyNumber, PersonName, Registry, Sex,
+};
+use crate::flows::municipalities::{self, TenantError};
+use crate::flows::residents::{self, NewResident};
+use crate::tenancy::Partition;
+use chrono::NaiveDate;
+use std::fmt::Write;
+
+/// 古河市 (the municipality whose assessment describes VRS), 千代田区, 函館市.
+pub const DEMO_MUNICIPALITIES: [&str; 3] = ["082040", "131016", "012025"];
+pub const RESIDENTS_PER_MUNICIPALITY: usize = 40;
+
+const FAMILY: [(&str, &str); 10] = [
+    ("佐藤", "サトウ"),
+    ("鈴木", "スズキ"),
+    ("高橋", "タカハシ"),
+    ("田中", "タナカ"),
+    ("伊藤", "イトウ"),
+    ("渡辺", "ワタナベ"),
+    ("山本", "ヤマモト"),
+    ("中村", "ナカムラ"),
+    ("小林", "コバヤシ"),
+    ("加藤", "カトウ"),
+];
+const GIVEN: [(&str, &str, Sex); 8] = [
+    ("太郎", "タロウ", Sex::Male),
+    ("花子", "ハナコ", Sex::Female),
+    ("健", "ケン", Sex::Male),
+    ("陽子", "ヨウコ", Sex::Female),
+    ("翔", "ショウ", Sex::Male),
+    ("美咲", "ミサキ", Sex::Female),
+    ("大輔", "ダイスケ", Sex::Male),
+    ("由美", "ユミ", Sex::Female),
+];
+
+/// The i-th demo resident of a municipality: deterministic, so re-runs match.
+pub fn demo_resident(code: MunicipalityCode, i: usize) -> NewResident {
+    let (fam, fam_kana) = FAMILY[i % FAMILY.len()];
+    let (given, given_kana, sex) = GIVEN[(i / FAMILY.len() + i) % GIVEN.len()];
+    let seed: u64 = code.as_str()[..5].parse().unwrap_or(0);
+    let born = NaiveDate::from_ymd_opt(
+        1940 + (i as i32 * 7) % 80,
+        1 + (i as u32 % 12),
+        1 + (i as u32 * 3) % 28,
+    )
+    .unwrap_or_default();
+    NewResident {
+        addressee_number: AddresseeNumber::parse(&format!("D{:07}", i + 1)).expect("valid"),
+        my_number: Some(MyNumber::from_body(seed * 1_000_000 + 7_000 + i as u64)),
+        name_kanji: PersonName::parse(&format!("{fam}　{given}")).expect("valid"),
+        name_kana: KanaName::parse(&format!("{fam_kana}　{given_kana}")).expect("valid"),
+        birth_date: BirthDate::from_stored(born),
+        sex,
+        address: Some(format!("{}{}丁目{}番", "本町", 1 + i % 5, 1 + i % 20)),
+    }
+}
+
+pub fn seed(conn: &mut DbConn, master: &MasterKey) -> anyhow::Result<String> {
+    let mut out = String::new();
+    writeln!(out, "Demo data:")?;
+    for code in DEMO_MUNICIPALITIES {
+        let code = MunicipalityCode::parse(code)?;
+        match municipalities::enable(conn, master, code) {
+            Ok(_) | Err(TenantError::AlreadyEnabled(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let partition = Partition::open(conn, master, code)?;
+        let (added, total) = partition.run(conn, |scope, conn| {
+            let mut added = 0;
+            for i in 0..RESIDENTS_PER_MUNICIPALITY {
+                let (_, new) = residents::register(scope, conn, &demo_resident(code, i))?;
+                added += new as usize;
+            }
+            Ok::<_, residents::ResidentError>((added, residents::count(scope, conn)?))
+        })?;
+        let name = Registry::global()
+            .get(&code)
+            .map(|m| m.full_name())
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {code} {name}: {total} residents ({added} added now)"
+        )?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,138 @@
+//! Pure types parsed once at the edge. Holding one of these is the proof that
+//! the value passed its checks; nothing here does I/O.
+
+mod municipality_code;
+mod my_number;
+mod person;
+mod registry;
+
+pub use municipality_code::MunicipalityCode;
+pub use my_number::{MyNumber, mask_number_like};
+pub use person::{AddresseeNumber, BirthDate, KanaName, PersonName, Sex};
+pub use registry::{Municipality, MunicipalityKind, Registry};
+
+/// Why a piece of input was refused. `field` names what the user typed into,
+/// so a form or CSV report can point at it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub reason: Reason,
+}
+
+/// Closed set of reasons, each with a message in both languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Empty,
+    NotDigits,
+    WrongLength(usize),
+    CheckDigit,
+    UnknownMunicipality,
+    TooLong(usize),
+    AddresseeChars,
+    ControlChars,
+    NotKatakana,
+    SexCode,
+    NotADate,
+    FutureDate,
+    DateTooOld,
+}
+
+impl Reason {
+    pub fn message_ja(&self) -> String {
+        match self {
+            Reason::Empty => "入力されていません".into(),
+            Reason::NotDigits => "半角数字で入力してください".into(),
+            Reason::WrongLength(n) => format!("{n}桁で入力してください"),
+            Reason::CheckDigit => "チェックデジットが一致しません".into(),
+            Reason::UnknownMunicipality => "存在しない地方公共団体コードです".into(),
+            Reason::TooLong(n) => format!("{n}文字以内で入力してください"),
+            Reason::AddresseeChars => "半角英数字とハイフンで入力してください".into(),
+            Reason::ControlChars => "制御文字は使えません".into(),
+            Reason::NotKatakana => "全角カタカナで入力してください".into(),
+            Reason::SexCode => "1（男）、2（女）、9（未設定）のいずれかで入力してください".into(),
+            Reason::NotADate => "日付はYYYY-MM-DDの形式で、実在する日付を入力してください".into(),
+            Reason::FutureDate => "未来の日付は入力できません".into(),
+            Reason::DateTooOld => "1900年より前の日付は入力できません".into(),
+        }
+    }
+
+    pub fn message_en(&self) -> String {
+        match self {
+            Reason::Empty => "is empty".into(),
+            Reason::NotDigits => "must be half-width digits".into(),
+            Reason::WrongLength(n) => format!("must be {n} digits"),
+            Reason::CheckDigit => "check digit does not match".into(),
+            Reason::UnknownMunicipality => "is not a municipality code in use".into(),
+            Reason::TooLong(n) => format!("must be at most {n} characters"),
+            Reason::AddresseeChars => "may contain only ASCII letters, digits and hyphens".into(),
+            Reason::ControlChars => "must not contain control characters".into(),
+            Reason::NotKatakana => "must be full-width katakana".into(),
+            Reason::SexCode => "must be 1 (male), 2 (female) or 9 (unspecified)".into(),
+            Reason::NotADate => "must be a real date as YYYY-MM-DD".into(),
+            Reason::FutureDate => "must not be in the future".into(),
+            Reason::DateTooOld => "must not be before 1900".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message_en())
+    }
+}
+
+/// Parses a fixed-length run of ASCII digits; full-width digits (common when
+/// typed on a Japanese IME) are accepted and normalised.
+pub(crate) fn parse_digits<const N: usize>(
+    field: &'static str,
+    input: &str,
+) -> Result<[u8; N], FieldError> {
+    let err = |reason| FieldError { field, reason };
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(err(Reason::Empty));
+    }
+    let mut out = [0u8; N];
+    let mut len = 0;
+    for ch in trimmed.chars() {
+        let d = match ch {
+            '0'..='9' => ch as u32 - '0' as u32,
+            '０'..='９' => ch as u32 - '０' as u32,
+            _ => return Err(err(Reason::NotDigits)),
+        };
+        if len < N {
+            out[len] = d as u8;
+        }
+        len += 1;
+    }
+    if len != N {
+        return Err(err(Reason::WrongLength(N)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_width_digits_are_normalised() {
+        assert_eq!(parse_digits::<3>("f", "１２３").unwrap(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse_digits::<3>("ticket", "12a").unwrap_err();
+        assert_eq!(e.field, "ticket");
+        assert_eq!(e.reason, Reason::NotDigits);
+        assert_eq!(
+            parse_digits::<3>("ticket", "1234").unwrap_err().reason,
+            Reason::WrongLength(3)
+        );
+        assert_eq!(
+            parse_digits::<3>("ticket", "  ").unwrap_err().reason,
+            Reason::Empty
+        );
+    }
+}

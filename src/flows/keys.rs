@@ -1,0 +1,106 @@
+//! Key rotation: the master key (re-wraps every wrapped key) and a
+//! municipality's data and index keys (re-seals every row).
+
+use super::municipalities::insert_keys;
+use crate::crypto::{MasterKey, TenantKeyMaterial};
+use crate::db::models::issuer_keys::IssuerKeyRow;
+use crate::db::models::tenants::{TenantKeyRow, TenantRow};
+use crate::db::{DbConn, DbError};
+use crate::domain::MunicipalityCode;
+use crate::flows::residents;
+use crate::tenancy::{Partition, TenancyError, unwrap_all};
+use diesel::Connection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+    #[error(transparent)]
+    Resident(#[from] residents::ResidentError),
+    #[error("issuer key {0} cannot be unwrapped with the current master key")]
+    IssuerKey(String),
+}
+
+impl From<diesel::result::Error> for RotationError {
+    fn from(e: diesel::result::Error) -> Self {
+        RotationError::Tenancy(e.into())
+    }
+}
+
+impl From<DbError> for RotationError {
+    fn from(e: DbError) -> Self {
+        RotationError::Tenancy(e.into())
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MasterRotation {
+    pub tenant_keys: usize,
+    pub issuer_keys: usize,
+}
+
+/// Re-wraps every municipality key and issuer key under `new`, in one
+/// transaction: either everything moves to the new master key or nothing does.
+pub fn rotate_master(
+    conn: &mut DbConn,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<MasterRotation, RotationError> {
+    conn.transaction(|conn| {
+        let mut done = MasterRotation::default();
+        for row in TenantKeyRow::all(conn)? {
+            let code = MunicipalityCode::parse(&row.municipality_code).map_err(|_| {
+                TenancyError::Db(DbError::Migration("bad code in tenant_keys".into()))
+            })?;
+            let keys = unwrap_all(old, code, std::slice::from_ref(&row))?;
+            let w = keys[0].wrap(new, code);
+            TenantKeyRow {
+                wrapped_data_key: w.wrapped_data_key,
+                wrapped_index_key: w.wrapped_index_key,
+                master_key_id: w.master_key_id,
+                ..row
+            }
+            .rewrap(conn)?;
+            done.tenant_keys += 1;
+        }
+        for row in IssuerKeyRow::all(conn)? {
+            let label = crate::flows::issuer::wrap_label(&row.kid);
+            let private = old
+                .unwrap_bytes(&label, &row.wrapped_private_key)
+                .ok_or_else(|| RotationError::IssuerKey(row.kid.clone()))?;
+            IssuerKeyRow::rewrap(conn, &row.kid, &new.wrap(&label, &private), &new.key_id())?;
+            done.issuer_keys += 1;
+        }
+        Ok(done)
+    })
+}
+
+/// Gives a municipality a new data key and index key, re-seals all of its
+/// rows with them, and destroys the old versions — in one transaction, so a
+/// failure leaves every row readable with the old key.
+pub fn rotate_tenant(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    code: MunicipalityCode,
+) -> Result<(u32, usize), RotationError> {
+    conn.transaction(|conn| {
+        // Opening first checks the tenant is active and the master key right.
+        let current = Partition::open(conn, master, code)?;
+        drop(current);
+        let tenant = TenantRow::find(conn, code.as_str())?.ok_or(TenancyError::NotATenant(code))?;
+        let new_version = tenant.active_key_version as u32 + 1;
+        let fresh = TenantKeyMaterial::generate(new_version);
+        insert_keys(conn, master, code, &fresh)?;
+        let mut all = unwrap_all(
+            master,
+            code,
+            &TenantKeyRow::for_municipality(conn, code.as_str())?,
+        )?;
+        all.retain(|k| k.version <= new_version);
+        let rotating = Partition::from_keys(code, &all, new_version)?;
+        let resealed = rotating.run(conn, residents::reseal_all)?;
+        TenantRow::set_active_version(conn, code.as_str(), new_version as i32)?;
+        TenantKeyRow::destroy(conn, code.as_str(), Some(new_version as i32))?;
+        Ok((new_version, resealed))
+    })
+}

@@ -1,0 +1,13 @@
+//! Business rules, one module per flow of the product. No HTTP here.
+
+pub mod issuer;
+pub mod keys;
+pub mod municipalities;
+pub mod residents;
+
+use chrono::{NaiveDateTime, Utc};
+
+/// Wall-clock time as stored (UTC, no zone: both backends agree on it).
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}

@@ -1,0 +1,129 @@
+//! Tenants: enabling a municipality creates its keys; erasing destroys them.
+
+use super::now;
+use crate::crypto::{MasterKey, TenantKeyMaterial};
+use crate::db::models::tenants::{ACTIVE, TenantKeyRow, TenantRow};
+use crate::db::{self, DbConn, DbError, schema};
+use crate::domain::{Municipality, MunicipalityCode, Registry};
+use diesel::Connection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("{0} is a prefecture; only municipalities and wards hold residents")]
+    NotAMunicipality(MunicipalityCode),
+    #[error("{0} is not a municipality code in use")]
+    Unknown(MunicipalityCode),
+    #[error("municipality {0} is already enabled")]
+    AlreadyEnabled(MunicipalityCode),
+    #[error("municipality {0} is not enabled")]
+    NotEnabled(MunicipalityCode),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for TenantError {
+    fn from(e: diesel::result::Error) -> Self {
+        TenantError::Db(DbError::Query(e))
+    }
+}
+
+fn registered(code: MunicipalityCode) -> Result<&'static Municipality, TenantError> {
+    let m = Registry::global()
+        .get(&code)
+        .ok_or(TenantError::Unknown(code))?;
+    if !m.can_be_tenant() {
+        return Err(TenantError::NotAMunicipality(code));
+    }
+    Ok(m)
+}
+
+/// Makes a municipality a tenant with a fresh data key and index key. An
+/// erased municipality can be enabled again; it starts empty.
+pub fn enable(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    code: MunicipalityCode,
+) -> Result<&'static Municipality, TenantError> {
+    let m = registered(code)?;
+    conn.transaction(|conn| {
+        let existing = TenantRow::find(conn, code.as_str())?;
+        let version = match &existing {
+            Some(t) if t.status == ACTIVE => return Err(TenantError::AlreadyEnabled(code)),
+            Some(t) => t.active_key_version + 1,
+            None => 1,
+        };
+        let at = now();
+        match existing {
+            Some(_) => TenantRow::reactivate(conn, code.as_str(), version, at)?,
+            None => TenantRow {
+                municipality_code: code.to_string(),
+                status: ACTIVE.into(),
+                active_key_version: version,
+                enabled_at: at,
+                erased_at: None,
+            }
+            .insert(conn)?,
+        }
+        insert_keys(
+            conn,
+            master,
+            code,
+            &TenantKeyMaterial::generate(version as u32),
+        )?;
+        Ok(m)
+    })
+}
+
+pub(crate) fn insert_keys(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    code: MunicipalityCode,
+    keys: &TenantKeyMaterial,
+) -> Result<(), DbError> {
+    let w = keys.wrap(master, code);
+    TenantKeyRow {
+        municipality_code: code.to_string(),
+        version: w.version as i32,
+        wrapped_data_key: w.wrapped_data_key,
+        wrapped_index_key: w.wrapped_index_key,
+        master_key_id: w.master_key_id,
+        created_at: now(),
+    }
+    .insert(conn)
+}
+
+/// Erases a municipality: its keys are destroyed first (so even a copy of
+/// the rows taken before this moment no longer opens with this database's
+/// keys), then its rows are deleted. The tenant row stays, marked erased, as
+/// the record that it happened.
+pub fn erase(conn: &mut DbConn, code: MunicipalityCode) -> Result<usize, TenantError> {
+    conn.transaction(|conn| {
+        match TenantRow::find(conn, code.as_str())? {
+            Some(t) if t.status == ACTIVE => {}
+            _ => return Err(TenantError::NotEnabled(code)),
+        }
+        TenantKeyRow::destroy(conn, code.as_str(), None)?;
+        db::set_transaction_municipality(conn, code.as_str())?;
+        let mut deleted = 0;
+        for table in schema::TENANT_TABLES {
+            deleted += db::delete_tenant_rows(conn, table, code.as_str())?;
+        }
+        TenantRow::mark_erased(conn, code.as_str(), now())?;
+        Ok(deleted)
+    })
+}
+
+/// Enabled tenants with their registry entries (for `vrs municipality list`).
+pub fn list(
+    conn: &mut DbConn,
+) -> Result<Vec<(TenantRow, Option<&'static Municipality>)>, TenantError> {
+    Ok(TenantRow::all(conn)?
+        .into_iter()
+        .map(|t| {
+            let m = MunicipalityCode::parse(&t.municipality_code)
+                .ok()
+                .and_then(|c| Registry::global().get(&c));
+            (t, m)
+        })
+        .collect())
+}

@@ -1,0 +1,15 @@
+//! VRS: vaccination records for Japanese municipalities, each in its own
+//! encrypted partition.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod flows;
+pub mod i18n;
+pub mod startup;
+pub mod tenancy;
+pub mod web;

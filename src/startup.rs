@@ -1,0 +1,147 @@
+//! Builds the application: opens the database, applies migrations, finds or
+//! creates the keys, and binds the HTTP server (port 0 in tests).
+
+use crate::config::{Common, ConfigError, ServeArgs};
+use crate::crypto::MasterKey;
+use crate::db::models::issuer_keys::IssuerKeyRow;
+use crate::db::models::tenants::TenantKeyRow;
+use crate::db::{self, Pool};
+use crate::flows;
+use actix_web::dev::Server;
+use anyhow::Context;
+use std::sync::Arc;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub master: Arc<MasterKey>,
+}
+
+/// The state plus what start-up did, so `serve` can say it.
+pub struct Prepared {
+    pub state: AppState,
+    pub created_master_key: bool,
+    pub created_issuer_key: bool,
+    pub migrations_applied: usize,
+    pub rls_bypassed: bool,
+}
+
+/// Opens everything a command needs. Outside production, a first run creates
+/// the SQLite database, the master key file (mode 600) and the issuer key.
+pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
+    let found = common.find_master_key()?;
+    let url = common.database_url();
+    let pool = db::connect(&url, pool_size)?;
+    let mut conn = pool.get().context("database pool")?;
+    let migrations_applied = db::migrate(&mut conn)?;
+    let rls_bypassed = db::role_bypasses_rls(&mut conn)?;
+
+    let mut wrapped_ids: Vec<String> = TenantKeyRow::all(&mut conn)?
+        .into_iter()
+        .map(|k| k.master_key_id)
+        .chain(
+            IssuerKeyRow::all(&mut conn)?
+                .into_iter()
+                .map(|k| k.master_key_id),
+        )
+        .collect();
+    wrapped_ids.sort();
+    wrapped_ids.dedup();
+
+    let (master, created_master_key) = match found {
+        Some(k) => (k, false),
+        None => {
+            let path = common.master_key_path();
+            if let Some(id) = wrapped_ids.first() {
+                anyhow::bail!(
+                    "the database {url} holds keys wrapped by master key {id}, but there is no \
+                     master key file at {} and {} is not set",
+                    path.display(),
+                    crate::config::MASTER_KEY_ENV
+                );
+            }
+            let k = MasterKey::generate(common.new_master_key_source());
+            k.write_new_file(&path).map_err(ConfigError::from)?;
+            (k, true)
+        }
+    };
+    if let Some(other) = wrapped_ids.iter().find(|id| **id != master.key_id()) {
+        anyhow::bail!(
+            "the master key ({}, key id {}) is not the one that wrapped this database's keys \
+             (key id {other})",
+            master.source,
+            master.key_id()
+        );
+    }
+    let (_, created_issuer_key) = flows::issuer::ensure_issuer_key(&mut conn, &master)?;
+    drop(conn);
+    Ok(Prepared {
+        state: AppState {
+            pool,
+            master: Arc::new(master),
+        },
+        created_master_key,
+        created_issuer_key,
+        migrations_applied,
+        rls_bypassed,
+    })
+}
+
+/// A bound, not yet running, HTTP server.
+pub struct Application {
+    port: u16,
+    scheme: &'static str,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(state: AppState, serve: &ServeArgs) -> anyhow::Result<Application> {
+        let static_dir = serve.static_dir.clone();
+        let tls = match (&serve.tls_cert, &serve.tls_key) {
+            (Some(c), Some(k)) => Some(crate::config::load_tls(c, k)?),
+            _ => None,
+        };
+        let secure = tls.is_some();
+        let app_state = actix_web::web::Data::new(state);
+        let factory = move || {
+            actix_web::App::new()
+                .app_data(app_state.clone())
+                .configure(|cfg| crate::web::configure(cfg, &static_dir, secure))
+        };
+        let mut http = actix_web::HttpServer::new(factory);
+        if let Some(w) = serve.workers {
+            http = http.workers(w.max(1));
+        }
+        let http = match tls {
+            Some(cfg) => http
+                .bind_rustls_0_23(serve.bind, cfg)
+                .with_context(|| format!("cannot listen on {} (--bind / VRS_BIND)", serve.bind))?,
+            None => http
+                .bind(serve.bind)
+                .with_context(|| format!("cannot listen on {} (--bind / VRS_BIND)", serve.bind))?,
+        };
+        let port = http.addrs().first().map(|a| a.port()).unwrap_or(0);
+        Ok(Application {
+            port,
+            scheme: if secure { "https" } else { "http" },
+            server: http.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    pub fn into_server(self) -> Server {
+        self.server
+    }
+}

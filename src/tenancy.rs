@@ -1,0 +1,182 @@
+//! The partition: the only door to one municipality's rows and keys.
+//!
+//! `Partition::open` unwraps the municipality's keys with the master key;
+//! `Partition::run` opens a transaction that names the municipality to the
+//! database (row-level security on PostgreSQL) and hands the work a `Scope`.
+//! Every finder of tenant rows takes a `Scope`, so a query without a
+//! municipality cannot be written.
+
+use crate::crypto::{AadContext, BlindIndexer, MasterKey, SealError, Sealer, TenantKeyMaterial};
+use crate::db::models::tenants::{ACTIVE, TenantKeyRow, TenantRow};
+use crate::db::{self, DbConn, DbError};
+use crate::domain::{MunicipalityCode, MyNumber};
+use diesel::Connection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    #[error("municipality {0} is not enabled (vrs municipality enable {0})")]
+    NotATenant(MunicipalityCode),
+    #[error("municipality {0} has been erased")]
+    Erased(MunicipalityCode),
+    #[error(
+        "the master key ({given}) is not the one that wrapped municipality {code}'s keys \
+         (expected key id {expected}); start with the right master key file or VRS_MASTER_KEY"
+    )]
+    WrongMasterKey {
+        code: MunicipalityCode,
+        expected: String,
+        given: String,
+    },
+    #[error("municipality {0}'s keys are damaged and cannot be unwrapped")]
+    DamagedKeys(MunicipalityCode),
+    #[error("sealed data of municipality {0} does not open: {1}")]
+    Seal(MunicipalityCode, SealError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for TenancyError {
+    fn from(e: diesel::result::Error) -> Self {
+        TenancyError::Db(DbError::Query(e))
+    }
+}
+
+/// One municipality's open partition: its code and unwrapped keys.
+pub struct Partition {
+    code: MunicipalityCode,
+    sealer: Sealer,
+    indexer: BlindIndexer,
+}
+
+impl Partition {
+    /// Loads and unwraps the municipality's keys. Every key version it still
+    /// holds can open; the active one seals and indexes.
+    pub fn open(
+        conn: &mut DbConn,
+        master: &MasterKey,
+        code: MunicipalityCode,
+    ) -> Result<Partition, TenancyError> {
+        let tenant = TenantRow::find(conn, code.as_str())?.ok_or(TenancyError::NotATenant(code))?;
+        if tenant.status != ACTIVE {
+            return Err(TenancyError::Erased(code));
+        }
+        let rows = TenantKeyRow::for_municipality(conn, code.as_str())?;
+        let keys = unwrap_all(master, code, &rows)?;
+        Self::from_keys(code, &keys, tenant.active_key_version as u32)
+    }
+
+    pub(crate) fn from_keys(
+        code: MunicipalityCode,
+        keys: &[TenantKeyMaterial],
+        active: u32,
+    ) -> Result<Partition, TenancyError> {
+        let active_keys = keys
+            .iter()
+            .find(|k| k.version == active)
+            .ok_or(TenancyError::DamagedKeys(code))?;
+        let refs: Vec<(u32, &[u8; 32])> = keys.iter().map(|k| (k.version, &*k.data_key)).collect();
+        Ok(Partition {
+            code,
+            sealer: Sealer::new(code, &refs, active),
+            indexer: BlindIndexer::new(&active_keys.index_key),
+        })
+    }
+
+    pub fn code(&self) -> MunicipalityCode {
+        self.code
+    }
+
+    /// Runs `work` in one transaction scoped to this municipality.
+    pub fn run<T, E>(
+        &self,
+        conn: &mut DbConn,
+        work: impl FnOnce(&Scope<'_>, &mut DbConn) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<diesel::result::Error> + From<DbError>,
+    {
+        conn.transaction(|conn| {
+            db::set_transaction_municipality(conn, self.code.as_str())?;
+            work(&Scope { partition: self }, conn)
+        })
+    }
+}
+
+pub(crate) fn unwrap_all(
+    master: &MasterKey,
+    code: MunicipalityCode,
+    rows: &[TenantKeyRow],
+) -> Result<Vec<TenantKeyMaterial>, TenancyError> {
+    rows.iter()
+        .map(|row| {
+            if row.master_key_id != master.key_id() {
+                return Err(TenancyError::WrongMasterKey {
+                    code,
+                    expected: row.master_key_id.clone(),
+                    given: master.source.to_string(),
+                });
+            }
+            to_wrapped(row)
+                .unwrap(master, code)
+                .ok_or(TenancyError::DamagedKeys(code))
+        })
+        .collect()
+}
+
+pub(crate) fn to_wrapped(row: &TenantKeyRow) -> crate::crypto::WrappedTenantKeys {
+    crate::crypto::WrappedTenantKeys {
+        version: row.version as u32,
+        wrapped_data_key: row.wrapped_data_key.clone(),
+        wrapped_index_key: row.wrapped_index_key.clone(),
+        master_key_id: row.master_key_id.clone(),
+    }
+}
+
+/// Proof that the current transaction is scoped to one municipality, and the
+/// means to seal, open and index its fields.
+pub struct Scope<'a> {
+    partition: &'a Partition,
+}
+
+/// Domain labels of the blind indexes.
+const INDEX_MY_NUMBER: &str = "my_number";
+const INDEX_ADDRESSEE: &str = "addressee_number";
+
+impl Scope<'_> {
+    pub fn code(&self) -> MunicipalityCode {
+        self.partition.code
+    }
+
+    pub fn seal(&self, ctx: AadContext<'_>, plaintext: &[u8]) -> Vec<u8> {
+        self.partition.sealer.seal(ctx, plaintext)
+    }
+
+    pub fn open(&self, ctx: AadContext<'_>, sealed: &[u8]) -> Result<Vec<u8>, TenancyError> {
+        self.partition
+            .sealer
+            .open(ctx, sealed)
+            .map_err(|e| TenancyError::Seal(self.partition.code, e))
+    }
+
+    pub fn open_string(&self, ctx: AadContext<'_>, sealed: &[u8]) -> Result<String, TenancyError> {
+        String::from_utf8(self.open(ctx, sealed)?)
+            .map_err(|_| TenancyError::Seal(self.partition.code, SealError::Malformed))
+    }
+
+    /// Whether a sealed value was made with an older key version.
+    pub fn needs_reseal(&self, sealed: &[u8]) -> bool {
+        Sealer::version_of(sealed) != Some(self.partition.sealer.active_version())
+    }
+
+    pub fn my_number_index(&self, n: &MyNumber) -> Vec<u8> {
+        self.partition
+            .indexer
+            .index(INDEX_MY_NUMBER, &n.expose_digits())
+    }
+
+    pub fn addressee_index(&self, addressee: &str) -> Vec<u8> {
+        self.partition
+            .indexer
+            .index(INDEX_ADDRESSEE, addressee.as_bytes())
+    }
+}

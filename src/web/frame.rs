@@ -1,0 +1,210 @@
+//! The frame around every request: request id, language, security headers,
+//! error pages, and one access-log line with individual-number-like digit
+//! runs masked.
+
+use crate::domain::mask_number_like;
+use crate::i18n::{Lang, T};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use askama::Template;
+use std::future::{Ready, ready};
+
+pub const LANG_COOKIE: &str = "lang";
+
+/// Whether we are serving over TLS (cookies get `Secure`, HSTS is sent).
+pub struct Transport {
+    pub secure: bool,
+}
+
+/// Set by the frame on every request.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub request_id: String,
+    pub lang: Lang,
+}
+
+/// What a page handler needs to render: the translator and the request id.
+pub struct Ctx {
+    pub t: T,
+    pub request_id: String,
+}
+
+impl FromRequest for Ctx {
+    type Error = Error;
+    type Future = Ready<Result<Ctx, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let info = req
+            .extensions()
+            .get::<RequestInfo>()
+            .cloned()
+            .unwrap_or_else(|| RequestInfo {
+                request_id: new_request_id(),
+                lang: Lang::Ja,
+            });
+        ready(Ok(Ctx {
+            t: T::new(info.lang, req.path()),
+            request_id: info.request_id,
+        }))
+    }
+}
+
+fn new_request_id() -> String {
+    let id = uuid::Uuid::new_v4();
+    id.simple().to_string()[..16].to_string()
+}
+
+/// Machine-facing paths answer errors in JSON, everything else with a page.
+fn wants_json(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/.well-known/") || path == "/health"
+}
+
+#[derive(Template)]
+#[template(path = "errors/error.html")]
+struct ErrorPage<'a> {
+    t: T,
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+}
+
+fn error_keys(status: u16) -> (&'static str, &'static str) {
+    match status {
+        400 | 422 => ("error.400.title", "error.400.message"),
+        401 | 403 => ("error.403.title", "error.403.message"),
+        404 => ("error.404.title", "error.404.message"),
+        405 => ("error.405.title", "error.405.message"),
+        413 => ("error.413.title", "error.413.message"),
+        503 => ("error.503.title", "error.503.message"),
+        _ => ("error.500.title", "error.500.message"),
+    }
+}
+
+fn error_body(status: u16, path: &str, info: &RequestInfo) -> HttpResponse {
+    let mut builder = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    if wants_json(path) {
+        let code = match status {
+            400 | 422 => "bad_request",
+            401 | 403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            413 => "too_large",
+            503 => "unavailable",
+            _ => "internal",
+        };
+        return builder.json(serde_json::json!({ "error": code, "request_id": info.request_id }));
+    }
+    let t = T::new(info.lang, path);
+    let (title_key, message_key) = error_keys(status);
+    let page = ErrorPage {
+        status,
+        title: t.s(title_key),
+        message: t.s(message_key),
+        request_id: &info.request_id,
+        t: t.clone(),
+    };
+    match page.render() {
+        Ok(html) => builder.content_type("text/html; charset=utf-8").body(html),
+        Err(_) => builder
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{status} — request id {}", info.request_id)),
+    }
+}
+
+fn lang_of(req: &ServiceRequest) -> Lang {
+    req.cookie(LANG_COOKIE)
+        .and_then(|c| Lang::parse(c.value()))
+        .unwrap_or_default()
+}
+
+pub async fn frame(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = std::time::Instant::now();
+    let info = RequestInfo {
+        request_id: new_request_id(),
+        lang: lang_of(&req),
+    };
+    req.extensions_mut().insert(info.clone());
+    let secure = req
+        .app_data::<web::Data<Transport>>()
+        .map(|t| t.secure)
+        .unwrap_or(false);
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+
+    let res = next.call(req).await?;
+    let status = res.status().as_u16();
+    // Errors raised by handlers (and unknown routes) get the full error page;
+    // a page that chose its own status (a form shown again with a 422) keeps it.
+    let mut res = if let Some(err) = res.response().error() {
+        let cause = mask_number_like(&err.to_string());
+        if status >= 500 {
+            tracing::error!(request_id = %info.request_id, error = %cause, "request failed");
+        } else {
+            tracing::debug!(request_id = %info.request_id, error = %cause, "request refused");
+        }
+        let (req, _) = res.into_parts();
+        ServiceResponse::new(req, error_body(status, &path, &info))
+    } else {
+        res.map_into_boxed_body()
+    };
+    set_security_headers(res.headers_mut(), secure, path.starts_with("/static/"));
+    if let Ok(v) = HeaderValue::from_str(&info.request_id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
+    }
+    tracing::info!(
+        request_id = %info.request_id,
+        method = %method,
+        path = %mask_number_like(&path),
+        status,
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    Ok(res)
+}
+
+fn set_security_headers(h: &mut header::HeaderMap, secure: bool, is_static: bool) {
+    let set = |h: &mut header::HeaderMap, name: &'static str, value: &'static str| {
+        h.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    );
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "cross-origin-opener-policy", "same-origin");
+    set(
+        h,
+        "permissions-policy",
+        "camera=(self), microphone=(), geolocation=(), payment=()",
+    );
+    if secure {
+        set(
+            h,
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        );
+    }
+    if !is_static && !h.contains_key(header::CACHE_CONTROL) {
+        // Pages may carry personal data: never keep them in a shared or back-button cache.
+        set(h, "cache-control", "no-store");
+    }
+}

@@ -1,0 +1,68 @@
+//! HTTP: routes, the request frame (request id, language, security headers,
+//! error pages), and one module per group of pages. Handlers parse, call a
+//! flow, render; no SQL here.
+
+mod error;
+mod frame;
+mod pages;
+mod system;
+
+pub use error::AppError;
+pub use frame::{Ctx, RequestInfo};
+
+use actix_web::web;
+use std::path::Path;
+
+pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, secure: bool) {
+    cfg.service(
+        web::scope("")
+            .wrap(actix_web::middleware::from_fn(frame::frame))
+            .app_data(web::Data::new(frame::Transport { secure }))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),
+            )
+            .service(
+                actix_files::Files::new("/static", static_dir)
+                    .use_etag(true)
+                    .prefer_utf8(true),
+            )
+            .configure(system::routes)
+            .configure(pages::routes)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+            })),
+    );
+}
+
+/// Renders an askama template as an HTML response.
+pub fn render<T: askama::Template>(tpl: &T) -> Result<actix_web::HttpResponse, AppError> {
+    let body = tpl
+        .render()
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(actix_web::HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+/// Runs database work on the blocking pool with a pooled connection.
+pub async fn with_db<T, F>(state: &crate::startup::AppState, work: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::db::DbConn) -> Result<T, AppError> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool
+            .get()
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+}

@@ -1,0 +1,303 @@
+//! The `vrs` binary as an operator runs it: first start, bad input that names
+//! what is wrong and changes nothing, key rotation, production refusals.
+
+use crate::helpers::*;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn vrs(dir: &Path, db: &TestDb, args: &[&str]) -> Output {
+    base_cmd(dir, db).args(args).output().expect("run vrs")
+}
+
+fn base_cmd(dir: &Path, db: &TestDb) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vrs"));
+    c.current_dir(dir)
+        .env_remove("VRS_MASTER_KEY")
+        .env_remove("VRS_MASTER_KEY_FILE")
+        .env_remove("VRS_PRODUCTION")
+        .env_remove("VRS_DATA_DIR")
+        .env("VRS_DATABASE_URL", db.url_string())
+        .env("VRS_LOG", "info");
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn tenants(dir: &Path, db: &TestDb) -> String {
+    let o = vrs(dir, db, &["municipality", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn enabling_municipalities_checks_codes_and_changes_nothing_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let ok = vrs(dir.path(), &db, &["municipality", "enable", "082040"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("茨城県古河市"));
+    let before = tenants(dir.path(), &db);
+
+    for (code, expect) in [
+        ("082041", "check digit"),
+        ("990001", "not a municipality code in use"),
+        ("08204", "6 digits"),
+        ("abc", "digits"),
+    ] {
+        let o = vrs(dir.path(), &db, &["municipality", "enable", code]);
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert!(
+            e.contains("municipality code") && e.contains(expect),
+            "{code}: {e}"
+        );
+    }
+    let o = vrs(dir.path(), &db, &["municipality", "enable", "080004"]);
+    assert!(stderr(&o).contains("prefecture"), "{}", stderr(&o));
+    let o = vrs(dir.path(), &db, &["municipality", "enable", "082040"]);
+    assert!(stderr(&o).contains("already enabled"), "{}", stderr(&o));
+    let o = vrs(
+        dir.path(),
+        &db,
+        &["municipality", "erase", "082040", "--confirm", "131016"],
+    );
+    assert!(stderr(&o).contains("nothing erased"), "{}", stderr(&o));
+    assert_eq!(tenants(dir.path(), &db), before);
+}
+
+#[test]
+fn a_bad_database_url_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in ["mysql://localhost/vrs", "vrs.db", "sqlite://:memory:"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_vrs"))
+            .current_dir(dir.path())
+            .args(["--database-url", url, "migrate"])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("VRS_DATABASE_URL"),
+            "{url}: {}",
+            stderr(&o)
+        );
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_vrs"))
+        .current_dir(dir.path())
+        .args([
+            "--database-url",
+            "postgres://nobody:secret@127.0.0.1:1/none",
+            "migrate",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("cannot open database postgres://nobody:***@127.0.0.1:1/none"),
+        "{e}"
+    );
+    assert!(!e.contains("secret"));
+}
+
+#[test]
+fn a_bad_master_key_file_is_named_and_no_data_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    assert!(
+        vrs(dir.path(), &db, &["municipality", "enable", "131016"])
+            .status
+            .success()
+    );
+    let before = tenants(dir.path(), &db);
+    let key = dir.path().join("data/master.key");
+    let good = std::fs::read(&key).unwrap();
+
+    std::fs::write(&key, "not a key\n").unwrap();
+    let o = vrs(dir.path(), &db, &["municipality", "enable", "082040"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("master.key") && stderr(&o).contains("not a master key"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Another valid key: refused as the wrong key, not used to create anything.
+    std::fs::remove_file(&key).unwrap();
+    let other = vrs::crypto::MasterKey::generate(vrs::crypto::MasterKeySource::File(key.clone()));
+    other.write_new_file(&key).unwrap();
+    let o = vrs(dir.path(), &db, &["municipality", "enable", "082040"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is not the one that wrapped"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A missing key for a database that has keys is not silently replaced.
+    std::fs::remove_file(&key).unwrap();
+    let o = vrs(dir.path(), &db, &["municipality", "list"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no master key file"), "{}", stderr(&o));
+    assert!(!key.exists());
+
+    std::fs::write(&key, &good).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(tenants(dir.path(), &db), before);
+}
+
+#[test]
+fn production_refuses_to_start_without_an_explicit_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let o = vrs(
+        dir.path(),
+        &db,
+        &["--production", "serve", "--bind", "127.0.0.1:0"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("VRS_MASTER_KEY"), "{}", stderr(&o));
+    assert!(!dir.path().join("data").exists(), "nothing may be created");
+
+    let o = vrs(dir.path(), &db, &["--production", "serve", "--demo"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn bad_arguments_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let o = vrs(dir.path(), &db, &["serve", "--bind", "localhost-8080"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--bind"), "{}", stderr(&o));
+    let o = vrs(
+        dir.path(),
+        &db,
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "nope.pem",
+            "--tls-key",
+            "nope.key",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--tls-cert") && stderr(&o).contains("nope.pem"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn key_rotation_from_the_command_line_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let o = vrs(dir.path(), &db, &["demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = dir.path().join("data/master.key");
+    let old = std::fs::read(&key).unwrap();
+
+    let o = vrs(
+        dir.path(),
+        &db,
+        &["keys", "rotate", "--master", "--municipality", "082040"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("3 municipality keys and 1 issuer keys re-wrapped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("082040: now key v2, 40 residents re-sealed"),
+        "{out}"
+    );
+    assert_ne!(std::fs::read(&key).unwrap(), old);
+    assert_eq!(
+        std::fs::read(dir.path().join("data/master.key.old")).unwrap(),
+        old
+    );
+
+    // Re-running the demo reads and updates every resident with the new keys.
+    let o = vrs(dir.path(), &db, &["demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("082040 茨城県古河市: 40 residents (0 added now)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = vrs(dir.path(), &db, &["keys", "rotate"]);
+    assert!(stderr(&o).contains("say what to rotate"));
+}
+
+/// Starts the real server process, asks for a URL carrying an
+/// individual-number-shaped value, and reads everything the process logged.
+#[test]
+fn the_server_log_never_holds_an_individual_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let mut child = base_cmd(dir.path(), &db)
+        .args(["serve", "--bind", "127.0.0.1:0", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut port = None;
+    let mut printed = String::new();
+    for _ in 0..50 {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        printed.push_str(&line);
+        if let Some(rest) = line.split("127.0.0.1:").nth(1) {
+            port = rest.split('/').next().map(|p| p.to_string());
+            break;
+        }
+    }
+    let port = port.unwrap_or_else(|| panic!("no address printed: {printed}"));
+    assert!(printed.contains("Created a new master key"), "{printed}");
+    let client = reqwest::blocking_get(&format!(
+        "http://127.0.0.1:{port}/residents/123456789018?n=123456789018"
+    ));
+    assert_eq!(client, 404);
+    let _ = child.kill();
+    let mut logged = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logged)
+        .unwrap();
+    let _ = child.wait();
+    assert!(
+        logged.contains("[masked]"),
+        "the request was logged: {logged}"
+    );
+    assert!(!logged.contains("123456789018"), "{logged}");
+    let demo = vrs::demo::demo_resident(code("082040"), 0);
+    let digits = String::from_utf8(demo.my_number.unwrap().expose_digits().to_vec()).unwrap();
+    assert!(!logged.contains(&digits) && !printed.contains(&digits));
+}
+
+/// A tiny blocking GET without another HTTP client dependency.
+mod reqwest {
+    pub fn blocking_get(url: &str) -> u16 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { ::reqwest::get(url).await.unwrap().status().as_u16() })
+    }
+}

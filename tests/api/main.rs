@@ -1,0 +1,9 @@
+//! One integration-test binary: the real application over real HTTP, on
+//! SQLite by default and on PostgreSQL when TEST_DATABASE_URL names one.
+
+mod helpers;
+
+mod backends;
+mod cli;
+mod partitions;
+mod web;

@@ -1,0 +1,160 @@
+//! The web skeleton over real HTTP: pages in Japanese and English, error
+//! pages with a request id, security headers, health, issuer keys.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn top_page_is_japanese_first_and_english_on_request() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let res = app.get("/").await;
+    assert_eq!(res.status(), 200);
+    let doc = html(&res.text().await.unwrap());
+    assert_eq!(select_text(&doc, "h1"), vec!["ワクチン接種記録システム"]);
+    let rows = select_text(&doc, "table.data-table tbody tr");
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().any(|r| r.contains("茨城県古河市")));
+
+    let switch = app.get("/lang/en?next=/municipalities/check").await;
+    assert_eq!(switch.status(), 303);
+    assert_eq!(switch.headers()["location"], "/municipalities/check");
+    let doc = html(&app.get("/").await.text().await.unwrap());
+    assert_eq!(select_text(&doc, "h1"), vec!["Vaccination Record System"]);
+    let lang_attr = scraper::Selector::parse("html").unwrap();
+    assert_eq!(
+        doc.select(&lang_attr).next().unwrap().value().attr("lang"),
+        Some("en")
+    );
+}
+
+#[tokio::test]
+async fn language_switch_never_redirects_off_site() {
+    let app = spawn_app().await;
+    for next in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+    ] {
+        let res = app.get(&format!("/lang/ja?next={}", urlencode(next))).await;
+        assert_eq!(res.headers()["location"], "/", "{next}");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+#[tokio::test]
+async fn municipality_code_check_names_the_field_on_bad_input() {
+    let app = spawn_app().await;
+    let res = app.get("/municipalities/check?code=131017").await;
+    assert_eq!(res.status(), 422);
+    let doc = html(&res.text().await.unwrap());
+    let errors = select_text(&doc, ".field__error");
+    assert_eq!(
+        errors,
+        vec!["地方公共団体コード：チェックデジットが一致しません"]
+    );
+    assert_eq!(select_text(&doc, "input#code").len(), 1);
+
+    let res = app.get("/municipalities/check?code=082040").await;
+    assert_eq!(res.status(), 200);
+    let doc = html(&res.text().await.unwrap());
+    let result = select_text(&doc, "#code-result dd");
+    assert!(result.contains(&"茨城県古河市".to_string()), "{result:?}");
+
+    let res = app.get("/municipalities/check?code=990001").await;
+    let doc = html(&res.text().await.unwrap());
+    assert_eq!(
+        select_text(&doc, ".field__error"),
+        vec!["地方公共団体コード：存在しない地方公共団体コードです"]
+    );
+}
+
+#[tokio::test]
+async fn error_pages_show_a_request_id_and_nothing_of_the_request() {
+    let app = spawn_app().await;
+    let res = app.get("/residents/123456789018").await;
+    assert_eq!(res.status(), 404);
+    let rid = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("123456789018"));
+    let doc = html(&body);
+    assert_eq!(select_text(&doc, "h1"), vec!["ページが見つかりません"]);
+    assert_eq!(select_text(&doc, ".error-page__request code"), vec![rid]);
+
+    // Machine paths answer in JSON with the same id.
+    let res = app.get("/api/v1/nothing-here").await;
+    assert_eq!(res.status(), 404);
+    let rid = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    let json: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(json["error"], "not_found");
+    assert_eq!(json["request_id"], rid.as_str());
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = spawn_app().await;
+    for path in ["/", "/nope", "/health", "/static/css/app.css"] {
+        let res = app.get(path).await;
+        let h = res.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        if !path.starts_with("/static") {
+            assert_eq!(h["cache-control"], "no-store", "{path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_reports_the_database() {
+    let app = spawn_app().await;
+    let res = app.get("/health").await;
+    assert_eq!(res.status(), 200);
+    let json: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["database"], "ok");
+}
+
+#[tokio::test]
+async fn static_files_are_served() {
+    let app = spawn_app().await;
+    let res = app.get("/static/css/app.css").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    let res = app
+        .get("/static/vendor/digital-go-jp-design-tokens/tokens.css")
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("--color-"));
+}
+
+#[tokio::test]
+async fn issuer_keys_are_published_with_cors_and_a_derived_kid() {
+    let app = spawn_app().await;
+    let res = app.get("/.well-known/jwks.json").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    let json: serde_json::Value = res.json().await.unwrap();
+    let keys = json["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let k = &keys[0];
+    assert_eq!(
+        (k["kty"].as_str(), k["crv"].as_str(), k["alg"].as_str()),
+        (Some("EC"), Some("P-256"), Some("ES256"))
+    );
+    assert!(k.get("d").is_none(), "private part must never be published");
+    let kid = vrs::flows::issuer::thumbprint(k["x"].as_str().unwrap(), k["y"].as_str().unwrap());
+    assert_eq!(k["kid"].as_str().unwrap(), kid);
+}
