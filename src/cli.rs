@@ -41,6 +41,9 @@ pub enum Command {
     Keys(KeysCmd),
     /// Fill three real municipalities with demo residents.
     Demo,
+    /// The operation log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Measure the speed of core operations on this machine.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -95,6 +98,12 @@ pub enum KeysCmd {
         #[arg(long)]
         all_municipalities: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check every line of every chain; exits non-zero if any was changed or removed.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,8 +164,31 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo => {
             let prepared = startup::prepare(&common, 2)?;
             let mut conn = prepared.state.pool.get()?;
-            let summary = demo::seed(&mut conn, &prepared.state.master)?;
+            let summary = demo::seed(&mut conn, &prepared.state.master, &prepared.state.audit)?;
             print!("{summary}");
+            Ok(())
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let prepared = startup::prepare(&common, 2)?;
+            let mut conn = prepared.state.pool.get()?;
+            let reports = crate::audit::verify(&mut conn, &prepared.state.audit, None)?;
+            let mut broken = 0;
+            for r in &reports {
+                match r.broken_at {
+                    None => println!("{}: {} lines, intact", r.chain, r.lines),
+                    Some(seq) => {
+                        broken += 1;
+                        println!(
+                            "{}: BROKEN at line {seq} (changed, removed or reordered)",
+                            r.chain
+                        );
+                    }
+                }
+            }
+            anyhow::ensure!(
+                broken == 0,
+                "{broken} operation-log chain(s) failed verification"
+            );
             Ok(())
         }
         Command::Bench(BenchCmd::Seal { n }) => {
@@ -193,6 +225,13 @@ fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
     if prepared.created_issuer_key {
         println!("Created the certificate issuer signing key.");
     }
+    if let Some((login, password)) = &prepared.bootstrap_operator {
+        println!(
+            "Created the platform operator account: log in as `{login}` with the one-time \
+             password {} (you will be asked to change it).",
+            password.as_str()
+        );
+    }
     if prepared.rls_bypassed {
         tracing::warn!(
             "the PostgreSQL role bypasses row-level security (superuser or BYPASSRLS); \
@@ -201,7 +240,10 @@ fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.demo {
         let mut conn = prepared.state.pool.get()?;
-        print!("{}", demo::seed(&mut conn, &prepared.state.master)?);
+        print!(
+            "{}",
+            demo::seed(&mut conn, &prepared.state.master, &prepared.state.audit)?
+        );
     }
     let app = Application::build(prepared.state, &args)?;
     let host = match args.bind.ip() {

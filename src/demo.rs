@@ -2,11 +2,14 @@
 //! newcomer can try each flow at once. Runs only when asked (`--demo` or
 //! `vrs demo`); re-running updates the same residents instead of adding more.
 
+use crate::audit::{Actor, AuditKey};
 use crate::crypto::MasterKey;
 use crate::db::DbConn;
 use crate::domain::{
     AddresseeNumber, BirthDate, KanaName, MunicipalityCode, MyNumber, PersonName, Registry, Sex,
 };
+use crate::domain::{LoginId, NewPassword, Role};
+use crate::flows::accounts;
 use crate::flows::municipalities::{self, TenantError};
 use crate::flows::residents::{self, NewResident};
 use crate::tenancy::Partition;
@@ -62,9 +65,54 @@ pub fn demo_resident(code: MunicipalityCode, i: usize) -> NewResident {
     }
 }
 
-pub fn seed(conn: &mut DbConn, master: &MasterKey) -> anyhow::Result<String> {
+/// The password of every demo account (demo databases only).
+pub const DEMO_PASSWORD: &str = "demo-password-2026";
+
+fn demo_accounts(
+    conn: &mut DbConn,
+    audit: &AuditKey,
+    code: MunicipalityCode,
+) -> anyhow::Result<Vec<String>> {
+    let mut logins = Vec::new();
+    for (suffix, role, name) in [
+        ("admin", Role::MunicipalAdmin, "デモ管理者"),
+        ("staff", Role::MunicipalStaff, "デモ職員"),
+    ] {
+        let login = LoginId::parse(&format!("{code}-{suffix}"))?;
+        let new = accounts::NewAccount {
+            login_id: login.clone(),
+            role,
+            municipality: Some(code),
+            prefecture_code: None,
+            display_name: name.into(),
+            permissions: Vec::new(),
+            expires_on: None,
+            device_name: None,
+            responsible_person: None,
+            must_change_password: false,
+        };
+        match accounts::create(
+            conn,
+            audit,
+            &Actor::default(),
+            new,
+            Some(NewPassword::parse(DEMO_PASSWORD)?),
+        ) {
+            Ok(_) | Err(accounts::AccountError::LoginTaken) => {
+                logins.push(login.as_str().to_string())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(logins)
+}
+
+pub fn seed(conn: &mut DbConn, master: &MasterKey, audit: &AuditKey) -> anyhow::Result<String> {
     let mut out = String::new();
-    writeln!(out, "Demo data:")?;
+    writeln!(
+        out,
+        "Demo data (every demo account's password: {DEMO_PASSWORD}):"
+    )?;
     for code in DEMO_MUNICIPALITIES {
         let code = MunicipalityCode::parse(code)?;
         match municipalities::enable(conn, master, code) {
@@ -84,9 +132,11 @@ pub fn seed(conn: &mut DbConn, master: &MasterKey) -> anyhow::Result<String> {
             .get(&code)
             .map(|m| m.full_name())
             .unwrap_or_default();
+        let logins = demo_accounts(conn, audit, code)?;
         writeln!(
             out,
-            "  {code} {name}: {total} residents ({added} added now)"
+            "  {code} {name}: {total} residents ({added} added now); log in as {}",
+            logins.join(" or ")
         )?;
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! VRS: vaccination records for Japanese municipalities, each in its own
 //! encrypted partition.
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod config;

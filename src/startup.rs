@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub pool: Pool,
     pub master: Arc<MasterKey>,
+    pub audit: crate::audit::AuditKey,
 }
 
 /// The state plus what start-up did, so `serve` can say it.
@@ -25,6 +26,8 @@ pub struct Prepared {
     pub created_issuer_key: bool,
     pub migrations_applied: usize,
     pub rls_bypassed: bool,
+    /// Login and one-time password of the first operator, when created now.
+    pub bootstrap_operator: Option<(String, crate::domain::NewPassword)>,
 }
 
 /// Opens everything a command needs. Outside production, a first run creates
@@ -75,12 +78,20 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
         );
     }
     let (_, created_issuer_key) = flows::issuer::ensure_issuer_key(&mut conn, &master)?;
+    let audit = crate::audit::AuditKey::load_or_create(&mut conn, &master)?;
+    let bootstrap_operator = if common.production {
+        None
+    } else {
+        flows::accounts::bootstrap_operator(&mut conn, &audit)?
+    };
     drop(conn);
     Ok(Prepared {
         state: AppState {
             pool,
             master: Arc::new(master),
+            audit,
         },
+        bootstrap_operator,
         created_master_key,
         created_issuer_key,
         migrations_applied,

@@ -3,6 +3,7 @@
 //! signing keys. See `seal` for the field format.
 
 pub mod master;
+pub mod password;
 mod seal;
 mod tenant_keys;
 

@@ -56,11 +56,104 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        login_id -> Text,
+        role -> Text,
+        municipality_code -> Nullable<Text>,
+        prefecture_code -> Nullable<Text>,
+        display_name -> Text,
+        permissions -> Text,
+        password_hash -> Text,
+        must_change_password -> Bool,
+        expires_on -> Nullable<Date>,
+        disabled_at -> Nullable<Timestamp>,
+        device_name -> Nullable<Text>,
+        responsible_person -> Nullable<Text>,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        last_login_at -> Nullable<Timestamp>,
+        last_login_addr -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        account_id -> Text,
+        csrf_token -> Text,
+        client_addr -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        previous_login_at -> Nullable<Timestamp>,
+        previous_login_addr -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    login_throttle (throttle_key) {
+        throttle_key -> Text,
+        failures -> Integer,
+        window_start -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_log (chain, seq) {
+        chain -> Text,
+        seq -> BigInt,
+        at -> Timestamp,
+        account_id -> Nullable<Text>,
+        login_id -> Nullable<Text>,
+        client_addr -> Nullable<Text>,
+        action -> Text,
+        target -> Nullable<Text>,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+        prev_mac -> Text,
+        mac -> Text,
+    }
+}
+
+diesel::table! {
+    platform_secrets (name) {
+        name -> Text,
+        wrapped_value -> Binary,
+        master_key_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(tenant_keys -> tenants (municipality_code));
-diesel::allow_tables_to_appear_in_same_query!(tenants, tenant_keys, residents, issuer_keys);
+diesel::joinable!(sessions -> accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    tenant_keys,
+    residents,
+    issuer_keys,
+    accounts,
+    sessions,
+    login_throttle,
+    audit_log,
+    platform_secrets
+);
 
 /// Every table the migrations create, in dependency order (parents first).
-pub const ALL_TABLES: &[&str] = &["tenants", "tenant_keys", "residents", "issuer_keys"];
+pub const ALL_TABLES: &[&str] = &[
+    "tenants",
+    "tenant_keys",
+    "residents",
+    "issuer_keys",
+    "accounts",
+    "sessions",
+    "login_throttle",
+    "audit_log",
+    "platform_secrets",
+];
 
 /// Tables holding one municipality's personal data: keyed by
 /// `municipality_code`, row-level-secured on PostgreSQL, emptied when a

@@ -1,11 +1,13 @@
 //! Pure types parsed once at the edge. Holding one of these is the proof that
 //! the value passed its checks; nothing here does I/O.
 
+mod account;
 mod municipality_code;
 mod my_number;
 mod person;
 mod registry;
 
+pub use account::{LoginId, NewPassword, Role};
 pub use municipality_code::MunicipalityCode;
 pub use my_number::{MyNumber, mask_number_like};
 pub use person::{AddresseeNumber, BirthDate, KanaName, PersonName, Sex};
@@ -36,6 +38,9 @@ pub enum Reason {
     NotADate,
     FutureDate,
     DateTooOld,
+    LoginIdChars,
+    PasswordShort,
+    PasswordClasses,
 }
 
 impl Reason {
@@ -54,6 +59,11 @@ impl Reason {
             Reason::NotADate => "日付はYYYY-MM-DDの形式で、実在する日付を入力してください".into(),
             Reason::FutureDate => "未来の日付は入力できません".into(),
             Reason::DateTooOld => "1900年より前の日付は入力できません".into(),
+            Reason::LoginIdChars => {
+                "3文字以上の半角英小文字・数字・「.」「_」「-」で入力してください".into()
+            }
+            Reason::PasswordShort => "12文字以上で入力してください".into(),
+            Reason::PasswordClasses => "英字と数字の両方を含めてください".into(),
         }
     }
 
@@ -72,6 +82,9 @@ impl Reason {
             Reason::NotADate => "must be a real date as YYYY-MM-DD".into(),
             Reason::FutureDate => "must not be in the future".into(),
             Reason::DateTooOld => "must not be before 1900".into(),
+            Reason::LoginIdChars => "must be at least 3 of a-z, 0-9, '.', '_' or '-'".into(),
+            Reason::PasswordShort => "must be at least 12 characters".into(),
+            Reason::PasswordClasses => "must contain both letters and digits".into(),
         }
     }
 }

@@ -71,6 +71,7 @@ pub fn rotate_master(
             IssuerKeyRow::rewrap(conn, &row.kid, &new.wrap(&label, &private), &new.key_id())?;
             done.issuer_keys += 1;
         }
+        crate::audit::AuditKey::rewrap_all(conn, old, new)?;
         Ok(done)
     })
 }

@@ -1,5 +1,6 @@
 //! Business rules, one module per flow of the product. No HTTP here.
 
+pub mod accounts;
 pub mod issuer;
 pub mod keys;
 pub mod municipalities;

@@ -9,6 +9,8 @@ pub enum AppError {
     BadRequest(String),
     #[error("forbidden")]
     Forbidden,
+    #[error("login required")]
+    LoginRequired,
     #[error("not found")]
     NotFound,
     #[error("service unavailable: {0}")]
@@ -23,6 +25,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => "bad_request",
             AppError::Forbidden => "forbidden",
+            AppError::LoginRequired => "login_required",
             AppError::NotFound => "not_found",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -35,6 +38,7 @@ impl ResponseError for AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::LoginRequired => StatusCode::UNAUTHORIZED,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -141,11 +141,32 @@ pub async fn frame(
     let method = req.method().to_string();
     let path = req.path().to_string();
 
+    // A state-changing request from another origin is refused before any
+    // handler runs (the CSRF token is checked again by each form).
+    if !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS") && cross_origin(&req) {
+        tracing::warn!(request_id = %info.request_id, path = %mask_number_like(&path), "cross-origin request refused");
+        let (r, _) = req.into_parts();
+        let mut res = ServiceResponse::new(r, error_body(403, &path, &info));
+        set_security_headers(res.headers_mut(), secure, false);
+        return Ok(res);
+    }
+
     let res = next.call(req).await?;
     let status = res.status().as_u16();
     // Errors raised by handlers (and unknown routes) get the full error page;
     // a page that chose its own status (a form shown again with a 422) keeps it.
-    let mut res = if let Some(err) = res.response().error() {
+    let login_required = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<super::AppError>())
+        .is_some_and(|e| matches!(e, super::AppError::LoginRequired));
+    let mut res = if login_required && !wants_json(&path) {
+        let (req, _) = res.into_parts();
+        let redirect = HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/login?notice=idle"))
+            .finish();
+        ServiceResponse::new(req, redirect)
+    } else if let Some(err) = res.response().error() {
         let cause = mask_number_like(&err.to_string());
         if status >= 500 {
             tracing::error!(request_id = %info.request_id, error = %cause, "request failed");
@@ -171,6 +192,20 @@ pub async fn frame(
         "request"
     );
     Ok(res)
+}
+
+/// Whether the request names an origin other than the one it was sent to.
+fn cross_origin(req: &ServiceRequest) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return false;
+    };
+    let host = req.connection_info().host().to_string();
+    let origin_host = origin.split("://").nth(1).unwrap_or("");
+    origin == "null" || origin_host != host
 }
 
 fn set_security_headers(h: &mut header::HeaderMap, secure: bool, is_static: bool) {

@@ -2,11 +2,13 @@
 //! error pages), and one module per group of pages. Handlers parse, call a
 //! flow, render; no SQL here.
 
+mod auth;
 mod error;
 mod frame;
 mod pages;
 mod system;
 
+pub use auth::Authed;
 pub use error::AppError;
 pub use frame::{Ctx, RequestInfo};
 
@@ -34,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, secure: bool) 
             )
             .configure(system::routes)
             .configure(pages::routes)
+            .configure(auth::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)
             })),
@@ -65,4 +68,13 @@ where
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?
+}
+
+/// A field error in the page's language.
+pub fn field_message(t: &crate::i18n::T, reason: crate::domain::Reason) -> String {
+    if t.is_en() {
+        reason.message_en()
+    } else {
+        reason.message_ja()
+    }
 }

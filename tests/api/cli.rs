@@ -2,9 +2,8 @@
 //! what is wrong and changes nothing, key rotation, production refusals.
 
 use crate::helpers::*;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn vrs(dir: &Path, db: &TestDb, args: &[&str]) -> Output {
     base_cmd(dir, db).args(args).output().expect("run vrs")
@@ -246,41 +245,20 @@ fn key_rotation_from_the_command_line_keeps_the_data() {
 fn the_server_log_never_holds_an_individual_number() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(dir.path());
-    let mut child = base_cmd(dir.path(), &db)
-        .args(["serve", "--bind", "127.0.0.1:0", "--demo"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut port = None;
-    let mut printed = String::new();
-    for _ in 0..50 {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        printed.push_str(&line);
-        if let Some(rest) = line.split("127.0.0.1:").nth(1) {
-            port = rest.split('/').next().map(|p| p.to_string());
-            break;
-        }
-    }
-    let port = port.unwrap_or_else(|| panic!("no address printed: {printed}"));
+    let server = ServerProcess::start(base_cmd(dir.path(), &db).args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--demo",
+    ]));
+    let port = server.port.clone();
+    let printed = server.printed.clone();
     assert!(printed.contains("Created a new master key"), "{printed}");
     let client = reqwest::blocking_get(&format!(
         "http://127.0.0.1:{port}/residents/123456789018?n=123456789018"
     ));
     assert_eq!(client, 404);
-    let _ = child.kill();
-    let mut logged = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logged)
-        .unwrap();
-    let _ = child.wait();
+    let (_, logged) = server.stop();
     assert!(
         logged.contains("[masked]"),
         "the request was logged: {logged}"
@@ -294,6 +272,7 @@ fn the_server_log_never_holds_an_individual_number() {
 /// A tiny blocking GET without another HTTP client dependency.
 mod reqwest {
     pub fn blocking_get(url: &str) -> u16 {
+        crate::helpers::install_tls_provider();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -78,6 +78,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub db: TestDb,
+    /// The first operator's login and one-time password.
+    pub operator: (String, String),
     /// Holds the data folder (master key, SQLite file) for the test's life.
     _dir: tempfile::TempDir,
 }
@@ -106,6 +108,7 @@ pub fn serve_args(static_dir: Option<PathBuf>) -> ServeArgs {
 /// Builds the real application on a free port with a fresh database, as
 /// `vrs serve` would on a first run.
 pub async fn spawn_app() -> TestApp {
+    install_tls_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = TestDb::new(dir.path());
     let common = common_for(dir.path(), &db);
@@ -115,6 +118,11 @@ pub async fn spawn_app() -> TestApp {
         .unwrap()
         .expect("prepare");
     let state = prepared.state.clone();
+    let operator = prepared
+        .bootstrap_operator
+        .as_ref()
+        .map(|(l, p)| (l.clone(), p.as_str().to_string()))
+        .expect("first start creates the operator");
     let app = Application::build(prepared.state, &serve_args(None)).expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.into_server());
@@ -128,11 +136,38 @@ pub async fn spawn_app() -> TestApp {
         client,
         state,
         db,
+        operator,
         _dir: dir,
     }
 }
 
 impl TestApp {
+    /// The data folder of this app (master key, SQLite file).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// Another handle on the same running app with a fresh cookie jar (the
+    /// database stays owned by `app`).
+    pub fn handle(app: &TestApp) -> TestApp {
+        install_tls_provider();
+        TestApp {
+            base: app.base.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            state: app.state.clone(),
+            db: TestDb {
+                url: app.db.url.clone(),
+                pg: None,
+            },
+            operator: app.operator.clone(),
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -156,7 +191,7 @@ impl TestApp {
     /// Fills the demo municipalities, as `vrs demo` does.
     pub fn seed_demo(&self) {
         let mut conn = self.conn();
-        vrs::demo::seed(&mut conn, self.master()).expect("demo seed");
+        vrs::demo::seed(&mut conn, self.master(), &self.state.audit).expect("demo seed");
     }
 }
 
@@ -183,4 +218,110 @@ impl TestDb {
             DatabaseUrl::Postgres(u) => u.clone(),
         }
     }
+}
+
+/// A real `vrs serve` process, started by [`ServerProcess::start`]; killed
+/// when dropped, so a failed assertion never leaves it running.
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// The port from the "listening on http://127.0.0.1:PORT/" line.
+    pub port: String,
+    /// What the process printed on stdout up to and including that line.
+    pub printed: String,
+    stdout_rest: std::sync::mpsc::Receiver<String>,
+    stdout: Option<std::thread::JoinHandle<()>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl ServerProcess {
+    /// Spawns `cmd` (a `vrs … serve --bind 127.0.0.1:0 …` command) with
+    /// stdout and stderr piped and reads stdout until the server names its
+    /// address. Both pipes are drained in the background from then on, so a
+    /// chatty server never blocks on a full pipe.
+    pub fn start(cmd: &mut std::process::Command) -> ServerProcess {
+        use std::io::{BufRead, BufReader, Read};
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vrs serve");
+        let out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut logged = Vec::new();
+            let _ = err.read_to_end(&mut logged);
+            String::from_utf8_lossy(&logged).into_owned()
+        });
+        let mut server = ServerProcess {
+            child,
+            port: String::new(),
+            printed: String::new(),
+            stdout_rest: lines,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        for _ in 0..50 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = server.stdout_rest.recv_timeout(left) else {
+                break;
+            };
+            server.printed.push_str(&line);
+            server.printed.push('\n');
+            if let Some(rest) = line.split("127.0.0.1:").nth(1) {
+                server.port = rest.split('/').next().unwrap_or_default().to_string();
+                break;
+            }
+        }
+        if server.port.is_empty() {
+            let printed = std::mem::take(&mut server.printed);
+            let (_, logged) = server.stop();
+            panic!("no address printed: {printed}\nstderr: {logged}");
+        }
+        server
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process and returns what it printed on stdout after the
+    /// address line, and everything it wrote on stderr.
+    pub fn stop(mut self) -> (String, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(h) = self.stdout.take() {
+            let _ = h.join();
+        }
+        let rest: Vec<String> = self.stdout_rest.try_iter().collect();
+        let logged = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        (rest.join("\n"), logged)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// reqwest is built with rustls but no default crypto provider: choose ring,
+/// as the application does.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod accounts;
 mod backends;
+mod browser;
 mod cli;
 mod partitions;
 mod web;

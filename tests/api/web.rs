@@ -158,3 +158,48 @@ async fn issuer_keys_are_published_with_cors_and_a_derived_kid() {
     let kid = vrs::flows::issuer::thumbprint(k["x"].as_str().unwrap(), k["y"].as_str().unwrap());
     assert_eq!(k["kid"].as_str().unwrap(), kid);
 }
+
+#[tokio::test]
+async fn serves_https_from_certificate_and_key_files() {
+    install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+
+    let db = TestDb::new(dir.path());
+    let common = common_for(dir.path(), &db);
+    let prepared = tokio::task::spawn_blocking(move || vrs::startup::prepare(&common, 2))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut args = serve_args(None);
+    args.tls_cert = Some(cert_path);
+    args.tls_key = Some(key_path);
+    let app = vrs::startup::Application::build(prepared.state, &args).unwrap();
+    assert_eq!(app.scheme(), "https");
+    let port = app.port();
+    tokio::spawn(app.into_server());
+
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!("https://localhost:{port}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    // Plain HTTP to the TLS port gets no page.
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/health")).await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+}

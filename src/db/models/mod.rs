@@ -1,6 +1,8 @@
 //! Row types, one module per table group. Finders of tenant rows take the
 //! municipality (through a `tenancy::Scope`) in their signature.
 
+pub mod accounts;
+pub mod audit_log;
 pub mod issuer_keys;
 pub mod residents;
 pub mod tenants;

@@ -1,0 +1,240 @@
+use crate::db::schema::{accounts, login_throttle, platform_secrets, sessions};
+use crate::db::{DbConn, DbError};
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = accounts)]
+pub struct AccountRow {
+    pub id: String,
+    pub login_id: String,
+    pub role: String,
+    pub municipality_code: Option<String>,
+    pub prefecture_code: Option<String>,
+    pub display_name: String,
+    pub permissions: String,
+    pub password_hash: String,
+    pub must_change_password: bool,
+    pub expires_on: Option<NaiveDate>,
+    pub disabled_at: Option<NaiveDateTime>,
+    pub device_name: Option<String>,
+    pub responsible_person: Option<String>,
+    pub failed_logins: i32,
+    pub locked_until: Option<NaiveDateTime>,
+    pub last_login_at: Option<NaiveDateTime>,
+    pub last_login_addr: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+impl AccountRow {
+    pub fn insert(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::insert_into(accounts::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn find_by_login_id(
+        conn: &mut DbConn,
+        login_id: &str,
+    ) -> Result<Option<AccountRow>, DbError> {
+        Ok(accounts::table
+            .filter(accounts::login_id.eq(login_id))
+            .select(AccountRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AccountRow>, DbError> {
+        Ok(accounts::table
+            .find(id)
+            .select(AccountRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    pub fn count_operators(conn: &mut DbConn) -> Result<i64, DbError> {
+        Ok(accounts::table
+            .filter(accounts::role.eq("operator"))
+            .count()
+            .get_result(conn)?)
+    }
+
+    pub fn record_failure(
+        conn: &mut DbConn,
+        id: &str,
+        failures: i32,
+        locked_until: Option<NaiveDateTime>,
+    ) -> Result<(), DbError> {
+        diesel::update(accounts::table.find(id))
+            .set((
+                accounts::failed_logins.eq(failures),
+                accounts::locked_until.eq(locked_until),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn record_login(
+        conn: &mut DbConn,
+        id: &str,
+        at: NaiveDateTime,
+        addr: &str,
+    ) -> Result<(), DbError> {
+        diesel::update(accounts::table.find(id))
+            .set((
+                accounts::failed_logins.eq(0),
+                accounts::locked_until.eq(None::<NaiveDateTime>),
+                accounts::last_login_at.eq(Some(at)),
+                accounts::last_login_addr.eq(Some(addr)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn set_password(
+        conn: &mut DbConn,
+        id: &str,
+        hash: &str,
+        must_change: bool,
+    ) -> Result<(), DbError> {
+        diesel::update(accounts::table.find(id))
+            .set((
+                accounts::password_hash.eq(hash),
+                accounts::must_change_password.eq(must_change),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub token_hash: String,
+    pub account_id: String,
+    pub csrf_token: String,
+    pub client_addr: String,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub previous_login_at: Option<NaiveDateTime>,
+    pub previous_login_addr: Option<String>,
+}
+
+impl SessionRow {
+    pub fn insert(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::insert_into(sessions::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn find(conn: &mut DbConn, token_hash: &str) -> Result<Option<SessionRow>, DbError> {
+        Ok(sessions::table
+            .find(token_hash)
+            .select(SessionRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    pub fn touch(conn: &mut DbConn, token_hash: &str, at: NaiveDateTime) -> Result<(), DbError> {
+        diesel::update(sessions::table.find(token_hash))
+            .set(sessions::last_seen_at.eq(at))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn delete(conn: &mut DbConn, token_hash: &str) -> Result<(), DbError> {
+        diesel::delete(sessions::table.find(token_hash)).execute(conn)?;
+        Ok(())
+    }
+
+    pub fn delete_for_account(conn: &mut DbConn, account_id: &str) -> Result<usize, DbError> {
+        Ok(
+            diesel::delete(sessions::table.filter(sessions::account_id.eq(account_id)))
+                .execute(conn)?,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = login_throttle)]
+pub struct ThrottleRow {
+    pub throttle_key: String,
+    pub failures: i32,
+    pub window_start: NaiveDateTime,
+    pub locked_until: Option<NaiveDateTime>,
+}
+
+impl ThrottleRow {
+    pub fn find(conn: &mut DbConn, key: &str) -> Result<Option<ThrottleRow>, DbError> {
+        Ok(login_throttle::table
+            .find(key)
+            .select(ThrottleRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// Writes the row whole (insert or replace), portable across backends.
+    pub fn save(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::delete(login_throttle::table.find(&self.throttle_key)).execute(conn)?;
+        diesel::insert_into(login_throttle::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn clear(conn: &mut DbConn, key: &str) -> Result<(), DbError> {
+        diesel::delete(login_throttle::table.find(key)).execute(conn)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = platform_secrets)]
+pub struct PlatformSecretRow {
+    pub name: String,
+    pub wrapped_value: Vec<u8>,
+    pub master_key_id: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl PlatformSecretRow {
+    pub fn all(conn: &mut DbConn) -> Result<Vec<PlatformSecretRow>, DbError> {
+        Ok(platform_secrets::table
+            .order(platform_secrets::name)
+            .select(PlatformSecretRow::as_select())
+            .load(conn)?)
+    }
+
+    pub fn find(conn: &mut DbConn, name: &str) -> Result<Option<PlatformSecretRow>, DbError> {
+        Ok(platform_secrets::table
+            .find(name)
+            .select(PlatformSecretRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    pub fn insert(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::insert_into(platform_secrets::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn rewrap(
+        conn: &mut DbConn,
+        name: &str,
+        wrapped: &[u8],
+        master_key_id: &str,
+    ) -> Result<(), DbError> {
+        diesel::update(platform_secrets::table.find(name))
+            .set((
+                platform_secrets::wrapped_value.eq(wrapped),
+                platform_secrets::master_key_id.eq(master_key_id),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}

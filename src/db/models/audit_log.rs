@@ -1,0 +1,77 @@
+use crate::db::schema::audit_log;
+use crate::db::{DbConn, DbError};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRow {
+    pub chain: String,
+    pub seq: i64,
+    pub at: NaiveDateTime,
+    pub account_id: Option<String>,
+    pub login_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub prev_mac: String,
+    pub mac: String,
+}
+
+impl AuditRow {
+    pub fn insert(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::insert_into(audit_log::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn last_of_chain(conn: &mut DbConn, chain: &str) -> Result<Option<AuditRow>, DbError> {
+        Ok(audit_log::table
+            .filter(audit_log::chain.eq(chain))
+            .order(audit_log::seq.desc())
+            .select(AuditRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    pub fn chains(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+        Ok(audit_log::table
+            .select(audit_log::chain)
+            .distinct()
+            .order(audit_log::chain)
+            .load(conn)?)
+    }
+
+    /// A page of one chain in order, for verification in constant memory.
+    pub fn page_of_chain(
+        conn: &mut DbConn,
+        chain: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, DbError> {
+        Ok(audit_log::table
+            .filter(audit_log::chain.eq(chain))
+            .filter(audit_log::seq.gt(after_seq))
+            .order(audit_log::seq)
+            .limit(limit)
+            .select(AuditRow::as_select())
+            .load(conn)?)
+    }
+
+    /// Newest lines of one chain first, for the administrator's screen.
+    pub fn recent_of_chain(
+        conn: &mut DbConn,
+        chain: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, DbError> {
+        Ok(audit_log::table
+            .filter(audit_log::chain.eq(chain))
+            .order(audit_log::seq.desc())
+            .limit(limit)
+            .select(AuditRow::as_select())
+            .load(conn)?)
+    }
+}

@@ -1,0 +1,464 @@
+//! Accounts, login and sessions.
+//!
+//! Login answers the same, in the same time, for an unknown name, a wrong
+//! password, a locked or an expired account: one argon2id verification is
+//! always made (against a decoy hash when the name is unknown). Five failures
+//! lock an account (or an unknown name) for 15 minutes; twenty from one
+//! address lock that address.
+
+use super::now;
+use crate::audit::{self, Actor, AuditKey, Entry, PLATFORM_CHAIN};
+use crate::crypto::password;
+use crate::db::models::accounts::{AccountRow, SessionRow, ThrottleRow};
+use crate::db::{DbConn, DbError};
+use crate::domain::{LoginId, MunicipalityCode, NewPassword, Role};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use chrono::{Duration, NaiveDateTime};
+use diesel::Connection;
+use sha2::{Digest, Sha256};
+
+pub const MAX_FAILURES: i32 = 5;
+pub const MAX_FAILURES_PER_ADDR: i32 = 20;
+pub const LOCK_MINUTES: i64 = 15;
+pub const IDLE_MINUTES: i64 = 15;
+pub const ABSOLUTE_HOURS: i64 = 12;
+
+/// The chain an account's operations are logged in.
+pub fn chain_of(account: &AccountRow) -> String {
+    account
+        .municipality_code
+        .clone()
+        .unwrap_or_else(|| PLATFORM_CHAIN.to_string())
+}
+
+pub fn role_of(account: &AccountRow) -> Option<Role> {
+    Role::parse(&account.role)
+}
+
+pub struct NewAccount {
+    pub login_id: LoginId,
+    pub role: Role,
+    pub municipality: Option<MunicipalityCode>,
+    pub prefecture_code: Option<String>,
+    pub display_name: String,
+    pub permissions: Vec<String>,
+    pub expires_on: Option<chrono::NaiveDate>,
+    pub device_name: Option<String>,
+    pub responsible_person: Option<String>,
+    /// A password handed over by someone else must be changed at first login.
+    pub must_change_password: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("login id is already taken")]
+    LoginTaken,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for AccountError {
+    fn from(e: diesel::result::Error) -> Self {
+        AccountError::Db(e.into())
+    }
+}
+
+/// Creates an account with a one-time password that must be changed at first
+/// login. Returns the account and that password (shown once, never stored).
+pub fn create(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    new: NewAccount,
+    password: Option<NewPassword>,
+) -> Result<(AccountRow, NewPassword), AccountError> {
+    let password = password.unwrap_or_else(NewPassword::generate);
+    let hash = password::hash(password.as_str());
+    conn.transaction(|conn| {
+        if AccountRow::find_by_login_id(conn, new.login_id.as_str())?.is_some() {
+            return Err(AccountError::LoginTaken);
+        }
+        let row = AccountRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            login_id: new.login_id.as_str().to_string(),
+            role: new.role.code().to_string(),
+            municipality_code: new.municipality.map(|c| c.to_string()),
+            prefecture_code: new.prefecture_code,
+            display_name: new.display_name,
+            permissions: new.permissions.join(","),
+            password_hash: hash,
+            must_change_password: new.must_change_password,
+            expires_on: new.expires_on,
+            disabled_at: None,
+            device_name: new.device_name,
+            responsible_person: new.responsible_person,
+            failed_logins: 0,
+            locked_until: None,
+            last_login_at: None,
+            last_login_addr: None,
+            created_by: actor.account_id.clone(),
+            created_at: now(),
+        };
+        row.insert(conn)?;
+        audit::append(
+            conn,
+            key,
+            actor,
+            Entry {
+                chain: &chain_of(&row),
+                action: "account.create",
+                target: Some(format!("account:{}", row.id)),
+                outcome: "ok",
+                detail: Some(format!("role={}", row.role)),
+            },
+        )?;
+        Ok((row, password))
+    })
+}
+
+/// Creates the first operator account when there is none. Returns its login
+/// and one-time password for the start-up message.
+pub fn bootstrap_operator(
+    conn: &mut DbConn,
+    key: &AuditKey,
+) -> Result<Option<(String, NewPassword)>, AccountError> {
+    if AccountRow::count_operators(conn)? > 0 {
+        return Ok(None);
+    }
+    let login = LoginId::parse("operator").expect("valid");
+    let (row, pw) = create(
+        conn,
+        key,
+        &Actor::default(),
+        NewAccount {
+            login_id: login,
+            role: Role::Operator,
+            municipality: None,
+            prefecture_code: None,
+            display_name: "運用事業者".into(),
+            permissions: Vec::new(),
+            expires_on: None,
+            device_name: None,
+            responsible_person: None,
+            must_change_password: true,
+        },
+        None,
+    )?;
+    Ok(Some((row.login_id, pw)))
+}
+
+/// A logged-in session: the cookie token (returned once) and what to show.
+pub struct LoginSuccess {
+    pub token: String,
+    pub account: AccountRow,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// One answer for unknown name, wrong password, locked or expired account.
+    #[error("login refused")]
+    Refused,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for LoginError {
+    fn from(e: diesel::result::Error) -> Self {
+        LoginError::Db(e.into())
+    }
+}
+
+fn usable(account: &AccountRow, at: NaiveDateTime) -> bool {
+    account.disabled_at.is_none()
+        && account.expires_on.is_none_or(|d| d >= at.date())
+        && account.locked_until.is_none_or(|t| t <= at)
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    B64URL.encode(b)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Checks a login. The argon2 work is done before any database write, and is
+/// done exactly once whatever the outcome.
+pub fn login(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    login_input: &str,
+    password_input: &str,
+    addr: &str,
+) -> Result<LoginSuccess, LoginError> {
+    let at = now();
+    let login = LoginId::parse(login_input).ok();
+    let account = match &login {
+        Some(l) => AccountRow::find_by_login_id(conn, l.as_str())?,
+        None => None,
+    };
+    let stored = account
+        .as_ref()
+        .map(|a| a.password_hash.as_str())
+        .unwrap_or_else(|| password::decoy_hash());
+    let password_ok = password::verify(stored, password_input) && account.is_some();
+
+    let addr_key = format!("addr:{addr}");
+    let addr_locked = ThrottleRow::find(conn, &addr_key)?
+        .and_then(|t| t.locked_until)
+        .is_some_and(|t| t > at);
+    let actor = Actor {
+        account_id: account.as_ref().map(|a| a.id.clone()),
+        login_id: login.as_ref().map(|l| l.as_str().to_string()),
+        client_addr: Some(addr.to_string()),
+    };
+    let chain = account
+        .as_ref()
+        .map(chain_of)
+        .unwrap_or_else(|| PLATFORM_CHAIN.to_string());
+
+    match account {
+        Some(acc) if password_ok && !addr_locked && usable(&acc, at) => {
+            let token = random_token();
+            conn.transaction(|conn| {
+                SessionRow {
+                    token_hash: token_hash(&token),
+                    account_id: acc.id.clone(),
+                    csrf_token: random_token(),
+                    client_addr: addr.to_string(),
+                    created_at: at,
+                    last_seen_at: at,
+                    previous_login_at: acc.last_login_at,
+                    previous_login_addr: acc.last_login_addr.clone(),
+                }
+                .insert(conn)?;
+                AccountRow::record_login(conn, &acc.id, at, addr)?;
+                audit::append(
+                    conn,
+                    key,
+                    &actor,
+                    Entry {
+                        chain: &chain,
+                        action: "login",
+                        target: None,
+                        outcome: "ok",
+                        detail: None,
+                    },
+                )?;
+                Ok::<_, LoginError>(())
+            })?;
+            Ok(LoginSuccess {
+                token,
+                account: acc,
+            })
+        }
+        Some(acc) => {
+            conn.transaction(|conn| {
+                let failures = acc.failed_logins + 1;
+                let lock = (failures >= MAX_FAILURES).then(|| at + Duration::minutes(LOCK_MINUTES));
+                let newly_locked = lock.is_some() && acc.locked_until.is_none_or(|t| t <= at);
+                AccountRow::record_failure(
+                    conn,
+                    &acc.id,
+                    if lock.is_some() { 0 } else { failures },
+                    lock.or(acc.locked_until.filter(|t| *t > at)),
+                )?;
+                count_addr_failure(conn, &addr_key, at)?;
+                let reason = if !usable(&acc, at) {
+                    "unusable"
+                } else {
+                    "password"
+                };
+                audit::append(
+                    conn,
+                    key,
+                    &actor,
+                    Entry {
+                        chain: &chain,
+                        action: "login",
+                        target: None,
+                        outcome: "refused",
+                        detail: Some(format!("reason={reason}")),
+                    },
+                )?;
+                if newly_locked {
+                    audit::append(
+                        conn,
+                        key,
+                        &actor,
+                        Entry {
+                            chain: &chain,
+                            action: "account.locked",
+                            target: Some(format!("account:{}", acc.id)),
+                            outcome: "ok",
+                            detail: Some(format!("minutes={LOCK_MINUTES}")),
+                        },
+                    )?;
+                }
+                Ok::<_, LoginError>(())
+            })?;
+            Err(LoginError::Refused)
+        }
+        None => {
+            conn.transaction(|conn| {
+                if let Some(l) = &login {
+                    count_failure(conn, &format!("id:{}", l.as_str()), at, MAX_FAILURES)?;
+                }
+                count_addr_failure(conn, &addr_key, at)?;
+                audit::append(
+                    conn,
+                    key,
+                    &actor,
+                    Entry {
+                        chain: PLATFORM_CHAIN,
+                        action: "login",
+                        target: None,
+                        outcome: "refused",
+                        detail: Some("reason=unknown".into()),
+                    },
+                )?;
+                Ok::<_, LoginError>(())
+            })?;
+            Err(LoginError::Refused)
+        }
+    }
+}
+
+fn count_addr_failure(conn: &mut DbConn, key: &str, at: NaiveDateTime) -> Result<(), DbError> {
+    count_failure(conn, key, at, MAX_FAILURES_PER_ADDR)
+}
+
+fn count_failure(conn: &mut DbConn, key: &str, at: NaiveDateTime, max: i32) -> Result<(), DbError> {
+    let window = Duration::minutes(LOCK_MINUTES);
+    let mut row = match ThrottleRow::find(conn, key)? {
+        Some(r) if r.window_start + window > at => r,
+        _ => ThrottleRow {
+            throttle_key: key.to_string(),
+            failures: 0,
+            window_start: at,
+            locked_until: None,
+        },
+    };
+    row.failures += 1;
+    if row.failures >= max {
+        row.locked_until = Some(at + window);
+    }
+    row.save(conn)
+}
+
+/// The session behind a cookie token, if it is live: not idle past the
+/// limit, not older than the absolute limit, its account still usable.
+/// A dead session is deleted.
+pub fn resolve(
+    conn: &mut DbConn,
+    token: &str,
+) -> Result<Option<(SessionRow, AccountRow)>, DbError> {
+    let at = now();
+    let hash = token_hash(token);
+    let Some(session) = SessionRow::find(conn, &hash)? else {
+        return Ok(None);
+    };
+    let account = AccountRow::find(conn, &session.account_id)?;
+    let live = session.last_seen_at + Duration::minutes(IDLE_MINUTES) > at
+        && session.created_at + Duration::hours(ABSOLUTE_HOURS) > at
+        && account.as_ref().is_some_and(|a| usable(a, at));
+    match (live, account) {
+        (true, Some(a)) => {
+            SessionRow::touch(conn, &hash, at)?;
+            Ok(Some((session, a)))
+        }
+        _ => {
+            SessionRow::delete(conn, &hash)?;
+            Ok(None)
+        }
+    }
+}
+
+pub fn logout(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    token: &str,
+    account: &AccountRow,
+    addr: &str,
+) -> Result<(), DbError> {
+    conn.transaction(|conn| {
+        SessionRow::delete(conn, &token_hash(token))?;
+        let actor = Actor {
+            account_id: Some(account.id.clone()),
+            login_id: Some(account.login_id.clone()),
+            client_addr: Some(addr.to_string()),
+        };
+        audit::append(
+            conn,
+            key,
+            &actor,
+            Entry {
+                chain: &chain_of(account),
+                action: "logout",
+                target: None,
+                outcome: "ok",
+                detail: None,
+            },
+        )
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    #[error("current password is wrong")]
+    WrongCurrent,
+    #[error("the new password must differ from the current one")]
+    Unchanged,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Changes a password after checking the current one; every other session of
+/// the account is ended.
+pub fn change_password(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    account: &AccountRow,
+    keep_session: &str,
+    current: &str,
+    new: &NewPassword,
+    addr: &str,
+) -> Result<(), PasswordChangeError> {
+    if !password::verify(&account.password_hash, current) {
+        return Err(PasswordChangeError::WrongCurrent);
+    }
+    if current == new.as_str() {
+        return Err(PasswordChangeError::Unchanged);
+    }
+    let hash = password::hash(new.as_str());
+    conn.transaction(|conn| {
+        AccountRow::set_password(conn, &account.id, &hash, false)?;
+        let keep = SessionRow::find(conn, &token_hash(keep_session))?;
+        SessionRow::delete_for_account(conn, &account.id)?;
+        if let Some(k) = keep {
+            k.insert(conn)?;
+        }
+        let actor = Actor {
+            account_id: Some(account.id.clone()),
+            login_id: Some(account.login_id.clone()),
+            client_addr: Some(addr.to_string()),
+        };
+        audit::append(
+            conn,
+            key,
+            &actor,
+            Entry {
+                chain: &chain_of(account),
+                action: "account.password_change",
+                target: Some(format!("account:{}", account.id)),
+                outcome: "ok",
+                detail: None,
+            },
+        )
+    })
+    .map_err(|e: DbError| PasswordChangeError::Db(e))
+}

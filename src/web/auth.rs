@@ -1,0 +1,385 @@
+//! Login, logout, password change, and the session extractor.
+//!
+//! The session cookie is HttpOnly, SameSite=Strict, Secure over TLS and
+//! renewed at every login. Every state-changing form carries a CSRF token:
+//! the session's own, or before login a double-submit token in a
+//! SameSite=Strict cookie; the frame also refuses a cross-origin `Origin`.
+
+use super::{AppError, Ctx, render, with_db};
+use crate::db::models::accounts::{AccountRow, SessionRow};
+use crate::domain::NewPassword;
+use crate::flows::accounts::{self, LoginError, PasswordChangeError};
+use crate::i18n::T;
+use crate::startup::AppState;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+use std::future::Future;
+use std::pin::Pin;
+
+pub const SESSION_COOKIE: &str = "vrs_session";
+const PRELOGIN_COOKIE: &str = "vrs_prelogin";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(login_form)
+        .service(login_submit)
+        .service(logout)
+        .service(dashboard)
+        .service(password_form)
+        .service(password_submit);
+}
+
+/// The client's address as the socket gives it.
+pub fn client_addr(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn secure(req: &HttpRequest) -> bool {
+    req.app_data::<web::Data<super::frame::Transport>>()
+        .is_some_and(|t| t.secure)
+}
+
+fn cookie<'a>(req: &HttpRequest, name: &'a str, value: String) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure(req))
+        .finish()
+}
+
+/// Constant-time comparison of two tokens.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A live session and its account.
+pub struct Authed {
+    pub account: AccountRow,
+    pub session: SessionRow,
+    pub token: String,
+    pub addr: String,
+}
+
+impl Authed {
+    /// Refuses a form whose CSRF token is not this session's.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), AppError> {
+        if same_token(submitted, &self.session.csrf_token) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}
+
+impl FromRequest for Authed {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Authed, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let addr = client_addr(req);
+        Box::pin(async move {
+            let (Some(token), Some(state)) = (token, state) else {
+                return Err(AppError::LoginRequired);
+            };
+            let t = token.clone();
+            let found = with_db(&state, move |conn| Ok(accounts::resolve(conn, &t)?)).await?;
+            match found {
+                Some((session, account)) => Ok(Authed {
+                    account,
+                    session,
+                    token,
+                    addr,
+                }),
+                None => Err(AppError::LoginRequired),
+            }
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    t: T,
+    csrf: String,
+    login_id: String,
+    error: bool,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    notice: Option<String>,
+}
+
+#[get("/login")]
+async fn login_form(
+    req: HttpRequest,
+    ctx: Ctx,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
+    let csrf = uuid::Uuid::new_v4().simple().to_string();
+    let notice = match q.notice.as_deref() {
+        Some("idle") => Some("login.notice.idle"),
+        Some("logout") => Some("login.notice.logout"),
+        _ => None,
+    };
+    let mut resp = render(&LoginPage {
+        t: ctx.t,
+        csrf: csrf.clone(),
+        login_id: String::new(),
+        error: false,
+        notice,
+    })?;
+    resp.add_cookie(&cookie(&req, PRELOGIN_COOKIE, csrf))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    login_id: String,
+    password: String,
+    csrf: String,
+}
+
+#[post("/login")]
+async fn login_submit(
+    req: HttpRequest,
+    ctx: Ctx,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let pre = req
+        .cookie(PRELOGIN_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    if pre.is_empty() || !same_token(&pre, &form.csrf) {
+        return Err(AppError::Forbidden);
+    }
+    let form = form.into_inner();
+    let addr = client_addr(&req);
+    let st = state.clone();
+    let (login_id, password) = (form.login_id.clone(), form.password);
+    let outcome = with_db(&state, move |conn| {
+        match accounts::login(conn, &st.audit, &login_id, &password, &addr) {
+            Ok(s) => Ok(Ok(s)),
+            Err(LoginError::Refused) => Ok(Err(())),
+            Err(LoginError::Db(e)) => Err(e.into()),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok(success) => {
+            let next = if success.account.must_change_password {
+                "/password"
+            } else {
+                "/dashboard"
+            };
+            let mut gone = cookie(&req, PRELOGIN_COOKIE, String::new());
+            gone.make_removal();
+            Ok(HttpResponse::SeeOther()
+                .insert_header(("location", next))
+                .cookie(cookie(&req, SESSION_COOKIE, success.token))
+                .cookie(gone)
+                .finish())
+        }
+        Err(()) => {
+            let mut resp = render(&LoginPage {
+                t: ctx.t,
+                csrf: form.csrf,
+                login_id: form.login_id,
+                error: true,
+                notice: None,
+            })?;
+            *resp.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
+            Ok(resp)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    pub csrf: String,
+}
+
+#[post("/logout")]
+async fn logout(
+    req: HttpRequest,
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    auth.check_csrf(&form.csrf)?;
+    let st = state.clone();
+    with_db(&state, move |conn| {
+        Ok(accounts::logout(
+            conn,
+            &st.audit,
+            &auth.token,
+            &auth.account,
+            &auth.addr,
+        )?)
+    })
+    .await?;
+    let mut gone = cookie(&req, SESSION_COOKIE, String::new());
+    gone.make_removal();
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("location", "/login?notice=logout"))
+        .cookie(gone)
+        .finish())
+}
+
+#[derive(Template)]
+#[template(path = "auth/dashboard.html")]
+struct DashboardPage {
+    t: T,
+    csrf: String,
+    display_name: String,
+    login_id: String,
+    role_key: &'static str,
+    municipality: Option<String>,
+    previous_login: Option<String>,
+    previous_addr: Option<String>,
+    expires_on: Option<String>,
+}
+
+#[get("/dashboard")]
+async fn dashboard(ctx: Ctx, auth: Authed) -> Result<HttpResponse, AppError> {
+    if auth.account.must_change_password {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/password"))
+            .finish());
+    }
+    let role = accounts::role_of(&auth.account).ok_or(AppError::Forbidden)?;
+    let municipality = auth
+        .account
+        .municipality_code
+        .as_deref()
+        .and_then(|c| crate::domain::MunicipalityCode::parse(c).ok())
+        .and_then(|c| {
+            crate::domain::Registry::global()
+                .get(&c)
+                .map(|m| format!("{} ({})", m.full_name(), c))
+        });
+    render(&DashboardPage {
+        t: ctx.t,
+        csrf: auth.session.csrf_token.clone(),
+        display_name: auth.account.display_name.clone(),
+        login_id: auth.account.login_id.clone(),
+        role_key: role.label_key(),
+        municipality,
+        previous_login: auth.session.previous_login_at.map(jst),
+        previous_addr: auth.session.previous_login_addr.clone(),
+        expires_on: auth.account.expires_on.map(|d| d.to_string()),
+    })
+}
+
+/// UTC as stored, shown in Japan time.
+pub fn jst(t: chrono::NaiveDateTime) -> String {
+    (t + chrono::Duration::hours(9))
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+        + " JST"
+}
+
+#[derive(Template)]
+#[template(path = "auth/password.html")]
+struct PasswordPage {
+    t: T,
+    csrf: String,
+    forced: bool,
+    error: Option<String>,
+    current_error: bool,
+}
+
+#[get("/password")]
+async fn password_form(ctx: Ctx, auth: Authed) -> Result<HttpResponse, AppError> {
+    render(&PasswordPage {
+        t: ctx.t,
+        csrf: auth.session.csrf_token.clone(),
+        forced: auth.account.must_change_password,
+        error: None,
+        current_error: false,
+    })
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+    confirm: String,
+}
+
+#[post("/password")]
+async fn password_submit(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    auth.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let again = |t: T, error: Option<String>, current_error: bool| {
+        let mut r = render(&PasswordPage {
+            csrf: auth.session.csrf_token.clone(),
+            forced: auth.account.must_change_password,
+            t,
+            error,
+            current_error,
+        })?;
+        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+        Ok::<_, AppError>(r)
+    };
+    let new = match NewPassword::parse(&form.new) {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = super::field_message(&ctx.t, e.reason);
+            let label = ctx.t.s("password.new");
+            return again(ctx.t.clone(), Some(format!("{label}: {msg}")), false);
+        }
+    };
+    if form.new != form.confirm {
+        let msg = ctx.t.s("password.mismatch").to_string();
+        return again(ctx.t, Some(msg), false);
+    }
+    let st = state.clone();
+    let (account, token, addr) = (auth.account.clone(), auth.token.clone(), auth.addr.clone());
+    let result = with_db(&state, move |conn| {
+        match accounts::change_password(
+            conn,
+            &st.audit,
+            &account,
+            &token,
+            &form.current,
+            &new,
+            &addr,
+        ) {
+            Ok(()) => Ok(Ok(())),
+            Err(PasswordChangeError::Db(e)) => Err(e.into()),
+            Err(e) => Ok(Err(e)),
+        }
+    })
+    .await?;
+    match result {
+        Ok(()) => Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/dashboard"))
+            .finish()),
+        Err(PasswordChangeError::WrongCurrent) => again(ctx.t, None, true),
+        Err(_) => {
+            let msg = ctx.t.s("password.unchanged").to_string();
+            again(ctx.t, Some(msg), false)
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Login, sessions, CSRF, lockout, expiry and the tamper-evident log, over HTTP.
+
+use crate::helpers::*;
+use diesel::prelude::*;
+use vrs::db::schema::{accounts, audit_log, sessions};
+use vrs::demo::DEMO_PASSWORD;
+
+fn hidden(body: &str, name: &str) -> String {
+    let doc = html(body);
+    let sel = scraper::Selector::parse(&format!("input[name={name}]")).unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|e| e.value().attr("value"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl TestApp {
+    pub async fn login_form_csrf(&self) -> String {
+        hidden(&self.get("/login").await.text().await.unwrap(), "csrf")
+    }
+
+    pub async fn post_login(&self, login: &str, password: &str) -> reqwest::Response {
+        let csrf = self.login_form_csrf().await;
+        self.client
+            .post(self.url("/login"))
+            .form(&[("login_id", login), ("password", password), ("csrf", &csrf)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in and returns the session's CSRF token (from the dashboard).
+    pub async fn login_as(&self, login: &str, password: &str) -> String {
+        let res = self.post_login(login, password).await;
+        assert_eq!(res.status(), 303, "login as {login}");
+        hidden(&self.get("/dashboard").await.text().await.unwrap(), "csrf")
+    }
+}
+
+#[tokio::test]
+async fn operator_first_login_must_change_the_one_time_password() {
+    let app = spawn_app().await;
+    let (login, one_time) = app.operator.clone();
+    let res = app.post_login(&login, &one_time).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/password");
+    let set_cookie: Vec<_> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let session = set_cookie
+        .iter()
+        .find(|c| c.starts_with("vrs_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    // The dashboard sends back to the password page until it is changed.
+    assert_eq!(
+        app.get("/dashboard").await.headers()["location"],
+        "/password"
+    );
+
+    let page = app.get("/password").await.text().await.unwrap();
+    let csrf = hidden(&page, "csrf");
+    let weak = app
+        .client
+        .post(app.url("/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", one_time.as_str()),
+            ("new", "short1"),
+            ("confirm", "short1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), 422);
+    let doc = html(&weak.text().await.unwrap());
+    assert_eq!(
+        select_text(&doc, ".field__error"),
+        vec!["新しいパスワード: 12文字以上で入力してください"]
+    );
+
+    let new = "operator password 2026";
+    let ok = app
+        .client
+        .post(app.url("/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", one_time.as_str()),
+            ("new", new),
+            ("confirm", new),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 303);
+    let doc = html(&app.get("/dashboard").await.text().await.unwrap());
+    assert_eq!(
+        select_text(&doc, "#previous-login p")[0],
+        "今回が初めてのログインです。"
+    );
+    // The one-time password no longer works; the new one does, and the
+    // dashboard then shows the previous login.
+    let other = TestApp::handle(&app);
+    assert_eq!(other.post_login(&login, &one_time).await.status(), 401);
+    other.login_as(&login, new).await;
+    let doc = html(&other.get("/dashboard").await.text().await.unwrap());
+    assert!(select_text(&doc, "#previous-login p")[0].contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_get_the_same_answer() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let unknown = app.post_login("nobody-here", "whatever password 1").await;
+    let wrong = app.post_login("082040-staff", "whatever password 1").await;
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(wrong.status(), 401);
+    let strip = |body: String| select_text(&html(&body), "#login-error");
+    assert_eq!(
+        strip(unknown.text().await.unwrap()),
+        strip(wrong.text().await.unwrap())
+    );
+}
+
+#[tokio::test]
+async fn forms_without_the_right_csrf_token_or_from_another_origin_are_refused() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    // Login without the pre-login token.
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("login_id", "082040-staff"),
+            ("password", DEMO_PASSWORD),
+            ("csrf", "forged"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    // Logout with a wrong token, then from another origin with the right one.
+    let res = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("csrf", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = app
+        .client
+        .post(app.url("/logout"))
+        .header("origin", "https://attacker.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(app.get("/dashboard").await.status(), 200, "still logged in");
+    let res = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        app.get("/dashboard").await.headers()["location"],
+        "/login?notice=idle"
+    );
+}
+
+#[tokio::test]
+async fn lockout_engages_after_five_failures_and_releases() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    for _ in 0..5 {
+        assert_eq!(
+            app.post_login("131016-staff", "not the password 1")
+                .await
+                .status(),
+            401
+        );
+    }
+    // Locked: even the right password is refused, with the same answer.
+    assert_eq!(
+        app.post_login("131016-staff", DEMO_PASSWORD).await.status(),
+        401
+    );
+    let mut conn = app.conn();
+    let locked: Option<chrono::NaiveDateTime> = accounts::table
+        .filter(accounts::login_id.eq("131016-staff"))
+        .select(accounts::locked_until)
+        .first(&mut *conn)
+        .unwrap();
+    assert!(locked.is_some());
+    let logged: i64 = audit_log::table
+        .filter(audit_log::chain.eq("131016"))
+        .filter(audit_log::action.eq("account.locked"))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(
+        logged, 1,
+        "the lock is in the municipality's log for its administrator"
+    );
+    // Fifteen minutes pass.
+    diesel::update(accounts::table.filter(accounts::login_id.eq("131016-staff")))
+        .set(accounts::locked_until.eq(Some(vrs::flows::now() - chrono::Duration::seconds(1))))
+        .execute(&mut *conn)
+        .unwrap();
+    assert_eq!(
+        app.post_login("131016-staff", DEMO_PASSWORD).await.status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn an_expired_account_cannot_log_in() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let mut conn = app.conn();
+    diesel::update(accounts::table.filter(accounts::login_id.eq("012025-staff")))
+        .set(accounts::expires_on.eq(Some(vrs::flows::now().date() - chrono::Duration::days(1))))
+        .execute(&mut *conn)
+        .unwrap();
+    assert_eq!(
+        app.post_login("012025-staff", DEMO_PASSWORD).await.status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn an_idle_session_logs_out() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    app.login_as("082040-admin", DEMO_PASSWORD).await;
+    assert_eq!(app.get("/dashboard").await.status(), 200);
+    let mut conn = app.conn();
+    diesel::update(sessions::table)
+        .set(sessions::last_seen_at.eq(vrs::flows::now() - chrono::Duration::minutes(16)))
+        .execute(&mut *conn)
+        .unwrap();
+    let res = app.get("/dashboard").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login?notice=idle");
+    let left: i64 = sessions::table.count().get_result(&mut *conn).unwrap();
+    assert_eq!(left, 0, "the idle session is deleted");
+}
+
+#[tokio::test]
+async fn a_changed_or_deleted_log_line_is_detected() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    app.login_as("082040-staff", DEMO_PASSWORD).await;
+    app.post_login("082040-staff", "wrong password 1").await;
+    let mut conn = app.conn();
+    let intact = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040")).unwrap();
+    assert_eq!(intact[0].broken_at, None);
+    assert!(intact[0].lines >= 4, "{intact:?}");
+
+    // Rewrite one line's outcome: detected at that line.
+    diesel::update(
+        audit_log::table
+            .filter(audit_log::chain.eq("082040"))
+            .filter(audit_log::seq.eq(3)),
+    )
+    .set(audit_log::outcome.eq("refused"))
+    .execute(&mut *conn)
+    .unwrap();
+    let r = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040")).unwrap();
+    assert_eq!(r[0].broken_at, Some(3));
+
+    // Through the command line too, with a non-zero exit.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vrs"))
+        .env_remove("VRS_MASTER_KEY")
+        .env("VRS_DATABASE_URL", app.db.url_string())
+        .env("VRS_MASTER_KEY_FILE", app.data_dir().join("master.key"))
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("082040: BROKEN at line 3"));
+
+    // Deleting a line in another chain is detected as well.
+    let app2 = spawn_app().await;
+    app2.seed_demo();
+    let mut conn2 = app2.conn();
+    diesel::delete(
+        audit_log::table
+            .filter(audit_log::chain.eq("131016"))
+            .filter(audit_log::seq.eq(1)),
+    )
+    .execute(&mut *conn2)
+    .unwrap();
+    let r = vrs::audit::verify(&mut conn2, &app2.state.audit, Some("131016")).unwrap();
+    assert_eq!(r[0].broken_at, Some(1));
+}

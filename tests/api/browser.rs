@@ -1,0 +1,82 @@
+//! The pages in a real browser: the `vrs` binary serving its demo data, and
+//! Debian's Chromium driven by tests/browser/pages.mjs (playwright-core)
+//! with the keyboard, as a person would use them. Screenshots land in
+//! tests/browser/artifacts/.
+//!
+//! Needs /usr/bin/chromium, node, and `npm ci` run in tests/browser (.ci/run
+//! does all three). Without them the test says it skipped, except under CI,
+//! where it fails.
+
+use crate::helpers::*;
+use std::path::Path;
+use std::process::Command;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// What is missing for the browser test, if anything.
+fn missing(root: &Path) -> Vec<String> {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!(
+            "{CHROMIUM} (apt-get install chromium fonts-noto-cjk)"
+        ));
+    }
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        missing.push("node (apt-get install nodejs npm)".to_string());
+    }
+    if !root
+        .join("tests/browser/node_modules/playwright-core/package.json")
+        .exists()
+    {
+        missing.push("tests/browser/node_modules (cd tests/browser && npm ci)".to_string());
+    }
+    missing
+}
+
+#[test]
+fn the_pages_work_in_a_real_browser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let missing = missing(root);
+    if !missing.is_empty() {
+        let what = missing.join(", ");
+        if std::env::var_os("CI").is_some() {
+            panic!("the browser test needs {what}: CI must install them (see .ci/run)");
+        }
+        eprintln!("skipped: the browser test needs {what}");
+        return;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let server = ServerProcess::start(
+        Command::new(env!("CARGO_BIN_EXE_vrs"))
+            .current_dir(dir.path())
+            .env_remove("VRS_MASTER_KEY")
+            .env_remove("VRS_MASTER_KEY_FILE")
+            .env_remove("VRS_PRODUCTION")
+            .env("VRS_DATA_DIR", dir.path().join("data"))
+            .env("VRS_DATABASE_URL", db.url_string())
+            .args(["serve", "--bind", "127.0.0.1:0", "--demo"]),
+    );
+
+    let run = Command::new("node")
+        .arg("tests/browser/pages.mjs")
+        .current_dir(root)
+        .env("BASE_URL", server.base_url())
+        .env("ARTIFACTS", "tests/browser/artifacts")
+        .output()
+        .expect("run node tests/browser/pages.mjs");
+    let (_, logged) = server.stop();
+
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    print!("{out}");
+    eprint!("{err}");
+    assert!(
+        run.status.success(),
+        "tests/browser/pages.mjs failed ({}):\n{out}\n{err}\n--- server log ---\n{logged}",
+        run.status
+    );
+    assert!(out.contains("browser checks: all "), "{out}");
+}
