@@ -103,6 +103,17 @@ pub struct Actor {
     pub client_addr: Option<String>,
 }
 
+impl Actor {
+    /// A logged-in account acting from an address.
+    pub fn account(id: &str, login_id: &str, addr: &str) -> Actor {
+        Actor {
+            account_id: Some(id.to_string()),
+            login_id: Some(login_id.to_string()),
+            client_addr: Some(addr.to_string()),
+        }
+    }
+}
+
 /// One operation to record. `target` names records by internal id only.
 #[derive(Debug, Clone)]
 pub struct Entry<'a> {

@@ -146,29 +146,9 @@ impl MasterKey {
     }
 
     pub fn unwrap_key(&self, label: &str, wrapped: &[u8]) -> Option<KeyBytes> {
-        if wrapped.len() < WRAP_NONCE_LEN {
-            return None;
-        }
-        let cipher = Aes256Gcm::new_from_slice(self.key.as_ref()).ok()?;
-        let (nonce, ct) = wrapped.split_at(WRAP_NONCE_LEN);
-        let nonce: [u8; WRAP_NONCE_LEN] = nonce.try_into().ok()?;
-        let pt = zeroize::Zeroizing::new(
-            cipher
-                .decrypt(
-                    &Nonce::from(nonce),
-                    Payload {
-                        msg: ct,
-                        aad: label.as_bytes(),
-                    },
-                )
-                .ok()?,
-        );
-        if pt.len() != 32 {
-            return None;
-        }
-        let mut k = zeroize::Zeroizing::new([0u8; 32]);
-        k.copy_from_slice(&pt);
-        Some(k)
+        let pt = self.unwrap_bytes(label, wrapped)?;
+        let bytes: [u8; 32] = pt.as_slice().try_into().ok()?;
+        Some(zeroize::Zeroizing::new(bytes))
     }
 
     pub fn unwrap_bytes(&self, label: &str, wrapped: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {

@@ -387,11 +387,7 @@ pub fn logout(
 ) -> Result<(), DbError> {
     conn.transaction(|conn| {
         SessionRow::delete(conn, &token_hash(token))?;
-        let actor = Actor {
-            account_id: Some(account.id.clone()),
-            login_id: Some(account.login_id.clone()),
-            client_addr: Some(addr.to_string()),
-        };
+        let actor = Actor::account(&account.id, &account.login_id, addr);
         audit::append(
             conn,
             key,
@@ -442,11 +438,7 @@ pub fn change_password(
         if let Some(k) = keep {
             k.insert(conn)?;
         }
-        let actor = Actor {
-            account_id: Some(account.id.clone()),
-            login_id: Some(account.login_id.clone()),
-            client_addr: Some(addr.to_string()),
-        };
+        let actor = Actor::account(&account.id, &account.login_id, addr);
         audit::append(
             conn,
             key,
