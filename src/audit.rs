@@ -143,7 +143,12 @@ pub fn append(
         seq,
         at: now(),
         account_id: actor.account_id.clone(),
-        login_id: actor.login_id.clone(),
+        // A login name is typed by whoever tries to log in: one shaped like
+        // an individual number is masked like any other free text.
+        login_id: actor
+            .login_id
+            .as_deref()
+            .map(crate::domain::mask_number_like),
         client_addr: actor.client_addr.clone(),
         action: e.action.to_string(),
         target: e.target.map(|t| crate::domain::mask_number_like(&t)),

@@ -306,7 +306,13 @@ pub fn login(
         None => {
             conn.transaction(|conn| {
                 if let Some(l) = &login {
-                    count_failure(conn, &format!("id:{}", l.as_str()), at, MAX_FAILURES)?;
+                    // Keyed by a hash: what was typed may be anything, even a number.
+                    count_failure(
+                        conn,
+                        &format!("id:{}", token_hash(l.as_str())),
+                        at,
+                        MAX_FAILURES,
+                    )?;
                 }
                 count_addr_failure(conn, &addr_key, at)?;
                 audit::append(

@@ -306,3 +306,33 @@ async fn a_changed_or_deleted_log_line_is_detected() {
     let r = vrs::audit::verify(&mut conn2, &app2.state.audit, Some("131016")).unwrap();
     assert_eq!(r[0].broken_at, Some(1));
 }
+
+#[tokio::test]
+async fn the_operation_log_holds_no_individual_number() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    app.login_as("082040-staff", DEMO_PASSWORD).await;
+    // A login name shaped like an individual number is masked, not stored.
+    app.post_login("123456789018", "whatever password 1").await;
+    let mut conn = app.conn();
+    let rows: Vec<vrs::db::models::audit_log::AuditRow> = audit_log::table
+        .select(vrs::db::models::audit_log::AuditRow::as_select())
+        .load(&mut *conn)
+        .unwrap();
+    assert!(rows.len() >= 8, "{}", rows.len());
+    let throttle: Vec<String> = vrs::db::schema::login_throttle::table
+        .select(vrs::db::schema::login_throttle::throttle_key)
+        .load(&mut *conn)
+        .unwrap();
+    let text = format!("{rows:?} {throttle:?}");
+    assert!(!text.contains("123456789018"));
+    for code in vrs::demo::DEMO_MUNICIPALITIES {
+        for i in 0..vrs::demo::RESIDENTS_PER_MUNICIPALITY {
+            let n = vrs::demo::demo_resident(crate::helpers::code(code), i)
+                .my_number
+                .unwrap();
+            let digits = String::from_utf8(n.expose_digits().to_vec()).unwrap();
+            assert!(!text.contains(&digits));
+        }
+    }
+}
