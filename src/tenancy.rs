@@ -35,11 +35,7 @@ pub enum TenancyError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for TenancyError {
-    fn from(e: diesel::result::Error) -> Self {
-        TenancyError::Db(DbError::Query(e))
-    }
-}
+crate::db::from_diesel_via_db_error!(TenancyError);
 
 /// One municipality's open partition: its code and unwrapped keys.
 pub struct Partition {

@@ -42,6 +42,19 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
+/// Every error type that wraps `DbError` takes diesel's errors through it, so
+/// `?` works on queries inside a transaction of that type.
+macro_rules! from_diesel_via_db_error {
+    ($t:ty) => {
+        impl From<diesel::result::Error> for $t {
+            fn from(e: diesel::result::Error) -> Self {
+                <$t>::from($crate::db::DbError::from(e))
+            }
+        }
+    };
+}
+pub(crate) use from_diesel_via_db_error;
+
 /// Opens connections by URL scheme and prepares each one for our use.
 #[derive(Clone)]
 pub struct Manager {

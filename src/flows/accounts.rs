@@ -58,11 +58,7 @@ pub enum AccountError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for AccountError {
-    fn from(e: diesel::result::Error) -> Self {
-        AccountError::Db(e.into())
-    }
-}
+crate::db::from_diesel_via_db_error!(AccountError);
 
 /// Creates an account with a one-time password that must be changed at first
 /// login. Returns the account and that password (shown once, never stored).
@@ -163,11 +159,7 @@ pub enum LoginError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for LoginError {
-    fn from(e: diesel::result::Error) -> Self {
-        LoginError::Db(e.into())
-    }
-}
+crate::db::from_diesel_via_db_error!(LoginError);
 
 fn usable(account: &AccountRow, at: NaiveDateTime) -> bool {
     account.disabled_at.is_none()

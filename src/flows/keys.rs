@@ -21,11 +21,7 @@ pub enum RotationError {
     IssuerKey(String),
 }
 
-impl From<diesel::result::Error> for RotationError {
-    fn from(e: diesel::result::Error) -> Self {
-        RotationError::Tenancy(e.into())
-    }
-}
+crate::db::from_diesel_via_db_error!(RotationError);
 
 impl From<DbError> for RotationError {
     fn from(e: DbError) -> Self {

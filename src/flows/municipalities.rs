@@ -21,11 +21,7 @@ pub enum TenantError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for TenantError {
-    fn from(e: diesel::result::Error) -> Self {
-        TenantError::Db(DbError::Query(e))
-    }
-}
+crate::db::from_diesel_via_db_error!(TenantError);
 
 fn registered(code: MunicipalityCode) -> Result<&'static Municipality, TenantError> {
     let m = Registry::global()

@@ -74,11 +74,7 @@ pub enum ResidentError {
     Tenancy(#[from] TenancyError),
 }
 
-impl From<diesel::result::Error> for ResidentError {
-    fn from(e: diesel::result::Error) -> Self {
-        ResidentError::Tenancy(e.into())
-    }
-}
+crate::db::from_diesel_via_db_error!(ResidentError);
 
 impl From<crate::db::DbError> for ResidentError {
     fn from(e: crate::db::DbError) -> Self {

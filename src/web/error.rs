@@ -58,8 +58,4 @@ impl From<crate::db::DbError> for AppError {
     }
 }
 
-impl From<diesel::result::Error> for AppError {
-    fn from(e: diesel::result::Error) -> Self {
-        AppError::Internal(e.to_string())
-    }
-}
+crate::db::from_diesel_via_db_error!(AppError);
