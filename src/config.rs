@@ -52,9 +52,21 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
 
+    /// Reverse proxies whose X-Forwarded-For is believed (comma-separated
+    /// CIDRs). Without one, the client address is the socket's.
+    #[arg(long = "trusted-proxy", env = "VRS_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Worker threads of the HTTP server (default: one per core).
     #[arg(long, env = "VRS_WORKERS")]
     pub workers: Option<usize>,
+}
+
+fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    s.trim()
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| s.trim().parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or CIDR network"))
 }
 
 pub const MASTER_KEY_ENV: &str = "VRS_MASTER_KEY";

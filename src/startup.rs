@@ -114,11 +114,15 @@ impl Application {
             _ => None,
         };
         let secure = tls.is_some();
+        let transport = actix_web::web::Data::new(crate::web::Transport {
+            secure,
+            trusted_proxies: serve.trusted_proxies.clone(),
+        });
         let app_state = actix_web::web::Data::new(state);
         let factory = move || {
             actix_web::App::new()
                 .app_data(app_state.clone())
-                .configure(|cfg| crate::web::configure(cfg, &static_dir, secure))
+                .configure(|cfg| crate::web::configure(cfg, &static_dir, transport.clone()))
         };
         let mut http = actix_web::HttpServer::new(factory);
         if let Some(w) = serve.workers {

@@ -128,6 +128,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    lgwan_networks (municipality_code, cidr) {
+        municipality_code -> Text,
+        cidr -> Text,
+        label -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(tenant_keys -> tenants (municipality_code));
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -139,7 +149,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     login_throttle,
     audit_log,
-    platform_secrets
+    platform_secrets,
+    lgwan_networks
 );
 
 /// Every table the migrations create, in dependency order (parents first).
@@ -153,6 +164,7 @@ pub const ALL_TABLES: &[&str] = &[
     "login_throttle",
     "audit_log",
     "platform_secrets",
+    "lgwan_networks",
 ];
 
 /// Tables holding one municipality's personal data: keyed by

@@ -57,6 +57,65 @@ impl Role {
     }
 }
 
+/// What a municipal staff account may do beyond seeing its own
+/// municipality's pages. Administrators grant only what the work needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Register and manage residents, issue tickets.
+    Residents,
+    /// Enter or see individual numbers (LG-WAN terminals only).
+    MyNumber,
+    /// Send transfer inquiries to other municipalities.
+    Inquiry,
+    /// Issue vaccination certificates.
+    Certificates,
+    /// Download the municipality's records as CSV.
+    Export,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] = [
+        Permission::Residents,
+        Permission::MyNumber,
+        Permission::Inquiry,
+        Permission::Certificates,
+        Permission::Export,
+    ];
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Permission::Residents => "residents",
+            Permission::MyNumber => "my_number",
+            Permission::Inquiry => "inquiry",
+            Permission::Certificates => "certificates",
+            Permission::Export => "export",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.code() == s)
+    }
+
+    pub fn label_key(&self) -> &'static str {
+        match self {
+            Permission::Residents => "perm.residents",
+            Permission::MyNumber => "perm.my_number",
+            Permission::Inquiry => "perm.inquiry",
+            Permission::Certificates => "perm.certificates",
+            Permission::Export => "perm.export",
+        }
+    }
+
+    /// The stored list ("residents,export") as permissions; unknown words
+    /// grant nothing.
+    pub fn parse_list(stored: &str) -> Vec<Permission> {
+        stored
+            .split(',')
+            .filter_map(|w| Permission::parse(w.trim()))
+            .collect()
+    }
+}
+
 /// ログインID: 3–64 of lowercase ASCII letters, digits, `.`, `_`, `-`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginId(String);
@@ -153,6 +212,15 @@ mod tests {
             assert_eq!(Role::parse(r.code()), Some(r));
         }
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn permission_lists() {
+        assert_eq!(
+            Permission::parse_list("residents,bogus,my_number"),
+            vec![Permission::Residents, Permission::MyNumber]
+        );
+        assert!(Permission::parse_list("").is_empty());
     }
 
     #[test]

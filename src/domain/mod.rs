@@ -4,12 +4,14 @@
 mod account;
 mod municipality_code;
 mod my_number;
+mod network;
 mod person;
 mod registry;
 
-pub use account::{LoginId, NewPassword, Role};
+pub use account::{LoginId, NewPassword, Permission, Role};
 pub use municipality_code::MunicipalityCode;
 pub use my_number::{MyNumber, mask_number_like};
+pub use network::Network;
 pub use person::{AddresseeNumber, BirthDate, KanaName, PersonName, Sex};
 pub use registry::{Municipality, MunicipalityKind, Registry};
 
@@ -41,6 +43,8 @@ pub enum Reason {
     LoginIdChars,
     PasswordShort,
     PasswordClasses,
+    NotCidr,
+    CidrTooBroad,
 }
 
 impl Reason {
@@ -64,6 +68,12 @@ impl Reason {
             }
             Reason::PasswordShort => "12文字以上で入力してください".into(),
             Reason::PasswordClasses => "英字と数字の両方を含めてください".into(),
+            Reason::NotCidr => {
+                "ネットワークは 10.20.0.0/16 のようなCIDR形式で入力してください".into()
+            }
+            Reason::CidrTooBroad => {
+                "範囲が広すぎます（IPv4は/8、IPv6は/32より狭くしてください）".into()
+            }
         }
     }
 
@@ -85,6 +95,8 @@ impl Reason {
             Reason::LoginIdChars => "must be at least 3 of a-z, 0-9, '.', '_' or '-'".into(),
             Reason::PasswordShort => "must be at least 12 characters".into(),
             Reason::PasswordClasses => "must contain both letters and digits".into(),
+            Reason::NotCidr => "must be a network in CIDR form, such as 10.20.0.0/16".into(),
+            Reason::CidrTooBroad => "is too broad (at most /8 for IPv4, /32 for IPv6)".into(),
         }
     }
 }

@@ -452,3 +452,105 @@ pub fn change_password(
     })
     .map_err(|e: DbError| PasswordChangeError::Db(e))
 }
+
+/// Ends an account at once (transfer, retirement): it can no longer log in and
+/// its sessions end. The row stays, for the account list and the log.
+pub fn disable(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    code: MunicipalityCode,
+    id: &str,
+) -> Result<bool, DbError> {
+    conn.transaction(|conn| {
+        let Some(acc) = AccountRow::find_by_id_and_municipality(conn, id, code.as_str())? else {
+            return Ok(false);
+        };
+        if acc.disabled_at.is_none() {
+            AccountRow::disable(conn, &acc.id, now())?;
+        }
+        SessionRow::delete_for_account(conn, &acc.id)?;
+        audit::append(
+            conn,
+            key,
+            actor,
+            Entry {
+                chain: code.as_str(),
+                action: "account.disable",
+                target: Some(format!("account:{}", acc.id)),
+                outcome: "ok",
+                detail: None,
+            },
+        )?;
+        Ok(true)
+    })
+}
+
+/// Lifts a lock before it runs out.
+pub fn unlock(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    code: MunicipalityCode,
+    id: &str,
+) -> Result<bool, DbError> {
+    conn.transaction(|conn| {
+        let Some(acc) = AccountRow::find_by_id_and_municipality(conn, id, code.as_str())? else {
+            return Ok(false);
+        };
+        AccountRow::unlock(conn, &acc.id)?;
+        audit::append(
+            conn,
+            key,
+            actor,
+            Entry {
+                chain: code.as_str(),
+                action: "account.unlock",
+                target: Some(format!("account:{}", acc.id)),
+                outcome: "ok",
+                detail: None,
+            },
+        )?;
+        Ok(true)
+    })
+}
+
+/// How an account stands today, for the administrator's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    Locked,
+    Expired,
+    Disabled,
+}
+
+impl AccountStatus {
+    pub fn of(account: &AccountRow, at: NaiveDateTime) -> AccountStatus {
+        if account.disabled_at.is_some() {
+            AccountStatus::Disabled
+        } else if account.expires_on.is_some_and(|d| d < at.date()) {
+            AccountStatus::Expired
+        } else if account.locked_until.is_some_and(|t| t > at) {
+            AccountStatus::Locked
+        } else {
+            AccountStatus::Active
+        }
+    }
+
+    pub fn label_key(&self) -> &'static str {
+        match self {
+            AccountStatus::Active => "status.active",
+            AccountStatus::Locked => "status.locked",
+            AccountStatus::Expired => "status.expired",
+            AccountStatus::Disabled => "status.disabled",
+        }
+    }
+
+    pub fn badge(&self) -> &'static str {
+        match self {
+            AccountStatus::Active => "badge--ok",
+            AccountStatus::Locked => "badge--warn",
+            AccountStatus::Expired | AccountStatus::Disabled => "badge--muted",
+        }
+    }
+}

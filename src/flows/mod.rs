@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod issuer;
 pub mod keys;
 pub mod municipalities;
+pub mod networks;
 pub mod residents;
 
 use chrono::{NaiveDateTime, Utc};

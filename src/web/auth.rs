@@ -13,7 +13,7 @@ use crate::i18n::T;
 use crate::startup::AppState;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 use std::future::Future;
@@ -31,10 +31,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(password_submit);
 }
 
-/// The client's address as the socket gives it.
+/// The client's address as the frame determined it (socket, or trusted proxy).
+pub fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<super::RequestInfo>()
+        .and_then(|i| i.client_ip)
+}
+
 pub fn client_addr(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
+    client_ip(req)
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -67,6 +73,7 @@ pub struct Authed {
     pub session: SessionRow,
     pub token: String,
     pub addr: String,
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl Authed {
@@ -88,6 +95,7 @@ impl FromRequest for Authed {
         let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let addr = client_addr(req);
+        let ip = client_ip(req);
         Box::pin(async move {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(AppError::LoginRequired);
@@ -100,6 +108,7 @@ impl FromRequest for Authed {
                     session,
                     token,
                     addr,
+                    client_ip: ip,
                 }),
                 None => Err(AppError::LoginRequired),
             }
@@ -244,7 +253,7 @@ async fn logout(
 #[template(path = "auth/dashboard.html")]
 struct DashboardPage {
     t: T,
-    csrf: String,
+    nav: super::Nav,
     display_name: String,
     login_id: String,
     role_key: &'static str,
@@ -273,8 +282,8 @@ async fn dashboard(ctx: Ctx, auth: Authed) -> Result<HttpResponse, AppError> {
                 .map(|m| format!("{} ({})", m.full_name(), c))
         });
     render(&DashboardPage {
+        nav: super::Nav::for_account(&auth, &ctx.t.path),
         t: ctx.t,
-        csrf: auth.session.csrf_token.clone(),
         display_name: auth.account.display_name.clone(),
         login_id: auth.account.login_id.clone(),
         role_key: role.label_key(),
@@ -297,6 +306,7 @@ pub fn jst(t: chrono::NaiveDateTime) -> String {
 #[template(path = "auth/password.html")]
 struct PasswordPage {
     t: T,
+    nav: super::Nav,
     csrf: String,
     forced: bool,
     error: Option<String>,
@@ -306,6 +316,7 @@ struct PasswordPage {
 #[get("/password")]
 async fn password_form(ctx: Ctx, auth: Authed) -> Result<HttpResponse, AppError> {
     render(&PasswordPage {
+        nav: super::Nav::for_account(&auth, "/password"),
         t: ctx.t,
         csrf: auth.session.csrf_token.clone(),
         forced: auth.account.must_change_password,
@@ -333,6 +344,7 @@ async fn password_submit(
     let form = form.into_inner();
     let again = |t: T, error: Option<String>, current_error: bool| {
         let mut r = render(&PasswordPage {
+            nav: super::Nav::for_account(&auth, "/password"),
             csrf: auth.session.csrf_token.clone(),
             forced: auth.account.must_change_password,
             t,

@@ -11,6 +11,10 @@ pub enum AppError {
     Forbidden,
     #[error("login required")]
     LoginRequired,
+    #[error("password change required")]
+    PasswordChangeRequired,
+    #[error("outside the municipality's LG-WAN networks")]
+    OutsideLgwan,
     #[error("not found")]
     NotFound,
     #[error("service unavailable: {0}")]
@@ -26,6 +30,8 @@ impl AppError {
             AppError::BadRequest(_) => "bad_request",
             AppError::Forbidden => "forbidden",
             AppError::LoginRequired => "login_required",
+            AppError::PasswordChangeRequired => "password_change_required",
+            AppError::OutsideLgwan => "outside_lgwan",
             AppError::NotFound => "not_found",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -39,6 +45,7 @@ impl ResponseError for AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::LoginRequired => StatusCode::UNAUTHORIZED,
+            AppError::PasswordChangeRequired | AppError::OutsideLgwan => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

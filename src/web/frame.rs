@@ -11,12 +11,36 @@ use actix_web::middleware::Next;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 
 pub const LANG_COOKIE: &str = "lang";
 
-/// Whether we are serving over TLS (cookies get `Secure`, HSTS is sent).
+/// How requests reach us: over TLS or not (cookies get `Secure`, HSTS is
+/// sent), and through which trusted reverse proxies.
 pub struct Transport {
     pub secure: bool,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Transport {
+    /// The client's address: the socket's, unless the socket is a trusted
+    /// proxy; then the nearest X-Forwarded-For hop that is not one.
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        let peer = peer?;
+        if !trusted(&peer) {
+            return Some(peer);
+        }
+        let hops = forwarded_for.unwrap_or("");
+        for hop in hops.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if trusted(&ip) => continue,
+                Ok(ip) => return Some(ip),
+                Err(_) => return None,
+            }
+        }
+        Some(peer)
+    }
 }
 
 /// Set by the frame on every request.
@@ -24,6 +48,8 @@ pub struct Transport {
 pub struct RequestInfo {
     pub request_id: String,
     pub lang: Lang,
+    /// None when a trusted proxy forwarded something that is not an address.
+    pub client_ip: Option<IpAddr>,
 }
 
 /// What a page handler needs to render: the translator and the request id.
@@ -44,6 +70,7 @@ impl FromRequest for Ctx {
             .unwrap_or_else(|| RequestInfo {
                 request_id: new_request_id(),
                 lang: Lang::Ja,
+                client_ip: None,
             });
         ready(Ok(Ctx {
             t: T::new(info.lang, req.path()),
@@ -72,7 +99,10 @@ struct ErrorPage<'a> {
     request_id: &'a str,
 }
 
-fn error_keys(status: u16) -> (&'static str, &'static str) {
+fn error_keys(status: u16, zone: bool) -> (&'static str, &'static str) {
+    if zone {
+        return ("error.lgwan.title", "error.lgwan.message");
+    }
     match status {
         400 | 422 => ("error.400.title", "error.400.message"),
         401 | 403 => ("error.403.title", "error.403.message"),
@@ -84,7 +114,7 @@ fn error_keys(status: u16) -> (&'static str, &'static str) {
     }
 }
 
-fn error_body(status: u16, path: &str, info: &RequestInfo) -> HttpResponse {
+fn error_body(status: u16, path: &str, info: &RequestInfo, zone: bool) -> HttpResponse {
     let mut builder = HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status)
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
@@ -102,7 +132,7 @@ fn error_body(status: u16, path: &str, info: &RequestInfo) -> HttpResponse {
         return builder.json(serde_json::json!({ "error": code, "request_id": info.request_id }));
     }
     let t = T::new(info.lang, path);
-    let (title_key, message_key) = error_keys(status);
+    let (title_key, message_key) = error_keys(status, zone);
     let page = ErrorPage {
         status,
         title: t.s(title_key),
@@ -129,15 +159,23 @@ pub async fn frame(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = std::time::Instant::now();
+    let transport = req.app_data::<web::Data<Transport>>().cloned();
+    let secure = transport.as_ref().is_some_and(|t| t.secure);
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let peer = req.peer_addr().map(|a| a.ip());
     let info = RequestInfo {
         request_id: new_request_id(),
         lang: lang_of(&req),
+        client_ip: match &transport {
+            Some(t) => t.client_ip(peer, forwarded.as_deref()),
+            None => peer,
+        },
     };
     req.extensions_mut().insert(info.clone());
-    let secure = req
-        .app_data::<web::Data<Transport>>()
-        .map(|t| t.secure)
-        .unwrap_or(false);
     let method = req.method().to_string();
     let path = req.path().to_string();
 
@@ -146,7 +184,7 @@ pub async fn frame(
     if !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS") && cross_origin(&req) {
         tracing::warn!(request_id = %info.request_id, path = %mask_number_like(&path), "cross-origin request refused");
         let (r, _) = req.into_parts();
-        let mut res = ServiceResponse::new(r, error_body(403, &path, &info));
+        let mut res = ServiceResponse::new(r, error_body(403, &path, &info, false));
         set_security_headers(res.headers_mut(), secure, false);
         return Ok(res);
     }
@@ -155,26 +193,36 @@ pub async fn frame(
     let status = res.status().as_u16();
     // Errors raised by handlers (and unknown routes) get the full error page;
     // a page that chose its own status (a form shown again with a 422) keeps it.
-    let login_required = res
+    // Pages send a person to where they can go on; machines get the status.
+    let redirect_to = match res
         .response()
         .error()
         .and_then(|e| e.as_error::<super::AppError>())
-        .is_some_and(|e| matches!(e, super::AppError::LoginRequired));
-    let mut res = if login_required && !wants_json(&path) {
+    {
+        Some(super::AppError::LoginRequired) => Some("/login?notice=idle"),
+        Some(super::AppError::PasswordChangeRequired) => Some("/password"),
+        _ => None,
+    }
+    .filter(|_| !wants_json(&path));
+    let mut res = if let Some(to) = redirect_to {
         let (req, _) = res.into_parts();
         let redirect = HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/login?notice=idle"))
+            .insert_header((header::LOCATION, to))
             .finish();
         ServiceResponse::new(req, redirect)
     } else if let Some(err) = res.response().error() {
         let cause = mask_number_like(&err.to_string());
+        let zone = matches!(
+            err.as_error::<super::AppError>(),
+            Some(super::AppError::OutsideLgwan)
+        );
         if status >= 500 {
             tracing::error!(request_id = %info.request_id, error = %cause, "request failed");
         } else {
             tracing::debug!(request_id = %info.request_id, error = %cause, "request refused");
         }
         let (req, _) = res.into_parts();
-        ServiceResponse::new(req, error_body(status, &path, &info))
+        ServiceResponse::new(req, error_body(status, &path, &info, zone))
     } else {
         res.map_into_boxed_body()
     };
@@ -241,5 +289,46 @@ fn set_security_headers(h: &mut header::HeaderMap, secure: bool, is_static: bool
     if !is_static && !h.contains_key(header::CACHE_CONTROL) {
         // Pages may carry personal data: never keep them in a shared or back-button cache.
         set(h, "cache-control", "no-store");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(proxies: &[&str]) -> Transport {
+        Transport {
+            secure: false,
+            trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn client_ip_is_the_socket_unless_it_is_a_trusted_proxy() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // No trusted proxy: the header is ignored.
+        assert_eq!(
+            t(&[]).client_ip(Some(ip("192.0.2.1")), Some("10.1.1.1")),
+            Some(ip("192.0.2.1"))
+        );
+        let tp = t(&["192.0.2.0/24"]);
+        assert_eq!(
+            tp.client_ip(Some(ip("192.0.2.1")), Some("10.1.1.1")),
+            Some(ip("10.1.1.1"))
+        );
+        // A spoofed left-most hop is not believed; the nearest untrusted one is.
+        assert_eq!(
+            tp.client_ip(
+                Some(ip("192.0.2.1")),
+                Some("10.9.9.9, 203.0.113.5, 192.0.2.7")
+            ),
+            Some(ip("203.0.113.5"))
+        );
+        assert_eq!(tp.client_ip(Some(ip("192.0.2.1")), Some("garbage")), None);
+        // A request not from the proxy cannot claim an address.
+        assert_eq!(
+            tp.client_ip(Some(ip("198.51.100.1")), Some("10.1.1.1")),
+            Some(ip("198.51.100.1"))
+        );
     }
 }

@@ -2,24 +2,29 @@
 //! error pages), and one module per group of pages. Handlers parse, call a
 //! flow, render; no SQL here.
 
+mod admin;
 mod auth;
 mod error;
 mod frame;
+mod guard;
+mod operator;
 mod pages;
+mod residents;
 mod system;
 
 pub use auth::Authed;
 pub use error::AppError;
-pub use frame::{Ctx, RequestInfo};
+pub use frame::{Ctx, RequestInfo, Transport};
+pub use guard::{Nav, require_lgwan};
 
 use actix_web::web;
 use std::path::Path;
 
-pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, secure: bool) {
+pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web::Data<Transport>) {
     cfg.service(
         web::scope("")
             .wrap(actix_web::middleware::from_fn(frame::frame))
-            .app_data(web::Data::new(frame::Transport { secure }))
+            .app_data(transport)
             .app_data(
                 web::FormConfig::default()
                     .limit(64 * 1024)
@@ -37,6 +42,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, secure: bool) 
             .configure(system::routes)
             .configure(pages::routes)
             .configure(auth::routes)
+            .configure(admin::routes)
+            .configure(residents::routes)
+            .configure(operator::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)
             })),

@@ -101,6 +101,7 @@ pub fn serve_args(static_dir: Option<PathBuf>) -> ServeArgs {
         static_dir: static_dir
             .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))),
         demo: false,
+        trusted_proxies: Vec::new(),
         workers: Some(1),
     }
 }
@@ -108,6 +109,11 @@ pub fn serve_args(static_dir: Option<PathBuf>) -> ServeArgs {
 /// Builds the real application on a free port with a fresh database, as
 /// `vrs serve` would on a first run.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The same, with changed serve settings (e.g. a trusted proxy).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     install_tls_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = TestDb::new(dir.path());
@@ -123,7 +129,9 @@ pub async fn spawn_app() -> TestApp {
         .as_ref()
         .map(|(l, p)| (l.clone(), p.as_str().to_string()))
         .expect("first start creates the operator");
-    let app = Application::build(prepared.state, &serve_args(None)).expect("build");
+    let mut args = serve_args(None);
+    adjust(&mut args);
+    let app = Application::build(prepared.state, &args).expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.into_server());
     let client = reqwest::Client::builder()
@@ -186,6 +194,39 @@ impl TestApp {
 
     pub fn master(&self) -> &MasterKey {
         &self.state.master
+    }
+
+    /// Creates an account directly (as an administrator would), with a known
+    /// password that need not be changed. Returns the password.
+    pub fn create_account(
+        &self,
+        login: &str,
+        role: vrs::domain::Role,
+        municipality: Option<&str>,
+        permissions: &[&str],
+    ) -> String {
+        let password = format!("pw for {login} 2026");
+        let mut conn = self.conn();
+        vrs::flows::accounts::create(
+            &mut conn,
+            &self.state.audit,
+            &vrs::audit::Actor::default(),
+            vrs::flows::accounts::NewAccount {
+                login_id: vrs::domain::LoginId::parse(login).unwrap(),
+                role,
+                municipality: municipality.map(code),
+                prefecture_code: None,
+                display_name: format!("テスト {login}"),
+                permissions: permissions.iter().map(|p| p.to_string()).collect(),
+                expires_on: None,
+                device_name: None,
+                responsible_person: None,
+                must_change_password: false,
+            },
+            Some(vrs::domain::NewPassword::parse(&password).unwrap()),
+        )
+        .unwrap();
+        password
     }
 
     /// Fills the demo municipalities, as `vrs demo` does.

@@ -8,4 +8,5 @@ mod backends;
 mod browser;
 mod cli;
 mod partitions;
+mod roles;
 mod web;

@@ -238,3 +238,55 @@ impl PlatformSecretRow {
         Ok(())
     }
 }
+
+impl AccountRow {
+    /// Accounts of one municipality, for its administrator.
+    pub fn of_municipality(conn: &mut DbConn, code: &str) -> Result<Vec<AccountRow>, DbError> {
+        Ok(accounts::table
+            .filter(accounts::municipality_code.eq(code))
+            .order(accounts::login_id)
+            .select(AccountRow::as_select())
+            .load(conn)?)
+    }
+
+    /// An account, only if it belongs to this municipality: a foreign id is
+    /// simply not found.
+    pub fn find_by_id_and_municipality(
+        conn: &mut DbConn,
+        id: &str,
+        code: &str,
+    ) -> Result<Option<AccountRow>, DbError> {
+        Ok(accounts::table
+            .filter(accounts::id.eq(id))
+            .filter(accounts::municipality_code.eq(code))
+            .select(AccountRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// Accounts without a municipality (operator, viewers), for the operator.
+    pub fn platform_accounts(conn: &mut DbConn) -> Result<Vec<AccountRow>, DbError> {
+        Ok(accounts::table
+            .filter(accounts::municipality_code.is_null())
+            .order(accounts::login_id)
+            .select(AccountRow::as_select())
+            .load(conn)?)
+    }
+
+    pub fn disable(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> Result<(), DbError> {
+        diesel::update(accounts::table.find(id))
+            .set(accounts::disabled_at.eq(Some(at)))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn unlock(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+        diesel::update(accounts::table.find(id))
+            .set((
+                accounts::failed_logins.eq(0),
+                accounts::locked_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}

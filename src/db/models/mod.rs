@@ -4,5 +4,6 @@
 pub mod accounts;
 pub mod audit_log;
 pub mod issuer_keys;
+pub mod networks;
 pub mod residents;
 pub mod tenants;

@@ -1,0 +1,137 @@
+//! Who may reach what. Every page of a signed-in person calls one of these
+//! before doing anything; a refusal is a 403 and, where personal data was at
+//! stake, a line in the operation log.
+
+use super::{AppError, Authed, with_db};
+use crate::audit::{self, Actor, Entry};
+use crate::domain::{MunicipalityCode, Permission, Role};
+use crate::flows::accounts::chain_of;
+use crate::startup::AppState;
+
+impl Authed {
+    pub fn role(&self) -> Option<Role> {
+        Role::parse(&self.account.role)
+    }
+
+    pub fn municipality(&self) -> Option<MunicipalityCode> {
+        self.account
+            .municipality_code
+            .as_deref()
+            .and_then(|c| MunicipalityCode::parse(c).ok())
+    }
+
+    pub fn permissions(&self) -> Vec<Permission> {
+        Permission::parse_list(&self.account.permissions)
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::account(&self.account.id, &self.account.login_id, &self.addr)
+    }
+
+    /// The account must have one of `roles` (and have set its own password).
+    pub fn require(&self, roles: &[Role]) -> Result<Role, AppError> {
+        if self.account.must_change_password {
+            return Err(AppError::PasswordChangeRequired);
+        }
+        self.role()
+            .filter(|r| roles.contains(r))
+            .ok_or(AppError::Forbidden)
+    }
+
+    /// A municipal administrator, with its municipality.
+    pub fn require_admin(&self) -> Result<MunicipalityCode, AppError> {
+        self.require(&[Role::MunicipalAdmin])?;
+        self.municipality().ok_or(AppError::Forbidden)
+    }
+
+    /// Municipal staff holding `permission`, with its municipality.
+    pub fn require_staff(&self, permission: Permission) -> Result<MunicipalityCode, AppError> {
+        self.require(&[Role::MunicipalStaff])?;
+        if !self.permissions().contains(&permission) {
+            return Err(AppError::Forbidden);
+        }
+        self.municipality().ok_or(AppError::Forbidden)
+    }
+}
+
+/// For pages that show or accept an individual number: staff with the
+/// individual-number permission, on a terminal inside one of the
+/// municipality's declared LG-WAN networks. Tablets, viewers, operators and
+/// administrators are refused wherever they are; a refusal is logged.
+pub async fn require_lgwan(state: &AppState, auth: &Authed) -> Result<MunicipalityCode, AppError> {
+    let role_ok = auth.require_staff(Permission::MyNumber);
+    let ip = auth.client_ip;
+    let code = auth.municipality();
+    let inside = match (&role_ok, code, ip) {
+        (Ok(_), Some(code), Some(ip)) => {
+            with_db(state, move |conn| {
+                Ok(crate::flows::networks::allows(conn, code, ip)?)
+            })
+            .await?
+        }
+        _ => false,
+    };
+    if role_ok.is_ok() && inside {
+        return role_ok;
+    }
+    let (st, actor, chain) = (state.clone(), auth.actor(), chain_of(&auth.account));
+    let reason = if role_ok.is_err() { "role" } else { "network" };
+    with_db(state, move |conn| {
+        Ok(audit::record(
+            conn,
+            &st.audit,
+            &actor,
+            Entry {
+                chain: &chain,
+                action: "my_number.access",
+                target: None,
+                outcome: "refused",
+                detail: Some(format!("reason={reason}")),
+            },
+        )?)
+    })
+    .await?;
+    Err(role_ok.err().unwrap_or(AppError::OutsideLgwan))
+}
+
+/// The menu of a signed-in person, by role.
+pub struct Nav {
+    pub csrf: String,
+    pub items: Vec<NavItem>,
+}
+
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+impl Nav {
+    pub fn for_account(auth: &Authed, path: &str) -> Nav {
+        let mut items: Vec<(&'static str, &'static str)> = vec![("/dashboard", "dashboard.title")];
+        match auth.role() {
+            Some(Role::MunicipalAdmin) => items.extend([
+                ("/admin/accounts", "admin.accounts.title"),
+                ("/admin/networks", "admin.networks.title"),
+                ("/admin/log", "admin.log.title"),
+            ]),
+            Some(Role::MunicipalStaff) if auth.permissions().contains(&Permission::MyNumber) => {
+                items.push(("/residents/by-number", "lookup.title"))
+            }
+            Some(Role::Operator) => items.push(("/operator", "operator.title")),
+            _ => {}
+        }
+        items.push(("/password", "password.title"));
+        Nav {
+            csrf: auth.session.csrf_token.clone(),
+            items: items
+                .into_iter()
+                .map(|(href, label)| NavItem {
+                    href,
+                    label,
+                    current: path == href,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,576 @@
+//! Each role reaches exactly what PRODUCT.md gives it; individual-number pages
+//! answer only staff with that permission on a declared LG-WAN network.
+
+use crate::helpers::*;
+use diesel::prelude::*;
+use vrs::db::schema::{accounts, audit_log};
+use vrs::demo::DEMO_PASSWORD;
+use vrs::domain::Role;
+
+const PROTECTED_GETS: [&str; 7] = [
+    "/admin/accounts",
+    "/admin/accounts.csv",
+    "/admin/networks",
+    "/admin/log",
+    "/admin/log.csv",
+    "/operator",
+    "/residents/by-number",
+];
+
+async fn allowed_gets(app: &TestApp, login: &str, password: &str) -> Vec<&'static str> {
+    let s = TestApp::handle(app);
+    s.login_as(login, password).await;
+    let mut ok = Vec::new();
+    for path in PROTECTED_GETS {
+        let status = s.get(path).await.status().as_u16();
+        assert!(matches!(status, 200 | 403), "{login} {path}: {status}");
+        if status == 200 {
+            ok.push(path);
+        }
+    }
+    ok
+}
+
+#[tokio::test]
+async fn every_role_reaches_only_its_own_pages() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    // Every municipality here declares its loopback as LG-WAN, so that only
+    // the role decides below.
+    for code in ["082040", "131016"] {
+        let mut conn = app.conn();
+        vrs::flows::networks::add(
+            &mut conn,
+            &app.state.audit,
+            &vrs::audit::Actor::default(),
+            crate::helpers::code(code),
+            vrs::domain::Network::parse("127.0.0.0/8").unwrap(),
+            "test",
+        )
+        .unwrap();
+    }
+    let national = app.create_account("nat-viewer", Role::NationalViewer, None, &[]);
+    let tablet = app.create_account("082040-tablet", Role::SiteTablet, Some("082040"), &[]);
+    let numbers = app.create_account(
+        "082040-numbers",
+        Role::MunicipalStaff,
+        Some("082040"),
+        &["my_number"],
+    );
+    let operator = app.create_account("operator2", Role::Operator, None, &[]);
+
+    let admin_pages = vec![
+        "/admin/accounts",
+        "/admin/accounts.csv",
+        "/admin/networks",
+        "/admin/log",
+        "/admin/log.csv",
+    ];
+    assert_eq!(
+        allowed_gets(&app, "082040-admin", DEMO_PASSWORD).await,
+        admin_pages
+    );
+    assert_eq!(
+        allowed_gets(&app, "082040-staff", DEMO_PASSWORD).await,
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        allowed_gets(&app, "082040-numbers", &numbers).await,
+        vec!["/residents/by-number"]
+    );
+    assert_eq!(
+        allowed_gets(&app, "082040-tablet", &tablet).await,
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        allowed_gets(&app, "nat-viewer", &national).await,
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        allowed_gets(&app, "operator2", &operator).await,
+        vec!["/operator"]
+    );
+    // Without logging in, every one of them sends to the login page.
+    for path in PROTECTED_GETS {
+        assert_eq!(
+            app.get(path).await.headers()["location"],
+            "/login?notice=idle",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_administrator_cannot_touch_another_municipalitys_accounts() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let mut conn = app.conn();
+    let koga_staff: String = accounts::table
+        .filter(accounts::login_id.eq("082040-staff"))
+        .select(accounts::id)
+        .first(&mut *conn)
+        .unwrap();
+    let csrf = app.login_as("131016-admin", DEMO_PASSWORD).await;
+    // The list shows only Chiyoda's accounts.
+    let doc = html(&app.get("/admin/accounts").await.text().await.unwrap());
+    let logins = select_text(&doc, "#accounts tbody td:first-child code");
+    assert_eq!(logins, vec!["131016-admin", "131016-staff"]);
+    // Koga's id in the URL is simply not found, and nothing changes.
+    for action in ["disable", "unlock"] {
+        let res = app
+            .client
+            .post(app.url(&format!("/admin/accounts/{koga_staff}/{action}")))
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{action}");
+    }
+    let disabled: Option<chrono::NaiveDateTime> = accounts::table
+        .filter(accounts::id.eq(&koga_staff))
+        .select(accounts::disabled_at)
+        .first(&mut *conn)
+        .unwrap();
+    assert!(disabled.is_none());
+    assert_eq!(
+        TestApp::handle(&app)
+            .post_login("082040-staff", DEMO_PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    // An administrator cannot issue a platform account by editing the form.
+    let res = app
+        .client
+        .post(app.url("/admin/accounts"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("login_id", "sneaky-op"),
+            ("display_name", "X"),
+            ("role", "operator"),
+            ("expires_on", "2099-03-31"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let n: i64 = accounts::table
+        .filter(accounts::login_id.eq("sneaky-op"))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn administrators_issue_end_and_review_accounts() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let csrf = app.login_as("082040-admin", DEMO_PASSWORD).await;
+    let post = |form: Vec<(&'static str, String)>| {
+        let c = app.client.post(app.url("/admin/accounts")).form(&form);
+        async move { c.send().await.unwrap() }
+    };
+    // A tablet without its device and responsible person is refused, beside the field.
+    let res = post(vec![
+        ("csrf", csrf.clone()),
+        ("login_id", "koga-tab1".into()),
+        ("display_name", "会場A".into()),
+        ("role", "site_tablet".into()),
+        ("expires_on", "2099-03-31".into()),
+    ])
+    .await;
+    assert_eq!(res.status(), 422);
+    let doc = html(&res.text().await.unwrap());
+    assert_eq!(
+        select_text(&doc, ".field__error"),
+        vec!["タブレットのアカウントには端末名と責任者の両方が必要です"]
+    );
+    // A bad login id and a past expiry are named.
+    let res = post(vec![
+        ("csrf", csrf.clone()),
+        ("login_id", "a b".into()),
+        ("display_name", "X".into()),
+        ("role", "municipal_staff".into()),
+        ("expires_on", "2000-01-01".into()),
+    ])
+    .await;
+    let doc = html(&res.text().await.unwrap());
+    let errors = select_text(&doc, ".field__error");
+    assert!(errors[0].starts_with("ログインID:"), "{errors:?}");
+    assert_eq!(errors[1], "有効期限に過去の日付は指定できません");
+
+    let res = post(vec![
+        ("csrf", csrf.clone()),
+        ("login_id", "koga-clerk".into()),
+        ("display_name", "古河 花子".into()),
+        ("role", "municipal_staff".into()),
+        ("perm_residents", "1".into()),
+        ("expires_on", "2099-03-31".into()),
+    ])
+    .await;
+    assert_eq!(res.status(), 200);
+    let doc = html(&res.text().await.unwrap());
+    let one_time = select_text(&doc, "#one-time-password").remove(0);
+    let clerk = TestApp::handle(&app);
+    assert_eq!(
+        clerk.post_login("koga-clerk", &one_time).await.headers()["location"],
+        "/password"
+    );
+    // Least privilege: residents only, no individual numbers.
+    let perms: String = accounts::table
+        .filter(accounts::login_id.eq("koga-clerk"))
+        .select(accounts::permissions)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(perms, "residents");
+
+    // The CSV list, with a BOM, every account of the municipality and nothing else.
+    let res = app.get("/admin/accounts.csv").await;
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("accounts-082040.csv")
+    );
+    let body = res.bytes().await.unwrap();
+    assert_eq!(&body[..3], &[0xEF, 0xBB, 0xBF]);
+    let text = String::from_utf8(body[3..].to_vec()).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.contains("koga-clerk") && !text.contains("131016"));
+
+    // Ending the account: the clerk's session ends and login is refused.
+    let id: String = accounts::table
+        .filter(accounts::login_id.eq("koga-clerk"))
+        .select(accounts::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/admin/accounts/{id}/disable")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        clerk.get("/password").await.headers()["location"],
+        "/login?notice=idle"
+    );
+    assert_eq!(
+        TestApp::handle(&app)
+            .post_login("koga-clerk", &one_time)
+            .await
+            .status(),
+        401
+    );
+    let doc = html(&app.get("/admin/accounts").await.text().await.unwrap());
+    let row = select_text(&doc, "tr[data-login=koga-clerk] .badge");
+    assert!(row.contains(&"失効".to_string()), "{row:?}");
+}
+
+#[tokio::test]
+async fn a_lock_shows_on_the_administrators_screen_and_can_be_lifted() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    for _ in 0..5 {
+        TestApp::handle(&app)
+            .post_login("082040-staff", "wrong password 1")
+            .await;
+    }
+    app.login_as("082040-admin", DEMO_PASSWORD).await;
+    let page = app.get("/admin/accounts").await.text().await.unwrap();
+    let doc = html(&page);
+    assert_eq!(select_text(&doc, "#lock-notice").len(), 1);
+    let csrf = hidden_csrf(&page);
+    let id: String = accounts::table
+        .filter(accounts::login_id.eq("082040-staff"))
+        .select(accounts::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/admin/accounts/{id}/unlock")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        TestApp::handle(&app)
+            .post_login("082040-staff", DEMO_PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}
+
+fn hidden_csrf(page: &str) -> String {
+    let doc = html(page);
+    let sel = scraper::Selector::parse("input[name=csrf]").unwrap();
+    doc.select(&sel)
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_string()
+}
+
+fn koga_number(i: usize) -> String {
+    let n = vrs::demo::demo_resident(code("082040"), i)
+        .my_number
+        .unwrap();
+    String::from_utf8(n.expose_digits().to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn individual_number_pages_answer_only_inside_declared_lgwan_networks() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let pw = app.create_account(
+        "082040-numbers",
+        Role::MunicipalStaff,
+        Some("082040"),
+        &["my_number"],
+    );
+    let staff = TestApp::handle(&app);
+    let staff_csrf = staff.login_as("082040-numbers", &pw).await;
+
+    // No network declared: refused, with the zone page, and logged.
+    let res = staff.get("/residents/by-number").await;
+    assert_eq!(res.status(), 403);
+    let doc = html(&res.text().await.unwrap());
+    assert_eq!(
+        select_text(&doc, "h1"),
+        vec!["この端末からは利用できません"]
+    );
+
+    // The administrator declares a network that is not ours: still refused.
+    let admin_csrf = app.login_as("082040-admin", DEMO_PASSWORD).await;
+    let add = |cidr: &'static str| {
+        app.client
+            .post(app.url("/admin/networks"))
+            .form(&[
+                ("csrf", admin_csrf.as_str()),
+                ("cidr", cidr),
+                ("label", "本庁舎"),
+            ])
+            .send()
+    };
+    let bad = add("10.0.0.0/3").await.unwrap();
+    assert_eq!(bad.status(), 422);
+    assert_eq!(
+        select_text(&html(&bad.text().await.unwrap()), ".field__error"),
+        vec!["ネットワーク（CIDR）: 範囲が広すぎます（IPv4は/8、IPv6は/32より狭くしてください）"]
+    );
+    assert_eq!(add("10.0.0.0/8").await.unwrap().status(), 303);
+    assert_eq!(staff.get("/residents/by-number").await.status(), 403);
+    // A number posted from outside is refused before it is even read.
+    let res = staff
+        .client
+        .post(staff.url("/residents/by-number"))
+        .form(&[
+            ("csrf", staff_csrf.as_str()),
+            ("purpose", "certificate_lookup"),
+            ("my_number", koga_number(1).as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // Our terminal's network: the page answers.
+    assert_eq!(add("127.0.0.0/8").await.unwrap().status(), 303);
+    assert_eq!(staff.get("/residents/by-number").await.status(), 200);
+    let number = koga_number(3);
+    let res = staff
+        .client
+        .post(staff.url("/residents/by-number"))
+        .form(&[
+            ("csrf", staff_csrf.as_str()),
+            ("purpose", "certificate_lookup"),
+            ("my_number", number.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(
+        !body.contains(&number),
+        "the full number is never shown back"
+    );
+    let doc = html(&body);
+    let shown = select_text(&doc, "#resident dd");
+    let expected = vrs::demo::demo_resident(code("082040"), 3);
+    assert!(
+        shown.contains(&expected.name_kanji.as_str().to_string()),
+        "{shown:?}"
+    );
+    assert!(shown.contains(&format!("********{}", &number[8..])));
+
+    // A wrong check digit is named, and the typed digits are not echoed.
+    let mut wrong = number.clone().into_bytes();
+    wrong[11] = if wrong[11] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    let res = staff
+        .client
+        .post(staff.url("/residents/by-number"))
+        .form(&[
+            ("csrf", staff_csrf.as_str()),
+            ("purpose", "certificate_lookup"),
+            ("my_number", wrong.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let body = res.text().await.unwrap();
+    assert!(!body.contains(&wrong));
+    assert_eq!(
+        select_text(&html(&body), "#lookup-error"),
+        vec!["個人番号: チェックデジットが一致しません"]
+    );
+
+    // Tablets, administrators, viewers and operators are refused even inside.
+    let tablet = app.create_account("082040-tab", Role::SiteTablet, Some("082040"), &[]);
+    let viewer = app.create_account("pref-08", Role::PrefecturalViewer, None, &[]);
+    for (login, pw) in [
+        ("082040-tab", tablet.as_str()),
+        ("pref-08", viewer.as_str()),
+        ("082040-admin", DEMO_PASSWORD),
+        ("082040-staff", DEMO_PASSWORD),
+    ] {
+        let s = TestApp::handle(&app);
+        s.login_as(login, pw).await;
+        assert_eq!(s.get("/residents/by-number").await.status(), 403, "{login}");
+    }
+
+    // Each refusal and the lookup itself are in Koga's log, with the purpose.
+    let mut conn = app.conn();
+    let lines: Vec<(String, String, Option<String>)> = audit_log::table
+        .filter(audit_log::chain.eq("082040"))
+        .filter(audit_log::action.like("%number%"))
+        .select((audit_log::action, audit_log::outcome, audit_log::detail))
+        .load(&mut *conn)
+        .unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|(a, o, d)| a == "resident.lookup_by_number"
+                && o == "ok"
+                && d.as_deref() == Some("purpose=certificate_lookup"))
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|(a, o, _)| a == "my_number.access" && o == "refused")
+            .count()
+            >= 6,
+        "{lines:?}"
+    );
+    assert!(!format!("{lines:?}").contains(&number));
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_decides() {
+    let app = spawn_app_with(|a| a.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    app.seed_demo();
+    let mut conn = app.conn();
+    vrs::flows::networks::add(
+        &mut conn,
+        &app.state.audit,
+        &vrs::audit::Actor::default(),
+        code("082040"),
+        vrs::domain::Network::parse("10.20.0.0/16").unwrap(),
+        "LG-WAN",
+    )
+    .unwrap();
+    drop(conn);
+    let pw = app.create_account(
+        "082040-numbers",
+        Role::MunicipalStaff,
+        Some("082040"),
+        &["my_number"],
+    );
+    app.login_as("082040-numbers", &pw).await;
+    let via = |ip: &'static str| {
+        app.client
+            .get(app.url("/residents/by-number"))
+            .header("x-forwarded-for", ip)
+            .send()
+    };
+    assert_eq!(via("10.20.3.4").await.unwrap().status(), 200);
+    assert_eq!(via("203.0.113.9").await.unwrap().status(), 403);
+    // A client cannot smuggle an LG-WAN address in front of its own.
+    assert_eq!(via("10.20.3.4, 203.0.113.9").await.unwrap().status(), 403);
+}
+
+#[tokio::test]
+async fn the_operator_enables_a_municipality_with_its_first_administrator() {
+    let app = spawn_app().await;
+    let (login, one_time) = app.operator.clone();
+    app.post_login(&login, &one_time).await;
+    let page = app.get("/password").await.text().await.unwrap();
+    let csrf = hidden_csrf(&page);
+    app.client
+        .post(app.url("/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", one_time.as_str()),
+            ("new", "operator pass 2026"),
+            ("confirm", "operator pass 2026"),
+        ])
+        .send()
+        .await
+        .unwrap();
+
+    let form = |code: &'static str| {
+        app.client
+            .post(app.url("/operator/municipalities"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("code", code),
+                ("admin_login", "sapporo-admin"),
+                ("admin_name", "札幌 管理者"),
+            ])
+            .send()
+    };
+    let bad = form("011003").await.unwrap();
+    assert_eq!(bad.status(), 422);
+    assert_eq!(
+        select_text(&html(&bad.text().await.unwrap()), ".field__error"),
+        vec!["地方公共団体コード: チェックデジットが一致しません"]
+    );
+    let ok = form("011002").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let doc = html(&ok.text().await.unwrap());
+    let pw = select_text(&doc, "#one-time-password").remove(0);
+    assert!(select_text(&doc, "#tenants td").contains(&"北海道札幌市".to_string()));
+    let admin = TestApp::handle(&app);
+    assert_eq!(
+        admin.post_login("sapporo-admin", &pw).await.headers()["location"],
+        "/password"
+    );
+    // The operator's log holds the platform's events only.
+    let doc = html(&app.get("/operator").await.text().await.unwrap());
+    let actions = select_text(&doc, "#platform-log td code");
+    assert!(
+        actions.contains(&"municipality.enable".to_string()),
+        "{actions:?}"
+    );
+    // The new administrator's creation is in Sapporo's own log, not the platform's.
+    let sapporo: i64 = audit_log::table
+        .filter(audit_log::chain.eq("011002"))
+        .filter(audit_log::action.eq("account.create"))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(sapporo, 1);
+    assert_eq!(
+        actions.iter().filter(|a| *a == "account.create").count(),
+        1,
+        "only the bootstrap operator's: {actions:?}"
+    );
+}
