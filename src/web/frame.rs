@@ -272,7 +272,9 @@ fn set_security_headers(h: &mut header::HeaderMap, secure: bool, is_static: bool
     );
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "no-referrer");
+    // same-origin, not no-referrer: with no-referrer browsers send
+    // `Origin: null` on form posts, which the cross-origin check must refuse.
+    set(h, "referrer-policy", "same-origin");
     set(h, "cross-origin-opener-policy", "same-origin");
     set(
         h,

@@ -280,6 +280,30 @@ async fn a_changed_or_deleted_log_line_is_detected() {
     .unwrap();
     let r = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040")).unwrap();
     assert_eq!(r[0].broken_at, Some(3));
+    // The administrator's screen says so.
+    let admin = TestApp::handle(&app);
+    admin.login_as("082040-admin", DEMO_PASSWORD).await;
+    let doc = html(&admin.get("/admin/log").await.text().await.unwrap());
+    let notice = select_text(&doc, "#log-integrity.notice--error");
+    assert_eq!(
+        notice,
+        vec!["操作ログの改ざんまたは削除を検出しました。検出位置： 3"]
+    );
+    // The export holds the filtered lines, with their MACs, as CSV.
+    let csv = admin
+        .get("/admin/log.csv?action=login&outcome=refused")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines.len() >= 2, "{csv}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains(",login,") && l.contains(",refused,")),
+        "{csv}"
+    );
 
     // Through the command line too, with a non-zero exit.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_vrs"))

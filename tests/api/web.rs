@@ -105,7 +105,7 @@ async fn every_response_carries_the_security_headers() {
         );
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
-        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
         if !path.starts_with("/static") {
             assert_eq!(h["cache-control"], "no-store", "{path}");
         }

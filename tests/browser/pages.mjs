@@ -224,6 +224,33 @@ await check('tablet (820x1180): the English top page renders', async () => {
   await screenshot('top-en-tablet.png');
 });
 
+await check('login: staff log in with the keyboard and see the dashboard with the previous-login notice', async () => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(`${BASE_URL}/lang/ja?next=/login`);
+  await page.getByLabel('ログインID', { exact: true }).fill('082040-staff');
+  await page.getByLabel('パスワード', { exact: true }).fill('demo-password-2026');
+  await Promise.all([page.waitForNavigation(), page.getByLabel('パスワード', { exact: true }).press('Enter')]);
+  expect(new URL(page.url()).pathname === '/dashboard', `landed on ${page.url()}`);
+  const title = (await h1.innerText()).trim();
+  expect(title === 'ホーム', `h1 is ${JSON.stringify(title)}`);
+  const prev = (await page.locator('#previous-login').innerText()).trim();
+  expect(prev.includes('前回のログイン'), `previous-login notice: ${JSON.stringify(prev)}`);
+  const muni = await page.locator('dl.summary-list').innerText();
+  expect(muni.includes('茨城県古河市'), `dashboard does not name the municipality: ${muni}`);
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === 'vrs_session');
+  expect(session && session.httpOnly && session.sameSite === 'Strict', `session cookie flags: ${JSON.stringify(session)}`);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('dashboard-staff-ja.png');
+});
+
+await check('logout: the logout button ends the session', async () => {
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'ログアウト' }).click()]);
+  expect(new URL(page.url()).pathname === '/login', `landed on ${page.url()}`);
+  await page.goto(`${BASE_URL}/dashboard`);
+  expect(new URL(page.url()).pathname === '/login', `dashboard reachable after logout: ${page.url()}`);
+});
+
 await browser.close();
 clearTimeout(guard);
 for (const n of notes) console.log(`     ${n}`);
