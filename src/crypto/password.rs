@@ -5,7 +5,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock};
 
 pub const MEMORY_KIB: u32 = 64 * 1024;
 pub const PASSES: u32 = 2;
@@ -16,7 +16,54 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// At most this many argon2 computations run at once (one core is always
+/// left for pages): a burst of logins queues here instead of starving every
+/// other request of CPU and memory bandwidth. A plain counting semaphore on
+/// std primitives, since the callers are blocking-pool threads.
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+fn slots() -> &'static Slots {
+    static SLOTS: OnceLock<Slots> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Slots {
+            free: Mutex::new(cores.saturating_sub(1).max(1)),
+            freed: Condvar::new(),
+        }
+    })
+}
+
+fn with_slot<T>(work: impl FnOnce() -> T) -> T {
+    let s = slots();
+    {
+        let mut free = s.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = s.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+    }
+    // Give the slot back even if the work panics.
+    struct Release<'a>(&'a Slots);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            self.0.freed.notify_one();
+        }
+    }
+    let _release = Release(s);
+    work()
+}
+
 pub fn hash(password: &str) -> String {
+    with_slot(|| hash_now(password))
+}
+
+fn hash_now(password: &str) -> String {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     hasher()
         .hash_password(password.as_bytes(), &salt)
@@ -29,7 +76,7 @@ pub fn hash(password: &str) -> String {
 pub fn verify(stored: &str, password: &str) -> bool {
     match PasswordHash::new(stored) {
         Ok(h) if h.algorithm.as_str() == "argon2id" => {
-            hasher().verify_password(password.as_bytes(), &h).is_ok()
+            with_slot(|| hasher().verify_password(password.as_bytes(), &h).is_ok())
         }
         _ => false,
     }
@@ -39,7 +86,7 @@ pub fn verify(stored: &str, password: &str) -> bool {
 /// unknown, so that an unknown name costs the same time as a wrong password.
 pub fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| hash(&uuid::Uuid::new_v4().to_string()))
+    DECOY.get_or_init(|| hash_now(&uuid::Uuid::new_v4().to_string()))
 }
 
 #[cfg(test)]

@@ -178,19 +178,22 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Checks a login. The argon2 work is done before any database write, and is
-/// done exactly once whatever the outcome.
+/// Checks a login. The argon2 work is done exactly once whatever the
+/// outcome, and with no database connection held: a burst of logins must not
+/// take the pool's connections from every other page while they hash.
 pub fn login(
-    conn: &mut DbConn,
+    pool: &crate::db::Pool,
     key: &AuditKey,
     login_input: &str,
     password_input: &str,
     addr: &str,
 ) -> Result<LoginSuccess, LoginError> {
-    let at = now();
     let login = LoginId::parse(login_input).ok();
     let account = match &login {
-        Some(l) => AccountRow::find_by_login_id(conn, l.as_str())?,
+        Some(l) => {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            AccountRow::find_by_login_id(&mut conn, l.as_str())?
+        }
         None => None,
     };
     let stored = account
@@ -198,6 +201,10 @@ pub fn login(
         .map(|a| a.password_hash.as_str())
         .unwrap_or_else(|| password::decoy_hash());
     let password_ok = password::verify(stored, password_input) && account.is_some();
+
+    let mut pooled = pool.get().map_err(DbError::from)?;
+    let conn: &mut DbConn = &mut pooled;
+    let at = now();
 
     let addr_key = format!("addr:{addr}");
     let addr_locked = ThrottleRow::find(conn, &addr_key)?
@@ -414,7 +421,7 @@ pub enum PasswordChangeError {
 /// Changes a password after checking the current one; every other session of
 /// the account is ended.
 pub fn change_password(
-    conn: &mut DbConn,
+    pool: &crate::db::Pool,
     key: &AuditKey,
     account: &AccountRow,
     keep_session: &str,
@@ -429,28 +436,30 @@ pub fn change_password(
         return Err(PasswordChangeError::Unchanged);
     }
     let hash = password::hash(new.as_str());
-    conn.transaction(|conn| {
-        AccountRow::set_password(conn, &account.id, &hash, false)?;
-        let keep = SessionRow::find(conn, &token_hash(keep_session))?;
-        SessionRow::delete_for_account(conn, &account.id)?;
-        if let Some(k) = keep {
-            k.insert(conn)?;
-        }
-        let actor = Actor::account(&account.id, &account.login_id, addr);
-        audit::append(
-            conn,
-            key,
-            &actor,
-            Entry {
-                chain: &chain_of(account),
-                action: "account.password_change",
-                target: Some(format!("account:{}", account.id)),
-                outcome: "ok",
-                detail: None,
-            },
-        )
-    })
-    .map_err(|e: DbError| PasswordChangeError::Db(e))
+    let mut pooled = pool.get().map_err(DbError::from)?;
+    pooled
+        .transaction(|conn| {
+            AccountRow::set_password(conn, &account.id, &hash, false)?;
+            let keep = SessionRow::find(conn, &token_hash(keep_session))?;
+            SessionRow::delete_for_account(conn, &account.id)?;
+            if let Some(k) = keep {
+                k.insert(conn)?;
+            }
+            let actor = Actor::account(&account.id, &account.login_id, addr);
+            audit::append(
+                conn,
+                key,
+                &actor,
+                Entry {
+                    chain: &chain_of(account),
+                    action: "account.password_change",
+                    target: Some(format!("account:{}", account.id)),
+                    outcome: "ok",
+                    detail: None,
+                },
+            )
+        })
+        .map_err(|e: DbError| PasswordChangeError::Db(e))
 }
 
 /// Ends an account at once (transfer, retirement): it can no longer log in and

@@ -180,14 +180,15 @@ async fn login_submit(
     let addr = client_addr(&req);
     let st = state.clone();
     let (login_id, password) = (form.login_id.clone(), form.password);
-    let outcome = with_db(&state, move |conn| {
-        match accounts::login(conn, &st.audit, &login_id, &password, &addr) {
+    let outcome = web::block(move || {
+        match accounts::login(&st.pool, &st.audit, &login_id, &password, &addr) {
             Ok(s) => Ok(Ok(s)),
             Err(LoginError::Refused) => Ok(Err(())),
-            Err(LoginError::Db(e)) => Err(e.into()),
+            Err(LoginError::Db(e)) => Err(AppError::from(e)),
         }
     })
-    .await?;
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))??;
     match outcome {
         Ok(success) => {
             let next = if success.account.must_change_password {
@@ -368,9 +369,9 @@ async fn password_submit(
     }
     let st = state.clone();
     let (account, token, addr) = (auth.account.clone(), auth.token.clone(), auth.addr.clone());
-    let result = with_db(&state, move |conn| {
+    let result = web::block(move || {
         match accounts::change_password(
-            conn,
+            &st.pool,
             &st.audit,
             &account,
             &token,
@@ -379,11 +380,12 @@ async fn password_submit(
             &addr,
         ) {
             Ok(()) => Ok(Ok(())),
-            Err(PasswordChangeError::Db(e)) => Err(e.into()),
+            Err(PasswordChangeError::Db(e)) => Err(AppError::from(e)),
             Err(e) => Ok(Err(e)),
         }
     })
-    .await?;
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))??;
     match result {
         Ok(()) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", "/dashboard"))
