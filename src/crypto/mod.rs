@@ -6,6 +6,7 @@ pub mod master;
 pub mod password;
 mod seal;
 mod tenant_keys;
+pub mod totp;
 
 pub use master::{MasterKey, MasterKeySource};
 pub use seal::{AadContext, SealError, Sealer};

@@ -8,6 +8,7 @@ diesel::table! {
         active_key_version -> Integer,
         enabled_at -> Timestamp,
         erased_at -> Nullable<Timestamp>,
+        require_totp -> Bool,
     }
 }
 
@@ -77,6 +78,8 @@ diesel::table! {
         last_login_addr -> Nullable<Text>,
         created_by -> Nullable<Text>,
         created_at -> Timestamp,
+        totp_secret_wrapped -> Nullable<Binary>,
+        totp_last_step -> Nullable<BigInt>,
     }
 }
 

@@ -95,6 +95,8 @@ pub fn create(
             last_login_addr: None,
             created_by: actor.account_id.clone(),
             created_at: now(),
+            totp_secret_wrapped: None,
+            totp_last_step: None,
         };
         row.insert(conn)?;
         audit::append(
@@ -181,13 +183,22 @@ pub fn token_hash(token: &str) -> String {
 /// Checks a login. The argon2 work is done exactly once whatever the
 /// outcome, and with no database connection held: a burst of logins must not
 /// take the pool's connections from every other page while they hash.
+/// What a person typed at the login form.
+pub struct Credentials<'a> {
+    pub login: &'a str,
+    pub password: &'a str,
+    /// The TOTP code; required only of accounts that enrolled one.
+    pub code: &'a str,
+}
+
 pub fn login(
     pool: &crate::db::Pool,
+    master: &crate::crypto::MasterKey,
     key: &AuditKey,
-    login_input: &str,
-    password_input: &str,
+    typed: &Credentials<'_>,
     addr: &str,
 ) -> Result<LoginSuccess, LoginError> {
+    let (login_input, password_input) = (typed.login, typed.password);
     let login = LoginId::parse(login_input).ok();
     let account = match &login {
         Some(l) => {
@@ -220,8 +231,23 @@ pub fn login(
         .map(chain_of)
         .unwrap_or_else(|| PLATFORM_CHAIN.to_string());
 
+    // The second factor, for accounts that enrolled one: a valid code whose
+    // time step was not used before.
+    let mut passes = password_ok && !addr_locked && account.as_ref().is_some_and(|a| usable(a, at));
+    if let Some(acc) = account.as_ref().filter(|_| passes)
+        && let Some(wrapped) = &acc.totp_secret_wrapped
+    {
+        let step = crate::crypto::totp::unwrap(master, &acc.id, wrapped).and_then(|secret| {
+            crate::crypto::totp::verify(&secret, typed.code, crate::crypto::totp::now_unix())
+        });
+        passes = match step {
+            Some(step) => AccountRow::take_totp_step(conn, &acc.id, step)?,
+            None => false,
+        };
+    }
+
     match account {
-        Some(acc) if password_ok && !addr_locked && usable(&acc, at) => {
+        Some(acc) if passes => {
             let token = random_token();
             conn.transaction(|conn| {
                 SessionRow {
@@ -269,6 +295,8 @@ pub fn login(
                 count_addr_failure(conn, &addr_key, at)?;
                 let reason = if !usable(&acc, at) {
                     "unusable"
+                } else if password_ok {
+                    "second_factor"
                 } else {
                     "password"
                 };
@@ -562,4 +590,38 @@ impl AccountStatus {
             AccountStatus::Expired | AccountStatus::Disabled => "badge--muted",
         }
     }
+}
+
+/// Enrols a TOTP secret after the person proved their app produces its codes.
+pub fn enrol_totp(
+    conn: &mut DbConn,
+    master: &crate::crypto::MasterKey,
+    key: &AuditKey,
+    account: &AccountRow,
+    secret: &[u8],
+    code: &str,
+    addr: &str,
+) -> Result<bool, DbError> {
+    let Some(step) = crate::crypto::totp::verify(secret, code, crate::crypto::totp::now_unix())
+    else {
+        return Ok(false);
+    };
+    let wrapped = crate::crypto::totp::wrap(master, &account.id, secret);
+    conn.transaction(|conn| {
+        AccountRow::set_totp(conn, &account.id, &wrapped, step)?;
+        let actor = Actor::account(&account.id, &account.login_id, addr);
+        audit::append(
+            conn,
+            key,
+            &actor,
+            Entry {
+                chain: &chain_of(account),
+                action: "account.totp_enrol",
+                target: Some(format!("account:{}", account.id)),
+                outcome: "ok",
+                detail: None,
+            },
+        )?;
+        Ok(true)
+    })
 }

@@ -57,6 +57,7 @@ pub fn enable(
                 active_key_version: version,
                 enabled_at: at,
                 erased_at: None,
+                require_totp: false,
             }
             .insert(conn)?,
         }

@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(networks_page)
         .service(add_network)
         .service(remove_network)
+        .service(set_security)
         .service(log_page)
         .service(log_csv);
 }
@@ -477,6 +478,7 @@ struct NetworksPage {
     input: String,
     label: String,
     error: Option<String>,
+    require_totp: bool,
 }
 
 async fn networks_render(
@@ -488,7 +490,14 @@ async fn networks_render(
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_admin()?;
-    let rows = with_db(state, move |conn| Ok(networks::list(conn, code)?)).await?;
+    let (rows, require_totp) = with_db(state, move |conn| {
+        let tenant = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?;
+        Ok((
+            networks::list(conn, code)?,
+            tenant.is_some_and(|t| t.require_totp),
+        ))
+    })
+    .await?;
     let client_inside = auth.client_ip.is_some_and(|ip| {
         rows.iter()
             .filter_map(|n| Network::parse(&n.cidr).ok())
@@ -504,6 +513,7 @@ async fn networks_render(
         input,
         label,
         error,
+        require_totp,
         t: ctx.t,
     })?;
     if bad {
@@ -573,6 +583,48 @@ async fn remove_network(
     let (st, actor) = (state.clone(), auth.actor());
     with_db(&state, move |conn| {
         Ok(networks::remove(conn, &st.audit, &actor, code, net)?)
+    })
+    .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("location", "/admin/networks"))
+        .finish())
+}
+
+#[derive(Deserialize)]
+struct SecurityForm {
+    csrf: String,
+    require_totp: Option<String>,
+}
+
+/// Turns the second-factor requirement on or off for the municipality.
+#[post("/admin/security")]
+async fn set_security(
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<SecurityForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = auth.require_admin()?;
+    auth.check_csrf(&form.csrf)?;
+    let on = form.require_totp.is_some();
+    let (st, actor) = (state.clone(), auth.actor());
+    with_db(&state, move |conn| {
+        use diesel::Connection;
+        conn.transaction(|conn| {
+            crate::db::models::tenants::TenantRow::set_require_totp(conn, code.as_str(), on)?;
+            audit::append(
+                conn,
+                &st.audit,
+                &actor,
+                Entry {
+                    chain: code.as_str(),
+                    action: "tenant.require_totp",
+                    target: None,
+                    outcome: "ok",
+                    detail: Some(format!("on={on}")),
+                },
+            )
+        })
+        .map_err(AppError::from)
     })
     .await?;
     Ok(HttpResponse::SeeOther()

@@ -23,7 +23,9 @@ pub const SESSION_COOKIE: &str = "vrs_session";
 const PRELOGIN_COOKIE: &str = "vrs_prelogin";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(login_form)
+    cfg.service(totp_form)
+        .service(totp_enrol)
+        .service(login_form)
         .service(login_submit)
         .service(logout)
         .service(dashboard)
@@ -160,6 +162,8 @@ struct LoginForm {
     login_id: String,
     password: String,
     csrf: String,
+    #[serde(default)]
+    code: String,
 }
 
 #[post("/login")]
@@ -179,9 +183,14 @@ async fn login_submit(
     let form = form.into_inner();
     let addr = client_addr(&req);
     let st = state.clone();
-    let (login_id, password) = (form.login_id.clone(), form.password);
+    let (login_id, password, code) = (form.login_id.clone(), form.password, form.code);
     let outcome = web::block(move || {
-        match accounts::login(&st.pool, &st.audit, &login_id, &password, &addr) {
+        let typed = accounts::Credentials {
+            login: &login_id,
+            password: &password,
+            code: &code,
+        };
+        match accounts::login(&st.pool, &st.master, &st.audit, &typed, &addr) {
             Ok(s) => Ok(Ok(s)),
             Err(LoginError::Refused) => Ok(Err(())),
             Err(LoginError::Db(e)) => Err(AppError::from(e)),
@@ -395,5 +404,113 @@ async fn password_submit(
             let msg = ctx.t.s("password.unchanged").to_string();
             again(ctx.t, Some(msg), false)
         }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/totp.html")]
+struct TotpPage {
+    t: T,
+    nav: super::Nav,
+    csrf: String,
+    enrolled: bool,
+    required: bool,
+    secret: String,
+    qr_svg: String,
+    error: bool,
+}
+
+fn totp_page(
+    ctx: Ctx,
+    auth: &Authed,
+    secret: &[u8],
+    error: bool,
+    required: bool,
+) -> Result<HttpResponse, AppError> {
+    let uri = crate::crypto::totp::otpauth_uri(&auth.account.login_id, secret);
+    let qr_svg = qrcode::QrCode::new(uri.as_bytes())
+        .map(|q| {
+            q.render::<qrcode::render::svg::Color>()
+                .min_dimensions(200, 200)
+                .build()
+        })
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut r = render(&TotpPage {
+        nav: super::Nav::for_account(auth, "/totp"),
+        csrf: auth.session.csrf_token.clone(),
+        enrolled: auth.account.totp_secret_wrapped.is_some(),
+        required,
+        secret: crate::crypto::totp::encode(secret),
+        qr_svg,
+        error,
+        t: ctx.t,
+    })?;
+    if error {
+        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+struct TotpQuery {
+    required: Option<String>,
+}
+
+/// Enrolment: a fresh secret is shown (QR code and text) until a code from it
+/// is entered; nothing is stored before that.
+#[get("/totp")]
+async fn totp_form(
+    ctx: Ctx,
+    auth: Authed,
+    q: web::Query<TotpQuery>,
+) -> Result<HttpResponse, AppError> {
+    if auth.account.must_change_password {
+        return Err(AppError::PasswordChangeRequired);
+    }
+    totp_page(
+        ctx,
+        &auth,
+        &crate::crypto::totp::new_secret(),
+        false,
+        q.required.is_some(),
+    )
+}
+
+#[derive(Deserialize)]
+struct TotpForm {
+    csrf: String,
+    secret: String,
+    code: String,
+}
+
+#[post("/totp")]
+async fn totp_enrol(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<TotpForm>,
+) -> Result<HttpResponse, AppError> {
+    auth.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let secret = crate::crypto::totp::decode(&form.secret)
+        .ok_or_else(|| AppError::BadRequest("secret".into()))?;
+    let (st, account, addr, s2) = (
+        state.clone(),
+        auth.account.clone(),
+        auth.addr.clone(),
+        secret.clone(),
+    );
+    let ok = with_db(&state, move |conn| {
+        Ok(accounts::enrol_totp(
+            conn, &st.master, &st.audit, &account, &s2, &form.code, &addr,
+        )?)
+    })
+    .await?;
+    if ok {
+        Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/dashboard"))
+            .finish())
+    } else {
+        totp_page(ctx, &auth, &secret, true, false)
     }
 }

@@ -15,6 +15,8 @@ pub enum AppError {
     PasswordChangeRequired,
     #[error("outside the municipality's LG-WAN networks")]
     OutsideLgwan,
+    #[error("second factor required")]
+    TotpRequired,
     #[error("not found")]
     NotFound,
     #[error("service unavailable: {0}")]
@@ -32,6 +34,7 @@ impl AppError {
             AppError::LoginRequired => "login_required",
             AppError::PasswordChangeRequired => "password_change_required",
             AppError::OutsideLgwan => "outside_lgwan",
+            AppError::TotpRequired => "second_factor_required",
             AppError::NotFound => "not_found",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -45,7 +48,9 @@ impl ResponseError for AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::LoginRequired => StatusCode::UNAUTHORIZED,
-            AppError::PasswordChangeRequired | AppError::OutsideLgwan => StatusCode::FORBIDDEN,
+            AppError::PasswordChangeRequired | AppError::OutsideLgwan | AppError::TotpRequired => {
+                StatusCode::FORBIDDEN
+            }
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -201,6 +201,7 @@ pub async fn frame(
     {
         Some(super::AppError::LoginRequired) => Some("/login?notice=idle"),
         Some(super::AppError::PasswordChangeRequired) => Some("/password"),
+        Some(super::AppError::TotpRequired) => Some("/totp?required=1"),
         _ => None,
     }
     .filter(|_| !wants_json(&path));

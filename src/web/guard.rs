@@ -62,16 +62,24 @@ pub async fn require_lgwan(state: &AppState, auth: &Authed) -> Result<Municipali
     let role_ok = auth.require_staff(Permission::MyNumber);
     let ip = auth.client_ip;
     let code = auth.municipality();
-    let inside = match (&role_ok, code, ip) {
+    let (inside, totp_required) = match (&role_ok, code, ip) {
         (Ok(_), Some(code), Some(ip)) => {
             with_db(state, move |conn| {
-                Ok(crate::flows::networks::allows(conn, code, ip)?)
+                let inside = crate::flows::networks::allows(conn, code, ip)?;
+                let required = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?
+                    .is_some_and(|t| t.require_totp);
+                Ok((inside, required))
             })
             .await?
         }
-        _ => false,
+        _ => (false, false),
     };
     if role_ok.is_ok() && inside {
+        // The municipality may require a second factor of everyone who
+        // handles individual numbers: send them to set it up first.
+        if totp_required && auth.account.totp_secret_wrapped.is_none() {
+            return Err(AppError::TotpRequired);
+        }
         return role_ok;
     }
     let (st, actor, chain) = (state.clone(), auth.actor(), chain_of(&auth.account));
@@ -121,6 +129,7 @@ impl Nav {
             Some(Role::Operator) => items.push(("/operator", "operator.title")),
             _ => {}
         }
+        items.push(("/totp", "totp.title"));
         items.push(("/password", "password.title"));
         Nav {
             csrf: auth.session.csrf_token.clone(),

@@ -4,7 +4,10 @@
 use crate::helpers::*;
 use chrono::NaiveDate;
 use diesel::prelude::*;
+use vrs::db::models::accounts::{AccountRow, PlatformSecretRow, SessionRow, ThrottleRow};
+use vrs::db::models::audit_log::AuditRow;
 use vrs::db::models::issuer_keys::IssuerKeyRow;
+use vrs::db::models::networks::NetworkRow;
 use vrs::db::models::residents::ResidentRow;
 use vrs::db::models::tenants::{TenantKeyRow, TenantRow};
 use vrs::db::schema::{self, residents};
@@ -83,6 +86,7 @@ fn a_row_of_every_table_round_trips() {
         active_key_version: 3,
         enabled_at: ts("2026-11-23 10:11:12.123456"),
         erased_at: Some(ts("2026-12-01 00:00:00")),
+        require_totp: true,
     };
     tenant.insert(&mut conn).unwrap();
     assert_eq!(
@@ -145,4 +149,111 @@ fn a_row_of_every_table_round_trips() {
     };
     issuer.insert(&mut conn).unwrap();
     assert_eq!(IssuerKeyRow::all(&mut conn).unwrap(), vec![issuer]);
+
+    let account = AccountRow {
+        id: "acc-1".into(),
+        login_id: "082040-clerk".into(),
+        role: "municipal_staff".into(),
+        municipality_code: Some("082040".into()),
+        prefecture_code: Some("08".into()),
+        display_name: "古河 花子".into(),
+        permissions: "residents,my_number".into(),
+        password_hash: "$argon2id$v=19$m=65536,t=2,p=1$abc$def".into(),
+        must_change_password: true,
+        expires_on: Some(NaiveDate::from_ymd_opt(2027, 3, 31).unwrap()),
+        disabled_at: Some(ts("2026-11-24 09:00:00")),
+        device_name: Some("受付タブレット1".into()),
+        responsible_person: Some("責任者".into()),
+        failed_logins: 3,
+        locked_until: Some(ts("2026-11-23 12:00:00")),
+        last_login_at: Some(ts("2026-11-22 08:30:00.25")),
+        last_login_addr: Some("10.20.0.5".into()),
+        created_by: Some("acc-0".into()),
+        created_at: ts("2026-11-01 00:00:00"),
+        totp_secret_wrapped: Some(vec![1, 2, 3]),
+        totp_last_step: Some(59_000_000),
+    };
+    account.insert(&mut conn).unwrap();
+    assert_eq!(
+        AccountRow::find(&mut conn, "acc-1").unwrap().unwrap(),
+        account
+    );
+
+    let session = SessionRow {
+        token_hash: "h".repeat(64),
+        account_id: "acc-1".into(),
+        csrf_token: "csrf".into(),
+        client_addr: "::1".into(),
+        created_at: ts("2026-11-23 10:00:00"),
+        last_seen_at: ts("2026-11-23 10:05:00"),
+        previous_login_at: Some(ts("2026-11-22 08:30:00")),
+        previous_login_addr: Some("10.20.0.5".into()),
+    };
+    session.insert(&mut conn).unwrap();
+    assert_eq!(
+        SessionRow::find(&mut conn, &session.token_hash)
+            .unwrap()
+            .unwrap(),
+        session
+    );
+
+    let throttle = ThrottleRow {
+        throttle_key: "addr:10.0.0.1".into(),
+        failures: 4,
+        window_start: ts("2026-11-23 10:00:00"),
+        locked_until: Some(ts("2026-11-23 10:15:00")),
+    };
+    throttle.save(&mut conn).unwrap();
+    assert_eq!(
+        ThrottleRow::find(&mut conn, "addr:10.0.0.1")
+            .unwrap()
+            .unwrap(),
+        throttle
+    );
+
+    let line = AuditRow {
+        chain: "082040".into(),
+        seq: 9_000_000_000,
+        at: ts("2026-11-23 10:00:00.123456"),
+        account_id: Some("acc-1".into()),
+        login_id: Some("082040-clerk".into()),
+        client_addr: Some("10.20.0.5".into()),
+        action: "login".into(),
+        target: None,
+        outcome: "ok".into(),
+        detail: Some("reason=x".into()),
+        prev_mac: "genesis".into(),
+        mac: "ab".repeat(32),
+    };
+    line.insert(&mut conn).unwrap();
+    assert_eq!(
+        AuditRow::last_of_chain(&mut conn, "082040")
+            .unwrap()
+            .unwrap(),
+        line
+    );
+
+    let secret = PlatformSecretRow {
+        name: "audit-mac-key".into(),
+        wrapped_value: vec![0, 255, 7],
+        master_key_id: "abcdef0123456789".into(),
+        created_at: ts("2026-11-23 10:00:00"),
+    };
+    secret.insert(&mut conn).unwrap();
+    assert_eq!(PlatformSecretRow::all(&mut conn).unwrap(), vec![secret]);
+
+    let network = NetworkRow {
+        municipality_code: "082040".into(),
+        cidr: "10.20.0.0/16".into(),
+        label: "本庁舎".into(),
+        created_by: Some("acc-0".into()),
+        created_at: ts("2026-11-23 10:00:00"),
+    };
+    network.insert(&mut conn).unwrap();
+    assert_eq!(
+        NetworkRow::of_municipality(&mut conn, "082040").unwrap(),
+        vec![network]
+    );
+    // Every table of the schema was covered above.
+    assert_eq!(schema::ALL_TABLES.len(), 10);
 }

@@ -9,4 +9,5 @@ mod browser;
 mod cli;
 mod partitions;
 mod roles;
+mod second_factor;
 mod web;

@@ -25,6 +25,8 @@ pub struct AccountRow {
     pub last_login_addr: Option<String>,
     pub created_by: Option<String>,
     pub created_at: NaiveDateTime,
+    pub totp_secret_wrapped: Option<Vec<u8>>,
+    pub totp_last_step: Option<i64>,
 }
 
 impl AccountRow {
@@ -91,6 +93,31 @@ impl AccountRow {
             ))
             .execute(conn)?;
         Ok(())
+    }
+
+    pub fn set_totp(conn: &mut DbConn, id: &str, wrapped: &[u8], step: i64) -> Result<(), DbError> {
+        diesel::update(accounts::table.find(id))
+            .set((
+                accounts::totp_secret_wrapped.eq(Some(wrapped)),
+                accounts::totp_last_step.eq(Some(step)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Accepts a time step only if it is later than the last one accepted;
+    /// returns whether this call took it (so two racing logins cannot both).
+    pub fn take_totp_step(conn: &mut DbConn, id: &str, step: i64) -> Result<bool, DbError> {
+        let n = diesel::update(
+            accounts::table.find(id).filter(
+                accounts::totp_last_step
+                    .is_null()
+                    .or(accounts::totp_last_step.lt(step)),
+            ),
+        )
+        .set(accounts::totp_last_step.eq(Some(step)))
+        .execute(conn)?;
+        Ok(n == 1)
     }
 
     pub fn set_password(

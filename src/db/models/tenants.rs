@@ -11,6 +11,7 @@ pub struct TenantRow {
     pub active_key_version: i32,
     pub enabled_at: NaiveDateTime,
     pub erased_at: Option<NaiveDateTime>,
+    pub require_totp: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
@@ -78,6 +79,13 @@ impl TenantRow {
     pub fn set_active_version(conn: &mut DbConn, code: &str, version: i32) -> Result<(), DbError> {
         diesel::update(tenants::table.find(code))
             .set(tenants::active_key_version.eq(version))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn set_require_totp(conn: &mut DbConn, code: &str, on: bool) -> Result<(), DbError> {
+        diesel::update(tenants::table.find(code))
+            .set(tenants::require_totp.eq(on))
             .execute(conn)?;
         Ok(())
     }

@@ -1,0 +1,7 @@
+-- Optional second factor: a municipality can require it of every account
+-- that may handle individual numbers.
+ALTER TABLE tenants ADD COLUMN require_totp BOOLEAN NOT NULL DEFAULT FALSE;
+-- The account's TOTP secret, wrapped by the master key, and the last time
+-- step accepted (a code is never accepted twice).
+ALTER TABLE accounts ADD COLUMN totp_secret_wrapped BYTEA;
+ALTER TABLE accounts ADD COLUMN totp_last_step BIGINT;
