@@ -2,6 +2,7 @@
 
 use super::now;
 use crate::crypto::{MasterKey, TenantKeyMaterial};
+use crate::db::models::accounts::{AccountRow, SessionRow};
 use crate::db::models::tenants::{ACTIVE, TenantKeyRow, TenantRow};
 use crate::db::{self, DbConn, DbError, schema};
 use crate::domain::{Municipality, MunicipalityCode, Registry};
@@ -104,6 +105,11 @@ pub fn erase(conn: &mut DbConn, code: MunicipalityCode) -> Result<usize, TenantE
         let mut deleted = 0;
         for table in schema::TENANT_TABLES {
             deleted += db::delete_tenant_rows(conn, table, code.as_str())?;
+        }
+        // Its people can no longer sign in, and anyone signed in is out.
+        for account in AccountRow::of_municipality(conn, code.as_str())? {
+            AccountRow::disable(conn, &account.id, now())?;
+            SessionRow::delete_for_account(conn, &account.id)?;
         }
         TenantRow::mark_erased(conn, code.as_str(), now())?;
         Ok(deleted)

@@ -15,7 +15,9 @@ use askama::Template;
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(operator_page).service(enable_municipality);
+    cfg.service(operator_page)
+        .service(enable_municipality)
+        .service(create_viewer);
 }
 
 pub struct TenantLine {
@@ -45,6 +47,20 @@ struct EnableErrors {
     admin_name: Option<String>,
 }
 
+#[derive(Default, Deserialize)]
+struct ViewerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    prefecture: String,
+}
+
 #[derive(Template)]
 #[template(path = "operator/index.html")]
 struct OperatorPage {
@@ -56,6 +72,7 @@ struct OperatorPage {
     form: EnableForm,
     errors: EnableErrors,
     created: Option<(String, String, String)>,
+    viewer_error: Option<String>,
 }
 
 async fn page(
@@ -65,6 +82,7 @@ async fn page(
     form: EnableForm,
     errors: EnableErrors,
     created: Option<(String, String, String)>,
+    viewer_error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let (tenants, log) = with_db(state, |conn| {
         Ok((
@@ -73,7 +91,10 @@ async fn page(
         ))
     })
     .await?;
-    let bad = errors.code.is_some() || errors.admin_login.is_some() || errors.admin_name.is_some();
+    let bad = errors.code.is_some()
+        || errors.admin_login.is_some()
+        || errors.admin_name.is_some()
+        || viewer_error.is_some();
     let mut r = render(&OperatorPage {
         nav: Nav::for_account(auth, "/operator"),
         csrf: auth.session.csrf_token.clone(),
@@ -91,6 +112,7 @@ async fn page(
         form,
         errors,
         created,
+        viewer_error,
         t: ctx.t,
     })?;
     if bad {
@@ -112,6 +134,7 @@ async fn operator_page(
         &state,
         EnableForm::default(),
         EnableErrors::default(),
+        None,
         None,
     )
     .await
@@ -144,7 +167,7 @@ async fn enable_municipality(
         .map_err(|e| errors.admin_name = Some(msg("admin.accounts.name", e)))
         .ok();
     let (Some(code), Some(login), Some(name)) = (code, login, name) else {
-        return page(ctx, &auth, &state, form, errors, None).await;
+        return page(ctx, &auth, &state, form, errors, None, None).await;
     };
     let (st, actor) = (state.clone(), auth.actor());
     let outcome = with_db(&state, move |conn| {
@@ -193,6 +216,7 @@ async fn enable_municipality(
                 EnableForm::default(),
                 EnableErrors::default(),
                 Some(created),
+                None,
             )
             .await
         }
@@ -201,14 +225,122 @@ async fn enable_municipality(
                 code: Some(ctx.t.s("operator.already_enabled").to_string()),
                 ..Default::default()
             };
-            page(ctx, &auth, &state, form, e, None).await
+            page(ctx, &auth, &state, form, e, None, None).await
         }
         Err((false, _)) => {
             let e = EnableErrors {
                 admin_login: Some(ctx.t.s("admin.accounts.login_taken").to_string()),
                 ..Default::default()
             };
-            page(ctx, &auth, &state, form, e, None).await
+            page(ctx, &auth, &state, form, e, None, None).await
+        }
+    }
+}
+
+/// National and prefectural viewers are issued by the operator; a
+/// prefectural viewer is bound to one prefecture.
+#[post("/operator/viewers")]
+async fn create_viewer(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<ViewerForm>,
+) -> Result<HttpResponse, AppError> {
+    auth.require(&[Role::Operator])?;
+    auth.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let t = &ctx.t;
+    let msg = |label: &str, e: crate::domain::FieldError| {
+        format!("{}: {}", t.s(label), field_message(t, e.reason))
+    };
+    let login = LoginId::parse(&form.login).map_err(|e| msg("login.id", e));
+    let name = PersonName::parse(&form.name).map_err(|e| msg("admin.accounts.name", e));
+    let scope = match form.kind.as_str() {
+        "national_viewer" => Ok((Role::NationalViewer, None)),
+        "prefectural_viewer" => {
+            let p = form.prefecture.trim();
+            let known = Registry::global().all().any(|m| {
+                m.kind == crate::domain::MunicipalityKind::Prefecture
+                    && m.code.prefecture_code() == p
+            });
+            if known {
+                Ok((Role::PrefecturalViewer, Some(p.to_string())))
+            } else {
+                Err(t.s("operator.viewer.prefecture_invalid").to_string())
+            }
+        }
+        _ => Err(t.s("admin.accounts.role_invalid").to_string()),
+    };
+    let (login, name, (role, prefecture)) = match (login, name, scope) {
+        (Ok(l), Ok(n), Ok(s)) => (l, n, s),
+        (l, n, s) => {
+            let e = [l.err(), n.err(), s.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" / ");
+            return page(
+                ctx,
+                &auth,
+                &state,
+                EnableForm::default(),
+                EnableErrors::default(),
+                None,
+                Some(e),
+            )
+            .await;
+        }
+    };
+    let (st, actor) = (state.clone(), auth.actor());
+    let created = with_db(&state, move |conn| {
+        let new = NewAccount {
+            login_id: login,
+            role,
+            municipality: None,
+            prefecture_code: prefecture,
+            display_name: name.as_str().to_string(),
+            permissions: Vec::new(),
+            expires_on: None,
+            device_name: None,
+            responsible_person: None,
+            must_change_password: true,
+        };
+        match accounts::create(conn, &st.audit, &actor, new, None) {
+            Ok((row, pw)) => Ok(Some((
+                row.display_name,
+                row.login_id,
+                pw.as_str().to_string(),
+            ))),
+            Err(AccountError::LoginTaken) => Ok(None),
+            Err(AccountError::Db(e)) => Err(e.into()),
+        }
+    })
+    .await?;
+    match created {
+        Some(c) => {
+            page(
+                ctx,
+                &auth,
+                &state,
+                EnableForm::default(),
+                EnableErrors::default(),
+                Some(c),
+                None,
+            )
+            .await
+        }
+        None => {
+            let e = ctx.t.s("admin.accounts.login_taken").to_string();
+            page(
+                ctx,
+                &auth,
+                &state,
+                EnableForm::default(),
+                EnableErrors::default(),
+                None,
+                Some(e),
+            )
+            .await
         }
     }
 }

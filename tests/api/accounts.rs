@@ -30,6 +30,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Logs in a demo account.
+    pub async fn login_as_plain(&self, login: &str) -> String {
+        self.login_as(login, DEMO_PASSWORD).await
+    }
+
     /// Logs in and returns the session's CSRF token (from the dashboard).
     pub async fn login_as(&self, login: &str, password: &str) -> String {
         let res = self.post_login(login, password).await;
@@ -112,6 +117,62 @@ async fn operator_first_login_must_change_the_one_time_password() {
     other.login_as(&login, new).await;
     let doc = html(&other.get("/dashboard").await.text().await.unwrap());
     assert!(select_text(&doc, "#previous-login p")[0].contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn a_session_id_planted_before_login_is_never_used() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let url: reqwest::Url = app.base.parse().unwrap();
+    jar.add_cookie_str("vrs_session=planted-by-attacker; Path=/", &url);
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf");
+    let res = client
+        .post(app.url("/login"))
+        .form(&[
+            ("login_id", "082040-staff"),
+            ("password", DEMO_PASSWORD),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let set: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let new = set
+        .iter()
+        .find(|c| c.starts_with("vrs_session="))
+        .expect("a new session cookie");
+    assert!(!new.contains("planted-by-attacker"));
+    let planted = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = planted
+        .get(app.url("/dashboard"))
+        .header("cookie", "vrs_session=planted-by-attacker")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "the planted id opens nothing");
 }
 
 #[tokio::test]

@@ -79,4 +79,19 @@ fn the_pages_work_in_a_real_browser() {
         run.status
     );
     assert!(out.contains("browser checks: all "), "{out}");
+    // After a whole browser session (logins, pages, errors), the server's
+    // own log holds no individual number of any demo resident.
+    assert!(logged.contains("request"), "the server logged its requests");
+    for code in vrs::demo::DEMO_MUNICIPALITIES {
+        for i in 0..vrs::demo::RESIDENTS_PER_MUNICIPALITY {
+            let n = vrs::demo::demo_resident(crate::helpers::code(code), i)
+                .my_number
+                .unwrap();
+            let digits = String::from_utf8(n.expose_digits().to_vec()).unwrap();
+            assert!(
+                !logged.contains(&digits),
+                "an individual number in the server log"
+            );
+        }
+    }
 }

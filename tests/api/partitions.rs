@@ -295,9 +295,29 @@ async fn key_rotation_keeps_every_record_readable() {
 async fn erasing_a_municipality_destroys_its_keys_and_rows_only() {
     let app = spawn_app().await;
     app.seed_demo();
+    app.login_as_plain("012025-staff").await;
     let mut conn = app.conn();
     let deleted = vrs::flows::municipalities::erase(&mut conn, code("012025")).unwrap();
     assert_eq!(deleted, RESIDENTS_PER_MUNICIPALITY);
+    // Its accounts are ended and their sessions gone.
+    assert_eq!(
+        app.get("/dashboard").await.headers()["location"],
+        "/login?notice=idle"
+    );
+    assert_eq!(
+        TestApp::handle(&app)
+            .post_login("012025-admin", vrs::demo::DEMO_PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        TestApp::handle(&app)
+            .post_login("082040-admin", vrs::demo::DEMO_PASSWORD)
+            .await
+            .status(),
+        303
+    );
     assert!(
         vrs::db::models::tenants::TenantKeyRow::for_municipality(&mut conn, "012025")
             .unwrap()

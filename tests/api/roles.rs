@@ -553,6 +553,36 @@ async fn the_operator_enables_a_municipality_with_its_first_administrator() {
         admin.post_login("sapporo-admin", &pw).await.headers()["location"],
         "/password"
     );
+    // Viewer accounts: a prefectural one needs a real prefecture.
+    let viewer = |kind: &'static str, pref: &'static str| {
+        app.client
+            .post(app.url("/operator/viewers"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("login", "ibaraki-view"),
+                ("name", "茨城県 閲覧"),
+                ("kind", kind),
+                ("prefecture", pref),
+            ])
+            .send()
+    };
+    let bad = viewer("prefectural_viewer", "48").await.unwrap();
+    assert_eq!(bad.status(), 422);
+    assert_eq!(
+        select_text(&html(&bad.text().await.unwrap()), "#viewer-error"),
+        vec!["都道府県コードは01〜47の2桁で入力してください"]
+    );
+    let ok = viewer("prefectural_viewer", "08").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let (role, pref): (String, Option<String>) = accounts::table
+        .filter(accounts::login_id.eq("ibaraki-view"))
+        .select((accounts::role, accounts::prefecture_code))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(
+        (role.as_str(), pref.as_deref()),
+        ("prefectural_viewer", Some("08"))
+    );
     // The operator's log holds the platform's events only.
     let doc = html(&app.get("/operator").await.text().await.unwrap());
     let actions = select_text(&doc, "#platform-log td code");
@@ -570,7 +600,7 @@ async fn the_operator_enables_a_municipality_with_its_first_administrator() {
     assert_eq!(sapporo, 1);
     assert_eq!(
         actions.iter().filter(|a| *a == "account.create").count(),
-        1,
-        "only the bootstrap operator's: {actions:?}"
+        2,
+        "the bootstrap operator's and the viewer's: {actions:?}"
     );
 }

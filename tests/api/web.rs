@@ -199,6 +199,19 @@ async fn serves_https_from_certificate_and_key_files() {
             .unwrap()
             .contains("max-age=")
     );
+    // Over TLS every cookie of ours is Secure.
+    let login = client
+        .get(format!("https://localhost:{port}/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("vrs_prelogin=")
+            && cookie.contains("Secure")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     // Plain HTTP to the TLS port gets no page.
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/health")).await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);
