@@ -17,6 +17,54 @@ const PROTECTED_GETS: [&str; 7] = [
     "/residents/by-number",
 ];
 
+const PROTECTED_POSTS: [&str; 7] = [
+    "/admin/accounts",
+    "/admin/networks",
+    "/admin/networks/delete",
+    "/admin/security",
+    "/operator/municipalities",
+    "/operator/viewers",
+    "/residents/by-number",
+];
+
+/// Which state-changing routes answer something other than 403 (a valid
+/// CSRF token is sent, so only the role decides).
+async fn allowed_posts(app: &TestApp, login: &str, password: &str) -> Vec<&'static str> {
+    let s = TestApp::handle(app);
+    let csrf = s.login_as(login, password).await;
+    let mut ok = Vec::new();
+    for path in PROTECTED_POSTS {
+        // One body with every field any of these forms takes, all well-formed.
+        let body = [
+            ("csrf", csrf.as_str()),
+            ("cidr", "10.99.0.0/16"),
+            ("label", "x"),
+            ("my_number", "123456789018"),
+            ("purpose", "certificate_lookup"),
+            ("login_id", "probe-account"),
+            ("display_name", "プローブ"),
+            ("role", "municipal_staff"),
+            ("expires_on", "2099-03-31"),
+            ("code", "131016"),
+            ("admin_login", "probe-admin"),
+            ("admin_name", "プローブ"),
+            ("login", "probe-viewer"),
+            ("name", "プローブ"),
+            ("kind", "national_viewer"),
+        ];
+        let res = s.client.post(s.url(path)).form(&body).send().await.unwrap();
+        assert!(
+            matches!(res.status().as_u16(), 200 | 303 | 403 | 422),
+            "{login} {path}: {}",
+            res.status()
+        );
+        if res.status() != 403 {
+            ok.push(path);
+        }
+    }
+    ok
+}
+
 async fn allowed_gets(app: &TestApp, login: &str, password: &str) -> Vec<&'static str> {
     let s = TestApp::handle(app);
     s.login_as(login, password).await;
@@ -89,6 +137,31 @@ async fn every_role_reaches_only_its_own_pages() {
     assert_eq!(
         allowed_gets(&app, "operator2", &operator).await,
         vec!["/operator"]
+    );
+    // The same for every state-changing route.
+    let none: Vec<&str> = Vec::new();
+    assert_eq!(
+        allowed_posts(&app, "082040-staff", DEMO_PASSWORD).await,
+        none
+    );
+    assert_eq!(allowed_posts(&app, "082040-tablet", &tablet).await, none);
+    assert_eq!(allowed_posts(&app, "nat-viewer", &national).await, none);
+    assert_eq!(
+        allowed_posts(&app, "082040-numbers", &numbers).await,
+        vec!["/residents/by-number"]
+    );
+    assert_eq!(
+        allowed_posts(&app, "operator2", &operator).await,
+        vec!["/operator/municipalities", "/operator/viewers"]
+    );
+    assert_eq!(
+        allowed_posts(&app, "082040-admin", DEMO_PASSWORD).await,
+        vec![
+            "/admin/accounts",
+            "/admin/networks",
+            "/admin/networks/delete",
+            "/admin/security"
+        ]
     );
     // Without logging in, every one of them sends to the login page.
     for path in PROTECTED_GETS {
