@@ -83,6 +83,8 @@ fn main() {
         demo: false,
         trusted_proxies: Vec::new(),
         workers: None,
+        import_max_mib: 1024,
+        import_max_lines: 5_000_000,
     };
     let app = vrs::startup::Application::build(prepared.state, &args).expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());

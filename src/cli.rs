@@ -215,6 +215,10 @@ fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
         return Err(crate::config::ConfigError::DemoInProduction.into());
     }
     let prepared = startup::prepare(common, 16)?;
+    let interrupted = prepared.state.recover_interrupted_jobs()?;
+    if interrupted > 0 {
+        println!("{interrupted} import job(s) interrupted by the last stop were marked failed.");
+    }
     if prepared.created_master_key {
         println!(
             "Created a new master key at {} (readable only by you). Back it up: without it no \

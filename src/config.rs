@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// Worker threads of the HTTP server (default: one per core).
     #[arg(long, env = "VRS_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Largest resident file accepted for import, in MiB.
+    #[arg(long, env = "VRS_IMPORT_MAX_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub import_max_mib: u64,
+
+    /// Most data lines accepted in one resident file.
+    #[arg(long, env = "VRS_IMPORT_MAX_LINES", default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub import_max_lines: u64,
 }
 
 fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {

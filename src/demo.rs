@@ -8,10 +8,13 @@ use crate::db::DbConn;
 use crate::domain::{
     AddresseeNumber, BirthDate, KanaName, MunicipalityCode, MyNumber, PersonName, Registry, Sex,
 };
+use crate::domain::{DoseNumber, TicketKind, TicketNumber};
 use crate::domain::{LoginId, NewPassword, Role};
 use crate::flows::accounts;
+use crate::flows::doses::{self, NewDose};
 use crate::flows::municipalities::{self, TenantError};
 use crate::flows::residents::{self, NewResident};
+use crate::flows::tickets;
 use crate::tenancy::Partition;
 use chrono::NaiveDate;
 use std::fmt::Write;
@@ -66,6 +69,31 @@ pub fn demo_resident(code: MunicipalityCode, i: usize) -> NewResident {
 }
 
 /// The password of every demo account (demo databases only).
+/// Two of every three demo residents have had doses: 1 to 3 of them.
+pub fn demo_doses(
+    code: MunicipalityCode,
+    i: usize,
+    id: &str,
+    ticket: &TicketNumber,
+) -> Vec<NewDose> {
+    const PRODUCTS: [&str; 3] = ["PFZ_ORIG_12P", "MOD_ORIG", "PFZ_BIV_BA45_12P"];
+    let count = (i % 3) + (i % 2);
+    let start = NaiveDate::from_ymd_opt(2021, 5, 10).unwrap_or_default();
+    (0..count.min(3))
+        .map(|n| NewDose {
+            resident_id: id.to_string(),
+            dose_number: DoseNumber::new(n as u8 + 1).unwrap_or_default(),
+            administered_on: start + chrono::Duration::days((n * 120 + i * 3) as i64),
+            ticket_number: Some(ticket.as_str().to_string()),
+            site_municipality: Some(code),
+            site_name: Some(format!("{}集団接種会場", ["中央", "北", "南"][i % 3])),
+            product_code: PRODUCTS[n].to_string(),
+            lot_number: Some(format!("FA{:04}", 1000 + (i * 7 + n) % 9000)),
+            recorded_by: None,
+        })
+        .collect()
+}
+
 pub const DEMO_PASSWORD: &str = "demo-password-2026";
 
 fn demo_accounts(
@@ -78,6 +106,16 @@ fn demo_accounts(
         ("admin", Role::MunicipalAdmin, "デモ管理者"),
         ("staff", Role::MunicipalStaff, "デモ職員"),
     ] {
+        // The demo staff account may do every staff task, so one login
+        // shows the whole product.
+        let permissions = if role == Role::MunicipalStaff {
+            crate::domain::Permission::ALL
+                .iter()
+                .map(|p| p.code().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let login = LoginId::parse(&format!("{code}-{suffix}"))?;
         let new = accounts::NewAccount {
             login_id: login.clone(),
@@ -85,7 +123,7 @@ fn demo_accounts(
             municipality: Some(code),
             prefecture_code: None,
             display_name: name.into(),
-            permissions: Vec::new(),
+            permissions,
             expires_on: None,
             device_name: None,
             responsible_person: None,
@@ -123,8 +161,20 @@ pub fn seed(conn: &mut DbConn, master: &MasterKey, audit: &AuditKey) -> anyhow::
         let (added, total) = partition.run(conn, |scope, conn| {
             let mut added = 0;
             for i in 0..RESIDENTS_PER_MUNICIPALITY {
-                let (_, new) = residents::register(scope, conn, &demo_resident(code, i))?;
-                added += new as usize;
+                let (id, new) = residents::register(scope, conn, &demo_resident(code, i))?;
+                if !new {
+                    continue;
+                }
+                added += 1;
+                let ticket = tickets::issue(
+                    scope,
+                    conn,
+                    &id,
+                    TicketKind::default(),
+                    DoseNumber::default(),
+                    "demo",
+                )?;
+                doses::append(scope, conn, &demo_doses(code, i, &id, &ticket))?;
             }
             Ok::<_, residents::ResidentError>((added, residents::count(scope, conn)?))
         })?;

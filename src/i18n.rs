@@ -107,6 +107,18 @@ impl T {
         format!("/lang/{}?next={}", self.other_code(), urlencode(&self.path))
     }
 
+    /// The string for `prefix` + `code` (a status or kind stored as a
+    /// code), or the code itself when the catalogue has no entry.
+    pub fn code_label(&self, prefix: &str, code: &str) -> String {
+        let key = format!("{prefix}{code}");
+        let (ja, en) = catalogs();
+        let cat = match self.lang {
+            Lang::Ja => ja,
+            Lang::En => en,
+        };
+        cat.get(&key).cloned().unwrap_or_else(|| code.to_string())
+    }
+
     pub fn is_en(&self) -> bool {
         self.lang == Lang::En
     }

@@ -17,6 +17,30 @@ pub struct AppState {
     pub pool: Pool,
     pub master: Arc<MasterKey>,
     pub audit: crate::audit::AuditKey,
+    /// Where uploads wait, sealed, for their import job.
+    pub spool_dir: std::path::PathBuf,
+    pub import_limits: crate::flows::imports::Limits,
+}
+
+impl AppState {
+    /// For `serve` only: spools and running jobs of a process that stopped
+    /// are gone, so their journal lines are closed as failed.
+    pub fn recover_interrupted_jobs(&self) -> anyhow::Result<usize> {
+        crate::crypto::spool::clear_dir(&self.spool_dir);
+        use crate::db::models::import_jobs::ImportJobRow;
+        let mut conn = self.pool.get().context("database pool")?;
+        let mut n = 0;
+        for t in crate::db::models::tenants::TenantRow::active(&mut conn)? {
+            let Ok(code) = crate::domain::MunicipalityCode::parse(&t.municipality_code) else {
+                continue;
+            };
+            let partition = crate::tenancy::Partition::open(&mut conn, &self.master, code)?;
+            n += partition.run(&mut conn, |s, c| {
+                ImportJobRow::fail_interrupted(s, c, flows::now())
+            })?;
+        }
+        Ok(n)
+    }
 }
 
 /// The state plus what start-up did, so `serve` can say it.
@@ -92,6 +116,8 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
             pool,
             master: Arc::new(master),
             audit,
+            spool_dir: common.data_dir.join("spool"),
+            import_limits: crate::flows::imports::Limits::default(),
         },
         bootstrap_operator,
         created_master_key,
@@ -109,7 +135,11 @@ pub struct Application {
 }
 
 impl Application {
-    pub fn build(state: AppState, serve: &ServeArgs) -> anyhow::Result<Application> {
+    pub fn build(mut state: AppState, serve: &ServeArgs) -> anyhow::Result<Application> {
+        state.import_limits = crate::flows::imports::Limits {
+            max_bytes: serve.import_max_mib.saturating_mul(1024 * 1024),
+            max_lines: serve.import_max_lines,
+        };
         let static_dir = serve.static_dir.clone();
         let tls = match (&serve.tls_cert, &serve.tls_key) {
             (Some(c), Some(k)) => Some(crate::config::load_tls(c, k)?),

@@ -82,8 +82,33 @@ impl Partition {
         self.code
     }
 
+    /// A scope for sealing and indexing only, on a thread that holds no
+    /// transaction (the import pipeline seals while another thread writes).
+    /// Queries made with it outside `run` see nothing on PostgreSQL, where the
+    /// transaction's municipality setting is what row-level security checks.
+    pub fn sealing_scope(&self) -> Scope<'_> {
+        Scope { partition: self }
+    }
+
     /// Runs `work` in one transaction scoped to this municipality.
     pub fn run<T, E>(
+        &self,
+        conn: &mut DbConn,
+        work: impl FnOnce(&Scope<'_>, &mut DbConn) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<diesel::result::Error> + From<DbError>,
+    {
+        conn.transaction(|conn| {
+            db::lock_for_write(conn)?;
+            db::set_transaction_municipality(conn, self.code.as_str())?;
+            work(&Scope { partition: self }, conn)
+        })
+    }
+
+    /// Like `run`, for work that only reads (a long export): on SQLite it
+    /// reads from one snapshot without holding the write lock.
+    pub fn read<T, E>(
         &self,
         conn: &mut DbConn,
         work: impl FnOnce(&Scope<'_>, &mut DbConn) -> Result<T, E>,
@@ -137,6 +162,9 @@ pub struct Scope<'a> {
 /// Domain labels of the blind indexes.
 const INDEX_MY_NUMBER: &str = "my_number";
 const INDEX_ADDRESSEE: &str = "addressee_number";
+const INDEX_KANA_BIRTH: &str = "kana_birth";
+const INDEX_KANJI_BIRTH: &str = "kanji_birth";
+const INDEX_CONTENT: &str = "content";
 
 impl Scope<'_> {
     pub fn code(&self) -> MunicipalityCode {
@@ -168,6 +196,26 @@ impl Scope<'_> {
         self.partition
             .indexer
             .index(INDEX_MY_NUMBER, &n.expose_digits())
+    }
+
+    /// Index over a name (spaces removed) and a birth date, for finding a
+    /// resident by both without decrypting anyone.
+    pub fn name_birth_index(&self, kana: bool, name: &str, birth: chrono::NaiveDate) -> Vec<u8> {
+        let mut key: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+        key.push('\0');
+        key.push_str(&birth.to_string());
+        let label = if kana {
+            INDEX_KANA_BIRTH
+        } else {
+            INDEX_KANJI_BIRTH
+        };
+        self.partition.indexer.index(label, key.as_bytes())
+    }
+
+    /// Keyed fingerprint of a record's clear content, so an unchanged
+    /// re-import can be recognised without opening the stored row.
+    pub fn content_mac(&self, canonical: &[u8]) -> Vec<u8> {
+        self.partition.indexer.index(INDEX_CONTENT, canonical)
     }
 
     pub fn addressee_index(&self, addressee: &str) -> Vec<u8> {

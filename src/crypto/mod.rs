@@ -5,6 +5,7 @@
 pub mod master;
 pub mod password;
 mod seal;
+pub mod spool;
 mod tenant_keys;
 pub mod totp;
 

@@ -55,6 +55,34 @@ macro_rules! from_diesel_via_db_error {
 }
 pub(crate) use from_diesel_via_db_error;
 
+/// Inserts a slice of `Insertable` rows as multi-row INSERT statements of
+/// `$chunk` rows, so every full chunk reuses one cached prepared statement.
+/// (COPY is faster on PostgreSQL but refused on tables under row-level
+/// security; residents, the one bulk table where it matters, go through a
+/// staging table instead: see `models::residents`.) Evaluates to
+/// `Result<(), diesel::result::Error>`.
+macro_rules! bulk_insert {
+    ($conn:expr, $table:expr, $rows:expr, $chunk:expr) => {{
+        use diesel::RunQueryDsl as _;
+        let rows = $rows;
+        match $conn {
+            $crate::db::DbConn::Postgresql(c) => rows.chunks($chunk).try_for_each(|chunk| {
+                diesel::insert_into($table)
+                    .values(chunk)
+                    .execute(c)
+                    .map(|_| ())
+            }),
+            $crate::db::DbConn::Sqlite(c) => rows.chunks($chunk).try_for_each(|chunk| {
+                diesel::insert_into($table)
+                    .values(chunk)
+                    .execute(c)
+                    .map(|_| ())
+            }),
+        }
+    }};
+}
+pub(crate) use bulk_insert;
+
 /// Opens connections by URL scheme and prepares each one for our use.
 #[derive(Clone)]
 pub struct Manager {
@@ -168,6 +196,19 @@ pub fn role_bypasses_rls(conn: &mut DbConn) -> Result<bool, DbError> {
         }
         DbConn::Sqlite(_) => Ok(false),
     }
+}
+
+/// On SQLite, takes the database's write lock now, at the start of the
+/// transaction. A transaction that reads first and writes later would
+/// otherwise fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT,
+/// which the busy timeout does not wait out) whenever another connection
+/// wrote in between. A write statement that matches no row is enough:
+/// SQLite takes the lock before looking for rows. No-op on PostgreSQL.
+pub fn lock_for_write(conn: &mut DbConn) -> Result<(), DbError> {
+    if let DbConn::Sqlite(c) = conn {
+        diesel::sql_query("UPDATE tenants SET status = status WHERE 0 = 1").execute(c)?;
+    }
+    Ok(())
 }
 
 /// Names the municipality for the current transaction; on PostgreSQL the

@@ -7,6 +7,8 @@ mod my_number;
 mod network;
 mod person;
 mod registry;
+mod ticket;
+mod vaccines;
 
 pub use account::{LoginId, NewPassword, Permission, Role};
 pub use municipality_code::MunicipalityCode;
@@ -14,6 +16,8 @@ pub use my_number::{MyNumber, mask_number_like};
 pub use network::Network;
 pub use person::{AddresseeNumber, BirthDate, KanaName, PersonName, Sex};
 pub use registry::{Municipality, MunicipalityKind, Registry};
+pub use ticket::{Address, ChangeReason, DoseNumber, OcrLine, TicketKind, TicketNumber};
+pub use vaccines::{Catalog as VaccineCatalog, Product as VaccineProduct};
 
 /// Why a piece of input was refused. `field` names what the user typed into,
 /// so a form or CSV report can point at it.
@@ -45,6 +49,8 @@ pub enum Reason {
     PasswordClasses,
     NotCidr,
     CidrTooBroad,
+    OutOfRange(u8, u8),
+    Undecodable,
 }
 
 impl Reason {
@@ -74,6 +80,11 @@ impl Reason {
             Reason::CidrTooBroad => {
                 "範囲が広すぎます（IPv4は/8、IPv6は/32より狭くしてください）".into()
             }
+            Reason::OutOfRange(a, b) => format!("{a}から{b}までの数字で入力してください"),
+            Reason::Undecodable => {
+                "文字コードを解釈できない文字があります（UTF-8かShift_JISで保存してください）"
+                    .into()
+            }
         }
     }
 
@@ -97,6 +108,10 @@ impl Reason {
             Reason::PasswordClasses => "must contain both letters and digits".into(),
             Reason::NotCidr => "must be a network in CIDR form, such as 10.20.0.0/16".into(),
             Reason::CidrTooBroad => "is too broad (at most /8 for IPv4, /32 for IPv6)".into(),
+            Reason::OutOfRange(a, b) => format!("must be a number from {a} to {b}"),
+            Reason::Undecodable => {
+                "contains characters that could not be decoded (save as UTF-8 or Shift_JIS)".into()
+            }
         }
     }
 }

@@ -70,6 +70,10 @@ fn ctx<'a>(column: &'static str, id: &'a str) -> AadContext<'a> {
 pub enum ResidentError {
     #[error("another resident of this municipality already has this individual number")]
     DuplicateMyNumber,
+    #[error("no such resident in this municipality")]
+    NotFound,
+    #[error("the resident is registered as moved out or deceased: no ticket can be issued")]
+    Flagged,
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
 }
@@ -111,30 +115,62 @@ pub fn register(
             Ok((row.id, false))
         }
         None => {
-            let id = uuid::Uuid::new_v4().to_string();
-            let mut row = ResidentRow {
-                municipality_code: scope.code().to_string(),
-                id: id.clone(),
-                addressee_index,
-                my_number_index,
-                addressee_number_sealed: Vec::new(),
-                my_number_sealed: None,
-                name_kanji_sealed: Vec::new(),
-                name_kana_sealed: Vec::new(),
-                birth_date_sealed: Vec::new(),
-                sex_sealed: Vec::new(),
-                address_sealed: None,
-                moved_out_on: None,
-                deceased_on: None,
-                address_protected: false,
-                created_at: at,
-                updated_at: at,
-            };
-            seal_into(scope, &mut row, new);
+            let row = new_row(scope, new, uuid::Uuid::new_v4().to_string(), at);
             row.insert(scope, conn)?;
-            Ok((id, true))
+            Ok((row.id, true))
         }
     }
+}
+
+/// A fresh stored row for `new`, sealed under `id`.
+pub fn new_row(
+    scope: &Scope<'_>,
+    new: &NewResident,
+    id: String,
+    at: chrono::NaiveDateTime,
+) -> ResidentRow {
+    let mut row = ResidentRow {
+        municipality_code: scope.code().to_string(),
+        id,
+        addressee_index: scope.addressee_index(new.addressee_number.as_str()),
+        my_number_index: new.my_number.as_ref().map(|n| scope.my_number_index(n)),
+        addressee_number_sealed: Vec::new(),
+        my_number_sealed: None,
+        name_kanji_sealed: Vec::new(),
+        name_kana_sealed: Vec::new(),
+        birth_date_sealed: Vec::new(),
+        sex_sealed: Vec::new(),
+        address_sealed: None,
+        moved_out_on: None,
+        deceased_on: None,
+        address_protected: false,
+        created_at: at,
+        updated_at: at,
+        content_mac: None,
+        kana_birth_index: None,
+        kanji_birth_index: None,
+    };
+    seal_into(scope, &mut row, new);
+    row
+}
+
+/// The keyed fingerprint of what a registry line says about a person.
+pub fn content_mac(scope: &Scope<'_>, new: &NewResident) -> Vec<u8> {
+    let mut c = Vec::with_capacity(128);
+    let digits = new.my_number.as_ref().map(|n| n.expose_digits());
+    for part in [
+        new.addressee_number.as_str().as_bytes(),
+        digits.as_ref().map(|d| &d[..]).unwrap_or(b""),
+        new.name_kanji.as_str().as_bytes(),
+        new.name_kana.as_str().as_bytes(),
+        new.birth_date.date().to_string().as_bytes(),
+        new.sex.code().as_bytes(),
+        new.address.as_deref().unwrap_or("").as_bytes(),
+    ] {
+        c.extend_from_slice(part);
+        c.push(0);
+    }
+    scope.content_mac(&c)
 }
 
 fn seal_into(scope: &Scope<'_>, row: &mut ResidentRow, new: &NewResident) {
@@ -150,6 +186,10 @@ fn seal_into(scope: &Scope<'_>, row: &mut ResidentRow, new: &NewResident) {
     row.birth_date_sealed = s("birth_date", new.birth_date.date().to_string().as_bytes());
     row.sex_sealed = s("sex", new.sex.code().as_bytes());
     row.address_sealed = new.address.as_ref().map(|a| s("address", a.as_bytes()));
+    let birth = new.birth_date.date();
+    row.content_mac = Some(content_mac(scope, new));
+    row.kana_birth_index = Some(scope.name_birth_index(true, new.name_kana.as_str(), birth));
+    row.kanji_birth_index = Some(scope.name_birth_index(false, new.name_kanji.as_str(), birth));
 }
 
 fn open_row(scope: &Scope<'_>, row: &ResidentRow) -> Result<Resident, TenancyError> {
@@ -262,4 +302,353 @@ pub fn reseal_all(scope: &Scope<'_>, conn: &mut DbConn) -> Result<usize, Residen
         }
     }
     Ok(done)
+}
+
+/// What one history entry says, sealed: the reason staff gave and each
+/// field's value before and after.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventDetail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    pub field: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// One line of a resident's history, opened.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub at: chrono::NaiveDateTime,
+    pub kind: String,
+    pub account_id: Option<String>,
+    pub detail: EventDetail,
+}
+
+const EVENTS: &str = "resident_events";
+
+/// Appends a history entry; the detail is sealed under the event's own id.
+#[allow(clippy::too_many_arguments)]
+pub fn append_event(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    resident_id: &str,
+    kind: &str,
+    account_id: Option<&str>,
+    detail: &EventDetail,
+    at: chrono::NaiveDateTime,
+) -> Result<(), ResidentError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let json = serde_json::to_vec(detail).unwrap_or_default();
+    let sealed = scope.seal(
+        AadContext {
+            table: EVENTS,
+            column: "detail",
+            row_id: &id,
+        },
+        &json,
+    );
+    crate::db::models::resident_events::ResidentEventRow {
+        municipality_code: scope.code().to_string(),
+        id,
+        resident_id: resident_id.to_string(),
+        at,
+        kind: kind.to_string(),
+        account_id: account_id.map(str::to_string),
+        detail_sealed: Some(sealed),
+    }
+    .insert(scope, conn)?;
+    Ok(())
+}
+
+pub fn history(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    resident_id: &str,
+) -> Result<Vec<HistoryEntry>, ResidentError> {
+    use crate::db::models::resident_events::ResidentEventRow;
+    ResidentEventRow::of_resident(scope, conn, resident_id)?
+        .into_iter()
+        .map(|e| {
+            let detail = match &e.detail_sealed {
+                Some(v) => {
+                    let clear = scope.open(
+                        AadContext {
+                            table: EVENTS,
+                            column: "detail",
+                            row_id: &e.id,
+                        },
+                        v,
+                    )?;
+                    serde_json::from_slice(&clear).unwrap_or_default()
+                }
+                None => EventDetail::default(),
+            };
+            Ok(HistoryEntry {
+                at: e.at,
+                kind: e.kind,
+                account_id: e.account_id,
+                detail,
+            })
+        })
+        .collect()
+}
+
+/// How staff look for one of their residents.
+#[derive(Debug, Clone)]
+pub enum Search {
+    Addressee(AddresseeNumber),
+    Ticket(crate::domain::TicketNumber),
+    /// A name in kanji or katakana, with the date of birth.
+    NameAndBirth {
+        name: String,
+        birth: BirthDate,
+    },
+}
+
+/// At most this many residents are listed for one name and birth date.
+pub const SEARCH_LIMIT: i64 = 50;
+
+pub fn search(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    query: &Search,
+) -> Result<Vec<Resident>, ResidentError> {
+    use crate::db::models::tickets::TicketRow;
+    let rows = match query {
+        Search::Addressee(a) => {
+            let idx = scope.addressee_index(a.as_str());
+            ResidentRow::find_by_addressee_index_and_municipality(scope, conn, &idx)?
+                .into_iter()
+                .collect()
+        }
+        Search::Ticket(t) => match TicketRow::find(scope, conn, t.as_str())? {
+            Some(ticket) => {
+                ResidentRow::find_by_id_and_municipality(scope, conn, &ticket.resident_id)?
+                    .into_iter()
+                    .collect()
+            }
+            None => Vec::new(),
+        },
+        Search::NameAndBirth { name, birth } => {
+            let kana = KanaName::parse(name).is_ok();
+            let name = if kana {
+                KanaName::parse(name)
+                    .map(|k| k.as_str().to_string())
+                    .unwrap_or_default()
+            } else {
+                name.clone()
+            };
+            let idx = scope.name_birth_index(kana, &name, birth.date());
+            ResidentRow::find_by_name_birth_index(scope, conn, kana, &idx, SEARCH_LIMIT)?
+        }
+    };
+    rows.iter()
+        .map(|r| open_row(scope, r).map_err(ResidentError::from))
+        .collect()
+}
+
+/// The attributes staff may correct (the individual number and 宛名番号 are
+/// the registry's, corrected by re-import).
+#[derive(Debug, Clone)]
+pub struct Correction {
+    pub name_kanji: PersonName,
+    pub name_kana: KanaName,
+    pub birth_date: BirthDate,
+    pub sex: Sex,
+    pub address: Option<String>,
+}
+
+/// Corrects a resident's attributes; the reason and each change go into the
+/// history. Returns false when nothing differed.
+pub fn correct(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    id: &str,
+    fix: &Correction,
+    reason: &crate::domain::ChangeReason,
+    account_id: &str,
+) -> Result<bool, ResidentError> {
+    let Some(current) = get(scope, conn, id)? else {
+        return Err(ResidentError::NotFound);
+    };
+    let mut changes = Vec::new();
+    let mut note = |field: &str, before: String, after: String| {
+        if before != after {
+            changes.push(Change {
+                field: field.to_string(),
+                before,
+                after,
+            });
+        }
+    };
+    note(
+        PersonName::FIELD,
+        current.name_kanji.as_str().into(),
+        fix.name_kanji.as_str().into(),
+    );
+    note(
+        KanaName::FIELD,
+        current.name_kana.as_str().into(),
+        fix.name_kana.as_str().into(),
+    );
+    note(
+        BirthDate::FIELD,
+        current.birth_date.date().to_string(),
+        fix.birth_date.date().to_string(),
+    );
+    note(Sex::FIELD, current.sex.code().into(), fix.sex.code().into());
+    note(
+        crate::domain::Address::FIELD,
+        current.address.clone().unwrap_or_default(),
+        fix.address.clone().unwrap_or_default(),
+    );
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    let at = now();
+    let fresh = NewResident {
+        addressee_number: current.addressee_number,
+        my_number: current.my_number,
+        name_kanji: fix.name_kanji.clone(),
+        name_kana: fix.name_kana.clone(),
+        birth_date: fix.birth_date,
+        sex: fix.sex,
+        address: fix.address.clone(),
+    };
+    let mut row = new_row(scope, &fresh, id.to_string(), at);
+    row.updated_at = at;
+    row.update_sealed(scope, conn)?;
+    append_event(
+        scope,
+        conn,
+        id,
+        "corrected",
+        Some(account_id),
+        &EventDetail {
+            reason: Some(reason.as_str().to_string()),
+            import: None,
+            changes,
+        },
+        at,
+    )?;
+    Ok(true)
+}
+
+/// The status flags of PRODUCT.md flow 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    MovedOut,
+    Deceased,
+}
+
+impl Flag {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Flag::MovedOut => "moved_out",
+            Flag::Deceased => "deceased",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Flag> {
+        match s {
+            "moved_out" => Some(Flag::MovedOut),
+            "deceased" => Some(Flag::Deceased),
+            _ => None,
+        }
+    }
+}
+
+/// Sets (with a date) or clears a flag. Setting one invalidates the
+/// resident's active ticket; the record itself stays, since the old
+/// municipality must still answer inquiries about a person who moved.
+pub fn set_flag(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    id: &str,
+    flag: Flag,
+    on: Option<NaiveDate>,
+    reason: &crate::domain::ChangeReason,
+    account_id: &str,
+) -> Result<(), ResidentError> {
+    use crate::db::models::tickets::TicketRow;
+    let Some(row) = ResidentRow::find_by_id_and_municipality(scope, conn, id)? else {
+        return Err(ResidentError::NotFound);
+    };
+    let (mut moved, mut died) = (row.moved_out_on, row.deceased_on);
+    let before = match flag {
+        Flag::MovedOut => std::mem::replace(&mut moved, on),
+        Flag::Deceased => std::mem::replace(&mut died, on),
+    };
+    let at = now();
+    ResidentRow::set_flags(scope, conn, id, moved, died, at)?;
+    if on.is_some() {
+        TicketRow::invalidate_active(scope, conn, id, flag.code(), at)?;
+    }
+    let show = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    append_event(
+        scope,
+        conn,
+        id,
+        if on.is_some() {
+            flag.code()
+        } else {
+            "flag_cleared"
+        },
+        Some(account_id),
+        &EventDetail {
+            reason: Some(reason.as_str().to_string()),
+            import: None,
+            changes: vec![Change {
+                field: flag.code().to_string(),
+                before: show(before),
+                after: show(on),
+            }],
+        },
+        at,
+    )?;
+    Ok(())
+}
+
+/// Sets or clears address protection (DV支援措置).
+pub fn set_protection(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    id: &str,
+    protected: bool,
+    reason: &crate::domain::ChangeReason,
+    account_id: &str,
+) -> Result<(), ResidentError> {
+    let Some(row) = ResidentRow::find_by_id_and_municipality(scope, conn, id)? else {
+        return Err(ResidentError::NotFound);
+    };
+    if row.address_protected == protected {
+        return Ok(());
+    }
+    let at = now();
+    ResidentRow::set_protected(scope, conn, id, protected, at)?;
+    append_event(
+        scope,
+        conn,
+        id,
+        if protected {
+            "protected"
+        } else {
+            "unprotected"
+        },
+        Some(account_id),
+        &EventDetail {
+            reason: Some(reason.as_str().to_string()),
+            ..Default::default()
+        },
+        at,
+    )?;
+    Ok(())
 }

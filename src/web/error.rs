@@ -71,3 +71,19 @@ impl From<crate::db::DbError> for AppError {
 }
 
 crate::db::from_diesel_via_db_error!(AppError);
+
+impl From<crate::tenancy::TenancyError> for AppError {
+    fn from(e: crate::tenancy::TenancyError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::flows::residents::ResidentError> for AppError {
+    fn from(e: crate::flows::residents::ResidentError) -> Self {
+        use crate::flows::residents::ResidentError;
+        match e {
+            ResidentError::NotFound => AppError::NotFound,
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}

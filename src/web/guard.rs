@@ -123,8 +123,18 @@ impl Nav {
                 ("/admin/networks", "admin.networks.title"),
                 ("/admin/log", "admin.log.title"),
             ]),
-            Some(Role::MunicipalStaff) if auth.permissions().contains(&Permission::MyNumber) => {
-                items.push(("/residents/by-number", "lookup.title"))
+            Some(Role::MunicipalStaff) => {
+                let perms = auth.permissions();
+                if perms.contains(&Permission::Residents) {
+                    items.push(("/residents", "records.title"));
+                    items.push(("/residents/imports", "imports.title"));
+                }
+                if perms.contains(&Permission::MyNumber) {
+                    items.push(("/residents/by-number", "lookup.title"));
+                }
+                if perms.contains(&Permission::Export) {
+                    items.push(("/exports", "exports.title"));
+                }
             }
             Some(Role::Operator) => items.push(("/operator", "operator.title")),
             _ => {}

@@ -5,10 +5,13 @@
 mod admin;
 mod auth;
 mod error;
+mod exports;
 mod frame;
 mod guard;
+mod imports;
 mod operator;
 mod pages;
+mod records;
 mod residents;
 mod system;
 
@@ -44,6 +47,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web
             .configure(auth::routes)
             .configure(admin::routes)
             .configure(residents::routes)
+            .configure(imports::routes)
+            .configure(records::routes)
+            .configure(exports::routes)
             .configure(operator::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)
@@ -85,4 +91,33 @@ pub fn field_message(t: &crate::i18n::T, reason: crate::domain::Reason) -> Strin
     } else {
         reason.message_ja()
     }
+}
+
+/// Runs work inside one municipality's partition (one scoped transaction)
+/// on the blocking pool.
+pub async fn in_partition<T, F>(
+    state: &crate::startup::AppState,
+    code: crate::domain::MunicipalityCode,
+    work: F,
+) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&crate::tenancy::Scope<'_>, &mut crate::db::DbConn) -> Result<T, AppError>
+        + Send
+        + 'static,
+{
+    let st = state.clone();
+    with_db(state, move |conn| {
+        let partition = crate::tenancy::Partition::open(conn, &st.master, code)?;
+        partition.run(conn, work)
+    })
+    .await
+}
+
+/// An id from a URL path. Anything but a UUID is simply not found, the
+/// same answer as another municipality's id.
+pub fn path_id(raw: &str) -> Result<String, AppError> {
+    uuid::Uuid::parse_str(raw)
+        .map(|u| u.to_string())
+        .map_err(|_| AppError::NotFound)
 }

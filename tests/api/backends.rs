@@ -6,10 +6,14 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use vrs::db::models::accounts::{AccountRow, PlatformSecretRow, SessionRow, ThrottleRow};
 use vrs::db::models::audit_log::AuditRow;
+use vrs::db::models::doses::DoseRow;
+use vrs::db::models::import_jobs::ImportJobRow;
 use vrs::db::models::issuer_keys::IssuerKeyRow;
 use vrs::db::models::networks::NetworkRow;
+use vrs::db::models::resident_events::ResidentEventRow;
 use vrs::db::models::residents::ResidentRow;
 use vrs::db::models::tenants::{TenantKeyRow, TenantRow};
+use vrs::db::models::tickets::TicketRow;
 use vrs::db::schema::{self, residents};
 use vrs::db::{DbConn, live_columns};
 
@@ -125,17 +129,114 @@ fn a_row_of_every_table_round_trips() {
         address_protected: true,
         created_at: ts("2026-11-23 10:11:12.5"),
         updated_at: ts("2026-11-23 10:11:13"),
+        content_mac: Some(vec![10; 32]),
+        kana_birth_index: Some(vec![11; 32]),
+        kanji_birth_index: None,
     };
-    let read: ResidentRow = conn
+    let ticket = TicketRow {
+        municipality_code: "082040".into(),
+        ticket_number: "0123456789".into(),
+        resident_id: resident.id.clone(),
+        kind: 2,
+        dose_number: 3,
+        status: "invalidated".into(),
+        issued_at: ts("2026-11-23 10:11:12.25"),
+        issued_by: "import:x".into(),
+        invalidated_at: Some(ts("2026-11-24 00:00:00")),
+        invalidated_reason: Some("lost".into()),
+    };
+    let event = ResidentEventRow {
+        municipality_code: "082040".into(),
+        id: "ev-1".into(),
+        resident_id: resident.id.clone(),
+        at: ts("2026-11-23 10:11:14"),
+        kind: "corrected".into(),
+        account_id: Some("acc-1".into()),
+        detail_sealed: Some(vec![0, 9, 255]),
+    };
+    let dose = DoseRow {
+        municipality_code: "082040".into(),
+        id: "dose-1".into(),
+        resident_id: resident.id.clone(),
+        dose_number: 2,
+        administered_on: NaiveDate::from_ymd_opt(2021, 6, 1).unwrap(),
+        recorded_at: ts("2021-06-01 05:06:07.5"),
+        ticket_number: Some("0123456789".into()),
+        site_municipality_code: Some("131016".into()),
+        site_name: Some("千代田区役所".into()),
+        product_code: "PFZ_ORIG_12P".into(),
+        lot_number: Some("FA1234".into()),
+        origin: "transferred".into(),
+        origin_municipality_code: Some("131016".into()),
+        recorded_by: None,
+        status: "valid".into(),
+    };
+    let job = ImportJobRow {
+        municipality_code: "082040".into(),
+        id: "job-1".into(),
+        kind: "residents".into(),
+        status: "rejected".into(),
+        account_id: "acc-1".into(),
+        login_id: "082040-clerk".into(),
+        client_addr: "10.20.0.5".into(),
+        file_name: "住民.csv".into(),
+        file_sha256: "ab".repeat(32),
+        file_bytes: 5_000_000_000,
+        encoding: "sjis".into(),
+        bytes_done: 4_000_000_000,
+        lines_seen: 3_700_000,
+        inserted: 1,
+        updated: 2,
+        unchanged: 3,
+        tickets_issued: 4,
+        error_count: 5,
+        errors: Some("[]".into()),
+        message: None,
+        created_at: ts("2026-11-23 10:00:00"),
+        started_at: Some(ts("2026-11-23 10:00:01")),
+        finished_at: None,
+    };
+    type Read = (
+        ResidentRow,
+        TicketRow,
+        ResidentEventRow,
+        DoseRow,
+        ImportJobRow,
+    );
+    let read: Read = conn
         .transaction(|c| {
             vrs::db::set_transaction_municipality(c, "082040").unwrap();
             diesel::insert_into(residents::table)
                 .values(&resident)
                 .execute(c)?;
-            residents::table.select(ResidentRow::as_select()).first(c)
+            diesel::insert_into(schema::tickets::table)
+                .values(&ticket)
+                .execute(c)?;
+            diesel::insert_into(schema::resident_events::table)
+                .values(&event)
+                .execute(c)?;
+            diesel::insert_into(schema::doses::table)
+                .values(&dose)
+                .execute(c)?;
+            diesel::insert_into(schema::import_jobs::table)
+                .values(&job)
+                .execute(c)?;
+            Ok::<_, diesel::result::Error>((
+                residents::table.select(ResidentRow::as_select()).first(c)?,
+                schema::tickets::table
+                    .select(TicketRow::as_select())
+                    .first(c)?,
+                schema::resident_events::table
+                    .select(ResidentEventRow::as_select())
+                    .first(c)?,
+                schema::doses::table.select(DoseRow::as_select()).first(c)?,
+                schema::import_jobs::table
+                    .select(ImportJobRow::as_select())
+                    .first(c)?,
+            ))
         })
         .unwrap();
-    assert_eq!(read, resident);
+    assert_eq!(read, (resident, ticket, event, dose, job));
 
     let issuer = IssuerKeyRow {
         kid: "kid-1".into(),
@@ -255,5 +356,5 @@ fn a_row_of_every_table_round_trips() {
         vec![network]
     );
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 10);
+    assert_eq!(schema::ALL_TABLES.len(), 14);
 }

@@ -255,7 +255,7 @@ fn the_server_log_never_holds_an_individual_number() {
     let printed = server.printed.clone();
     assert!(printed.contains("Created a new master key"), "{printed}");
     let client = reqwest::blocking_get(&format!(
-        "http://127.0.0.1:{port}/residents/123456789018?n=123456789018"
+        "http://127.0.0.1:{port}/records-of/123456789018?n=123456789018"
     ));
     assert_eq!(client, 404);
     let (_, logged) = server.stop();

@@ -103,6 +103,8 @@ pub fn serve_args(static_dir: Option<PathBuf>) -> ServeArgs {
         demo: false,
         trusted_proxies: Vec::new(),
         workers: Some(1),
+        import_max_mib: 64,
+        import_max_lines: 100_000,
     }
 }
 

@@ -297,8 +297,19 @@ async fn erasing_a_municipality_destroys_its_keys_and_rows_only() {
     app.seed_demo();
     app.login_as_plain("012025-staff").await;
     let mut conn = app.conn();
+    let before = tenant_row_counts(&mut conn, "012025");
+    for table in ["residents", "tickets", "doses"] {
+        assert!(before.iter().any(|(t, n)| *t == table && *n > 0), "{table}");
+    }
     let deleted = vrs::flows::municipalities::erase(&mut conn, code("012025")).unwrap();
-    assert_eq!(deleted, RESIDENTS_PER_MUNICIPALITY);
+    assert_eq!(deleted as i64, before.iter().map(|(_, n)| n).sum::<i64>());
+    assert!(before.contains(&("residents", RESIDENTS_PER_MUNICIPALITY as i64)));
+    assert!(
+        tenant_row_counts(&mut conn, "012025")
+            .iter()
+            .all(|(_, n)| *n == 0),
+        "rows left after erasing"
+    );
     // Its accounts are ended and their sessions gone.
     assert_eq!(
         app.get("/dashboard").await.headers()["location"],
@@ -357,4 +368,24 @@ async fn re_registering_updates_instead_of_duplicating() {
         .run(&mut conn, |s, c| res::register(s, c, &clash))
         .unwrap_err();
     assert!(matches!(err, res::ResidentError::DuplicateMyNumber));
+}
+
+/// Rows of one municipality in every tenant table.
+fn tenant_row_counts(conn: &mut DbConn, muni: &str) -> Vec<(&'static str, i64)> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    conn.transaction(|c| {
+        vrs::db::set_transaction_municipality(c, muni).unwrap();
+        let mut out = Vec::new();
+        for table in vrs::db::schema::TENANT_TABLES {
+            let q = format!("SELECT COUNT(*) AS n FROM {table} WHERE municipality_code = '{muni}'");
+            let n: N = diesel::sql_query(q).get_result(c)?;
+            out.push((*table, n.n));
+        }
+        Ok::<_, diesel::result::Error>(out)
+    })
+    .unwrap()
 }

@@ -7,7 +7,7 @@ use vrs::db::schema::{accounts, audit_log};
 use vrs::demo::DEMO_PASSWORD;
 use vrs::domain::Role;
 
-const PROTECTED_GETS: [&str; 7] = [
+const PROTECTED_GETS: [&str; 11] = [
     "/admin/accounts",
     "/admin/accounts.csv",
     "/admin/networks",
@@ -15,9 +15,13 @@ const PROTECTED_GETS: [&str; 7] = [
     "/admin/log.csv",
     "/operator",
     "/residents/by-number",
+    "/residents",
+    "/residents/imports",
+    "/exports",
+    "/exports/doses.csv",
 ];
 
-const PROTECTED_POSTS: [&str; 7] = [
+const PROTECTED_POSTS: [&str; 8] = [
     "/admin/accounts",
     "/admin/networks",
     "/admin/networks/delete",
@@ -25,6 +29,7 @@ const PROTECTED_POSTS: [&str; 7] = [
     "/operator/municipalities",
     "/operator/viewers",
     "/residents/by-number",
+    "/residents/search",
 ];
 
 /// Which state-changing routes answer something other than 403 (a valid
@@ -51,6 +56,8 @@ async fn allowed_posts(app: &TestApp, login: &str, password: &str) -> Vec<&'stat
             ("login", "probe-viewer"),
             ("name", "プローブ"),
             ("kind", "national_viewer"),
+            ("by", "addressee"),
+            ("addressee", "D0000001"),
         ];
         let res = s.client.post(s.url(path)).form(&body).send().await.unwrap();
         assert!(
@@ -106,6 +113,13 @@ async fn every_role_reaches_only_its_own_pages() {
         &["my_number"],
     );
     let operator = app.create_account("operator2", Role::Operator, None, &[]);
+    let plain = app.create_account("082040-plain", Role::MunicipalStaff, Some("082040"), &[]);
+    let clerk = app.create_account(
+        "082040-clerk",
+        Role::MunicipalStaff,
+        Some("082040"),
+        &["residents", "export"],
+    );
 
     let admin_pages = vec![
         "/admin/accounts",
@@ -119,8 +133,17 @@ async fn every_role_reaches_only_its_own_pages() {
         admin_pages
     );
     assert_eq!(
-        allowed_gets(&app, "082040-staff", DEMO_PASSWORD).await,
+        allowed_gets(&app, "082040-plain", &plain).await,
         Vec::<&str>::new()
+    );
+    assert_eq!(
+        allowed_gets(&app, "082040-clerk", &clerk).await,
+        vec![
+            "/residents",
+            "/residents/imports",
+            "/exports",
+            "/exports/doses.csv"
+        ]
     );
     assert_eq!(
         allowed_gets(&app, "082040-numbers", &numbers).await,
@@ -140,9 +163,10 @@ async fn every_role_reaches_only_its_own_pages() {
     );
     // The same for every state-changing route.
     let none: Vec<&str> = Vec::new();
+    assert_eq!(allowed_posts(&app, "082040-plain", &plain).await, none);
     assert_eq!(
-        allowed_posts(&app, "082040-staff", DEMO_PASSWORD).await,
-        none
+        allowed_posts(&app, "082040-clerk", &clerk).await,
+        vec!["/residents/search"]
     );
     assert_eq!(allowed_posts(&app, "082040-tablet", &tablet).await, none);
     assert_eq!(allowed_posts(&app, "nat-viewer", &national).await, none);
@@ -509,11 +533,17 @@ async fn individual_number_pages_answer_only_inside_declared_lgwan_networks() {
     // Tablets, administrators, viewers and operators are refused even inside.
     let tablet = app.create_account("082040-tab", Role::SiteTablet, Some("082040"), &[]);
     let viewer = app.create_account("pref-08", Role::PrefecturalViewer, None, &[]);
+    let plain = app.create_account(
+        "082040-plain",
+        Role::MunicipalStaff,
+        Some("082040"),
+        &["residents"],
+    );
     for (login, pw) in [
         ("082040-tab", tablet.as_str()),
         ("pref-08", viewer.as_str()),
         ("082040-admin", DEMO_PASSWORD),
-        ("082040-staff", DEMO_PASSWORD),
+        ("082040-plain", plain.as_str()),
     ] {
         let s = TestApp::handle(&app);
         s.login_as(login, pw).await;

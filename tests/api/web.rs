@@ -74,7 +74,7 @@ async fn municipality_code_check_names_the_field_on_bad_input() {
 #[tokio::test]
 async fn error_pages_show_a_request_id_and_nothing_of_the_request() {
     let app = spawn_app().await;
-    let res = app.get("/residents/123456789018").await;
+    let res = app.get("/records-of/123456789018").await;
     assert_eq!(res.status(), 404);
     let rid = res.headers()["x-request-id"].to_str().unwrap().to_string();
     let body = res.text().await.unwrap();

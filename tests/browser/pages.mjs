@@ -73,9 +73,9 @@ async function tabTo(target, what, max = 20) {
 const problems = [];
 
 const guard = setTimeout(() => {
-  console.error('pages.mjs: gave up after 120 s');
+  console.error('pages.mjs: gave up after 240 s');
   process.exit(1);
-}, 120_000);
+}, 240_000);
 
 try {
   browser = await chromium.launch({
@@ -242,6 +242,100 @@ await check('login: staff log in with the keyboard and see the dashboard with th
   expect(session && session.httpOnly && session.sameSite === 'Strict', `session cookie flags: ${JSON.stringify(session)}`);
   expect(problems.length === 0, problems.join('\n'));
   await screenshot('dashboard-staff-ja.png');
+});
+
+// A resident file as a registry system writes it: 5,000 people, UTF-8.
+function residentFile(n) {
+  const lines = ['宛名番号,個人番号,氏名,氏名カナ,生年月日,性別,住所,接種券番号,券種,回数'];
+  for (let i = 0; i < n; i++) {
+    const body = String(90000000000 + i).padStart(11, '0');
+    // The individual-number check digit (PRODUCT.md).
+    let sum = 0;
+    for (let k = 1; k <= 11; k++) {
+      const p = Number(body[11 - k]);
+      const q = k <= 6 ? k + 1 : k - 5;
+      sum += p * q;
+    }
+    const r = sum % 11;
+    const check = r <= 1 ? 0 : 11 - r;
+    const given = ['一郎', '花子', '次郎', '桜'][i % 4];
+    const givenKana = ['イチロウ', 'ハナコ', 'ジロウ', 'サクラ'][i % 4];
+    const month = String(1 + (i % 12)).padStart(2, '0');
+    const day = String(1 + (i % 28)).padStart(2, '0');
+    lines.push(`W-${String(i).padStart(6, '0')},${body}${check},古河　${given},コガ　${givenKana},${1940 + (i % 70)}-${month}-${day},${1 + (i % 2)},古河市中央町${1 + (i % 9)}-${1 + (i % 20)},,1,1`);
+  }
+  return Buffer.from(lines.join('\r\n') + '\r\n', 'utf8');
+}
+
+await check('import: staff upload a resident file and the progress bar runs to 100%', async () => {
+  await Promise.all([page.waitForNavigation(), page.locator('header nav a[href="/residents/imports"]').click()]);
+  expect((await h1.innerText()).trim() === '接種対象者の取込', `h1 is ${JSON.stringify(await h1.innerText())}`);
+  await page.getByLabel('ファイル', { exact: true }).setInputFiles({
+    name: 'koga-residents.csv',
+    mimeType: 'text/csv',
+    buffer: residentFile(5000),
+  });
+  await Promise.all([page.waitForURL(/\/residents\/imports\/[0-9a-f-]{36}$/), page.getByRole('button', { name: '取り込む' }).click()]);
+  const bar = page.locator('progress#progress');
+  expect(await bar.count() === 1, 'no progress bar on the job page');
+  const seen = new Set();
+  let runningShot = false;
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline && (await page.locator('#result').count()) === 0) {
+    const v = await bar.getAttribute('value').catch(() => null);
+    if (v !== null) seen.add(Number(v));
+    if (!runningShot && v !== null && Number(v) > 0 && Number(v) < 100) {
+      await screenshot('import-running-ja.png').catch(() => {});
+      runningShot = true;
+    }
+    await page.waitForTimeout(150);
+  }
+  expect(await page.locator('#result').isVisible(), 'the import did not finish within 90 s');
+  expect(await bar.getAttribute('value') === '100', `the bar ends at ${await bar.getAttribute('value')}`);
+  const inserted = (await page.locator('#inserted').innerText()).trim();
+  expect(inserted === '5000', `inserted: ${inserted}`);
+  console.log(`     (progress values seen: ${[...seen].sort((a, b) => a - b).join(', ')})`);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('import-done-ja.png');
+});
+
+await check('tickets: the sheet prints 12 stickers per A4 page with the OCR line and QR code', async () => {
+  await Promise.all([page.waitForNavigation(), page.locator('#print-sheets').click()]);
+  const sheets = page.locator('.sheet');
+  expect(await sheets.count() === 10, `expected 10 sheets on the first page, found ${await sheets.count()}`);
+  const stickers = sheets.first().locator('.sticker');
+  expect(await stickers.count() === 12, `first sheet holds ${await stickers.count()} stickers`);
+  const ocr = (await stickers.first().locator('.sticker__ocr').innerText()).trim();
+  expect(/^11082040\d{10}$/.test(ocr), `OCR line ${JSON.stringify(ocr)}`);
+  expect(await stickers.first().locator('svg').count() === 1, 'no QR code on the sticker');
+  const box = await sheets.first().boundingBox();
+  // 210 mm at 96 dpi is 793.7 px.
+  expect(box && Math.abs(box.width - 793.7) < 2, `the sheet is ${box && box.width}px wide, not A4`);
+  await screenshot('ticket-sheet-screen-ja.png');
+  await page.emulateMedia({ media: 'print' });
+  const headerShown = await page.locator('.site-header').isVisible();
+  expect(!headerShown, 'the site header prints on the sheet');
+  await page.screenshot({ path: join(ARTIFACTS, 'ticket-sheet-print-ja.png'), clip: { x: 0, y: 0, width: 794, height: 1123 } });
+  console.log(`     screenshot ${join(ARTIFACTS, 'ticket-sheet-print-ja.png')}`);
+  await page.pdf({ path: join(ARTIFACTS, 'ticket-sheets.pdf'), format: 'A4', printBackground: true, preferCSSPageSize: true });
+  console.log(`     pdf ${join(ARTIFACTS, 'ticket-sheets.pdf')}`);
+  await page.emulateMedia({ media: 'screen' });
+  expect(problems.length === 0, problems.join('\n'));
+});
+
+await check('records: staff find a resident by 宛名番号 and open the record', async () => {
+  await page.goto(`${BASE_URL}/residents`);
+  await page.getByLabel('宛名番号', { exact: true }).fill('W-000007');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: '検索' }).click()]);
+  const rows = page.locator('#results tbody tr');
+  expect(await rows.count() === 1, `found ${await rows.count()} rows`);
+  await Promise.all([page.waitForNavigation(), rows.first().locator('a').click()]);
+  const title = (await h1.innerText()).trim();
+  expect(title.startsWith('古河　'), `h1 is ${JSON.stringify(title)}`);
+  const tickets = page.locator('#tickets tbody tr');
+  expect(await tickets.count() === 1, `${await tickets.count()} tickets`);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('resident-record-ja.png');
 });
 
 await check('logout: the logout button ends the session', async () => {

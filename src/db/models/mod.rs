@@ -3,7 +3,11 @@
 
 pub mod accounts;
 pub mod audit_log;
+pub mod doses;
+pub mod import_jobs;
 pub mod issuer_keys;
 pub mod networks;
+pub mod resident_events;
 pub mod residents;
 pub mod tenants;
+pub mod tickets;

@@ -1,4 +1,4 @@
-use crate::db::schema::residents;
+use crate::db::schema::{import_stage_residents, residents};
 use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -7,7 +7,7 @@ use diesel::prelude::*;
 /// A resident as stored: identifying fields are sealed blobs; the indexes
 /// are keyed HMACs. Only `tenancy::Partition` turns this into clear values.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
-#[diesel(table_name = residents)]
+#[diesel(table_name = residents, treat_none_as_default_value = false)]
 pub struct ResidentRow {
     pub municipality_code: String,
     pub id: String,
@@ -23,6 +23,24 @@ pub struct ResidentRow {
     pub moved_out_on: Option<NaiveDate>,
     pub deceased_on: Option<NaiveDate>,
     pub address_protected: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub content_mac: Option<Vec<u8>>,
+    pub kana_birth_index: Option<Vec<u8>>,
+    pub kanji_birth_index: Option<Vec<u8>>,
+}
+
+/// What an import needs to know about a stored resident to decide between
+/// insert, update and nothing, without opening anything sealed.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = residents)]
+pub struct ResidentMatch {
+    pub id: String,
+    pub addressee_index: Vec<u8>,
+    pub my_number_index: Option<Vec<u8>>,
+    pub content_mac: Option<Vec<u8>>,
+    pub moved_out_on: Option<NaiveDate>,
+    pub deceased_on: Option<NaiveDate>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -116,9 +134,193 @@ impl ResidentRow {
             residents::birth_date_sealed.eq(&self.birth_date_sealed),
             residents::sex_sealed.eq(&self.sex_sealed),
             residents::address_sealed.eq(&self.address_sealed),
+            residents::content_mac.eq(&self.content_mac),
+            residents::kana_birth_index.eq(&self.kana_birth_index),
+            residents::kanji_birth_index.eq(&self.kanji_birth_index),
             residents::updated_at.eq(self.updated_at),
         ))
         .execute(conn)?;
         Ok(())
+    }
+}
+
+impl ResidentRow {
+    /// Inserts many rows the fastest way each backend offers: binary COPY on
+    /// PostgreSQL, multi-row INSERT statements of a fixed size (so SQLite
+    /// reuses one prepared statement) on SQLite.
+    pub fn insert_many(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        rows: &[ResidentRow],
+    ) -> Result<(), DbError> {
+        debug_assert!(
+            rows.iter()
+                .all(|r| r.municipality_code == scope.code().as_str())
+        );
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match conn {
+            DbConn::Postgresql(c) => {
+                // COPY is the fastest way in, but PostgreSQL refuses it on a
+                // table under row-level security; a temporary table has none,
+                // and INSERT … SELECT from it is checked by the policy row by row.
+                use diesel::connection::SimpleConnection;
+                c.batch_execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS import_stage_residents \
+                     (LIKE residents INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+                )?;
+                let staged: Vec<StagedResident<'_>> =
+                    rows.iter().map(StagedResident::from).collect();
+                diesel::copy_from(import_stage_residents::table)
+                    .from_insertable(&staged)
+                    .execute(c)?;
+                c.batch_execute(
+                    "INSERT INTO residents SELECT * FROM import_stage_residents; \
+                     TRUNCATE import_stage_residents",
+                )?;
+            }
+            DbConn::Sqlite(c) => {
+                // Fixed-size multi-row INSERTs: one cached prepared statement.
+                for chunk in rows.chunks(400) {
+                    diesel::insert_into(residents::table)
+                        .values(chunk)
+                        .execute(c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Residents matching any of these addressee or individual-number indexes.
+    pub fn matches(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        addressee: &[Vec<u8>],
+        my_number: &[Vec<u8>],
+    ) -> Result<Vec<ResidentMatch>, DbError> {
+        Ok(residents::table
+            .filter(residents::municipality_code.eq(scope.code().as_str()))
+            .filter(
+                residents::addressee_index
+                    .eq_any(addressee)
+                    .or(residents::my_number_index.eq_any(my_number)),
+            )
+            .select(ResidentMatch::as_select())
+            .load(conn)?)
+    }
+
+    pub fn find_by_name_birth_index(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        kana: bool,
+        index: &[u8],
+        limit: i64,
+    ) -> Result<Vec<ResidentRow>, DbError> {
+        let code = scope.code();
+        let q = residents::table
+            .filter(residents::municipality_code.eq(code.as_str()))
+            .select(ResidentRow::as_select())
+            .limit(limit);
+        Ok(if kana {
+            q.filter(residents::kana_birth_index.eq(index)).load(conn)?
+        } else {
+            q.filter(residents::kanji_birth_index.eq(index))
+                .load(conn)?
+        })
+    }
+
+    pub fn set_flags(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        id: &str,
+        moved_out_on: Option<NaiveDate>,
+        deceased_on: Option<NaiveDate>,
+        at: NaiveDateTime,
+    ) -> Result<(), DbError> {
+        diesel::update(
+            residents::table
+                .filter(residents::municipality_code.eq(scope.code().as_str()))
+                .filter(residents::id.eq(id)),
+        )
+        .set((
+            residents::moved_out_on.eq(moved_out_on),
+            residents::deceased_on.eq(deceased_on),
+            residents::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn set_protected(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        id: &str,
+        protected: bool,
+        at: NaiveDateTime,
+    ) -> Result<(), DbError> {
+        diesel::update(
+            residents::table
+                .filter(residents::municipality_code.eq(scope.code().as_str()))
+                .filter(residents::id.eq(id)),
+        )
+        .set((
+            residents::address_protected.eq(protected),
+            residents::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// A resident row on its way through the PostgreSQL staging table; borrows
+/// everything from the `ResidentRow` it stages.
+#[derive(Insertable)]
+#[diesel(table_name = import_stage_residents, treat_none_as_default_value = false)]
+struct StagedResident<'a> {
+    municipality_code: &'a str,
+    id: &'a str,
+    addressee_index: &'a [u8],
+    my_number_index: Option<&'a [u8]>,
+    addressee_number_sealed: &'a [u8],
+    my_number_sealed: Option<&'a [u8]>,
+    name_kanji_sealed: &'a [u8],
+    name_kana_sealed: &'a [u8],
+    birth_date_sealed: &'a [u8],
+    sex_sealed: &'a [u8],
+    address_sealed: Option<&'a [u8]>,
+    moved_out_on: Option<NaiveDate>,
+    deceased_on: Option<NaiveDate>,
+    address_protected: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    content_mac: Option<&'a [u8]>,
+    kana_birth_index: Option<&'a [u8]>,
+    kanji_birth_index: Option<&'a [u8]>,
+}
+
+impl<'a> From<&'a ResidentRow> for StagedResident<'a> {
+    fn from(r: &'a ResidentRow) -> Self {
+        StagedResident {
+            municipality_code: &r.municipality_code,
+            id: &r.id,
+            addressee_index: &r.addressee_index,
+            my_number_index: r.my_number_index.as_deref(),
+            addressee_number_sealed: &r.addressee_number_sealed,
+            my_number_sealed: r.my_number_sealed.as_deref(),
+            name_kanji_sealed: &r.name_kanji_sealed,
+            name_kana_sealed: &r.name_kana_sealed,
+            birth_date_sealed: &r.birth_date_sealed,
+            sex_sealed: &r.sex_sealed,
+            address_sealed: r.address_sealed.as_deref(),
+            moved_out_on: r.moved_out_on,
+            deceased_on: r.deceased_on,
+            address_protected: r.address_protected,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            content_mac: r.content_mac.as_deref(),
+            kana_birth_index: r.kana_birth_index.as_deref(),
+            kanji_birth_index: r.kanji_birth_index.as_deref(),
+        }
     }
 }

@@ -1,0 +1,80 @@
+use crate::db::schema::{doses, residents};
+use crate::db::{DbConn, DbError};
+use crate::tenancy::Scope;
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+pub const VALID: &str = "valid";
+pub const RECORDED: &str = "recorded";
+
+/// One dose in the partition of the municipality that issued the ticket.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = doses, treat_none_as_default_value = false)]
+pub struct DoseRow {
+    pub municipality_code: String,
+    pub id: String,
+    pub resident_id: String,
+    pub dose_number: i32,
+    pub administered_on: NaiveDate,
+    pub recorded_at: NaiveDateTime,
+    pub ticket_number: Option<String>,
+    pub site_municipality_code: Option<String>,
+    pub site_name: Option<String>,
+    pub product_code: String,
+    pub lot_number: Option<String>,
+    pub origin: String,
+    pub origin_municipality_code: Option<String>,
+    pub recorded_by: Option<String>,
+    pub status: String,
+}
+
+impl DoseRow {
+    pub fn insert_many(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        rows: &[DoseRow],
+    ) -> Result<(), DbError> {
+        debug_assert!(
+            rows.iter()
+                .all(|r| r.municipality_code == scope.code().as_str())
+        );
+        crate::db::bulk_insert!(conn, doses::table, rows, 500)?;
+        Ok(())
+    }
+
+    pub fn of_resident(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        resident_id: &str,
+    ) -> Result<Vec<DoseRow>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::resident_id.eq(resident_id))
+            .order((doses::administered_on, doses::dose_number))
+            .select(DoseRow::as_select())
+            .load(conn)?)
+    }
+
+    /// A page of valid doses in id order, each with its resident's sealed
+    /// 宛名番号, for the ledger export.
+    pub fn export_page(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        after_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(DoseRow, Vec<u8>)>, DbError> {
+        Ok(doses::table
+            .inner_join(
+                residents::table.on(residents::municipality_code
+                    .eq(doses::municipality_code)
+                    .and(residents::id.eq(doses::resident_id))),
+            )
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::id.gt(after_id))
+            .filter(doses::status.eq(VALID))
+            .order(doses::id)
+            .limit(limit)
+            .select((DoseRow::as_select(), residents::addressee_number_sealed))
+            .load(conn)?)
+    }
+}

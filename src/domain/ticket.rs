@@ -1,0 +1,269 @@
+//! The vaccination ticket (接種券): its number, kind and dose, and the 18-digit
+//! OCR line printed on it (券種 1 + 回数 1 + 市町村コード 6 + 券番号 10).
+
+use super::{FieldError, MunicipalityCode, Reason, parse_digits};
+
+fn ascii(d: &[u8]) -> String {
+    d.iter().map(|x| char::from(b'0' + x)).collect()
+}
+
+/// 接種券番号: ten digits, unique within the issuing municipality. It has no
+/// check digit of its own, so a ticket is only ever trusted together with its
+/// municipality's code, whose check digit is verified.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TicketNumber(String);
+
+impl TicketNumber {
+    pub const FIELD: &'static str = "接種券番号";
+
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        Ok(TicketNumber(ascii(&parse_digits::<10>(
+            Self::FIELD,
+            input,
+        )?)))
+    }
+
+    /// A fresh number from ten random digits. The caller makes sure it is
+    /// unused in the municipality.
+    pub fn random(rng: &mut impl rand::Rng) -> Self {
+        let n: u64 = rng.gen_range(1_000_000_000..10_000_000_000);
+        TicketNumber(n.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A single-digit code between 1 and 9: 券種 (the ticket's kind, the
+/// municipality's own classification) and 回数 (the dose the ticket is for).
+macro_rules! digit_code {
+    ($name:ident, $field:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(u8);
+
+        impl $name {
+            pub const FIELD: &'static str = $field;
+
+            pub fn parse(input: &str) -> Result<Self, FieldError> {
+                let [d] = parse_digits::<1>(Self::FIELD, input)?;
+                Self::new(d).ok_or(FieldError {
+                    field: Self::FIELD,
+                    reason: Reason::OutOfRange(1, 9),
+                })
+            }
+
+            pub fn new(n: u8) -> Option<Self> {
+                (1..=9).contains(&n).then_some($name(n))
+            }
+
+            pub fn get(&self) -> u8 {
+                self.0
+            }
+        }
+    };
+}
+
+digit_code!(
+    TicketKind,
+    "券種",
+    "券種: the kind of ticket, 1–9 as the municipality classifies them."
+);
+digit_code!(
+    DoseNumber,
+    "回数",
+    "回数 / 接種回: which dose (1st, 2nd, …), 1–9."
+);
+
+impl Default for TicketKind {
+    fn default() -> Self {
+        TicketKind(1)
+    }
+}
+
+impl Default for DoseNumber {
+    fn default() -> Self {
+        DoseNumber(1)
+    }
+}
+
+/// The 18 digits printed under the ticket's barcode and in its QR code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcrLine {
+    pub kind: TicketKind,
+    pub dose: DoseNumber,
+    pub municipality: MunicipalityCode,
+    pub ticket: TicketNumber,
+}
+
+impl OcrLine {
+    pub const FIELD: &'static str = "OCR番号";
+
+    /// Parses the 18 digits; the municipality code's check digit must hold.
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        let d = parse_digits::<18>(Self::FIELD, input)?;
+        let field_err = |reason| FieldError {
+            field: Self::FIELD,
+            reason,
+        };
+        let kind = TicketKind::new(d[0]).ok_or(field_err(Reason::OutOfRange(1, 9)))?;
+        let dose = DoseNumber::new(d[1]).ok_or(field_err(Reason::OutOfRange(1, 9)))?;
+        let municipality = MunicipalityCode::parse_field(Self::FIELD, &ascii(&d[2..8]))?;
+        Ok(OcrLine {
+            kind,
+            dose,
+            municipality,
+            ticket: TicketNumber(ascii(&d[8..])),
+        })
+    }
+
+    pub fn digits(&self) -> String {
+        format!(
+            "{}{}{}{}",
+            self.kind.get(),
+            self.dose.get(),
+            self.municipality.as_str(),
+            self.ticket.as_str()
+        )
+    }
+}
+
+/// 住所 as the ticket's envelope needs it: free text, bounded, no control
+/// characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Address(String);
+
+impl Address {
+    pub const FIELD: &'static str = "住所";
+    pub const MAX: usize = 200;
+
+    pub fn parse(input: &str) -> Result<Option<Self>, FieldError> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let e = |reason| FieldError {
+            field: Self::FIELD,
+            reason,
+        };
+        if s.chars().count() > Self::MAX {
+            return Err(e(Reason::TooLong(Self::MAX)));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(e(Reason::ControlChars));
+        }
+        Ok(Some(Address(s.to_string())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Address(…)")
+    }
+}
+
+/// Why staff changed a record: required, kept in the resident's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeReason(String);
+
+impl ChangeReason {
+    pub const FIELD: &'static str = "理由";
+    pub const MAX: usize = 200;
+
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        let s = input.trim();
+        let e = |reason| FieldError {
+            field: Self::FIELD,
+            reason,
+        };
+        if s.is_empty() {
+            return Err(e(Reason::Empty));
+        }
+        if s.chars().count() > Self::MAX {
+            return Err(e(Reason::TooLong(Self::MAX)));
+        }
+        if s.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
+            return Err(e(Reason::ControlChars));
+        }
+        Ok(ChangeReason(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_numbers_are_ten_digits() {
+        assert_eq!(
+            TicketNumber::parse("０１２３４５６７８９")
+                .unwrap()
+                .as_str(),
+            "0123456789"
+        );
+        assert_eq!(
+            TicketNumber::parse("123456789").unwrap_err().reason,
+            Reason::WrongLength(10)
+        );
+        assert_eq!(
+            TicketNumber::parse("12345678x0").unwrap_err().field,
+            "接種券番号"
+        );
+        let mut rng = rand::thread_rng();
+        for _ in 0..100 {
+            assert_eq!(TicketNumber::random(&mut rng).as_str().len(), 10);
+        }
+    }
+
+    #[test]
+    fn kinds_and_doses_are_one_to_nine() {
+        assert_eq!(DoseNumber::parse("3").unwrap().get(), 3);
+        assert_eq!(
+            DoseNumber::parse("0").unwrap_err().reason,
+            Reason::OutOfRange(1, 9)
+        );
+        assert_eq!(
+            TicketKind::parse("10").unwrap_err().reason,
+            Reason::WrongLength(1)
+        );
+    }
+
+    #[test]
+    fn ocr_line_round_trips_and_checks_the_municipality() {
+        let line = OcrLine::parse("111310160000000042").unwrap();
+        assert_eq!(line.municipality.as_str(), "131016");
+        assert_eq!(line.ticket.as_str(), "0000000042");
+        assert_eq!(line.dose.get(), 1);
+        assert_eq!(line.digits(), "111310160000000042");
+        // 131017 fails the check digit.
+        assert_eq!(
+            OcrLine::parse("111310170000000042").unwrap_err().reason,
+            Reason::CheckDigit
+        );
+        assert_eq!(
+            OcrLine::parse("01131016000000004").unwrap_err().reason,
+            Reason::WrongLength(18)
+        );
+    }
+
+    #[test]
+    fn addresses_and_reasons() {
+        assert_eq!(Address::parse("  ").unwrap(), None);
+        assert!(Address::parse("東京都千代田区1-1").unwrap().is_some());
+        assert_eq!(
+            Address::parse("a\u{7}").unwrap_err().reason,
+            Reason::ControlChars
+        );
+        assert_eq!(ChangeReason::parse(" ").unwrap_err().reason, Reason::Empty);
+        assert!(ChangeReason::parse("届出により訂正").is_ok());
+    }
+}

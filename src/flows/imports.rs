@@ -1,0 +1,1115 @@
+//! Flow 1: the eligible-resident file from the resident registry (住基) or
+//! the immunisation ledger. Every cell of every line is parsed into a domain
+//! type; one bad line rejects the whole file and nothing of it is stored
+//! (the whole import is one transaction). Re-importing updates the same
+//! person — matched by 宛名番号, or by individual number through the blind
+//! index — and an unchanged line writes nothing.
+//!
+//! Two threads share the work: one decodes, parses and seals lines; the other
+//! matches them against stored residents and writes. Memory is bounded by
+//! the batch size and the channel between them, not by the file.
+
+use super::residents::{self, NewResident};
+use crate::db::DbConn;
+use crate::db::models::residents::{ResidentMatch, ResidentRow};
+use crate::db::models::tickets::{self as ticket_rows, TicketRow};
+use crate::domain::{
+    Address, AddresseeNumber, BirthDate, DoseNumber, FieldError, KanaName, MyNumber, PersonName,
+    Sex, TicketKind, TicketNumber,
+};
+use crate::tenancy::{Partition, Scope, TenancyError};
+use chrono::{NaiveDate, NaiveDateTime, Timelike};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+/// Lines per batch handed from the parsing thread to the writing thread.
+const BATCH: usize = 1000;
+/// At most this many errors are kept for the report; all are counted.
+pub const MAX_REPORTED_ERRORS: usize = 1000;
+
+/// Size limits, so a wrong file cannot fill the disk or run for hours.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: u64,
+    pub max_lines: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // A city of 3.7 million at ~150 bytes a line fits with room.
+        Limits {
+            max_bytes: 1024 * 1024 * 1024,
+            max_lines: 5_000_000,
+        }
+    }
+}
+
+/// The file's character encoding: detected, or chosen by the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileEncoding {
+    Auto,
+    Utf8,
+    ShiftJis,
+}
+
+impl FileEncoding {
+    pub fn parse(s: &str) -> Option<FileEncoding> {
+        match s {
+            "auto" | "" => Some(FileEncoding::Auto),
+            "utf8" | "utf-8" => Some(FileEncoding::Utf8),
+            "sjis" | "shift_jis" | "cp932" => Some(FileEncoding::ShiftJis),
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            FileEncoding::Auto => "auto",
+            FileEncoding::Utf8 => "utf8",
+            FileEncoding::ShiftJis => "sjis",
+        }
+    }
+
+    /// UTF-8 when the file starts with its BOM or its opening is valid
+    /// UTF-8; Shift_JIS (CP932, as Windows writes it) otherwise.
+    pub fn detect(head: &[u8]) -> FileEncoding {
+        if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            return FileEncoding::Utf8;
+        }
+        match std::str::from_utf8(head) {
+            Ok(_) => FileEncoding::Utf8,
+            // Cut mid-character at the end of the sample: still UTF-8.
+            Err(e) if e.error_len().is_none() => FileEncoding::Utf8,
+            Err(_) => FileEncoding::ShiftJis,
+        }
+    }
+
+    fn encoding(&self) -> &'static encoding_rs::Encoding {
+        match self {
+            // WHATWG's Shift_JIS is the CP932 superset Windows writes.
+            FileEncoding::ShiftJis => encoding_rs::SHIFT_JIS,
+            _ => encoding_rs::UTF_8,
+        }
+    }
+}
+
+/// One problem in the file: where, and why — never the cell's value, which
+/// may be an individual number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineError {
+    pub line: u64,
+    pub column: String,
+    pub message_ja: String,
+    pub message_en: String,
+}
+
+impl LineError {
+    fn field(line: u64, e: FieldError) -> LineError {
+        LineError {
+            line,
+            column: e.field.to_string(),
+            message_ja: e.reason.message_ja(),
+            message_en: e.reason.message_en(),
+        }
+    }
+
+    fn conflict(line: u64, column: &str, c: Conflict) -> LineError {
+        let (ja, en) = c.messages();
+        LineError {
+            line,
+            column: column.to_string(),
+            message_ja: ja,
+            message_en: en,
+        }
+    }
+}
+
+/// Problems only the stored records (or the rest of the file) reveal.
+#[derive(Debug, Clone, Copy)]
+enum Conflict {
+    MissingColumn,
+    DuplicateColumn,
+    DuplicateInFile,
+    NumberHeldByOther,
+    TicketHeldByOther,
+    TicketInvalidated,
+    FlaggedResident,
+    TooManyLines(u64),
+}
+
+impl Conflict {
+    fn messages(&self) -> (String, String) {
+        match self {
+            Conflict::MissingColumn => (
+                "必須の列がありません".into(),
+                "required column is missing".into(),
+            ),
+            Conflict::DuplicateColumn => {
+                ("同じ列が2回あります".into(), "column appears twice".into())
+            }
+            Conflict::DuplicateInFile => (
+                "ファイル内の別の行と重複しています".into(),
+                "duplicates another line of the file".into(),
+            ),
+            Conflict::NumberHeldByOther => (
+                "別の住民（宛名番号が異なる）に登録済みの個人番号です".into(),
+                "is already registered to another resident (different 宛名番号)".into(),
+            ),
+            Conflict::TicketHeldByOther => (
+                "別の住民に発行済みの接種券番号です".into(),
+                "is already issued to another resident".into(),
+            ),
+            Conflict::TicketInvalidated => (
+                "無効にした接種券番号は再使用できません".into(),
+                "was invalidated and cannot be used again".into(),
+            ),
+            Conflict::FlaggedResident => (
+                "転出または死亡の登録がある住民には接種券を発行できません".into(),
+                "cannot be issued: the resident is registered as moved out or deceased".into(),
+            ),
+            Conflict::TooManyLines(n) => (
+                format!("行数が上限（{n}行）を超えています。ファイルを分けてください"),
+                format!("the file has more than {n} lines; split it"),
+            ),
+        }
+    }
+}
+
+/// The columns we read, by their Japanese header names (and the variants
+/// registry systems write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Addressee,
+    MyNumber,
+    NameKanji,
+    NameKana,
+    BirthDate,
+    Sex,
+    Address,
+    Ticket,
+    Kind,
+    Dose,
+}
+
+const COLUMNS: usize = 10;
+
+impl Column {
+    fn of_header(h: &str) -> Option<Column> {
+        let h = h.trim().trim_start_matches('\u{FEFF}');
+        Some(match h {
+            "宛名番号" => Column::Addressee,
+            "個人番号" | "マイナンバー" => Column::MyNumber,
+            "氏名" | "漢字氏名" | "氏名漢字" => Column::NameKanji,
+            "氏名カナ" | "カナ氏名" | "フリガナ" => Column::NameKana,
+            "生年月日" => Column::BirthDate,
+            "性別" => Column::Sex,
+            "住所" => Column::Address,
+            "接種券番号" | "券番号" => Column::Ticket,
+            "券種" => Column::Kind,
+            "回数" | "接種回数" => Column::Dose,
+            _ => return None,
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Column::Addressee => AddresseeNumber::FIELD,
+            Column::MyNumber => "個人番号",
+            Column::NameKanji => PersonName::FIELD,
+            Column::NameKana => KanaName::FIELD,
+            Column::BirthDate => BirthDate::FIELD,
+            Column::Sex => Sex::FIELD,
+            Column::Address => Address::FIELD,
+            Column::Ticket => TicketNumber::FIELD,
+            Column::Kind => TicketKind::FIELD,
+            Column::Dose => DoseNumber::FIELD,
+        }
+    }
+
+    const REQUIRED: [Column; 5] = [
+        Column::Addressee,
+        Column::NameKanji,
+        Column::NameKana,
+        Column::BirthDate,
+        Column::Sex,
+    ];
+}
+
+#[derive(Debug)]
+struct ColumnMap([Option<usize>; COLUMNS]);
+
+impl ColumnMap {
+    fn from_header(header: &csv::StringRecord) -> Result<ColumnMap, Vec<LineError>> {
+        let mut map = [None; COLUMNS];
+        let mut errors = Vec::new();
+        if header.iter().any(|h| h.contains('\u{FFFD}')) {
+            // The wrong encoding: say so rather than "no such column".
+            return Err(vec![LineError::field(
+                1,
+                FieldError {
+                    field: "",
+                    reason: crate::domain::Reason::Undecodable,
+                },
+            )]);
+        }
+        for (i, h) in header.iter().enumerate() {
+            if let Some(c) = Column::of_header(h) {
+                if map[c as usize].is_some() {
+                    errors.push(LineError::conflict(1, c.name(), Conflict::DuplicateColumn));
+                }
+                map[c as usize] = Some(i);
+            }
+        }
+        for c in Column::REQUIRED {
+            if map[c as usize].is_none() {
+                errors.push(LineError::conflict(1, c.name(), Conflict::MissingColumn));
+            }
+        }
+        if errors.is_empty() {
+            Ok(ColumnMap(map))
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn cell<'r>(&self, rec: &'r csv::StringRecord, c: Column) -> Option<&'r str> {
+        self.0[c as usize].map(|i| rec.get(i).unwrap_or(""))
+    }
+}
+
+/// One good line, parsed.
+#[derive(Debug, Clone)]
+pub struct ParsedLine {
+    pub line: u64,
+    pub resident: NewResident,
+    pub ticket: Option<TicketNumber>,
+    pub kind: TicketKind,
+    pub dose: DoseNumber,
+}
+
+fn parse_line(
+    map: &ColumnMap,
+    rec: &csv::StringRecord,
+    line: u64,
+    today: NaiveDate,
+) -> Result<ParsedLine, Vec<LineError>> {
+    let mut errors = Vec::new();
+    let mut take = |c: Column| -> Option<&str> {
+        let cell = map.cell(rec, c)?;
+        // A character the decoder could not map: the wrong encoding was
+        // chosen, or the file is damaged.
+        if cell.contains('\u{FFFD}') {
+            errors.push(LineError::field(
+                line,
+                FieldError {
+                    field: c.name(),
+                    reason: crate::domain::Reason::Undecodable,
+                },
+            ));
+            return None;
+        }
+        Some(cell)
+    };
+    let addressee = take(Column::Addressee).map(AddresseeNumber::parse);
+    let my_number = take(Column::MyNumber)
+        .filter(|s| !s.trim().is_empty())
+        .map(MyNumber::parse);
+    let kanji = take(Column::NameKanji).map(PersonName::parse);
+    let kana = take(Column::NameKana).map(KanaName::parse);
+    let birth = take(Column::BirthDate).map(|s| BirthDate::parse(s, today));
+    let sex = take(Column::Sex).map(Sex::parse);
+    let address = take(Column::Address).map(Address::parse);
+    let ticket = take(Column::Ticket)
+        .filter(|s| !s.trim().is_empty())
+        .map(TicketNumber::parse);
+    let kind = take(Column::Kind)
+        .filter(|s| !s.trim().is_empty())
+        .map(TicketKind::parse);
+    let dose = take(Column::Dose)
+        .filter(|s| !s.trim().is_empty())
+        .map(DoseNumber::parse);
+    let e = &mut errors;
+    let (addressee, my_number, kanji, kana, birth, sex) = (
+        keep(e, line, addressee),
+        keep(e, line, my_number),
+        keep(e, line, kanji),
+        keep(e, line, kana),
+        keep(e, line, birth),
+        keep(e, line, sex),
+    );
+    let (address, ticket, kind, dose) = (
+        keep(e, line, address),
+        keep(e, line, ticket),
+        keep(e, line, kind),
+        keep(e, line, dose),
+    );
+    match (addressee, kanji, kana, birth, sex) {
+        (
+            Some(addressee_number),
+            Some(name_kanji),
+            Some(name_kana),
+            Some(birth_date),
+            Some(sex),
+        ) if errors.is_empty() => Ok(ParsedLine {
+            line,
+            resident: NewResident {
+                addressee_number,
+                my_number,
+                name_kanji,
+                name_kana,
+                birth_date,
+                sex,
+                address: address.flatten().map(|a| a.as_str().to_string()),
+            },
+            ticket,
+            kind: kind.unwrap_or_default(),
+            dose: dose.unwrap_or_default(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// A parsed cell's value, or its error noted.
+fn keep<T>(errors: &mut Vec<LineError>, line: u64, r: Option<Result<T, FieldError>>) -> Option<T> {
+    match r {
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            errors.push(LineError::field(line, e));
+            None
+        }
+        None => None,
+    }
+}
+
+/// Live progress of an import, read by the progress page.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes_total: AtomicU64,
+    pub bytes_done: AtomicU64,
+    pub lines: AtomicU64,
+}
+
+impl Progress {
+    /// Share of the file read, 0–100.
+    pub fn percent(&self) -> u8 {
+        let total = self.bytes_total.load(Ordering::Relaxed);
+        if total == 0 {
+            return 0;
+        }
+        let done = self.bytes_done.load(Ordering::Relaxed).min(total);
+        ((done * 100) / total) as u8
+    }
+}
+
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress
+            .bytes_done
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// What a finished import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub encoding: String,
+    pub lines: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub tickets_issued: u64,
+    /// Residents flagged moved-out or deceased who got no new ticket.
+    pub tickets_withheld: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the file was rejected: {error_count} errors")]
+    Rejected {
+        lines: u64,
+        error_count: u64,
+        errors: Vec<LineError>,
+    },
+    #[error("the file could not be read: {0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+}
+
+crate::db::from_diesel_via_db_error!(ImportError);
+
+impl From<residents::ResidentError> for ImportError {
+    fn from(e: residents::ResidentError) -> Self {
+        match e {
+            residents::ResidentError::Tenancy(t) => ImportError::Tenancy(t),
+            other => ImportError::Unreadable(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::db::DbError> for ImportError {
+    fn from(e: crate::db::DbError) -> Self {
+        ImportError::Tenancy(e.into())
+    }
+}
+
+/// Who the import's tickets are issued by, as stored on each ticket.
+pub fn issuer_of_job(job_id: &str) -> String {
+    format!("import:{job_id}")
+}
+
+/// A source that can be read from the start more than once (to detect the
+/// encoding, then to import).
+pub type Opener<'a> = &'a (dyn Fn() -> io::Result<Box<dyn Read + Send>> + Sync);
+
+enum Message {
+    Header(Vec<LineError>),
+    Lines(Vec<Result<Prepared, Vec<LineError>>>),
+    TooManyLines(u64),
+    Unreadable(String),
+}
+
+/// A parsed line sealed for insertion under a fresh id.
+struct Prepared {
+    parsed: ParsedLine,
+    row: ResidentRow,
+}
+
+/// Imports a whole file into the partition in one transaction.
+pub fn import(
+    conn: &mut DbConn,
+    partition: &Partition,
+    open: Opener<'_>,
+    encoding: FileEncoding,
+    limits: Limits,
+    issued_by: &str,
+    progress: &Progress,
+) -> Result<Outcome, ImportError> {
+    let unreadable = |e: io::Error| ImportError::Unreadable(e.to_string());
+    let encoding = match encoding {
+        FileEncoding::Auto => {
+            let mut head = Vec::with_capacity(64 * 1024);
+            open()
+                .map_err(unreadable)?
+                .take(64 * 1024)
+                .read_to_end(&mut head)
+                .map_err(unreadable)?;
+            FileEncoding::detect(&head)
+        }
+        chosen => chosen,
+    };
+    // Microsecond precision, as PostgreSQL keeps it: rows this import writes
+    // carry exactly this stamp, which is how a later line of the same file
+    // that names the same person is recognised.
+    let now = super::now();
+    let stamp = now
+        .with_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now);
+    let (tx, rx) = mpsc::sync_channel::<Message>(4);
+    std::thread::scope(|s| {
+        s.spawn(|| read_and_seal(partition, open, encoding, limits, stamp, progress, tx));
+        partition.run(conn, |scope, conn| {
+            let mut w = Writer::new(stamp, issued_by);
+            w.outcome.encoding = encoding.code().to_string();
+            for msg in rx.iter() {
+                match msg {
+                    Message::Header(errors) => w.reject(errors),
+                    Message::Lines(lines) => w.batch(scope, conn, lines)?,
+                    Message::TooManyLines(max) => {
+                        w.reject(vec![LineError::conflict(
+                            max + 1,
+                            "",
+                            Conflict::TooManyLines(max),
+                        )]);
+                        break;
+                    }
+                    Message::Unreadable(e) => return Err(ImportError::Unreadable(e)),
+                }
+            }
+            // Dropping the receiver stops the reader if we left early.
+            drop(rx);
+            w.finish()
+        })
+    })
+}
+
+fn read_and_seal(
+    partition: &Partition,
+    open: Opener<'_>,
+    encoding: FileEncoding,
+    limits: Limits,
+    stamp: NaiveDateTime,
+    progress: &Progress,
+    tx: mpsc::SyncSender<Message>,
+) {
+    let source = match open() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(Message::Unreadable(e.to_string()));
+            return;
+        }
+    };
+    let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding.encoding()))
+        .bom_sniffing(true)
+        .strip_bom(true)
+        .build(Counting {
+            inner: source,
+            progress,
+        });
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(io::BufReader::with_capacity(256 * 1024, decoded));
+    let scope = partition.sealing_scope();
+    let today = stamp.date();
+    let mut rec = csv::StringRecord::new();
+    let mut map: Option<ColumnMap> = None;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut data_lines = 0u64;
+    loop {
+        match reader.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let msg = if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
+                    LineError::field(
+                        line,
+                        FieldError {
+                            field: "",
+                            reason: crate::domain::Reason::Undecodable,
+                        },
+                    )
+                } else {
+                    let _ = tx.send(Message::Unreadable(e.to_string()));
+                    return;
+                };
+                batch.push(Err(vec![msg]));
+                continue;
+            }
+        }
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let Some(m) = &map else {
+            match ColumnMap::from_header(&rec) {
+                Ok(m) => map = Some(m),
+                Err(errors) => {
+                    let _ = tx.send(Message::Header(errors));
+                    return;
+                }
+            }
+            continue;
+        };
+        if rec.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        data_lines += 1;
+        if data_lines > limits.max_lines {
+            let _ = tx.send(Message::TooManyLines(limits.max_lines));
+            return;
+        }
+        progress.lines.store(data_lines, Ordering::Relaxed);
+        batch.push(parse_line(m, &rec, line, today).map(|parsed| {
+            let row = residents::new_row(
+                &scope,
+                &parsed.resident,
+                uuid::Uuid::new_v4().to_string(),
+                stamp,
+            );
+            Prepared { parsed, row }
+        }));
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.send(Message::Lines(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if map.is_none() {
+        let _ = tx.send(Message::Header(vec![LineError::conflict(
+            1,
+            AddresseeNumber::FIELD,
+            Conflict::MissingColumn,
+        )]));
+        return;
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(Message::Lines(batch));
+    }
+}
+
+/// The writing side: decides insert / update / unchanged per line, writes,
+/// and collects every error; any error rolls the whole import back.
+struct Writer<'a> {
+    stamp: NaiveDateTime,
+    issued_by: &'a str,
+    outcome: Outcome,
+    errors: Vec<LineError>,
+    error_count: u64,
+    /// Addressee indexes of stored residents an earlier line matched
+    /// without changing (rows this import wrote carry its stamp instead).
+    unchanged_seen: HashSet<Vec<u8>>,
+    rng: rand::rngs::ThreadRng,
+}
+
+/// What the writer knows about one resident while deciding a batch.
+#[derive(Clone)]
+struct Known {
+    m: ResidentMatch,
+    active_ticket: Option<String>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(stamp: NaiveDateTime, issued_by: &'a str) -> Self {
+        Writer {
+            stamp,
+            issued_by,
+            outcome: Outcome::default(),
+            errors: Vec::new(),
+            error_count: 0,
+            unchanged_seen: HashSet::new(),
+            rng: rand::thread_rng(),
+        }
+    }
+
+    fn reject(&mut self, errors: Vec<LineError>) {
+        self.error_count += errors.len() as u64;
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(errors.into_iter().take(room));
+    }
+
+    fn finish(self) -> Result<Outcome, ImportError> {
+        if self.error_count > 0 {
+            let mut errors = self.errors;
+            errors.sort_by_key(|e| e.line);
+            return Err(ImportError::Rejected {
+                lines: self.outcome.lines,
+                error_count: self.error_count,
+                errors,
+            });
+        }
+        Ok(self.outcome)
+    }
+
+    fn touched(&self, k: &Known) -> bool {
+        k.m.created_at == self.stamp
+            || k.m.updated_at == self.stamp
+            || self.unchanged_seen.contains(&k.m.addressee_index)
+    }
+
+    fn batch(
+        &mut self,
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        lines: Vec<Result<Prepared, Vec<LineError>>>,
+    ) -> Result<(), ImportError> {
+        self.outcome.lines += lines.len() as u64;
+        let mut good = Vec::with_capacity(lines.len());
+        for l in lines {
+            match l {
+                Ok(p) => good.push(p),
+                Err(e) => self.reject(e),
+            }
+        }
+        // Writing goes on after an error, inside the transaction that will be
+        // rolled back, so that conflicts further down (a person or ticket
+        // named twice) are still found and listed.
+        // What is stored already about the people and tickets of this batch.
+        let addressee: Vec<Vec<u8>> = good.iter().map(|p| p.row.addressee_index.clone()).collect();
+        let numbers: Vec<Vec<u8>> = good
+            .iter()
+            .filter_map(|p| p.row.my_number_index.clone())
+            .collect();
+        let matches = ResidentRow::matches(scope, conn, &addressee, &numbers)?;
+        let ids: Vec<String> = matches.iter().map(|m| m.id.clone()).collect();
+        let mut active: HashMap<String, String> = HashMap::new();
+        if !ids.is_empty() {
+            for t in TicketRow::active_of_residents(scope, conn, &ids)? {
+                active.insert(t.resident_id, t.ticket_number);
+            }
+        }
+        let mut by_addressee: HashMap<Vec<u8>, Known> = HashMap::new();
+        let mut by_number: HashMap<Vec<u8>, Known> = HashMap::new();
+        for m in matches {
+            let k = Known {
+                active_ticket: active.get(&m.id).cloned(),
+                m,
+            };
+            by_addressee.insert(k.m.addressee_index.clone(), k.clone());
+            if let Some(n) = &k.m.my_number_index {
+                by_number.insert(n.clone(), k);
+            }
+        }
+        let given: Vec<String> = good
+            .iter()
+            .filter_map(|p| p.parsed.ticket.as_ref().map(|t| t.as_str().to_string()))
+            .collect();
+        let mut tickets: HashMap<String, TicketRow> = TicketRow::existing(scope, conn, &given)?
+            .into_iter()
+            .map(|t| (t.ticket_number.clone(), t))
+            .collect();
+
+        let mut inserts: Vec<ResidentRow> = Vec::new();
+        let mut new_tickets: Vec<TicketRow> = Vec::new();
+        let mut need_number: Vec<usize> = Vec::new();
+        for p in good {
+            let line = p.parsed.line;
+            let a = by_addressee.get(&p.row.addressee_index).cloned();
+            let n = p
+                .row
+                .my_number_index
+                .as_ref()
+                .and_then(|i| by_number.get(i))
+                .cloned();
+            if let Some(k) = &a
+                && self.touched(k)
+            {
+                self.reject(vec![LineError::conflict(
+                    line,
+                    AddresseeNumber::FIELD,
+                    Conflict::DuplicateInFile,
+                )]);
+                continue;
+            }
+            match (&a, &n) {
+                (Some(x), Some(y)) if x.m.id != y.m.id => {
+                    let c = if self.touched(y) {
+                        Conflict::DuplicateInFile
+                    } else {
+                        Conflict::NumberHeldByOther
+                    };
+                    self.reject(vec![LineError::conflict(line, "個人番号", c)]);
+                    continue;
+                }
+                (None, Some(y)) if self.touched(y) => {
+                    self.reject(vec![LineError::conflict(
+                        line,
+                        "個人番号",
+                        Conflict::DuplicateInFile,
+                    )]);
+                    continue;
+                }
+                _ => {}
+            }
+            let target = a.or(n);
+            let resident_id = target
+                .as_ref()
+                .map(|k| k.m.id.clone())
+                .unwrap_or_else(|| p.row.id.clone());
+            let flagged = target
+                .as_ref()
+                .is_some_and(|k| k.m.moved_out_on.is_some() || k.m.deceased_on.is_some());
+            let current = target.as_ref().and_then(|k| k.active_ticket.clone());
+            // The ticket this line asks for, checked against every ticket
+            // the municipality ever issued.
+            let mut issue: Option<Option<TicketNumber>> = None;
+            match &p.parsed.ticket {
+                Some(t) => match tickets.get(t.as_str()) {
+                    Some(existing) if existing.resident_id != resident_id => {
+                        let c = if existing.issued_at == self.stamp {
+                            Conflict::DuplicateInFile
+                        } else {
+                            Conflict::TicketHeldByOther
+                        };
+                        self.reject(vec![LineError::conflict(line, TicketNumber::FIELD, c)]);
+                        continue;
+                    }
+                    Some(existing) if existing.status != ticket_rows::ACTIVE => {
+                        self.reject(vec![LineError::conflict(
+                            line,
+                            TicketNumber::FIELD,
+                            Conflict::TicketInvalidated,
+                        )]);
+                        continue;
+                    }
+                    Some(_) => {}
+                    None if flagged => {
+                        self.reject(vec![LineError::conflict(
+                            line,
+                            TicketNumber::FIELD,
+                            Conflict::FlaggedResident,
+                        )]);
+                        continue;
+                    }
+                    None => issue = Some(Some(t.clone())),
+                },
+                None if current.is_none() && flagged => self.outcome.tickets_withheld += 1,
+                None if current.is_none() => issue = Some(None),
+                None => {}
+            }
+
+            // The person.
+            let mut known = match target {
+                None => {
+                    self.outcome.inserted += 1;
+                    let k = Known {
+                        m: ResidentMatch {
+                            id: p.row.id.clone(),
+                            addressee_index: p.row.addressee_index.clone(),
+                            my_number_index: p.row.my_number_index.clone(),
+                            content_mac: p.row.content_mac.clone(),
+                            moved_out_on: None,
+                            deceased_on: None,
+                            created_at: self.stamp,
+                            updated_at: self.stamp,
+                        },
+                        active_ticket: None,
+                    };
+                    inserts.push(p.row);
+                    k
+                }
+                Some(mut k) if k.m.content_mac == p.row.content_mac => {
+                    self.outcome.unchanged += 1;
+                    self.unchanged_seen.insert(k.m.addressee_index.clone());
+                    k.active_ticket = current.clone();
+                    k
+                }
+                Some(mut k) => {
+                    self.outcome.updated += 1;
+                    let mut row =
+                        residents::new_row(scope, &p.parsed.resident, k.m.id.clone(), self.stamp);
+                    row.created_at = k.m.created_at;
+                    row.update_sealed(scope, conn)?;
+                    residents::append_event(
+                        scope,
+                        conn,
+                        &k.m.id,
+                        "import_update",
+                        None,
+                        &residents::EventDetail {
+                            import: Some(self.issued_by.to_string()),
+                            ..Default::default()
+                        },
+                        self.stamp,
+                    )?;
+                    // A changed 宛名番号 must be found under its new index.
+                    by_addressee.remove(&k.m.addressee_index);
+                    k.m.addressee_index = row.addressee_index.clone();
+                    k.m.my_number_index = row.my_number_index.clone();
+                    k.m.updated_at = self.stamp;
+                    k
+                }
+            };
+            if let Some(number) = issue {
+                if let Some(old) = &current {
+                    ticket_rows::TicketRow::invalidate_active(
+                        scope,
+                        conn,
+                        &known.m.id,
+                        "replaced",
+                        self.stamp,
+                    )?;
+                    if let Some(t) = tickets.get_mut(old) {
+                        t.status = ticket_rows::INVALIDATED.into();
+                    }
+                }
+                let row = TicketRow {
+                    municipality_code: scope.code().to_string(),
+                    ticket_number: number
+                        .as_ref()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    resident_id: known.m.id.clone(),
+                    kind: p.parsed.kind.get().into(),
+                    dose_number: p.parsed.dose.get().into(),
+                    status: ticket_rows::ACTIVE.into(),
+                    issued_at: self.stamp,
+                    issued_by: self.issued_by.to_string(),
+                    invalidated_at: None,
+                    invalidated_reason: None,
+                };
+                if number.is_none() {
+                    need_number.push(new_tickets.len());
+                } else {
+                    tickets.insert(row.ticket_number.clone(), row.clone());
+                    known.active_ticket = Some(row.ticket_number.clone());
+                }
+                new_tickets.push(row);
+                self.outcome.tickets_issued += 1;
+            }
+            by_addressee.insert(known.m.addressee_index.clone(), known.clone());
+            if let Some(i) = &known.m.my_number_index {
+                by_number.insert(i.clone(), known);
+            }
+        }
+        self.assign_numbers(scope, conn, &mut new_tickets, &need_number, &tickets)?;
+        ResidentRow::insert_many(scope, conn, &inserts)?;
+        TicketRow::insert_many(scope, conn, &new_tickets)?;
+        Ok(())
+    }
+
+    /// Random, unused ten-digit numbers for the tickets the file left blank.
+    fn assign_numbers(
+        &mut self,
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        rows: &mut [TicketRow],
+        need: &[usize],
+        batch_known: &HashMap<String, TicketRow>,
+    ) -> Result<(), ImportError> {
+        let mut pending: Vec<usize> = need.to_vec();
+        let mut taken: HashSet<String> = rows
+            .iter()
+            .filter(|r| !r.ticket_number.is_empty())
+            .map(|r| r.ticket_number.clone())
+            .collect();
+        while !pending.is_empty() {
+            for &i in &pending {
+                let mut n = TicketNumber::random(&mut self.rng);
+                while taken.contains(n.as_str()) || batch_known.contains_key(n.as_str()) {
+                    n = TicketNumber::random(&mut self.rng);
+                }
+                taken.insert(n.as_str().to_string());
+                rows[i].ticket_number = n.as_str().to_string();
+            }
+            let candidates: Vec<String> = pending
+                .iter()
+                .map(|&i| rows[i].ticket_number.clone())
+                .collect();
+            let used: HashSet<String> = TicketRow::existing(scope, conn, &candidates)?
+                .into_iter()
+                .map(|t| t.ticket_number)
+                .collect();
+            pending.retain(|&i| used.contains(&rows[i].ticket_number));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+    }
+
+    fn record(cells: &[&str]) -> csv::StringRecord {
+        csv::StringRecord::from(cells.to_vec())
+    }
+
+    fn header() -> ColumnMap {
+        ColumnMap::from_header(&record(&[
+            "宛名番号",
+            "個人番号",
+            "氏名",
+            "氏名カナ",
+            "生年月日",
+            "性別",
+            "住所",
+            "接種券番号",
+            "券種",
+            "回数",
+        ]))
+        .unwrap()
+    }
+
+    #[test]
+    fn detects_encodings() {
+        assert_eq!(FileEncoding::detect(b"\xEF\xBB\xBFa,b"), FileEncoding::Utf8);
+        assert_eq!(
+            FileEncoding::detect("宛名番号".as_bytes()),
+            FileEncoding::Utf8
+        );
+        // 宛名 in Shift_JIS.
+        assert_eq!(
+            FileEncoding::detect(b"\x88\xb6\x96\xbc"),
+            FileEncoding::ShiftJis
+        );
+        // UTF-8 cut in the middle of a character is still UTF-8.
+        let cut = &"宛名".as_bytes()[..4];
+        assert_eq!(FileEncoding::detect(cut), FileEncoding::Utf8);
+    }
+
+    #[test]
+    fn header_must_name_the_required_columns() {
+        let errs = ColumnMap::from_header(&record(&["宛名番号", "氏名"])).unwrap_err();
+        let cols: Vec<_> = errs.iter().map(|e| e.column.as_str()).collect();
+        assert_eq!(cols, ["氏名カナ", "生年月日", "性別"]);
+        assert!(errs.iter().all(|e| e.line == 1));
+    }
+
+    #[test]
+    fn a_good_line_parses_with_defaults() {
+        let r = record(&[
+            "A-1",
+            "123456789018",
+            "山田 太郎",
+            "ヤマダ タロウ",
+            "1980/04/01",
+            "1",
+            "",
+            "",
+            "",
+            "",
+        ]);
+        let p = parse_line(&header(), &r, 2, today()).unwrap();
+        assert_eq!(p.kind.get(), 1);
+        assert_eq!(p.dose.get(), 1);
+        assert!(p.ticket.is_none());
+        assert!(p.resident.address.is_none());
+    }
+
+    #[test]
+    fn every_bad_cell_of_a_line_is_named_without_its_value() {
+        let r = record(&[
+            "",
+            "123456789017",
+            "山田",
+            "やまだ",
+            "1980-02-30",
+            "3",
+            "",
+            "12345",
+            "0",
+            "x",
+        ]);
+        let errs = parse_line(&header(), &r, 7, today()).unwrap_err();
+        let cols: Vec<_> = errs.iter().map(|e| e.column.as_str()).collect();
+        assert_eq!(
+            cols,
+            [
+                "宛名番号",
+                "個人番号",
+                "氏名カナ",
+                "生年月日",
+                "性別",
+                "接種券番号",
+                "券種",
+                "回数"
+            ]
+        );
+        assert!(errs.iter().all(|e| e.line == 7));
+        let text = serde_json::to_string(&errs).unwrap();
+        assert!(!text.contains("123456789017"));
+    }
+
+    #[test]
+    fn undecodable_cells_are_reported() {
+        let r = record(&[
+            "A-1",
+            "",
+            "山\u{FFFD}",
+            "ヤマダ",
+            "1980-01-01",
+            "1",
+            "",
+            "",
+            "",
+            "",
+        ]);
+        let errs = parse_line(&header(), &r, 3, today()).unwrap_err();
+        assert_eq!(errs[0].column, "氏名");
+        assert!(errs[0].message_ja.contains("文字コード"));
+    }
+}

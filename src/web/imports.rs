@@ -1,0 +1,402 @@
+//! The eligible-resident file: upload (spooled sealed), the job's progress
+//! page, its JSON status for the progress bar, the journal, and the ticket
+//! sheets of an import.
+
+use super::records::{SheetPage, into_sheets};
+use super::{AppError, Authed, Ctx, Nav, in_partition, path_id, render, with_db};
+use crate::audit::{self, Entry};
+use crate::crypto::spool::{SpoolError, SpoolWriter};
+use crate::db::models::import_jobs::ImportJobRow;
+use crate::domain::{MunicipalityCode, Permission};
+use crate::flows::import_jobs::{self, JobError};
+use crate::flows::imports::{FileEncoding, LineError};
+use crate::flows::tickets;
+use crate::i18n::T;
+use crate::startup::AppState;
+use actix_multipart::Multipart;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(index)
+        .service(upload)
+        .service(show)
+        .service(status)
+        .service(sheet);
+}
+
+fn staff(auth: &Authed) -> Result<MunicipalityCode, AppError> {
+    auth.require_staff(Permission::Residents)
+}
+
+pub struct JobLine {
+    pub id: String,
+    pub created: String,
+    pub login: String,
+    pub client: String,
+    pub file: String,
+    pub sha: String,
+    pub status: String,
+    pub lines: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub errors: i64,
+}
+
+impl From<&ImportJobRow> for JobLine {
+    fn from(j: &ImportJobRow) -> JobLine {
+        JobLine {
+            id: j.id.clone(),
+            created: (j.created_at + chrono::Duration::hours(9))
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+            login: j.login_id.clone(),
+            client: j.client_addr.clone(),
+            file: j.file_name.clone(),
+            sha: j.file_sha256.chars().take(12).collect(),
+            status: j.status.clone(),
+            lines: j.lines_seen,
+            inserted: j.inserted,
+            updated: j.updated,
+            unchanged: j.unchanged,
+            errors: j.error_count,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "imports/index.html")]
+struct IndexPage {
+    t: T,
+    nav: Nav,
+    csrf: String,
+    error: Option<String>,
+    jobs: Vec<JobLine>,
+    max_mb: u64,
+    max_lines: u64,
+}
+
+async fn index_page(
+    ctx: Ctx,
+    auth: &Authed,
+    state: &AppState,
+    code: MunicipalityCode,
+    error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let st = state.clone();
+    let jobs = with_db(state, move |_| {
+        import_jobs::recent(&st, code).map_err(|e| AppError::Internal(e.to_string()))
+    })
+    .await?;
+    let bad = error.is_some();
+    let mut resp = render(&IndexPage {
+        nav: Nav::for_account(auth, "/residents/imports"),
+        csrf: auth.session.csrf_token.clone(),
+        error,
+        jobs: jobs.iter().map(JobLine::from).collect(),
+        max_mb: state.import_limits.max_bytes / (1024 * 1024),
+        max_lines: state.import_limits.max_lines,
+        t: ctx.t,
+    })?;
+    if bad {
+        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+#[get("/residents/imports")]
+async fn index(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    index_page(ctx, &auth, &state, code, None).await
+}
+
+/// Reads the multipart form: the small text fields, and the file streamed
+/// straight into a sealed spool.
+#[post("/residents/imports")]
+async fn upload(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    mut form: Multipart,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let mut csrf = String::new();
+    let mut encoding = String::from("auto");
+    let mut file_name = String::new();
+    let mut spool = None;
+    let limit = state.import_limits.max_bytes;
+    let mut too_large = false;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            file_name = field
+                .content_disposition()
+                .and_then(|d| d.get_filename().map(str::to_string))
+                .unwrap_or_default();
+            let mut w = SpoolWriter::create(&state.spool_dir, limit)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
+                match w.write(&chunk) {
+                    Ok(()) => {}
+                    Err(SpoolError::TooLarge(_)) => {
+                        too_large = true;
+                        break;
+                    }
+                    Err(e) => return Err(AppError::Internal(e.to_string())),
+                }
+            }
+            if too_large {
+                // Drain the rest so the client sees our answer, not a reset.
+                while let Some(chunk) = field.next().await {
+                    if chunk.is_err() {
+                        break;
+                    }
+                }
+                continue;
+            }
+            spool = Some(w.finish().map_err(|e| AppError::Internal(e.to_string()))?);
+        } else {
+            let mut value = Vec::new();
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
+                if value.len() + chunk.len() > 256 {
+                    return Err(AppError::BadRequest("form field too long".into()));
+                }
+                value.extend_from_slice(&chunk);
+            }
+            let value = String::from_utf8_lossy(&value).into_owned();
+            match name.as_str() {
+                "csrf" => csrf = value,
+                "encoding" => encoding = value,
+                _ => {}
+            }
+        }
+    }
+    auth.check_csrf(&csrf)?;
+    let t = &ctx.t;
+    let error = if too_large {
+        Some(format!(
+            "{} ({} MB)",
+            t.s("imports.too_large"),
+            limit / (1024 * 1024)
+        ))
+    } else {
+        match &spool {
+            None => Some(t.s("imports.no_file").to_string()),
+            Some(s) if s.is_empty() => Some(t.s("imports.no_file").to_string()),
+            _ => None,
+        }
+    };
+    let Some(encoding) = FileEncoding::parse(&encoding) else {
+        return Err(AppError::BadRequest("encoding".into()));
+    };
+    if let Some(e) = error {
+        return index_page(ctx, &auth, &state, code, Some(e)).await;
+    }
+    let Some(spool) = spool else {
+        return Err(AppError::BadRequest("file".into()));
+    };
+    let st = state.clone();
+    let req = import_jobs::Request {
+        municipality: code,
+        actor: auth.actor(),
+        file_name,
+        encoding,
+        limits: state.import_limits,
+        spool,
+    };
+    let started = web::block(move || import_jobs::start(&st, req))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    match started {
+        Ok(id) => Ok(HttpResponse::SeeOther()
+            .insert_header(("location", format!("/residents/imports/{id}")))
+            .finish()),
+        Err(JobError::Busy) => {
+            let m = ctx.t.s("imports.busy").to_string();
+            index_page(ctx, &auth, &state, code, Some(m)).await
+        }
+        Err(e) => Err(AppError::Internal(e.to_string())),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "imports/show.html")]
+struct ShowPage {
+    t: T,
+    nav: Nav,
+    job: JobLine,
+    running: bool,
+    percent: u8,
+    lines_live: u64,
+    errors: Vec<LineError>,
+    more_errors: i64,
+    message: String,
+}
+
+async fn load_job(
+    state: &AppState,
+    code: MunicipalityCode,
+    id: String,
+) -> Result<ImportJobRow, AppError> {
+    let st = state.clone();
+    with_db(state, move |_| {
+        import_jobs::find(&st, code, &id).map_err(|e| AppError::Internal(e.to_string()))
+    })
+    .await?
+    .ok_or(AppError::NotFound)
+}
+
+fn is_running(job: &ImportJobRow) -> bool {
+    job.status == import_jobs::QUEUED || job.status == import_jobs::RUNNING
+}
+
+#[get("/residents/imports/{id}")]
+async fn show(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let job = load_job(&state, code, path_id(&path)?).await?;
+    let live = import_jobs::progress_of(&job.id);
+    let running = is_running(&job);
+    let (percent, lines_live) = match (&live, running) {
+        (Some(p), true) => (
+            p.percent(),
+            p.lines.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+        (_, true) => (0, 0),
+        _ => (100, job.lines_seen as u64),
+    };
+    let errors: Vec<LineError> = job
+        .errors
+        .as_deref()
+        .and_then(|e| serde_json::from_str(e).ok())
+        .unwrap_or_default();
+    let more_errors = job.error_count - errors.len() as i64;
+    let message = match job.message.as_deref() {
+        Some("unreadable") => ctx.t.s("imports.unreadable").to_string(),
+        Some("interrupted") => ctx.t.s("imports.interrupted").to_string(),
+        Some("internal") => ctx.t.s("imports.internal").to_string(),
+        Some(m) if m.starts_with("tickets_withheld=") => format!(
+            "{} {}",
+            ctx.t.s("imports.withheld"),
+            m.trim_start_matches("tickets_withheld=")
+        ),
+        _ => String::new(),
+    };
+    render(&ShowPage {
+        nav: Nav::for_account(&auth, "/residents/imports"),
+        job: JobLine::from(&job),
+        running,
+        percent,
+        lines_live,
+        errors,
+        more_errors,
+        message,
+        t: ctx.t,
+    })
+}
+
+#[derive(serde::Serialize)]
+struct Status {
+    status: String,
+    percent: u8,
+    lines: u64,
+    done: bool,
+}
+
+/// What the progress bar polls.
+#[get("/residents/imports/{id}/status")]
+async fn status(
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let job = load_job(&state, code, path_id(&path)?).await?;
+    let running = is_running(&job);
+    let live = import_jobs::progress_of(&job.id);
+    let body = Status {
+        percent: match (&live, running) {
+            (Some(p), true) => p.percent(),
+            (_, true) => 0,
+            _ => 100,
+        },
+        lines: live
+            .as_ref()
+            .map(|p| p.lines.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap_or(job.lines_seen as u64),
+        done: !running,
+        status: job.status,
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(body))
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<i64>,
+}
+
+/// Sheets per printed page of an import's tickets.
+const SHEETS_PER_PAGE: i64 = 10;
+
+#[get("/residents/imports/{id}/tickets")]
+async fn sheet(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let id = path_id(&path)?;
+    let page = q.page.unwrap_or(1).max(1);
+    let per = SHEETS_PER_PAGE * tickets::PER_SHEET;
+    let (st, actor, jid) = (state.clone(), auth.actor(), id.clone());
+    let (labels, total) = in_partition(&state, code, move |scope, conn| {
+        // A job of another municipality (or none) is simply not found.
+        ImportJobRow::find(scope, conn, &jid)?.ok_or(AppError::NotFound)?;
+        let (labels, total) = tickets::labels_of_import(scope, conn, &jid, (page - 1) * per, per)?;
+        audit::append(
+            conn,
+            &st.audit,
+            &actor,
+            Entry {
+                chain: scope.code().as_str(),
+                action: "ticket.print",
+                target: Some(format!("import:{jid}")),
+                outcome: "ok",
+                detail: Some(format!("page={page} tickets={}", labels.len())),
+            },
+        )?;
+        Ok((labels, total))
+    })
+    .await?;
+    if labels.is_empty() && page > 1 {
+        return Err(AppError::NotFound);
+    }
+    let pages = ((total + per - 1) / per).max(1);
+    let href = |p: i64| format!("/residents/imports/{id}/tickets?page={p}");
+    render(&SheetPage {
+        sheets: into_sheets(labels),
+        back_href: format!("/residents/imports/{id}"),
+        prev_href: (page > 1).then(|| href(page - 1)),
+        next_href: (page < pages).then(|| href(page + 1)),
+        position: format!("{page} / {pages}"),
+        t: ctx.t,
+    })
+}

@@ -1,0 +1,686 @@
+//! Staff pages over their own residents: search, the record with its
+//! tickets, doses and history, corrections with a reason, the moved-out /
+//! deceased flags, address protection, ticket reissue and printing. Every
+//! read and change leaves a line in the operation log.
+
+use super::{AppError, Authed, Ctx, Nav, field_message, in_partition, path_id, render};
+use crate::audit::{self, Actor, Entry};
+use crate::db::models::doses::DoseRow;
+use crate::domain::{
+    AddresseeNumber, BirthDate, ChangeReason, FieldError, KanaName, MunicipalityCode, Permission,
+    PersonName, Sex, TicketNumber, VaccineCatalog,
+};
+use crate::flows::residents::{self, Correction, Flag, Resident, Search};
+use crate::flows::tickets::{self, Label, ReissueReason, Ticket};
+use crate::i18n::T;
+use crate::startup::AppState;
+use crate::tenancy::Scope;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(search_form)
+        .service(search)
+        .service(detail)
+        .service(correct)
+        .service(flag)
+        .service(protection)
+        .service(reissue)
+        .service(ticket_sheet);
+}
+
+fn staff(auth: &Authed) -> Result<MunicipalityCode, AppError> {
+    auth.require_staff(Permission::Residents)
+}
+
+fn log(
+    scope: &Scope<'_>,
+    conn: &mut crate::db::DbConn,
+    key: &audit::AuditKey,
+    actor: &Actor,
+    action: &str,
+    target: Option<String>,
+    extra: Option<String>,
+) -> Result<(), AppError> {
+    audit::append(
+        conn,
+        key,
+        actor,
+        Entry {
+            chain: scope.code().as_str(),
+            action,
+            target,
+            outcome: "ok",
+            detail: extra,
+        },
+    )
+    .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+pub struct Row {
+    pub id: String,
+    pub addressee: String,
+    pub name: String,
+    pub kana: String,
+    pub birth_date: String,
+    pub flagged: bool,
+    pub protected: bool,
+}
+
+impl From<&Resident> for Row {
+    fn from(r: &Resident) -> Row {
+        Row {
+            id: r.id.clone(),
+            addressee: r.addressee_number.as_str().into(),
+            name: r.name_kanji.as_str().into(),
+            kana: r.name_kana.as_str().into(),
+            birth_date: r.birth_date.date().to_string(),
+            flagged: r.moved_out_on.is_some() || r.deceased_on.is_some(),
+            protected: r.address_protected,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "records/search.html")]
+struct SearchPage {
+    t: T,
+    nav: Nav,
+    csrf: String,
+    addressee: String,
+    ticket: String,
+    name: String,
+    birth: String,
+    error: Option<String>,
+    searched: bool,
+    results: Vec<Row>,
+}
+
+#[get("/residents")]
+async fn search_form(ctx: Ctx, auth: Authed) -> Result<HttpResponse, AppError> {
+    staff(&auth)?;
+    render(&SearchPage {
+        nav: Nav::for_account(&auth, "/residents"),
+        csrf: auth.session.csrf_token.clone(),
+        addressee: String::new(),
+        ticket: String::new(),
+        name: String::new(),
+        birth: String::new(),
+        error: None,
+        searched: false,
+        results: Vec::new(),
+        t: ctx.t,
+    })
+}
+
+#[derive(Deserialize)]
+struct SearchForm {
+    csrf: String,
+    #[serde(default)]
+    addressee: String,
+    #[serde(default)]
+    ticket: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    birth: String,
+}
+
+/// Searches are posted: a name and a birth date do not belong in a URL.
+#[post("/residents/search")]
+async fn search(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<SearchForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    auth.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let t = &ctx.t;
+    let today = crate::flows::now().date();
+    // The search is by whichever field was filled in, in this order.
+    let by = if !f.addressee.trim().is_empty() {
+        "addressee"
+    } else if !f.ticket.trim().is_empty() {
+        "ticket"
+    } else if !f.name.trim().is_empty() || !f.birth.trim().is_empty() {
+        "name"
+    } else {
+        ""
+    };
+    let query = match by {
+        "addressee" => AddresseeNumber::parse(&f.addressee)
+            .map(Search::Addressee)
+            .map_err(|e| field_error(t, "resident.addressee", e)),
+        "ticket" => TicketNumber::parse(&f.ticket)
+            .map(Search::Ticket)
+            .map_err(|e| field_error(t, "ticket.number", e)),
+        "" => Err(t.s("records.search_empty").to_string()),
+        _ => match (
+            PersonName::parse(&f.name),
+            BirthDate::parse(&f.birth, today),
+        ) {
+            (Ok(n), Ok(birth)) => Ok(Search::NameAndBirth {
+                name: n.as_str().to_string(),
+                birth,
+            }),
+            (Err(e), _) => Err(field_error(t, "records.name", e)),
+            (_, Err(e)) => Err(field_error(t, "resident.birth_date", e)),
+        },
+    };
+    let (results, error) = match query {
+        Ok(q) => {
+            let (st, actor) = (state.clone(), auth.actor());
+            let found = in_partition(&state, code, move |scope, conn| {
+                let found = residents::search(scope, conn, &q)?;
+                let ids: Vec<String> = found.iter().map(|r| r.id.clone()).collect();
+                log(
+                    scope,
+                    conn,
+                    &st.audit,
+                    &actor,
+                    "resident.search",
+                    (!ids.is_empty()).then(|| format!("resident:{}", ids.join(","))),
+                    Some(format!("by={by} results={}", ids.len())),
+                )?;
+                Ok(found)
+            })
+            .await?;
+            (found.iter().map(Row::from).collect(), None)
+        }
+        Err(msg) => (Vec::new(), Some(msg)),
+    };
+    let bad = error.is_some();
+    let mut resp = render(&SearchPage {
+        nav: Nav::for_account(&auth, "/residents"),
+        csrf: auth.session.csrf_token.clone(),
+        addressee: f.addressee,
+        ticket: f.ticket,
+        name: f.name,
+        birth: f.birth,
+        searched: !bad,
+        error,
+        results,
+        t: ctx.t,
+    })?;
+    if bad {
+        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+pub struct DoseView {
+    pub dose_number: i32,
+    pub date: String,
+    pub product: String,
+    pub lot: String,
+    pub site: String,
+    pub origin: String,
+}
+
+pub struct HistoryView {
+    pub at: String,
+    pub kind: String,
+    pub reason: String,
+    pub changes: Vec<(String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "records/detail.html")]
+struct DetailPage {
+    t: T,
+    nav: Nav,
+    csrf: String,
+    r: Resident,
+    tickets: Vec<Ticket>,
+    doses: Vec<DoseView>,
+    history: Vec<HistoryView>,
+    error: Option<String>,
+    done: Option<String>,
+}
+
+impl DetailPage {
+    fn sex_is(&self, code: &str) -> bool {
+        self.r.sex.code() == code
+    }
+    fn address(&self) -> &str {
+        self.r.address.as_deref().unwrap_or("")
+    }
+    fn date_or_empty(d: &Option<chrono::NaiveDate>) -> String {
+        d.map(|d| d.to_string()).unwrap_or_default()
+    }
+    fn moved_out(&self) -> String {
+        Self::date_or_empty(&self.r.moved_out_on)
+    }
+    fn deceased(&self) -> String {
+        Self::date_or_empty(&self.r.deceased_on)
+    }
+    fn flagged(&self) -> bool {
+        self.r.moved_out_on.is_some() || self.r.deceased_on.is_some()
+    }
+    fn has_active_ticket(&self) -> bool {
+        self.tickets.iter().any(|t| t.active)
+    }
+}
+
+struct Loaded {
+    r: Resident,
+    tickets: Vec<Ticket>,
+    doses: Vec<DoseView>,
+    history: Vec<HistoryView>,
+}
+
+fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loaded, AppError> {
+    let r = residents::get(scope, conn, id)?.ok_or(AppError::NotFound)?;
+    let catalog = VaccineCatalog::global();
+    let doses = DoseRow::of_resident(scope, conn, id)?
+        .into_iter()
+        .map(|d| DoseView {
+            dose_number: d.dose_number,
+            date: d.administered_on.to_string(),
+            product: catalog
+                .get(&d.product_code)
+                .map(|p| p.product_ja.clone())
+                .unwrap_or(d.product_code),
+            lot: d.lot_number.unwrap_or_default(),
+            site: d.site_name.unwrap_or_default(),
+            origin: d.origin,
+        })
+        .collect();
+    let history = residents::history(scope, conn, id)?
+        .into_iter()
+        .map(|h| HistoryView {
+            at: h.at.format("%Y-%m-%d %H:%M").to_string(),
+            kind: h.kind,
+            reason: h.detail.reason.unwrap_or_default(),
+            changes: h
+                .detail
+                .changes
+                .into_iter()
+                .map(|c| (c.field, c.before, c.after))
+                .collect(),
+        })
+        .collect();
+    Ok(Loaded {
+        tickets: tickets::of_resident(scope, conn, id)?,
+        r,
+        doses,
+        history,
+    })
+}
+
+async fn detail_page(
+    ctx: Ctx,
+    auth: &Authed,
+    state: &AppState,
+    code: MunicipalityCode,
+    id: String,
+    error: Option<String>,
+    done: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let (st, actor) = (state.clone(), auth.actor());
+    let loaded = in_partition(state, code, move |scope, conn| {
+        let loaded = load(scope, conn, &id)?;
+        log(
+            scope,
+            conn,
+            &st.audit,
+            &actor,
+            "resident.view",
+            Some(format!("resident:{id}")),
+            None,
+        )?;
+        Ok(loaded)
+    })
+    .await?;
+    let bad = error.is_some();
+    let mut resp = render(&DetailPage {
+        nav: Nav::for_account(auth, "/residents"),
+        csrf: auth.session.csrf_token.clone(),
+        r: loaded.r,
+        tickets: loaded.tickets,
+        doses: loaded.doses,
+        history: loaded.history,
+        error,
+        done,
+        t: ctx.t,
+    })?;
+    if bad {
+        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
+}
+
+#[get("/residents/{id}")]
+async fn detail(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<DoneQuery>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let id = path_id(&path)?;
+    // Only known notices are shown; nothing from the URL is echoed.
+    let done = q
+        .done
+        .as_deref()
+        .filter(|d| ["corrected", "flag", "protection", "reissued", "unchanged"].contains(d))
+        .map(|d| format!("records.done.{d}"));
+    detail_page(ctx, &auth, &state, code, id, None, done).await
+}
+
+fn back(id: &str, done: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("location", format!("/residents/{id}?done={done}")))
+        .finish()
+}
+
+/// Runs one change to a record inside the municipality's partition and logs
+/// it there, in the same transaction. `work` gets the record's id and the
+/// account's id, and returns its result with the log line's detail.
+async fn change<T, F>(
+    state: &AppState,
+    auth: &Authed,
+    code: MunicipalityCode,
+    id: &str,
+    action: &'static str,
+    work: F,
+) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Scope<'_>, &mut crate::db::DbConn, &str, &str) -> Result<(T, String), AppError>
+        + Send
+        + 'static,
+{
+    let (st, actor, account, rid) = (
+        state.clone(),
+        auth.actor(),
+        auth.account.id.clone(),
+        id.to_string(),
+    );
+    in_partition(state, code, move |scope, conn| {
+        let (out, note) = work(scope, conn, &rid, &account)?;
+        log(
+            scope,
+            conn,
+            &st.audit,
+            &actor,
+            action,
+            Some(format!("resident:{rid}")),
+            Some(note),
+        )?;
+        Ok(out)
+    })
+    .await
+}
+
+/// A field error as the page shows it: the field's label and the reason.
+fn field_error(t: &T, label_key: &str, e: FieldError) -> String {
+    format!("{}: {}", t.s(label_key), field_message(t, e.reason))
+}
+
+#[derive(Deserialize)]
+struct CorrectForm {
+    csrf: String,
+    name_kanji: String,
+    name_kana: String,
+    birth_date: String,
+    sex: String,
+    #[serde(default)]
+    address: String,
+    reason: String,
+}
+
+#[post("/residents/{id}/correct")]
+async fn correct(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CorrectForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let id = path_id(&path)?;
+    auth.check_csrf(&form.csrf)?;
+    let today = crate::flows::now().date();
+    let parsed = (|| {
+        Ok::<_, FieldError>((
+            Correction {
+                name_kanji: PersonName::parse(&form.name_kanji)?,
+                name_kana: KanaName::parse(&form.name_kana)?,
+                birth_date: BirthDate::parse(&form.birth_date, today)?,
+                sex: Sex::parse(&form.sex)?,
+                address: crate::domain::Address::parse(&form.address)?
+                    .map(|a| a.as_str().to_string()),
+            },
+            ChangeReason::parse(&form.reason)?,
+        ))
+    })();
+    let (fix, reason) = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            // The field names of these types are the page's labels.
+            let msg = format!("{}: {}", e.field, field_message(&ctx.t, e.reason));
+            return detail_page(ctx, &auth, &state, code, id, Some(msg), None).await;
+        }
+    };
+    let changed = change(
+        &state,
+        &auth,
+        code,
+        &id,
+        "resident.correct",
+        move |s, c, rid, account| {
+            let changed = residents::correct(s, c, rid, &fix, &reason, account)?;
+            Ok((changed, format!("changed={changed}")))
+        },
+    )
+    .await?;
+    Ok(back(&id, if changed { "corrected" } else { "unchanged" }))
+}
+
+#[derive(Deserialize)]
+struct FlagForm {
+    csrf: String,
+    flag: String,
+    #[serde(default)]
+    date: String,
+    reason: String,
+}
+
+#[post("/residents/{id}/flag")]
+async fn flag(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<FlagForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let id = path_id(&path)?;
+    auth.check_csrf(&form.csrf)?;
+    let which = Flag::parse(&form.flag).ok_or_else(|| AppError::BadRequest("flag".into()))?;
+    let today = crate::flows::now().date();
+    let t = &ctx.t;
+    // A flag's date follows the rules of a birth date: real, not in the future.
+    let date = match form.date.trim() {
+        "" => Ok(None),
+        d => BirthDate::parse(d, today)
+            .map(|d| Some(d.date()))
+            .map_err(|e| field_error(t, "records.flag_date", e)),
+    };
+    let reason = ChangeReason::parse(&form.reason).map_err(|e| field_error(t, "records.reason", e));
+    let (on, reason) = match (date, reason) {
+        (Ok(d), Ok(r)) => (d, r),
+        (Err(m), _) | (_, Err(m)) => {
+            return detail_page(ctx, &auth, &state, code, id, Some(m), None).await;
+        }
+    };
+    change(
+        &state,
+        &auth,
+        code,
+        &id,
+        "resident.flag",
+        move |s, c, rid, account| {
+            residents::set_flag(s, c, rid, which, on, &reason, account)?;
+            let state = if on.is_some() { "set" } else { "cleared" };
+            Ok(((), format!("{}={state}", which.code())))
+        },
+    )
+    .await?;
+    Ok(back(&id, "flag"))
+}
+
+#[derive(Deserialize)]
+struct ProtectionForm {
+    csrf: String,
+    protected: String,
+    reason: String,
+}
+
+#[post("/residents/{id}/protection")]
+async fn protection(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ProtectionForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let id = path_id(&path)?;
+    auth.check_csrf(&form.csrf)?;
+    let on = form.protected == "on";
+    let reason = match ChangeReason::parse(&form.reason) {
+        Ok(r) => r,
+        Err(e) => {
+            let m = field_error(&ctx.t, "records.reason", e);
+            return detail_page(ctx, &auth, &state, code, id, Some(m), None).await;
+        }
+    };
+    change(
+        &state,
+        &auth,
+        code,
+        &id,
+        "resident.protection",
+        move |s, c, rid, account| {
+            residents::set_protection(s, c, rid, on, &reason, account)?;
+            Ok(((), format!("protected={on}")))
+        },
+    )
+    .await?;
+    Ok(back(&id, "protection"))
+}
+
+#[derive(Deserialize)]
+struct ReissueForm {
+    csrf: String,
+    why: String,
+    reason: String,
+}
+
+#[post("/residents/{id}/reissue")]
+async fn reissue(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ReissueForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let id = path_id(&path)?;
+    auth.check_csrf(&form.csrf)?;
+    let why = ReissueReason::parse(&form.why).ok_or_else(|| AppError::BadRequest("why".into()))?;
+    let note = match ChangeReason::parse(&form.reason) {
+        Ok(r) => r,
+        Err(e) => {
+            let m = field_error(&ctx.t, "records.reason", e);
+            return detail_page(ctx, &auth, &state, code, id, Some(m), None).await;
+        }
+    };
+    let issued = change(
+        &state,
+        &auth,
+        code,
+        &id,
+        "ticket.reissue",
+        move |s, c, rid, account| match tickets::reissue(s, c, rid, why, &note, account) {
+            Ok(n) => Ok((true, format!("why={} ticket={}", why.code(), n.as_str()))),
+            Err(residents::ResidentError::Flagged) => {
+                Ok((false, format!("why={} refused=flagged", why.code())))
+            }
+            Err(e) => Err(e.into()),
+        },
+    )
+    .await?;
+    if !issued {
+        let m = ctx.t.s("records.flagged_no_ticket").to_string();
+        return detail_page(ctx, &auth, &state, code, id, Some(m), None).await;
+    }
+    Ok(back(&id, "reissued"))
+}
+
+#[derive(Template)]
+#[template(path = "records/sheet.html")]
+pub struct SheetPage {
+    pub t: T,
+    pub sheets: Vec<Vec<Label>>,
+    pub back_href: String,
+    pub prev_href: Option<String>,
+    pub next_href: Option<String>,
+    pub position: String,
+}
+
+/// Splits labels into A4 sheets.
+pub fn into_sheets(labels: Vec<Label>) -> Vec<Vec<Label>> {
+    labels
+        .chunks(tickets::PER_SHEET as usize)
+        .map(|c| c.to_vec())
+        .collect()
+}
+
+#[get("/residents/{id}/ticket")]
+async fn ticket_sheet(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let id = path_id(&path)?;
+    let (st, actor, rid) = (state.clone(), auth.actor(), id.clone());
+    let label = in_partition(&state, code, move |scope, conn| {
+        let label = tickets::label_of_resident(scope, conn, &rid)?;
+        if let Some(l) = &label {
+            log(
+                scope,
+                conn,
+                &st.audit,
+                &actor,
+                "ticket.print",
+                Some(format!("resident:{rid}")),
+                Some(format!("ticket={}", l.ticket)),
+            )?;
+        }
+        Ok(label)
+    })
+    .await?
+    .ok_or(AppError::NotFound)?;
+    render(&SheetPage {
+        t: ctx.t,
+        sheets: into_sheets(vec![label]),
+        back_href: format!("/residents/{id}"),
+        prev_href: None,
+        next_href: None,
+        position: String::new(),
+    })
+}

@@ -1,0 +1,658 @@
+//! Flow 1, 3 and 6 over HTTP: importing the resident file, records and
+//! flags, tickets, and the ledger export.
+
+use crate::helpers::*;
+use diesel::prelude::*;
+use vrs::db::schema::{audit_log, residents, tickets};
+use vrs::demo::DEMO_PASSWORD;
+use vrs::domain::{MyNumber, Role};
+
+/// A resident file of `n` lines for municipality-local people "A-…".
+pub fn resident_csv(n: usize, salt: u64) -> String {
+    let mut s =
+        String::from("宛名番号,個人番号,氏名,氏名カナ,生年月日,性別,住所,接種券番号,券種,回数\n");
+    for i in 0..n {
+        let number = MyNumber::from_body(salt * 10_000_000 + i as u64);
+        let digits = String::from_utf8(number.expose_digits().to_vec()).unwrap();
+        s.push_str(&format!(
+            "A-{salt}-{i:06},{digits},山田　{}郎,ヤマダ　タロウ,{}-{:02}-{:02},{},東京都千代田区一番町{}-{},,1,1\n",
+            ["一", "二", "三", "四"][i % 4],
+            1930 + i % 80,
+            1 + i % 12,
+            1 + i % 28,
+            1 + i % 2,
+            i % 9 + 1,
+            i % 30 + 1,
+        ));
+    }
+    s
+}
+
+pub fn my_numbers_of(n: usize, salt: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let d = MyNumber::from_body(salt * 10_000_000 + i as u64).expose_digits();
+            String::from_utf8(d.to_vec()).unwrap()
+        })
+        .collect()
+}
+
+pub fn shift_jis(s: &str) -> Vec<u8> {
+    let (b, _, bad) = encoding_rs::SHIFT_JIS.encode(s);
+    assert!(!bad);
+    b.into_owned()
+}
+
+#[derive(serde::Deserialize, Debug)]
+pub struct Status {
+    pub status: String,
+    pub percent: u8,
+    pub done: bool,
+}
+
+impl TestApp {
+    /// Uploads a resident file; returns the job's page path.
+    pub async fn upload(&self, csrf: &str, bytes: Vec<u8>, encoding: &str) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.to_string())
+            .text("encoding", encoding.to_string())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name("residents.csv"),
+            );
+        self.client
+            .post(self.url("/residents/imports"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads and waits for the job to finish; returns its page.
+    pub async fn import(&self, csrf: &str, bytes: Vec<u8>, encoding: &str) -> (String, String) {
+        let res = self.upload(csrf, bytes, encoding).await;
+        assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+        let job = res.headers()["location"].to_str().unwrap().to_string();
+        for _ in 0..600 {
+            let s: Status = self
+                .get(&format!("{job}/status"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if s.done {
+                assert_eq!(s.percent, 100);
+                let page = self.get(&job).await.text().await.unwrap();
+                return (s.status, page);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("import did not finish");
+    }
+
+    pub fn count_rows(&self, muni: &str) -> (i64, i64) {
+        let mut conn = self.conn();
+        conn.transaction(|c| {
+            vrs::db::set_transaction_municipality(c, muni).unwrap();
+            let r: i64 = residents::table
+                .filter(residents::municipality_code.eq(muni))
+                .count()
+                .get_result(c)?;
+            let t: i64 = tickets::table
+                .filter(tickets::municipality_code.eq(muni))
+                .count()
+                .get_result(c)?;
+            Ok::<_, diesel::result::Error>((r, t))
+        })
+        .unwrap()
+    }
+
+    pub fn sealed_rows(&self, muni: &str) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        let mut conn = self.conn();
+        conn.transaction(|c| {
+            vrs::db::set_transaction_municipality(c, muni).unwrap();
+            residents::table
+                .filter(residents::municipality_code.eq(muni))
+                .order(residents::id)
+                .select((
+                    residents::id,
+                    residents::name_kanji_sealed,
+                    residents::my_number_sealed.assume_not_null(),
+                ))
+                .load(c)
+        })
+        .unwrap()
+    }
+
+    /// The search results page for one 宛名番号.
+    pub async fn find_addressee(&self, csrf: &str, addressee: &str) -> String {
+        self.client
+            .post(self.url("/residents/search"))
+            .form(&[("csrf", csrf), ("addressee", addressee)])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// A staff account with the residents and export permissions.
+    pub async fn staff_of(&self, muni: &str) -> (TestApp, String) {
+        let login = format!("{muni}-clerk");
+        let pw = self.create_account(
+            &login,
+            Role::MunicipalStaff,
+            Some(muni),
+            &["residents", "export"],
+        );
+        let s = TestApp::handle(self);
+        let csrf = s.login_as(&login, &pw).await;
+        (s, csrf)
+    }
+}
+
+fn texts(page: &str, css: &str) -> Vec<String> {
+    select_text(&html(page), css)
+}
+
+#[tokio::test]
+async fn utf8_bom_and_shift_jis_files_import_the_same_and_a_second_import_changes_nothing() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    let file = resident_csv(300, 1);
+
+    let (status, page) = staff.import(&csrf, file.clone().into_bytes(), "auto").await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert_eq!(texts(&page, "#inserted"), ["300"]);
+    let (residents_before, tickets_before) = app.count_rows("082040");
+    assert_eq!(residents_before, 340); // 40 demo residents + 300
+    assert_eq!(tickets_before, 340);
+    let sealed = app.sealed_rows("082040");
+
+    // The same people in Shift_JIS (detected and chosen) and in UTF-8 with a
+    // BOM decode to exactly the same values: nothing to update.
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend(file.as_bytes());
+    for (bytes, enc) in [
+        (shift_jis(&file), "auto"),
+        (shift_jis(&file), "sjis"),
+        (bom, "utf8"),
+        (file.clone().into_bytes(), "utf8"),
+    ] {
+        let (status, page) = staff.import(&csrf, bytes, enc).await;
+        assert_eq!(status, "succeeded", "{enc}: {page}");
+        assert_eq!(texts(&page, "#inserted"), ["0"], "{enc}");
+        assert_eq!(texts(&page, "#updated"), ["0"], "{enc}");
+        assert_eq!(texts(&page, "#unchanged"), ["300"], "{enc}");
+    }
+    assert_eq!(app.count_rows("082040"), (residents_before, tickets_before));
+    // Not one stored byte changed.
+    assert_eq!(app.sealed_rows("082040"), sealed);
+
+    // Shift_JIS read as UTF-8 is caught, not stored as mojibake.
+    let (status, page) = staff.import(&csrf, shift_jis(&file), "utf8").await;
+    assert_eq!(status, "rejected");
+    assert!(page.contains("文字コード"), "{page}");
+
+    // The journal keeps who, from where, the file's hash and the counts.
+    let journal = staff.get("/residents/imports").await.text().await.unwrap();
+    let rows = texts(&journal, "#journal tbody tr");
+    assert_eq!(rows.len(), 6);
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(file.as_bytes()));
+    assert!(journal.contains(&hash[..12]), "{journal}");
+    assert!(journal.contains("082040-clerk") && journal.contains("127.0.0.1"));
+    let mut conn = app.conn();
+    let logged: i64 = audit_log::table
+        .filter(audit_log::action.eq("residents.import"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(logged, 6);
+}
+
+#[tokio::test]
+async fn one_bad_line_among_thousands_rejects_the_file_names_the_line_and_stores_nothing() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("131016").await;
+    let good = resident_csv(3000, 2);
+    let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
+    // Line 2002 of the file (data line 2001): a wrong check digit.
+    let numbers = my_numbers_of(3000, 2);
+    let bad_number = {
+        let n = &numbers[2000];
+        let last = n.as_bytes()[11] - b'0';
+        format!("{}{}", &n[..11], (last + 1) % 10)
+    };
+    lines[2001] = lines[2001].replace(&numbers[2000], &bad_number);
+    let file = lines.join("\n") + "\n";
+    let before = app.count_rows("131016");
+
+    let (status, page) = staff.import(&csrf, file.into_bytes(), "auto").await;
+    assert_eq!(status, "rejected");
+    let cells = texts(&page, "#errors tbody td");
+    assert_eq!(
+        cells[..2],
+        ["2002".to_string(), "個人番号".to_string()],
+        "{cells:?}"
+    );
+    assert_eq!(texts(&page, "#errors tbody tr").len(), 1);
+    // The page names the line, never the value.
+    assert!(!page.contains(&bad_number));
+    assert_eq!(app.count_rows("131016"), before);
+
+    // Several bad cells on several lines are all listed, by line and column.
+    let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
+    lines[10] = lines[10].replace("ヤマダ　タロウ", "やまだ");
+    lines[20] = lines[20].replacen(",1,1", ",0,1", 1);
+    lines.push(lines[5].clone()); // the same person twice
+    let (status, page) = staff
+        .import(&csrf, (lines.join("\n") + "\n").into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "rejected");
+    let rows = texts(&page, "#errors tbody tr");
+    assert!(
+        rows[0].starts_with("11") && rows[0].contains("氏名カナ"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].starts_with("21") && rows[1].contains("券種"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[2].starts_with("3002") && rows[2].contains("宛名番号"),
+        "{rows:?}"
+    );
+    assert_eq!(app.count_rows("131016"), before);
+
+    // A file without the required columns says which are missing.
+    let (status, page) = staff
+        .import(
+            &csrf,
+            "宛名番号,氏名\nA-1,山田\n".as_bytes().to_vec(),
+            "auto",
+        )
+        .await;
+    assert_eq!(status, "rejected");
+    assert!(page.contains("氏名カナ") && page.contains("生年月日"));
+}
+
+#[tokio::test]
+async fn reimports_update_the_same_person_by_addressee_or_individual_number() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    let file = resident_csv(20, 3);
+    staff.import(&csrf, file.clone().into_bytes(), "auto").await;
+    let before = app.count_rows("082040");
+
+    let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
+    // A corrected name, and a new 宛名番号 for a person found by number.
+    lines[1] = lines[1].replace("山田　一郎", "山田　一朗");
+    lines[2] = lines[2].replace("A-3-000001", "B-3-000001");
+    let (status, page) = staff
+        .import(&csrf, (lines.join("\n") + "\n").into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert_eq!(texts(&page, "#inserted"), ["0"]);
+    assert_eq!(texts(&page, "#updated"), ["2"]);
+    assert_eq!(texts(&page, "#unchanged"), ["18"]);
+    assert_eq!(app.count_rows("082040"), before);
+
+    // The moved 宛名番号 now finds the person; the old one does not.
+    let page = staff.find_addressee(&csrf, "B-3-000001").await;
+    assert_eq!(texts(&page, "#results tbody tr").len(), 1);
+    let page = staff.find_addressee(&csrf, "A-3-000001").await;
+    assert!(page.contains("id=\"no-results\""));
+
+    // An individual number already held by someone else is refused.
+    let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
+    let numbers = my_numbers_of(20, 3);
+    lines[4] = lines[4].replace(&numbers[3], &numbers[5]);
+    let (status, page) = staff
+        .import(&csrf, (lines.join("\n") + "\n").into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "rejected");
+    assert!(texts(&page, "#errors tbody tr")[0].contains("個人番号"));
+}
+
+fn resident_link(page: &str) -> String {
+    let doc = html(page);
+    let sel = scraper::Selector::parse("#results a").unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|a| a.value().attr("href"))
+        .expect("a result")
+        .to_string()
+}
+
+#[tokio::test]
+async fn staff_find_correct_flag_and_reissue_and_every_step_is_logged() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    staff
+        .import(&csrf, resident_csv(5, 4).into_bytes(), "auto")
+        .await;
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let s = &staff;
+        async move {
+            s.client
+                .post(s.url(&path))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // By name and birth date, kana or kanji, spaces ignored.
+    let page = post(
+        "/residents/search".into(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("by", "name".into()),
+            ("name", "ヤマダタロウ".into()),
+            ("birth", "1931-02-02".into()),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(texts(&page, "#results tbody tr").len(), 1, "{page}");
+    let link = resident_link(&page);
+    let page = staff.get(&link).await.text().await.unwrap();
+    let ticket = texts(&page, "#tickets tbody tr code")[0].clone();
+    assert_eq!(ticket.len(), 10);
+
+    // By ticket number.
+    let page = post(
+        "/residents/search".into(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("by", "ticket".into()),
+            ("ticket", ticket.clone()),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(resident_link(&page), link);
+
+    // A correction needs a reason; with one it lands in the history.
+    let fix = |reason: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name_kanji", "山田　五郎".to_string()),
+            ("name_kana", "ヤマダ　ジロウ".to_string()),
+            ("birth_date", "1931-02-02".to_string()),
+            ("sex", "1".to_string()),
+            ("address", "東京都千代田区一番町2-2".to_string()),
+            ("reason", reason.to_string()),
+        ]
+    };
+    let res = post(format!("{link}/correct"), fix("")).await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("理由"));
+    let res = post(format!("{link}/correct"), fix("本人からの届出")).await;
+    assert_eq!(res.status(), 303);
+    let page = staff.get(&link).await.text().await.unwrap();
+    assert!(texts(&page, "h1")[0].contains("山田　五郎"));
+    let history = texts(&page, "#history tbody tr").join("\n");
+    assert!(
+        history.contains("本人からの届出") && history.contains("山田　二郎 → 山田　五郎"),
+        "{history}"
+    );
+
+    // Reissue: the old ticket is invalidated, a new one is active.
+    let res = post(
+        format!("{link}/reissue"),
+        vec![
+            ("csrf", csrf.clone()),
+            ("why", "lost".into()),
+            ("reason", "紛失届".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let page = staff.get(&link).await.text().await.unwrap();
+    let rows = texts(&page, "#tickets tbody tr");
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(&ticket) && r.contains("無効")),
+        "{rows:?}"
+    );
+
+    // The printable sheet carries the 18-digit OCR line and its QR code.
+    let sheet = staff
+        .get(&format!("{link}/ticket"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let ocr = texts(&sheet, ".sticker__ocr")[0].clone();
+    assert_eq!(ocr.len(), 18);
+    assert!(ocr.starts_with("11082040"));
+    assert!(sheet.contains("<svg"));
+
+    // Deceased: the active ticket goes, and no new one can be issued.
+    let res = post(
+        format!("{link}/flag"),
+        vec![
+            ("csrf", csrf.clone()),
+            ("flag", "deceased".into()),
+            ("date", "2026-10-01".into()),
+            ("reason", "死亡届".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let page = staff.get(&link).await.text().await.unwrap();
+    assert_eq!(texts(&page, "#deceased"), ["2026-10-01"]);
+    assert!(
+        texts(&page, "#tickets tbody tr")
+            .iter()
+            .all(|r| r.contains("無効"))
+    );
+    let res = post(
+        format!("{link}/reissue"),
+        vec![
+            ("csrf", csrf.clone()),
+            ("why", "lost".into()),
+            ("reason", "再交付".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(staff.get(&format!("{link}/ticket")).await.status(), 404);
+
+    // Address protection on and off, each with a reason.
+    for (on, reason) in [("on", "支援措置申出"), ("off", "支援措置終了")] {
+        let res = post(
+            format!("{link}/protection"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("protected", on.into()),
+                ("reason", reason.into()),
+            ],
+        )
+        .await;
+        assert_eq!(res.status(), 303);
+    }
+    let page = staff.get(&link).await.text().await.unwrap();
+    let history = texts(&page, "#history tbody tr").join("\n");
+    assert!(history.contains("支援措置申出") && history.contains("支援措置終了"));
+
+    let mut conn = app.conn();
+    let actions: Vec<String> = audit_log::table
+        .filter(audit_log::chain.eq("082040"))
+        .select(audit_log::action)
+        .load(&mut conn)
+        .unwrap();
+    for a in [
+        "resident.search",
+        "resident.view",
+        "resident.correct",
+        "ticket.reissue",
+        "ticket.print",
+        "resident.flag",
+        "resident.protection",
+    ] {
+        assert!(
+            actions.iter().any(|x| x == a),
+            "{a} not logged: {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_flagged_resident_gets_no_ticket_from_a_reimport() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    let file = resident_csv(3, 5);
+    staff.import(&csrf, file.clone().into_bytes(), "auto").await;
+    let page = staff.find_addressee(&csrf, "A-5-000000").await;
+    let link = resident_link(&page);
+    let res = staff
+        .client
+        .post(staff.url(&format!("{link}/flag")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("flag", "moved_out"),
+            ("date", "2026-09-30"),
+            ("reason", "転出届"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+
+    // The same file again: the person stays, gets no new ticket.
+    let (status, page) = staff.import(&csrf, file.clone().into_bytes(), "auto").await;
+    assert_eq!(status, "succeeded");
+    assert!(page.contains("接種券を発行しなかった住民"), "{page}");
+    let page = staff.get(&link).await.text().await.unwrap();
+    assert!(
+        texts(&page, "#tickets tbody tr")
+            .iter()
+            .all(|r| r.contains("無効"))
+    );
+
+    // A file that names a new ticket number for them is refused.
+    let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
+    lines[1] = lines[1].replacen(",,1,1", ",5550000001,1,1", 1);
+    let (status, page) = staff
+        .import(&csrf, (lines.join("\n") + "\n").into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "rejected");
+    assert!(texts(&page, "#errors tbody tr")[0].contains("接種券番号"));
+}
+
+#[tokio::test]
+async fn another_municipality_cannot_see_correct_print_or_export_these_residents() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    let (status, _) = staff
+        .import(&csrf, resident_csv(10, 6).into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "succeeded");
+    let page = staff.find_addressee(&csrf, "A-6-000000").await;
+    let link = resident_link(&page);
+    let journal = staff.get("/residents/imports").await.text().await.unwrap();
+    let job = {
+        let doc = html(&journal);
+        let sel = scraper::Selector::parse("#journal a").unwrap();
+        doc.select(&sel)
+            .next()
+            .unwrap()
+            .value()
+            .attr("href")
+            .unwrap()
+            .to_string()
+    };
+
+    let (other, other_csrf) = app.staff_of("131016").await;
+    for path in [
+        link.clone(),
+        format!("{link}/ticket"),
+        job.clone(),
+        format!("{job}/status"),
+        format!("{job}/tickets"),
+    ] {
+        assert_eq!(other.get(&path).await.status(), 404, "{path}");
+    }
+    for action in ["correct", "flag", "protection", "reissue"] {
+        let res = other
+            .client
+            .post(other.url(&format!("{link}/{action}")))
+            .form(&[
+                ("csrf", other_csrf.as_str()),
+                ("name_kanji", "乗っ取り"),
+                ("name_kana", "ノットリ"),
+                ("birth_date", "1990-01-01"),
+                ("sex", "1"),
+                ("flag", "deceased"),
+                ("date", "2026-01-01"),
+                ("protected", "on"),
+                ("why", "lost"),
+                ("reason", "不正"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{action}");
+    }
+    let page = other.find_addressee(&other_csrf, "A-6-000000").await;
+    assert!(page.contains("id=\"no-results\""));
+    let csv = other.get("/exports/doses.csv").await.text().await.unwrap();
+    assert!(!csv.contains("A-6-"));
+    // The record is untouched.
+    let page = staff.get(&link).await.text().await.unwrap();
+    assert!(!page.contains("乗っ取り"));
+    assert_eq!(texts(&page, "#deceased"), [""]);
+
+    // Accounts without the residents permission reach none of it.
+    let plain = app.create_account("082040-plain", Role::MunicipalStaff, Some("082040"), &[]);
+    let p = TestApp::handle(&app);
+    p.login_as("082040-plain", &plain).await;
+    for path in [
+        "/residents",
+        "/residents/imports",
+        link.as_str(),
+        "/exports/doses.csv",
+    ] {
+        assert_eq!(p.get(path).await.status(), 403, "{path}");
+    }
+    let admin = TestApp::handle(&app);
+    admin.login_as("082040-admin", DEMO_PASSWORD).await;
+    assert_eq!(admin.get(&link).await.status(), 403);
+}
+
+#[tokio::test]
+async fn limits_on_size_and_lines_give_a_clear_message() {
+    let app = spawn_app_with(|a| {
+        a.import_max_mib = 1;
+        a.import_max_lines = 50;
+    })
+    .await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    let big = resident_csv(51, 7);
+    let (status, page) = staff.import(&csrf, big.into_bytes(), "auto").await;
+    assert_eq!(status, "rejected");
+    assert!(page.contains("50行"), "{page}");
+    let huge = "x".repeat(1024 * 1024 + 1).into_bytes();
+    let res = staff.upload(&csrf, huge, "auto").await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("大きすぎます"));
+    assert_eq!(app.count_rows("082040").0, 40);
+    // No spool file is left behind.
+    let spool = app.data_dir().join("spool");
+    assert_eq!(std::fs::read_dir(spool).map(|d| d.count()).unwrap_or(0), 0);
+}
