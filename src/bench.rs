@@ -133,3 +133,451 @@ fn cpu_model() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into())
 }
+
+/// A database of its own for one measurement: a SQLite file in a fresh
+/// folder, or a fresh schema in the PostgreSQL database `postgres_url` names
+/// (dropped afterwards). Never the application's own database.
+pub struct Scratch {
+    pub pool: crate::db::Pool,
+    dir: std::path::PathBuf,
+    pg: Option<(String, String)>,
+}
+
+impl Scratch {
+    pub fn new(postgres_url: Option<&str>) -> anyhow::Result<Scratch> {
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        let dir = std::env::temp_dir().join(format!("vrs-bench-{}", uuid::Uuid::new_v4()));
+        crate::config::create_private_dir(&dir)?;
+        let (url, pg) = match postgres_url {
+            Some(base) => {
+                let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+                let mut c = diesel::PgConnection::establish(base)?;
+                c.batch_execute(&format!("CREATE SCHEMA {schema}"))?;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                (
+                    crate::db::DatabaseUrl::parse(&format!(
+                        "{base}{sep}options=-csearch_path%3D{schema}"
+                    ))?,
+                    Some((base.to_string(), schema)),
+                )
+            }
+            None => (crate::db::DatabaseUrl::Sqlite(dir.join("bench.db")), None),
+        };
+        let pool = crate::db::connect(&url, 4)?;
+        crate::db::migrate(&mut *pool.get()?)?;
+        Ok(Scratch { pool, dir, pg })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        if self.pg.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        if let Some((base, schema)) = &self.pg
+            && let Ok(mut c) = diesel::PgConnection::establish(base)
+        {
+            let _ = c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Peak resident memory of this process since the last reset, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Starts a new peak-memory window (Linux: writing 5 to clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Writes a registry file of `rows` made-up residents, with ticket numbers,
+/// as a municipality's system would export it.
+pub fn write_resident_file(path: &std::path::Path, rows: usize) -> std::io::Result<u64> {
+    use std::io::Write as _;
+    let code = MunicipalityCode::parse("082040").expect("valid");
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    w.write_all(
+        "宛名番号,個人番号,氏名,氏名カナ,生年月日,性別,住所,接種券番号,券種,回数\r\n".as_bytes(),
+    )?;
+    for i in 0..rows {
+        let p = demo_resident(code, i % 1000);
+        let number = crate::domain::MyNumber::from_body(10_000_000_000 + i as u64);
+        writeln!(
+            w,
+            "B{:09},{},{},{},{},{},{},{:010},1,1\r",
+            i,
+            String::from_utf8_lossy(&number.expose_digits()),
+            p.name_kanji.as_str(),
+            p.name_kana.as_str(),
+            p.birth_date.date(),
+            p.sex.code(),
+            p.address.unwrap_or_default(),
+            1_000_000_000 + i as u64,
+        )?;
+    }
+    w.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// The fastest plain way the database offers to store the same rows the
+/// import stores (a resident and a ticket per line), unsealed: the file's
+/// cells go straight into the same columns, in one transaction, as COPY on
+/// PostgreSQL (row-level security lifted for the table owner) or fixed-size
+/// multi-row INSERTs on SQLite.
+fn plain_insert(scratch: &Scratch, path: &std::path::Path) -> anyhow::Result<(u64, f64)> {
+    use crate::db::DbConn;
+    use crate::db::models::residents::ResidentRow;
+    use crate::db::models::tickets::TicketRow;
+    use crate::db::schema::{residents, tickets};
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    let code = "131016";
+    let mut conn = scratch.pool.get()?;
+    crate::flows::municipalities::enable(
+        &mut conn,
+        &crate::crypto::MasterKey::generate(crate::crypto::MasterKeySource::Env("VRS_BENCH")),
+        MunicipalityCode::parse(code)?,
+    )?;
+    if let DbConn::Postgresql(c) = &mut *conn {
+        c.batch_execute(
+            "ALTER TABLE residents NO FORCE ROW LEVEL SECURITY; \
+             ALTER TABLE tickets NO FORCE ROW LEVEL SECURITY;",
+        )?;
+    }
+    let start = Instant::now();
+    let at = crate::flows::now();
+    let lines = conn.transaction(|conn| {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(
+            std::io::BufReader::with_capacity(
+                256 * 1024,
+                std::fs::File::open(path)
+                    .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?,
+            ),
+        );
+        let mut rec = csv::ByteRecord::new();
+        let mut people = Vec::with_capacity(5000);
+        let mut tix = Vec::with_capacity(5000);
+        let mut lines = 0u64;
+        let flush = |conn: &mut DbConn, people: &mut Vec<ResidentRow>, tix: &mut Vec<TicketRow>| {
+            match conn {
+                DbConn::Postgresql(c) => {
+                    diesel::copy_from(residents::table)
+                        .from_insertable(&*people)
+                        .execute(c)?;
+                    diesel::copy_from(tickets::table)
+                        .from_insertable(&*tix)
+                        .execute(c)?;
+                }
+                DbConn::Sqlite(c) => {
+                    for chunk in people.chunks(400) {
+                        diesel::insert_into(residents::table)
+                            .values(chunk)
+                            .execute(c)?;
+                    }
+                    for chunk in tix.chunks(1000) {
+                        diesel::insert_into(tickets::table)
+                            .values(chunk)
+                            .execute(c)?;
+                    }
+                }
+            }
+            people.clear();
+            tix.clear();
+            Ok::<_, diesel::result::Error>(())
+        };
+        while reader
+            .read_byte_record(&mut rec)
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?
+        {
+            let cell = |i: usize| rec.get(i).unwrap_or(b"").to_vec();
+            let id = uuid::Uuid::now_v7().to_string();
+            people.push(ResidentRow {
+                municipality_code: code.into(),
+                id: id.clone(),
+                addressee_index: cell(0),
+                my_number_index: Some(cell(1)),
+                addressee_number_sealed: cell(0),
+                my_number_sealed: Some(cell(1)),
+                name_kanji_sealed: cell(2),
+                name_kana_sealed: cell(3),
+                birth_date_sealed: cell(4),
+                sex_sealed: cell(5),
+                address_sealed: Some(cell(6)),
+                moved_out_on: None,
+                deceased_on: None,
+                address_protected: false,
+                created_at: at,
+                updated_at: at,
+                content_mac: Some(rec.as_slice().to_vec()),
+                birth_bucket: Some(cell(4)),
+            });
+            tix.push(TicketRow {
+                municipality_code: code.into(),
+                ticket_number: String::from_utf8_lossy(&cell(7)).into_owned(),
+                resident_id: id,
+                kind: 1,
+                dose_number: 1,
+                status: "active".into(),
+                issued_at: at,
+                issued_by: "bench".into(),
+                invalidated_at: None,
+                invalidated_reason: None,
+            });
+            lines += 1;
+            // The same batch size as the import's.
+            if people.len() == 5000 {
+                flush(conn, &mut people, &mut tix)?;
+            }
+        }
+        flush(conn, &mut people, &mut tix)?;
+        Ok::<_, diesel::result::Error>(lines)
+    })?;
+    Ok((lines, start.elapsed().as_secs_f64()))
+}
+
+/// `vrs bench import`: a file of `rows` lines imported by the product (parse,
+/// validate, seal, match, issue tickets, write) against the plain insert of
+/// the same rows, each into a fresh database of the same backend.
+pub fn import(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    let work = std::env::temp_dir().join(format!("vrs-bench-file-{}", uuid::Uuid::new_v4()));
+    crate::config::create_private_dir(&work)?;
+    let file = work.join("residents.csv");
+    let bytes = write_resident_file(&file, rows)?;
+
+    reset_peak_rss();
+    let base_db = Scratch::new(postgres_url)?;
+    let (base_lines, base_secs) = plain_insert(&base_db, &file)?;
+    let base_peak = peak_rss_mib();
+    let backend = base_db.backend();
+    drop(base_db);
+
+    reset_peak_rss();
+    let db = Scratch::new(postgres_url)?;
+    let master =
+        crate::crypto::MasterKey::generate(crate::crypto::MasterKeySource::Env("VRS_BENCH"));
+    let code = MunicipalityCode::parse("082040")?;
+    let mut conn = db.pool.get()?;
+    crate::flows::municipalities::enable(&mut conn, &master, code)?;
+    let partition = crate::tenancy::Partition::open(&mut conn, &master, code)?;
+    let progress = crate::flows::imports::Progress::default();
+    let open = || std::fs::File::open(&file).map(|f| Box::new(f) as Box<dyn std::io::Read + Send>);
+    let start = Instant::now();
+    let outcome = crate::flows::imports::import(
+        &mut conn,
+        &partition,
+        &open,
+        crate::flows::imports::FileEncoding::Auto,
+        crate::flows::imports::Limits {
+            max_bytes: u64::MAX,
+            max_lines: u64::MAX,
+        },
+        "import:bench",
+        &progress,
+    )
+    .map_err(|e| anyhow::anyhow!("import: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    let peak = peak_rss_mib();
+    drop(conn);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&work);
+
+    anyhow::ensure!(outcome.inserted as usize == rows && base_lines as usize == rows);
+    let rate = rows as f64 / secs;
+    let base_rate = rows as f64 / base_secs;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "bench import: {rows} lines ({:.1} MiB, UTF-8) on {backend}",
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(
+        out,
+        "  plain insert, unsealed (baseline): {base_rate:>9.0} lines/s  ({base_secs:.2} s, peak RSS {base_peak:.0} MiB)"
+    );
+    let _ = writeln!(
+        out,
+        "  product import:                    {rate:>9.0} lines/s  ({secs:.2} s, peak RSS {peak:.0} MiB)"
+    );
+    let _ = writeln!(
+        out,
+        "  ratio product/baseline:            {:.2}  (target >= 0.80 -> {})",
+        rate / base_rate,
+        if rate / base_rate >= 0.8 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(out)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(1)
+}
+
+/// `vrs bench export`: the ledger CSV of a municipality with `rows` doses
+/// (four per resident), streamed to a sink that only counts bytes, against
+/// reading the same rows with the same query and doing nothing with them.
+pub fn export(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    use crate::db::models::doses::DoseRow;
+    use crate::db::models::residents::ResidentRow;
+    use crate::flows::exports::{self, CsvEncoding};
+    let rows = rows.max(4);
+    let db = Scratch::new(postgres_url)?;
+    let master =
+        crate::crypto::MasterKey::generate(crate::crypto::MasterKeySource::Env("VRS_BENCH"));
+    let code = MunicipalityCode::parse("082040")?;
+    let mut conn = db.pool.get()?;
+    crate::flows::municipalities::enable(&mut conn, &master, code)?;
+    let partition = crate::tenancy::Partition::open(&mut conn, &master, code)?;
+
+    // The residents, through the import; then their doses.
+    let work = std::env::temp_dir().join(format!("vrs-bench-file-{}", uuid::Uuid::new_v4()));
+    crate::config::create_private_dir(&work)?;
+    let file = work.join("residents.csv");
+    write_resident_file(&file, rows.div_ceil(4))?;
+    let open = || std::fs::File::open(&file).map(|f| Box::new(f) as Box<dyn std::io::Read + Send>);
+    crate::flows::imports::import(
+        &mut conn,
+        &partition,
+        &open,
+        crate::flows::imports::FileEncoding::Utf8,
+        crate::flows::imports::Limits {
+            max_bytes: u64::MAX,
+            max_lines: u64::MAX,
+        },
+        "import:bench",
+        &crate::flows::imports::Progress::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("import: {e}"))?;
+    let _ = std::fs::remove_dir_all(&work);
+    let products = [
+        "PFZ_ORIG_12P",
+        "MOD_ORIG",
+        "PFZ_BIV_BA45_12P",
+        "PFZ_XBB_12P",
+    ];
+    partition.run(&mut conn, |scope, conn| {
+        let mut after = String::new();
+        let mut made = 0usize;
+        let site = Some(code);
+        while made < rows {
+            let page = ResidentRow::page_of_municipality(scope, conn, &after, 2500)?;
+            let Some(last) = page.last() else { break };
+            after = last.id.clone();
+            let mut doses = Vec::with_capacity(page.len() * 4);
+            for r in &page {
+                for (k, product) in products.iter().enumerate() {
+                    if made == rows {
+                        break;
+                    }
+                    made += 1;
+                    doses.push(crate::flows::doses::NewDose {
+                        resident_id: r.id.clone(),
+                        dose_number: crate::domain::DoseNumber::new(k as u8 + 1)
+                            .unwrap_or_default(),
+                        administered_on: chrono::NaiveDate::from_ymd_opt(2021, 6, 1)
+                            .unwrap_or_default()
+                            + chrono::Duration::days(120 * k as i64),
+                        ticket_number: Some(format!("{:010}", 1_000_000_000 + made)),
+                        site_municipality: site,
+                        site_name: Some("古河市中央公民館".into()),
+                        product_code: (*product).into(),
+                        lot_number: Some(format!("FA{:04}", made % 10_000)),
+                        recorded_by: None,
+                    });
+                }
+            }
+            crate::flows::doses::append(scope, conn, &doses)?;
+        }
+        Ok::<_, crate::flows::residents::ResidentError>(())
+    })?;
+
+    // As after any bulk load: fresh statistics, and one untimed pass so the
+    // baseline is not the run that warms the caches.
+    crate::db::refresh_statistics(&mut conn)?;
+    let read_all = |conn: &mut crate::db::DbConn| {
+        partition.read(conn, |scope, conn| {
+            let mut after = String::new();
+            let mut n = 0usize;
+            loop {
+                let page = DoseRow::export_page(scope, conn, &after, 10_000)?;
+                let Some(last) = page.last() else { break };
+                after = last.id.clone();
+                n += black_box(page).len();
+            }
+            Ok::<_, crate::db::DbError>(n)
+        })
+    };
+    read_all(&mut conn)?;
+    // Baseline: the same query, pages of the same size, nothing done with rows.
+    let start = Instant::now();
+    let read = read_all(&mut conn)?;
+    let base_secs = start.elapsed().as_secs_f64();
+
+    let mut lines = Vec::new();
+    for encoding in [CsvEncoding::Utf8Bom, CsvEncoding::ShiftJis] {
+        reset_peak_rss();
+        let mut bytes = 0usize;
+        let start = Instant::now();
+        let n = exports::stream_doses(&mut conn, &partition, encoding, |chunk| {
+            bytes += black_box(chunk).len();
+            true
+        })?;
+        let secs = start.elapsed().as_secs_f64();
+        anyhow::ensure!(n as usize == rows, "exported {n} of {rows}");
+        lines.push((encoding, secs, bytes, peak_rss_mib()));
+    }
+    anyhow::ensure!(read == rows);
+    let backend = db.backend();
+    drop(conn);
+    drop(db);
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "bench export: {rows} doses ({} residents) on {backend}",
+        rows.div_ceil(4)
+    );
+    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(
+        out,
+        "  same query, rows only (baseline): {:>9.0} rows/s  ({base_secs:.2} s)",
+        rows as f64 / base_secs
+    );
+    for (encoding, secs, bytes, peak) in lines {
+        let rate = rows as f64 / secs;
+        let _ = writeln!(
+            out,
+            "  ledger CSV, {:<4}                 {rate:>9.0} rows/s  ({secs:.2} s, {:.0} MiB out, peak RSS {peak:.0} MiB, {:.2}x baseline time; target >= 200000 rows/s -> {})",
+            encoding.code(),
+            bytes as f64 / (1024.0 * 1024.0),
+            secs / base_secs,
+            if rate >= 200_000.0 { "met" } else { "NOT met" }
+        );
+    }
+    Ok(out)
+}

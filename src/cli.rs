@@ -114,6 +114,25 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 200_000)]
         n: usize,
     },
+    /// Importing a resident file vs the plain insert of the same rows.
+    Import {
+        /// Lines in the generated file.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// A scratch PostgreSQL database to measure on (a schema is created
+        /// and dropped); without it, a temporary SQLite file.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+    /// Streaming the ledger CSV vs reading the same rows plainly.
+    Export {
+        /// Doses in the municipality.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// As for `bench import`.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -193,6 +212,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCmd::Seal { n }) => {
             print!("{}", crate::bench::seal(n));
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Import { rows, postgres }) => {
+            print!("{}", crate::bench::import(rows, postgres.as_deref())?);
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Export { rows, postgres }) => {
+            print!("{}", crate::bench::export(rows, postgres.as_deref())?);
             Ok(())
         }
     }

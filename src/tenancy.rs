@@ -162,8 +162,7 @@ pub struct Scope<'a> {
 /// Domain labels of the blind indexes.
 const INDEX_MY_NUMBER: &str = "my_number";
 const INDEX_ADDRESSEE: &str = "addressee_number";
-const INDEX_KANA_BIRTH: &str = "kana_birth";
-const INDEX_KANJI_BIRTH: &str = "kanji_birth";
+const INDEX_BIRTH_BUCKET: &str = "birth_bucket";
 const INDEX_CONTENT: &str = "content";
 
 impl Scope<'_> {
@@ -198,18 +197,15 @@ impl Scope<'_> {
             .index(INDEX_MY_NUMBER, &n.expose_digits())
     }
 
-    /// Index over a name (spaces removed) and a birth date, for finding a
-    /// resident by both without decrypting anyone.
-    pub fn name_birth_index(&self, kana: bool, name: &str, birth: chrono::NaiveDate) -> Vec<u8> {
-        let mut key: String = name.chars().filter(|c| !c.is_whitespace()).collect();
-        key.push('\0');
-        key.push_str(&birth.to_string());
-        let label = if kana {
-            INDEX_KANA_BIRTH
-        } else {
-            INDEX_KANJI_BIRTH
-        };
-        self.partition.indexer.index(label, key.as_bytes())
+    /// A coarse keyed bucket of a birth date: 12 bits of its HMAC, so that
+    /// about nine dates share each bucket and equal buckets say little about
+    /// equal birthdays. A search opens only the residents of one bucket.
+    pub fn birth_bucket(&self, birth: chrono::NaiveDate) -> Vec<u8> {
+        let mac = self
+            .partition
+            .indexer
+            .index(INDEX_BIRTH_BUCKET, birth.to_string().as_bytes());
+        vec![mac[0], mac[1] & 0x0F]
     }
 
     /// Keyed fingerprint of a record's clear content, so an unchanged

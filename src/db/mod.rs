@@ -110,7 +110,7 @@ impl Manager {
                 // Foreign keys are off unless asked for on every connection;
                 // WAL lets readers proceed while a writer commits.
                 conn.batch_execute(
-                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; \
                      PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
                 )?;
                 Ok(DbConn::Sqlite(conn))
@@ -207,6 +207,18 @@ pub fn role_bypasses_rls(conn: &mut DbConn) -> Result<bool, DbError> {
 pub fn lock_for_write(conn: &mut DbConn) -> Result<(), DbError> {
     if let DbConn::Sqlite(c) = conn {
         diesel::sql_query("UPDATE tenants SET status = status WHERE 0 = 1").execute(c)?;
+    }
+    Ok(())
+}
+
+/// Refreshes the planner's statistics after a bulk load, so the next query
+/// over a table that just grew by a million rows is planned for that size
+/// rather than waiting for autovacuum.
+pub fn refresh_statistics(conn: &mut DbConn) -> Result<(), DbError> {
+    use diesel::connection::SimpleConnection;
+    match conn {
+        DbConn::Postgresql(c) => c.batch_execute("ANALYZE residents, tickets, doses")?,
+        DbConn::Sqlite(c) => c.batch_execute("PRAGMA optimize")?,
     }
     Ok(())
 }

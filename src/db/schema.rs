@@ -42,8 +42,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         content_mac -> Nullable<Binary>,
-        kana_birth_index -> Nullable<Binary>,
-        kanji_birth_index -> Nullable<Binary>,
+        birth_bucket -> Nullable<Binary>,
     }
 }
 
@@ -241,8 +240,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         content_mac -> Nullable<Binary>,
-        kana_birth_index -> Nullable<Binary>,
-        kanji_birth_index -> Nullable<Binary>,
+        birth_bucket -> Nullable<Binary>,
     }
 }
 

@@ -35,7 +35,7 @@ pub fn append(
         .iter()
         .map(|d| DoseRow {
             municipality_code: scope.code().to_string(),
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
             resident_id: d.resident_id.clone(),
             dose_number: d.dose_number.get().into(),
             administered_on: d.administered_on,

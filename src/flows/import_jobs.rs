@@ -196,6 +196,11 @@ fn run(
         }
     };
     if let Ok(mut conn) = state.pool.get() {
+        if result.is_ok()
+            && let Err(e) = crate::db::refresh_statistics(&mut conn)
+        {
+            tracing::warn!(job = %row.id, error = %e, "cannot refresh statistics");
+        }
         let saved = partition.run(&mut conn, |s, c| row.save_progress(s, c));
         if let Err(e) = saved {
             tracing::error!(job = %row.id, error = %e, "cannot save import outcome");

@@ -19,6 +19,7 @@ use crate::domain::{
 };
 use crate::tenancy::{Partition, Scope, TenancyError};
 use chrono::{NaiveDate, NaiveDateTime, Timelike};
+use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 /// Lines per batch handed from the parsing thread to the writing thread.
-const BATCH: usize = 1000;
+const BATCH: usize = 5000;
 /// At most this many errors are kept for the report; all are counted.
 pub const MAX_REPORTED_ERRORS: usize = 1000;
 
@@ -520,6 +521,8 @@ pub fn import(
         s.spawn(|| read_and_seal(partition, open, encoding, limits, stamp, progress, tx));
         partition.run(conn, |scope, conn| {
             let mut w = Writer::new(stamp, issued_by);
+            w.fresh = ResidentRow::count_of_municipality(scope, conn)? == 0
+                && TicketRow::count_of_municipality(scope, conn)? == 0;
             w.outcome.encoding = encoding.code().to_string();
             for msg in rx.iter() {
                 match msg {
@@ -623,7 +626,7 @@ fn read_and_seal(
             let row = residents::new_row(
                 &scope,
                 &parsed.resident,
-                uuid::Uuid::new_v4().to_string(),
+                uuid::Uuid::now_v7().to_string(),
                 stamp,
             );
             Prepared { parsed, row }
@@ -660,6 +663,8 @@ struct Writer<'a> {
     /// without changing (rows this import wrote carry its stamp instead).
     unchanged_seen: HashSet<Vec<u8>>,
     rng: rand::rngs::ThreadRng,
+    /// The partition held no resident and no ticket when the import began.
+    fresh: bool,
 }
 
 /// What the writer knows about one resident while deciding a batch.
@@ -679,6 +684,7 @@ impl<'a> Writer<'a> {
             error_count: 0,
             unchanged_seen: HashSet::new(),
             rng: rand::thread_rng(),
+            fresh: false,
         }
     }
 
@@ -720,6 +726,9 @@ impl<'a> Writer<'a> {
                 Ok(p) => good.push(p),
                 Err(e) => self.reject(e),
             }
+        }
+        if self.fresh && self.error_count == 0 && self.try_fresh(scope, conn, &mut good)? {
+            return Ok(());
         }
         // Writing goes on after an error, inside the transaction that will be
         // rolled back, so that conflicts further down (a person or ticket
@@ -946,6 +955,76 @@ impl<'a> Writer<'a> {
         ResidentRow::insert_many(scope, conn, &inserts)?;
         TicketRow::insert_many(scope, conn, &new_tickets)?;
         Ok(())
+    }
+
+    /// The first import into an empty partition: nothing stored can match,
+    /// so a batch goes in without looking anything up. If a line names a
+    /// person or ticket this import already wrote (or two lines of the batch
+    /// clash), a unique index refuses the batch; the savepoint undoes it and
+    /// the batch is done again the careful way, which names the line.
+    /// Returns whether the batch was written.
+    fn try_fresh(
+        &mut self,
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        good: &mut [Prepared],
+    ) -> Result<bool, ImportError> {
+        let rows: Vec<ResidentRow> = good
+            .iter_mut()
+            .map(|p| std::mem::take(&mut p.row))
+            .collect();
+        let mut taken: HashSet<String> = good
+            .iter()
+            .filter_map(|p| p.parsed.ticket.as_ref().map(|t| t.as_str().to_string()))
+            .collect();
+        let tickets: Vec<TicketRow> = good
+            .iter()
+            .zip(&rows)
+            .map(|(p, row)| {
+                let number = match &p.parsed.ticket {
+                    Some(t) => t.as_str().to_string(),
+                    None => loop {
+                        let n = TicketNumber::random(&mut self.rng).as_str().to_string();
+                        if taken.insert(n.clone()) {
+                            break n;
+                        }
+                    },
+                };
+                TicketRow {
+                    municipality_code: scope.code().to_string(),
+                    ticket_number: number,
+                    resident_id: row.id.clone(),
+                    kind: p.parsed.kind.get().into(),
+                    dose_number: p.parsed.dose.get().into(),
+                    status: ticket_rows::ACTIVE.into(),
+                    issued_at: self.stamp,
+                    issued_by: self.issued_by.to_string(),
+                    invalidated_at: None,
+                    invalidated_reason: None,
+                }
+            })
+            .collect();
+        let written = conn.transaction(|c| {
+            ResidentRow::insert_many(scope, c, &rows)?;
+            TicketRow::insert_many(scope, c, &tickets)
+        });
+        match written {
+            Ok(()) => {
+                self.outcome.inserted += rows.len() as u64;
+                self.outcome.tickets_issued += tickets.len() as u64;
+                Ok(true)
+            }
+            Err(crate::db::DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ))) => {
+                for (p, row) in good.iter_mut().zip(rows) {
+                    p.row = row;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Random, unused ten-digit numbers for the tickets the file left blank.

@@ -115,7 +115,7 @@ pub fn register(
             Ok((row.id, false))
         }
         None => {
-            let row = new_row(scope, new, uuid::Uuid::new_v4().to_string(), at);
+            let row = new_row(scope, new, uuid::Uuid::now_v7().to_string(), at);
             row.insert(scope, conn)?;
             Ok((row.id, true))
         }
@@ -147,8 +147,7 @@ pub fn new_row(
         created_at: at,
         updated_at: at,
         content_mac: None,
-        kana_birth_index: None,
-        kanji_birth_index: None,
+        birth_bucket: None,
     };
     seal_into(scope, &mut row, new);
     row
@@ -188,8 +187,7 @@ fn seal_into(scope: &Scope<'_>, row: &mut ResidentRow, new: &NewResident) {
     row.address_sealed = new.address.as_ref().map(|a| s("address", a.as_bytes()));
     let birth = new.birth_date.date();
     row.content_mac = Some(content_mac(scope, new));
-    row.kana_birth_index = Some(scope.name_birth_index(true, new.name_kana.as_str(), birth));
-    row.kanji_birth_index = Some(scope.name_birth_index(false, new.name_kanji.as_str(), birth));
+    row.birth_bucket = Some(scope.birth_bucket(birth));
 }
 
 fn open_row(scope: &Scope<'_>, row: &ResidentRow) -> Result<Resident, TenancyError> {
@@ -345,7 +343,7 @@ pub fn append_event(
     detail: &EventDetail,
     at: chrono::NaiveDateTime,
 ) -> Result<(), ResidentError> {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
     let json = serde_json::to_vec(detail).unwrap_or_default();
     let sealed = scope.seal(
         AadContext {
@@ -413,6 +411,11 @@ pub enum Search {
     },
 }
 
+/// A name without its spaces (full- or half-width), for comparing.
+fn squeeze(name: &str) -> String {
+    name.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
 /// At most this many residents are listed for one name and birth date.
 pub const SEARCH_LIMIT: i64 = 50;
 
@@ -438,16 +441,24 @@ pub fn search(
             None => Vec::new(),
         },
         Search::NameAndBirth { name, birth } => {
-            let kana = KanaName::parse(name).is_ok();
-            let name = if kana {
-                KanaName::parse(name)
-                    .map(|k| k.as_str().to_string())
-                    .unwrap_or_default()
-            } else {
-                name.clone()
-            };
-            let idx = scope.name_birth_index(kana, &name, birth.date());
-            ResidentRow::find_by_name_birth_index(scope, conn, kana, &idx, SEARCH_LIMIT)?
+            // Open the bucket, keep exact matches on the date and on the
+            // name in kana or kanji (spaces ignored).
+            let wanted = squeeze(name);
+            let mut found = Vec::new();
+            for row in ResidentRow::in_birth_bucket(scope, conn, &scope.birth_bucket(birth.date()))?
+            {
+                let r = open_row(scope, &row)?;
+                if r.birth_date == *birth
+                    && (squeeze(r.name_kana.as_str()) == wanted
+                        || squeeze(r.name_kanji.as_str()) == wanted)
+                {
+                    found.push(r);
+                    if found.len() as i64 == SEARCH_LIMIT {
+                        break;
+                    }
+                }
+            }
+            return Ok(found);
         }
     };
     rows.iter()

@@ -130,8 +130,7 @@ fn a_row_of_every_table_round_trips() {
         created_at: ts("2026-11-23 10:11:12.5"),
         updated_at: ts("2026-11-23 10:11:13"),
         content_mac: Some(vec![10; 32]),
-        kana_birth_index: Some(vec![11; 32]),
-        kanji_birth_index: None,
+        birth_bucket: Some(vec![11, 2]),
     };
     let ticket = TicketRow {
         municipality_code: "082040".into(),

@@ -656,3 +656,70 @@ async fn limits_on_size_and_lines_give_a_clear_message() {
     let spool = app.data_dir().join("spool");
     assert_eq!(std::fs::read_dir(spool).map(|d| d.count()).unwrap_or(0), 0);
 }
+
+#[tokio::test]
+async fn the_first_import_into_an_empty_municipality_still_finds_every_duplicate() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    // 札幌市中央区: enabled, no one registered yet.
+    {
+        let mut conn = app.conn();
+        vrs::flows::municipalities::enable(&mut conn, app.master(), code("011011")).unwrap();
+    }
+    let (staff, csrf) = app.staff_of("011011").await;
+    let file = resident_csv(2500, 9);
+    let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
+    // Line 1502 names the person of line 4 again (another batch); line 2201
+    // reuses the ticket number given on line 2200 (same batch).
+    let again = lines[3].clone();
+    lines[1501] = again;
+    lines[2199] = lines[2199].replacen(",,1,1", ",4440000001,1,1", 1);
+    lines[2200] = lines[2200].replacen(",,1,1", ",4440000001,1,1", 1);
+    let (status, page) = staff
+        .import(&csrf, (lines.join("\n") + "\n").into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "rejected");
+    let rows = texts(&page, "#errors tbody tr");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].starts_with("1502") && rows[0].contains("宛名番号"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].starts_with("2201") && rows[1].contains("接種券番号"),
+        "{rows:?}"
+    );
+    assert_eq!(app.count_rows("011011"), (0, 0));
+
+    // The clean file goes in whole, and again changes nothing.
+    let (status, page) = staff.import(&csrf, file.clone().into_bytes(), "auto").await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert_eq!(texts(&page, "#inserted"), ["2500"]);
+    assert_eq!(app.count_rows("011011"), (2500, 2500));
+    let (_, page) = staff.import(&csrf, file.into_bytes(), "auto").await;
+    assert_eq!(texts(&page, "#unchanged"), ["2500"]);
+    assert_eq!(app.count_rows("011011"), (2500, 2500));
+}
+
+#[tokio::test]
+async fn the_sample_files_of_the_readme_import_in_both_encodings() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("131016").await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let utf8 = std::fs::read(root.join("samples/residents-sample.csv")).unwrap();
+    let sjis = std::fs::read(root.join("samples/residents-sample-sjis.csv")).unwrap();
+    assert!(
+        std::str::from_utf8(&sjis).is_err(),
+        "the second sample is Shift_JIS"
+    );
+    let (status, page) = staff.import(&csrf, utf8, "auto").await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert_eq!(texts(&page, "#inserted"), ["3"]);
+    // The same people in Shift_JIS (with 髙, a CP932 extension character).
+    let (status, page) = staff.import(&csrf, sjis, "auto").await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert_eq!(texts(&page, "#unchanged"), ["3"]);
+    let page = staff.find_addressee(&csrf, "0000123403").await;
+    assert!(page.contains("渡邉　髙志"), "{page}");
+}

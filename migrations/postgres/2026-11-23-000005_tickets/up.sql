@@ -1,11 +1,10 @@
 -- Residents gain a keyed fingerprint of their registered attributes (so a
--- re-import of an unchanged line writes nothing) and keyed indexes for
--- finding them by name and date of birth without decrypting anyone.
+-- re-import of an unchanged line writes nothing) and a coarse keyed bucket
+-- of the birth date (12 bits: many dates share one), through which staff
+-- find a person by name and date of birth by opening only that bucket.
 ALTER TABLE residents ADD COLUMN content_mac BYTEA;
-ALTER TABLE residents ADD COLUMN kana_birth_index BYTEA;
-ALTER TABLE residents ADD COLUMN kanji_birth_index BYTEA;
-CREATE INDEX residents_kana_birth ON residents (municipality_code, kana_birth_index);
-CREATE INDEX residents_kanji_birth ON residents (municipality_code, kanji_birth_index);
+ALTER TABLE residents ADD COLUMN birth_bucket BYTEA;
+CREATE INDEX residents_birth_bucket ON residents (municipality_code, birth_bucket);
 
 -- Vaccination tickets. A number is unique within its municipality for ever;
 -- a reissued ticket invalidates the old one, which stays for the record.

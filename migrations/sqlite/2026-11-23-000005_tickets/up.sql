@@ -1,11 +1,10 @@
 -- Residents gain a keyed fingerprint of their registered attributes (so a
--- re-import of an unchanged line writes nothing) and keyed indexes for
--- finding them by name and date of birth without decrypting anyone.
+-- re-import of an unchanged line writes nothing) and a coarse keyed bucket
+-- of the birth date (12 bits: many dates share one), through which staff
+-- find a person by name and date of birth by opening only that bucket.
 ALTER TABLE residents ADD COLUMN content_mac BLOB;
-ALTER TABLE residents ADD COLUMN kana_birth_index BLOB;
-ALTER TABLE residents ADD COLUMN kanji_birth_index BLOB;
-CREATE INDEX residents_kana_birth ON residents (municipality_code, kana_birth_index);
-CREATE INDEX residents_kanji_birth ON residents (municipality_code, kanji_birth_index);
+ALTER TABLE residents ADD COLUMN birth_bucket BLOB;
+CREATE INDEX residents_birth_bucket ON residents (municipality_code, birth_bucket);
 
 -- Vaccination tickets. A number is unique within its municipality for ever;
 -- a reissued ticket invalidates the old one, which stays for the record.
@@ -42,7 +41,8 @@ CREATE TABLE resident_events (
 );
 CREATE INDEX resident_events_resident ON resident_events (municipality_code, resident_id, at);
 
--- Doses, in the partition of the municipality that issued the ticket.
+-- Doses, in the partition of the municipality that issued the ticket. Stored
+-- in key order (WITHOUT ROWID), so the ledger export reads them in one pass.
 CREATE TABLE doses (
     municipality_code TEXT NOT NULL REFERENCES tenants (municipality_code),
     id TEXT NOT NULL,
@@ -61,7 +61,7 @@ CREATE TABLE doses (
     status TEXT NOT NULL,
     PRIMARY KEY (municipality_code, id),
     FOREIGN KEY (municipality_code, resident_id) REFERENCES residents (municipality_code, id)
-);
+) WITHOUT ROWID;
 CREATE INDEX doses_resident ON doses (municipality_code, resident_id);
 
 -- The journal of file imports: who, when, from where, which file (by hash),

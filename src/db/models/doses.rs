@@ -56,13 +56,13 @@ impl DoseRow {
     }
 
     /// A page of valid doses in id order, each with its resident's sealed
-    /// 宛名番号, for the ledger export.
+    /// 宛名番号: exactly the columns the ledger export prints.
     pub fn export_page(
         scope: &Scope<'_>,
         conn: &mut DbConn,
         after_id: &str,
         limit: i64,
-    ) -> Result<Vec<(DoseRow, Vec<u8>)>, DbError> {
+    ) -> Result<Vec<ExportRow>, DbError> {
         Ok(doses::table
             .inner_join(
                 residents::table.on(residents::municipality_code
@@ -74,7 +74,35 @@ impl DoseRow {
             .filter(doses::status.eq(VALID))
             .order(doses::id)
             .limit(limit)
-            .select((DoseRow::as_select(), residents::addressee_number_sealed))
+            .select((
+                doses::id,
+                doses::resident_id,
+                doses::dose_number,
+                doses::administered_on,
+                doses::recorded_at,
+                doses::ticket_number,
+                doses::site_municipality_code,
+                doses::site_name,
+                doses::product_code,
+                doses::lot_number,
+                residents::addressee_number_sealed,
+            ))
             .load(conn)?)
     }
+}
+
+/// One line of the ledger export as read, before the 宛名番号 is opened.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportRow {
+    pub id: String,
+    pub resident_id: String,
+    pub dose_number: i32,
+    pub administered_on: NaiveDate,
+    pub recorded_at: NaiveDateTime,
+    pub ticket_number: Option<String>,
+    pub site_municipality_code: Option<String>,
+    pub site_name: Option<String>,
+    pub product_code: String,
+    pub lot_number: Option<String>,
+    pub addressee_sealed: Vec<u8>,
 }

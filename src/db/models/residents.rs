@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 /// A resident as stored: identifying fields are sealed blobs; the indexes
 /// are keyed HMACs. Only `tenancy::Partition` turns this into clear values.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[derive(Debug, Clone, Default, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = residents, treat_none_as_default_value = false)]
 pub struct ResidentRow {
     pub municipality_code: String,
@@ -26,8 +26,7 @@ pub struct ResidentRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub content_mac: Option<Vec<u8>>,
-    pub kana_birth_index: Option<Vec<u8>>,
-    pub kanji_birth_index: Option<Vec<u8>>,
+    pub birth_bucket: Option<Vec<u8>>,
 }
 
 /// What an import needs to know about a stored resident to decide between
@@ -135,8 +134,7 @@ impl ResidentRow {
             residents::sex_sealed.eq(&self.sex_sealed),
             residents::address_sealed.eq(&self.address_sealed),
             residents::content_mac.eq(&self.content_mac),
-            residents::kana_birth_index.eq(&self.kana_birth_index),
-            residents::kanji_birth_index.eq(&self.kanji_birth_index),
+            residents::birth_bucket.eq(&self.birth_bucket),
             residents::updated_at.eq(self.updated_at),
         ))
         .execute(conn)?;
@@ -210,24 +208,18 @@ impl ResidentRow {
             .load(conn)?)
     }
 
-    pub fn find_by_name_birth_index(
+    /// Every resident in one birth-date bucket (a few hundred at most in
+    /// the largest city), for a search by name and date of birth.
+    pub fn in_birth_bucket(
         scope: &Scope<'_>,
         conn: &mut DbConn,
-        kana: bool,
-        index: &[u8],
-        limit: i64,
+        bucket: &[u8],
     ) -> Result<Vec<ResidentRow>, DbError> {
-        let code = scope.code();
-        let q = residents::table
-            .filter(residents::municipality_code.eq(code.as_str()))
+        Ok(residents::table
+            .filter(residents::municipality_code.eq(scope.code().as_str()))
+            .filter(residents::birth_bucket.eq(bucket))
             .select(ResidentRow::as_select())
-            .limit(limit);
-        Ok(if kana {
-            q.filter(residents::kana_birth_index.eq(index)).load(conn)?
-        } else {
-            q.filter(residents::kanji_birth_index.eq(index))
-                .load(conn)?
-        })
+            .load(conn)?)
     }
 
     pub fn set_flags(
@@ -295,8 +287,7 @@ struct StagedResident<'a> {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     content_mac: Option<&'a [u8]>,
-    kana_birth_index: Option<&'a [u8]>,
-    kanji_birth_index: Option<&'a [u8]>,
+    birth_bucket: Option<&'a [u8]>,
 }
 
 impl<'a> From<&'a ResidentRow> for StagedResident<'a> {
@@ -319,8 +310,7 @@ impl<'a> From<&'a ResidentRow> for StagedResident<'a> {
             created_at: r.created_at,
             updated_at: r.updated_at,
             content_mac: r.content_mac.as_deref(),
-            kana_birth_index: r.kana_birth_index.as_deref(),
-            kanji_birth_index: r.kanji_birth_index.as_deref(),
+            birth_bucket: r.birth_bucket.as_deref(),
         }
     }
 }

@@ -38,6 +38,13 @@ impl TicketRow {
         Ok(())
     }
 
+    pub fn count_of_municipality(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
+        Ok(tickets::table
+            .filter(tickets::municipality_code.eq(scope.code().as_str()))
+            .count()
+            .get_result(conn)?)
+    }
+
     /// Which of these numbers the municipality has already used.
     pub fn existing(
         scope: &Scope<'_>,
