@@ -58,8 +58,8 @@ pub(crate) use from_diesel_via_db_error;
 /// Inserts a slice of `Insertable` rows as multi-row INSERT statements of
 /// `$chunk` rows, so every full chunk reuses one cached prepared statement.
 /// (COPY is faster on PostgreSQL but refused on tables under row-level
-/// security; residents, the one bulk table where it matters, go through a
-/// staging table instead: see `models::residents`.) Evaluates to
+/// security; residents and tickets, the bulk tables where it matters, go in
+/// as column arrays instead: see `models::residents`.) Evaluates to
 /// `Result<(), diesel::result::Error>`.
 macro_rules! bulk_insert {
     ($conn:expr, $table:expr, $rows:expr, $chunk:expr) => {{

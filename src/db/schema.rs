@@ -218,32 +218,6 @@ diesel::table! {
     }
 }
 
-// A session-local staging table for bulk resident inserts on PostgreSQL,
-// created as `LIKE residents` when first needed (see models::residents). Not
-// created by migrations and not in ALL_TABLES.
-diesel::table! {
-    import_stage_residents (municipality_code, id) {
-        municipality_code -> Text,
-        id -> Text,
-        addressee_index -> Binary,
-        my_number_index -> Nullable<Binary>,
-        addressee_number_sealed -> Binary,
-        my_number_sealed -> Nullable<Binary>,
-        name_kanji_sealed -> Binary,
-        name_kana_sealed -> Binary,
-        birth_date_sealed -> Binary,
-        sex_sealed -> Binary,
-        address_sealed -> Nullable<Binary>,
-        moved_out_on -> Nullable<Date>,
-        deceased_on -> Nullable<Date>,
-        address_protected -> Bool,
-        created_at -> Timestamp,
-        updated_at -> Timestamp,
-        content_mac -> Nullable<Binary>,
-        birth_bucket -> Nullable<Binary>,
-    }
-}
-
 diesel::joinable!(tenant_keys -> tenants (municipality_code));
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(

@@ -922,21 +922,15 @@ impl<'a> Writer<'a> {
                         t.status = ticket_rows::INVALIDATED.into();
                     }
                 }
-                let row = TicketRow {
-                    municipality_code: scope.code().to_string(),
-                    ticket_number: number
+                let row = self.ticket_row(
+                    scope,
+                    number
                         .as_ref()
                         .map(|t| t.as_str().to_string())
                         .unwrap_or_default(),
-                    resident_id: known.m.id.clone(),
-                    kind: p.parsed.kind.get().into(),
-                    dose_number: p.parsed.dose.get().into(),
-                    status: ticket_rows::ACTIVE.into(),
-                    issued_at: self.stamp,
-                    issued_by: self.issued_by.to_string(),
-                    invalidated_at: None,
-                    invalidated_reason: None,
-                };
+                    &known.m.id,
+                    &p.parsed,
+                );
                 if number.is_none() {
                     need_number.push(new_tickets.len());
                 } else {
@@ -955,6 +949,28 @@ impl<'a> Writer<'a> {
         ResidentRow::insert_many(scope, conn, &inserts)?;
         TicketRow::insert_many(scope, conn, &new_tickets)?;
         Ok(())
+    }
+
+    /// A new active ticket of this import for a line.
+    fn ticket_row(
+        &self,
+        scope: &Scope<'_>,
+        number: String,
+        resident_id: &str,
+        line: &ParsedLine,
+    ) -> TicketRow {
+        TicketRow {
+            municipality_code: scope.code().to_string(),
+            ticket_number: number,
+            resident_id: resident_id.to_string(),
+            kind: line.kind.get().into(),
+            dose_number: line.dose.get().into(),
+            status: ticket_rows::ACTIVE.into(),
+            issued_at: self.stamp,
+            issued_by: self.issued_by.to_string(),
+            invalidated_at: None,
+            invalidated_reason: None,
+        }
     }
 
     /// The first import into an empty partition: nothing stored can match,
@@ -990,18 +1006,7 @@ impl<'a> Writer<'a> {
                         }
                     },
                 };
-                TicketRow {
-                    municipality_code: scope.code().to_string(),
-                    ticket_number: number,
-                    resident_id: row.id.clone(),
-                    kind: p.parsed.kind.get().into(),
-                    dose_number: p.parsed.dose.get().into(),
-                    status: ticket_rows::ACTIVE.into(),
-                    issued_at: self.stamp,
-                    issued_by: self.issued_by.to_string(),
-                    invalidated_at: None,
-                    invalidated_reason: None,
-                }
+                self.ticket_row(scope, number, &row.id, &p.parsed)
             })
             .collect();
         let written = conn.transaction(|c| {

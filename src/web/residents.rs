@@ -3,7 +3,7 @@
 
 use super::{AppError, Authed, Ctx, Nav, field_message, render, require_lgwan, with_db};
 use crate::audit::{self, Entry};
-use crate::domain::MyNumber;
+use crate::domain::{MyNumber, Permission};
 use crate::flows::residents::{self, MyNumberPurpose};
 use crate::i18n::T;
 use crate::startup::AppState;
@@ -17,6 +17,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 pub struct ResidentView {
+    pub id: String,
     pub addressee: String,
     pub name: String,
     pub kana: String,
@@ -37,6 +38,8 @@ struct LookupPage {
     error: Option<String>,
     searched: bool,
     found: Option<ResidentView>,
+    /// Whether this account may open the resident's record page.
+    can_open: bool,
 }
 
 #[get("/residents/by-number")]
@@ -53,6 +56,7 @@ async fn lookup_form(
         error: None,
         searched: false,
         found: None,
+        can_open: auth.permissions().contains(&Permission::Residents),
         t: ctx.t,
     })
 }
@@ -95,6 +99,7 @@ async fn lookup(
             error,
             searched,
             found,
+            can_open: auth.permissions().contains(&Permission::Residents),
             t,
         })?;
         if bad {
@@ -145,6 +150,7 @@ async fn lookup(
                 .map(|n| n.expose_digits())
                 .unwrap_or([b'*'; 12]);
             ResidentView {
+                id: r.id.clone(),
                 addressee: r.addressee_number.as_str().to_string(),
                 name: r.name_kanji.as_str().to_string(),
                 kana: r.name_kana.as_str().to_string(),

@@ -506,6 +506,32 @@ async fn individual_number_pages_answer_only_inside_declared_lgwan_networks() {
         "{shown:?}"
     );
     assert!(shown.contains(&format!("********{}", &number[8..])));
+    // This account may not open records: no link to one.
+    assert!(select_text(&doc, "#open-record").is_empty());
+    // The demo staff account may: the found person's record opens.
+    let both = TestApp::handle(&app);
+    let both_csrf = both.login_as("082040-staff", DEMO_PASSWORD).await;
+    let body = both
+        .client
+        .post(both.url("/residents/by-number"))
+        .form(&[
+            ("csrf", both_csrf.as_str()),
+            ("purpose", "certificate_lookup"),
+            ("my_number", number.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let link = html(&body)
+        .select(&scraper::Selector::parse("#open-record").unwrap())
+        .next()
+        .and_then(|a| a.value().attr("href").map(str::to_string))
+        .expect("a link to the record");
+    let record = both.get(&link).await.text().await.unwrap();
+    assert!(record.contains(expected.name_kanji.as_str()));
 
     // A wrong check digit is named, and the typed digits are not echoed.
     let mut wrong = number.clone().into_bytes();

@@ -34,7 +34,39 @@ impl TicketRow {
             rows.iter()
                 .all(|r| r.municipality_code == scope.code().as_str())
         );
-        crate::db::bulk_insert!(conn, tickets::table, rows, 1000)?;
+        match conn {
+            DbConn::Postgresql(c) => {
+                // As for residents: one INSERT … SELECT FROM unnest(arrays).
+                use diesel::sql_types::{Array, Integer, Nullable, Text, Timestamp};
+                let text = |f: fn(&TicketRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+                diesel::sql_query(
+                    "INSERT INTO tickets (municipality_code, ticket_number, resident_id, kind, \
+                     dose_number, status, issued_at, issued_by, invalidated_at, \
+                     invalidated_reason) \
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], \
+                     $5::int[], $6::text[], $7::timestamp[], $8::text[], $9::timestamp[], \
+                     $10::text[])",
+                )
+                .bind::<Array<Text>, _>(text(|t| &t.municipality_code))
+                .bind::<Array<Text>, _>(text(|t| &t.ticket_number))
+                .bind::<Array<Text>, _>(text(|t| &t.resident_id))
+                .bind::<Array<Integer>, _>(rows.iter().map(|t| t.kind).collect::<Vec<_>>())
+                .bind::<Array<Integer>, _>(rows.iter().map(|t| t.dose_number).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(text(|t| &t.status))
+                .bind::<Array<Timestamp>, _>(rows.iter().map(|t| t.issued_at).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(text(|t| &t.issued_by))
+                .bind::<Array<Nullable<Timestamp>>, _>(
+                    rows.iter().map(|t| t.invalidated_at).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Nullable<Text>>, _>(
+                    rows.iter()
+                        .map(|t| t.invalidated_reason.as_deref())
+                        .collect::<Vec<_>>(),
+                )
+                .execute(c)?;
+            }
+            DbConn::Sqlite(_) => crate::db::bulk_insert!(conn, tickets::table, rows, 1000)?,
+        }
         Ok(())
     }
 
