@@ -591,6 +591,12 @@ pub fn export(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
     // As after any bulk load: fresh statistics, and one untimed pass so the
     // baseline is not the run that warms the caches.
     crate::db::refresh_statistics(&mut conn)?;
+    if let crate::db::DbConn::Postgresql(c) = &mut *conn {
+        // What autovacuum would soon do after a million inserts; done now
+        // so it does not run on the other core in the middle of a timing.
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("VACUUM (ANALYZE) residents, tickets, doses")?;
+    }
     let read_all = |conn: &mut crate::db::DbConn| {
         partition.read(conn, |scope, conn| {
             let mut after = String::new();
