@@ -228,17 +228,17 @@ fn run(
 
 /// The journal line of one job, for the municipality's own staff.
 pub fn find(
-    state: &AppState,
-    code: MunicipalityCode,
+    scope: &crate::tenancy::Scope<'_>,
+    conn: &mut crate::db::DbConn,
     id: &str,
-) -> Result<Option<ImportJobRow>, JobError> {
-    let mut conn = state.pool.get().map_err(crate::db::DbError::from)?;
-    let partition = Partition::open(&mut conn, &state.master, code)?;
-    Ok(partition.run(&mut conn, |s, c| ImportJobRow::find(s, c, id))?)
+) -> Result<Option<ImportJobRow>, crate::db::DbError> {
+    ImportJobRow::find(scope, conn, id)
 }
 
-pub fn recent(state: &AppState, code: MunicipalityCode) -> Result<Vec<ImportJobRow>, JobError> {
-    let mut conn = state.pool.get().map_err(crate::db::DbError::from)?;
-    let partition = Partition::open(&mut conn, &state.master, code)?;
-    Ok(partition.run(&mut conn, |s, c| ImportJobRow::recent(s, c, 50))?)
+/// The municipality's latest imports, newest first.
+pub fn recent(
+    scope: &crate::tenancy::Scope<'_>,
+    conn: &mut crate::db::DbConn,
+) -> Result<Vec<ImportJobRow>, crate::db::DbError> {
+    ImportJobRow::recent(scope, conn, 50)
 }

@@ -3,8 +3,7 @@
 //! sheets of an import.
 
 use super::records::{SheetPage, into_sheets};
-use super::{AppError, Authed, Ctx, Nav, in_partition, path_id, render, with_db};
-use crate::audit::{self, Entry};
+use super::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render};
 use crate::crypto::spool::{SpoolError, SpoolWriter};
 use crate::db::models::import_jobs::ImportJobRow;
 use crate::domain::{MunicipalityCode, Permission};
@@ -86,11 +85,7 @@ async fn index_page(
     code: MunicipalityCode,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let st = state.clone();
-    let jobs = with_db(state, move |_| {
-        import_jobs::recent(&st, code).map_err(|e| AppError::Internal(e.to_string()))
-    })
-    .await?;
+    let jobs = in_partition(state, code, |s, c| Ok(import_jobs::recent(s, c)?)).await?;
     let bad = error.is_some();
     let mut resp = render(&IndexPage {
         nav: Nav::for_account(auth, "/residents/imports"),
@@ -248,12 +243,9 @@ async fn load_job(
     code: MunicipalityCode,
     id: String,
 ) -> Result<ImportJobRow, AppError> {
-    let st = state.clone();
-    with_db(state, move |_| {
-        import_jobs::find(&st, code, &id).map_err(|e| AppError::Internal(e.to_string()))
-    })
-    .await?
-    .ok_or(AppError::NotFound)
+    in_partition(state, code, move |s, c| Ok(import_jobs::find(s, c, &id)?))
+        .await?
+        .ok_or(AppError::NotFound)
 }
 
 fn is_running(job: &ImportJobRow) -> bool {
@@ -369,19 +361,16 @@ async fn sheet(
     let (st, actor, jid) = (state.clone(), auth.actor(), id.clone());
     let (labels, total) = in_partition(&state, code, move |scope, conn| {
         // A job of another municipality (or none) is simply not found.
-        ImportJobRow::find(scope, conn, &jid)?.ok_or(AppError::NotFound)?;
+        import_jobs::find(scope, conn, &jid)?.ok_or(AppError::NotFound)?;
         let (labels, total) = tickets::labels_of_import(scope, conn, &jid, (page - 1) * per, per)?;
-        audit::append(
+        log_in_scope(
+            scope,
             conn,
             &st.audit,
             &actor,
-            Entry {
-                chain: scope.code().as_str(),
-                action: "ticket.print",
-                target: Some(format!("import:{jid}")),
-                outcome: "ok",
-                detail: Some(format!("page={page} tickets={}", labels.len())),
-            },
+            "ticket.print",
+            Some(format!("import:{jid}")),
+            Some(format!("page={page} tickets={}", labels.len())),
         )?;
         Ok((labels, total))
     })

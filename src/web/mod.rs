@@ -121,3 +121,29 @@ pub fn path_id(raw: &str) -> Result<String, AppError> {
         .map(|u| u.to_string())
         .map_err(|_| AppError::NotFound)
 }
+
+/// Writes an operation-log line in the partition's own transaction, so the
+/// record of a read or change commits (or not) with it.
+pub fn log_in_scope(
+    scope: &crate::tenancy::Scope<'_>,
+    conn: &mut crate::db::DbConn,
+    key: &crate::audit::AuditKey,
+    actor: &crate::audit::Actor,
+    action: &str,
+    target: Option<String>,
+    detail: Option<String>,
+) -> Result<(), AppError> {
+    crate::audit::append(
+        conn,
+        key,
+        actor,
+        crate::audit::Entry {
+            chain: scope.code().as_str(),
+            action,
+            target,
+            outcome: "ok",
+            detail,
+        },
+    )
+    .map_err(|e| AppError::Internal(e.to_string()))
+}

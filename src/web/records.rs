@@ -3,8 +3,9 @@
 //! deceased flags, address protection, ticket reissue and printing. Every
 //! read and change leaves a line in the operation log.
 
-use super::{AppError, Authed, Ctx, Nav, field_message, in_partition, path_id, render};
-use crate::audit::{self, Actor, Entry};
+use super::{
+    AppError, Authed, Ctx, Nav, field_message, in_partition, log_in_scope, path_id, render,
+};
 use crate::db::models::doses::DoseRow;
 use crate::domain::{
     AddresseeNumber, BirthDate, ChangeReason, FieldError, KanaName, MunicipalityCode, Permission,
@@ -32,30 +33,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn staff(auth: &Authed) -> Result<MunicipalityCode, AppError> {
     auth.require_staff(Permission::Residents)
-}
-
-fn log(
-    scope: &Scope<'_>,
-    conn: &mut crate::db::DbConn,
-    key: &audit::AuditKey,
-    actor: &Actor,
-    action: &str,
-    target: Option<String>,
-    extra: Option<String>,
-) -> Result<(), AppError> {
-    audit::append(
-        conn,
-        key,
-        actor,
-        Entry {
-            chain: scope.code().as_str(),
-            action,
-            target,
-            outcome: "ok",
-            detail: extra,
-        },
-    )
-    .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 pub struct Row {
@@ -176,7 +153,7 @@ async fn search(
             let found = in_partition(&state, code, move |scope, conn| {
                 let found = residents::search(scope, conn, &q)?;
                 let ids: Vec<String> = found.iter().map(|r| r.id.clone()).collect();
-                log(
+                log_in_scope(
                     scope,
                     conn,
                     &st.audit,
@@ -323,7 +300,7 @@ async fn detail_page(
     let (st, actor) = (state.clone(), auth.actor());
     let loaded = in_partition(state, code, move |scope, conn| {
         let loaded = load(scope, conn, &id)?;
-        log(
+        log_in_scope(
             scope,
             conn,
             &st.audit,
@@ -408,7 +385,7 @@ where
     );
     in_partition(state, code, move |scope, conn| {
         let (out, note) = work(scope, conn, &rid, &account)?;
-        log(
+        log_in_scope(
             scope,
             conn,
             &st.audit,
@@ -661,7 +638,7 @@ async fn ticket_sheet(
     let label = in_partition(&state, code, move |scope, conn| {
         let label = tickets::label_of_resident(scope, conn, &rid)?;
         if let Some(l) = &label {
-            log(
+            log_in_scope(
                 scope,
                 conn,
                 &st.audit,
