@@ -127,22 +127,89 @@ fn demo_accounts(
             expires_on: None,
             device_name: None,
             responsible_person: None,
+            site_id: None,
             must_change_password: false,
         };
-        match accounts::create(
+        create_account(conn, audit, new, &mut logins)?;
+    }
+    // A mass vaccination site with one tablet, so the tablet pages can be
+    // tried with this municipality's (or any other's) demo tickets.
+    let site_name = crate::flows::sites::SiteName::parse("デモ集団接種会場")?;
+    let site = match crate::db::models::sites::SiteRow::of_municipality(conn, code.as_str())?
+        .into_iter()
+        .find(|s| s.name == site_name.as_str())
+    {
+        Some(s) => s,
+        None => crate::flows::sites::register(
             conn,
             audit,
             &Actor::default(),
-            new,
-            Some(NewPassword::parse(DEMO_PASSWORD)?),
-        ) {
-            Ok(_) | Err(accounts::AccountError::LoginTaken) => {
-                logins.push(login.as_str().to_string())
+            code,
+            &site_name,
+            crate::flows::sites::SiteKind::Mass,
+        )?,
+    };
+    let tablet = accounts::NewAccount {
+        login_id: LoginId::parse(&format!("{code}-tablet"))?,
+        role: Role::SiteTablet,
+        municipality: Some(code),
+        prefecture_code: None,
+        display_name: "デモ会場タブレット".into(),
+        permissions: Vec::new(),
+        expires_on: None,
+        device_name: Some("受付タブレット1".into()),
+        responsible_person: Some("デモ会場責任者".into()),
+        site_id: Some(site.id),
+        must_change_password: false,
+    };
+    create_account(conn, audit, tablet, &mut logins)?;
+    Ok(logins)
+}
+
+fn create_account(
+    conn: &mut DbConn,
+    audit: &AuditKey,
+    new: accounts::NewAccount,
+    logins: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let login = new.login_id.as_str().to_string();
+    match accounts::create(
+        conn,
+        audit,
+        &Actor::default(),
+        new,
+        Some(NewPassword::parse(DEMO_PASSWORD)?),
+    ) {
+        Ok(_) | Err(accounts::AccountError::LoginTaken) => logins.push(login),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Known lots of the demo's products, so a site can pick one.
+fn demo_lots(conn: &mut DbConn) -> anyhow::Result<()> {
+    use crate::db::models::vaccines::LotRow;
+    for product in [
+        "PFZ_ORIG_12P",
+        "MOD_ORIG",
+        "PFZ_BIV_BA45_12P",
+        "PFZ_JN1_12P",
+    ] {
+        for n in 0..5 {
+            let lot = format!("FA{:04}", 1000 + n);
+            if !LotRow::exists(conn, product, &lot)? {
+                LotRow {
+                    product_code: product.into(),
+                    lot_number: lot,
+                    expires_on: None,
+                    created_by: None,
+                    created_at: crate::flows::now(),
+                }
+                .insert(conn)?;
             }
-            Err(e) => return Err(e.into()),
         }
     }
-    Ok(logins)
+    Ok(())
 }
 
 pub fn seed(conn: &mut DbConn, master: &MasterKey, audit: &AuditKey) -> anyhow::Result<String> {
@@ -151,6 +218,7 @@ pub fn seed(conn: &mut DbConn, master: &MasterKey, audit: &AuditKey) -> anyhow::
         out,
         "Demo data (every demo account's password: {DEMO_PASSWORD}):"
     )?;
+    demo_lots(conn)?;
     for code in DEMO_MUNICIPALITIES {
         let code = MunicipalityCode::parse(code)?;
         match municipalities::enable(conn, master, code) {

@@ -103,6 +103,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
     }
     let (_, created_issuer_key) = flows::issuer::ensure_issuer_key(&mut conn, &master)?;
     let audit = crate::audit::AuditKey::load_or_create(&mut conn, &master)?;
+    flows::vaccines::seed(&mut conn)?;
     // Made now, so the first login with an unknown name is not slower.
     crate::crypto::password::decoy_hash();
     let bootstrap_operator = if common.production {

@@ -42,6 +42,20 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
+impl DbError {
+    /// Whether another transaction wrote the same key first (PostgreSQL
+    /// reports it at insert; a retry of the whole transaction sees the row).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
 /// Every error type that wraps `DbError` takes diesel's errors through it, so
 /// `?` works on queries inside a transaction of that type.
 macro_rules! from_diesel_via_db_error {

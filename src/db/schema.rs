@@ -90,6 +90,26 @@ diesel::table! {
         origin_municipality_code -> Nullable<Text>,
         recorded_by -> Nullable<Text>,
         status -> Text,
+        site_id -> Nullable<Text>,
+        idempotency_key -> Nullable<Text>,
+        quality_flags -> Nullable<Text>,
+        supersedes -> Nullable<Text>,
+        age_band -> Nullable<Integer>,
+        sex -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    dose_events (municipality_code, id) {
+        municipality_code -> Text,
+        id -> Text,
+        dose_id -> Text,
+        resident_id -> Text,
+        at -> Timestamp,
+        kind -> Text,
+        account_id -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        reason_sealed -> Nullable<Binary>,
     }
 }
 
@@ -157,6 +177,49 @@ diesel::table! {
         created_at -> Timestamp,
         totp_secret_wrapped -> Nullable<Binary>,
         totp_last_step -> Nullable<BigInt>,
+        site_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sites (id) {
+        id -> Text,
+        municipality_code -> Text,
+        name -> Text,
+        kind -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    vaccine_products (product_code) {
+        product_code -> Text,
+        manufacturer_ja -> Text,
+        manufacturer_en -> Text,
+        product_ja -> Text,
+        product_en -> Text,
+        vaccine_type -> Text,
+        target -> Text,
+        age_group -> Text,
+        cvx -> Nullable<Text>,
+        primary_doses -> Integer,
+        dose2_min_days -> Nullable<Integer>,
+        dose3_min_days -> Nullable<Integer>,
+        booster_min_months -> Integer,
+        in_use -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    vaccine_lots (product_code, lot_number) {
+        product_code -> Text,
+        lot_number -> Text,
+        expires_on -> Nullable<Date>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
     }
 }
 
@@ -234,7 +297,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_throttle,
     audit_log,
     platform_secrets,
-    lgwan_networks
+    lgwan_networks,
+    sites,
+    vaccine_products,
+    vaccine_lots,
+    dose_events
 );
 
 /// Every table the migrations create, in dependency order (parents first).
@@ -253,12 +320,17 @@ pub const ALL_TABLES: &[&str] = &[
     "audit_log",
     "platform_secrets",
     "lgwan_networks",
+    "sites",
+    "vaccine_products",
+    "vaccine_lots",
+    "dose_events",
 ];
 
 /// Tables holding one municipality's personal data: keyed by
 /// `municipality_code`, row-level-secured on PostgreSQL, emptied when a
 /// municipality is erased. Children before parents.
 pub const TENANT_TABLES: &[&str] = &[
+    "dose_events",
     "import_jobs",
     "doses",
     "resident_events",

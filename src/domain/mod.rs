@@ -10,13 +10,18 @@ mod registry;
 mod ticket;
 mod vaccines;
 
+use chrono::NaiveDate;
+
 pub use account::{LoginId, NewPassword, Permission, Role};
 pub use municipality_code::MunicipalityCode;
 pub use my_number::{MyNumber, mask_number_like};
 pub use network::Network;
 pub use person::{AddresseeNumber, BirthDate, KanaName, PersonName, Sex};
 pub use registry::{Municipality, MunicipalityKind, Registry};
-pub use ticket::{Address, ChangeReason, DoseNumber, OcrLine, TicketKind, TicketNumber};
+pub use ticket::{
+    Address, ChangeReason, DoseNumber, IdempotencyKey, LotNumber, OcrLine, TicketKind,
+    TicketNumber, TicketRef,
+};
 pub use vaccines::{Catalog as VaccineCatalog, Product as VaccineProduct};
 
 /// Why a piece of input was refused. `field` names what the user typed into,
@@ -51,6 +56,10 @@ pub enum Reason {
     CidrTooBroad,
     OutOfRange(u8, u8),
     Undecodable,
+    TicketLength,
+    LotChars,
+    UnknownProduct,
+    KeyChars,
 }
 
 impl Reason {
@@ -85,6 +94,13 @@ impl Reason {
                 "文字コードを解釈できない文字があります（UTF-8かShift_JISで保存してください）"
                     .into()
             }
+            Reason::TicketLength => {
+                "OCR番号18桁、または市町村コード6桁と接種券番号10桁（計16桁）を入力してください"
+                    .into()
+            }
+            Reason::LotChars => "半角英数字とハイフンで20文字以内で入力してください".into(),
+            Reason::UnknownProduct => "ワクチンのマスタにない製品です".into(),
+            Reason::KeyChars => "半角英数字・「-」「_」の16〜64文字で指定してください".into(),
         }
     }
 
@@ -112,6 +128,14 @@ impl Reason {
             Reason::Undecodable => {
                 "contains characters that could not be decoded (save as UTF-8 or Shift_JIS)".into()
             }
+            Reason::TicketLength => {
+                "must be the 18-digit OCR line, or the 6-digit municipality code and the \
+                 10-digit ticket number (16 digits)"
+                    .into()
+            }
+            Reason::LotChars => "must be up to 20 ASCII letters, digits or hyphens".into(),
+            Reason::UnknownProduct => "is not a product of the vaccine master".into(),
+            Reason::KeyChars => "must be 16 to 64 ASCII letters, digits, '-' or '_'".into(),
         }
     }
 }
@@ -124,6 +148,24 @@ impl std::fmt::Display for Reason {
 
 /// Parses a fixed-length run of ASCII digits; full-width digits (common when
 /// typed on a Japanese IME) are accepted and normalised.
+/// A calendar date as staff type it (2024-05-01, 2024/05/01 or 20240501),
+/// not before 1900. Whether a date may lie in the future is the caller's rule.
+pub fn parse_date_field(field: &'static str, input: &str) -> Result<NaiveDate, FieldError> {
+    let err = |reason| FieldError { field, reason };
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err(Reason::Empty));
+    }
+    let date = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
+        .ok_or(err(Reason::NotADate))?;
+    if date < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(date) {
+        return Err(err(Reason::DateTooOld));
+    }
+    Ok(date)
+}
+
 pub(crate) fn parse_digits<const N: usize>(
     field: &'static str,
     input: &str,

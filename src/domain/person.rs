@@ -165,15 +165,7 @@ impl BirthDate {
     pub const FIELD: &'static str = "生年月日";
 
     pub fn parse(input: &str, today: NaiveDate) -> Result<Self, FieldError> {
-        let s = input.trim();
-        if s.is_empty() {
-            return Err(err(Self::FIELD, Reason::Empty));
-        }
-        let date = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
-            .iter()
-            .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
-            .ok_or(err(Self::FIELD, Reason::NotADate))?;
-        Self::from_date(date, today)
+        Self::from_date(super::parse_date_field(Self::FIELD, input)?, today)
     }
 
     pub fn from_date(date: NaiveDate, today: NaiveDate) -> Result<Self, FieldError> {

@@ -129,6 +129,143 @@ impl OcrLine {
     }
 }
 
+/// What a site scanned or typed to name a ticket: the 18-digit OCR line (from
+/// the QR code or the printed digits), an NW-7 (Codabar) barcode of the same
+/// digits between start/stop letters, or the municipality code followed by
+/// the ticket number. The municipality code's check digit is verified here,
+/// before anything is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRef {
+    pub municipality: MunicipalityCode,
+    pub ticket: TicketNumber,
+    /// The 券種 and 回数 printed in the OCR line, when one was read.
+    pub printed: Option<(TicketKind, DoseNumber)>,
+}
+
+impl TicketRef {
+    pub const FIELD: &'static str = "接種券";
+
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        let err = |reason| FieldError {
+            field: Self::FIELD,
+            reason,
+        };
+        let mut s: String = input
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '　' | '-' | '－' | '‐' | '/'))
+            .collect();
+        // Codabar start/stop characters around the digits.
+        let codabar = |c: char| matches!(c.to_ascii_uppercase(), 'A'..='D');
+        if s.len() > 2 && s.starts_with(codabar) && s.ends_with(codabar) {
+            s = s[1..s.len() - 1].to_string();
+        }
+        if s.is_empty() {
+            return Err(err(Reason::Empty));
+        }
+        let digits = s
+            .chars()
+            .map(|c| match c {
+                '0'..='9' => Some(c),
+                '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
+                _ => None,
+            })
+            .collect::<Option<String>>()
+            .ok_or(err(Reason::NotDigits))?;
+        match digits.len() {
+            18 => {
+                let ocr = OcrLine::parse(&digits).map_err(|e| err(e.reason))?;
+                Ok(TicketRef {
+                    municipality: ocr.municipality,
+                    ticket: ocr.ticket,
+                    printed: Some((ocr.kind, ocr.dose)),
+                })
+            }
+            16 => Ok(TicketRef {
+                municipality: MunicipalityCode::parse_field(Self::FIELD, &digits[..6])?,
+                ticket: TicketNumber(digits[6..].to_string()),
+                printed: None,
+            }),
+            _ => Err(err(Reason::TicketLength)),
+        }
+    }
+}
+
+/// ロット番号 as printed on the vial: up to 20 ASCII letters, digits and
+/// hyphens, kept in upper case so "ff3620" and "FF3620" are one lot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LotNumber(String);
+
+impl LotNumber {
+    pub const FIELD: &'static str = "ロット番号";
+
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        let s: String = input
+            .trim()
+            .chars()
+            .map(|c| match c {
+                // Full-width ASCII as typed with a Japanese input method.
+                '！'..='～' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+                _ => c,
+            })
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let err = |reason| FieldError {
+            field: Self::FIELD,
+            reason,
+        };
+        if s.is_empty() {
+            return Err(err(Reason::Empty));
+        }
+        if s.len() > 20 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(err(Reason::LotChars));
+        }
+        Ok(LotNumber(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The key a site sends with each recording so that a double tap, a
+/// resubmitted form or a retry after a dropped connection records one dose:
+/// 16–64 ASCII letters, digits, `-` or `_` (a UUID fits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const FIELD: &'static str = "Idempotency-Key";
+
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        let s = input.trim();
+        let err = |reason| FieldError {
+            field: Self::FIELD,
+            reason,
+        };
+        if s.is_empty() {
+            return Err(err(Reason::Empty));
+        }
+        if !(16..=64).contains(&s.len())
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(err(Reason::KeyChars));
+        }
+        Ok(IdempotencyKey(s.to_string()))
+    }
+
+    /// A fresh key for a form the server renders.
+    pub fn generate() -> Self {
+        IdempotencyKey(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// 住所 as the ticket's envelope needs it: free text, bounded, no control
 /// characters.
 #[derive(Clone, PartialEq, Eq)]
@@ -265,5 +402,53 @@ mod tests {
         );
         assert_eq!(ChangeReason::parse(" ").unwrap_err().reason, Reason::Empty);
         assert!(ChangeReason::parse("届出により訂正").is_ok());
+    }
+
+    #[test]
+    fn a_scanned_or_typed_ticket() {
+        // The OCR line from the QR code: kind 1, dose 2, 福山市 082040.
+        let r = TicketRef::parse("120820401234567890").unwrap();
+        assert_eq!(r.municipality.as_str(), "082040");
+        assert_eq!(r.ticket.as_str(), "1234567890");
+        assert_eq!(r.printed.map(|(k, d)| (k.get(), d.get())), Some((1, 2)));
+        // The same from an NW-7 barcode (start/stop letters), or typed
+        // with separators and full-width digits.
+        assert_eq!(
+            TicketRef::parse("a120820401234567890b").unwrap().ticket,
+            r.ticket
+        );
+        let typed = TicketRef::parse("０８２０４０-1234567890").unwrap();
+        assert_eq!(typed.municipality, r.municipality);
+        assert_eq!(typed.printed, None);
+        // A misread municipality code (the real system confused 1 and 4)
+        // fails its check digit before anything is looked up.
+        let e = TicketRef::parse("082041 1234567890").unwrap_err();
+        assert_eq!((e.field, e.reason), ("接種券", Reason::CheckDigit));
+        let e = TicketRef::parse("120820411234567890").unwrap_err();
+        assert_eq!((e.field, e.reason), ("接種券", Reason::CheckDigit));
+        assert_eq!(
+            TicketRef::parse("12345").unwrap_err().reason,
+            Reason::TicketLength
+        );
+        assert_eq!(TicketRef::parse("  ").unwrap_err().reason, Reason::Empty);
+        assert_eq!(
+            TicketRef::parse("0820401234x67890").unwrap_err().reason,
+            Reason::NotDigits
+        );
+    }
+
+    #[test]
+    fn lot_numbers() {
+        assert_eq!(LotNumber::parse(" ff3620 ").unwrap().as_str(), "FF3620");
+        assert_eq!(LotNumber::parse("ＦＦ３６２０").unwrap().as_str(), "FF3620");
+        assert_eq!(LotNumber::parse("").unwrap_err().reason, Reason::Empty);
+        assert_eq!(
+            LotNumber::parse("FF 3620").unwrap_err().reason,
+            Reason::LotChars
+        );
+        assert_eq!(
+            LotNumber::parse(&"A".repeat(21)).unwrap_err().reason,
+            Reason::LotChars
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The vaccine products of Japan's programme as shipped with the product
-//! (reference/vaccines.csv): what an export or a certificate prints for a
-//! dose's product code.
+//! (reference/vaccines.csv), with the minimum intervals of MHLW's guidance:
+//! the seed of the national vaccine master that the operator keeps in the
+//! database (`flows::vaccines`).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -16,6 +17,17 @@ pub struct Product {
     pub product_en: String,
     pub vaccine_type: String,
     pub cvx: String,
+    pub target: String,
+    pub age_group: String,
+    /// Doses of the primary series this product is given for (0: boosters only).
+    pub primary_doses: i32,
+    /// Least date difference, in days, between dose 1 and dose 2 (MHLW's
+    /// 「18日以上の間隔」 counts clear days, so it is 19 here).
+    pub dose2_min_days: Option<i32>,
+    /// The same between dose 2 and dose 3 of a three-dose primary series.
+    pub dose3_min_days: Option<i32>,
+    /// Least calendar months after the previous dose for a booster.
+    pub booster_min_months: i32,
 }
 
 pub struct Catalog {

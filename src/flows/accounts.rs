@@ -46,6 +46,8 @@ pub struct NewAccount {
     pub expires_on: Option<chrono::NaiveDate>,
     pub device_name: Option<String>,
     pub responsible_person: Option<String>,
+    /// The vaccination site of a tablet account.
+    pub site_id: Option<String>,
     /// A password handed over by someone else must be changed at first login.
     pub must_change_password: bool,
 }
@@ -97,6 +99,7 @@ pub fn create(
             created_at: now(),
             totp_secret_wrapped: None,
             totp_last_step: None,
+            site_id: new.site_id,
         };
         row.insert(conn)?;
         audit::append(
@@ -139,6 +142,7 @@ pub fn bootstrap_operator(
             expires_on: None,
             device_name: None,
             responsible_person: None,
+            site_id: None,
             must_change_password: true,
         },
         None,
@@ -401,7 +405,11 @@ pub fn resolve(
         && account.as_ref().is_some_and(|a| usable(a, at));
     match (live, account) {
         (true, Some(a)) => {
-            SessionRow::touch(conn, &hash, at)?;
+            // Idle time is counted in half-minutes: a busy tablet or site
+            // system does not write the session on every request.
+            if at - session.last_seen_at >= Duration::seconds(30) {
+                SessionRow::touch(conn, &hash, at)?;
+            }
             Ok(Some((session, a)))
         }
         _ => {

@@ -1,16 +1,27 @@
-//! Doses in the partition of the municipality that issued the ticket. This
-//! module holds what the residents' records and the ledger export need;
-//! recording at a site (with its checks and idempotency) builds on it.
+//! Doses, in the partition of the municipality that issued the ticket:
+//! recording at a site (checked, idempotent), the 要確認 queue, and staff
+//! corrections. A dose row is never rewritten: only its status moves, and
+//! each move is an event with the staff member's reason.
 
+use super::dose_checks::{self, Facts, Prior, Rule};
 use super::now;
-use super::residents::ResidentError;
+use super::residents::{self, ResidentError, SiteFacts};
+use super::vaccines::{Interval, Master};
+use crate::crypto::AadContext;
 use crate::db::DbConn;
+use crate::db::models::dose_events::DoseEventRow;
 use crate::db::models::doses::{self as rows, DoseRow};
-use crate::domain::{DoseNumber, MunicipalityCode};
-use crate::tenancy::Scope;
+use crate::db::models::residents::ResidentRow;
+use crate::db::models::sites::SiteRow;
+use crate::db::models::tickets::{self as ticket_rows, TicketRow};
+use crate::db::models::vaccines::{LotRow, ProductRow};
+use crate::domain::{
+    ChangeReason, DoseNumber, IdempotencyKey, LotNumber, MunicipalityCode, TicketNumber, TicketRef,
+};
+use crate::tenancy::{Scope, TenancyError};
 use chrono::NaiveDate;
 
-/// A dose as it arrives from a site (or the demo).
+/// A dose as it arrives from the demo or a transfer, already trusted.
 #[derive(Debug, Clone)]
 pub struct NewDose {
     pub resident_id: String,
@@ -24,7 +35,7 @@ pub struct NewDose {
     pub recorded_by: Option<String>,
 }
 
-/// Appends doses recorded in this municipality's name.
+/// Appends trusted doses (the demo's) in this municipality's name.
 pub fn append(
     scope: &Scope<'_>,
     conn: &mut DbConn,
@@ -49,8 +60,582 @@ pub fn append(
             origin_municipality_code: None,
             recorded_by: d.recorded_by.clone(),
             status: rows::VALID.into(),
+            site_id: None,
+            idempotency_key: None,
+            quality_flags: None,
+            supersedes: None,
+            age_band: None,
+            sex: None,
         })
         .collect();
     DoseRow::insert_many(scope, conn, &rows)?;
     Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DoseError {
+    /// The municipality never issued this ticket number. Said the same way
+    /// whether the code or the number was wrong.
+    #[error("this municipality did not issue this ticket")]
+    NotIssued,
+    #[error("the ticket has been invalidated (reissued or reported lost)")]
+    Invalidated,
+    /// The record moved on since the site looked (another dose was
+    /// recorded): the site must scan again.
+    #[error("the dose due is now {current}, not {expected}")]
+    DoseChanged { expected: u8, current: u8 },
+    /// The idempotency key came back with a different ticket.
+    #[error("the idempotency key was used for another recording")]
+    KeyReused,
+    #[error("no such dose in this municipality")]
+    NotFound,
+    /// The dose is not in a state the action applies to.
+    #[error("the dose is no longer in a state this action applies to")]
+    Stale,
+    #[error("the product is not in the vaccine master")]
+    UnknownProduct,
+    #[error(transparent)]
+    Resident(#[from] ResidentError),
+}
+
+impl DoseError {
+    /// A concurrent request recorded with the same key first: retrying the
+    /// transaction finds its dose.
+    pub fn is_race(&self) -> bool {
+        matches!(
+            self,
+            DoseError::Resident(ResidentError::Tenancy(TenancyError::Db(e))) if e.is_unique_violation()
+        )
+    }
+}
+
+crate::db::from_diesel_via_db_error!(DoseError);
+
+impl From<crate::db::DbError> for DoseError {
+    fn from(e: crate::db::DbError) -> Self {
+        DoseError::Resident(e.into())
+    }
+}
+
+impl From<TenancyError> for DoseError {
+    fn from(e: TenancyError) -> Self {
+        DoseError::Resident(e.into())
+    }
+}
+
+/// The most of a person a vaccination site may see: enough for the eye to
+/// catch a misread ticket or a stale screen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hint {
+    pub kana_initials: String,
+    pub birth_year: i32,
+    pub birth_month: u32,
+}
+
+/// What a site sees after a scan, before anything is written.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub municipality: MunicipalityCode,
+    pub ticket: TicketNumber,
+    pub hint: Hint,
+    /// The dose number due (or the last the ticket covers, when complete).
+    pub dose_number: u8,
+    /// What would send today's dose to the 要確認 queue.
+    pub blocks: Vec<Rule>,
+    /// When too soon: the first date it would be on time.
+    pub earliest: Option<NaiveDate>,
+    /// The product of the last dose, for the eye.
+    pub last_product: Option<String>,
+}
+
+/// The ticket's resident, the doses that count, and what the rules need.
+struct Subject {
+    ticket: TicketRow,
+    resident: ResidentRow,
+    facts: SiteFacts,
+    prior: Vec<Prior>,
+    last_product: Option<String>,
+}
+
+fn subject(scope: &Scope<'_>, conn: &mut DbConn, t: &TicketRef) -> Result<Subject, DoseError> {
+    debug_assert_eq!(t.municipality, scope.code());
+    let ticket = TicketRow::find(scope, conn, t.ticket.as_str())?.ok_or(DoseError::NotIssued)?;
+    if ticket.status != ticket_rows::ACTIVE {
+        return Err(DoseError::Invalidated);
+    }
+    ResidentRow::lock(scope, conn, &ticket.resident_id)?;
+    let resident = ResidentRow::find_by_id_and_municipality(scope, conn, &ticket.resident_id)?
+        .ok_or(DoseError::NotIssued)?;
+    let facts = residents::site_facts(scope, &resident)?;
+    let counted: Vec<DoseRow> = DoseRow::of_resident(scope, conn, &resident.id)?
+        .into_iter()
+        .filter(|d| d.status == rows::VALID || d.status == rows::PENDING)
+        .collect();
+    let prior: Vec<Prior> = counted
+        .iter()
+        .map(|d| Prior {
+            dose_number: u8::try_from(d.dose_number).unwrap_or(9),
+            administered_on: d.administered_on,
+        })
+        .collect();
+    let last_product = dose_checks::last(&prior).and_then(|l| {
+        counted
+            .iter()
+            .find(|d| d.dose_number == i32::from(l.dose_number))
+            .map(|d| d.product_code.clone())
+    });
+    Ok(Subject {
+        ticket,
+        resident,
+        facts,
+        prior,
+        last_product,
+    })
+}
+
+fn hint(f: &SiteFacts) -> Hint {
+    use chrono::Datelike;
+    Hint {
+        kana_initials: f.kana_initials.clone(),
+        birth_year: f.birth_date.year(),
+        birth_month: f.birth_date.month(),
+    }
+}
+
+/// The fallback interval when no product is known yet: the common
+/// two-dose series with three-month boosters.
+const DEFAULT_INTERVAL: Interval = Interval {
+    primary_doses: 2,
+    dose2_min_days: Some(19),
+    dose3_min_days: None,
+    booster_min_months: 3,
+};
+
+/// Looks the ticket up in its municipality's partition and says what a dose
+/// today would be. `product` is the one the site has chosen, if any.
+pub fn preview(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    master: &Master,
+    t: &TicketRef,
+    product: Option<&str>,
+    today: NaiveDate,
+) -> Result<Preview, DoseError> {
+    let s = subject(scope, conn, t)?;
+    let interval = product
+        .or(s.last_product.as_deref())
+        .and_then(|p| master.get(p))
+        .map(Interval::from)
+        .unwrap_or(DEFAULT_INTERVAL);
+    let verdict = dose_checks::check(&Facts {
+        today,
+        birth: s.facts.birth_date,
+        moved_out_on: s.facts.moved_out_on,
+        deceased_on: s.facts.deceased_on,
+        prior: &s.prior,
+        ticket_dose: u8::try_from(s.ticket.dose_number).unwrap_or(1),
+        interval,
+        administered_on: today,
+        lot_known: true,
+    });
+    Ok(Preview {
+        municipality: scope.code(),
+        ticket: t.ticket.clone(),
+        hint: hint(&s.facts),
+        dose_number: verdict.dose_number,
+        blocks: verdict.rules,
+        earliest: verdict.earliest,
+        last_product: s.last_product,
+    })
+}
+
+/// Who records: a site's tablet (or site system), or a municipal system.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    pub account_id: String,
+    pub site: Option<SiteRow>,
+}
+
+/// One recording as a site sends it, parsed.
+#[derive(Debug, Clone)]
+pub struct Recording<'a> {
+    pub ticket: &'a TicketRef,
+    pub administered_on: NaiveDate,
+    pub product: &'a ProductRow,
+    pub lot: LotNumber,
+    /// The dose number the site was shown; a different one now means the
+    /// record changed in between.
+    pub expected_dose: Option<u8>,
+    pub key: &'a IdempotencyKey,
+    pub recorder: &'a Recorder,
+}
+
+/// What a recording did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub dose_id: String,
+    pub resident_id: String,
+    pub municipality: MunicipalityCode,
+    pub ticket: TicketNumber,
+    pub dose_number: u8,
+    /// Empty when the dose counts; otherwise it waits in the queue.
+    pub rules: Vec<Rule>,
+    /// True when an earlier request with the same key had recorded it.
+    pub replayed: bool,
+}
+
+impl Recorded {
+    fn of(row: &DoseRow, ticket: &TicketNumber, replayed: bool) -> Recorded {
+        Recorded {
+            dose_id: row.id.clone(),
+            resident_id: row.resident_id.clone(),
+            municipality: MunicipalityCode::parse(&row.municipality_code)
+                .unwrap_or_else(|_| unreachable_code()),
+            ticket: ticket.clone(),
+            dose_number: u8::try_from(row.dose_number).unwrap_or(9),
+            rules: Rule::split(row.quality_flags.as_deref()),
+            replayed,
+        }
+    }
+
+    pub fn queued(&self) -> bool {
+        !self.rules.is_empty()
+    }
+}
+
+fn unreachable_code() -> MunicipalityCode {
+    // Stored codes were parsed before they were stored.
+    MunicipalityCode::parse("131016").expect("a valid constant code")
+}
+
+/// Records a dose for a ticket, once per idempotency key. The checks run
+/// inside the transaction, against the record as it stands.
+pub fn record(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    r: &Recording<'_>,
+    today: NaiveDate,
+) -> Result<Recorded, DoseError> {
+    if let Some(done) = DoseRow::find_by_idempotency_key(scope, conn, r.key.as_str())? {
+        let same = done.ticket_number.as_deref() == Some(r.ticket.ticket.as_str())
+            && done.recorded_by.as_deref() == Some(r.recorder.account_id.as_str());
+        return if same {
+            Ok(Recorded::of(&done, &r.ticket.ticket, true))
+        } else {
+            Err(DoseError::KeyReused)
+        };
+    }
+    let s = subject(scope, conn, r.ticket)?;
+    let lot_known = LotRow::exists(conn, &r.product.product_code, r.lot.as_str())?;
+    let verdict = dose_checks::check(&Facts {
+        today,
+        birth: s.facts.birth_date,
+        moved_out_on: s.facts.moved_out_on,
+        deceased_on: s.facts.deceased_on,
+        prior: &s.prior,
+        ticket_dose: u8::try_from(s.ticket.dose_number).unwrap_or(1),
+        interval: Interval::from(r.product),
+        administered_on: r.administered_on,
+        lot_known,
+    });
+    if let Some(expected) = r.expected_dose
+        && expected != verdict.dose_number
+    {
+        return Err(DoseError::DoseChanged {
+            expected,
+            current: verdict.dose_number,
+        });
+    }
+    let at = now();
+    let site = r.recorder.site.as_ref();
+    let row = DoseRow {
+        municipality_code: scope.code().to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
+        resident_id: s.resident.id.clone(),
+        dose_number: verdict.dose_number.into(),
+        administered_on: r.administered_on,
+        recorded_at: at,
+        ticket_number: Some(r.ticket.ticket.as_str().to_string()),
+        site_municipality_code: site.map(|s| s.municipality_code.clone()),
+        site_name: site.map(|s| s.name.clone()),
+        product_code: r.product.product_code.clone(),
+        lot_number: Some(r.lot.as_str().to_string()),
+        origin: rows::RECORDED.into(),
+        origin_municipality_code: None,
+        recorded_by: Some(r.recorder.account_id.clone()),
+        status: if verdict.rules.is_empty() {
+            rows::VALID
+        } else {
+            rows::PENDING
+        }
+        .into(),
+        site_id: site.map(|s| s.id.clone()),
+        idempotency_key: Some(r.key.as_str().to_string()),
+        quality_flags: Rule::join(&verdict.rules),
+        supersedes: None,
+        age_band: Some(dose_checks::age_band(
+            s.facts.birth_date,
+            r.administered_on,
+        )),
+        sex: Some(s.facts.sex.code().to_string()),
+    };
+    row.insert(scope, conn)?;
+    if !verdict.rules.is_empty() {
+        add_event(
+            scope,
+            conn,
+            &row,
+            EventKind::Queued,
+            Some(&r.recorder.account_id),
+            row.quality_flags.clone(),
+            None,
+        )?;
+    }
+    Ok(Recorded::of(&row, &r.ticket.ticket, false))
+}
+
+/// The kinds of event a dose can have after it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Queued,
+    Confirmed,
+    Corrected,
+    Deleted,
+    Rejected,
+}
+
+impl EventKind {
+    pub fn code(&self) -> &'static str {
+        match self {
+            EventKind::Queued => "queued",
+            EventKind::Confirmed => "confirmed",
+            EventKind::Corrected => "corrected",
+            EventKind::Deleted => "deleted",
+            EventKind::Rejected => "rejected",
+        }
+    }
+}
+
+fn reason_ctx(id: &str) -> AadContext<'_> {
+    AadContext {
+        table: "dose_events",
+        column: "reason",
+        row_id: id,
+    }
+}
+
+fn add_event(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    dose: &DoseRow,
+    kind: EventKind,
+    account_id: Option<&str>,
+    detail: Option<String>,
+    reason: Option<&ChangeReason>,
+) -> Result<(), DoseError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let reason_sealed = reason.map(|r| scope.seal(reason_ctx(&id), r.as_str().as_bytes()));
+    DoseEventRow {
+        municipality_code: scope.code().to_string(),
+        id,
+        dose_id: dose.id.clone(),
+        resident_id: dose.resident_id.clone(),
+        at: now(),
+        kind: kind.code().into(),
+        account_id: account_id.map(str::to_string),
+        detail,
+        reason_sealed,
+    }
+    .insert(scope, conn)?;
+    Ok(())
+}
+
+fn dose(scope: &Scope<'_>, conn: &mut DbConn, id: &str) -> Result<DoseRow, DoseError> {
+    DoseRow::find(scope, conn, id)?.ok_or(DoseError::NotFound)
+}
+
+/// Moves a dose from `from` to `to` and records why.
+fn resolve(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    id: &str,
+    from: &[&str],
+    to: &str,
+    kind: EventKind,
+    account_id: &str,
+    reason: Option<&ChangeReason>,
+) -> Result<DoseRow, DoseError> {
+    let row = dose(scope, conn, id)?;
+    if !DoseRow::set_status(scope, conn, id, from, to)? {
+        return Err(DoseError::Stale);
+    }
+    add_event(scope, conn, &row, kind, Some(account_id), None, reason)?;
+    Ok(row)
+}
+
+/// Staff confirm a queued dose: it counts as recorded.
+pub fn confirm(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    id: &str,
+    account_id: &str,
+    reason: Option<&ChangeReason>,
+) -> Result<DoseRow, DoseError> {
+    resolve(
+        scope,
+        conn,
+        id,
+        &[rows::PENDING],
+        rows::VALID,
+        EventKind::Confirmed,
+        account_id,
+        reason,
+    )
+}
+
+/// Staff reject a queued dose: it never counts.
+pub fn reject(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    id: &str,
+    account_id: &str,
+    reason: &ChangeReason,
+) -> Result<DoseRow, DoseError> {
+    resolve(
+        scope,
+        conn,
+        id,
+        &[rows::PENDING],
+        rows::REJECTED,
+        EventKind::Rejected,
+        account_id,
+        Some(reason),
+    )
+}
+
+/// Staff delete a dose (a wrong scan undone): the row stays, with the
+/// reason, and stops counting.
+pub fn delete(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    id: &str,
+    account_id: &str,
+    reason: &ChangeReason,
+) -> Result<DoseRow, DoseError> {
+    resolve(
+        scope,
+        conn,
+        id,
+        &[rows::VALID, rows::PENDING],
+        rows::DELETED,
+        EventKind::Deleted,
+        account_id,
+        Some(reason),
+    )
+}
+
+/// What staff put right in a dose.
+#[derive(Debug, Clone)]
+pub struct Correction<'a> {
+    pub dose_number: DoseNumber,
+    pub administered_on: NaiveDate,
+    pub product: &'a ProductRow,
+    pub lot: LotNumber,
+}
+
+/// Corrects a dose: a new row with the corrected values replaces it (and
+/// counts: staff have checked it); the old row stays as it was, marked
+/// corrected, with the reason. Returns the new dose's id.
+pub fn correct(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    id: &str,
+    c: &Correction<'_>,
+    account_id: &str,
+    reason: &ChangeReason,
+) -> Result<String, DoseError> {
+    let old = dose(scope, conn, id)?;
+    if !DoseRow::set_status(scope, conn, id, &[rows::VALID, rows::PENDING], rows::CORRECTED)? {
+        return Err(DoseError::Stale);
+    }
+    let resident = ResidentRow::find_by_id_and_municipality(scope, conn, &old.resident_id)?
+        .ok_or(DoseError::NotFound)?;
+    let facts = residents::site_facts(scope, &resident)?;
+    let new = DoseRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        dose_number: c.dose_number.get().into(),
+        administered_on: c.administered_on,
+        recorded_at: now(),
+        product_code: c.product.product_code.clone(),
+        lot_number: Some(c.lot.as_str().to_string()),
+        recorded_by: Some(account_id.to_string()),
+        status: rows::VALID.into(),
+        idempotency_key: None,
+        quality_flags: None,
+        supersedes: Some(old.id.clone()),
+        age_band: Some(dose_checks::age_band(facts.birth_date, c.administered_on)),
+        sex: Some(facts.sex.code().to_string()),
+        ..old.clone()
+    };
+    new.insert(scope, conn)?;
+    add_event(
+        scope,
+        conn,
+        &old,
+        EventKind::Corrected,
+        Some(account_id),
+        Some(format!("replaced_by={}", new.id)),
+        Some(reason),
+    )?;
+    Ok(new.id)
+}
+
+/// A dose event as the record page shows it, with the reason opened.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub dose_id: String,
+    pub at: chrono::NaiveDateTime,
+    pub kind: String,
+    pub detail: Option<String>,
+    pub reason: Option<String>,
+}
+
+pub fn events_of_resident(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    resident_id: &str,
+) -> Result<Vec<Event>, DoseError> {
+    DoseEventRow::of_resident(scope, conn, resident_id)?
+        .into_iter()
+        .map(|e| {
+            let reason = e
+                .reason_sealed
+                .as_ref()
+                .map(|r| scope.open_string(reason_ctx(&e.id), r))
+                .transpose()?;
+            Ok(Event {
+                dose_id: e.dose_id,
+                at: e.at,
+                kind: e.kind,
+                detail: e.detail,
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// The 要確認 queue: the waiting doses, and how many came from each site.
+pub struct Queue {
+    pub doses: Vec<DoseRow>,
+    pub per_site: Vec<(Option<String>, i64)>,
+    pub total: i64,
+}
+
+pub fn queue(scope: &Scope<'_>, conn: &mut DbConn, limit: i64) -> Result<Queue, DoseError> {
+    let per_site = DoseRow::pending_per_site(scope, conn)?;
+    Ok(Queue {
+        doses: DoseRow::pending(scope, conn, limit)?,
+        total: per_site.iter().map(|(_, n)| n).sum(),
+        per_site,
+    })
 }

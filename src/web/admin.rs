@@ -209,6 +209,8 @@ struct AccountForm {
     #[serde(default)]
     responsible_person: String,
     #[serde(default)]
+    site_id: String,
+    #[serde(default)]
     perm_residents: Option<String>,
     #[serde(default)]
     perm_my_number: Option<String>,
@@ -244,6 +246,7 @@ struct AccountErrors {
     role: Option<String>,
     expires_on: Option<String>,
     device: Option<String>,
+    site: Option<String>,
 }
 
 impl AccountErrors {
@@ -253,6 +256,7 @@ impl AccountErrors {
             || self.role.is_some()
             || self.expires_on.is_some()
             || self.device.is_some()
+            || self.site.is_some()
     }
 }
 
@@ -264,12 +268,36 @@ struct NewAccountPage {
     csrf: String,
     form: AccountForm,
     errors: AccountErrors,
+    /// The municipality's open sites, for binding a tablet account.
+    sites: Vec<(String, String)>,
+}
+
+async fn open_sites(
+    state: &AppState,
+    code: crate::domain::MunicipalityCode,
+) -> Result<Vec<(String, String)>, AppError> {
+    with_db(state, move |conn| {
+        Ok(
+            crate::db::models::sites::SiteRow::of_municipality(conn, code.as_str())?
+                .into_iter()
+                .filter(|s| s.closed_at.is_none())
+                .map(|s| (s.id, s.name))
+                .collect(),
+        )
+    })
+    .await
 }
 
 #[get("/admin/accounts/new")]
-async fn new_account_form(ctx: Ctx, auth: Authed) -> Result<HttpResponse, AppError> {
-    auth.require_admin()?;
+async fn new_account_form(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let code = auth.require_admin()?;
+    let sites = open_sites(&state, code).await?;
     render(&NewAccountPage {
+        sites,
         nav: Nav::for_account(&auth, "/admin/accounts"),
         csrf: auth.session.csrf_token.clone(),
         form: AccountForm {
@@ -335,6 +363,15 @@ async fn create_account(
     if role == Some(Role::SiteTablet) && (device.is_none() || responsible.is_none()) {
         errors.device = Some(t.s("admin.accounts.tablet_needs_device").to_string());
     }
+    // A tablet records for one of this municipality's open sites.
+    let sites = open_sites(&state, code).await?;
+    let site = sites
+        .iter()
+        .find(|(id, _)| *id == form.site_id)
+        .map(|(id, _)| id.clone());
+    if role == Some(Role::SiteTablet) && site.is_none() {
+        errors.site = Some(t.s("admin.accounts.tablet_needs_site").to_string());
+    }
     let permissions = if role == Some(Role::MunicipalStaff) {
         form.permissions()
     } else {
@@ -343,6 +380,7 @@ async fn create_account(
 
     let again = |errors: AccountErrors, form: AccountForm, t: T| {
         let mut r = render(&NewAccountPage {
+            sites: sites.clone(),
             nav: Nav::for_account(&auth, "/admin/accounts"),
             csrf: auth.session.csrf_token.clone(),
             form,
@@ -376,6 +414,7 @@ async fn create_account(
         } else {
             None
         },
+        site_id: if role == Role::SiteTablet { site } else { None },
         must_change_password: true,
     };
     let (st, actor) = (state.clone(), auth.actor());

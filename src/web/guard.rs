@@ -121,6 +121,7 @@ impl Nav {
             Some(Role::MunicipalAdmin) => items.extend([
                 ("/admin/accounts", "admin.accounts.title"),
                 ("/admin/networks", "admin.networks.title"),
+                ("/admin/sites", "sites.title"),
                 ("/admin/log", "admin.log.title"),
             ]),
             Some(Role::MunicipalStaff) => {
@@ -128,6 +129,7 @@ impl Nav {
                 if perms.contains(&Permission::Residents) {
                     items.push(("/residents", "records.title"));
                     items.push(("/residents/imports", "imports.title"));
+                    items.push(("/doses/queue", "queue.title"));
                 }
                 if perms.contains(&Permission::MyNumber) {
                     items.push(("/residents/by-number", "lookup.title"));
@@ -136,7 +138,11 @@ impl Nav {
                     items.push(("/exports", "exports.title"));
                 }
             }
-            Some(Role::Operator) => items.push(("/operator", "operator.title")),
+            Some(Role::Operator) => {
+                items.push(("/operator", "operator.title"));
+                items.push(("/operator/vaccines", "vaccines.title"));
+            }
+            Some(Role::SiteTablet) => items.push(("/site", "site.title")),
             _ => {}
         }
         items.push(("/totp", "totp.title"));

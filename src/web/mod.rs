@@ -3,6 +3,7 @@
 //! flow, render; no SQL here.
 
 mod admin;
+mod api;
 mod auth;
 mod error;
 mod exports;
@@ -12,8 +13,10 @@ mod imports;
 mod operator;
 mod pages;
 mod records;
+mod recording;
 mod residents;
 mod system;
+mod tablet;
 
 pub use auth::Authed;
 pub use error::AppError;
@@ -50,6 +53,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web
             .configure(imports::routes)
             .configure(records::routes)
             .configure(exports::routes)
+            .configure(tablet::routes)
+            .configure(api::routes)
             .configure(operator::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)

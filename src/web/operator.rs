@@ -198,6 +198,7 @@ async fn enable_municipality(
             expires_on: None,
             device_name: None,
             responsible_person: None,
+            site_id: None,
             must_change_password: true,
         };
         match accounts::create(conn, &st.audit, &actor, new, None) {
@@ -303,6 +304,7 @@ async fn create_viewer(
             expires_on: None,
             device_name: None,
             responsible_person: None,
+            site_id: None,
             must_change_password: true,
         };
         match accounts::create(conn, &st.audit, &actor, new, None) {

@@ -272,6 +272,7 @@ fn a_row_of_every_table_round_trips() {
         created_at: ts("2026-11-01 00:00:00"),
         totp_secret_wrapped: Some(vec![1, 2, 3]),
         totp_last_step: Some(59_000_000),
+        site_id: None,
     };
     account.insert(&mut conn).unwrap();
     assert_eq!(

@@ -27,6 +27,8 @@ pub struct AccountRow {
     pub created_at: NaiveDateTime,
     pub totp_secret_wrapped: Option<Vec<u8>>,
     pub totp_last_step: Option<i64>,
+    /// The vaccination site a tablet account is bound to.
+    pub site_id: Option<String>,
 }
 
 impl AccountRow {

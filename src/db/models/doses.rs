@@ -4,7 +4,15 @@ use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
+/// A dose that counts.
 pub const VALID: &str = "valid";
+/// A dose that failed a data-quality check and waits in the 要確認 queue.
+pub const PENDING: &str = "pending";
+/// Taken out of the record by staff: replaced by a correction, deleted, or
+/// rejected from the queue. The row stays; its events say why.
+pub const CORRECTED: &str = "corrected";
+pub const DELETED: &str = "deleted";
+pub const REJECTED: &str = "rejected";
 pub const RECORDED: &str = "recorded";
 
 /// One dose in the partition of the municipality that issued the ticket.
@@ -26,6 +34,15 @@ pub struct DoseRow {
     pub origin_municipality_code: Option<String>,
     pub recorded_by: Option<String>,
     pub status: String,
+    pub site_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// The data-quality rules the dose failed when recorded (comma list).
+    pub quality_flags: Option<String>,
+    /// The dose this one corrects.
+    pub supersedes: Option<String>,
+    /// Five-year age band at administration (its lower bound), for counts.
+    pub age_band: Option<i32>,
+    pub sex: Option<String>,
 }
 
 impl DoseRow {
@@ -40,6 +57,90 @@ impl DoseRow {
         );
         crate::db::bulk_insert!(conn, doses::table, rows, 500)?;
         Ok(())
+    }
+
+    pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
+        debug_assert_eq!(self.municipality_code, scope.code().as_str());
+        diesel::insert_into(doses::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn find(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        id: &str,
+    ) -> Result<Option<DoseRow>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::id.eq(id))
+            .select(DoseRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// The dose an earlier request with this idempotency key recorded.
+    pub fn find_by_idempotency_key(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        key: &str,
+    ) -> Result<Option<DoseRow>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::idempotency_key.eq(key))
+            .select(DoseRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// Moves a dose from one status to another; false if it was no longer
+    /// in `from` (someone else acted first).
+    pub fn set_status(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        id: &str,
+        from: &[&str],
+        to: &str,
+    ) -> Result<bool, DbError> {
+        let n = diesel::update(
+            doses::table
+                .filter(doses::municipality_code.eq(scope.code().as_str()))
+                .filter(doses::id.eq(id))
+                .filter(doses::status.eq_any(from)),
+        )
+        .set(doses::status.eq(to))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// The 要確認 queue: doses waiting for staff, oldest first.
+    pub fn pending(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        limit: i64,
+    ) -> Result<Vec<DoseRow>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::status.eq(PENDING))
+            .order(doses::recorded_at)
+            .limit(limit)
+            .select(DoseRow::as_select())
+            .load(conn)?)
+    }
+
+    /// How many doses wait in the queue, per site (name as recorded).
+    pub fn pending_per_site(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+    ) -> Result<Vec<(Option<String>, i64)>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::status.eq(PENDING))
+            .group_by(doses::site_name)
+            .select((doses::site_name, diesel::dsl::count_star()))
+            .order(doses::site_name)
+            .load(conn)?)
     }
 
     pub fn of_resident(

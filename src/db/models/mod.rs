@@ -3,11 +3,14 @@
 
 pub mod accounts;
 pub mod audit_log;
+pub mod dose_events;
 pub mod doses;
 pub mod import_jobs;
 pub mod issuer_keys;
 pub mod networks;
 pub mod resident_events;
 pub mod residents;
+pub mod sites;
 pub mod tenants;
 pub mod tickets;
+pub mod vaccines;

@@ -1,0 +1,14 @@
+DROP TABLE dose_events;
+DROP INDEX doses_status;
+DROP INDEX doses_idempotency;
+ALTER TABLE doses DROP COLUMN sex;
+ALTER TABLE doses DROP COLUMN age_band;
+ALTER TABLE doses DROP COLUMN supersedes;
+ALTER TABLE doses DROP COLUMN quality_flags;
+ALTER TABLE doses DROP COLUMN idempotency_key;
+ALTER TABLE doses DROP COLUMN site_id;
+DROP TABLE vaccine_lots;
+DROP TABLE vaccine_products;
+ALTER TABLE accounts DROP COLUMN site_id;
+DROP INDEX sites_municipality;
+DROP TABLE sites;

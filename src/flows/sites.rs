@@ -1,0 +1,159 @@
+//! Vaccination sites: registered by a municipal administrator, each with
+//! tablet accounts bound to it. A site records doses for tickets of any
+//! municipality; what it may see of a person is the masked hint only.
+
+use super::now;
+use crate::audit::{self, Actor, AuditKey, Entry};
+use crate::db::models::accounts::AccountRow;
+use crate::db::models::sites::SiteRow;
+use crate::db::{DbConn, DbError};
+use crate::domain::{FieldError, MunicipalityCode, Reason};
+use diesel::Connection;
+
+/// Clinic (個別接種) or mass site (集団接種).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteKind {
+    Clinic,
+    Mass,
+}
+
+impl SiteKind {
+    pub const ALL: [SiteKind; 2] = [SiteKind::Clinic, SiteKind::Mass];
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            SiteKind::Clinic => "clinic",
+            SiteKind::Mass => "mass",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SiteKind> {
+        SiteKind::ALL.into_iter().find(|k| k.code() == s)
+    }
+}
+
+/// 接種会場名: what the ledger export prints as the site's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteName(String);
+
+impl SiteName {
+    pub const FIELD: &'static str = "会場名";
+    pub const MAX: usize = 100;
+
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        let s = input.trim();
+        let err = |reason| FieldError {
+            field: Self::FIELD,
+            reason,
+        };
+        if s.is_empty() {
+            return Err(err(Reason::Empty));
+        }
+        if s.chars().count() > Self::MAX {
+            return Err(err(Reason::TooLong(Self::MAX)));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(err(Reason::ControlChars));
+        }
+        Ok(SiteName(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Registers a site of the administrator's municipality.
+pub fn register(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    municipality: MunicipalityCode,
+    name: &SiteName,
+    kind: SiteKind,
+) -> Result<SiteRow, DbError> {
+    let row = SiteRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        municipality_code: municipality.to_string(),
+        name: name.as_str().to_string(),
+        kind: kind.code().to_string(),
+        created_by: actor.account_id.clone().unwrap_or_default(),
+        created_at: now(),
+        closed_at: None,
+    };
+    conn.transaction(|conn| {
+        row.insert(conn)?;
+        audit::append(
+            conn,
+            key,
+            actor,
+            Entry {
+                chain: municipality.as_str(),
+                action: "sites.register",
+                target: Some(format!("site:{}", row.id)),
+                outcome: "ok",
+                detail: Some(format!("kind={}", kind.code())),
+            },
+        )?;
+        Ok(row.clone())
+    })
+}
+
+/// Closes a site: its tablets can no longer record. Doses already recorded
+/// keep the site's name.
+pub fn close(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    municipality: MunicipalityCode,
+    id: &str,
+) -> Result<bool, DbError> {
+    conn.transaction(|conn| {
+        let closed = SiteRow::close(conn, municipality.as_str(), id, now())?;
+        if closed {
+            audit::append(
+                conn,
+                key,
+                actor,
+                Entry {
+                    chain: municipality.as_str(),
+                    action: "sites.close",
+                    target: Some(format!("site:{id}")),
+                    outcome: "ok",
+                    detail: None,
+                },
+            )?;
+        }
+        Ok(closed)
+    })
+}
+
+/// The open site a tablet account records for, if it has one.
+pub fn of_account(conn: &mut DbConn, account: &AccountRow) -> Result<Option<SiteRow>, DbError> {
+    let Some(id) = account.site_id.as_deref() else {
+        return Ok(None);
+    };
+    Ok(SiteRow::find(conn, id)?
+        .filter(|s| s.closed_at.is_none())
+        .filter(|s| account.municipality_code.as_deref() == Some(s.municipality_code.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_names() {
+        assert_eq!(
+            SiteName::parse(" 福山市集団接種会場 ").unwrap().as_str(),
+            "福山市集団接種会場"
+        );
+        assert_eq!(SiteName::parse("").unwrap_err().reason, Reason::Empty);
+        assert_eq!(
+            SiteName::parse("a\u{7}").unwrap_err().reason,
+            Reason::ControlChars
+        );
+        assert_eq!(SiteKind::parse("mass"), Some(SiteKind::Mass));
+        assert_eq!(SiteKind::parse("x"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! The national vaccine master: product lines and their known lots, kept by
+//! the operator, seeded on first start with the products of Japan's
+//! programme (reference/vaccines.csv).
+
+use super::now;
+use crate::audit::{self, Actor, AuditKey, Entry, PLATFORM_CHAIN};
+use crate::db::models::vaccines::{LotRow, ProductRow};
+use crate::db::{DbConn, DbError};
+use crate::domain::{FieldError, LotNumber, Reason, VaccineCatalog};
+use chrono::{Months, NaiveDate};
+use diesel::Connection;
+use std::collections::BTreeMap;
+
+/// Fills an empty master with the shipped products. Returns how many.
+pub fn seed(conn: &mut DbConn) -> Result<usize, DbError> {
+    if ProductRow::count(conn)? > 0 {
+        return Ok(0);
+    }
+    let at = now();
+    let rows: Vec<ProductRow> = VaccineCatalog::global()
+        .all()
+        .map(|p| ProductRow {
+            product_code: p.product_code.clone(),
+            manufacturer_ja: p.manufacturer_ja.clone(),
+            manufacturer_en: p.manufacturer_en.clone(),
+            product_ja: p.product_ja.clone(),
+            product_en: p.product_en.clone(),
+            vaccine_type: p.vaccine_type.clone(),
+            target: p.target.clone(),
+            age_group: p.age_group.clone(),
+            cvx: Some(p.cvx.clone()).filter(|c| !c.is_empty()),
+            primary_doses: p.primary_doses,
+            dose2_min_days: p.dose2_min_days,
+            dose3_min_days: p.dose3_min_days,
+            booster_min_months: p.booster_min_months,
+            in_use: true,
+            created_at: at,
+        })
+        .collect();
+    ProductRow::insert_many(conn, &rows)?;
+    Ok(rows.len())
+}
+
+/// The master as read at one moment: enough to name a dose's product and
+/// to check a new dose against its intervals.
+#[derive(Debug, Clone, Default)]
+pub struct Master {
+    by_code: BTreeMap<String, ProductRow>,
+}
+
+impl Master {
+    pub fn load(conn: &mut DbConn) -> Result<Master, DbError> {
+        Ok(Master {
+            by_code: ProductRow::all(conn)?
+                .into_iter()
+                .map(|p| (p.product_code.clone(), p))
+                .collect(),
+        })
+    }
+
+    pub fn get(&self, code: &str) -> Option<&ProductRow> {
+        self.by_code.get(code)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &ProductRow> {
+        self.by_code.values()
+    }
+
+    /// Products a site may choose today.
+    pub fn in_use(&self) -> impl Iterator<Item = &ProductRow> {
+        self.by_code.values().filter(|p| p.in_use)
+    }
+
+    /// A product code from a form or an API call.
+    pub fn parse(&self, field: &'static str, input: &str) -> Result<&ProductRow, FieldError> {
+        let code = input.trim();
+        if code.is_empty() {
+            return Err(FieldError {
+                field,
+                reason: Reason::Empty,
+            });
+        }
+        self.get(code).ok_or(FieldError {
+            field,
+            reason: Reason::UnknownProduct,
+        })
+    }
+}
+
+/// The minimum-interval rules of one product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    pub primary_doses: i32,
+    pub dose2_min_days: Option<i32>,
+    pub dose3_min_days: Option<i32>,
+    pub booster_min_months: i32,
+}
+
+impl From<&ProductRow> for Interval {
+    fn from(p: &ProductRow) -> Self {
+        Interval {
+            primary_doses: p.primary_doses,
+            dose2_min_days: p.dose2_min_days,
+            dose3_min_days: p.dose3_min_days,
+            booster_min_months: p.booster_min_months,
+        }
+    }
+}
+
+impl Interval {
+    /// The earliest date dose `dose_number` may be given when the previous
+    /// dose was given on `previous`. Doses of the primary series count days
+    /// (the date difference); boosters count calendar months.
+    pub fn earliest(&self, dose_number: u8, previous: NaiveDate) -> NaiveDate {
+        let n = i32::from(dose_number);
+        let days = match n {
+            2 if n <= self.primary_doses => self.dose2_min_days,
+            3 if n <= self.primary_doses => self.dose3_min_days.or(self.dose2_min_days),
+            _ => None,
+        };
+        match days {
+            Some(d) => previous + chrono::Duration::days(d.into()),
+            None => previous
+                .checked_add_months(Months::new(self.booster_min_months.max(0) as u32))
+                .unwrap_or(NaiveDate::MAX),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaccineError {
+    #[error("{0:?}")]
+    Field(FieldError),
+    #[error("the lot is already in the master")]
+    DuplicateLot,
+    #[error("the product code is already in the master")]
+    DuplicateProduct,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+crate::db::from_diesel_via_db_error!(VaccineError);
+
+/// Adds a known lot of a product (operator only), with a platform log line.
+pub fn add_lot(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    product_code: &str,
+    lot: &LotNumber,
+    expires_on: Option<NaiveDate>,
+) -> Result<(), VaccineError> {
+    conn.transaction(|conn| {
+        if ProductRow::find(conn, product_code)?.is_none() {
+            return Err(VaccineError::Field(FieldError {
+                field: "製品",
+                reason: Reason::UnknownProduct,
+            }));
+        }
+        if LotRow::exists(conn, product_code, lot.as_str())? {
+            return Err(VaccineError::DuplicateLot);
+        }
+        LotRow {
+            product_code: product_code.to_string(),
+            lot_number: lot.as_str().to_string(),
+            expires_on,
+            created_by: actor.account_id.clone(),
+            created_at: now(),
+        }
+        .insert(conn)?;
+        audit::append(
+            conn,
+            key,
+            actor,
+            Entry {
+                chain: PLATFORM_CHAIN,
+                action: "vaccines.lot.add",
+                target: Some(format!("product:{product_code}")),
+                outcome: "ok",
+                detail: Some(format!("lot={}", lot.as_str())),
+            },
+        )?;
+        Ok(())
+    })
+}
+
+/// Adds a product line to the master (operator only).
+pub fn add_product(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    row: ProductRow,
+) -> Result<(), VaccineError> {
+    conn.transaction(|conn| {
+        if ProductRow::find(conn, &row.product_code)?.is_some() {
+            return Err(VaccineError::DuplicateProduct);
+        }
+        let code = row.product_code.clone();
+        ProductRow::insert_many(conn, std::slice::from_ref(&row))?;
+        audit::append(
+            conn,
+            key,
+            actor,
+            Entry {
+                chain: PLATFORM_CHAIN,
+                action: "vaccines.product.add",
+                target: Some(format!("product:{code}")),
+                outcome: "ok",
+                detail: None,
+            },
+        )?;
+        Ok(())
+    })
+}
+
+/// Takes a product out of (or back into) the sites' choice; doses already
+/// recorded with it keep their product.
+pub fn set_in_use(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    product_code: &str,
+    in_use: bool,
+) -> Result<bool, VaccineError> {
+    conn.transaction(|conn| {
+        let changed = ProductRow::set_in_use(conn, product_code, in_use)?;
+        if changed {
+            audit::append(
+                conn,
+                key,
+                actor,
+                Entry {
+                    chain: PLATFORM_CHAIN,
+                    action: "vaccines.product.in_use",
+                    target: Some(format!("product:{product_code}")),
+                    outcome: "ok",
+                    detail: Some(format!("in_use={in_use}")),
+                },
+            )?;
+        }
+        Ok(changed)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn intervals_follow_the_guidance() {
+        let pfizer = Interval {
+            primary_doses: 2,
+            dose2_min_days: Some(19),
+            dose3_min_days: None,
+            booster_min_months: 3,
+        };
+        // 「18日以上の間隔」: first dose on a Thursday, second at the
+        // earliest on the Tuesday three weeks later (MHLW's own example).
+        assert_eq!(pfizer.earliest(2, d("2021-06-03")), d("2021-06-22"));
+        // Boosters count calendar months.
+        assert_eq!(pfizer.earliest(3, d("2022-01-31")), d("2022-04-30"));
+        let infant = Interval {
+            primary_doses: 3,
+            dose2_min_days: Some(19),
+            dose3_min_days: Some(56),
+            booster_min_months: 3,
+        };
+        assert_eq!(infant.earliest(3, d("2022-11-01")), d("2022-12-27"));
+        let booster_only = Interval {
+            primary_doses: 0,
+            dose2_min_days: None,
+            dose3_min_days: None,
+            booster_min_months: 6,
+        };
+        assert_eq!(booster_only.earliest(2, d("2022-01-10")), d("2022-07-10"));
+    }
+}

@@ -1,0 +1,250 @@
+//! The one path from a signed-in recorder — a site's tablet or site system,
+//! or a municipal system — to the dose flows, shared by the tablet pages and
+//! the machine API: who may record, the issuing municipality's partition
+//! opened for the ticket's code, the flow, and the operation-log line in
+//! that municipality's log.
+
+use super::{AppError, Authed, with_db};
+use crate::audit::{self, Actor, Entry};
+use crate::db::models::sites::SiteRow;
+use crate::db::models::vaccines::{LotRow, ProductRow};
+use crate::domain::{IdempotencyKey, LotNumber, MunicipalityCode, Permission, Role, TicketRef};
+use crate::flows::doses::{self, DoseError, Preview, Recorded, Recorder, Recording};
+use crate::flows::vaccines::Master;
+use crate::startup::AppState;
+use crate::tenancy::{Partition, TenancyError};
+use chrono::NaiveDate;
+
+/// A signed-in account that may record doses, and for whom.
+#[derive(Clone)]
+pub struct RecorderCtx {
+    pub recorder: Recorder,
+    pub actor: Actor,
+    /// A municipal system records only its own municipality's tickets; a
+    /// site records for any.
+    pub only: Option<MunicipalityCode>,
+}
+
+impl RecorderCtx {
+    pub fn site(&self) -> Option<&SiteRow> {
+        self.recorder.site.as_ref()
+    }
+}
+
+/// Why an account cannot record.
+pub enum NotRecorder {
+    /// Not a role that records at all.
+    Role,
+    /// A tablet account whose site is missing or closed.
+    NoSite,
+}
+
+pub async fn recorder_of(
+    state: &AppState,
+    auth: &Authed,
+) -> Result<Result<RecorderCtx, NotRecorder>, AppError> {
+    let ctx = |site, only| RecorderCtx {
+        recorder: Recorder {
+            account_id: auth.account.id.clone(),
+            site,
+        },
+        actor: auth.actor(),
+        only,
+    };
+    match auth.require(&[Role::SiteTablet, Role::MunicipalStaff])? {
+        Role::SiteTablet => {
+            let account = auth.account.clone();
+            let site = with_db(state, move |conn| {
+                Ok(crate::flows::sites::of_account(conn, &account)?)
+            })
+            .await?;
+            Ok(site.map(|s| ctx(Some(s), None)).ok_or(NotRecorder::NoSite))
+        }
+        _ => Ok(auth
+            .require_staff(Permission::Residents)
+            .map(|code| ctx(None, Some(code)))
+            .map_err(|_| NotRecorder::Role)),
+    }
+}
+
+/// Opens the ticket's municipality's partition and runs `work` in it. A
+/// municipality that holds no partition answers exactly as a ticket it did
+/// not issue.
+async fn in_issuer<T, F>(
+    state: &AppState,
+    rec: &RecorderCtx,
+    code: MunicipalityCode,
+    work: F,
+) -> Result<Result<T, DoseError>, AppError>
+where
+    T: Send + 'static,
+    F: Fn(&crate::tenancy::Scope<'_>, &mut crate::db::DbConn) -> Result<T, DoseError>
+        + Send
+        + 'static,
+{
+    if rec.only.is_some_and(|own| own != code) {
+        return Err(AppError::Forbidden);
+    }
+    let st = state.clone();
+    with_db(state, move |conn| {
+        let partition = match Partition::open(conn, &st.master, code) {
+            Ok(p) => p,
+            Err(TenancyError::NotATenant(_) | TenancyError::Erased(_)) => {
+                return Ok(Err(DoseError::NotIssued));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Two requests with one idempotency key can both pass the lookup on
+        // PostgreSQL; the loser's insert fails, and its retry finds the
+        // winner's dose.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match partition.run(conn, &work) {
+                Err(e) if e.is_race() && attempt < 3 => continue,
+                Err(e @ DoseError::Resident(_)) => {
+                    return Err(AppError::Internal(e.to_string()));
+                }
+                other => return Ok(other),
+            }
+        }
+    })
+    .await
+}
+
+fn log(
+    scope: &crate::tenancy::Scope<'_>,
+    conn: &mut crate::db::DbConn,
+    st: &AppState,
+    actor: &Actor,
+    action: &str,
+    target: String,
+    detail: String,
+) -> Result<(), DoseError> {
+    audit::append(
+        conn,
+        &st.audit,
+        actor,
+        Entry {
+            chain: scope.code().as_str(),
+            action,
+            target: Some(target),
+            outcome: "ok",
+            detail: Some(detail),
+        },
+    )?;
+    Ok(())
+}
+
+fn site_detail(rec: &RecorderCtx) -> String {
+    match rec.site() {
+        Some(s) => format!("site={}", s.id),
+        None => "site=-".into(),
+    }
+}
+
+/// Looks a ticket up for a site: the masked hint, the dose due, the blocks.
+pub async fn preview(
+    state: &AppState,
+    rec: &RecorderCtx,
+    t: TicketRef,
+    product: Option<String>,
+) -> Result<Result<Preview, DoseError>, AppError> {
+    let (st, r) = (state.clone(), rec.clone());
+    in_issuer(state, rec, t.municipality, move |scope, conn| {
+        let master = Master::load(conn)?;
+        let p = doses::preview(
+            scope,
+            conn,
+            &master,
+            &t,
+            product.as_deref(),
+            crate::flows::today_in_japan(),
+        )?;
+        log(
+            scope,
+            conn,
+            &st,
+            &r.actor,
+            "tickets.scan",
+            format!("ticket:{}", t.ticket.as_str()),
+            site_detail(&r),
+        )?;
+        Ok(p)
+    })
+    .await
+}
+
+/// A recording as parsed at the edge (form or JSON).
+#[derive(Debug, Clone)]
+pub struct RecordInput {
+    pub ticket: TicketRef,
+    pub administered_on: NaiveDate,
+    pub product_code: String,
+    pub lot: LotNumber,
+    pub expected_dose: Option<u8>,
+    pub key: IdempotencyKey,
+}
+
+pub async fn record(
+    state: &AppState,
+    rec: &RecorderCtx,
+    input: RecordInput,
+) -> Result<Result<Recorded, DoseError>, AppError> {
+    let (st, r) = (state.clone(), rec.clone());
+    in_issuer(state, rec, input.ticket.municipality, move |scope, conn| {
+        let product =
+            ProductRow::find(conn, &input.product_code)?.ok_or(DoseError::UnknownProduct)?;
+        let done = doses::record(
+            scope,
+            conn,
+            &Recording {
+                ticket: &input.ticket,
+                administered_on: input.administered_on,
+                product: &product,
+                lot: input.lot.clone(),
+                expected_dose: input.expected_dose,
+                key: &input.key,
+                recorder: &r.recorder,
+            },
+            crate::flows::today_in_japan(),
+        )?;
+        if !done.replayed {
+            log(
+                scope,
+                conn,
+                &st,
+                &r.actor,
+                "doses.record",
+                format!("dose:{}", done.dose_id),
+                format!(
+                    "{} status={}",
+                    site_detail(&r),
+                    if done.queued() { "queued" } else { "valid" }
+                ),
+            )?;
+        }
+        Ok(done)
+    })
+    .await
+}
+
+/// The products a site may choose and the lots known for one of them.
+pub async fn choices(
+    state: &AppState,
+    product: Option<String>,
+) -> Result<(Vec<ProductRow>, Vec<String>), AppError> {
+    with_db(state, move |conn| {
+        let master = Master::load(conn)?;
+        let products: Vec<ProductRow> = master.in_use().cloned().collect();
+        let lots = match product {
+            Some(p) => LotRow::of_product(conn, &p)?
+                .into_iter()
+                .map(|l| l.lot_number)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok((products, lots))
+    })
+    .await
+}
