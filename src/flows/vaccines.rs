@@ -133,8 +133,6 @@ pub enum VaccineError {
     Field(FieldError),
     #[error("the lot is already in the master")]
     DuplicateLot,
-    #[error("the product code is already in the master")]
-    DuplicateProduct,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -178,35 +176,6 @@ pub fn add_lot(
                 target: Some(format!("product:{product_code}")),
                 outcome: "ok",
                 detail: Some(format!("lot={}", lot.as_str())),
-            },
-        )?;
-        Ok(())
-    })
-}
-
-/// Adds a product line to the master (operator only).
-pub fn add_product(
-    conn: &mut DbConn,
-    key: &AuditKey,
-    actor: &Actor,
-    row: ProductRow,
-) -> Result<(), VaccineError> {
-    conn.transaction(|conn| {
-        if ProductRow::find(conn, &row.product_code)?.is_some() {
-            return Err(VaccineError::DuplicateProduct);
-        }
-        let code = row.product_code.clone();
-        ProductRow::insert_many(conn, std::slice::from_ref(&row))?;
-        audit::append(
-            conn,
-            key,
-            actor,
-            Entry {
-                chain: PLATFORM_CHAIN,
-                action: "vaccines.product.add",
-                target: Some(format!("product:{code}")),
-                outcome: "ok",
-                detail: None,
             },
         )?;
         Ok(())

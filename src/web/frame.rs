@@ -53,6 +53,7 @@ pub struct RequestInfo {
 }
 
 /// What a page handler needs to render: the translator and the request id.
+#[derive(Clone)]
 pub struct Ctx {
     pub t: T,
     pub request_id: String,

@@ -12,11 +12,14 @@ mod guard;
 mod imports;
 mod operator;
 mod pages;
+mod queue;
 mod records;
 mod recording;
 mod residents;
+mod sites;
 mod system;
 mod tablet;
+mod vaccines;
 
 pub use auth::Authed;
 pub use error::AppError;
@@ -54,6 +57,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web
             .configure(records::routes)
             .configure(exports::routes)
             .configure(tablet::routes)
+            .configure(vaccines::routes)
+            .configure(queue::routes)
+            .configure(sites::routes)
             .configure(api::routes)
             .configure(operator::routes)
             .default_service(web::to(|| async {

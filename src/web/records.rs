@@ -9,7 +9,7 @@ use super::{
 use crate::db::models::doses::DoseRow;
 use crate::domain::{
     AddresseeNumber, BirthDate, ChangeReason, FieldError, KanaName, MunicipalityCode, Permission,
-    PersonName, Sex, TicketNumber, VaccineCatalog,
+    PersonName, Sex, TicketNumber,
 };
 use crate::flows::residents::{self, Correction, Flag, Resident, Search};
 use crate::flows::tickets::{self, Label, ReissueReason, Ticket};
@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(search_form)
+        .service(dose_action)
         .service(search)
         .service(detail)
         .service(correct)
@@ -189,12 +190,54 @@ async fn search(
 }
 
 pub struct DoseView {
+    pub id: String,
     pub dose_number: i32,
+    pub status: String,
+    pub rules: Vec<&'static str>,
     pub date: String,
     pub product: String,
     pub lot: String,
     pub site: String,
     pub origin: String,
+}
+
+impl DoseView {
+    pub fn status_key(&self) -> &'static str {
+        match self.status.as_str() {
+            crate::db::models::doses::VALID => "dose.status.valid",
+            crate::db::models::doses::PENDING => "dose.status.pending",
+            crate::db::models::doses::CORRECTED => "dose.status.corrected",
+            crate::db::models::doses::DELETED => "dose.status.deleted",
+            _ => "dose.status.rejected",
+        }
+    }
+    pub fn pending(&self) -> bool {
+        self.status == crate::db::models::doses::PENDING
+    }
+    /// Staff may still correct or delete it.
+    pub fn open(&self) -> bool {
+        self.pending() || self.status == crate::db::models::doses::VALID
+    }
+}
+
+pub struct DoseEventView {
+    pub at: String,
+    pub dose_number: i32,
+    pub kind: String,
+    pub detail: String,
+    pub reason: String,
+}
+
+impl DoseEventView {
+    pub fn kind_key(&self) -> &'static str {
+        match self.kind.as_str() {
+            "queued" => "dose.event.queued",
+            "confirmed" => "dose.event.confirmed",
+            "corrected" => "dose.event.corrected",
+            "deleted" => "dose.event.deleted",
+            _ => "dose.event.rejected",
+        }
+    }
 }
 
 pub struct HistoryView {
@@ -213,6 +256,8 @@ struct DetailPage {
     r: Resident,
     tickets: Vec<Ticket>,
     doses: Vec<DoseView>,
+    dose_events: Vec<DoseEventView>,
+    products: Vec<(String, String)>,
     history: Vec<HistoryView>,
     error: Option<String>,
     done: Option<String>,
@@ -246,18 +291,57 @@ struct Loaded {
     r: Resident,
     tickets: Vec<Ticket>,
     doses: Vec<DoseView>,
+    dose_events: Vec<DoseEventView>,
+    products: Vec<(String, String)>,
     history: Vec<HistoryView>,
 }
 
 fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loaded, AppError> {
     let r = residents::get(scope, conn, id)?.ok_or(AppError::NotFound)?;
-    let catalog = VaccineCatalog::global();
-    let doses = DoseRow::of_resident(scope, conn, id)?
+    let master = crate::flows::vaccines::Master::load(conn)?;
+    let rows = DoseRow::of_resident(scope, conn, id)?;
+    let number_of = |dose_id: &str| {
+        rows.iter()
+            .find(|d| d.id == dose_id)
+            .map_or(0, |d| d.dose_number)
+    };
+    let dose_events = crate::flows::doses::events_of_resident(scope, conn, id)
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .into_iter()
+        .map(|e| DoseEventView {
+            at: super::auth::jst(e.at),
+            dose_number: number_of(&e.dose_id),
+            kind: e.kind,
+            detail: e
+                .detail
+                .as_deref()
+                .map(|d| {
+                    crate::flows::dose_checks::Rule::split(Some(d))
+                        .iter()
+                        .map(|r| r.code())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+            reason: e.reason.unwrap_or_default(),
+        })
+        .collect();
+    let products = master
+        .in_use()
+        .map(|p| (p.product_code.clone(), p.product_ja.clone()))
+        .collect();
+    let doses = rows
         .into_iter()
         .map(|d| DoseView {
+            id: d.id.clone(),
             dose_number: d.dose_number,
+            status: d.status.clone(),
+            rules: crate::flows::dose_checks::Rule::split(d.quality_flags.as_deref())
+                .iter()
+                .map(|r| r.label_key())
+                .collect(),
             date: d.administered_on.to_string(),
-            product: catalog
+            product: master
                 .get(&d.product_code)
                 .map(|p| p.product_ja.clone())
                 .unwrap_or(d.product_code),
@@ -284,6 +368,8 @@ fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loa
         tickets: tickets::of_resident(scope, conn, id)?,
         r,
         doses,
+        dose_events,
+        products,
         history,
     })
 }
@@ -319,6 +405,8 @@ async fn detail_page(
         r: loaded.r,
         tickets: loaded.tickets,
         doses: loaded.doses,
+        dose_events: loaded.dose_events,
+        products: loaded.products,
         history: loaded.history,
         error,
         done,
@@ -349,7 +437,18 @@ async fn detail(
     let done = q
         .done
         .as_deref()
-        .filter(|d| ["corrected", "flag", "protection", "reissued", "unchanged"].contains(d))
+        .filter(|d| {
+            [
+                "corrected",
+                "flag",
+                "protection",
+                "reissued",
+                "unchanged",
+                "dose",
+                "dose_stale",
+            ]
+            .contains(d)
+        })
         .map(|d| format!("records.done.{d}"));
     detail_page(ctx, &auth, &state, code, id, None, done).await
 }
@@ -660,4 +759,139 @@ async fn ticket_sheet(
         next_href: None,
         position: String::new(),
     })
+}
+
+#[derive(Deserialize)]
+struct DoseForm {
+    csrf: String,
+    action: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    dose_number: String,
+    #[serde(default)]
+    administered_on: String,
+    #[serde(default)]
+    product: String,
+    #[serde(default)]
+    lot: String,
+}
+
+/// What staff do to one dose: confirm or reject it from the queue, delete
+/// it (a wrong scan undone) or correct it, always with a reason (optional
+/// only when confirming). The dose row is never rewritten.
+#[post("/residents/{id}/doses/{dose}")]
+async fn dose_action(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<DoseForm>,
+) -> Result<HttpResponse, AppError> {
+    auth.check_csrf(&form.csrf)?;
+    let code = staff(&auth)?;
+    let id = path_id(&path.0)?;
+    let dose_id = path_id(&path.1)?;
+    let form = form.into_inner();
+    let t = &ctx.t;
+    let reason = ChangeReason::parse(&form.reason);
+    let bad = |msg: String| detail_page(ctx.clone(), &auth, &state, code, id.clone(), Some(msg), None);
+    let action = match form.action.as_str() {
+        "confirm" => DoseAction::Confirm(reason.ok()),
+        "reject" | "delete" => match reason {
+            Ok(r) if form.action == "reject" => DoseAction::Reject(r),
+            Ok(r) => DoseAction::Delete(r),
+            Err(e) => return bad(field_error(t, "dose.reason", e)).await,
+        },
+        "correct" => {
+            let reason = match reason {
+                Ok(r) => r,
+                Err(e) => return bad(field_error(t, "dose.reason", e)).await,
+            };
+            let number = match crate::domain::DoseNumber::parse(&form.dose_number) {
+                Ok(n) => n,
+                Err(e) => return bad(field_error(t, "ticket.dose", e)).await,
+            };
+            let date = match crate::domain::parse_date_field("接種日", &form.administered_on) {
+                Ok(d) => d,
+                Err(e) => return bad(field_error(t, "records.dose_date", e)).await,
+            };
+            let lot = match crate::domain::LotNumber::parse(&form.lot) {
+                Ok(l) => l,
+                Err(e) => return bad(field_error(t, "records.lot", e)).await,
+            };
+            DoseAction::Correct {
+                number,
+                date,
+                product: form.product.trim().to_string(),
+                lot,
+                reason,
+            }
+        }
+        _ => return Err(AppError::BadRequest("action".into())),
+    };
+    let did = dose_id.clone();
+    let outcome = change(&state, &auth, code, &id, "doses.change", move |scope, conn, rid, account| {
+        use crate::flows::doses::{self, DoseError};
+        // The dose must be this resident's: a foreign id is simply not found.
+        let row = DoseRow::find(scope, conn, &did)?
+            .filter(|d| d.resident_id == rid)
+            .ok_or(AppError::NotFound)?;
+        let done = match &action {
+            DoseAction::Confirm(r) => doses::confirm(scope, conn, &row.id, account, r.as_ref()).map(|_| None),
+            DoseAction::Reject(r) => doses::reject(scope, conn, &row.id, account, r).map(|_| None),
+            DoseAction::Delete(r) => doses::delete(scope, conn, &row.id, account, r).map(|_| None),
+            DoseAction::Correct { number, date, product, lot, reason } => {
+                let product = crate::db::models::vaccines::ProductRow::find(conn, product)?
+                    .ok_or(AppError::BadRequest("product".into()))?;
+                let c = doses::Correction {
+                    dose_number: *number,
+                    administered_on: *date,
+                    product: &product,
+                    lot: lot.clone(),
+                };
+                doses::correct(scope, conn, &row.id, &c, account, reason).map(Some)
+            }
+        };
+        match done {
+            Ok(new_id) => Ok((
+                "dose",
+                format!(
+                    "dose:{} action={}{}",
+                    row.id,
+                    action.code(),
+                    new_id.map(|n| format!(" new=dose:{n}")).unwrap_or_default()
+                ),
+            )),
+            Err(DoseError::Stale) => Ok(("dose_stale", format!("dose:{} stale", row.id))),
+            Err(DoseError::NotFound) => Err(AppError::NotFound),
+            Err(e) => Err(AppError::Internal(e.to_string())),
+        }
+    })
+    .await?;
+    Ok(back(&id, outcome))
+}
+
+enum DoseAction {
+    Confirm(Option<ChangeReason>),
+    Reject(ChangeReason),
+    Delete(ChangeReason),
+    Correct {
+        number: crate::domain::DoseNumber,
+        date: chrono::NaiveDate,
+        product: String,
+        lot: crate::domain::LotNumber,
+        reason: ChangeReason,
+    },
+}
+
+impl DoseAction {
+    fn code(&self) -> &'static str {
+        match self {
+            DoseAction::Confirm(_) => "confirm",
+            DoseAction::Reject(_) => "reject",
+            DoseAction::Delete(_) => "delete",
+            DoseAction::Correct { .. } => "correct",
+        }
+    }
 }

@@ -1,0 +1,205 @@
+//! The operator's national vaccine master: the product lines with their
+//! intervals and CVX codes, the lots known per product, and withdrawing a
+//! product from the sites' choice.
+
+use super::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
+use crate::db::models::vaccines::{LotRow, ProductRow};
+use crate::domain::{LotNumber, Role};
+use crate::flows::vaccines::{self, VaccineError};
+use crate::i18n::T;
+use crate::startup::AppState;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list).service(add_lot).service(in_use);
+}
+
+#[derive(Template)]
+#[template(path = "operator/vaccines.html")]
+struct VaccinesPage {
+    t: T,
+    nav: Nav,
+    csrf: String,
+    products: Vec<(ProductRow, i64)>,
+    product: String,
+    lot: String,
+    expires: String,
+    error: Option<String>,
+    added: bool,
+}
+
+impl VaccinesPage {
+    fn intervals(&self, p: &ProductRow) -> String {
+        let (d, m) = (self.t.s("vaccines.days"), self.t.s("vaccines.months"));
+        let mut parts = Vec::new();
+        if let Some(n) = p.dose2_min_days {
+            parts.push(format!("1→2: {n}{d}"));
+        }
+        if let Some(n) = p.dose3_min_days {
+            parts.push(format!("2→3: {n}{d}"));
+        }
+        parts.push(format!("+: {}{m}", p.booster_min_months));
+        parts.join(" / ")
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    added: Option<u8>,
+}
+
+async fn page(
+    ctx: &Ctx,
+    auth: &Authed,
+    state: &AppState,
+    form: (String, String, String, Option<String>),
+    added: bool,
+) -> Result<HttpResponse, AppError> {
+    auth.require(&[Role::Operator])?;
+    let products = with_db(state, |conn| {
+        let counts = LotRow::counts(conn)?;
+        Ok(ProductRow::all(conn)?
+            .into_iter()
+            .map(|p| {
+                let n = counts
+                    .iter()
+                    .find(|(c, _)| *c == p.product_code)
+                    .map_or(0, |(_, n)| *n);
+                (p, n)
+            })
+            .collect())
+    })
+    .await?;
+    let (product, lot, expires, error) = form;
+    let bad = error.is_some();
+    let mut resp = render(&VaccinesPage {
+        nav: Nav::for_account(auth, "/operator/vaccines"),
+        csrf: auth.session.csrf_token.clone(),
+        products,
+        product,
+        lot,
+        expires,
+        error,
+        added,
+        t: ctx.t.clone(),
+    })?;
+    if bad {
+        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+#[get("/operator/vaccines")]
+async fn list(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let empty = (String::new(), String::new(), String::new(), None);
+    page(&ctx, &auth, &state, empty, q.added == Some(1)).await
+}
+
+#[derive(Deserialize)]
+struct LotForm {
+    csrf: String,
+    #[serde(default)]
+    product: String,
+    #[serde(default)]
+    lot: String,
+    #[serde(default)]
+    expires_on: String,
+}
+
+#[post("/operator/vaccines/lots")]
+async fn add_lot(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<LotForm>,
+) -> Result<HttpResponse, AppError> {
+    auth.check_csrf(&form.csrf)?;
+    auth.require(&[Role::Operator])?;
+    let form = form.into_inner();
+    let t = &ctx.t;
+    let again = |msg: String| {
+        let f = (
+            form.product.clone(),
+            form.lot.clone(),
+            form.expires_on.clone(),
+            Some(msg),
+        );
+        page(&ctx, &auth, &state, f, false)
+    };
+    let lot = match LotNumber::parse(&form.lot) {
+        Ok(l) => l,
+        Err(e) => {
+            return again(format!("{}: {}", t.s("site.lot"), field_message(t, e.reason))).await;
+        }
+    };
+    let expires = match form.expires_on.trim() {
+        "" => None,
+        s => match crate::domain::parse_date_field("有効期限", s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                return again(format!(
+                    "{}: {}",
+                    t.s("vaccines.expires"),
+                    field_message(t, e.reason)
+                ))
+                .await;
+            }
+        },
+    };
+    let (st, actor, product) = (state.clone(), auth.actor(), form.product.trim().to_string());
+    let done = with_db(&state, move |conn| {
+        match vaccines::add_lot(conn, &st.audit, &actor, &product, &lot, expires) {
+            Ok(()) => Ok(Ok(())),
+            Err(VaccineError::Db(e)) => Err(e.into()),
+            Err(e) => Ok(Err(e)),
+        }
+    })
+    .await?;
+    match done {
+        Ok(()) => Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/operator/vaccines?added=1"))
+            .finish()),
+        Err(VaccineError::DuplicateLot) => again(t.s("vaccines.lot_exists").to_string()).await,
+        Err(VaccineError::Field(e)) => {
+            again(format!("{}: {}", t.s("site.product"), field_message(t, e.reason))).await
+        }
+        Err(e) => Err(AppError::Internal(e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+struct InUseForm {
+    csrf: String,
+    product: String,
+    in_use: String,
+}
+
+#[post("/operator/vaccines/in-use")]
+async fn in_use(
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<InUseForm>,
+) -> Result<HttpResponse, AppError> {
+    auth.check_csrf(&form.csrf)?;
+    auth.require(&[Role::Operator])?;
+    let (st, actor) = (state.clone(), auth.actor());
+    let (product, flag) = (form.product.clone(), form.in_use == "1");
+    let changed = with_db(&state, move |conn| {
+        vaccines::set_in_use(conn, &st.audit, &actor, &product, flag)
+            .map_err(|e| AppError::Internal(e.to_string()))
+    })
+    .await?;
+    if !changed {
+        return Err(AppError::NotFound);
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("location", "/operator/vaccines"))
+        .finish())
+}
