@@ -119,6 +119,19 @@ impl T {
         cat.get(&key).cloned().unwrap_or_else(|| code.to_string())
     }
 
+    /// The string for `key` with `{n}` replaced (the catalogues put the
+    /// number where each language wants it: 「2回目」, "Dose 2").
+    pub fn with_n(&self, key: &str, n: impl std::fmt::Display) -> String {
+        self.s(key).replace("{n}", &n.to_string())
+    }
+
+    /// A birth year and month as the language writes it.
+    pub fn year_month(&self, y: i32, m: u32) -> String {
+        self.s("site.year_month")
+            .replace("{y}", &y.to_string())
+            .replace("{m}", &m.to_string())
+    }
+
     pub fn is_en(&self) -> bool {
         self.lang == Lang::En
     }

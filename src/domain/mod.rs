@@ -60,6 +60,7 @@ pub enum Reason {
     LotChars,
     UnknownProduct,
     KeyChars,
+    ProductCodeChars,
 }
 
 impl Reason {
@@ -101,6 +102,9 @@ impl Reason {
             Reason::LotChars => "半角英数字とハイフンで20文字以内で入力してください".into(),
             Reason::UnknownProduct => "ワクチンのマスタにない製品です".into(),
             Reason::KeyChars => "半角英数字・「-」「_」の16〜64文字で指定してください".into(),
+            Reason::ProductCodeChars => {
+                "半角英大文字・数字・「_」の3〜40文字で入力してください".into()
+            }
         }
     }
 
@@ -136,6 +140,7 @@ impl Reason {
             Reason::LotChars => "must be up to 20 ASCII letters, digits or hyphens".into(),
             Reason::UnknownProduct => "is not a product of the vaccine master".into(),
             Reason::KeyChars => "must be 16 to 64 ASCII letters, digits, '-' or '_'".into(),
+            Reason::ProductCodeChars => "must be 3 to 40 of A-Z, 0-9 and '_'".into(),
         }
     }
 }
@@ -148,6 +153,36 @@ impl std::fmt::Display for Reason {
 
 /// Parses a fixed-length run of ASCII digits; full-width digits (common when
 /// typed on a Japanese IME) are accepted and normalised.
+/// Free text as a form gives it: trimmed, not empty, at most `max`
+/// characters, no control characters.
+pub fn parse_text(field: &'static str, input: &str, max: usize) -> Result<String, FieldError> {
+    let err = |reason| FieldError { field, reason };
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err(Reason::Empty));
+    }
+    if s.chars().count() > max {
+        return Err(err(Reason::TooLong(max)));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(err(Reason::ControlChars));
+    }
+    Ok(s.to_string())
+}
+
+/// A whole number within `min..=max` as typed.
+pub fn parse_number(field: &'static str, input: &str, min: u8, max: u8) -> Result<u8, FieldError> {
+    let err = |reason| FieldError { field, reason };
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err(Reason::Empty));
+    }
+    s.parse::<u8>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or(err(Reason::OutOfRange(min, max)))
+}
+
 /// A calendar date as staff type it (2024-05-01, 2024/05/01 or 20240501),
 /// not before 1900. Whether a date may lie in the future is the caller's rule.
 pub fn parse_date_field(field: &'static str, input: &str) -> Result<NaiveDate, FieldError> {

@@ -71,13 +71,7 @@ impl Rule {
 
     /// The stored comma list of a dose's failed rules.
     pub fn join(rules: &[Rule]) -> Option<String> {
-        (!rules.is_empty()).then(|| {
-            rules
-                .iter()
-                .map(|r| r.code())
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+        (!rules.is_empty()).then(|| rules.iter().map(|r| r.code()).collect::<Vec<_>>().join(","))
     }
 
     pub fn split(stored: Option<&str>) -> Vec<Rule> {

@@ -160,12 +160,17 @@ struct Subject {
 fn subject(scope: &Scope<'_>, conn: &mut DbConn, t: &TicketRef) -> Result<Subject, DoseError> {
     debug_assert_eq!(t.municipality, scope.code());
     let ticket = TicketRow::find(scope, conn, t.ticket.as_str())?.ok_or(DoseError::NotIssued)?;
-    if ticket.status != ticket_rows::ACTIVE {
-        return Err(DoseError::Invalidated);
-    }
     ResidentRow::lock(scope, conn, &ticket.resident_id)?;
     let resident = ResidentRow::find_by_id_and_municipality(scope, conn, &ticket.resident_id)?
         .ok_or(DoseError::NotIssued)?;
+    // A reissued or lost ticket is refused. One invalidated because the
+    // person moved out or died still shows (and records, into the queue):
+    // the person may be standing at the site, and the municipality must
+    // hear of it.
+    let flagged = resident.moved_out_on.is_some() || resident.deceased_on.is_some();
+    if ticket.status != ticket_rows::ACTIVE && !flagged {
+        return Err(DoseError::Invalidated);
+    }
     let facts = residents::site_facts(scope, &resident)?;
     let counted: Vec<DoseRow> = DoseRow::of_resident(scope, conn, &resident.id)?
         .into_iter()
@@ -373,10 +378,7 @@ pub fn record(
         idempotency_key: Some(r.key.as_str().to_string()),
         quality_flags: Rule::join(&verdict.rules),
         supersedes: None,
-        age_band: Some(dose_checks::age_band(
-            s.facts.birth_date,
-            r.administered_on,
-        )),
+        age_band: Some(dose_checks::age_band(s.facts.birth_date, r.administered_on)),
         sex: Some(s.facts.sex.code().to_string()),
     };
     row.insert(scope, conn)?;
@@ -454,22 +456,27 @@ fn dose(scope: &Scope<'_>, conn: &mut DbConn, id: &str) -> Result<DoseRow, DoseE
     DoseRow::find(scope, conn, id)?.ok_or(DoseError::NotFound)
 }
 
-/// Moves a dose from `from` to `to` and records why.
+/// A status move staff make, and the event that records it.
+struct Move {
+    from: &'static [&'static str],
+    to: &'static str,
+    kind: EventKind,
+}
+
+/// Moves a dose's status and records why.
 fn resolve(
     scope: &Scope<'_>,
     conn: &mut DbConn,
     id: &str,
-    from: &[&str],
-    to: &str,
-    kind: EventKind,
+    m: Move,
     account_id: &str,
     reason: Option<&ChangeReason>,
 ) -> Result<DoseRow, DoseError> {
     let row = dose(scope, conn, id)?;
-    if !DoseRow::set_status(scope, conn, id, from, to)? {
+    if !DoseRow::set_status(scope, conn, id, m.from, m.to)? {
         return Err(DoseError::Stale);
     }
-    add_event(scope, conn, &row, kind, Some(account_id), None, reason)?;
+    add_event(scope, conn, &row, m.kind, Some(account_id), None, reason)?;
     Ok(row)
 }
 
@@ -485,9 +492,11 @@ pub fn confirm(
         scope,
         conn,
         id,
-        &[rows::PENDING],
-        rows::VALID,
-        EventKind::Confirmed,
+        Move {
+            from: &[rows::PENDING],
+            to: rows::VALID,
+            kind: EventKind::Confirmed,
+        },
         account_id,
         reason,
     )
@@ -505,9 +514,11 @@ pub fn reject(
         scope,
         conn,
         id,
-        &[rows::PENDING],
-        rows::REJECTED,
-        EventKind::Rejected,
+        Move {
+            from: &[rows::PENDING],
+            to: rows::REJECTED,
+            kind: EventKind::Rejected,
+        },
         account_id,
         Some(reason),
     )
@@ -526,9 +537,11 @@ pub fn delete(
         scope,
         conn,
         id,
-        &[rows::VALID, rows::PENDING],
-        rows::DELETED,
-        EventKind::Deleted,
+        Move {
+            from: &[rows::VALID, rows::PENDING],
+            to: rows::DELETED,
+            kind: EventKind::Deleted,
+        },
         account_id,
         Some(reason),
     )
@@ -555,7 +568,13 @@ pub fn correct(
     reason: &ChangeReason,
 ) -> Result<String, DoseError> {
     let old = dose(scope, conn, id)?;
-    if !DoseRow::set_status(scope, conn, id, &[rows::VALID, rows::PENDING], rows::CORRECTED)? {
+    if !DoseRow::set_status(
+        scope,
+        conn,
+        id,
+        &[rows::VALID, rows::PENDING],
+        rows::CORRECTED,
+    )? {
         return Err(DoseError::Stale);
     }
     let resident = ResidentRow::find_by_id_and_municipality(scope, conn, &old.resident_id)?

@@ -7,7 +7,9 @@ use crate::audit::{self, Actor, AuditKey, Entry};
 use crate::db::models::accounts::AccountRow;
 use crate::db::models::sites::SiteRow;
 use crate::db::{DbConn, DbError};
-use crate::domain::{FieldError, MunicipalityCode, Reason};
+#[cfg(test)]
+use crate::domain::Reason;
+use crate::domain::{FieldError, MunicipalityCode};
 use diesel::Connection;
 
 /// Clinic (個別接種) or mass site (集団接種).
@@ -41,21 +43,7 @@ impl SiteName {
     pub const MAX: usize = 100;
 
     pub fn parse(input: &str) -> Result<Self, FieldError> {
-        let s = input.trim();
-        let err = |reason| FieldError {
-            field: Self::FIELD,
-            reason,
-        };
-        if s.is_empty() {
-            return Err(err(Reason::Empty));
-        }
-        if s.chars().count() > Self::MAX {
-            return Err(err(Reason::TooLong(Self::MAX)));
-        }
-        if s.chars().any(char::is_control) {
-            return Err(err(Reason::ControlChars));
-        }
-        Ok(SiteName(s.to_string()))
+        crate::domain::parse_text(Self::FIELD, input, Self::MAX).map(SiteName)
     }
 
     pub fn as_str(&self) -> &str {

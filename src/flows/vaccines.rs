@@ -133,11 +133,36 @@ pub enum VaccineError {
     Field(FieldError),
     #[error("the lot is already in the master")]
     DuplicateLot,
+    #[error("the product code is already in the master")]
+    DuplicateProduct,
     #[error(transparent)]
     Db(#[from] DbError),
 }
 
 crate::db::from_diesel_via_db_error!(VaccineError);
+
+/// A line in the platform's operation log for a change to the master.
+fn log(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    action: &str,
+    target: String,
+    detail: Option<String>,
+) -> Result<(), DbError> {
+    audit::append(
+        conn,
+        key,
+        actor,
+        Entry {
+            chain: PLATFORM_CHAIN,
+            action,
+            target: Some(target),
+            outcome: "ok",
+            detail,
+        },
+    )
+}
 
 /// Adds a known lot of a product (operator only), with a platform log line.
 pub fn add_lot(
@@ -166,17 +191,143 @@ pub fn add_lot(
             created_at: now(),
         }
         .insert(conn)?;
-        audit::append(
+        log(
             conn,
             key,
             actor,
-            Entry {
-                chain: PLATFORM_CHAIN,
-                action: "vaccines.lot.add",
-                target: Some(format!("product:{product_code}")),
-                outcome: "ok",
-                detail: Some(format!("lot={}", lot.as_str())),
-            },
+            "vaccines.lot.add",
+            format!("product:{product_code}"),
+            Some(format!("lot={}", lot.as_str())),
+        )?;
+        Ok(())
+    })
+}
+
+/// A new product line as the operator types it, every field parsed.
+#[derive(Debug, Clone, Default)]
+pub struct ProductForm {
+    pub product_code: String,
+    pub manufacturer_ja: String,
+    pub manufacturer_en: String,
+    pub product_ja: String,
+    pub product_en: String,
+    pub vaccine_type: String,
+    pub target: String,
+    pub age_group: String,
+    pub cvx: String,
+    pub primary_doses: String,
+    pub dose2_min_days: String,
+    pub dose3_min_days: String,
+    pub booster_min_months: String,
+}
+
+impl ProductForm {
+    /// The row, or every field's error.
+    pub fn parse(&self) -> Result<ProductRow, Vec<FieldError>> {
+        use crate::domain::{parse_number, parse_text};
+        let mut errors = Vec::new();
+        let mut take = |r: Result<String, FieldError>| r.map_err(|e| errors.push(e)).ok();
+        let code = self.product_code.trim().to_ascii_uppercase();
+        let code_ok = (3..=40).contains(&code.len())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        let product_code = take(if code_ok {
+            Ok(code)
+        } else {
+            Err(FieldError {
+                field: "製品コード",
+                reason: Reason::ProductCodeChars,
+            })
+        });
+        let manufacturer_ja = take(parse_text("製造販売元", &self.manufacturer_ja, 100));
+        let manufacturer_en = take(parse_text("製造販売元（英語）", &self.manufacturer_en, 100));
+        let product_ja = take(parse_text("製品名", &self.product_ja, 100));
+        let product_en = take(parse_text("製品名（英語）", &self.product_en, 100));
+        let vaccine_type = take(parse_text("種類", &self.vaccine_type, 40));
+        let target = take(parse_text("対象株", &self.target, 40));
+        let age_group = take(parse_text("年齢区分", &self.age_group, 40));
+        let cvx = self.cvx.trim();
+        let cvx = if cvx.is_empty() {
+            Some(None)
+        } else if cvx.len() <= 3 && cvx.bytes().all(|b| b.is_ascii_digit()) {
+            Some(Some(cvx.to_string()))
+        } else {
+            errors.push(FieldError {
+                field: "CVXコード",
+                reason: Reason::NotDigits,
+            });
+            None
+        };
+        let mut number = |field, input: &str, min, max, optional: bool| {
+            if optional && input.trim().is_empty() {
+                return Some(None);
+            }
+            parse_number(field, input, min, max)
+                .map(|n| Some(i32::from(n)))
+                .map_err(|e| errors.push(e))
+                .ok()
+        };
+        let primary_doses = number("初回接種の回数", &self.primary_doses, 0, 3, false);
+        let dose2 = number(
+            "1回目から2回目の最短日数",
+            &self.dose2_min_days,
+            1,
+            200,
+            true,
+        );
+        let dose3 = number(
+            "2回目から3回目の最短日数",
+            &self.dose3_min_days,
+            1,
+            200,
+            true,
+        );
+        let booster = number("追加接種の最短月数", &self.booster_min_months, 0, 24, false);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Every field parsed (no error was pushed), so each is Some.
+        Ok(ProductRow {
+            product_code: product_code.unwrap_or_default(),
+            manufacturer_ja: manufacturer_ja.unwrap_or_default(),
+            manufacturer_en: manufacturer_en.unwrap_or_default(),
+            product_ja: product_ja.unwrap_or_default(),
+            product_en: product_en.unwrap_or_default(),
+            vaccine_type: vaccine_type.unwrap_or_default(),
+            target: target.unwrap_or_default(),
+            age_group: age_group.unwrap_or_default(),
+            cvx: cvx.flatten(),
+            primary_doses: primary_doses.flatten().unwrap_or_default(),
+            dose2_min_days: dose2.flatten(),
+            dose3_min_days: dose3.flatten(),
+            booster_min_months: booster.flatten().unwrap_or_default(),
+            in_use: true,
+            created_at: now(),
+        })
+    }
+}
+
+/// Adds a product line to the master (operator only), with a platform log
+/// line.
+pub fn add_product(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    row: &ProductRow,
+) -> Result<(), VaccineError> {
+    conn.transaction(|conn| {
+        if ProductRow::find(conn, &row.product_code)?.is_some() {
+            return Err(VaccineError::DuplicateProduct);
+        }
+        ProductRow::insert_many(conn, std::slice::from_ref(row))?;
+        log(
+            conn,
+            key,
+            actor,
+            "vaccines.product.add",
+            format!("product:{}", row.product_code),
+            None,
         )?;
         Ok(())
     })
@@ -194,17 +345,13 @@ pub fn set_in_use(
     conn.transaction(|conn| {
         let changed = ProductRow::set_in_use(conn, product_code, in_use)?;
         if changed {
-            audit::append(
+            log(
                 conn,
                 key,
                 actor,
-                Entry {
-                    chain: PLATFORM_CHAIN,
-                    action: "vaccines.product.in_use",
-                    target: Some(format!("product:{product_code}")),
-                    outcome: "ok",
-                    detail: Some(format!("in_use={in_use}")),
-                },
+                "vaccines.product.in_use",
+                format!("product:{product_code}"),
+                Some(format!("in_use={in_use}")),
             )?;
         }
         Ok(changed)

@@ -4,6 +4,10 @@
 //! a bearer token from `POST /api/v1/sessions` instead of a cookie (so no
 //! browser can be made to call it cross-site).
 
+// The edge helpers return a ready error response as their `Err`: it is
+// answered at once, never carried, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use super::recording::{self, NotRecorder, RecordInput, RecorderCtx};
 use super::{AppError, Authed, with_db};
 use crate::domain::{FieldError, IdempotencyKey, LotNumber, Reason, TicketRef};
@@ -34,7 +38,12 @@ async fn openapi() -> HttpResponse {
 
 /// A JSON error: a stable code, the field when one is at fault, and a
 /// message in Japanese and English.
-fn error(status: StatusCode, code: &str, field: Option<&str>, reason: Option<Reason>) -> HttpResponse {
+fn error(
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+    reason: Option<Reason>,
+) -> HttpResponse {
     let mut body = json!({ "error": code });
     if let Some(f) = field {
         body["field"] = json!(f);
@@ -99,17 +108,30 @@ fn internal(e: AppError) -> HttpResponse {
     tracing::error!(error = %crate::domain::mask_number_like(&e.to_string()), "api request failed");
     match e {
         AppError::Forbidden => error(StatusCode::FORBIDDEN, "forbidden", None, None),
-        AppError::Unavailable(_) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, None),
+        AppError::Unavailable(_) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, None)
+        }
         _ => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
     }
 }
 
 fn refusal(e: DoseError) -> HttpResponse {
     match e {
-        DoseError::NotIssued => error(StatusCode::NOT_FOUND, "ticket_not_issued", Some("ticket"), None),
-        DoseError::Invalidated => error(StatusCode::CONFLICT, "ticket_invalidated", Some("ticket"), None),
-        DoseError::DoseChanged { current, .. } => HttpResponse::Conflict()
-            .json(json!({ "error": "dose_changed", "field": "dose_number", "dose_number_due": current })),
+        DoseError::NotIssued => error(
+            StatusCode::NOT_FOUND,
+            "ticket_not_issued",
+            Some("ticket"),
+            None,
+        ),
+        DoseError::Invalidated => error(
+            StatusCode::CONFLICT,
+            "ticket_invalidated",
+            Some("ticket"),
+            None,
+        ),
+        DoseError::DoseChanged { current, .. } => HttpResponse::Conflict().json(
+            json!({ "error": "dose_changed", "field": "dose_number", "dose_number_due": current }),
+        ),
         DoseError::KeyReused => error(
             StatusCode::CONFLICT,
             "idempotency_key_reused",
@@ -197,7 +219,11 @@ struct CheckRequest {
 /// What a site sees before recording: municipality, ticket, masked hint,
 /// the dose due and any block. Nothing is written but the log line.
 #[post("/api/v1/tickets/check")]
-async fn check_ticket(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+async fn check_ticket(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
     let auth = match bearer(&req, &state).await {
         Ok(a) => a,
         Err(resp) => return resp,
@@ -252,7 +278,11 @@ fn recorded_body(d: &Recorded) -> serde_json::Value {
 /// Records a dose by ticket. The `Idempotency-Key` header makes a retry
 /// (same key) answer with the dose the first request recorded.
 #[post("/api/v1/doses")]
-async fn record_dose(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+async fn record_dose(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
     let auth = match bearer(&req, &state).await {
         Ok(a) => a,
         Err(resp) => return resp,

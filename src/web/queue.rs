@@ -49,7 +49,11 @@ const SHOWN: i64 = 200;
 const BAR_PITCH: usize = 28;
 
 #[get("/doses/queue")]
-async fn queue(ctx: Ctx, auth: Authed, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn queue(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let code = auth.require_staff(Permission::Residents)?;
     let (st, actor) = (state.clone(), auth.actor());
     let (q, master) = in_partition(&state, code, move |scope, conn| {

@@ -795,7 +795,17 @@ async fn dose_action(
     let form = form.into_inner();
     let t = &ctx.t;
     let reason = ChangeReason::parse(&form.reason);
-    let bad = |msg: String| detail_page(ctx.clone(), &auth, &state, code, id.clone(), Some(msg), None);
+    let bad = |msg: String| {
+        detail_page(
+            ctx.clone(),
+            &auth,
+            &state,
+            code,
+            id.clone(),
+            Some(msg),
+            None,
+        )
+    };
     let action = match form.action.as_str() {
         "confirm" => DoseAction::Confirm(reason.ok()),
         "reject" | "delete" => match reason {
@@ -831,43 +841,62 @@ async fn dose_action(
         _ => return Err(AppError::BadRequest("action".into())),
     };
     let did = dose_id.clone();
-    let outcome = change(&state, &auth, code, &id, "doses.change", move |scope, conn, rid, account| {
-        use crate::flows::doses::{self, DoseError};
-        // The dose must be this resident's: a foreign id is simply not found.
-        let row = DoseRow::find(scope, conn, &did)?
-            .filter(|d| d.resident_id == rid)
-            .ok_or(AppError::NotFound)?;
-        let done = match &action {
-            DoseAction::Confirm(r) => doses::confirm(scope, conn, &row.id, account, r.as_ref()).map(|_| None),
-            DoseAction::Reject(r) => doses::reject(scope, conn, &row.id, account, r).map(|_| None),
-            DoseAction::Delete(r) => doses::delete(scope, conn, &row.id, account, r).map(|_| None),
-            DoseAction::Correct { number, date, product, lot, reason } => {
-                let product = crate::db::models::vaccines::ProductRow::find(conn, product)?
-                    .ok_or(AppError::BadRequest("product".into()))?;
-                let c = doses::Correction {
-                    dose_number: *number,
-                    administered_on: *date,
-                    product: &product,
-                    lot: lot.clone(),
-                };
-                doses::correct(scope, conn, &row.id, &c, account, reason).map(Some)
+    let outcome = change(
+        &state,
+        &auth,
+        code,
+        &id,
+        "doses.change",
+        move |scope, conn, rid, account| {
+            use crate::flows::doses::{self, DoseError};
+            // The dose must be this resident's: a foreign id is simply not found.
+            let row = DoseRow::find(scope, conn, &did)?
+                .filter(|d| d.resident_id == rid)
+                .ok_or(AppError::NotFound)?;
+            let done = match &action {
+                DoseAction::Confirm(r) => {
+                    doses::confirm(scope, conn, &row.id, account, r.as_ref()).map(|_| None)
+                }
+                DoseAction::Reject(r) => {
+                    doses::reject(scope, conn, &row.id, account, r).map(|_| None)
+                }
+                DoseAction::Delete(r) => {
+                    doses::delete(scope, conn, &row.id, account, r).map(|_| None)
+                }
+                DoseAction::Correct {
+                    number,
+                    date,
+                    product,
+                    lot,
+                    reason,
+                } => {
+                    let product = crate::db::models::vaccines::ProductRow::find(conn, product)?
+                        .ok_or(AppError::BadRequest("product".into()))?;
+                    let c = doses::Correction {
+                        dose_number: *number,
+                        administered_on: *date,
+                        product: &product,
+                        lot: lot.clone(),
+                    };
+                    doses::correct(scope, conn, &row.id, &c, account, reason).map(Some)
+                }
+            };
+            match done {
+                Ok(new_id) => Ok((
+                    "dose",
+                    format!(
+                        "dose:{} action={}{}",
+                        row.id,
+                        action.code(),
+                        new_id.map(|n| format!(" new=dose:{n}")).unwrap_or_default()
+                    ),
+                )),
+                Err(DoseError::Stale) => Ok(("dose_stale", format!("dose:{} stale", row.id))),
+                Err(DoseError::NotFound) => Err(AppError::NotFound),
+                Err(e) => Err(AppError::Internal(e.to_string())),
             }
-        };
-        match done {
-            Ok(new_id) => Ok((
-                "dose",
-                format!(
-                    "dose:{} action={}{}",
-                    row.id,
-                    action.code(),
-                    new_id.map(|n| format!(" new=dose:{n}")).unwrap_or_default()
-                ),
-            )),
-            Err(DoseError::Stale) => Ok(("dose_stale", format!("dose:{} stale", row.id))),
-            Err(DoseError::NotFound) => Err(AppError::NotFound),
-            Err(e) => Err(AppError::Internal(e.to_string())),
-        }
-    })
+        },
+    )
     .await?;
     Ok(back(&id, outcome))
 }

@@ -64,8 +64,7 @@ async fn page(
             tablets: accounts
                 .iter()
                 .filter(|a| {
-                    a.site_id.as_deref() == Some(s.id.as_str())
-                        && a.role == Role::SiteTablet.code()
+                    a.site_id.as_deref() == Some(s.id.as_str()) && a.role == Role::SiteTablet.code()
                 })
                 .map(|a| {
                     format!(
@@ -150,7 +149,14 @@ async fn register(
                 ctx.t.s("sites.name"),
                 field_message(&ctx.t, e.reason)
             );
-            return page(&ctx, &auth, &state, (form.name, form.kind, Some(msg)), false).await;
+            return page(
+                &ctx,
+                &auth,
+                &state,
+                (form.name, form.kind, Some(msg)),
+                false,
+            )
+            .await;
         }
     };
     let (st, actor) = (state.clone(), auth.actor());

@@ -337,7 +337,8 @@ async fn record(
     let key = IdempotencyKey::parse(&form.key)
         .map_err(|_| AppError::BadRequest("idempotency key".into()))?;
     let mut errors = RecordErrors::default();
-    let msg = |label: &str, e: FieldError| format!("{}: {}", t.s(label), field_message(t, e.reason));
+    let msg =
+        |label: &str, e: FieldError| format!("{}: {}", t.s(label), field_message(t, e.reason));
     let lot = LotNumber::parse(&form.lot)
         .map_err(|e| errors.lot = Some(msg("site.lot", e)))
         .ok();

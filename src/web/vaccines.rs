@@ -5,7 +5,7 @@
 use super::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
 use crate::db::models::vaccines::{LotRow, ProductRow};
 use crate::domain::{LotNumber, Role};
-use crate::flows::vaccines::{self, VaccineError};
+use crate::flows::vaccines::{self, ProductForm, VaccineError};
 use crate::i18n::T;
 use crate::startup::AppState;
 use actix_web::{HttpResponse, get, post, web};
@@ -13,7 +13,10 @@ use askama::Template;
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list).service(add_lot).service(in_use);
+    cfg.service(list)
+        .service(add_lot)
+        .service(add_product)
+        .service(in_use);
 }
 
 #[derive(Template)]
@@ -28,6 +31,8 @@ struct VaccinesPage {
     expires: String,
     error: Option<String>,
     added: bool,
+    pform: ProductForm,
+    perrors: Vec<String>,
 }
 
 impl VaccinesPage {
@@ -50,11 +55,20 @@ struct ListQuery {
     added: Option<u8>,
 }
 
+/// What the page shows besides the list: the lot form as typed with its
+/// error, and the product form as typed with its errors.
+#[derive(Default)]
+struct Forms {
+    lot: (String, String, String, Option<String>),
+    product: ProductForm,
+    product_errors: Vec<String>,
+}
+
 async fn page(
     ctx: &Ctx,
     auth: &Authed,
     state: &AppState,
-    form: (String, String, String, Option<String>),
+    forms: Forms,
     added: bool,
 ) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Operator])?;
@@ -72,8 +86,8 @@ async fn page(
             .collect())
     })
     .await?;
-    let (product, lot, expires, error) = form;
-    let bad = error.is_some();
+    let (product, lot, expires, error) = forms.lot;
+    let bad = error.is_some() || !forms.product_errors.is_empty();
     let mut resp = render(&VaccinesPage {
         nav: Nav::for_account(auth, "/operator/vaccines"),
         csrf: auth.session.csrf_token.clone(),
@@ -83,12 +97,28 @@ async fn page(
         expires,
         error,
         added,
+        pform: forms.product,
+        perrors: forms.product_errors,
         t: ctx.t.clone(),
     })?;
     if bad {
         *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
     }
     Ok(resp)
+}
+
+/// Runs one change to the master; a refusal (duplicate, unknown product)
+/// comes back to be shown beside the form, a database failure is an error.
+async fn master_change<F>(state: &AppState, work: F) -> Result<Result<(), VaccineError>, AppError>
+where
+    F: FnOnce(&mut crate::db::DbConn) -> Result<(), VaccineError> + Send + 'static,
+{
+    with_db(state, move |conn| match work(conn) {
+        Ok(()) => Ok(Ok(())),
+        Err(VaccineError::Db(e)) => Err(e.into()),
+        Err(e) => Ok(Err(e)),
+    })
+    .await
 }
 
 #[get("/operator/vaccines")]
@@ -98,8 +128,7 @@ async fn list(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let empty = (String::new(), String::new(), String::new(), None);
-    page(&ctx, &auth, &state, empty, q.added == Some(1)).await
+    page(&ctx, &auth, &state, Forms::default(), q.added == Some(1)).await
 }
 
 #[derive(Deserialize)]
@@ -125,18 +154,26 @@ async fn add_lot(
     let form = form.into_inner();
     let t = &ctx.t;
     let again = |msg: String| {
-        let f = (
-            form.product.clone(),
-            form.lot.clone(),
-            form.expires_on.clone(),
-            Some(msg),
-        );
+        let f = Forms {
+            lot: (
+                form.product.clone(),
+                form.lot.clone(),
+                form.expires_on.clone(),
+                Some(msg),
+            ),
+            ..Forms::default()
+        };
         page(&ctx, &auth, &state, f, false)
     };
     let lot = match LotNumber::parse(&form.lot) {
         Ok(l) => l,
         Err(e) => {
-            return again(format!("{}: {}", t.s("site.lot"), field_message(t, e.reason))).await;
+            return again(format!(
+                "{}: {}",
+                t.s("site.lot"),
+                field_message(t, e.reason)
+            ))
+            .await;
         }
     };
     let expires = match form.expires_on.trim() {
@@ -154,12 +191,8 @@ async fn add_lot(
         },
     };
     let (st, actor, product) = (state.clone(), auth.actor(), form.product.trim().to_string());
-    let done = with_db(&state, move |conn| {
-        match vaccines::add_lot(conn, &st.audit, &actor, &product, &lot, expires) {
-            Ok(()) => Ok(Ok(())),
-            Err(VaccineError::Db(e)) => Err(e.into()),
-            Err(e) => Ok(Err(e)),
-        }
+    let done = master_change(&state, move |conn| {
+        vaccines::add_lot(conn, &st.audit, &actor, &product, &lot, expires)
     })
     .await?;
     match done {
@@ -168,7 +201,12 @@ async fn add_lot(
             .finish()),
         Err(VaccineError::DuplicateLot) => again(t.s("vaccines.lot_exists").to_string()).await,
         Err(VaccineError::Field(e)) => {
-            again(format!("{}: {}", t.s("site.product"), field_message(t, e.reason))).await
+            again(format!(
+                "{}: {}",
+                t.s("site.product"),
+                field_message(t, e.reason)
+            ))
+            .await
         }
         Err(e) => Err(AppError::Internal(e.to_string())),
     }
@@ -202,4 +240,72 @@ async fn in_use(
     Ok(HttpResponse::SeeOther()
         .insert_header(("location", "/operator/vaccines"))
         .finish())
+}
+
+#[derive(Deserialize)]
+struct NewProduct {
+    csrf: String,
+    #[serde(flatten)]
+    fields: std::collections::HashMap<String, String>,
+}
+
+#[post("/operator/vaccines/products")]
+async fn add_product(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<NewProduct>,
+) -> Result<HttpResponse, AppError> {
+    auth.check_csrf(&form.csrf)?;
+    auth.require(&[Role::Operator])?;
+    let f = |k: &str| form.fields.get(k).cloned().unwrap_or_default();
+    let typed = ProductForm {
+        product_code: f("product_code"),
+        manufacturer_ja: f("manufacturer_ja"),
+        manufacturer_en: f("manufacturer_en"),
+        product_ja: f("product_ja"),
+        product_en: f("product_en"),
+        vaccine_type: f("vaccine_type"),
+        target: f("target"),
+        age_group: f("age_group"),
+        cvx: f("cvx"),
+        primary_doses: f("primary_doses"),
+        dose2_min_days: f("dose2_min_days"),
+        dose3_min_days: f("dose3_min_days"),
+        booster_min_months: f("booster_min_months"),
+    };
+    let t = &ctx.t;
+    let row = match typed.parse() {
+        Ok(row) => row,
+        Err(errors) => {
+            let msgs = errors
+                .into_iter()
+                .map(|e| format!("{}: {}", e.field, field_message(t, e.reason)))
+                .collect();
+            let forms = Forms {
+                product: typed,
+                product_errors: msgs,
+                ..Forms::default()
+            };
+            return page(&ctx, &auth, &state, forms, false).await;
+        }
+    };
+    let (st, actor) = (state.clone(), auth.actor());
+    let done = master_change(&state, move |conn| {
+        vaccines::add_product(conn, &st.audit, &actor, &row)
+    })
+    .await?;
+    match done {
+        Ok(()) => Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/operator/vaccines"))
+            .finish()),
+        Err(_) => {
+            let forms = Forms {
+                product: typed,
+                product_errors: vec![t.s("vaccines.product_exists").to_string()],
+                ..Forms::default()
+            };
+            page(&ctx, &auth, &state, forms, false).await
+        }
+    }
 }

@@ -5,16 +5,6 @@ use diesel::prelude::*;
 use vrs::db::schema::{accounts, audit_log, sessions};
 use vrs::demo::DEMO_PASSWORD;
 
-fn hidden(body: &str, name: &str) -> String {
-    let doc = html(body);
-    let sel = scraper::Selector::parse(&format!("input[name={name}]")).unwrap();
-    doc.select(&sel)
-        .next()
-        .and_then(|e| e.value().attr("value"))
-        .unwrap_or_default()
-        .to_string()
-}
-
 impl TestApp {
     pub async fn login_form_csrf(&self) -> String {
         hidden(&self.get("/login").await.text().await.unwrap(), "csrf")

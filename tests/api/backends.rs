@@ -6,14 +6,17 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use vrs::db::models::accounts::{AccountRow, PlatformSecretRow, SessionRow, ThrottleRow};
 use vrs::db::models::audit_log::AuditRow;
+use vrs::db::models::dose_events::DoseEventRow;
 use vrs::db::models::doses::DoseRow;
 use vrs::db::models::import_jobs::ImportJobRow;
 use vrs::db::models::issuer_keys::IssuerKeyRow;
 use vrs::db::models::networks::NetworkRow;
 use vrs::db::models::resident_events::ResidentEventRow;
 use vrs::db::models::residents::ResidentRow;
+use vrs::db::models::sites::SiteRow;
 use vrs::db::models::tenants::{TenantKeyRow, TenantRow};
 use vrs::db::models::tickets::TicketRow;
+use vrs::db::models::vaccines::{LotRow, ProductRow};
 use vrs::db::schema::{self, residents};
 use vrs::db::{DbConn, live_columns};
 
@@ -168,7 +171,24 @@ fn a_row_of_every_table_round_trips() {
         origin: "transferred".into(),
         origin_municipality_code: Some("131016".into()),
         recorded_by: None,
-        status: "valid".into(),
+        status: "pending".into(),
+        site_id: Some("site-1".into()),
+        idempotency_key: Some("key-0123456789abcdef".into()),
+        quality_flags: Some("too_soon,unknown_lot".into()),
+        supersedes: None,
+        age_band: Some(45),
+        sex: Some("2".into()),
+    };
+    let dose_event = DoseEventRow {
+        municipality_code: "082040".into(),
+        id: "dev-1".into(),
+        dose_id: "dose-1".into(),
+        resident_id: resident.id.clone(),
+        at: ts("2026-11-23 10:12:00"),
+        kind: "queued".into(),
+        account_id: None,
+        detail: Some("too_soon".into()),
+        reason_sealed: Some(vec![1, 2, 3]),
     };
     let job = ImportJobRow {
         municipality_code: "082040".into(),
@@ -201,6 +221,7 @@ fn a_row_of_every_table_round_trips() {
         ResidentEventRow,
         DoseRow,
         ImportJobRow,
+        DoseEventRow,
     );
     let read: Read = conn
         .transaction(|c| {
@@ -220,6 +241,9 @@ fn a_row_of_every_table_round_trips() {
             diesel::insert_into(schema::import_jobs::table)
                 .values(&job)
                 .execute(c)?;
+            diesel::insert_into(schema::dose_events::table)
+                .values(&dose_event)
+                .execute(c)?;
             Ok::<_, diesel::result::Error>((
                 residents::table.select(ResidentRow::as_select()).first(c)?,
                 schema::tickets::table
@@ -232,10 +256,59 @@ fn a_row_of_every_table_round_trips() {
                 schema::import_jobs::table
                     .select(ImportJobRow::as_select())
                     .first(c)?,
+                schema::dose_events::table
+                    .select(DoseEventRow::as_select())
+                    .first(c)?,
             ))
         })
         .unwrap();
-    assert_eq!(read, (resident, ticket, event, dose, job));
+    assert_eq!(read, (resident, ticket, event, dose, job, dose_event));
+
+    let site = SiteRow {
+        id: "site-1".into(),
+        municipality_code: "082040".into(),
+        name: "古河市集団接種会場".into(),
+        kind: "mass".into(),
+        created_by: "acc-0".into(),
+        created_at: ts("2026-11-23 10:00:00"),
+        closed_at: Some(ts("2026-11-24 10:00:00")),
+    };
+    site.insert(&mut conn).unwrap();
+    assert_eq!(SiteRow::find(&mut conn, "site-1").unwrap(), Some(site));
+    let product = ProductRow {
+        product_code: "TEST_PRODUCT".into(),
+        manufacturer_ja: "試験".into(),
+        manufacturer_en: "Test".into(),
+        product_ja: "試験ワクチン".into(),
+        product_en: "Test vaccine".into(),
+        vaccine_type: "mRNA".into(),
+        target: "JN.1".into(),
+        age_group: "adult".into(),
+        cvx: None,
+        primary_doses: 3,
+        dose2_min_days: Some(19),
+        dose3_min_days: Some(56),
+        booster_min_months: 6,
+        in_use: false,
+        created_at: ts("2026-11-23 10:00:00"),
+    };
+    ProductRow::insert_many(&mut conn, std::slice::from_ref(&product)).unwrap();
+    assert_eq!(
+        ProductRow::find(&mut conn, "TEST_PRODUCT").unwrap(),
+        Some(product)
+    );
+    let lot = LotRow {
+        product_code: "TEST_PRODUCT".into(),
+        lot_number: "AB-12".into(),
+        expires_on: Some(NaiveDate::from_ymd_opt(2027, 1, 31).unwrap()),
+        created_by: Some("acc-0".into()),
+        created_at: ts("2026-11-23 10:00:00"),
+    };
+    lot.insert(&mut conn).unwrap();
+    assert_eq!(
+        LotRow::of_product(&mut conn, "TEST_PRODUCT").unwrap(),
+        vec![lot]
+    );
 
     let issuer = IssuerKeyRow {
         kid: "kid-1".into(),
@@ -356,5 +429,5 @@ fn a_row_of_every_table_round_trips() {
         vec![network]
     );
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 14);
+    assert_eq!(schema::ALL_TABLES.len(), 18);
 }

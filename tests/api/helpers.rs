@@ -223,6 +223,7 @@ impl TestApp {
                 expires_on: None,
                 device_name: None,
                 responsible_person: None,
+                site_id: None,
                 must_change_password: false,
             },
             Some(vrs::domain::NewPassword::parse(&password).unwrap()),
@@ -367,4 +368,15 @@ impl Drop for ServerProcess {
 /// as the application does.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The value of a form's hidden (or any) input by name.
+pub fn hidden(body: &str, name: &str) -> String {
+    let doc = html(body);
+    let sel = scraper::Selector::parse(&format!("input[name={name}]")).unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|e| e.value().attr("value"))
+        .unwrap_or_default()
+        .to_string()
 }

@@ -7,6 +7,7 @@ mod accounts;
 mod backends;
 mod browser;
 mod cli;
+mod doses;
 mod exports;
 mod partitions;
 mod residents;

@@ -7,29 +7,37 @@ use vrs::db::schema::{accounts, audit_log};
 use vrs::demo::DEMO_PASSWORD;
 use vrs::domain::Role;
 
-const PROTECTED_GETS: [&str; 11] = [
+const PROTECTED_GETS: [&str; 15] = [
     "/admin/accounts",
+    "/admin/sites",
     "/admin/accounts.csv",
     "/admin/networks",
     "/admin/log",
     "/admin/log.csv",
     "/operator",
+    "/operator/vaccines",
     "/residents/by-number",
     "/residents",
     "/residents/imports",
     "/exports",
     "/exports/doses.csv",
+    "/doses/queue",
+    "/site",
 ];
 
-const PROTECTED_POSTS: [&str; 8] = [
+const PROTECTED_POSTS: [&str; 12] = [
     "/admin/accounts",
+    "/admin/sites",
     "/admin/networks",
     "/admin/networks/delete",
     "/admin/security",
     "/operator/municipalities",
     "/operator/viewers",
+    "/operator/vaccines/lots",
     "/residents/by-number",
     "/residents/search",
+    "/site/scan",
+    "/site/doses",
 ];
 
 /// Which state-changing routes answer something other than 403 (a valid
@@ -105,7 +113,10 @@ async fn every_role_reaches_only_its_own_pages() {
         .unwrap();
     }
     let national = app.create_account("nat-viewer", Role::NationalViewer, None, &[]);
-    let tablet = app.create_account("082040-tablet", Role::SiteTablet, Some("082040"), &[]);
+    // The demo's tablet, bound to the demo site; a tablet account without
+    // a site reaches nothing.
+    let tablet = DEMO_PASSWORD.to_string();
+    let unbound = app.create_account("082040-unbound", Role::SiteTablet, Some("082040"), &[]);
     let numbers = app.create_account(
         "082040-numbers",
         Role::MunicipalStaff,
@@ -123,6 +134,7 @@ async fn every_role_reaches_only_its_own_pages() {
 
     let admin_pages = vec![
         "/admin/accounts",
+        "/admin/sites",
         "/admin/accounts.csv",
         "/admin/networks",
         "/admin/log",
@@ -142,7 +154,8 @@ async fn every_role_reaches_only_its_own_pages() {
             "/residents",
             "/residents/imports",
             "/exports",
-            "/exports/doses.csv"
+            "/exports/doses.csv",
+            "/doses/queue"
         ]
     );
     assert_eq!(
@@ -151,6 +164,10 @@ async fn every_role_reaches_only_its_own_pages() {
     );
     assert_eq!(
         allowed_gets(&app, "082040-tablet", &tablet).await,
+        vec!["/site"]
+    );
+    assert_eq!(
+        allowed_gets(&app, "082040-unbound", &unbound).await,
         Vec::<&str>::new()
     );
     assert_eq!(
@@ -159,7 +176,7 @@ async fn every_role_reaches_only_its_own_pages() {
     );
     assert_eq!(
         allowed_gets(&app, "operator2", &operator).await,
-        vec!["/operator"]
+        vec!["/operator", "/operator/vaccines"]
     );
     // The same for every state-changing route.
     let none: Vec<&str> = Vec::new();
@@ -168,7 +185,11 @@ async fn every_role_reaches_only_its_own_pages() {
         allowed_posts(&app, "082040-clerk", &clerk).await,
         vec!["/residents/search"]
     );
-    assert_eq!(allowed_posts(&app, "082040-tablet", &tablet).await, none);
+    assert_eq!(
+        allowed_posts(&app, "082040-tablet", &tablet).await,
+        vec!["/site/scan", "/site/doses"]
+    );
+    assert_eq!(allowed_posts(&app, "082040-unbound", &unbound).await, none);
     assert_eq!(allowed_posts(&app, "nat-viewer", &national).await, none);
     assert_eq!(
         allowed_posts(&app, "082040-numbers", &numbers).await,
@@ -176,12 +197,17 @@ async fn every_role_reaches_only_its_own_pages() {
     );
     assert_eq!(
         allowed_posts(&app, "operator2", &operator).await,
-        vec!["/operator/municipalities", "/operator/viewers"]
+        vec![
+            "/operator/municipalities",
+            "/operator/viewers",
+            "/operator/vaccines/lots"
+        ]
     );
     assert_eq!(
         allowed_posts(&app, "082040-admin", DEMO_PASSWORD).await,
         vec![
             "/admin/accounts",
+            "/admin/sites",
             "/admin/networks",
             "/admin/networks/delete",
             "/admin/security"
@@ -211,7 +237,10 @@ async fn an_administrator_cannot_touch_another_municipalitys_accounts() {
     // The list shows only Chiyoda's accounts.
     let doc = html(&app.get("/admin/accounts").await.text().await.unwrap());
     let logins = select_text(&doc, "#accounts tbody td:first-child code");
-    assert_eq!(logins, vec!["131016-admin", "131016-staff"]);
+    assert_eq!(
+        logins,
+        vec!["131016-admin", "131016-staff", "131016-tablet"]
+    );
     // Koga's id in the URL is simply not found, and nothing changes.
     for action in ["disable", "unlock"] {
         let res = app
@@ -268,7 +297,8 @@ async fn administrators_issue_end_and_review_accounts() {
         let c = app.client.post(app.url("/admin/accounts")).form(&form);
         async move { c.send().await.unwrap() }
     };
-    // A tablet without its device and responsible person is refused, beside the field.
+    // A tablet without its device, responsible person and site is refused,
+    // beside the fields.
     let res = post(vec![
         ("csrf", csrf.clone()),
         ("login_id", "koga-tab1".into()),
@@ -281,7 +311,10 @@ async fn administrators_issue_end_and_review_accounts() {
     let doc = html(&res.text().await.unwrap());
     assert_eq!(
         select_text(&doc, ".field__error"),
-        vec!["タブレットのアカウントには端末名と責任者の両方が必要です"]
+        vec![
+            "タブレットのアカウントには端末名と責任者の両方が必要です",
+            "タブレットのアカウントには接種会場の指定が必要です"
+        ]
     );
     // A bad login id and a past expiry are named.
     let res = post(vec![
@@ -333,7 +366,7 @@ async fn administrators_issue_end_and_review_accounts() {
     let body = res.bytes().await.unwrap();
     assert_eq!(&body[..3], &[0xEF, 0xBB, 0xBF]);
     let text = String::from_utf8(body[3..].to_vec()).unwrap();
-    assert_eq!(text.lines().count(), 4, "{text}");
+    assert_eq!(text.lines().count(), 5, "{text}");
     assert!(text.contains("koga-clerk") && !text.contains("131016"));
 
     // Ending the account: the clerk's session ends and login is refused.

@@ -6,16 +6,6 @@ use vrs::crypto::totp;
 use vrs::demo::DEMO_PASSWORD;
 use vrs::domain::Role;
 
-fn hidden(body: &str, name: &str) -> String {
-    let doc = html(body);
-    let sel = scraper::Selector::parse(&format!("input[name={name}]")).unwrap();
-    doc.select(&sel)
-        .next()
-        .and_then(|e| e.value().attr("value"))
-        .unwrap_or_default()
-        .to_string()
-}
-
 async fn login_with_code(app: &TestApp, login: &str, password: &str, code: &str) -> u16 {
     let s = TestApp::handle(app);
     let csrf = hidden(&s.get("/login").await.text().await.unwrap(), "csrf");

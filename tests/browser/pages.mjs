@@ -323,6 +323,7 @@ await check('tickets: the sheet prints 12 stickers per A4 page with the OCR line
   expect(problems.length === 0, problems.join('\n'));
 });
 
+let recordTicket = '';
 await check('records: staff find a resident by 宛名番号 and open the record', async () => {
   await page.goto(`${BASE_URL}/residents`);
   await page.getByLabel('宛名番号', { exact: true }).fill('W-000007');
@@ -334,6 +335,7 @@ await check('records: staff find a resident by 宛名番号 and open the record'
   expect(title.startsWith('古河　'), `h1 is ${JSON.stringify(title)}`);
   const tickets = page.locator('#tickets tbody tr');
   expect(await tickets.count() === 1, `${await tickets.count()} tickets`);
+  recordTicket = (await tickets.first().locator('code').innerText()).trim();
   expect(problems.length === 0, problems.join('\n'));
   await screenshot('resident-record-ja.png');
 });
@@ -343,6 +345,49 @@ await check('logout: the logout button ends the session', async () => {
   expect(new URL(page.url()).pathname === '/login', `landed on ${page.url()}`);
   await page.goto(`${BASE_URL}/dashboard`);
   expect(new URL(page.url()).pathname === '/login', `dashboard reachable after logout: ${page.url()}`);
+});
+
+await check('tablet: a site of another municipality types the ticket, confirms and records, and the screen is ready for the next person', async () => {
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await page.goto(`${BASE_URL}/lang/ja?next=/login`);
+  await page.getByLabel('ログインID', { exact: true }).fill('131016-tablet');
+  await page.getByLabel('パスワード', { exact: true }).fill('demo-password-2026');
+  await Promise.all([page.waitForNavigation(), page.getByLabel('パスワード', { exact: true }).press('Enter')]);
+  await page.goto(`${BASE_URL}/site`);
+  const input = page.locator('#ticket-input');
+  expect(await input.evaluate((el) => el === document.activeElement), 'the ticket field has the focus');
+  await screenshot('tablet-scan-ja.png');
+  expect(/^[0-9]{10}$/.test(recordTicket), `ticket from the record page: ${recordTicket}`);
+  await input.fill(`082040${recordTicket}`);
+  await Promise.all([page.waitForNavigation(), input.press('Enter')]);
+  const muni = (await page.locator('#preview-municipality').innerText()).trim();
+  expect(muni === '茨城県古河市', `municipality shown: ${muni}`);
+  const dose = (await page.locator('#preview-dose').innerText()).trim();
+  expect(dose === '1回目', `dose shown: ${dose}`);
+  const hint = (await page.locator('#preview-hint').innerText()).trim();
+  expect(/^.・.\s·\s\d{4}年\d{1,2}月$/.test(hint), `hint: ${hint}`);
+  await page.getByLabel('ワクチン（製品）').selectOption('PFZ_JN1_12P');
+  await page.getByLabel('ロット番号').fill('FA1000');
+  const confirm = page.locator('#confirm');
+  const box = await confirm.boundingBox();
+  expect(box && box.height >= 44, `confirm button is ${box && box.height}px tall`);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('tablet-confirm-ja.png');
+  await Promise.all([page.waitForNavigation(), confirm.click()]);
+  expect(new URL(page.url()).pathname === '/site', `landed on ${page.url()}`);
+  const done = (await page.locator('#recorded').innerText()).trim();
+  expect(done.includes('接種を記録しました') && done.includes('1回目'), `success: ${done}`);
+  await screenshot('tablet-recorded-ja.png');
+  // The next person's ticket: the previous result leaves the screen at
+  // the first digit typed.
+  await page.locator('#ticket-input').type('1');
+  expect(!(await page.locator('#result').isVisible()), 'the previous result is still on screen');
+  // The same ticket again: the record now says dose 2 is due, too soon.
+  await page.locator('#ticket-input').fill(`082040${recordTicket}`);
+  await Promise.all([page.waitForNavigation(), page.locator('#ticket-input').press('Enter')]);
+  const blocks = (await page.locator('#blocks').innerText()).trim();
+  expect(blocks.includes('必要な間隔'), `blocks: ${blocks}`);
+  await screenshot('tablet-too-soon-ja.png');
 });
 
 await browser.close();
