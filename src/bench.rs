@@ -580,6 +580,8 @@ pub fn export(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
                         product_code: (*product).into(),
                         lot_number: Some(format!("FA{:04}", made % 10_000)),
                         recorded_by: None,
+                        age_band: None,
+                        sex: None,
                     });
                 }
             }

@@ -79,17 +79,27 @@ pub fn demo_doses(
     const PRODUCTS: [&str; 3] = ["PFZ_ORIG_12P", "MOD_ORIG", "PFZ_BIV_BA45_12P"];
     let count = (i % 3) + (i % 2);
     let start = NaiveDate::from_ymd_opt(2021, 5, 10).unwrap_or_default();
+    let person = demo_resident(code, i);
     (0..count.min(3))
-        .map(|n| NewDose {
+        .map(|n| {
+            let on = start + chrono::Duration::days((n * 120 + i * 3) as i64);
+            (n, on)
+        })
+        .map(|(n, on)| NewDose {
             resident_id: id.to_string(),
             dose_number: DoseNumber::new(n as u8 + 1).unwrap_or_default(),
-            administered_on: start + chrono::Duration::days((n * 120 + i * 3) as i64),
+            administered_on: on,
             ticket_number: Some(ticket.as_str().to_string()),
             site_municipality: Some(code),
             site_name: Some(format!("{}集団接種会場", ["中央", "北", "南"][i % 3])),
             product_code: PRODUCTS[n].to_string(),
             lot_number: Some(format!("FA{:04}", 1000 + (i * 7 + n) % 9000)),
             recorded_by: None,
+            age_band: Some(crate::flows::dose_checks::age_band(
+                person.birth_date.date(),
+                on,
+            )),
+            sex: Some(person.sex.code().to_string()),
         })
         .collect()
 }

@@ -387,6 +387,27 @@ fn count_failure(conn: &mut DbConn, key: &str, at: NaiveDateTime, max: i32) -> R
     row.save(conn)
 }
 
+/// Tickets a recorder may look up in vain within the lock window before its
+/// scans pause: a real site misreads now and then, but walking through
+/// ticket numbers to collect people's hints is stopped early.
+pub const MAX_SCAN_MISSES: i32 = 20;
+
+fn scan_key(account_id: &str) -> String {
+    format!("scan:{account_id}")
+}
+
+/// Whether the account's scans are paused after too many misses.
+pub fn scans_paused(conn: &mut DbConn, account_id: &str) -> Result<bool, DbError> {
+    Ok(ThrottleRow::find(conn, &scan_key(account_id))?
+        .and_then(|t| t.locked_until)
+        .is_some_and(|t| t > now()))
+}
+
+/// Counts a ticket the recorder looked up that does not exist.
+pub fn count_scan_miss(conn: &mut DbConn, account_id: &str) -> Result<(), DbError> {
+    count_failure(conn, &scan_key(account_id), now(), MAX_SCAN_MISSES)
+}
+
 /// The session behind a cookie token, if it is live: not idle past the
 /// limit, not older than the absolute limit, its account still usable.
 /// A dead session is deleted.

@@ -33,6 +33,9 @@ pub struct NewDose {
     pub product_code: String,
     pub lot_number: Option<String>,
     pub recorded_by: Option<String>,
+    /// Five-year age band at administration and sex code, for statistics.
+    pub age_band: Option<i32>,
+    pub sex: Option<String>,
 }
 
 /// Appends trusted doses (the demo's) in this municipality's name.
@@ -64,8 +67,8 @@ pub fn append(
             idempotency_key: None,
             quality_flags: None,
             supersedes: None,
-            age_band: None,
-            sex: None,
+            age_band: d.age_band,
+            sex: d.sex.clone(),
         })
         .collect();
     DoseRow::insert_many(scope, conn, &rows)?;
@@ -94,6 +97,9 @@ pub enum DoseError {
     Stale,
     #[error("the product is not in the vaccine master")]
     UnknownProduct,
+    /// Too many tickets looked up in vain: scans pause for a while.
+    #[error("too many unknown tickets: scans are paused")]
+    Paused,
     #[error(transparent)]
     Resident(#[from] ResidentError),
 }

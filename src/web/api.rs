@@ -132,6 +132,12 @@ fn refusal(e: DoseError) -> HttpResponse {
         DoseError::DoseChanged { current, .. } => HttpResponse::Conflict().json(
             json!({ "error": "dose_changed", "field": "dose_number", "dose_number_due": current }),
         ),
+        DoseError::Paused => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_unknown_tickets",
+            None,
+            None,
+        ),
         DoseError::KeyReused => error(
             StatusCode::CONFLICT,
             "idempotency_key_reused",

@@ -9,6 +9,7 @@ use crate::audit::{self, Actor, Entry};
 use crate::db::models::sites::SiteRow;
 use crate::db::models::vaccines::{LotRow, ProductRow};
 use crate::domain::{IdempotencyKey, LotNumber, MunicipalityCode, Permission, Role, TicketRef};
+use crate::flows::accounts;
 use crate::flows::doses::{self, DoseError, Preview, Recorded, Recorder, Recording};
 use crate::flows::vaccines::Master;
 use crate::startup::AppState;
@@ -20,6 +21,8 @@ use chrono::NaiveDate;
 pub struct RecorderCtx {
     pub recorder: Recorder,
     pub actor: Actor,
+    /// The recorder's own municipality's log, for what concerns no other.
+    pub chain: String,
     /// A municipal system records only its own municipality's tickets; a
     /// site records for any.
     pub only: Option<MunicipalityCode>,
@@ -49,6 +52,7 @@ pub async fn recorder_of(
             site,
         },
         actor: auth.actor(),
+        chain: accounts::chain_of(&auth.account),
         only,
     };
     match auth.require(&[Role::SiteTablet, Role::MunicipalStaff])? {
@@ -85,8 +89,50 @@ where
     if rec.only.is_some_and(|own| own != code) {
         return Err(AppError::Forbidden);
     }
-    let st = state.clone();
+    let (st, actor, account, chain) = (
+        state.clone(),
+        rec.actor.clone(),
+        rec.recorder.account_id.clone(),
+        rec.chain.clone(),
+    );
     with_db(state, move |conn| {
+        if accounts::scans_paused(conn, &account)? {
+            return Ok(Err(DoseError::Paused));
+        }
+        let outcome = in_partition_of(conn, &st, code, &work)?;
+        if matches!(outcome, Err(DoseError::NotIssued)) {
+            // A miss is counted, and logged where the recorder's own
+            // administrator reviews it; the number looked up is not kept.
+            accounts::count_scan_miss(conn, &account)?;
+            audit::record(
+                conn,
+                &st.audit,
+                &actor,
+                Entry {
+                    chain: &chain,
+                    action: "tickets.scan",
+                    target: Some(format!("municipality:{code}")),
+                    outcome: "not_found",
+                    detail: None,
+                },
+            )?;
+        }
+        Ok(outcome)
+    })
+    .await
+}
+
+/// Opens the partition and runs the work, retrying a lost race.
+fn in_partition_of<T, F>(
+    conn: &mut crate::db::DbConn,
+    st: &AppState,
+    code: MunicipalityCode,
+    work: &F,
+) -> Result<Result<T, DoseError>, AppError>
+where
+    F: Fn(&crate::tenancy::Scope<'_>, &mut crate::db::DbConn) -> Result<T, DoseError>,
+{
+    {
         let partition = match Partition::open(conn, &st.master, code) {
             Ok(p) => p,
             Err(TenancyError::NotATenant(_) | TenancyError::Erased(_)) => {
@@ -100,7 +146,7 @@ where
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match partition.run(conn, &work) {
+            match partition.run(conn, work) {
                 Err(e) if e.is_race() && attempt < 3 => continue,
                 Err(e @ DoseError::Resident(_)) => {
                     return Err(AppError::Internal(e.to_string()));
@@ -108,8 +154,7 @@ where
                 other => return Ok(other),
             }
         }
-    })
-    .await
+    }
 }
 
 fn log(

@@ -166,6 +166,7 @@ fn refusal(t: &T, e: &DoseError) -> String {
         DoseError::DoseChanged { .. } => "site.error.changed",
         DoseError::KeyReused => "site.error.key_reused",
         DoseError::UnknownProduct => "site.error.product",
+        DoseError::Paused => "site.error.paused",
         _ => "site.error.other",
     })
     .to_string()

@@ -880,3 +880,48 @@ async fn the_operator_keeps_the_vaccine_master() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_site_walking_through_ticket_numbers_is_stopped() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let site = TestApp::handle(&app);
+    let csrf = site.login_as("082040-tablet", DEMO_PASSWORD).await;
+    let (real, _) = demo_tickets(&app, "131016").remove(0);
+    for n in 0..vrs::flows::accounts::MAX_SCAN_MISSES {
+        let (status, page) = site
+            .scan(&csrf, &format!("131016{:010}", 9_000_000_000u64 + n as u64))
+            .await;
+        assert_eq!(status, 422);
+        assert!(select_text(&html(&page), "#scan-error")[0].contains("見つかりません"));
+    }
+    // Now even a real ticket is refused for a while, and shows nothing.
+    let (status, page) = site.scan(&csrf, &real).await;
+    assert_eq!(status, 422);
+    assert!(select_text(&html(&page), "#preview").is_empty());
+    assert!(select_text(&html(&page), "#scan-error")[0].contains("停止"));
+    let token = site.api_token("082040-tablet", DEMO_PASSWORD).await;
+    let res = site
+        .client
+        .post(site.url("/api/v1/tickets/check"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"ticket": real}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    // The misses are in the site's own municipality's log, without the
+    // numbers looked up; the issuing municipality's log has none of them.
+    let misses: Vec<(String, Option<String>)> = audit_log::table
+        .filter(audit_log::action.eq("tickets.scan"))
+        .filter(audit_log::outcome.eq("not_found"))
+        .select((audit_log::chain, audit_log::target))
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(misses.len(), vrs::flows::accounts::MAX_SCAN_MISSES as usize);
+    assert!(
+        misses
+            .iter()
+            .all(|(c, t)| c == "082040" && t.as_deref() == Some("municipality:131016"))
+    );
+}

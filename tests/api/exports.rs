@@ -68,6 +68,8 @@ async fn the_ledger_export_holds_no_individual_number_in_either_encoding() {
                     product_code: "MOD_ORIG".into(),
                     lot_number: Some(format!("LOT{i}")),
                     recorded_by: None,
+                    age_band: None,
+                    sex: None,
                 });
             }
             doses::append(scope, conn, &new)
