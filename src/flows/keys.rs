@@ -95,9 +95,65 @@ pub fn rotate_tenant(
         )?;
         all.retain(|k| k.version <= new_version);
         let rotating = Partition::from_keys(code, &all, new_version)?;
-        let resealed = rotating.run(conn, residents::reseal_all)?;
+        let resealed = rotating.run(conn, |scope, conn| {
+            let n = residents::reseal_all(scope, conn)?;
+            reseal_events(scope, conn)?;
+            Ok::<_, RotationError>(n)
+        })?;
         TenantRow::set_active_version(conn, code.as_str(), new_version as i32)?;
         TenantKeyRow::destroy(conn, code.as_str(), Some(new_version as i32))?;
         Ok((new_version, resealed))
     })
+}
+
+/// Re-seals the sealed columns of the two event tables (a resident's
+/// history, the reasons given for dose changes) under the active key, so
+/// that destroying the old key loses nothing.
+fn reseal_events(
+    scope: &crate::tenancy::Scope<'_>,
+    conn: &mut DbConn,
+) -> Result<(), RotationError> {
+    use crate::crypto::AadContext;
+    use crate::db::models::dose_events::DoseEventRow;
+    use crate::db::models::resident_events::ResidentEventRow;
+    type Page = fn(
+        &crate::tenancy::Scope<'_>,
+        &mut DbConn,
+        &str,
+        i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, crate::db::DbError>;
+    type Save =
+        fn(&crate::tenancy::Scope<'_>, &mut DbConn, &str, &[u8]) -> Result<(), crate::db::DbError>;
+    let tables: [(&'static str, &'static str, Page, Save); 2] = [
+        (
+            "resident_events",
+            "detail",
+            ResidentEventRow::page_sealed,
+            ResidentEventRow::set_sealed,
+        ),
+        (
+            "dose_events",
+            "reason",
+            DoseEventRow::page_sealed,
+            DoseEventRow::set_sealed,
+        ),
+    ];
+    for (table, column, page, save) in tables {
+        let mut after = String::new();
+        loop {
+            let rows = page(scope, conn, &after, 500)?;
+            let Some((last, _)) = rows.last() else { break };
+            after = last.clone();
+            for (id, sealed) in rows {
+                let ctx = AadContext {
+                    table,
+                    column,
+                    row_id: &id,
+                };
+                let clear = scope.open(ctx, &sealed)?;
+                save(scope, conn, &id, &scope.seal(ctx, &clear))?;
+            }
+        }
+    }
+    Ok(())
 }

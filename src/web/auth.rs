@@ -200,8 +200,11 @@ async fn login_submit(
     .map_err(|e| AppError::Internal(e.to_string()))??;
     match outcome {
         Ok(success) => {
+            // A site's tablet goes straight to its one task.
             let next = if success.account.must_change_password {
                 "/password"
+            } else if success.account.role == crate::domain::Role::SiteTablet.code() {
+                "/site"
             } else {
                 "/dashboard"
             };

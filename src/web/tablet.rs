@@ -62,6 +62,8 @@ struct ScanPage {
     ticket: String,
     error: Option<String>,
     done: Option<Done>,
+    /// The account's previous login, shown until the first recording.
+    previous_login: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +102,10 @@ async fn home(
         site_name: rec.site().map(|s| s.name.clone()).unwrap_or_default(),
         ticket: String::new(),
         error: None,
+        previous_login: done
+            .is_none()
+            .then(|| auth.session.previous_login_at.map(super::auth::jst))
+            .flatten(),
         done,
         t: ctx.t,
     })
@@ -248,6 +254,7 @@ async fn scan_again(
         ticket,
         error: Some(error),
         done: None,
+        previous_login: None,
         t: ctx.t.clone(),
     })?;
     *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;

@@ -240,6 +240,49 @@ async fn key_rotation_keeps_every_record_readable() {
         .map(|i| demo_resident(code("082040"), i))
         .collect();
 
+    // A history entry and a dose event with a reason, both sealed: they
+    // must still open after the data key is rotated and the old one gone.
+    let someone = rows_of(&mut conn, app.master(), "082040")[0].id.clone();
+    {
+        let p = Partition::open(&mut conn, app.master(), code("082040")).unwrap();
+        p.run(&mut conn, |s, c| {
+            res::set_flag(
+                s,
+                c,
+                &someone,
+                res::Flag::Deceased,
+                Some(chrono::NaiveDate::from_ymd_opt(2026, 2, 1).unwrap()),
+                &vrs::domain::ChangeReason::parse("死亡届の受理").unwrap(),
+                "test",
+            )
+            .unwrap();
+            vrs::flows::doses::append(
+                s,
+                c,
+                &vrs::demo::demo_doses(
+                    code("082040"),
+                    1,
+                    &someone,
+                    &vrs::domain::TicketNumber::parse("0000000001").unwrap(),
+                ),
+            )
+            .unwrap();
+            let dose = vrs::db::models::doses::DoseRow::of_resident(s, c, &someone).unwrap()[0]
+                .id
+                .clone();
+            vrs::flows::doses::delete(
+                s,
+                c,
+                &dose,
+                "test",
+                &vrs::domain::ChangeReason::parse("誤スキャン").unwrap(),
+            )
+            .unwrap();
+            Ok::<_, vrs::flows::doses::DoseError>(())
+        })
+        .unwrap();
+    }
+
     // Master key: re-wrap everything under a new key.
     let new_master = MasterKey::generate(MasterKeySource::Env("TEST_NEW"));
     let r = vrs::flows::keys::rotate_master(&mut conn, app.master(), &new_master).unwrap();
@@ -283,6 +326,16 @@ async fn key_rotation_keeps_every_record_readable() {
         assert_eq!(found.name_kana.as_str(), person.name_kana.as_str());
         assert_eq!(found.birth_date, person.birth_date);
     }
+    let (history, events) = p
+        .run(&mut conn, |s, c| {
+            Ok::<_, vrs::flows::doses::DoseError>((
+                res::history(s, c, &someone)?,
+                vrs::flows::doses::events_of_resident(s, c, &someone)?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(history[0].detail.reason.as_deref(), Some("死亡届の受理"));
+    assert_eq!(events[0].reason.as_deref(), Some("誤スキャン"));
     // The other municipalities were only re-wrapped, and still open.
     let chiyoda = Partition::open(&mut conn, &new_master, code("131016")).unwrap();
     assert_eq!(
