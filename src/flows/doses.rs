@@ -166,6 +166,13 @@ struct Subject {
 fn subject(scope: &Scope<'_>, conn: &mut DbConn, t: &TicketRef) -> Result<Subject, DoseError> {
     debug_assert_eq!(t.municipality, scope.code());
     let ticket = TicketRow::find(scope, conn, t.ticket.as_str())?.ok_or(DoseError::NotIssued)?;
+    // An OCR line whose 券種 or 回数 differs from what was issued under this
+    // number is a misread or a made-up ticket: not this municipality's.
+    if let Some((kind, dose)) = t.printed
+        && (i32::from(kind.get()) != ticket.kind || i32::from(dose.get()) != ticket.dose_number)
+    {
+        return Err(DoseError::NotIssued);
+    }
     ResidentRow::lock(scope, conn, &ticket.resident_id)?;
     let resident = ResidentRow::find_by_id_and_municipality(scope, conn, &ticket.resident_id)?
         .ok_or(DoseError::NotIssued)?;

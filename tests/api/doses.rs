@@ -283,6 +283,12 @@ async fn a_typed_wrong_check_digit_is_refused_before_anything_is_written() {
     let (status, page) = site.scan(&csrf, "1310169999999999").await;
     assert_eq!(status, 422);
     assert!(select_text(&html(&page), "#scan-error")[0].contains("見つかりません"));
+    // The full OCR line of the real ticket (券種 1, 回数 1) reads; one whose
+    // 回数 was misread as 4 does not.
+    assert_eq!(site.scan(&csrf, &format!("11{ticket}")).await.0, 200);
+    let (status, page) = site.scan(&csrf, &format!("14{ticket}")).await;
+    assert_eq!(status, 422);
+    assert!(select_text(&html(&page), "#scan-error")[0].contains("見つかりません"));
     let (status, page) = site.scan(&csrf, &format!("271004{}", &ticket[6..])).await;
     assert_eq!(
         status, 422,
