@@ -143,6 +143,19 @@ impl DoseRow {
             .load(conn)?)
     }
 
+    /// How many doses the municipality holds, per status.
+    pub fn count_per_status(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+    ) -> Result<Vec<(String, i64)>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .group_by(doses::status)
+            .select((doses::status, diesel::dsl::count_star()))
+            .order(doses::status)
+            .load(conn)?)
+    }
+
     pub fn of_resident(
         scope: &Scope<'_>,
         conn: &mut DbConn,
