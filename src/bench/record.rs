@@ -394,9 +394,7 @@ fn stored(
     let mut logged = 0;
     for &code in codes {
         let partition = crate::tenancy::Partition::open(conn, master, code)?;
-        let counts = partition.read(conn, |scope, conn| {
-            Ok::<_, DbError>(DoseRow::count_per_status(scope, conn)?)
-        })?;
+        let counts = partition.read(conn, DoseRow::count_per_status)?;
         for (status, n) in counts {
             *per_status.entry(status).or_insert(0) += n;
         }

@@ -455,6 +455,7 @@ fn dose(scope: &Scope<'_>, conn: &mut DbConn, id: &str) -> Result<DoseRow, DoseE
 }
 
 /// Moves a dose from `from` to `to` and records why.
+#[allow(clippy::too_many_arguments)]
 fn resolve(
     scope: &Scope<'_>,
     conn: &mut DbConn,

@@ -55,6 +55,7 @@ fn field_error(api_field: &str, e: FieldError) -> HttpResponse {
     )
 }
 
+#[allow(clippy::result_large_err)]
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
     serde_json::from_slice(body).map_err(|_| error(StatusCode::BAD_REQUEST, "bad_json", None, None))
 }

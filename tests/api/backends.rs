@@ -168,7 +168,13 @@ fn a_row_of_every_table_round_trips() {
         origin: "transferred".into(),
         origin_municipality_code: Some("131016".into()),
         recorded_by: None,
-        status: "valid".into(),
+        status: "pending".into(),
+        site_id: Some("site-1".into()),
+        idempotency_key: Some("key-0123456789abcdef".into()),
+        quality_flags: Some("too_soon,unknown_lot".into()),
+        supersedes: Some("dose-0".into()),
+        age_band: Some(40),
+        sex: Some("2".into()),
     };
     let job = ImportJobRow {
         municipality_code: "082040".into(),

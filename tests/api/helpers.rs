@@ -223,6 +223,7 @@ impl TestApp {
                 expires_on: None,
                 device_name: None,
                 responsible_person: None,
+                site_id: None,
                 must_change_password: false,
             },
             Some(vrs::domain::NewPassword::parse(&password).unwrap()),
