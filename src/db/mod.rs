@@ -225,6 +225,25 @@ pub fn lock_for_write(conn: &mut DbConn) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Serialises appends to one operation-log chain until the current
+/// transaction ends. On PostgreSQL two transactions would otherwise both read
+/// the same last line and one would fail on the primary key at insert (and
+/// its whole operation with it): a transaction-scoped advisory lock on the
+/// chain's name makes the second wait for the first to commit, then read the
+/// line the first wrote. On SQLite the write lock already does this.
+pub fn lock_chain(conn: &mut DbConn, chain: &str) -> Result<(), DbError> {
+    /// The advisory-lock class of operation-log chains (the first key of
+    /// the two-key form), so no other use of advisory locks can collide.
+    const CHAIN_LOCK_CLASS: i32 = 0x7673_0001;
+    if let DbConn::Postgresql(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind::<diesel::sql_types::Integer, _>(CHAIN_LOCK_CLASS)
+            .bind::<diesel::sql_types::Text, _>(chain)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 /// Refreshes the planner's statistics after a bulk load, so the next query
 /// over a table that just grew by a million rows is planned for that size
 /// rather than waiting for autovacuum.
