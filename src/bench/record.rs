@@ -13,13 +13,14 @@
 use super::{Scratch, cores, cpu_model};
 use crate::audit::Actor;
 use crate::config::{Common, ServeArgs};
+use crate::db::DbConn;
 use crate::db::models::audit_log::AuditRow;
 use crate::db::models::doses::{self as dose_rows, DoseRow};
 use crate::db::models::residents::ResidentRow;
 use crate::db::models::tickets::{self as ticket_rows, TicketRow};
 use crate::db::models::vaccines::LotRow;
-use crate::db::{DbConn, DbError};
 use crate::domain::{AddresseeNumber, LoginId, MunicipalityCode, MyNumber, NewPassword, Role};
+use crate::flows::doses::NewDose;
 use crate::flows::residents::{self, NewResident};
 use crate::startup::{self, Application};
 use anyhow::Context;
@@ -103,8 +104,10 @@ fn ticket_number(i: usize) -> String {
     format!("{:010}", 1_000_000_000 + i)
 }
 
-/// Enables the municipality and stores `n` residents with one active ticket
-/// each, through the bulk insert paths, in one partition transaction.
+/// Enables the municipality and stores, through the bulk insert paths in one
+/// partition transaction, `n` residents with one active ticket each (the
+/// run's tickets), and as many again with a dose already recorded: a
+/// campaign under way, whose doses table has rows and statistics.
 fn fill_municipality(
     conn: &mut DbConn,
     master: &crate::crypto::MasterKey,
@@ -116,8 +119,34 @@ fn fill_municipality(
     let people = (0..n)
         .map(|i| bench_resident(code, i))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let vaccinated = (n..2 * n)
+        .map(|i| bench_resident(code, i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let at = crate::flows::now();
+    let given_on = chrono::NaiveDate::from_ymd_opt(2024, 10, 15).unwrap_or_default();
     partition.run(conn, |scope, conn| {
+        for chunk in vaccinated.chunks(BATCH) {
+            let rows: Vec<ResidentRow> = chunk
+                .iter()
+                .map(|p| residents::new_row(scope, p, uuid::Uuid::now_v7().to_string(), at))
+                .collect();
+            ResidentRow::insert_many(scope, conn, &rows)?;
+            let doses: Vec<NewDose> = rows
+                .iter()
+                .map(|r| NewDose {
+                    resident_id: r.id.clone(),
+                    dose_number: crate::domain::DoseNumber::default(),
+                    administered_on: given_on,
+                    ticket_number: None,
+                    site_municipality: Some(code),
+                    site_name: Some("ベンチ集団接種会場".into()),
+                    product_code: PRODUCT.into(),
+                    lot_number: Some(LOT.into()),
+                    recorded_by: None,
+                })
+                .collect();
+            crate::flows::doses::append(scope, conn, &doses)?;
+        }
         for (chunk_no, chunk) in people.chunks(BATCH).enumerate() {
             let mut rows = Vec::with_capacity(chunk.len());
             let mut tickets = Vec::with_capacity(chunk.len());
@@ -140,7 +169,7 @@ fn fill_municipality(
             ResidentRow::insert_many(scope, conn, &rows)?;
             TicketRow::insert_many(scope, conn, &tickets)?;
         }
-        Ok::<_, DbError>(())
+        Ok::<_, residents::ResidentError>(())
     })?;
     Ok(())
 }
@@ -479,6 +508,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     // As after any bulk load: the planner sees the tables' real sizes.
     crate::db::refresh_statistics(&mut conn)?;
     let (login, password) = site_tablet(&mut conn, &state.audit, codes[0])?;
+    let (before, _) = stored(&mut conn, &state.master, &codes)?;
     drop(conn);
     let setup_secs = setup_start.elapsed().as_secs_f64();
 
@@ -565,10 +595,16 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     let (health, doses) = measured?;
 
     let mut conn = state.pool.get()?;
-    let (per_status, logged) = stored(&mut conn, &state.master, &codes)?;
+    let (mut per_status, logged) = stored(&mut conn, &state.master, &codes)?;
     drop(conn);
     drop(state);
     drop(scratch);
+    // Only what the run recorded.
+    for (status, n) in &before {
+        *per_status.entry(status.clone()).or_insert(0) -= n;
+    }
+    per_status.retain(|_, n| *n != 0);
+    let history: i64 = before.values().sum();
     let stored_total: i64 = per_status.values().sum();
     let valid = per_status.get(dose_rows::VALID).copied().unwrap_or(0);
 
@@ -627,13 +663,13 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     );
     let _ = writeln!(
         out,
-        "  data: {} municipalities x {per_municipality} residents with one active ticket each ({total_tickets} tickets; set up in {setup_secs:.1} s); one site tablet of {}",
+        "  data: {} municipalities x ({per_municipality} residents with one active ticket each + {per_municipality} with a dose already recorded): {total_tickets} tickets, {history} doses before the run; set up in {setup_secs:.1} s; one site tablet of {}",
         codes.len(),
         codes[0]
     );
     let _ = writeln!(
         out,
-        "  stored after the run: {stored_total} doses (all valid), {logged} doses.record log lines; wrk counted {} answered (the rest were in flight when wrk stopped)",
+        "  stored by the run: {stored_total} doses (all valid), {logged} doses.record log lines; wrk counted {} answered (the rest were in flight when wrk stopped)",
         doses.requests
     );
     let _ = writeln!(out);
