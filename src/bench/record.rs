@@ -412,6 +412,40 @@ fn parse_wrk(text: &str) -> anyhow::Result<WrkRun> {
     Ok(run)
 }
 
+/// Doses recorded per 10-second window of the run, from their own
+/// `recorded_at`: the lowest and highest rate of the full windows.
+fn windows(
+    conn: &mut DbConn,
+    master: &crate::crypto::MasterKey,
+    codes: &[MunicipalityCode],
+    start: chrono::NaiveDateTime,
+    seconds: u64,
+) -> anyhow::Result<Option<(f64, f64)>> {
+    const WINDOW: i64 = 10;
+    let full = (seconds as i64 / WINDOW) as usize;
+    let mut counts = vec![0u64; full];
+    for &code in codes {
+        let partition = crate::tenancy::Partition::open(conn, master, code)?;
+        let times = partition.read(conn, |scope, conn| {
+            DoseRow::recorded_since(scope, conn, start)
+        })?;
+        for t in times {
+            let i = (t - start).num_seconds() / WINDOW;
+            if let Some(c) = usize::try_from(i).ok().and_then(|i| counts.get_mut(i)) {
+                *c += 1;
+            }
+        }
+    }
+    let rate = |c: &u64| *c as f64 / WINDOW as f64;
+    Ok(counts
+        .iter()
+        .map(rate)
+        .fold(None, |acc: Option<(f64, f64)>, r| match acc {
+            None => Some((r, r)),
+            Some((lo, hi)) => Some((lo.min(r), hi.max(r))),
+        }))
+}
+
 /// Stored doses of the bench municipalities per status, and their
 /// `doses.record` operation-log lines.
 fn stored(
@@ -579,23 +613,25 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
             &health_script,
             &format!("{base}/health"),
         )?;
+        let start = crate::flows::now();
         let doses = run_wrk(
             opts.connections,
             opts.seconds,
             &record_script,
             &format!("{base}/api/v1/doses"),
         )?;
-        Ok((health, doses))
+        Ok((health, doses, start))
     })();
 
     // Every request wrk sent is answered or dropped before anything is
     // counted.
     actix_web::rt::System::new().block_on(handle.stop(true));
     let _ = thread.join();
-    let (health, doses) = measured?;
+    let (health, doses, start) = measured?;
 
     let mut conn = state.pool.get()?;
     let (mut per_status, logged) = stored(&mut conn, &state.master, &codes)?;
+    let spread = windows(&mut conn, &state.master, &codes, start, opts.seconds)?;
     drop(conn);
     drop(state);
     drop(scratch);
@@ -672,6 +708,12 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         "  stored by the run: {stored_total} doses (all valid), {logged} doses.record log lines; wrk counted {} answered (the rest were in flight when wrk stopped)",
         doses.requests
     );
+    if let Some((lo, hi)) = spread {
+        let _ = writeln!(
+            out,
+            "  doses recorded per 10 s window of the run (by their recorded_at): lowest {lo:.0}/s, highest {hi:.0}/s"
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,

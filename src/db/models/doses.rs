@@ -143,6 +143,19 @@ impl DoseRow {
             .load(conn)?)
     }
 
+    /// When each dose recorded after `since` was recorded.
+    pub fn recorded_since(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        since: NaiveDateTime,
+    ) -> Result<Vec<NaiveDateTime>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::recorded_at.ge(since))
+            .select(doses::recorded_at)
+            .load(conn)?)
+    }
+
     /// How many doses the municipality holds, per status.
     pub fn count_per_status(
         scope: &Scope<'_>,
