@@ -126,13 +126,16 @@ pub struct Entry<'a> {
 
 /// Appends a line to its chain. Call inside the transaction of the operation
 /// it records, so the two commit together; on SQLite the write lock, on
-/// PostgreSQL the primary key, keeps two appends from taking the same seq.
+/// PostgreSQL a lock on the chain held to the end of the transaction, keeps
+/// two appends from taking the same seq (the primary key would refuse the
+/// second anyway).
 pub fn append(
     conn: &mut DbConn,
     key: &AuditKey,
     actor: &Actor,
     e: Entry<'_>,
 ) -> Result<(), DbError> {
+    crate::db::lock_chain(conn, e.chain)?;
     let last = AuditRow::last_of_chain(conn, e.chain)?;
     let (seq, prev_mac) = match last {
         Some(l) => (l.seq + 1, l.mac),

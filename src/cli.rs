@@ -124,6 +124,28 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Recording doses through the HTTP API under load (wrk) vs GET /health.
+    Record {
+        /// Length of the measured run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Open connections of the load generator (wrk -c).
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Tickets to prepare, spread over four municipalities: each request
+        /// uses a ticket of its own, so this bounds the requests of a run.
+        #[arg(long, default_value_t = 120_000)]
+        tickets: usize,
+        /// Length of the GET /health baseline run.
+        #[arg(long, default_value_t = 15)]
+        health_seconds: u64,
+        /// HTTP workers of the server (default: one per core, as `vrs serve`).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// As for `bench import`.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Streaming the ledger CSV vs reading the same rows plainly.
     Export {
         /// Doses in the municipality.
@@ -216,6 +238,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCmd::Import { rows, postgres }) => {
             print!("{}", crate::bench::import(rows, postgres.as_deref())?);
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Record {
+            seconds,
+            connections,
+            tickets,
+            health_seconds,
+            workers,
+            postgres,
+        }) => {
+            let opts = crate::bench::record::Options {
+                seconds,
+                connections,
+                tickets,
+                health_seconds,
+                workers,
+            };
+            print!("{}", crate::bench::record::run(&opts, postgres.as_deref())?);
             Ok(())
         }
         Command::Bench(BenchCmd::Export { rows, postgres }) => {

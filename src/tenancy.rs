@@ -99,6 +99,8 @@ impl Partition {
     where
         E: From<diesel::result::Error> + From<DbError>,
     {
+        // Released after the commit, when the transaction has ended.
+        let _turn = db::write_turn(conn);
         conn.transaction(|conn| {
             db::lock_for_write(conn)?;
             db::set_transaction_municipality(conn, self.code.as_str())?;

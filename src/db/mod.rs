@@ -97,6 +97,9 @@ macro_rules! bulk_insert {
 }
 pub(crate) use bulk_insert;
 
+/// How long a SQLite connection waits for another's write lock.
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens connections by URL scheme and prepares each one for our use.
 #[derive(Clone)]
 pub struct Manager {
@@ -123,10 +126,11 @@ impl Manager {
                     .map_err(connect_err)?;
                 // Foreign keys are off unless asked for on every connection;
                 // WAL lets readers proceed while a writer commits.
-                conn.batch_execute(
-                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; \
+                conn.batch_execute(&format!(
+                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; \
                      PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
-                )?;
+                    SQLITE_BUSY_TIMEOUT.as_millis()
+                ))?;
                 Ok(DbConn::Sqlite(conn))
             }
         }
@@ -221,6 +225,94 @@ pub fn role_bypasses_rls(conn: &mut DbConn) -> Result<bool, DbError> {
 pub fn lock_for_write(conn: &mut DbConn) -> Result<(), DbError> {
     if let DbConn::Sqlite(c) = conn {
         diesel::sql_query("UPDATE tenants SET status = status WHERE 0 = 1").execute(c)?;
+    }
+    Ok(())
+}
+
+/// The turn of one partition write on SQLite (see [`write_turn`]); the next
+/// writer's turn comes when it is dropped.
+pub struct WriteTurn {
+    /// Bound to the thread that took it.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+struct WriteQueue {
+    busy: std::sync::Mutex<bool>,
+    freed: std::sync::Condvar,
+}
+
+static SQLITE_WRITERS: WriteQueue = WriteQueue {
+    busy: std::sync::Mutex::new(false),
+    freed: std::sync::Condvar::new(),
+};
+
+thread_local! {
+    static HOLDS_TURN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// SQLite has one writer at a time, and its own wait for the write lock is
+/// a poll with growing sleeps (1, 2, 5 … 100 ms): under load most waiters
+/// sleep while the lock is free and a few wait for seconds. Partition writes
+/// of this process (`Partition::run`) queue here instead, and the next one
+/// is woken as soon as the previous transaction has ended. One queue for
+/// the process, which holds one SQLite database (tests hold several, which
+/// only get ordered). A writer that has waited as long as SQLite's busy
+/// timeout goes ahead without its turn and meets SQLite's lock as before, so
+/// no wait is longer than it was. None on PostgreSQL, and when this thread
+/// already has the turn.
+pub fn write_turn(conn: &DbConn) -> Option<WriteTurn> {
+    if !matches!(conn, DbConn::Sqlite(_)) || HOLDS_TURN.get() {
+        return None;
+    }
+    let deadline = std::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
+    let mut busy = SQLITE_WRITERS
+        .busy
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    while *busy {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        busy = SQLITE_WRITERS
+            .freed
+            .wait_timeout(busy, left)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+    }
+    *busy = true;
+    HOLDS_TURN.set(true);
+    Some(WriteTurn {
+        _thread: std::marker::PhantomData,
+    })
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        HOLDS_TURN.set(false);
+        *SQLITE_WRITERS
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        SQLITE_WRITERS.freed.notify_one();
+    }
+}
+
+/// Serialises appends to one operation-log chain until the current
+/// transaction ends. On PostgreSQL two transactions would otherwise both read
+/// the same last line and one would fail on the primary key at insert (and
+/// its whole operation with it): a transaction-scoped advisory lock on the
+/// chain's name makes the second wait for the first to commit, then read the
+/// line the first wrote. On SQLite the write lock already does this.
+pub fn lock_chain(conn: &mut DbConn, chain: &str) -> Result<(), DbError> {
+    /// The advisory-lock class of operation-log chains (the first key of
+    /// the two-key form), so no other use of advisory locks can collide.
+    const CHAIN_LOCK_CLASS: i32 = 0x7673_0001;
+    if let DbConn::Postgresql(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind::<diesel::sql_types::Integer, _>(CHAIN_LOCK_CLASS)
+            .bind::<diesel::sql_types::Text, _>(chain)
+            .execute(c)?;
     }
     Ok(())
 }

@@ -61,6 +61,15 @@ impl AuditRow {
             .load(conn)?)
     }
 
+    /// How many lines of one chain record this action.
+    pub fn count_of_action(conn: &mut DbConn, chain: &str, action: &str) -> Result<i64, DbError> {
+        Ok(audit_log::table
+            .filter(audit_log::chain.eq(chain))
+            .filter(audit_log::action.eq(action))
+            .count()
+            .get_result(conn)?)
+    }
+
     /// Newest lines of one chain first, for the administrator's screen.
     pub fn recent_of_chain(
         conn: &mut DbConn,

@@ -143,15 +143,66 @@ impl DoseRow {
             .load(conn)?)
     }
 
+    /// When each dose recorded after `since` was recorded.
+    pub fn recorded_since(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        since: NaiveDateTime,
+    ) -> Result<Vec<NaiveDateTime>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::recorded_at.ge(since))
+            .select(doses::recorded_at)
+            .load(conn)?)
+    }
+
+    /// How many doses the municipality holds, per status.
+    pub fn count_per_status(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+    ) -> Result<Vec<(String, i64)>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .group_by(doses::status)
+            .select((doses::status, diesel::dsl::count_star()))
+            .order(doses::status)
+            .load(conn)?)
+    }
+
+    /// A resident's doses, in order.
     pub fn of_resident(
         scope: &Scope<'_>,
         conn: &mut DbConn,
         resident_id: &str,
     ) -> Result<Vec<DoseRow>, DbError> {
+        let code = scope.code();
+        let order = (doses::administered_on, doses::dose_number);
+        if let DbConn::Sqlite(_) = conn {
+            // SQLite: the ids from the resident index, then the rows by
+            // primary key. Asked for in one go, SQLite (doses is a WITHOUT
+            // ROWID table) walks every dose of the municipality by the
+            // primary key's first column until ANALYZE has seen doses, so
+            // each recording took longer as the municipality's doses grew.
+            let by_resident = diesel::alias!(doses as by_resident);
+            let ids = by_resident
+                .filter(
+                    by_resident
+                        .field(doses::municipality_code)
+                        .eq(code.as_str()),
+                )
+                .filter(by_resident.field(doses::resident_id).eq(resident_id))
+                .select(by_resident.field(doses::id));
+            return Ok(doses::table
+                .filter(doses::municipality_code.eq(code.as_str()))
+                .filter(doses::id.eq_any(ids))
+                .order(order)
+                .select(DoseRow::as_select())
+                .load(conn)?);
+        }
         Ok(doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::municipality_code.eq(code.as_str()))
             .filter(doses::resident_id.eq(resident_id))
-            .order((doses::administered_on, doses::dose_number))
+            .order(order)
             .select(DoseRow::as_select())
             .load(conn)?)
     }

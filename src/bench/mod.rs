@@ -10,6 +10,8 @@ use std::fmt::Write;
 use std::hint::black_box;
 use std::time::Instant;
 
+pub mod record;
+
 /// Seals and blind-indexes `n` residents exactly as registration does (seven
 /// sealed fields, two indexes) on one thread, and compares with raw
 /// AES-256-GCM over the same field sizes with a fixed nonce (no AAD, no RNG).
@@ -122,7 +124,7 @@ pub fn seal(n: usize) -> String {
     out
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -139,6 +141,7 @@ fn cpu_model() -> String {
 /// (dropped afterwards). Never the application's own database.
 pub struct Scratch {
     pub pool: crate::db::Pool,
+    url: crate::db::DatabaseUrl,
     dir: std::path::PathBuf,
     pg: Option<(String, String)>,
 }
@@ -166,7 +169,17 @@ impl Scratch {
         };
         let pool = crate::db::connect(&url, 4)?;
         crate::db::migrate(&mut *pool.get()?)?;
-        Ok(Scratch { pool, dir, pg })
+        Ok(Scratch { pool, url, dir, pg })
+    }
+
+    /// The scratch database's URL, for a pool or an application of its own.
+    pub fn url(&self) -> &crate::db::DatabaseUrl {
+        &self.url
+    }
+
+    /// A private folder that lives as long as the scratch database.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     pub fn backend(&self) -> &'static str {
@@ -517,7 +530,7 @@ pub fn import(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
     Ok(out)
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|p| p.get())
         .unwrap_or(1)

@@ -1,0 +1,790 @@
+//! `vrs bench record`: doses recorded through the real HTTP machine API
+//! (`POST /api/v1/doses`, a site tablet's bearer token, one fresh ticket and
+//! idempotency key per request) by an HTTP load generator on loopback, for a
+//! fixed time, against `GET /health` on the same server with the same load
+//! generator settings: the HTTP stack's ceiling on this machine.
+//!
+//! The load generator is `wrk` (Debian: `apt-get install -y wrk`), driven by
+//! a Lua script written next to a file of the tickets, so every request
+//! records a dose for a ticket no other request uses. Afterwards the doses
+//! and their operation-log lines are counted in the database: what wrk saw
+//! answered must be there.
+
+use super::{Scratch, cores, cpu_model};
+use crate::audit::Actor;
+use crate::config::{Common, ServeArgs};
+use crate::db::DbConn;
+use crate::db::models::audit_log::AuditRow;
+use crate::db::models::doses::{self as dose_rows, DoseRow};
+use crate::db::models::residents::ResidentRow;
+use crate::db::models::tickets::{self as ticket_rows, TicketRow};
+use crate::db::models::vaccines::LotRow;
+use crate::domain::{AddresseeNumber, LoginId, MunicipalityCode, MyNumber, NewPassword, Role};
+use crate::flows::doses::NewDose;
+use crate::flows::residents::{self, NewResident};
+use crate::startup::{self, Application};
+use anyhow::Context;
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// 古河市, 千代田区, 函館市, 大阪市: the tickets are spread over four
+/// partitions, as doses at a site come from residents of several
+/// municipalities.
+pub const MUNICIPALITIES: [&str; 4] = ["082040", "131016", "012025", "271004"];
+const PRODUCT: &str = "PFZ_JN1_12P";
+const LOT: &str = "FA1000";
+/// wrk's threads: one per core of the 2-core machine the target names.
+const WRK_THREADS: usize = 2;
+/// The server's database pool, as `vrs serve` opens it.
+const POOL_SIZE: u32 = 16;
+const BATCH: usize = 5000;
+
+/// What `vrs bench record` was asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seconds: u64,
+    pub connections: usize,
+    pub tickets: usize,
+    pub health_seconds: u64,
+    /// HTTP workers of the server (default: one per core, as `vrs serve`).
+    pub workers: Option<usize>,
+}
+
+/// One wrk run, from its own report and the script's `done` line.
+#[derive(Debug, Clone, Default)]
+struct WrkRun {
+    requests: u64,
+    secs: f64,
+    rps: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    non_2xx: u64,
+    /// connect, read, write, timeout.
+    socket_errors: [u64; 4],
+    /// Requests a thread could not make because its tickets ran out.
+    exhausted: u64,
+    output: String,
+}
+
+impl WrkRun {
+    fn socket_error_total(&self) -> u64 {
+        self.socket_errors.iter().sum()
+    }
+}
+
+/// Fails with the way to get wrk when it is not installed.
+fn require_wrk() -> anyhow::Result<()> {
+    let found = Command::new("wrk")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wrk"))
+        .unwrap_or(false);
+    anyhow::ensure!(
+        found,
+        "the HTTP load generator wrk is not installed: apt-get install -y wrk"
+    );
+    Ok(())
+}
+
+/// The i-th made-up resident of a bench municipality: unique 宛名番号 and
+/// individual number, names and birth dates as the demo's.
+fn bench_resident(code: MunicipalityCode, i: usize) -> anyhow::Result<NewResident> {
+    let mut r = crate::demo::demo_resident(code, i % 1000);
+    r.addressee_number = AddresseeNumber::parse(&format!("B{i:09}"))?;
+    r.my_number = Some(MyNumber::from_body(10_000_000_000 + i as u64));
+    Ok(r)
+}
+
+fn ticket_number(i: usize) -> String {
+    format!("{:010}", 1_000_000_000 + i)
+}
+
+/// Enables the municipality and stores, through the bulk insert paths in one
+/// partition transaction, `n` residents with one active ticket each (the
+/// run's tickets), and as many again with a dose already recorded: a
+/// campaign under way, whose doses table has rows and statistics.
+fn fill_municipality(
+    conn: &mut DbConn,
+    master: &crate::crypto::MasterKey,
+    code: MunicipalityCode,
+    n: usize,
+) -> anyhow::Result<()> {
+    crate::flows::municipalities::enable(conn, master, code)?;
+    let partition = crate::tenancy::Partition::open(conn, master, code)?;
+    let people = (0..n)
+        .map(|i| bench_resident(code, i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let vaccinated = (n..2 * n)
+        .map(|i| bench_resident(code, i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let at = crate::flows::now();
+    let given_on = chrono::NaiveDate::from_ymd_opt(2024, 10, 15).unwrap_or_default();
+    partition.run(conn, |scope, conn| {
+        for chunk in vaccinated.chunks(BATCH) {
+            let rows: Vec<ResidentRow> = chunk
+                .iter()
+                .map(|p| residents::new_row(scope, p, uuid::Uuid::now_v7().to_string(), at))
+                .collect();
+            ResidentRow::insert_many(scope, conn, &rows)?;
+            let doses: Vec<NewDose> = rows
+                .iter()
+                .map(|r| NewDose {
+                    resident_id: r.id.clone(),
+                    dose_number: crate::domain::DoseNumber::default(),
+                    administered_on: given_on,
+                    ticket_number: None,
+                    site_municipality: Some(code),
+                    site_name: Some("ベンチ集団接種会場".into()),
+                    product_code: PRODUCT.into(),
+                    lot_number: Some(LOT.into()),
+                    recorded_by: None,
+                    age_band: None,
+                    sex: None,
+                })
+                .collect();
+            crate::flows::doses::append(scope, conn, &doses)?;
+        }
+        for (chunk_no, chunk) in people.chunks(BATCH).enumerate() {
+            let mut rows = Vec::with_capacity(chunk.len());
+            let mut tickets = Vec::with_capacity(chunk.len());
+            for (k, p) in chunk.iter().enumerate() {
+                let id = uuid::Uuid::now_v7().to_string();
+                tickets.push(TicketRow {
+                    municipality_code: code.to_string(),
+                    ticket_number: ticket_number(chunk_no * BATCH + k),
+                    resident_id: id.clone(),
+                    kind: 1,
+                    dose_number: 1,
+                    status: ticket_rows::ACTIVE.into(),
+                    issued_at: at,
+                    issued_by: "bench".into(),
+                    invalidated_at: None,
+                    invalidated_reason: None,
+                });
+                rows.push(residents::new_row(scope, p, id, at));
+            }
+            ResidentRow::insert_many(scope, conn, &rows)?;
+            TicketRow::insert_many(scope, conn, &tickets)?;
+        }
+        Ok::<_, residents::ResidentError>(())
+    })?;
+    Ok(())
+}
+
+/// A known lot of the product, so no dose waits in the queue for an
+/// unknown lot.
+fn add_lot(conn: &mut DbConn) -> anyhow::Result<()> {
+    if !LotRow::exists(conn, PRODUCT, LOT)? {
+        LotRow {
+            product_code: PRODUCT.into(),
+            lot_number: LOT.into(),
+            expires_on: None,
+            created_by: None,
+            created_at: crate::flows::now(),
+        }
+        .insert(conn)?;
+    }
+    Ok(())
+}
+
+/// A mass vaccination site of `code` and a tablet account bound to it;
+/// returns the tablet's login and password.
+fn site_tablet(
+    conn: &mut DbConn,
+    audit: &crate::audit::AuditKey,
+    code: MunicipalityCode,
+) -> anyhow::Result<(String, String)> {
+    use crate::flows::{accounts, sites};
+    let site = sites::register(
+        conn,
+        audit,
+        &Actor::default(),
+        code,
+        &sites::SiteName::parse("ベンチ集団接種会場")?,
+        sites::SiteKind::Mass,
+    )?;
+    let login = LoginId::parse(&format!("{code}-tablet"))?;
+    let password = NewPassword::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple()))?;
+    let (_, password) = accounts::create(
+        conn,
+        audit,
+        &Actor::default(),
+        accounts::NewAccount {
+            login_id: login.clone(),
+            role: Role::SiteTablet,
+            municipality: Some(code),
+            prefecture_code: None,
+            display_name: "ベンチ会場タブレット".into(),
+            permissions: Vec::new(),
+            expires_on: None,
+            device_name: Some("負荷試験".into()),
+            responsible_person: Some("ベンチ会場責任者".into()),
+            site_id: Some(site.id),
+            must_change_password: false,
+        },
+        Some(password),
+    )?;
+    Ok((login.as_str().to_string(), password.as_str().to_string()))
+}
+
+/// One HTTP/1.1 request on its own connection; the status and the body.
+fn http_once(port: u16, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("connecting to the bench server on port {port}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .context("no HTTP status in the server's answer")?;
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Signs the tablet in through the API, as a site system would.
+fn api_token(port: u16, login: &str, password: &str) -> anyhow::Result<String> {
+    let body = serde_json::json!({ "login_id": login, "password": password }).to_string();
+    let (status, answer) = http_once(port, "POST", "/api/v1/sessions", &body)?;
+    anyhow::ensure!(
+        status == 201,
+        "POST /api/v1/sessions answered {status}: {answer}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&answer).context("POST /api/v1/sessions: not JSON")?;
+    v["token"]
+        .as_str()
+        .map(str::to_string)
+        .context("POST /api/v1/sessions: no token")
+}
+
+/// The part of the script both runs share: thread numbering, and a last
+/// line with exact figures (latencies in µs) for the bench to read.
+const LUA_COMMON: &str = r#"
+local threads = {}
+local next_id = 0
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+exhausted = 0
+
+function done(summary, latency, requests)
+  local ex = 0
+  for _, t in ipairs(threads) do
+    ex = ex + (tonumber(t:get("exhausted")) or 0)
+  end
+  io.write(string.format(
+    "vrs-bench: requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d status_errors=%d exhausted=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, summary.errors.status, ex))
+end
+"#;
+
+/// Each request records a dose for the thread's next ticket (thread k of T
+/// takes lines k+1, k+1+T, k+1+2T, … of the file, so no two requests share
+/// one) under a key of its own (thread number and counter).
+const LUA_RECORD: &str = r#"
+local tickets_path = [==[@TICKETS@]==]
+local token = "@TOKEN@"
+local date = "@DATE@"
+local nthreads = @THREADS@
+local tickets = {}
+local counter = 0
+
+function init(args)
+  for line in io.lines(tickets_path) do
+    tickets[#tickets + 1] = line
+  end
+end
+
+function request()
+  local t = tickets[counter * nthreads + id + 1]
+  counter = counter + 1
+  if t == nil then
+    exhausted = exhausted + 1
+    wrk.thread:stop()
+    return wrk.format("GET", "/health")
+  end
+  local body = '{"ticket":"' .. t .. '","administered_on":"' .. date ..
+    '","product_code":"@PRODUCT@","lot_number":"@LOT@"}'
+  return wrk.format("POST", "/api/v1/doses", {
+    ["Authorization"] = "Bearer " .. token,
+    ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = string.format("bench-%d-%012d", id, counter),
+  }, body)
+end
+"#;
+
+/// Runs wrk and reads its report.
+fn run_wrk(connections: usize, seconds: u64, script: &Path, url: &str) -> anyhow::Result<WrkRun> {
+    let out = Command::new("wrk")
+        .arg(format!("-t{WRK_THREADS}"))
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        // Far above any latency seen: a slow answer stays in the
+        // percentiles instead of being dropped as a timeout.
+        .arg("--timeout")
+        .arg("30s")
+        .arg("--latency")
+        .arg("-s")
+        .arg(script)
+        .arg(url)
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed ({}): {}{}",
+        out.status,
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_wrk(&text)
+}
+
+fn parse_wrk(text: &str) -> anyhow::Result<WrkRun> {
+    let mut run = WrkRun {
+        output: text.to_string(),
+        ..WrkRun::default()
+    };
+    let num = |s: &str| s.trim().trim_end_matches(',').parse::<f64>().ok();
+    let mut text_requests = None;
+    let mut done = None;
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(v) = l.strip_prefix("Requests/sec:") {
+            run.rps = num(v).context("wrk: unreadable Requests/sec")?;
+        } else if let Some(v) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            run.non_2xx = num(v).context("wrk: unreadable Non-2xx count")? as u64;
+        } else if let Some(v) = l.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            for (i, part) in v.split(',').enumerate().take(4) {
+                run.socket_errors[i] =
+                    part.split_whitespace()
+                        .nth(1)
+                        .and_then(num)
+                        .context("wrk: unreadable socket errors")? as u64;
+            }
+        } else if l.contains(" requests in ") {
+            text_requests = l.split_whitespace().next().and_then(num);
+        } else if let Some(v) = l.strip_prefix("vrs-bench:") {
+            let fields: std::collections::HashMap<&str, f64> = v
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .filter_map(|(k, v)| Some((k, v.parse::<f64>().ok()?)))
+                .collect();
+            done = Some(fields);
+        }
+    }
+    let done = done.context("wrk: the script's summary line is missing")?;
+    let get = |k: &str| {
+        done.get(k)
+            .copied()
+            .with_context(|| format!("wrk: no {k} in the summary line"))
+    };
+    run.requests = get("requests")? as u64;
+    run.secs = get("duration_us")? / 1e6;
+    run.p50_ms = get("p50_us")? / 1e3;
+    run.p90_ms = get("p90_us")? / 1e3;
+    run.p99_ms = get("p99_us")? / 1e3;
+    run.max_ms = get("max_us")? / 1e3;
+    run.exhausted = get("exhausted")? as u64;
+    anyhow::ensure!(
+        text_requests == Some(run.requests as f64) && get("status_errors")? as u64 == run.non_2xx,
+        "wrk's report and its script's summary disagree:\n{text}"
+    );
+    Ok(run)
+}
+
+/// Doses recorded per 10-second window of the run, from their own
+/// `recorded_at`: the lowest and highest rate of the full windows.
+fn windows(
+    conn: &mut DbConn,
+    master: &crate::crypto::MasterKey,
+    codes: &[MunicipalityCode],
+    start: chrono::NaiveDateTime,
+    seconds: u64,
+) -> anyhow::Result<Option<(f64, f64)>> {
+    const WINDOW: i64 = 10;
+    let full = (seconds as i64 / WINDOW) as usize;
+    let mut counts = vec![0u64; full];
+    for &code in codes {
+        let partition = crate::tenancy::Partition::open(conn, master, code)?;
+        let times = partition.read(conn, |scope, conn| {
+            DoseRow::recorded_since(scope, conn, start)
+        })?;
+        for t in times {
+            let i = (t - start).num_seconds() / WINDOW;
+            if let Some(c) = usize::try_from(i).ok().and_then(|i| counts.get_mut(i)) {
+                *c += 1;
+            }
+        }
+    }
+    let rate = |c: &u64| *c as f64 / WINDOW as f64;
+    Ok(counts
+        .iter()
+        .map(rate)
+        .fold(None, |acc: Option<(f64, f64)>, r| match acc {
+            None => Some((r, r)),
+            Some((lo, hi)) => Some((lo.min(r), hi.max(r))),
+        }))
+}
+
+/// Stored doses of the bench municipalities per status, and their
+/// `doses.record` operation-log lines.
+fn stored(
+    conn: &mut DbConn,
+    master: &crate::crypto::MasterKey,
+    codes: &[MunicipalityCode],
+) -> anyhow::Result<(std::collections::BTreeMap<String, i64>, i64)> {
+    let mut per_status = std::collections::BTreeMap::new();
+    let mut logged = 0;
+    for &code in codes {
+        let partition = crate::tenancy::Partition::open(conn, master, code)?;
+        let counts = partition.read(conn, DoseRow::count_per_status)?;
+        for (status, n) in counts {
+            *per_status.entry(status).or_insert(0) += n;
+        }
+        logged += AuditRow::count_of_action(conn, code.as_str(), "doses.record")?;
+    }
+    Ok((per_status, logged))
+}
+
+/// What the database behind the bench says about its durability settings.
+fn durability(conn: &mut DbConn) -> String {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Settings {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        fsync: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        synchronous_commit: String,
+    }
+    match conn {
+        DbConn::Postgresql(c) => diesel::sql_query(
+            "SELECT current_setting('server_version') AS version, \
+             current_setting('fsync') AS fsync, \
+             current_setting('synchronous_commit') AS synchronous_commit",
+        )
+        .get_result::<Settings>(c)
+        .map(|s| {
+            format!(
+                "PostgreSQL {} (fsync={}, synchronous_commit={})",
+                s.version, s.fsync, s.synchronous_commit
+            )
+        })
+        .unwrap_or_else(|_| "PostgreSQL".into()),
+        DbConn::Sqlite(c) => {
+            #[derive(diesel::QueryableByName)]
+            struct Version {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                version: String,
+            }
+            diesel::sql_query("SELECT sqlite_version() AS version")
+                .get_result::<Version>(c)
+                .map(|v| format!("SQLite {} (WAL, synchronous=NORMAL)", v.version))
+                .unwrap_or_else(|_| "SQLite".into())
+        }
+    }
+}
+
+/// `vrs bench record`.
+pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    anyhow::ensure!(opts.seconds >= 1, "--seconds must be at least 1");
+    anyhow::ensure!(
+        opts.connections >= WRK_THREADS,
+        "--connections must be at least {WRK_THREADS} (one per wrk thread)"
+    );
+    require_wrk()?;
+    let codes = MUNICIPALITIES
+        .iter()
+        .map(|c| MunicipalityCode::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let per_municipality = opts.tickets.max(codes.len()).div_ceil(codes.len());
+
+    // The database and the application state, as `vrs serve` opens them.
+    let scratch = Scratch::new(postgres_url)?;
+    let backend = scratch.backend();
+    let common = Common {
+        data_dir: scratch.dir().join("data"),
+        database_url: Some(scratch.url().clone()),
+        master_key_file: Some(scratch.dir().join("data/master.key")),
+        production: false,
+    };
+    let prepared = startup::prepare(&common, POOL_SIZE)?;
+    let state = prepared.state.clone();
+
+    let setup_start = Instant::now();
+    let mut conn = state.pool.get()?;
+    let database = durability(&mut conn);
+    add_lot(&mut conn)?;
+    for &code in &codes {
+        fill_municipality(&mut conn, &state.master, code, per_municipality)?;
+    }
+    // As after any bulk load: the planner sees the tables' real sizes.
+    crate::db::refresh_statistics(&mut conn)?;
+    let (login, password) = site_tablet(&mut conn, &state.audit, codes[0])?;
+    let (before, _) = stored(&mut conn, &state.master, &codes)?;
+    drop(conn);
+    let setup_secs = setup_start.elapsed().as_secs_f64();
+
+    // Ticket file: the municipalities in turn, so consecutive requests go
+    // to different partitions.
+    let tickets_path = scratch.dir().join("tickets.txt");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tickets_path)?);
+        for i in 0..per_municipality {
+            for code in &codes {
+                writeln!(w, "{code}{}", ticket_number(i))?;
+            }
+        }
+        w.flush()?;
+    }
+    let total_tickets = per_municipality * codes.len();
+
+    // The server, on a thread of its own.
+    let args = ServeArgs {
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls_cert: None,
+        tls_key: None,
+        static_dir: std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
+        demo: false,
+        trusted_proxies: Vec::new(),
+        workers: opts.workers,
+        import_max_mib: 64,
+        import_max_lines: 100_000,
+    };
+    let app = Application::build(prepared.state, &args)?;
+    let port = app.port();
+    let server = app.into_server();
+    let handle = server.handle();
+    let thread = std::thread::Builder::new()
+        .name("bench-server".into())
+        .spawn(move || actix_web::rt::System::new().block_on(server))?;
+
+    let measured = (|| {
+        let token = api_token(port, &login, &password)?;
+        anyhow::ensure!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "unexpected characters in the session token"
+        );
+        // Yesterday in Japan: never a future date, whatever the clock does
+        // during the run.
+        let date = crate::flows::today_in_japan() - chrono::Duration::days(1);
+        let record_script = scratch.dir().join("record.lua");
+        std::fs::write(
+            &record_script,
+            LUA_COMMON.to_string()
+                + &LUA_RECORD
+                    .replace("@TICKETS@", &tickets_path.to_string_lossy())
+                    .replace("@TOKEN@", &token)
+                    .replace("@DATE@", &date.to_string())
+                    .replace("@THREADS@", &WRK_THREADS.to_string())
+                    .replace("@PRODUCT@", PRODUCT)
+                    .replace("@LOT@", LOT),
+        )?;
+        let health_script = scratch.dir().join("health.lua");
+        std::fs::write(&health_script, LUA_COMMON)?;
+
+        let base = format!("http://127.0.0.1:{port}");
+        let health = run_wrk(
+            opts.connections,
+            opts.health_seconds,
+            &health_script,
+            &format!("{base}/health"),
+        )?;
+        let start = crate::flows::now();
+        let doses = run_wrk(
+            opts.connections,
+            opts.seconds,
+            &record_script,
+            &format!("{base}/api/v1/doses"),
+        )?;
+        Ok((health, doses, start))
+    })();
+
+    // Every request wrk sent is answered or dropped before anything is
+    // counted.
+    actix_web::rt::System::new().block_on(handle.stop(true));
+    let _ = thread.join();
+    let (health, doses, start) = measured?;
+
+    let mut conn = state.pool.get()?;
+    let (mut per_status, logged) = stored(&mut conn, &state.master, &codes)?;
+    let spread = windows(&mut conn, &state.master, &codes, start, opts.seconds)?;
+    drop(conn);
+    drop(state);
+    drop(scratch);
+    // Only what the run recorded.
+    for (status, n) in &before {
+        *per_status.entry(status.clone()).or_insert(0) -= n;
+    }
+    per_status.retain(|_, n| *n != 0);
+    let history: i64 = before.values().sum();
+    let stored_total: i64 = per_status.values().sum();
+    let valid = per_status.get(dose_rows::VALID).copied().unwrap_or(0);
+
+    // Nothing below counts unless every request recorded a dose.
+    anyhow::ensure!(
+        health.non_2xx == 0 && health.socket_error_total() == 0,
+        "GET /health: {} non-2xx answers, socket errors {:?}\n{}",
+        health.non_2xx,
+        health.socket_errors,
+        health.output
+    );
+    anyhow::ensure!(
+        doses.exhausted == 0,
+        "the {total_tickets} tickets ran out before the end of the run: raise --tickets"
+    );
+    anyhow::ensure!(
+        doses.non_2xx == 0,
+        "POST /api/v1/doses: {} of {} answers were not 2xx\n{}",
+        doses.non_2xx,
+        doses.requests,
+        doses.output
+    );
+    anyhow::ensure!(
+        doses.socket_error_total() == 0,
+        "POST /api/v1/doses: socket errors (connect, read, write, timeout) {:?}\n{}",
+        doses.socket_errors,
+        doses.output
+    );
+    anyhow::ensure!(
+        stored_total >= doses.requests as i64,
+        "wrk counted {} answered recordings but only {stored_total} doses are stored",
+        doses.requests
+    );
+    anyhow::ensure!(
+        valid == stored_total,
+        "some doses were queued instead of recorded: {per_status:?}"
+    );
+    anyhow::ensure!(
+        logged == stored_total,
+        "{stored_total} doses stored but {logged} doses.record operation-log lines"
+    );
+
+    let rate = doses.requests as f64 / doses.secs;
+    let ratio = rate / health.rps;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "bench record: doses through POST /api/v1/doses on {backend}, {} s, wrk -t{WRK_THREADS} -c{} on loopback",
+        opts.seconds, opts.connections
+    );
+    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(
+        out,
+        "  database: {database}; server pool {POOL_SIZE} connections, {} HTTP workers",
+        opts.workers.unwrap_or_else(cores)
+    );
+    let _ = writeln!(
+        out,
+        "  data: {} municipalities x ({per_municipality} residents with one active ticket each + {per_municipality} with a dose already recorded): {total_tickets} tickets, {history} doses before the run; set up in {setup_secs:.1} s; one site tablet of {}",
+        codes.len(),
+        codes[0]
+    );
+    let _ = writeln!(
+        out,
+        "  stored by the run: {stored_total} doses (all valid), {logged} doses.record log lines; wrk counted {} answered (the rest were in flight when wrk stopped)",
+        doses.requests
+    );
+    if let Some((lo, hi)) = spread {
+        let _ = writeln!(
+            out,
+            "  doses recorded per 10 s window of the run (by their recorded_at): lowest {lo:.0}/s, highest {hi:.0}/s"
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| measurement | requests | seconds | req/s | p50 ms | p90 ms | p99 ms | max ms | ratio to baseline |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, r, ratio) in [
+        ("GET /health (baseline)", &health, 1.0),
+        ("POST /api/v1/doses", &doses, ratio),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {ratio:.2} |",
+            r.requests,
+            r.secs,
+            r.requests as f64 / r.secs,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  target: >= 1000 recorded doses/s for {} s -> {} ({rate:.0}/s, {:.2}x the /health baseline)",
+        opts.seconds,
+        if rate >= 1000.0 && opts.seconds >= 60 {
+            "met"
+        } else if rate >= 1000.0 {
+            "rate met, run shorter than the target's minute"
+        } else {
+            "NOT met"
+        },
+        ratio
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_wrk_report() {
+        let text = "Running 1m test @ http://127.0.0.1:1/api/v1/doses
+  2 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     9.01ms    2.00ms  40.00ms   80.00%
+    Req/Sec   900.00     50.00     1.00k    70.00%
+  Latency Distribution
+     50%    8.50ms
+     75%    9.50ms
+     90%   11.00ms
+     99%   20.00ms
+  107000 requests in 1.00m, 40.00MB read
+  Non-2xx or 3xx responses: 3
+  Socket errors: connect 0, read 1, write 0, timeout 2
+Requests/sec:   1783.33
+Transfer/sec:    682.00KB
+vrs-bench: requests=107000 duration_us=60000000 p50_us=8500 p90_us=11000 p99_us=20000 max_us=40000 status_errors=3 exhausted=0
+";
+        let r = parse_wrk(text).unwrap();
+        assert_eq!(r.requests, 107_000);
+        assert_eq!(r.non_2xx, 3);
+        assert_eq!(r.socket_errors, [0, 1, 0, 2]);
+        assert!((r.rps - 1783.33).abs() < 1e-9);
+        assert!((r.secs - 60.0).abs() < 1e-9);
+        assert!((r.p99_ms - 20.0).abs() < 1e-9);
+        assert!(parse_wrk("no summary").is_err());
+    }
+}
