@@ -6,7 +6,7 @@
 use super::dose_checks::{self, Facts, Prior, Rule};
 use super::now;
 use super::residents::{self, ResidentError, SiteFacts};
-use super::vaccines::{Interval, Master};
+use super::vaccines::Interval;
 use crate::crypto::AadContext;
 use crate::db::DbConn;
 use crate::db::models::dose_events::DoseEventRow;
@@ -234,17 +234,16 @@ const DEFAULT_INTERVAL: Interval = Interval {
 pub fn preview(
     scope: &Scope<'_>,
     conn: &mut DbConn,
-    master: &Master,
     t: &TicketRef,
     product: Option<&str>,
     today: NaiveDate,
 ) -> Result<Preview, DoseError> {
     let s = subject(scope, conn, t)?;
-    let interval = product
-        .or(s.last_product.as_deref())
-        .and_then(|p| master.get(p))
-        .map(Interval::from)
-        .unwrap_or(DEFAULT_INTERVAL);
+    let interval = match product.or(s.last_product.as_deref()) {
+        Some(code) => ProductRow::find(conn, code)?.as_ref().map(Interval::from),
+        None => None,
+    }
+    .unwrap_or(DEFAULT_INTERVAL);
     let verdict = dose_checks::check(&Facts {
         today,
         birth: s.facts.birth_date,
@@ -303,12 +302,11 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    fn of(row: &DoseRow, ticket: &TicketNumber, replayed: bool) -> Recorded {
+    fn of(scope: &Scope<'_>, row: &DoseRow, ticket: &TicketNumber, replayed: bool) -> Recorded {
         Recorded {
             dose_id: row.id.clone(),
             resident_id: row.resident_id.clone(),
-            municipality: MunicipalityCode::parse(&row.municipality_code)
-                .unwrap_or_else(|_| unreachable_code()),
+            municipality: scope.code(),
             ticket: ticket.clone(),
             dose_number: u8::try_from(row.dose_number).unwrap_or(9),
             rules: Rule::split(row.quality_flags.as_deref()),
@@ -319,11 +317,6 @@ impl Recorded {
     pub fn queued(&self) -> bool {
         !self.rules.is_empty()
     }
-}
-
-fn unreachable_code() -> MunicipalityCode {
-    // Stored codes were parsed before they were stored.
-    MunicipalityCode::parse("131016").expect("a valid constant code")
 }
 
 /// Records a dose for a ticket, once per idempotency key. The checks run
@@ -338,7 +331,7 @@ pub fn record(
         let same = done.ticket_number.as_deref() == Some(r.ticket.ticket.as_str())
             && done.recorded_by.as_deref() == Some(r.recorder.account_id.as_str());
         return if same {
-            Ok(Recorded::of(&done, &r.ticket.ticket, true))
+            Ok(Recorded::of(scope, &done, &r.ticket.ticket, true))
         } else {
             Err(DoseError::KeyReused)
         };
@@ -406,7 +399,7 @@ pub fn record(
             None,
         )?;
     }
-    Ok(Recorded::of(&row, &r.ticket.ticket, false))
+    Ok(Recorded::of(scope, &row, &r.ticket.ticket, false))
 }
 
 /// The kinds of event a dose can have after it was recorded.

@@ -64,8 +64,14 @@ fn field_error(api_field: &str, e: FieldError) -> HttpResponse {
     )
 }
 
+/// The body as `T`; a field of the wrong type is named in the answer.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
-    serde_json::from_slice(body).map_err(|_| error(StatusCode::BAD_REQUEST, "bad_json", None, None))
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let named = (field != ".").then_some(field.as_str());
+        error(StatusCode::BAD_REQUEST, "bad_json", named, None)
+    })
 }
 
 /// The bearer token's live session, or 401.

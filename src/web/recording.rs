@@ -132,27 +132,23 @@ fn in_partition_of<T, F>(
 where
     F: Fn(&crate::tenancy::Scope<'_>, &mut crate::db::DbConn) -> Result<T, DoseError>,
 {
-    {
-        let partition = match Partition::open(conn, &st.master, code) {
-            Ok(p) => p,
-            Err(TenancyError::NotATenant(_) | TenancyError::Erased(_)) => {
-                return Ok(Err(DoseError::NotIssued));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // Two requests with one idempotency key can both pass the lookup on
-        // PostgreSQL; the loser's insert fails, and its retry finds the
-        // winner's dose.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match partition.run(conn, work) {
-                Err(e) if e.is_race() && attempt < 3 => continue,
-                Err(e @ DoseError::Resident(_)) => {
-                    return Err(AppError::Internal(e.to_string()));
-                }
-                other => return Ok(other),
-            }
+    let partition = match Partition::open(conn, &st.master, code) {
+        Ok(p) => p,
+        Err(TenancyError::NotATenant(_) | TenancyError::Erased(_)) => {
+            return Ok(Err(DoseError::NotIssued));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Two requests with one idempotency key can both pass the lookup on
+    // PostgreSQL; the loser's insert fails, and its retry finds the
+    // winner's dose.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match partition.run(conn, work) {
+            Err(e) if e.is_race() && attempt < 3 => continue,
+            Err(e @ DoseError::Resident(_)) => return Err(AppError::Internal(e.to_string())),
+            other => return Ok(other),
         }
     }
 }
@@ -197,11 +193,9 @@ pub async fn preview(
 ) -> Result<Result<Preview, DoseError>, AppError> {
     let (st, r) = (state.clone(), rec.clone());
     in_issuer(state, rec, t.municipality, move |scope, conn| {
-        let master = Master::load(conn)?;
         let p = doses::preview(
             scope,
             conn,
-            &master,
             &t,
             product.as_deref(),
             crate::flows::today_in_japan(),

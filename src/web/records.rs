@@ -794,51 +794,10 @@ async fn dose_action(
     let dose_id = path_id(&path.1)?;
     let form = form.into_inner();
     let t = &ctx.t;
-    let reason = ChangeReason::parse(&form.reason);
-    let bad = |msg: String| {
-        detail_page(
-            ctx.clone(),
-            &auth,
-            &state,
-            code,
-            id.clone(),
-            Some(msg),
-            None,
-        )
-    };
-    let action = match form.action.as_str() {
-        "confirm" => DoseAction::Confirm(reason.ok()),
-        "reject" | "delete" => match reason {
-            Ok(r) if form.action == "reject" => DoseAction::Reject(r),
-            Ok(r) => DoseAction::Delete(r),
-            Err(e) => return bad(field_error(t, "dose.reason", e)).await,
-        },
-        "correct" => {
-            let reason = match reason {
-                Ok(r) => r,
-                Err(e) => return bad(field_error(t, "dose.reason", e)).await,
-            };
-            let number = match crate::domain::DoseNumber::parse(&form.dose_number) {
-                Ok(n) => n,
-                Err(e) => return bad(field_error(t, "ticket.dose", e)).await,
-            };
-            let date = match crate::domain::parse_date_field("接種日", &form.administered_on) {
-                Ok(d) => d,
-                Err(e) => return bad(field_error(t, "records.dose_date", e)).await,
-            };
-            let lot = match crate::domain::LotNumber::parse(&form.lot) {
-                Ok(l) => l,
-                Err(e) => return bad(field_error(t, "records.lot", e)).await,
-            };
-            DoseAction::Correct {
-                number,
-                date,
-                product: form.product.trim().to_string(),
-                lot,
-                reason,
-            }
-        }
-        _ => return Err(AppError::BadRequest("action".into())),
+    let action = match DoseAction::parse(t, &form) {
+        Some(Ok(a)) => a,
+        Some(Err(msg)) => return detail_page(ctx, &auth, &state, code, id, Some(msg), None).await,
+        None => return Err(AppError::BadRequest("action".into())),
     };
     let did = dose_id.clone();
     let outcome = change(
@@ -915,6 +874,31 @@ enum DoseAction {
 }
 
 impl DoseAction {
+    /// The form as an action, or the first field error as the page shows
+    /// it; `None` for an action no button sends.
+    fn parse(t: &T, form: &DoseForm) -> Option<Result<DoseAction, String>> {
+        let field = |key: &'static str| move |e: FieldError| field_error(t, key, e);
+        let reason = ChangeReason::parse(&form.reason).map_err(field("dose.reason"));
+        Some(match form.action.as_str() {
+            "confirm" => Ok(DoseAction::Confirm(reason.ok())),
+            "reject" => reason.map(DoseAction::Reject),
+            "delete" => reason.map(DoseAction::Delete),
+            "correct" => (|| {
+                Ok(DoseAction::Correct {
+                    reason: reason?,
+                    number: crate::domain::DoseNumber::parse(&form.dose_number)
+                        .map_err(field("ticket.dose"))?,
+                    date: crate::domain::parse_date_field("接種日", &form.administered_on)
+                        .map_err(field("records.dose_date"))?,
+                    product: form.product.trim().to_string(),
+                    lot: crate::domain::LotNumber::parse(&form.lot)
+                        .map_err(field("records.lot"))?,
+                })
+            })(),
+            _ => return None,
+        })
+    }
+
     fn code(&self) -> &'static str {
         match self {
             DoseAction::Confirm(_) => "confirm",

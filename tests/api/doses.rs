@@ -696,6 +696,16 @@ async fn the_api_is_described_and_keeps_its_account_rules() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    // A field of the wrong type is named.
+    let (status, body) = app
+        .api_dose(
+            &site,
+            "0123456789abcdef-t",
+            serde_json::json!({"ticket": "0820401234567890", "administered_on": today(),
+                "product_code": "PFZ_JN1_12P", "lot_number": "FA1000", "dose_number": "two"}),
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("dose_number")));
     let (status, body) = app
         .api_dose(
             &site,
