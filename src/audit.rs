@@ -135,10 +135,8 @@ pub fn append(
     actor: &Actor,
     e: Entry<'_>,
 ) -> Result<(), DbError> {
-    crate::db::lock_chain(conn, e.chain)?;
-    let last = AuditRow::last_of_chain(conn, e.chain)?;
-    let (seq, prev_mac) = match last {
-        Some(l) => (l.seq + 1, l.mac),
+    let (seq, prev_mac) = match crate::db::chain_head(conn, e.chain)? {
+        Some((seq, mac)) => (seq + 1, mac),
         None => (1, GENESIS.to_string()),
     };
     let mut row = AuditRow {

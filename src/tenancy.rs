@@ -10,7 +10,6 @@ use crate::crypto::{AadContext, BlindIndexer, MasterKey, SealError, Sealer, Tena
 use crate::db::models::tenants::{ACTIVE, TenantKeyRow, TenantRow};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::{MunicipalityCode, MyNumber};
-use diesel::Connection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyError {
@@ -52,12 +51,23 @@ impl Partition {
         master: &MasterKey,
         code: MunicipalityCode,
     ) -> Result<Partition, TenancyError> {
-        let tenant = TenantRow::find(conn, code.as_str())?.ok_or(TenancyError::NotATenant(code))?;
+        let (tenant, rows) =
+            TenantRow::with_keys(conn, code.as_str())?.ok_or(TenancyError::NotATenant(code))?;
+        Self::from_rows(master, code, &tenant, &rows)
+    }
+
+    /// Opens the partition from its rows read by the caller (with whatever
+    /// else the same query read).
+    pub fn from_rows(
+        master: &MasterKey,
+        code: MunicipalityCode,
+        tenant: &TenantRow,
+        rows: &[TenantKeyRow],
+    ) -> Result<Partition, TenancyError> {
         if tenant.status != ACTIVE {
             return Err(TenancyError::Erased(code));
         }
-        let rows = TenantKeyRow::for_municipality(conn, code.as_str())?;
-        let keys = unwrap_all(master, code, &rows)?;
+        let keys = unwrap_all(master, code, rows)?;
         Self::from_keys(code, &keys, tenant.active_key_version as u32)
     }
 
@@ -101,9 +111,7 @@ impl Partition {
     {
         // Released after the commit, when the transaction has ended.
         let _turn = db::write_turn(conn);
-        conn.transaction(|conn| {
-            db::lock_for_write(conn)?;
-            db::set_transaction_municipality(conn, self.code.as_str())?;
+        db::scoped_transaction(conn, self.code, true, |conn| {
             work(&Scope { partition: self }, conn)
         })
     }
@@ -118,8 +126,7 @@ impl Partition {
     where
         E: From<diesel::result::Error> + From<DbError>,
     {
-        conn.transaction(|conn| {
-            db::set_transaction_municipality(conn, self.code.as_str())?;
+        db::scoped_transaction(conn, self.code, false, |conn| {
             work(&Scope { partition: self }, conn)
         })
     }

@@ -118,7 +118,8 @@ impl Manager {
         };
         match &self.url {
             DatabaseUrl::Postgres(u) => {
-                let conn = diesel::PgConnection::establish(u).map_err(connect_err)?;
+                let mut conn = diesel::PgConnection::establish(u).map_err(connect_err)?;
+                conn.set_instrumentation(lost::watch);
                 Ok(DbConn::Postgresql(conn))
             }
             DatabaseUrl::Sqlite(path) => {
@@ -145,12 +146,79 @@ impl ManageConnection for Manager {
         self.establish()
     }
 
+    /// A round trip per checkout would be a tenth of a dose recording's, so
+    /// connections are tested only for a while after one was found lost
+    /// (the database restarted or failed over: its siblings are likely gone
+    /// too). A lost connection is dropped when it is checked in.
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
-        conn.batch_execute("SELECT 1").map_err(DbError::Query)
+        if lost::recently()
+            && let Err(e) = conn.batch_execute("SELECT 1")
+        {
+            // The pool drops it; no other connection is to blame.
+            lost::reported_here();
+            return Err(DbError::Query(e));
+        }
+        Ok(())
     }
 
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        lost::reported_here() || conn.is_broken()
+    }
+}
+
+/// Connections found lost: the server closed them or could not be reached.
+/// Diesel reports this on the query that failed; the instrumentation every
+/// connection carries notes it, for the whole pool (when) and for the
+/// thread that was using it (which connection: a checked-out connection is
+/// used on one thread until it is checked in, on that same thread).
+mod lost {
+    use diesel::connection::InstrumentationEvent;
+    use diesel::result::{DatabaseErrorKind, Error};
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// How long after a loss every checkout is tested.
+    const TEST_FOR_MS: u64 = 30_000;
+
+    static LAST_LOSS_MS: AtomicU64 = AtomicU64::new(0);
+
+    thread_local! {
+        static HERE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// The instrumentation each connection is given.
+    pub fn watch(event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery {
+            error:
+                Some(Error::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _,
+                )),
+            ..
+        } = event
+        {
+            LAST_LOSS_MS.store(now_ms(), Ordering::Relaxed);
+            HERE.with(|h| h.set(true));
+        }
+    }
+
+    pub fn recently() -> bool {
+        let last = LAST_LOSS_MS.load(Ordering::Relaxed);
+        last != 0 && now_ms().saturating_sub(last) < TEST_FOR_MS
+    }
+
+    /// Whether a connection used on this thread was lost since the last
+    /// check-in here; the answer clears it.
+    pub fn reported_here() -> bool {
+        HERE.with(|h| h.replace(false))
     }
 }
 
@@ -214,19 +282,6 @@ pub fn role_bypasses_rls(conn: &mut DbConn) -> Result<bool, DbError> {
         }
         DbConn::Sqlite(_) => Ok(false),
     }
-}
-
-/// On SQLite, takes the database's write lock now, at the start of the
-/// transaction. A transaction that reads first and writes later would
-/// otherwise fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT,
-/// which the busy timeout does not wait out) whenever another connection
-/// wrote in between. A write statement that matches no row is enough:
-/// SQLite takes the lock before looking for rows. No-op on PostgreSQL.
-pub fn lock_for_write(conn: &mut DbConn) -> Result<(), DbError> {
-    if let DbConn::Sqlite(c) = conn {
-        diesel::sql_query("UPDATE tenants SET status = status WHERE 0 = 1").execute(c)?;
-    }
-    Ok(())
 }
 
 /// The turn of one partition write on SQLite (see [`write_turn`]); the next
@@ -298,23 +353,32 @@ impl Drop for WriteTurn {
     }
 }
 
-/// Serialises appends to one operation-log chain until the current
-/// transaction ends. On PostgreSQL two transactions would otherwise both read
-/// the same last line and one would fail on the primary key at insert (and
-/// its whole operation with it): a transaction-scoped advisory lock on the
-/// chain's name makes the second wait for the first to commit, then read the
-/// line the first wrote. On SQLite the write lock already does this.
-pub fn lock_chain(conn: &mut DbConn, chain: &str) -> Result<(), DbError> {
-    /// The advisory-lock class of operation-log chains (the first key of
-    /// the two-key form), so no other use of advisory locks can collide.
-    const CHAIN_LOCK_CLASS: i32 = 0x7673_0001;
-    if let DbConn::Postgresql(c) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind::<diesel::sql_types::Integer, _>(CHAIN_LOCK_CLASS)
-            .bind::<diesel::sql_types::Text, _>(chain)
-            .execute(c)?;
+/// The sequence number and MAC of a chain's last operation-log line, with
+/// the chain held until the current transaction ends, so two appends to one
+/// chain never both build on the same line (on PostgreSQL the second would
+/// fail on the primary key, and its whole operation with it). PostgreSQL:
+/// `audit_chain_head()` takes a transaction-scoped advisory lock and reads
+/// after it is granted, in one round trip. SQLite: the transaction already
+/// holds the database's write lock.
+pub fn chain_head(conn: &mut DbConn, chain: &str) -> Result<Option<(i64, String)>, DbError> {
+    #[derive(QueryableByName)]
+    struct Head {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        seq: Option<i64>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        mac: Option<String>,
     }
-    Ok(())
+    match conn {
+        DbConn::Postgresql(c) => {
+            let head: Head = diesel::sql_query("SELECT seq, mac FROM audit_chain_head($1)")
+                .bind::<diesel::sql_types::Text, _>(chain)
+                .get_result(c)?;
+            Ok(head.seq.zip(head.mac))
+        }
+        DbConn::Sqlite(_) => {
+            Ok(models::audit_log::AuditRow::last_of_chain(conn, chain)?.map(|l| (l.seq, l.mac)))
+        }
+    }
 }
 
 /// Refreshes the planner's statistics after a bulk load, so the next query
@@ -329,16 +393,82 @@ pub fn refresh_statistics(conn: &mut DbConn) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Runs `work` in one transaction named to one municipality, in one round
+/// trip: on PostgreSQL the `BEGIN` carries the setting row-level security
+/// reads; on SQLite a writing transaction begins `IMMEDIATE`, holding the
+/// write lock from the start. One that read first and wrote later would
+/// otherwise fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT,
+/// which the busy timeout does not wait out) whenever another connection
+/// wrote in between.
+/// Commits on `Ok`, rolls back on `Err`, as `Connection::transaction` does.
+pub fn scoped_transaction<T, E>(
+    conn: &mut DbConn,
+    code: crate::domain::MunicipalityCode,
+    writes: bool,
+    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConn as Connection>::TransactionManager;
+    let nested = Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .map_err(E::from)?
+        .is_some();
+    if nested {
+        // Inside a transaction already (a savepoint): the outer one holds
+        // the write lock; the setting is renamed for this part of it.
+        return conn.transaction(|conn| {
+            if let DbConn::Postgresql(c) = conn {
+                set_municipality(c, code.as_str())?;
+            }
+            work(conn)
+        });
+    }
+    match conn {
+        // The code is six checked digits by construction, so it can stand
+        // in the statement text (a bound parameter would cost a second
+        // round trip: the simple protocol that batches takes none).
+        DbConn::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
+            c,
+            &format!(
+                "BEGIN; SELECT set_config('vrs.municipality', '{}', true)",
+                code.as_str()
+            ),
+        )?,
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(
+            c,
+            if writes { "BEGIN IMMEDIATE" } else { "BEGIN" },
+        )?,
+    }
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}
+
 /// Names the municipality for the current transaction; on PostgreSQL the
 /// row-level-security policies read it. Transaction-local, so a pooled
 /// connection never carries it into the next request.
 pub fn set_transaction_municipality(conn: &mut DbConn, code: &str) -> Result<(), DbError> {
     if let DbConn::Postgresql(c) = conn {
-        diesel::sql_query("SELECT set_config('vrs.municipality', $1, true)")
-            .bind::<diesel::sql_types::Text, _>(code)
-            .execute(c)?;
+        set_municipality(c, code)?;
     }
     Ok(())
+}
+
+fn set_municipality(c: &mut diesel::PgConnection, code: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT set_config('vrs.municipality', $1, true)")
+        .bind::<diesel::sql_types::Text, _>(code)
+        .execute(c)
+        .map(|_| ())
 }
 
 /// Table and column names as the live database has them (for the schema

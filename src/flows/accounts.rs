@@ -9,7 +9,9 @@
 use super::now;
 use crate::audit::{self, Actor, AuditKey, Entry, PLATFORM_CHAIN};
 use crate::crypto::password;
-use crate::db::models::accounts::{AccountRow, SessionRow, ThrottleRow};
+use crate::db::models::accounts::{AccountRow, SessionParts, SessionRow, ThrottleRow};
+use crate::db::models::sites::SiteRow;
+use crate::db::models::tenants::KeysAndProduct;
 use crate::db::{DbConn, DbError};
 use crate::domain::{LoginId, MunicipalityCode, NewPassword, Role};
 use base64::Engine;
@@ -392,15 +394,11 @@ fn count_failure(conn: &mut DbConn, key: &str, at: NaiveDateTime, max: i32) -> R
 /// ticket numbers to collect people's hints is stopped early.
 pub const MAX_SCAN_MISSES: i32 = 20;
 
-fn scan_key(account_id: &str) -> String {
-    format!("scan:{account_id}")
-}
+/// The throttle row of an account's scans is this plus the account's id.
+const SCAN_KEY_PREFIX: &str = "scan:";
 
-/// Whether the account's scans are paused after too many misses.
-pub fn scans_paused(conn: &mut DbConn, account_id: &str) -> Result<bool, DbError> {
-    Ok(ThrottleRow::find(conn, &scan_key(account_id))?
-        .and_then(|t| t.locked_until)
-        .is_some_and(|t| t > now()))
+fn scan_key(account_id: &str) -> String {
+    format!("{SCAN_KEY_PREFIX}{account_id}")
 }
 
 /// Counts a ticket the recorder looked up that does not exist.
@@ -411,33 +409,74 @@ pub fn count_scan_miss(conn: &mut DbConn, account_id: &str) -> Result<(), DbErro
 /// The session behind a cookie token, if it is live: not idle past the
 /// limit, not older than the absolute limit, its account still usable.
 /// A dead session is deleted.
-pub fn resolve(
+pub fn resolve(conn: &mut DbConn, token: &str) -> Result<Option<Live>, DbError> {
+    let hash = token_hash(token);
+    match SessionRow::find_with_account(conn, &hash, SCAN_KEY_PREFIX)? {
+        Some(parts) => live(conn, &hash, parts),
+        None => Ok(None),
+    }
+}
+
+/// As `resolve`, reading with the session what recording a dose for a
+/// ticket of `code` reads from the platform's tables (see
+/// `SessionRow::find_for_recording`).
+pub fn resolve_for_recording(
     conn: &mut DbConn,
     token: &str,
-) -> Result<Option<(SessionRow, AccountRow)>, DbError> {
-    let at = now();
+    code: MunicipalityCode,
+    product: &str,
+    lot: &str,
+) -> Result<Option<(Live, Vec<KeysAndProduct>)>, DbError> {
     let hash = token_hash(token);
-    let Some(session) = SessionRow::find(conn, &hash)? else {
+    let rows =
+        SessionRow::find_for_recording(conn, &hash, SCAN_KEY_PREFIX, code.as_str(), product, lot)?;
+    let Some((parts, _)) = rows.first() else {
         return Ok(None);
     };
-    let account = AccountRow::find(conn, &session.account_id)?;
+    let parts = parts.clone();
+    let read = rows.into_iter().filter_map(|(_, r)| r).collect();
+    Ok(live(conn, &hash, parts)?.map(|l| (l, read)))
+}
+
+/// The session if it is live; a dead one is deleted.
+fn live(conn: &mut DbConn, hash: &str, parts: SessionParts) -> Result<Option<Live>, DbError> {
+    let at = now();
+    let SessionParts {
+        session,
+        account,
+        site,
+        scans_locked_until,
+    } = parts;
     let live = session.last_seen_at + Duration::minutes(IDLE_MINUTES) > at
         && session.created_at + Duration::hours(ABSOLUTE_HOURS) > at
-        && account.as_ref().is_some_and(|a| usable(a, at));
-    match (live, account) {
-        (true, Some(a)) => {
-            // Idle time is counted in half-minutes: a busy tablet or site
-            // system does not write the session on every request.
-            if at - session.last_seen_at >= Duration::seconds(30) {
-                SessionRow::touch(conn, &hash, at)?;
-            }
-            Ok(Some((session, a)))
-        }
-        _ => {
-            SessionRow::delete(conn, &hash)?;
-            Ok(None)
-        }
+        && usable(&account, at);
+    if !live {
+        SessionRow::delete(conn, hash)?;
+        return Ok(None);
     }
+    // Idle time is counted in half-minutes: a busy tablet or site system
+    // does not write the session on every request.
+    if at - session.last_seen_at >= Duration::seconds(30) {
+        SessionRow::touch(conn, hash, at)?;
+    }
+    let site = crate::flows::sites::usable_for(&account, site);
+    Ok(Some(Live {
+        session,
+        account,
+        site,
+        scans_paused: scans_locked_until.is_some_and(|t| t > at),
+    }))
+}
+
+/// A live session, read with what every request asks of it.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub session: SessionRow,
+    pub account: AccountRow,
+    /// A tablet's site, if it is open and of the account's municipality.
+    pub site: Option<SiteRow>,
+    /// Whether the account's ticket scans are paused after too many misses.
+    pub scans_paused: bool,
 }
 
 pub fn logout(

@@ -14,7 +14,7 @@ use crate::db::models::doses::{self as rows, DoseRow};
 use crate::db::models::residents::ResidentRow;
 use crate::db::models::sites::SiteRow;
 use crate::db::models::tickets::{self as ticket_rows, TicketRow};
-use crate::db::models::vaccines::{LotRow, ProductRow};
+use crate::db::models::vaccines::ProductRow;
 use crate::domain::{
     ChangeReason, DoseNumber, IdempotencyKey, LotNumber, MunicipalityCode, TicketNumber, TicketRef,
 };
@@ -163,9 +163,24 @@ struct Subject {
     last_product: Option<String>,
 }
 
-fn subject(scope: &Scope<'_>, conn: &mut DbConn, t: &TicketRef) -> Result<Subject, DoseError> {
+/// The ticket, its resident (locked), and the resident's doses, with the
+/// dose recorded under `key` if there is one, whoever it is for.
+struct Found {
+    ticket: TicketRow,
+    resident: ResidentRow,
+    doses: Vec<DoseRow>,
+}
+
+fn lookup(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    t: &TicketRef,
+    key: Option<&IdempotencyKey>,
+) -> Result<Found, DoseError> {
     debug_assert_eq!(t.municipality, scope.code());
-    let ticket = TicketRow::find(scope, conn, t.ticket.as_str())?.ok_or(DoseError::NotIssued)?;
+    let (ticket, resident) =
+        TicketRow::find_with_resident_for_update(scope, conn, t.ticket.as_str())?
+            .ok_or(DoseError::NotIssued)?;
     // An OCR line whose 券種 or 回数 differs from what was issued under this
     // number is a misread or a made-up ticket: not this municipality's.
     if let Some((kind, dose)) = t.printed
@@ -173,9 +188,24 @@ fn subject(scope: &Scope<'_>, conn: &mut DbConn, t: &TicketRef) -> Result<Subjec
     {
         return Err(DoseError::NotIssued);
     }
-    ResidentRow::lock(scope, conn, &ticket.resident_id)?;
-    let resident = ResidentRow::find_by_id_and_municipality(scope, conn, &ticket.resident_id)?
-        .ok_or(DoseError::NotIssued)?;
+    let doses = match key {
+        Some(k) => DoseRow::of_resident_or_key(scope, conn, &resident.id, k.as_str())?,
+        None => DoseRow::of_resident(scope, conn, &resident.id)?,
+    };
+    Ok(Found {
+        ticket,
+        resident,
+        doses,
+    })
+}
+
+/// What the rules need to know of the person behind a ticket.
+fn subject(scope: &Scope<'_>, found: Found) -> Result<Subject, DoseError> {
+    let Found {
+        ticket,
+        resident,
+        doses,
+    } = found;
     // A reissued or lost ticket is refused. One invalidated because the
     // person moved out or died still shows (and records, into the queue):
     // the person may be standing at the site, and the municipality must
@@ -185,8 +215,9 @@ fn subject(scope: &Scope<'_>, conn: &mut DbConn, t: &TicketRef) -> Result<Subjec
         return Err(DoseError::Invalidated);
     }
     let facts = residents::site_facts(scope, &resident)?;
-    let counted: Vec<DoseRow> = DoseRow::of_resident(scope, conn, &resident.id)?
+    let counted: Vec<DoseRow> = doses
         .into_iter()
+        .filter(|d| d.resident_id == resident.id)
         .filter(|d| d.status == rows::VALID || d.status == rows::PENDING)
         .collect();
     let prior: Vec<Prior> = counted
@@ -238,7 +269,7 @@ pub fn preview(
     product: Option<&str>,
     today: NaiveDate,
 ) -> Result<Preview, DoseError> {
-    let s = subject(scope, conn, t)?;
+    let s = subject(scope, lookup(scope, conn, t, None)?)?;
     let interval = match product.or(s.last_product.as_deref()) {
         Some(code) => ProductRow::find(conn, code)?.as_ref().map(Interval::from),
         None => None,
@@ -280,6 +311,8 @@ pub struct Recording<'a> {
     pub administered_on: NaiveDate,
     pub product: &'a ProductRow,
     pub lot: LotNumber,
+    /// Whether the lot is known for the product, read with the product.
+    pub lot_known: bool,
     /// The dose number the site was shown; a different one now means the
     /// record changed in between.
     pub expected_dose: Option<u8>,
@@ -327,17 +360,23 @@ pub fn record(
     r: &Recording<'_>,
     today: NaiveDate,
 ) -> Result<Recorded, DoseError> {
-    if let Some(done) = DoseRow::find_by_idempotency_key(scope, conn, r.key.as_str())? {
+    let found = lookup(scope, conn, r.ticket, Some(r.key))?;
+    // A retry answers with what the first request recorded, before any
+    // check: the record may have changed since, by that very dose.
+    if let Some(done) = found
+        .doses
+        .iter()
+        .find(|d| d.idempotency_key.as_deref() == Some(r.key.as_str()))
+    {
         let same = done.ticket_number.as_deref() == Some(r.ticket.ticket.as_str())
             && done.recorded_by.as_deref() == Some(r.recorder.account_id.as_str());
         return if same {
-            Ok(Recorded::of(scope, &done, &r.ticket.ticket, true))
+            Ok(Recorded::of(scope, done, &r.ticket.ticket, true))
         } else {
             Err(DoseError::KeyReused)
         };
     }
-    let s = subject(scope, conn, r.ticket)?;
-    let lot_known = LotRow::exists(conn, &r.product.product_code, r.lot.as_str())?;
+    let s = subject(scope, found)?;
     let verdict = dose_checks::check(&Facts {
         today,
         birth: s.facts.birth_date,
@@ -347,7 +386,7 @@ pub fn record(
         ticket_dose: u8::try_from(s.ticket.dose_number).unwrap_or(1),
         interval: Interval::from(r.product),
         administered_on: r.administered_on,
-        lot_known,
+        lot_known: r.lot_known,
     });
     if let Some(expected) = r.expected_dose
         && expected != verdict.dose_number

@@ -116,14 +116,12 @@ pub fn close(
     })
 }
 
-/// The open site a tablet account records for, if it has one.
-pub fn of_account(conn: &mut DbConn, account: &AccountRow) -> Result<Option<SiteRow>, DbError> {
-    let Some(id) = account.site_id.as_deref() else {
-        return Ok(None);
-    };
-    Ok(SiteRow::find(conn, id)?
+/// The open site a tablet account records for, if it has one, from the
+/// site row read with the account.
+pub fn usable_for(account: &AccountRow, site: Option<SiteRow>) -> Option<SiteRow> {
+    site.filter(|s| account.site_id.as_deref() == Some(s.id.as_str()))
         .filter(|s| s.closed_at.is_none())
-        .filter(|s| account.municipality_code.as_deref() == Some(s.municipality_code.as_str())))
+        .filter(|s| account.municipality_code.as_deref() == Some(s.municipality_code.as_str()))
 }
 
 #[cfg(test)]

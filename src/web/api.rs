@@ -4,14 +4,11 @@
 //! a bearer token from `POST /api/v1/sessions` instead of a cookie (so no
 //! browser can be made to call it cross-site).
 
-// The edge helpers return a ready error response as their `Err`: it is
-// answered at once, never carried, so its size does not matter.
-#![allow(clippy::result_large_err)]
-
 use super::recording::{self, NotRecorder, RecordInput, RecorderCtx};
 use super::{AppError, Authed, with_db};
+use crate::db::{DbConn, DbError};
 use crate::domain::{FieldError, IdempotencyKey, LotNumber, Reason, TicketRef};
-use crate::flows::accounts::{self, LoginError};
+use crate::flows::accounts::{self, Live, LoginError};
 use crate::flows::doses::{DoseError, Recorded};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
@@ -36,47 +33,105 @@ async fn openapi() -> HttpResponse {
         .body(OPENAPI)
 }
 
-/// A JSON error: a stable code, the field when one is at fault, and a
-/// message in Japanese and English.
-fn error(
+/// A refusal as plain data: a stable code, the field at fault, and its
+/// reason in words. Being data (not yet a response) it can be decided on
+/// the database thread, inside the request's one use of a connection.
+#[derive(Debug)]
+struct Refusal {
     status: StatusCode,
-    code: &str,
-    field: Option<&str>,
+    code: &'static str,
+    field: Option<String>,
     reason: Option<Reason>,
-) -> HttpResponse {
-    let mut body = json!({ "error": code });
-    if let Some(f) = field {
-        body["field"] = json!(f);
-    }
-    if let Some(r) = reason {
-        body["message_ja"] = json!(r.message_ja());
-        body["message_en"] = json!(r.message_en());
-    }
-    HttpResponse::build(status).json(body)
+    /// For `dose_changed`: the dose number now due.
+    due: Option<u8>,
 }
 
-fn field_error(api_field: &str, e: FieldError) -> HttpResponse {
-    error(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
-        Some(api_field),
-        Some(e.reason),
-    )
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str) -> Refusal {
+        Refusal {
+            status,
+            code,
+            field: None,
+            reason: None,
+            due: None,
+        }
+    }
+
+    fn field(mut self, field: &str) -> Refusal {
+        self.field = Some(field.to_string());
+        self
+    }
+
+    fn reason(mut self, reason: Reason) -> Refusal {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// The JSON answer: the code, the field when one is at fault, and a
+    /// message in Japanese and English.
+    fn response(&self) -> HttpResponse {
+        let mut body = json!({ "error": self.code });
+        if let Some(f) = &self.field {
+            body["field"] = json!(f);
+        }
+        if let Some(r) = self.reason {
+            body["message_ja"] = json!(r.message_ja());
+            body["message_en"] = json!(r.message_en());
+        }
+        if let Some(n) = self.due {
+            body["dose_number_due"] = json!(n);
+        }
+        HttpResponse::build(self.status).json(body)
+    }
+}
+
+fn field_error(api_field: &str, e: FieldError) -> Refusal {
+    Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+        .field(api_field)
+        .reason(e.reason)
 }
 
 /// The body as `T`; a field of the wrong type is named in the answer.
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
-        let named = (field != ".").then_some(field.as_str());
-        error(StatusCode::BAD_REQUEST, "bad_json", named, None)
+        let refusal = Refusal::new(StatusCode::BAD_REQUEST, "bad_json");
+        if field != "." {
+            refusal.field(&field)
+        } else {
+            refusal
+        }
     })
 }
 
-/// The bearer token's live session, or 401.
-async fn bearer(req: &HttpRequest, state: &AppState) -> Result<Authed, HttpResponse> {
-    let unauthorized = || error(StatusCode::UNAUTHORIZED, "unauthorized", None, None);
+fn unauthorized() -> Refusal {
+    Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized")
+}
+
+fn answer<T>(outcome: Result<T, Refusal>, ok: impl FnOnce(T) -> HttpResponse) -> HttpResponse {
+    match outcome {
+        Ok(v) => ok(v),
+        Err(r) => r.response(),
+    }
+}
+
+/// Resolves the bearer token to its live session (with whatever else
+/// `resolve` reads in the same query, given the request's `input`) and runs
+/// `work` as that caller, on one pooled connection for the whole request.
+async fn as_caller<I, T, X, R, F>(
+    req: &HttpRequest,
+    state: &AppState,
+    input: I,
+    resolve: R,
+    work: F,
+) -> Result<T, Refusal>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+    R: FnOnce(&mut DbConn, &str, &I) -> Result<Option<(Live, X)>, DbError> + Send + 'static,
+    F: FnOnce(&mut DbConn, Authed, X, I) -> Result<Result<T, Refusal>, AppError> + Send + 'static,
+{
     let token = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -85,79 +140,111 @@ async fn bearer(req: &HttpRequest, state: &AppState) -> Result<Authed, HttpRespo
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .ok_or_else(unauthorized)?;
-    let t = token.clone();
-    let found = with_db(state, move |conn| Ok(accounts::resolve(conn, &t)?))
-        .await
-        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, None))?;
-    let (session, account) = found.ok_or_else(unauthorized)?;
-    Ok(Authed {
-        account,
-        session,
-        token,
-        addr: super::auth::client_addr(req),
-        client_ip: super::auth::client_ip(req),
+    let (addr, ip) = (super::auth::client_addr(req), super::auth::client_ip(req));
+    let outcome = with_db(state, move |conn| {
+        let Some((live, read)) = resolve(conn, &token, &input)? else {
+            return Ok(Err(unauthorized()));
+        };
+        work(conn, Authed::of(live, token, addr, ip), read, input)
     })
+    .await;
+    outcome.unwrap_or_else(|e| Err(internal(e)))
 }
 
-async fn recorder(state: &AppState, auth: &Authed) -> Result<RecorderCtx, HttpResponse> {
-    let forbidden = |code| error(StatusCode::FORBIDDEN, code, None, None);
-    match recording::recorder_of(state, auth).await {
+/// The session alone.
+fn session<I>(conn: &mut DbConn, token: &str, _: &I) -> Result<Option<(Live, ())>, DbError> {
+    Ok(accounts::resolve(conn, token)?.map(|l| (l, ())))
+}
+
+fn recorder(auth: &Authed) -> Result<Result<RecorderCtx, Refusal>, AppError> {
+    let forbidden = |code| Refusal::new(StatusCode::FORBIDDEN, code);
+    Ok(match recording::recorder_of(auth) {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(NotRecorder::NoSite)) => Err(forbidden("no_site")),
         Ok(Err(NotRecorder::Role)) | Err(AppError::Forbidden) => Err(forbidden("forbidden")),
         Err(AppError::PasswordChangeRequired) => Err(forbidden("password_change_required")),
-        Err(e) => Err(internal(e)),
-    }
+        Err(e) => return Err(e),
+    })
 }
 
-fn internal(e: AppError) -> HttpResponse {
+fn internal(e: AppError) -> Refusal {
     tracing::error!(error = %crate::domain::mask_number_like(&e.to_string()), "api request failed");
     match e {
-        AppError::Forbidden => error(StatusCode::FORBIDDEN, "forbidden", None, None),
-        AppError::Unavailable(_) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, None)
-        }
-        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
+        AppError::Forbidden => Refusal::new(StatusCode::FORBIDDEN, "forbidden"),
+        AppError::Unavailable(_) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        _ => Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 
-fn refusal(e: DoseError) -> HttpResponse {
+fn refusal(e: DoseError) -> Refusal {
     match e {
-        DoseError::NotIssued => error(
-            StatusCode::NOT_FOUND,
-            "ticket_not_issued",
-            Some("ticket"),
-            None,
-        ),
-        DoseError::Invalidated => error(
-            StatusCode::CONFLICT,
-            "ticket_invalidated",
-            Some("ticket"),
-            None,
-        ),
-        DoseError::DoseChanged { current, .. } => HttpResponse::Conflict().json(
-            json!({ "error": "dose_changed", "field": "dose_number", "dose_number_due": current }),
-        ),
-        DoseError::Paused => error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_unknown_tickets",
-            None,
-            None,
-        ),
-        DoseError::KeyReused => error(
-            StatusCode::CONFLICT,
-            "idempotency_key_reused",
-            Some("Idempotency-Key"),
-            None,
-        ),
-        DoseError::UnknownProduct => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            Some("product_code"),
-            Some(Reason::UnknownProduct),
-        ),
+        DoseError::NotIssued => {
+            Refusal::new(StatusCode::NOT_FOUND, "ticket_not_issued").field("ticket")
+        }
+        DoseError::Invalidated => {
+            Refusal::new(StatusCode::CONFLICT, "ticket_invalidated").field("ticket")
+        }
+        DoseError::DoseChanged { current, .. } => Refusal {
+            due: Some(current),
+            ..Refusal::new(StatusCode::CONFLICT, "dose_changed").field("dose_number")
+        },
+        DoseError::Paused => {
+            Refusal::new(StatusCode::TOO_MANY_REQUESTS, "too_many_unknown_tickets")
+        }
+        DoseError::KeyReused => {
+            Refusal::new(StatusCode::CONFLICT, "idempotency_key_reused").field("Idempotency-Key")
+        }
+        DoseError::UnknownProduct => {
+            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+                .field("product_code")
+                .reason(Reason::UnknownProduct)
+        }
         other => internal(AppError::Internal(other.to_string())),
     }
+}
+
+/// Runs a recorder's request: the caller must be one, and the parsed input
+/// is refused only after the caller is known (401 comes first). `resolve`
+/// reads the session for good input (see `as_caller`).
+async fn as_recorder<I, X, T, R, F>(
+    req: &HttpRequest,
+    state: &AppState,
+    input: Result<I, Refusal>,
+    resolve: R,
+    work: F,
+) -> Result<T, Refusal>
+where
+    I: Send + 'static,
+    X: Default,
+    T: Send + 'static,
+    R: FnOnce(&mut DbConn, &str, &I) -> Result<Option<(Live, X)>, DbError> + Send + 'static,
+    F: FnOnce(&mut DbConn, &AppState, &RecorderCtx, I, X) -> Result<Result<T, DoseError>, AppError>
+        + Send
+        + 'static,
+{
+    let st = state.clone();
+    let resolve = move |conn: &mut DbConn, token: &str, input: &Result<I, Refusal>| match input {
+        Ok(i) => resolve(conn, token, i),
+        Err(_) => Ok(accounts::resolve(conn, token)?.map(|l| (l, X::default()))),
+    };
+    as_caller(
+        req,
+        state,
+        input,
+        resolve,
+        move |conn, auth, read, input| {
+            let input = match input {
+                Ok(i) => i,
+                Err(r) => return Ok(Err(r)),
+            };
+            let rec = match recorder(&auth)? {
+                Ok(r) => r,
+                Err(r) => return Ok(Err(r)),
+            };
+            Ok(work(conn, &st, &rec, input, read)?.map_err(refusal))
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -172,7 +259,7 @@ struct LoginRequest {
 async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let r: LoginRequest = match parse_json(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(refused) => return refused.response(),
     };
     let addr = super::auth::client_addr(&req);
     let st = state.clone();
@@ -193,33 +280,21 @@ async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -
             "role": s.account.role,
         })),
         Ok(Err(LoginError::Refused)) => {
-            error(StatusCode::UNAUTHORIZED, "login_refused", None, None)
+            Refusal::new(StatusCode::UNAUTHORIZED, "login_refused").response()
         }
-        _ => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, None),
+        _ => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable").response(),
     }
 }
 
 #[delete("/api/v1/sessions")]
 async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let auth = match bearer(&req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
     let st = state.clone();
-    let done = with_db(&state, move |conn| {
-        Ok(accounts::logout(
-            conn,
-            &st.audit,
-            &auth.token,
-            &auth.account,
-            &auth.addr,
-        )?)
+    let done = as_caller(&req, &state, (), session, move |conn, auth, (), ()| {
+        accounts::logout(conn, &st.audit, &auth.token, &auth.account, &auth.addr)?;
+        Ok(Ok(()))
     })
     .await;
-    match done {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => internal(e),
-    }
+    answer(done, |()| HttpResponse::NoContent().finish())
 }
 
 #[derive(Deserialize)]
@@ -236,34 +311,31 @@ async fn check_ticket(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let auth = match bearer(&req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let r: CheckRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let ticket = match TicketRef::parse(r.ticket.as_deref().unwrap_or_default()) {
-        Ok(t) => t,
-        Err(e) => return field_error("ticket", e),
-    };
-    let rec = match recorder(&state, &auth).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    match recording::preview(&state, &rec, ticket, r.product_code).await {
-        Ok(Ok(p)) => HttpResponse::Ok().json(json!({
+    let input = parse_json::<CheckRequest>(&body).and_then(|r| {
+        let ticket = TicketRef::parse(r.ticket.as_deref().unwrap_or_default())
+            .map_err(|e| field_error("ticket", e))?;
+        Ok((ticket, r.product_code))
+    });
+    let outcome = as_recorder(
+        &req,
+        &state,
+        input,
+        session,
+        |conn, st, rec, (ticket, product), ()| {
+            recording::preview_on(conn, st, rec, ticket, product)
+        },
+    )
+    .await;
+    answer(outcome, |p| {
+        HttpResponse::Ok().json(json!({
             "municipality_code": p.municipality.as_str(),
             "ticket_number": p.ticket.as_str(),
             "hint": p.hint,
             "dose_number_due": p.dose_number,
             "blocks": p.blocks.iter().map(|b| b.code()).collect::<Vec<_>>(),
             "earliest_date": p.earliest.map(|d| d.to_string()),
-        })),
-        Ok(Err(e)) => refusal(e),
-        Err(e) => internal(e),
-    }
+        }))
+    })
 }
 
 #[derive(Deserialize)]
@@ -287,6 +359,52 @@ fn recorded_body(d: &Recorded) -> serde_json::Value {
     })
 }
 
+/// The recording a request asks for, every field parsed and named if bad.
+fn record_input(req: &HttpRequest, body: &[u8]) -> Result<RecordInput, Refusal> {
+    let key = IdempotencyKey::parse(
+        req.headers()
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    )
+    .map_err(|e| field_error("Idempotency-Key", e))?;
+    let r: DoseRequest = parse_json(body)?;
+    let ticket = TicketRef::parse(r.ticket.as_deref().unwrap_or_default())
+        .map_err(|e| field_error("ticket", e))?;
+    let administered_on = crate::domain::parse_date_field(
+        "administered_on",
+        r.administered_on.as_deref().unwrap_or_default(),
+    )
+    .map_err(|e| field_error("administered_on", e))?;
+    let product_code = r.product_code.unwrap_or_default().trim().to_string();
+    if product_code.is_empty() {
+        return Err(
+            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+                .field("product_code")
+                .reason(Reason::Empty),
+        );
+    }
+    let lot = LotNumber::parse(r.lot_number.as_deref().unwrap_or_default())
+        .map_err(|e| field_error("lot_number", e))?;
+    if let Some(n) = r.dose_number
+        && !(1..=9).contains(&n)
+    {
+        return Err(
+            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+                .field("dose_number")
+                .reason(Reason::OutOfRange(1, 9)),
+        );
+    }
+    Ok(RecordInput {
+        ticket,
+        administered_on,
+        product_code,
+        lot,
+        expected_dose: r.dose_number,
+        key,
+    })
+}
+
 /// Records a dose by ticket. The `Idempotency-Key` header makes a retry
 /// (same key) answer with the dose the first request recorded.
 #[post("/api/v1/doses")]
@@ -295,79 +413,24 @@ async fn record_dose(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let auth = match bearer(&req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
+    let input = record_input(&req, &body);
+    let resolve = |conn: &mut DbConn, token: &str, i: &RecordInput| {
+        accounts::resolve_for_recording(
+            conn,
+            token,
+            i.ticket.municipality,
+            &i.product_code,
+            i.lot.as_str(),
+        )
+        .map(|found| found.map(|(live, read)| (live, Some(read))))
     };
-    let key = match IdempotencyKey::parse(
-        req.headers()
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default(),
-    ) {
-        Ok(k) => k,
-        Err(e) => return field_error("Idempotency-Key", e),
-    };
-    let r: DoseRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let ticket = match TicketRef::parse(r.ticket.as_deref().unwrap_or_default()) {
-        Ok(t) => t,
-        Err(e) => return field_error("ticket", e),
-    };
-    let date = match crate::domain::parse_date_field(
-        "administered_on",
-        r.administered_on.as_deref().unwrap_or_default(),
-    ) {
-        Ok(d) => d,
-        Err(e) => return field_error("administered_on", e),
-    };
-    let product_code = r.product_code.unwrap_or_default().trim().to_string();
-    if product_code.is_empty() {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            Some("product_code"),
-            Some(Reason::Empty),
-        );
-    }
-    let lot = match LotNumber::parse(r.lot_number.as_deref().unwrap_or_default()) {
-        Ok(l) => l,
-        Err(e) => return field_error("lot_number", e),
-    };
-    if let Some(n) = r.dose_number
-        && !(1..=9).contains(&n)
-    {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            Some("dose_number"),
-            Some(Reason::OutOfRange(1, 9)),
-        );
-    }
-    let rec = match recorder(&state, &auth).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let input = RecordInput {
-        ticket,
-        administered_on: date,
-        product_code,
-        lot,
-        expected_dose: r.dose_number,
-        key,
-    };
-    match recording::record(&state, &rec, input).await {
-        Ok(Ok(d)) => {
-            let status = if d.replayed {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
-            HttpResponse::build(status).json(recorded_body(&d))
-        }
-        Ok(Err(e)) => refusal(e),
-        Err(e) => internal(e),
-    }
+    let outcome = as_recorder(&req, &state, input, resolve, recording::record_on).await;
+    answer(outcome, |d| {
+        let status = if d.replayed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        HttpResponse::build(status).json(recorded_body(&d))
+    })
 }

@@ -7,6 +7,7 @@
 
 use super::{AppError, Ctx, render, with_db};
 use crate::db::models::accounts::{AccountRow, SessionRow};
+use crate::db::models::sites::SiteRow;
 use crate::domain::NewPassword;
 use crate::flows::accounts::{self, LoginError, PasswordChangeError};
 use crate::i18n::T;
@@ -73,12 +74,33 @@ fn same_token(a: &str, b: &str) -> bool {
 pub struct Authed {
     pub account: AccountRow,
     pub session: SessionRow,
+    /// A tablet's open site.
+    pub site: Option<SiteRow>,
+    /// Whether the account's ticket scans are paused.
+    pub scans_paused: bool,
     pub token: String,
     pub addr: String,
     pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl Authed {
+    pub fn of(
+        live: accounts::Live,
+        token: String,
+        addr: String,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Authed {
+        Authed {
+            account: live.account,
+            session: live.session,
+            site: live.site,
+            scans_paused: live.scans_paused,
+            token,
+            addr,
+            client_ip,
+        }
+    }
+
     /// Refuses a form whose CSRF token is not this session's.
     pub fn check_csrf(&self, submitted: &str) -> Result<(), AppError> {
         if same_token(submitted, &self.session.csrf_token) {
@@ -104,16 +126,9 @@ impl FromRequest for Authed {
             };
             let t = token.clone();
             let found = with_db(&state, move |conn| Ok(accounts::resolve(conn, &t)?)).await?;
-            match found {
-                Some((session, account)) => Ok(Authed {
-                    account,
-                    session,
-                    token,
-                    addr,
-                    client_ip: ip,
-                }),
-                None => Err(AppError::LoginRequired),
-            }
+            found
+                .map(|live| Authed::of(live, token, addr, ip))
+                .ok_or(AppError::LoginRequired)
         })
     }
 }

@@ -6,14 +6,16 @@
 
 use super::{AppError, Authed, with_db};
 use crate::audit::{self, Actor, Entry};
+use crate::db::DbConn;
 use crate::db::models::sites::SiteRow;
+use crate::db::models::tenants::{KeysAndProduct, TenantKeyRow, TenantRow};
 use crate::db::models::vaccines::{LotRow, ProductRow};
 use crate::domain::{IdempotencyKey, LotNumber, MunicipalityCode, Permission, Role, TicketRef};
 use crate::flows::accounts;
 use crate::flows::doses::{self, DoseError, Preview, Recorded, Recorder, Recording};
 use crate::flows::vaccines::Master;
 use crate::startup::AppState;
-use crate::tenancy::{Partition, TenancyError};
+use crate::tenancy::{Partition, Scope, TenancyError};
 use chrono::NaiveDate;
 
 /// A signed-in account that may record doses, and for whom.
@@ -26,6 +28,8 @@ pub struct RecorderCtx {
     /// A municipal system records only its own municipality's tickets; a
     /// site records for any.
     pub only: Option<MunicipalityCode>,
+    /// Scans paused after too many unknown tickets (read with the session).
+    pub paused: bool,
 }
 
 impl RecorderCtx {
@@ -42,10 +46,9 @@ pub enum NotRecorder {
     NoSite,
 }
 
-pub async fn recorder_of(
-    state: &AppState,
-    auth: &Authed,
-) -> Result<Result<RecorderCtx, NotRecorder>, AppError> {
+/// The signed-in account as a recorder: a tablet with an open site, or a
+/// municipal system (staff with the residents permission).
+pub fn recorder_of(auth: &Authed) -> Result<Result<RecorderCtx, NotRecorder>, AppError> {
     let ctx = |site, only| RecorderCtx {
         recorder: Recorder {
             account_id: auth.account.id.clone(),
@@ -54,16 +57,14 @@ pub async fn recorder_of(
         actor: auth.actor(),
         chain: accounts::chain_of(&auth.account),
         only,
+        paused: auth.scans_paused,
     };
     match auth.require(&[Role::SiteTablet, Role::MunicipalStaff])? {
-        Role::SiteTablet => {
-            let account = auth.account.clone();
-            let site = with_db(state, move |conn| {
-                Ok(crate::flows::sites::of_account(conn, &account)?)
-            })
-            .await?;
-            Ok(site.map(|s| ctx(Some(s), None)).ok_or(NotRecorder::NoSite))
-        }
+        Role::SiteTablet => Ok(auth
+            .site
+            .clone()
+            .map(|s| ctx(Some(s), None))
+            .ok_or(NotRecorder::NoSite)),
         _ => Ok(auth
             .require_staff(Permission::Residents)
             .map(|code| ctx(None, Some(code)))
@@ -74,65 +75,54 @@ pub async fn recorder_of(
 /// Opens the ticket's municipality's partition and runs `work` in it. A
 /// municipality that holds no partition answers exactly as a ticket it did
 /// not issue.
-async fn in_issuer<T, F>(
-    state: &AppState,
+fn in_issuer<T, C, F>(
+    conn: &mut DbConn,
+    st: &AppState,
     rec: &RecorderCtx,
     code: MunicipalityCode,
+    open: impl FnOnce(&mut DbConn) -> Result<(Partition, C), TenancyError>,
     work: F,
 ) -> Result<Result<T, DoseError>, AppError>
 where
-    T: Send + 'static,
-    F: Fn(&crate::tenancy::Scope<'_>, &mut crate::db::DbConn) -> Result<T, DoseError>
-        + Send
-        + 'static,
+    F: Fn(&Scope<'_>, &mut DbConn, &C) -> Result<T, DoseError>,
 {
     if rec.only.is_some_and(|own| own != code) {
         return Err(AppError::Forbidden);
     }
-    let (st, actor, account, chain) = (
-        state.clone(),
-        rec.actor.clone(),
-        rec.recorder.account_id.clone(),
-        rec.chain.clone(),
-    );
-    with_db(state, move |conn| {
-        if accounts::scans_paused(conn, &account)? {
-            return Ok(Err(DoseError::Paused));
-        }
-        let outcome = in_partition_of(conn, &st, code, &work)?;
-        if matches!(outcome, Err(DoseError::NotIssued)) {
-            // A miss is counted, and logged where the recorder's own
-            // administrator reviews it; the number looked up is not kept.
-            accounts::count_scan_miss(conn, &account)?;
-            audit::record(
-                conn,
-                &st.audit,
-                &actor,
-                Entry {
-                    chain: &chain,
-                    action: "tickets.scan",
-                    target: Some(format!("municipality:{code}")),
-                    outcome: "not_found",
-                    detail: None,
-                },
-            )?;
-        }
-        Ok(outcome)
-    })
-    .await
+    if rec.paused {
+        return Ok(Err(DoseError::Paused));
+    }
+    let outcome = in_partition_of(conn, open, &work)?;
+    if matches!(outcome, Err(DoseError::NotIssued)) {
+        // A miss is counted, and logged where the recorder's own
+        // administrator reviews it; the number looked up is not kept.
+        accounts::count_scan_miss(conn, &rec.recorder.account_id)?;
+        audit::record(
+            conn,
+            &st.audit,
+            &rec.actor,
+            Entry {
+                chain: &rec.chain,
+                action: "tickets.scan",
+                target: Some(format!("municipality:{code}")),
+                outcome: "not_found",
+                detail: None,
+            },
+        )?;
+    }
+    Ok(outcome)
 }
 
 /// Opens the partition and runs the work, retrying a lost race.
-fn in_partition_of<T, F>(
-    conn: &mut crate::db::DbConn,
-    st: &AppState,
-    code: MunicipalityCode,
+fn in_partition_of<T, C, F>(
+    conn: &mut DbConn,
+    open: impl FnOnce(&mut DbConn) -> Result<(Partition, C), TenancyError>,
     work: &F,
 ) -> Result<Result<T, DoseError>, AppError>
 where
-    F: Fn(&crate::tenancy::Scope<'_>, &mut crate::db::DbConn) -> Result<T, DoseError>,
+    F: Fn(&Scope<'_>, &mut DbConn, &C) -> Result<T, DoseError>,
 {
-    let partition = match Partition::open(conn, &st.master, code) {
+    let (partition, read) = match open(conn) {
         Ok(p) => p,
         Err(TenancyError::NotATenant(_) | TenancyError::Erased(_)) => {
             return Ok(Err(DoseError::NotIssued));
@@ -145,7 +135,7 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match partition.run(conn, work) {
+        match partition.run(conn, |scope, conn| work(scope, conn, &read)) {
             Err(e) if e.is_race() && attempt < 3 => continue,
             Err(e @ DoseError::Resident(_)) => return Err(AppError::Internal(e.to_string())),
             other => return Ok(other),
@@ -154,8 +144,8 @@ where
 }
 
 fn log(
-    scope: &crate::tenancy::Scope<'_>,
-    conn: &mut crate::db::DbConn,
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
     st: &AppState,
     actor: &Actor,
     action: &str,
@@ -185,14 +175,16 @@ fn site_detail(rec: &RecorderCtx) -> String {
 }
 
 /// Looks a ticket up for a site: the masked hint, the dose due, the blocks.
-pub async fn preview(
-    state: &AppState,
+pub fn preview_on(
+    conn: &mut DbConn,
+    st: &AppState,
     rec: &RecorderCtx,
     t: TicketRef,
     product: Option<String>,
 ) -> Result<Result<Preview, DoseError>, AppError> {
-    let (st, r) = (state.clone(), rec.clone());
-    in_issuer(state, rec, t.municipality, move |scope, conn| {
+    let code = t.municipality;
+    let open = |conn: &mut DbConn| Ok((Partition::open(conn, &st.master, code)?, ()));
+    in_issuer(conn, st, rec, code, open, |scope, conn, ()| {
         let p = doses::preview(
             scope,
             conn,
@@ -203,15 +195,24 @@ pub async fn preview(
         log(
             scope,
             conn,
-            &st,
-            &r.actor,
+            st,
+            &rec.actor,
             "tickets.scan",
             format!("ticket:{}", t.ticket.as_str()),
-            site_detail(&r),
+            site_detail(rec),
         )?;
         Ok(p)
     })
-    .await
+}
+
+pub async fn preview(
+    state: &AppState,
+    rec: &RecorderCtx,
+    t: TicketRef,
+    product: Option<String>,
+) -> Result<Result<Preview, DoseError>, AppError> {
+    let (st, r) = (state.clone(), rec.clone());
+    with_db(state, move |conn| preview_on(conn, &st, &r, t, product)).await
 }
 
 /// A recording as parsed at the edge (form or JSON).
@@ -225,26 +226,33 @@ pub struct RecordInput {
     pub key: IdempotencyKey,
 }
 
-pub async fn record(
-    state: &AppState,
+/// Records a dose by ticket in the issuing municipality's partition, with
+/// its operation-log line there.
+/// `preread`: the platform's rows the recording needs, if the caller read
+/// them already (`TenantRow::with_keys_and_product`).
+pub fn record_on(
+    conn: &mut DbConn,
+    st: &AppState,
     rec: &RecorderCtx,
     input: RecordInput,
+    preread: Option<Vec<KeysAndProduct>>,
 ) -> Result<Result<Recorded, DoseError>, AppError> {
-    let (st, r) = (state.clone(), rec.clone());
-    in_issuer(state, rec, input.ticket.municipality, move |scope, conn| {
-        let product =
-            ProductRow::find(conn, &input.product_code)?.ok_or(DoseError::UnknownProduct)?;
+    let code = input.ticket.municipality;
+    let open = |conn: &mut DbConn| open_with_product(conn, st, code, &input, preread);
+    in_issuer(conn, st, rec, code, open, |scope, conn, product| {
+        let (product, lot_known) = product.as_ref().ok_or(DoseError::UnknownProduct)?;
         let done = doses::record(
             scope,
             conn,
             &Recording {
                 ticket: &input.ticket,
                 administered_on: input.administered_on,
-                product: &product,
+                product,
                 lot: input.lot.clone(),
+                lot_known: *lot_known,
                 expected_dose: input.expected_dose,
                 key: &input.key,
-                recorder: &r.recorder,
+                recorder: &rec.recorder,
             },
             crate::flows::today_in_japan(),
         )?;
@@ -252,20 +260,55 @@ pub async fn record(
             log(
                 scope,
                 conn,
-                &st,
-                &r.actor,
+                st,
+                &rec.actor,
                 "doses.record",
                 format!("dose:{}", done.dose_id),
                 format!(
                     "{} status={}",
-                    site_detail(&r),
+                    site_detail(rec),
                     if done.queued() { "queued" } else { "valid" }
                 ),
             )?;
         }
         Ok(done)
     })
-    .await
+}
+
+/// Opens the issuing municipality's partition and reads the chosen product
+/// and whether the lot is known for it, in one query.
+fn open_with_product(
+    conn: &mut DbConn,
+    st: &AppState,
+    code: MunicipalityCode,
+    input: &RecordInput,
+    preread: Option<Vec<KeysAndProduct>>,
+) -> Result<(Partition, Option<(ProductRow, bool)>), TenancyError> {
+    let rows = match preread {
+        Some(rows) => rows,
+        None => TenantRow::with_keys_and_product(
+            conn,
+            code.as_str(),
+            &input.product_code,
+            input.lot.as_str(),
+        )?,
+    };
+    let Some((tenant, _, product, lot)) = rows.first() else {
+        // No keys: Partition::open says whether erased or never enabled.
+        return Ok((Partition::open(conn, &st.master, code)?, None));
+    };
+    let keys: Vec<TenantKeyRow> = rows.iter().map(|r| r.1.clone()).collect();
+    let partition = Partition::from_rows(&st.master, code, tenant, &keys)?;
+    Ok((partition, product.clone().map(|p| (p, lot.is_some()))))
+}
+
+pub async fn record(
+    state: &AppState,
+    rec: &RecorderCtx,
+    input: RecordInput,
+) -> Result<Result<Recorded, DoseError>, AppError> {
+    let (st, r) = (state.clone(), rec.clone());
+    with_db(state, move |conn| record_on(conn, &st, &r, input, None)).await
 }
 
 /// The products a site may choose and the lots known for one of them.

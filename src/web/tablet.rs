@@ -36,8 +36,8 @@ fn remembered(req: &HttpRequest) -> (Option<String>, Option<String>) {
     (product, lot)
 }
 
-async fn recorder(state: &AppState, auth: &Authed) -> Result<RecorderCtx, AppError> {
-    match recording::recorder_of(state, auth).await? {
+fn recorder(auth: &Authed) -> Result<RecorderCtx, AppError> {
+    match recording::recorder_of(auth)? {
         Ok(r) if r.site().is_some() => Ok(r),
         Ok(_) | Err(NotRecorder::Role) => Err(AppError::Forbidden),
         Err(NotRecorder::NoSite) => Err(AppError::Forbidden),
@@ -81,13 +81,8 @@ fn municipality_name(code: MunicipalityCode) -> String {
 }
 
 #[get("/site")]
-async fn home(
-    ctx: Ctx,
-    auth: Authed,
-    state: web::Data<AppState>,
-    q: web::Query<HomeQuery>,
-) -> Result<HttpResponse, AppError> {
-    let rec = recorder(&state, &auth).await?;
+async fn home(ctx: Ctx, auth: Authed, q: web::Query<HomeQuery>) -> Result<HttpResponse, AppError> {
+    let rec = recorder(&auth)?;
     let done = match (q.recorded, q.m.as_deref().map(MunicipalityCode::parse)) {
         (Some(n), Some(Ok(code))) if (1..=9).contains(&n) => Some(Done {
             dose_number: n,
@@ -270,7 +265,7 @@ async fn scan(
     form: web::Form<ScanForm>,
 ) -> Result<HttpResponse, AppError> {
     auth.check_csrf(&form.csrf)?;
-    let rec = recorder(&state, &auth).await?;
+    let rec = recorder(&auth)?;
     let input = form.ticket.trim().chars().take(40).collect::<String>();
     // The check digit is verified here, before anything is looked up.
     let t = match TicketRef::parse(&input) {
@@ -332,7 +327,7 @@ async fn record(
     form: web::Form<RecordForm>,
 ) -> Result<HttpResponse, AppError> {
     auth.check_csrf(&form.csrf)?;
-    let rec = recorder(&state, &auth).await?;
+    let rec = recorder(&auth)?;
     let form = form.into_inner();
     let t = &ctx.t;
     let ticket = match TicketRef::parse(&form.ticket) {

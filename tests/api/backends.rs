@@ -1,5 +1,5 @@
-//! The two backends: the migration sets agree, go down and up, and a row of
-//! every table round-trips.
+//! The two backends: the migration sets agree, go down and up, a row of
+//! every table round-trips, and lost connections are replaced.
 
 use crate::helpers::*;
 use chrono::NaiveDate;
@@ -430,4 +430,33 @@ fn a_row_of_every_table_round_trips() {
     );
     // Every table of the schema was covered above.
     assert_eq!(schema::ALL_TABLES.len(), 18);
+}
+
+/// A restart or failover of PostgreSQL ends the server processes behind the
+/// pool's connections. Checkouts are not tested while nothing was lost, so
+/// the first request after it may fail; the loss is noticed, the lost
+/// connections are dropped, and from the next request on the application
+/// answers again, without a restart of its own. (A SQLite file is not lost.)
+#[tokio::test]
+async fn lost_database_connections_are_replaced() {
+    if !on_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/health").await.status(), 200);
+    }
+    assert!(
+        app.db.terminate_connections() > 0,
+        "the pool had connections"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(app.get("/health").await.status().as_u16());
+    }
+    assert!(
+        statuses[1..].iter().all(|s| *s == 200),
+        "only the first request after the loss may fail: {statuses:?}"
+    );
 }

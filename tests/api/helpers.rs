@@ -1,5 +1,5 @@
-use diesel::Connection;
 use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use vrs::config::{Common, ServeArgs};
@@ -35,7 +35,11 @@ impl TestDb {
                 c.batch_execute(&format!("CREATE SCHEMA {schema}"))
                     .expect("create schema");
                 let sep = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+                // Named after the schema, so a test can find its own
+                // application's server processes among all the others.
+                let url = format!(
+                    "{base}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+                );
                 TestDb {
                     url: DatabaseUrl::parse(&url).expect("valid url"),
                     pg: Some((base, schema)),
@@ -53,6 +57,29 @@ impl TestDb {
         vrs::db::Manager::new(self.url.clone())
             .establish()
             .expect("connect")
+    }
+
+    /// Ends every server process of this database's connections but the
+    /// caller's own, as a restart or failover of the server would, and says
+    /// how many it ended (PostgreSQL only).
+    pub fn terminate_connections(&self) -> usize {
+        let Some((base, schema)) = &self.pg else {
+            return 0;
+        };
+        #[derive(diesel::QueryableByName)]
+        struct Ended {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut c = diesel::PgConnection::establish(base).expect("connect");
+        let ended: Ended = diesel::sql_query(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind::<diesel::sql_types::Text, _>(schema)
+        .get_result(&mut c)
+        .expect("terminate");
+        ended.n as usize
     }
 
     pub fn sqlite_path(&self) -> Option<PathBuf> {

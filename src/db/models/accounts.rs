@@ -1,3 +1,4 @@
+use crate::db::models::tenants::KeysAndProduct;
 use crate::db::schema::{accounts, login_throttle, platform_secrets, sessions};
 use crate::db::{DbConn, DbError};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -138,8 +139,17 @@ impl AccountRow {
     }
 }
 
+/// What [`SessionRow::find_with_account`] reads.
+#[derive(Debug, Clone)]
+pub struct SessionParts {
+    pub session: SessionRow,
+    pub account: AccountRow,
+    pub site: Option<crate::db::models::sites::SiteRow>,
+    pub scans_locked_until: Option<NaiveDateTime>,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
-#[diesel(table_name = sessions)]
+#[diesel(table_name = sessions, treat_none_as_default_value = false)]
 pub struct SessionRow {
     pub token_hash: String,
     pub account_id: String,
@@ -167,6 +177,127 @@ impl SessionRow {
             .optional()?)
     }
 
+    /// The session with what every request asks of it, in one query: its
+    /// account, the account's site (a tablet's), and until when the
+    /// account's ticket scans are paused (its row in the throttle under
+    /// `scan_key_prefix` + account id).
+    pub fn find_with_account(
+        conn: &mut DbConn,
+        token_hash: &str,
+        scan_key_prefix: &str,
+    ) -> Result<Option<SessionParts>, DbError> {
+        use crate::db::models::sites::SiteRow;
+        use crate::db::schema::sites;
+        use diesel::sql_types::Text;
+        let found: Option<(
+            SessionRow,
+            AccountRow,
+            Option<SiteRow>,
+            Option<NaiveDateTime>,
+        )> = sessions::table
+            .inner_join(accounts::table)
+            .left_join(sites::table.on(accounts::site_id.eq(sites::id.nullable())))
+            .left_join(
+                login_throttle::table.on(login_throttle::throttle_key
+                    .eq(scan_key_prefix.into_sql::<Text>().concat(accounts::id))),
+            )
+            .filter(sessions::token_hash.eq(token_hash))
+            .select((
+                SessionRow::as_select(),
+                AccountRow::as_select(),
+                Option::<SiteRow>::as_select(),
+                login_throttle::locked_until.nullable(),
+            ))
+            .first(conn)
+            .optional()?;
+        Ok(found.map(|(session, account, site, locked)| SessionParts {
+            session,
+            account,
+            site,
+            scans_locked_until: locked,
+        }))
+    }
+
+    /// As `find_with_account`, and in the same query what recording a dose
+    /// reads from the platform's tables (see
+    /// `TenantRow::with_keys_and_product`): a machine client's recording
+    /// then costs one round trip before its transaction, not two. One row
+    /// per key version of the municipality; tenant and key are `None` when
+    /// it holds no keys.
+    pub fn find_for_recording(
+        conn: &mut DbConn,
+        token_hash: &str,
+        scan_key_prefix: &str,
+        code: &str,
+        product: &str,
+        lot: &str,
+    ) -> Result<Vec<(SessionParts, Option<KeysAndProduct>)>, DbError> {
+        use crate::db::models::sites::SiteRow;
+        use crate::db::models::tenants::{TenantKeyRow, TenantRow};
+        use crate::db::models::vaccines::ProductRow;
+        use crate::db::schema::{sites, tenant_keys, tenants, vaccine_lots, vaccine_products};
+        use diesel::sql_types::Text;
+        type Row = (
+            SessionRow,
+            AccountRow,
+            Option<SiteRow>,
+            Option<NaiveDateTime>,
+            Option<TenantRow>,
+            Option<TenantKeyRow>,
+            Option<ProductRow>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sessions::table
+            .inner_join(accounts::table)
+            .left_join(sites::table.on(accounts::site_id.eq(sites::id.nullable())))
+            .left_join(
+                login_throttle::table.on(login_throttle::throttle_key.eq(scan_key_prefix
+                    .to_owned()
+                    .into_sql::<Text>()
+                    .concat(accounts::id))),
+            )
+            .left_join(tenants::table.on(tenants::municipality_code.eq(code.to_owned())))
+            .left_join(
+                tenant_keys::table
+                    .on(tenant_keys::municipality_code.eq(tenants::municipality_code)),
+            )
+            .left_join(
+                vaccine_products::table.on(vaccine_products::product_code.eq(product.to_owned())),
+            )
+            .left_join(
+                vaccine_lots::table.on(vaccine_lots::product_code
+                    .eq(vaccine_products::product_code)
+                    .and(vaccine_lots::lot_number.eq(lot.to_owned()))),
+            )
+            .filter(sessions::token_hash.eq(token_hash.to_owned()))
+            .order(tenant_keys::version)
+            .select((
+                SessionRow::as_select(),
+                AccountRow::as_select(),
+                Option::<SiteRow>::as_select(),
+                login_throttle::locked_until.nullable(),
+                Option::<TenantRow>::as_select(),
+                Option::<TenantKeyRow>::as_select(),
+                Option::<ProductRow>::as_select(),
+                vaccine_lots::lot_number.nullable(),
+            ))
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(session, account, site, locked, tenant, key, product, lot)| {
+                    let parts = SessionParts {
+                        session,
+                        account,
+                        site,
+                        scans_locked_until: locked,
+                    };
+                    (parts, tenant.zip(key).map(|(t, k)| (t, k, product, lot)))
+                },
+            )
+            .collect())
+    }
+
     pub fn touch(conn: &mut DbConn, token_hash: &str, at: NaiveDateTime) -> Result<(), DbError> {
         diesel::update(sessions::table.find(token_hash))
             .set(sessions::last_seen_at.eq(at))
@@ -188,7 +319,7 @@ impl SessionRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
-#[diesel(table_name = login_throttle)]
+#[diesel(table_name = login_throttle, treat_none_as_default_value = false)]
 pub struct ThrottleRow {
     pub throttle_key: String,
     pub failures: i32,

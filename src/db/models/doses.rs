@@ -207,6 +207,37 @@ impl DoseRow {
             .load(conn)?)
     }
 
+    /// The resident's doses (as `of_resident`) and the municipality's dose
+    /// recorded under `key`, whoever it is for: what a recording checks.
+    /// One query on PostgreSQL; two on SQLite, where a query costs no round
+    /// trip and each is planned on its own index.
+    pub fn of_resident_or_key(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        resident_id: &str,
+        key: &str,
+    ) -> Result<Vec<DoseRow>, DbError> {
+        if let DbConn::Sqlite(_) = conn {
+            let mut rows = DoseRow::of_resident(scope, conn, resident_id)?;
+            if let Some(keyed) = DoseRow::find_by_idempotency_key(scope, conn, key)?
+                && keyed.resident_id != resident_id
+            {
+                rows.push(keyed);
+            }
+            return Ok(rows);
+        }
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(
+                doses::resident_id
+                    .eq(resident_id)
+                    .or(doses::idempotency_key.eq(key)),
+            )
+            .order((doses::administered_on, doses::dose_number))
+            .select(DoseRow::as_select())
+            .load(conn)?)
+    }
+
     /// A page of valid doses in id order, each with its resident's sealed
     /// 宛名番号: exactly the columns the ledger export prints. Two queries,
     /// not a join: the doses in key order, then the page's residents once

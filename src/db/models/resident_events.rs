@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 /// One entry of a resident's history; reason and changes are sealed.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
-#[diesel(table_name = resident_events)]
+#[diesel(table_name = resident_events, treat_none_as_default_value = false)]
 pub struct ResidentEventRow {
     pub municipality_code: String,
     pub id: String,

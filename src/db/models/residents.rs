@@ -66,21 +66,6 @@ impl ResidentRow {
             .optional()?)
     }
 
-    /// Takes the row lock on PostgreSQL, so two sites recording for the
-    /// same person at once are checked one after the other. (SQLite's
-    /// transaction already holds the database's write lock.)
-    pub fn lock(scope: &Scope<'_>, conn: &mut DbConn, id: &str) -> Result<(), DbError> {
-        if let DbConn::Postgresql(c) = conn {
-            residents::table
-                .filter(residents::municipality_code.eq(scope.code().as_str()))
-                .filter(residents::id.eq(id))
-                .select(residents::id)
-                .for_update()
-                .load::<String>(c)?;
-        }
-        Ok(())
-    }
-
     pub fn find_by_my_number_index_and_municipality(
         scope: &Scope<'_>,
         conn: &mut DbConn,

@@ -25,6 +25,14 @@ pub struct TenantKeyRow {
     pub created_at: NaiveDateTime,
 }
 
+/// One row of [`TenantRow::with_keys_and_product`].
+pub type KeysAndProduct = (
+    TenantRow,
+    TenantKeyRow,
+    Option<crate::db::models::vaccines::ProductRow>,
+    Option<String>,
+);
+
 pub const ACTIVE: &str = "active";
 pub const ERASED: &str = "erased";
 
@@ -35,6 +43,59 @@ impl TenantRow {
             .select(TenantRow::as_select())
             .first(conn)
             .optional()?)
+    }
+
+    /// The municipality's row with its key rows in version order, in one
+    /// query where it holds keys (opening a partition on every request).
+    pub fn with_keys(
+        conn: &mut DbConn,
+        code: &str,
+    ) -> Result<Option<(TenantRow, Vec<TenantKeyRow>)>, DbError> {
+        let rows: Vec<(TenantRow, TenantKeyRow)> = tenants::table
+            .inner_join(tenant_keys::table)
+            .filter(tenants::municipality_code.eq(code))
+            .order(tenant_keys::version)
+            .select((TenantRow::as_select(), TenantKeyRow::as_select()))
+            .load(conn)?;
+        let Some((tenant, _)) = rows.first() else {
+            // No keys: erased, or not a tenant at all.
+            return Ok(TenantRow::find(conn, code)?.map(|t| (t, Vec::new())));
+        };
+        let tenant = tenant.clone();
+        Ok(Some((tenant, rows.into_iter().map(|(_, k)| k).collect())))
+    }
+
+    /// What recording a dose reads from the platform's tables, in one
+    /// query: the municipality's row and key rows (as `with_keys`), the
+    /// product, and whether `lot` is known for it. Empty when the
+    /// municipality holds no keys; the product is `None` when unknown.
+    pub fn with_keys_and_product(
+        conn: &mut DbConn,
+        code: &str,
+        product: &str,
+        lot: &str,
+    ) -> Result<Vec<KeysAndProduct>, DbError> {
+        use crate::db::models::vaccines::ProductRow;
+        use crate::db::schema::{vaccine_lots, vaccine_products};
+        Ok(tenants::table
+            .inner_join(tenant_keys::table)
+            .left_join(
+                vaccine_products::table.on(vaccine_products::product_code.eq(product.to_owned())),
+            )
+            .left_join(
+                vaccine_lots::table.on(vaccine_lots::product_code
+                    .eq(vaccine_products::product_code)
+                    .and(vaccine_lots::lot_number.eq(lot))),
+            )
+            .filter(tenants::municipality_code.eq(code))
+            .order(tenant_keys::version)
+            .select((
+                TenantRow::as_select(),
+                TenantKeyRow::as_select(),
+                Option::<ProductRow>::as_select(),
+                vaccine_lots::lot_number.nullable(),
+            ))
+            .load(conn)?)
     }
 
     pub fn all(conn: &mut DbConn) -> Result<Vec<TenantRow>, DbError> {

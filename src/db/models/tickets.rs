@@ -1,4 +1,5 @@
-use crate::db::schema::tickets;
+use crate::db::models::residents::ResidentRow;
+use crate::db::schema::{residents, tickets};
 use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
 use chrono::NaiveDateTime;
@@ -114,6 +115,37 @@ impl TicketRow {
             .order(tickets::issued_at.desc())
             .select(TicketRow::as_select())
             .load(conn)?)
+    }
+
+    /// The ticket with its resident, in one query; on PostgreSQL with both
+    /// rows locked, so two sites recording for the same person at once are
+    /// checked one after the other. (SQLite's transaction already holds the
+    /// database's write lock.)
+    pub fn find_with_resident_for_update(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        number: &str,
+    ) -> Result<Option<(TicketRow, ResidentRow)>, DbError> {
+        let code = scope.code();
+        let joined = tickets::table
+            .inner_join(
+                residents::table.on(residents::municipality_code
+                    .eq(tickets::municipality_code)
+                    .and(residents::id.eq(tickets::resident_id))),
+            )
+            .filter(tickets::municipality_code.eq(code.as_str()))
+            .filter(tickets::ticket_number.eq(number));
+        Ok(match conn {
+            DbConn::Postgresql(c) => joined
+                .select((TicketRow::as_select(), ResidentRow::as_select()))
+                .for_update()
+                .first(c)
+                .optional()?,
+            DbConn::Sqlite(c) => joined
+                .select((TicketRow::as_select(), ResidentRow::as_select()))
+                .first(c)
+                .optional()?,
+        })
     }
 
     pub fn find(
