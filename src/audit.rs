@@ -9,7 +9,7 @@
 
 use crate::crypto::MasterKey;
 use crate::db::models::accounts::PlatformSecretRow;
-use crate::db::models::audit_log::AuditRow;
+use crate::db::models::audit_log::{AuditRow, PendingRow};
 use crate::db::{DbConn, DbError};
 use crate::flows::now;
 use diesel::Connection;
@@ -72,6 +72,30 @@ impl AuditKey {
         Ok(n)
     }
 
+    /// The line as the next in its chain after `head`.
+    fn chained(&self, chain: &str, head: Option<&(i64, String)>, l: Line) -> AuditRow {
+        let (seq, prev_mac) = match head {
+            Some((seq, mac)) => (seq + 1, mac.clone()),
+            None => (1, GENESIS.to_string()),
+        };
+        let mut row = AuditRow {
+            chain: chain.to_string(),
+            seq,
+            at: l.at,
+            account_id: l.account_id,
+            login_id: l.login_id,
+            client_addr: l.client_addr,
+            action: l.action,
+            target: l.target,
+            outcome: l.outcome,
+            detail: l.detail,
+            prev_mac,
+            mac: String::new(),
+        };
+        row.mac = self.mac(&row);
+        row
+    }
+
     fn mac(&self, row: &AuditRow) -> String {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -128,20 +152,123 @@ pub struct Entry<'a> {
 /// it records, so the two commit together; on SQLite the write lock, on
 /// PostgreSQL a lock on the chain held to the end of the transaction, keeps
 /// two appends from taking the same seq (the primary key would refuse the
-/// second anyway).
+/// second anyway). Lines waiting to be chained (`append_later`) are chained
+/// first, so the chain keeps the order things happened in.
 pub fn append(
     conn: &mut DbConn,
     key: &AuditKey,
     actor: &Actor,
     e: Entry<'_>,
 ) -> Result<(), DbError> {
-    let (seq, prev_mac) = match crate::db::chain_head(conn, e.chain)? {
-        Some((seq, mac)) => (seq + 1, mac),
-        None => (1, GENESIS.to_string()),
-    };
-    let mut row = AuditRow {
-        chain: e.chain.to_string(),
-        seq,
+    let head = crate::db::chain_head(conn, e.chain)?;
+    let head = chain_waiting(conn, key, e.chain, head)?;
+    key.chained(e.chain, head.as_ref(), line(actor, e))
+        .insert(conn)
+}
+
+/// Writes a line in the current transaction, to be chained moments later
+/// (by the server's log writer, or by the next `append` or reader of the
+/// chain): for the busiest path, recording doses, which then neither waits
+/// for its municipality's chain nor reads its head. The line commits or
+/// rolls back with the operation, like one from `append`.
+pub fn append_later(conn: &mut DbConn, actor: &Actor, e: Entry<'_>) -> Result<(), DbError> {
+    let chain = e.chain.to_string();
+    let l = line(actor, e);
+    PendingRow {
+        chain,
+        id: uuid::Uuid::now_v7().to_string(),
+        at: l.at,
+        account_id: l.account_id,
+        login_id: l.login_id,
+        client_addr: l.client_addr,
+        action: l.action,
+        target: l.target,
+        outcome: l.outcome,
+        detail: l.detail,
+    }
+    .insert(conn)
+}
+
+/// Chains the lines waiting in every chain, each chain in a transaction of
+/// its own; says how many. The server runs it every moment; readers of the
+/// log run it first, so they see every line.
+pub fn flush(conn: &mut DbConn, key: &AuditKey) -> Result<usize, DbError> {
+    let mut chained = 0;
+    for chain in PendingRow::chains(conn)? {
+        chained += flush_chain(conn, key, &chain)?;
+    }
+    Ok(chained)
+}
+
+/// Chains the lines waiting in one chain.
+pub fn flush_chain(conn: &mut DbConn, key: &AuditKey, chain: &str) -> Result<usize, DbError> {
+    crate::db::write_transaction(conn, |conn| {
+        let head = crate::db::chain_head(conn, chain)?;
+        let before = head.as_ref().map_or(0, |h| h.0);
+        let after = chain_waiting(conn, key, chain, head)?;
+        Ok(usize::try_from(after.map_or(0, |h| h.0) - before).unwrap_or(0))
+    })
+}
+
+/// Lines chained in one statement at most.
+const CHAIN_BATCH: i64 = 500;
+
+/// Chains every line waiting in `chain` after `head`; the caller holds the
+/// chain (`db::chain_head`). Returns the new head.
+fn chain_waiting(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    chain: &str,
+    mut head: Option<(i64, String)>,
+) -> Result<Option<(i64, String)>, DbError> {
+    loop {
+        let waiting = PendingRow::oldest_of_chain(conn, chain, CHAIN_BATCH)?;
+        if waiting.is_empty() {
+            return Ok(head);
+        }
+        let mut rows = Vec::with_capacity(waiting.len());
+        let mut ids = Vec::with_capacity(waiting.len());
+        for p in waiting {
+            ids.push(p.id);
+            let row = key.chained(
+                chain,
+                head.as_ref(),
+                Line {
+                    at: p.at,
+                    account_id: p.account_id,
+                    login_id: p.login_id,
+                    client_addr: p.client_addr,
+                    action: p.action,
+                    target: p.target,
+                    outcome: p.outcome,
+                    detail: p.detail,
+                },
+            );
+            head = Some((row.seq, row.mac.clone()));
+            rows.push(row);
+        }
+        AuditRow::insert_all(conn, &rows)?;
+        PendingRow::delete(conn, chain, &ids)?;
+        if (ids.len() as i64) < CHAIN_BATCH {
+            return Ok(head);
+        }
+    }
+}
+
+/// What a line says, as stored: free text masked.
+struct Line {
+    at: chrono::NaiveDateTime,
+    account_id: Option<String>,
+    login_id: Option<String>,
+    client_addr: Option<String>,
+    action: String,
+    target: Option<String>,
+    outcome: String,
+    detail: Option<String>,
+}
+
+fn line(actor: &Actor, e: Entry<'_>) -> Line {
+    Line {
         at: now(),
         account_id: actor.account_id.clone(),
         // A login name is typed by whoever tries to log in: one shaped like
@@ -155,11 +282,7 @@ pub fn append(
         target: e.target.map(|t| crate::domain::mask_number_like(&t)),
         outcome: e.outcome.to_string(),
         detail: e.detail.map(|d| crate::domain::mask_number_like(&d)),
-        prev_mac,
-        mac: String::new(),
-    };
-    row.mac = key.mac(&row);
-    row.insert(conn)
+    }
 }
 
 /// Appends in a transaction of its own, retrying once if another writer took
@@ -195,6 +318,12 @@ pub fn verify(
     key: &AuditKey,
     only: Option<&str>,
 ) -> Result<Vec<ChainReport>, DbError> {
+    // Lines still waiting to be chained are chained first: they are part
+    // of the log as much as the rest.
+    match only {
+        Some(c) => flush_chain(conn, key, c)?,
+        None => flush(conn, key)?,
+    };
     let chains = match only {
         Some(c) => vec![c.to_string()],
         None => AuditRow::chains(conn)?,

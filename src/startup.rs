@@ -128,6 +128,40 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
     })
 }
 
+/// How often the log writer chains the operation-log lines written to be
+/// chained later (`audit::append_later`).
+const LOG_WRITER_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Chains what an earlier run left waiting, then starts the thread that
+/// chains waiting lines every moment until `alive` is gone.
+fn log_writer(
+    state: actix_web::web::Data<AppState>,
+    alive: std::sync::Weak<()>,
+) -> anyhow::Result<()> {
+    let flush = move |state: &AppState| -> anyhow::Result<usize> {
+        let mut conn = state.pool.get()?;
+        Ok(crate::audit::flush(&mut conn, &state.audit)?)
+    };
+    flush(&state)?;
+    std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || {
+            while alive.strong_count() > 0 {
+                std::thread::sleep(LOG_WRITER_EVERY);
+                if alive.strong_count() == 0 {
+                    break;
+                }
+                if let Err(e) = flush(&state) {
+                    tracing::warn!(
+                        error = %crate::domain::mask_number_like(&e.to_string()),
+                        "operation-log lines could not be chained yet"
+                    );
+                }
+            }
+        })?;
+    Ok(())
+}
+
 /// A bound, not yet running, HTTP server.
 pub struct Application {
     port: u16,
@@ -152,7 +186,12 @@ impl Application {
             trusted_proxies: serve.trusted_proxies.clone(),
         });
         let app_state = actix_web::web::Data::new(state);
+        // The log writer runs while the server's application factory lives:
+        // the factory holds `alive`, and goes with the server.
+        let alive = Arc::new(());
+        log_writer(app_state.clone(), Arc::downgrade(&alive))?;
         let factory = move || {
+            let _held = &alive;
             actix_web::App::new()
                 .app_data(app_state.clone())
                 .configure(|cfg| crate::web::configure(cfg, &static_dir, transport.clone()))

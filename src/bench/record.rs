@@ -453,10 +453,13 @@ fn windows(
 fn stored(
     conn: &mut DbConn,
     master: &crate::crypto::MasterKey,
+    key: &crate::audit::AuditKey,
     codes: &[MunicipalityCode],
 ) -> anyhow::Result<(std::collections::BTreeMap<String, i64>, i64)> {
     let mut per_status = std::collections::BTreeMap::new();
     let mut logged = 0;
+    // Lines still waiting to be chained count once they are chained.
+    crate::audit::flush(conn, key)?;
     for &code in codes {
         let partition = crate::tenancy::Partition::open(conn, master, code)?;
         let counts = partition.read(conn, DoseRow::count_per_status)?;
@@ -544,7 +547,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     // As after any bulk load: the planner sees the tables' real sizes.
     crate::db::refresh_statistics(&mut conn)?;
     let (login, password) = site_tablet(&mut conn, &state.audit, codes[0])?;
-    let (before, _) = stored(&mut conn, &state.master, &codes)?;
+    let (before, _) = stored(&mut conn, &state.master, &state.audit, &codes)?;
     drop(conn);
     let setup_secs = setup_start.elapsed().as_secs_f64();
 
@@ -632,7 +635,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     let (health, doses, start) = measured?;
 
     let mut conn = state.pool.get()?;
-    let (mut per_status, logged) = stored(&mut conn, &state.master, &codes)?;
+    let (mut per_status, logged) = stored(&mut conn, &state.master, &state.audit, &codes)?;
     let spread = windows(&mut conn, &state.master, &codes, start, opts.seconds)?;
     drop(conn);
     drop(state);

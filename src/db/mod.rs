@@ -393,6 +393,19 @@ pub fn refresh_statistics(conn: &mut DbConn) -> Result<(), DbError> {
     Ok(())
 }
 
+/// A writing transaction of the platform's own tables (no municipality),
+/// taking its turn among the process's SQLite writers (see [`write_turn`]).
+pub fn write_transaction<T, E>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    let _turn = write_turn(conn);
+    transaction_as(conn, None, true, work)
+}
+
 /// Runs `work` in one transaction named to one municipality, in one round
 /// trip: on PostgreSQL the `BEGIN` carries the setting row-level security
 /// reads; on SQLite a writing transaction begins `IMMEDIATE`, holding the
@@ -410,6 +423,18 @@ pub fn scoped_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
+    transaction_as(conn, Some(code), writes, work)
+}
+
+fn transaction_as<T, E>(
+    conn: &mut DbConn,
+    code: Option<crate::domain::MunicipalityCode>,
+    writes: bool,
+    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     type Manager = <DbConn as Connection>::TransactionManager;
     let nested = Manager::transaction_manager_status_mut(conn)
@@ -420,7 +445,7 @@ where
         // Inside a transaction already (a savepoint): the outer one holds
         // the write lock; the setting is renamed for this part of it.
         return conn.transaction(|conn| {
-            if let DbConn::Postgresql(c) = conn {
+            if let (DbConn::Postgresql(c), Some(code)) = (&mut *conn, code) {
                 set_municipality(c, code.as_str())?;
             }
             work(conn)
@@ -430,13 +455,16 @@ where
         // The code is six checked digits by construction, so it can stand
         // in the statement text (a bound parameter would cost a second
         // round trip: the simple protocol that batches takes none).
-        DbConn::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
-            c,
-            &format!(
-                "BEGIN; SELECT set_config('vrs.municipality', '{}', true)",
-                code.as_str()
-            ),
-        )?,
+        DbConn::Postgresql(c) => match code {
+            Some(code) => AnsiTransactionManager::begin_transaction_sql(
+                c,
+                &format!(
+                    "BEGIN; SELECT set_config('vrs.municipality', '{}', true)",
+                    code.as_str()
+                ),
+            )?,
+            None => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?,
+        },
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(
             c,
             if writes { "BEGIN IMMEDIATE" } else { "BEGIN" },

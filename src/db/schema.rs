@@ -246,6 +246,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_pending (chain, id) {
+        chain -> Text,
+        id -> Text,
+        at -> Timestamp,
+        account_id -> Nullable<Text>,
+        login_id -> Nullable<Text>,
+        client_addr -> Nullable<Text>,
+        action -> Text,
+        target -> Nullable<Text>,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     audit_log (chain, seq) {
         chain -> Text,
         seq -> BigInt,
@@ -301,7 +316,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sites,
     vaccine_products,
     vaccine_lots,
-    dose_events
+    dose_events,
+    audit_pending
 );
 
 /// Every table the migrations create, in dependency order (parents first).
@@ -324,6 +340,7 @@ pub const ALL_TABLES: &[&str] = &[
     "vaccine_products",
     "vaccine_lots",
     "dose_events",
+    "audit_pending",
 ];
 
 /// Tables holding one municipality's personal data: keyed by

@@ -143,18 +143,19 @@ where
     }
 }
 
+/// The line in the issuing municipality's log, written with the recording
+/// and chained moments later (`audit::append_later`): a busy site does not
+/// wait for the municipality's log chain.
 fn log(
     scope: &Scope<'_>,
     conn: &mut DbConn,
-    st: &AppState,
     actor: &Actor,
     action: &str,
     target: String,
     detail: String,
 ) -> Result<(), DoseError> {
-    audit::append(
+    audit::append_later(
         conn,
-        &st.audit,
         actor,
         Entry {
             chain: scope.code().as_str(),
@@ -195,7 +196,6 @@ pub fn preview_on(
         log(
             scope,
             conn,
-            st,
             &rec.actor,
             "tickets.scan",
             format!("ticket:{}", t.ticket.as_str()),
@@ -260,7 +260,6 @@ pub fn record_on(
             log(
                 scope,
                 conn,
-                st,
                 &rec.actor,
                 "doses.record",
                 format!("dose:{}", done.dose_id),

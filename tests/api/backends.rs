@@ -5,7 +5,7 @@ use crate::helpers::*;
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use vrs::db::models::accounts::{AccountRow, PlatformSecretRow, SessionRow, ThrottleRow};
-use vrs::db::models::audit_log::AuditRow;
+use vrs::db::models::audit_log::{AuditRow, PendingRow};
 use vrs::db::models::dose_events::DoseEventRow;
 use vrs::db::models::doses::DoseRow;
 use vrs::db::models::import_jobs::ImportJobRow;
@@ -407,6 +407,25 @@ fn a_row_of_every_table_round_trips() {
         line
     );
 
+    let waiting = PendingRow {
+        chain: "131016".into(),
+        id: "0193a0c0-0000-7000-8000-000000000001".into(),
+        at: ts("2026-11-23 10:00:00.654321"),
+        account_id: Some("acc-2".into()),
+        login_id: Some("131016-tablet".into()),
+        client_addr: None,
+        action: "doses.record".into(),
+        target: Some("dose:x".into()),
+        outcome: "ok".into(),
+        detail: None,
+    };
+    waiting.insert(&mut conn).unwrap();
+    assert_eq!(PendingRow::chains(&mut conn).unwrap(), vec!["131016"]);
+    assert_eq!(
+        PendingRow::oldest_of_chain(&mut conn, "131016", 10).unwrap(),
+        vec![waiting]
+    );
+
     let secret = PlatformSecretRow {
         name: "audit-mac-key".into(),
         wrapped_value: vec![0, 255, 7],
@@ -429,7 +448,7 @@ fn a_row_of_every_table_round_trips() {
         vec![network]
     );
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 18);
+    assert_eq!(schema::ALL_TABLES.len(), 19);
 }
 
 /// A restart or failover of PostgreSQL ends the server processes behind the

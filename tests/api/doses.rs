@@ -48,6 +48,7 @@ fn doses_of(app: &TestApp, muni: &str) -> Vec<DoseLine> {
 }
 
 fn audit_count(app: &TestApp) -> i64 {
+    vrs::audit::flush(&mut app.conn(), &app.state.audit).unwrap();
     audit_log::table
         .count()
         .get_result(&mut app.conn())
@@ -207,6 +208,7 @@ async fn a_site_of_one_municipality_records_another_municipalitys_ticket_into_it
     assert_eq!(stored[0].4.as_deref(), Some("デモ集団接種会場"));
     assert_eq!(doses_of(&app, "082040").len(), before_b);
     // The record of it is in 千代田区's operation log, not 古河市's.
+    vrs::audit::flush(&mut app.conn(), &app.state.audit).unwrap();
     let lines: Vec<(String, String)> = audit_log::table
         .filter(audit_log::action.eq("doses.record"))
         .select((audit_log::chain, audit_log::login_id.assume_not_null()))
@@ -940,4 +942,77 @@ async fn a_site_walking_through_ticket_numbers_is_stopped() {
             .iter()
             .all(|(c, t)| c == "082040" && t.as_deref() == Some("municipality:131016"))
     );
+}
+
+/// A recording's operation-log line is written with the dose and chained
+/// into the municipality's log moments later by the server's log writer,
+/// with no reader asking; lines written directly by other actions meanwhile
+/// wait their turn behind it, and the chain verifies whole.
+#[tokio::test]
+async fn recording_log_lines_are_chained_by_the_log_writer_in_order() {
+    use vrs::db::schema::audit_pending;
+    let app = spawn_app().await;
+    app.seed_demo();
+    let site = TestApp::handle(&app);
+    let token = site.api_token("131016-tablet", DEMO_PASSWORD).await;
+    let (ticket, _) = demo_tickets(&app, "082040")
+        .into_iter()
+        .find(|(_, r)| !doses_of(&app, "082040").iter().any(|d| &d.0 == r))
+        .expect("a ticket with no dose yet");
+    let body = serde_json::json!({"ticket": ticket, "administered_on": today(),
+        "product_code": "PFZ_JN1_12P", "lot_number": "FA1001"});
+    let (status, answer) = site.api_dose(&token, "writer-key-0000000001", body).await;
+    assert_eq!(status, 201, "{answer}");
+    let dose_id = answer["dose_id"].as_str().unwrap().to_string();
+
+    // Chained by the server on its own, within moments.
+    let target = format!("dose:{dose_id}");
+    let chained = || -> Option<i64> {
+        audit_log::table
+            .filter(audit_log::chain.eq("082040"))
+            .filter(audit_log::target.eq(&target))
+            .select(audit_log::seq)
+            .first(&mut app.conn())
+            .optional()
+            .unwrap()
+    };
+    let mut seq = None;
+    for _ in 0..50 {
+        seq = chained();
+        if seq.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seq = seq.expect("the log writer chained the recording's line");
+    let waiting: i64 = audit_pending::table
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(waiting, 0);
+
+    // A line written to be chained later and one appended directly after
+    // it keep that order, and the chain still verifies.
+    let actor = vrs::audit::Actor::account("acc-x", "082040-clerk", "10.0.0.9");
+    let entry = |action| vrs::audit::Entry {
+        chain: "082040",
+        action,
+        target: None,
+        outcome: "ok",
+        detail: None,
+    };
+    let mut conn = app.conn();
+    vrs::audit::append_later(&mut conn, &actor, entry("test.later")).unwrap();
+    vrs::audit::record(&mut conn, &app.state.audit, &actor, entry("test.direct")).unwrap();
+    let order: Vec<String> = audit_log::table
+        .filter(audit_log::chain.eq("082040"))
+        .filter(audit_log::seq.gt(seq))
+        .filter(audit_log::action.like("test.%"))
+        .order(audit_log::seq)
+        .select(audit_log::action)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(order, ["test.later", "test.direct"]);
+    let report = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040")).unwrap();
+    assert_eq!(report[0].broken_at, None);
 }

@@ -1,4 +1,4 @@
-use crate::db::schema::audit_log;
+use crate::db::schema::{audit_log, audit_pending};
 use crate::db::{DbConn, DbError};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -82,5 +82,84 @@ impl AuditRow {
             .limit(limit)
             .select(AuditRow::as_select())
             .load(conn)?)
+    }
+}
+
+/// An operation-log line not yet chained (see the `audit_pending`
+/// migration).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = audit_pending, treat_none_as_default_value = false)]
+pub struct PendingRow {
+    pub chain: String,
+    pub id: String,
+    pub at: NaiveDateTime,
+    pub account_id: Option<String>,
+    pub login_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+impl PendingRow {
+    pub fn insert(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::insert_into(audit_pending::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// The chains with lines waiting.
+    pub fn chains(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+        Ok(audit_pending::table
+            .select(audit_pending::chain)
+            .distinct()
+            .order(audit_pending::chain)
+            .load(conn)?)
+    }
+
+    /// The oldest lines waiting in one chain, in chaining order.
+    pub fn oldest_of_chain(
+        conn: &mut DbConn,
+        chain: &str,
+        limit: i64,
+    ) -> Result<Vec<PendingRow>, DbError> {
+        Ok(audit_pending::table
+            .filter(audit_pending::chain.eq(chain))
+            .order((audit_pending::at, audit_pending::id))
+            .limit(limit)
+            .select(PendingRow::as_select())
+            .load(conn)?)
+    }
+
+    pub fn delete(conn: &mut DbConn, chain: &str, ids: &[String]) -> Result<usize, DbError> {
+        Ok(diesel::delete(
+            audit_pending::table
+                .filter(audit_pending::chain.eq(chain))
+                .filter(audit_pending::id.eq_any(ids)),
+        )
+        .execute(conn)?)
+    }
+}
+
+impl AuditRow {
+    /// Inserts lines: in one statement on PostgreSQL (a round trip each
+    /// would cost more than the lines), one by one on SQLite (no round
+    /// trips; diesel's multi-row insert does not serve both backends).
+    pub fn insert_all(conn: &mut DbConn, rows: &[AuditRow]) -> Result<(), DbError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if let DbConn::Postgresql(c) = conn {
+            diesel::insert_into(audit_log::table)
+                .values(rows)
+                .execute(c)?;
+        } else {
+            for row in rows {
+                row.insert(conn)?;
+            }
+        }
+        Ok(())
     }
 }
