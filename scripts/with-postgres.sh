@@ -3,6 +3,7 @@
 # port, with TEST_DATABASE_URL pointing at an ordinary (non-superuser) role
 # that owns the database, so row-level security applies to it. The cluster is
 # stopped and removed when the command ends, whatever its outcome.
+# TEST_DATABASE_SOCKET_URL names the same database over the Unix socket.
 #   scripts/with-postgres.sh cargo test
 set -euo pipefail
 
@@ -43,5 +44,8 @@ CREATE DATABASE vrs OWNER vrs;
 SQL
 
 export TEST_DATABASE_URL="postgres://vrs:vrs@127.0.0.1:$port/vrs"
+# The same database over the cluster's Unix socket (its folder as the host,
+# percent-encoded), as an application on the database's own machine connects.
+export TEST_DATABASE_SOCKET_URL="postgres://vrs:vrs@${work//\//%2F}:$port/vrs"
 echo "with-postgres: PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
 "$@"

@@ -172,6 +172,12 @@ pub fn append(
 /// for its municipality's chain nor reads its head. The line commits or
 /// rolls back with the operation, like one from `append`.
 pub fn append_later(conn: &mut DbConn, actor: &Actor, e: Entry<'_>) -> Result<(), DbError> {
+    waiting_line(actor, e).insert(conn)
+}
+
+/// The line `append_later` writes, for an insert that carries it along
+/// (`DoseRow::insert_logged`).
+pub fn waiting_line(actor: &Actor, e: Entry<'_>) -> PendingRow {
     let chain = e.chain.to_string();
     let l = line(actor, e);
     PendingRow {
@@ -186,7 +192,6 @@ pub fn append_later(conn: &mut DbConn, actor: &Actor, e: Entry<'_>) -> Result<()
         outcome: l.outcome,
         detail: l.detail,
     }
-    .insert(conn)
 }
 
 /// Chains the lines waiting in every chain, each chain in a transaction of

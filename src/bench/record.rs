@@ -482,18 +482,22 @@ fn durability(conn: &mut DbConn) -> String {
         fsync: String,
         #[diesel(sql_type = diesel::sql_types::Text)]
         synchronous_commit: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        transport: String,
     }
     match conn {
         DbConn::Postgresql(c) => diesel::sql_query(
             "SELECT current_setting('server_version') AS version, \
              current_setting('fsync') AS fsync, \
-             current_setting('synchronous_commit') AS synchronous_commit",
+             current_setting('synchronous_commit') AS synchronous_commit, \
+             CASE WHEN inet_server_addr() IS NULL THEN 'Unix socket' \
+                  ELSE 'TCP ' || host(inet_server_addr()) END AS transport",
         )
         .get_result::<Settings>(c)
         .map(|s| {
             format!(
-                "PostgreSQL {} (fsync={}, synchronous_commit={})",
-                s.version, s.fsync, s.synchronous_commit
+                "PostgreSQL {} over {} (fsync={}, synchronous_commit={})",
+                s.version, s.transport, s.fsync, s.synchronous_commit
             )
         })
         .unwrap_or_else(|_| "PostgreSQL".into()),

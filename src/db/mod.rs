@@ -458,10 +458,9 @@ where
         DbConn::Postgresql(c) => match code {
             Some(code) => AnsiTransactionManager::begin_transaction_sql(
                 c,
-                &format!(
-                    "BEGIN; SELECT set_config('vrs.municipality', '{}', true)",
-                    code.as_str()
-                ),
+                // `SET LOCAL`, a utility statement, is not planned as a
+                // `SELECT set_config(...)` would be.
+                &format!("BEGIN; SET LOCAL vrs.municipality = '{}'", code.as_str()),
             )?,
             None => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?,
         },

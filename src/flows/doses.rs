@@ -318,6 +318,8 @@ pub struct Recording<'a> {
     pub expected_dose: Option<u8>,
     pub key: &'a IdempotencyKey,
     pub recorder: &'a Recorder,
+    /// Who, for the operation-log line written with the dose.
+    pub actor: &'a crate::audit::Actor,
 }
 
 /// What a recording did.
@@ -426,7 +428,28 @@ pub fn record(
         age_band: Some(dose_checks::age_band(s.facts.birth_date, r.administered_on)),
         sex: Some(s.facts.sex.code().to_string()),
     };
-    row.insert(scope, conn)?;
+    // The line goes to the issuing municipality's log, written with the
+    // dose and chained moments later: a busy site does not wait for the
+    // municipality's log chain.
+    let line = crate::audit::waiting_line(
+        r.actor,
+        crate::audit::Entry {
+            chain: scope.code().as_str(),
+            action: "doses.record",
+            target: Some(format!("dose:{}", row.id)),
+            outcome: "ok",
+            detail: Some(format!(
+                "site={} status={}",
+                site.map_or("-", |s| s.id.as_str()),
+                if verdict.rules.is_empty() {
+                    "valid"
+                } else {
+                    "queued"
+                }
+            )),
+        },
+    );
+    row.insert_logged(scope, conn, &line)?;
     if !verdict.rules.is_empty() {
         add_event(
             scope,

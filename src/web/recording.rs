@@ -143,9 +143,10 @@ where
     }
 }
 
-/// The line in the issuing municipality's log, written with the recording
+/// A line in the issuing municipality's log, written in the transaction
 /// and chained moments later (`audit::append_later`): a busy site does not
-/// wait for the municipality's log chain.
+/// wait for the municipality's log chain. (A recording's line is written
+/// with the dose itself, by `doses::record`.)
 fn log(
     scope: &Scope<'_>,
     conn: &mut DbConn,
@@ -253,23 +254,10 @@ pub fn record_on(
                 expected_dose: input.expected_dose,
                 key: &input.key,
                 recorder: &rec.recorder,
+                actor: &rec.actor,
             },
             crate::flows::today_in_japan(),
         )?;
-        if !done.replayed {
-            log(
-                scope,
-                conn,
-                &rec.actor,
-                "doses.record",
-                format!("dose:{}", done.dose_id),
-                format!(
-                    "{} status={}",
-                    site_detail(rec),
-                    if done.queued() { "queued" } else { "valid" }
-                ),
-            )?;
-        }
         Ok(done)
     })
 }

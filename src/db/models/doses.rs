@@ -1,4 +1,5 @@
-use crate::db::schema::{doses, residents};
+use crate::db::models::audit_log::PendingRow;
+use crate::db::schema::{audit_pending, doses, residents};
 use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -57,6 +58,28 @@ impl DoseRow {
         );
         crate::db::bulk_insert!(conn, doses::table, rows, 500)?;
         Ok(())
+    }
+
+    /// Inserts the dose with its operation-log line (written to be chained
+    /// later): in one statement on PostgreSQL, where each statement is a
+    /// round trip; one after the other on SQLite.
+    pub fn insert_logged(
+        &self,
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        line: &PendingRow,
+    ) -> Result<(), DbError> {
+        debug_assert_eq!(self.municipality_code, scope.code().as_str());
+        if let DbConn::Postgresql(c) = conn {
+            WithInsert {
+                first: diesel::insert_into(audit_pending::table).values(line),
+                then: diesel::insert_into(doses::table).values(self),
+            }
+            .execute(c)?;
+            return Ok(());
+        }
+        self.insert(scope, conn)?;
+        line.insert(conn)
     }
 
     pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
@@ -326,3 +349,39 @@ pub struct ExportRow {
     pub lot_number: Option<String>,
     pub addressee_sealed: Vec<u8>,
 }
+
+/// Two PostgreSQL inserts as one statement: `WITH first AS (insert) insert`
+/// (a data-modifying `WITH` runs whether or not it is referenced). Diesel
+/// writes both inserts; this only joins them, so their binds stay in order
+/// and the statement is prepared once and cached like theirs.
+struct WithInsert<A, B> {
+    first: A,
+    then: B,
+}
+
+impl<A, B> diesel::query_builder::QueryId for WithInsert<A, B>
+where
+    A: diesel::query_builder::QueryId,
+    B: diesel::query_builder::QueryId,
+{
+    type QueryId = WithInsert<A::QueryId, B::QueryId>;
+    const HAS_STATIC_QUERY_ID: bool = A::HAS_STATIC_QUERY_ID && B::HAS_STATIC_QUERY_ID;
+}
+
+impl<A, B> diesel::query_builder::QueryFragment<diesel::pg::Pg> for WithInsert<A, B>
+where
+    A: diesel::query_builder::QueryFragment<diesel::pg::Pg>,
+    B: diesel::query_builder::QueryFragment<diesel::pg::Pg>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("WITH first AS (");
+        self.first.walk_ast(out.reborrow())?;
+        out.push_sql(") ");
+        self.then.walk_ast(out.reborrow())
+    }
+}
+
+impl<A, B> RunQueryDsl<diesel::PgConnection> for WithInsert<A, B> {}
