@@ -44,9 +44,19 @@ pub enum Command {
     /// The operation log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Provision records (提供記録) of transfer inquiries.
+    #[command(subcommand)]
+    Provisions(ProvisionsCmd),
     /// Measure the speed of core operations on this machine.
     #[command(subcommand)]
     Bench(BenchCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisionsCmd {
+    /// Delete every municipality's provision records older than 7 years (the
+    /// server also does this every hour); each deletion is logged.
+    Purge,
 }
 
 fn parse_code(s: &str) -> Result<MunicipalityCode, String> {
@@ -230,6 +240,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 broken == 0,
                 "{broken} operation-log chain(s) failed verification"
             );
+            Ok(())
+        }
+        Command::Provisions(ProvisionsCmd::Purge) => {
+            let prepared = startup::prepare(&common, 2)?;
+            let mut conn = prepared.state.pool.get()?;
+            let purged = crate::flows::provisions::purge_expired(
+                &mut conn,
+                &prepared.state.master,
+                &prepared.state.audit,
+                &crate::audit::Actor::default(),
+                "command",
+                crate::flows::now(),
+            )?;
+            if purged.is_empty() {
+                println!("no provision records past retention");
+            }
+            for (code, n) in purged {
+                println!("{code}: {n} provision records past retention deleted");
+            }
             Ok(())
         }
         Command::Bench(BenchCmd::Seal { n }) => {

@@ -68,6 +68,19 @@ pub struct ServeArgs {
     /// Most data lines accepted in one resident file.
     #[arg(long, env = "VRS_IMPORT_MAX_LINES", default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub import_max_lines: u64,
+
+    /// Transfer inquiries one account may send in an hour (window and API).
+    #[arg(long, env = "VRS_INQUIRY_RATE_ACCOUNT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub inquiry_rate_account: u32,
+
+    /// Transfer inquiries one municipality may send in an hour (window and API).
+    #[arg(long, env = "VRS_INQUIRY_RATE_MUNICIPALITY", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub inquiry_rate_municipality: u32,
+
+    /// A transfer inquiry is answered no sooner than this many milliseconds
+    /// after it arrived, match or not.
+    #[arg(long, env = "VRS_INQUIRY_ANSWER_MS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub inquiry_answer_ms: u64,
 }
 
 fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {

@@ -46,8 +46,32 @@ const GIVEN: [(&str, &str, Sex); 8] = [
     ("由美", "ユミ", Sex::Female),
 ];
 
+/// The demo's mover (flow 4): 古河市's resident 1 moved to 千代田区, where
+/// they are resident 36 (with no doses there yet). Both records hold the
+/// same made-up individual number, so 千代田区's staff can try
+/// the transfer inquiry with it and 古河市 as the former municipality.
+pub const MOVER_NUMBER: &str = "987654321093";
+pub const MOVER_FROM: (&str, usize) = ("082040", 1);
+pub const MOVER_TO: (&str, usize) = ("131016", 36);
+
 /// The i-th demo resident of a municipality: deterministic, so re-runs match.
 pub fn demo_resident(code: MunicipalityCode, i: usize) -> NewResident {
+    let mover = MyNumber::parse(MOVER_NUMBER).ok();
+    if (code.as_str(), i) == MOVER_TO
+        && let Ok(from) = MunicipalityCode::parse(MOVER_FROM.0)
+    {
+        let moved = demo_resident(from, MOVER_FROM.1);
+        return NewResident {
+            addressee_number: AddresseeNumber::parse(&format!("D{:07}", i + 1)).expect("valid"),
+            address: Some("一番町1丁目1番".to_string()),
+            ..moved
+        };
+    }
+    let number = if (code.as_str(), i) == MOVER_FROM {
+        mover
+    } else {
+        None
+    };
     let (fam, fam_kana) = FAMILY[i % FAMILY.len()];
     let (given, given_kana, sex) = GIVEN[(i / FAMILY.len() + i) % GIVEN.len()];
     let seed: u64 = code.as_str()[..5].parse().unwrap_or(0);
@@ -59,7 +83,7 @@ pub fn demo_resident(code: MunicipalityCode, i: usize) -> NewResident {
     .unwrap_or_default();
     NewResident {
         addressee_number: AddresseeNumber::parse(&format!("D{:07}", i + 1)).expect("valid"),
-        my_number: Some(MyNumber::from_body(seed * 1_000_000 + 7_000 + i as u64)),
+        my_number: number.or(Some(MyNumber::from_body(seed * 1_000_000 + 7_000 + i as u64))),
         name_kanji: PersonName::parse(&format!("{fam}　{given}")).expect("valid"),
         name_kana: KanaName::parse(&format!("{fam_kana}　{given_kana}")).expect("valid"),
         birth_date: BirthDate::from_stored(born),

@@ -119,6 +119,11 @@ impl T {
         cat.get(&key).cloned().unwrap_or_else(|| code.to_string())
     }
 
+    /// A field's name (the domain's Japanese name) in the page's language.
+    pub fn field(&self, name: &str) -> String {
+        self.code_label("field.", name)
+    }
+
     /// The string for `key` with `{n}` replaced (the catalogues put the
     /// number where each language wants it: 「2回目」, "Dose 2").
     pub fn with_n(&self, key: &str, n: impl std::fmt::Display) -> String {

@@ -20,6 +20,7 @@ pub struct AppState {
     /// Where uploads wait, sealed, for their import job.
     pub spool_dir: std::path::PathBuf,
     pub import_limits: crate::flows::imports::Limits,
+    pub transfer: crate::flows::transfer::Settings,
 }
 
 impl AppState {
@@ -119,6 +120,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
             audit,
             spool_dir: common.data_dir.join("spool"),
             import_limits: crate::flows::imports::Limits::default(),
+            transfer: crate::flows::transfer::Settings::default(),
         },
         bootstrap_operator,
         created_master_key,
@@ -162,6 +164,49 @@ fn log_writer(
     Ok(())
 }
 
+/// How often the server purges provision records past retention.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The scheduled purge of provision records past retention: at start, then
+/// every hour, while `alive` lasts.
+fn housekeeping(
+    state: actix_web::web::Data<AppState>,
+    alive: std::sync::Weak<()>,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            let mut last: Option<std::time::Instant> = None;
+            while alive.strong_count() > 0 {
+                if last.is_none_or(|l| l.elapsed() >= PURGE_EVERY) {
+                    last = Some(std::time::Instant::now());
+                    let purged = state.pool.get().map_err(anyhow::Error::from).and_then(|mut c| {
+                        Ok(flows::provisions::purge_expired(
+                            &mut c,
+                            &state.master,
+                            &state.audit,
+                            &crate::audit::Actor::default(),
+                            "schedule",
+                            flows::now(),
+                        )?)
+                    });
+                    match purged {
+                        Ok(p) if !p.is_empty() => {
+                            tracing::info!(municipalities = p.len(), "provision records past retention purged")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(
+                            error = %crate::domain::mask_number_like(&e.to_string()),
+                            "provision records past retention could not be purged"
+                        ),
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        })?;
+    Ok(())
+}
+
 /// A bound, not yet running, HTTP server.
 pub struct Application {
     port: u16,
@@ -174,6 +219,13 @@ impl Application {
         state.import_limits = crate::flows::imports::Limits {
             max_bytes: serve.import_max_mib.saturating_mul(1024 * 1024),
             max_lines: serve.import_max_lines,
+        };
+        state.transfer = crate::flows::transfer::Settings {
+            rates: crate::flows::transfer::RateLimits {
+                per_account_hour: serve.inquiry_rate_account,
+                per_municipality_hour: serve.inquiry_rate_municipality,
+            },
+            answer_floor: std::time::Duration::from_millis(serve.inquiry_answer_ms),
         };
         let static_dir = serve.static_dir.clone();
         let tls = match (&serve.tls_cert, &serve.tls_key) {
@@ -190,6 +242,7 @@ impl Application {
         // the factory holds `alive`, and goes with the server.
         let alive = Arc::new(());
         log_writer(app_state.clone(), Arc::downgrade(&alive))?;
+        housekeeping(app_state.clone(), Arc::downgrade(&alive))?;
         let factory = move || {
             let _held = &alive;
             actix_web::App::new()

@@ -580,6 +580,9 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         workers: opts.workers,
         import_max_mib: 64,
         import_max_lines: 100_000,
+        inquiry_rate_account: 60,
+        inquiry_rate_municipality: 1000,
+        inquiry_answer_ms: 15,
     };
     let app = Application::build(prepared.state, &args)?;
     let port = app.port();

@@ -296,6 +296,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    provision_records (municipality_code, id) {
+        municipality_code -> Text,
+        id -> Text,
+        inquiry_id -> Text,
+        side -> Text,
+        requested_at -> Timestamp,
+        answered_at -> Nullable<Timestamp>,
+        requester_code -> Text,
+        requester_account_id -> Nullable<Text>,
+        requester_login_id -> Nullable<Text>,
+        requester_addr -> Nullable<Text>,
+        provider_code -> Text,
+        resident_id -> Nullable<Text>,
+        channel -> Text,
+        procedure_code -> Text,
+        purpose -> Text,
+        items -> Text,
+        dose_count -> Integer,
+        outcome -> Text,
+        refusal -> Nullable<Text>,
+        consent_form -> Bool,
+        id_document -> Nullable<Text>,
+        id_checked_by -> Nullable<Text>,
+        job_id -> Nullable<Text>,
+        line_no -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    notices (municipality_code, id) {
+        municipality_code -> Text,
+        id -> Text,
+        at -> Timestamp,
+        kind -> Text,
+        subject -> Text,
+        detail -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+        closed_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(tenant_keys -> tenants (municipality_code));
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -317,7 +359,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     vaccine_products,
     vaccine_lots,
     dose_events,
-    audit_pending
+    audit_pending,
+    provision_records,
+    notices
 );
 
 /// Every table the migrations create, in dependency order (parents first).
@@ -341,12 +385,16 @@ pub const ALL_TABLES: &[&str] = &[
     "vaccine_lots",
     "dose_events",
     "audit_pending",
+    "provision_records",
+    "notices",
 ];
 
 /// Tables holding one municipality's personal data: keyed by
 /// `municipality_code`, row-level-secured on PostgreSQL, emptied when a
 /// municipality is erased. Children before parents.
 pub const TENANT_TABLES: &[&str] = &[
+    "notices",
+    "provision_records",
     "dose_events",
     "import_jobs",
     "doses",

@@ -8,6 +8,7 @@ mod network;
 mod person;
 mod registry;
 mod ticket;
+mod transfer;
 mod vaccines;
 
 use chrono::NaiveDate;
@@ -22,6 +23,7 @@ pub use ticket::{
     Address, ChangeReason, DoseNumber, IdempotencyKey, LotNumber, OcrLine, TicketKind,
     TicketNumber, TicketRef,
 };
+pub use transfer::{Consent, IdDocument, InquiryPurpose, consent_mark, source_municipality};
 pub use vaccines::{Catalog as VaccineCatalog, Product as VaccineProduct};
 
 /// Why a piece of input was refused. `field` names what the user typed into,
@@ -61,6 +63,10 @@ pub enum Reason {
     UnknownProduct,
     KeyChars,
     ProductCodeChars,
+    UnknownChoice,
+    ConsentMissing,
+    OwnMunicipality,
+    EntriesDiffer,
 }
 
 impl Reason {
@@ -105,6 +111,12 @@ impl Reason {
             Reason::ProductCodeChars => {
                 "半角英大文字・数字・「_」の3〜40文字で入力してください".into()
             }
+            Reason::UnknownChoice => "選択肢にない値です".into(),
+            Reason::ConsentMissing => {
+                "本人の同意（同意書の受領）が記録されていません。照会できません".into()
+            }
+            Reason::OwnMunicipality => "当団体のコードは指定できません".into(),
+            Reason::EntriesDiffer => "2回の入力が一致しません".into(),
         }
     }
 
@@ -141,6 +153,13 @@ impl Reason {
             Reason::UnknownProduct => "is not a product of the vaccine master".into(),
             Reason::KeyChars => "must be 16 to 64 ASCII letters, digits, '-' or '_'".into(),
             Reason::ProductCodeChars => "must be 3 to 40 of A-Z, 0-9 and '_'".into(),
+            Reason::UnknownChoice => "is not one of the choices".into(),
+            Reason::ConsentMissing => {
+                "the person's consent (the signed form) is not recorded: no inquiry can be sent"
+                    .into()
+            }
+            Reason::OwnMunicipality => "must not be this municipality's own code".into(),
+            Reason::EntriesDiffer => "the two entries differ".into(),
         }
     }
 }

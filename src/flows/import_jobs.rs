@@ -4,6 +4,8 @@
 //! the process running the job and read by the progress page.
 
 use super::imports::{self, FileEncoding, ImportError, Limits, Progress};
+use super::transfer_bulk;
+use crate::domain::InquiryPurpose;
 use super::now;
 use crate::audit::{self, Actor, Entry};
 use crate::crypto::spool::Spool;
@@ -47,7 +49,36 @@ impl From<crate::db::DbError> for JobError {
     }
 }
 
+/// What a job does with its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// The eligible-resident file (flow 1).
+    Residents,
+    /// A file of movers to inquire about (flow 4), for the stated purpose.
+    Transfer(InquiryPurpose),
+}
+
+impl JobKind {
+    pub const RESIDENTS: &str = "residents";
+    pub const TRANSFER: &str = "transfer";
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            JobKind::Residents => Self::RESIDENTS,
+            JobKind::Transfer(_) => Self::TRANSFER,
+        }
+    }
+
+    fn action(&self) -> &'static str {
+        match self {
+            JobKind::Residents => "residents.import",
+            JobKind::Transfer(_) => "transfer.bulk",
+        }
+    }
+}
+
 pub struct Request {
+    pub kind: JobKind,
     pub municipality: MunicipalityCode,
     pub actor: Actor,
     pub file_name: String,
@@ -71,7 +102,7 @@ pub fn start(state: &AppState, req: Request) -> Result<String, JobError> {
     let row = ImportJobRow {
         municipality_code: req.municipality.to_string(),
         id: id.clone(),
-        kind: "residents".into(),
+        kind: req.kind.code().into(),
         status: QUEUED.into(),
         account_id: req.actor.account_id.clone().unwrap_or_default(),
         login_id: req.actor.login_id.clone().unwrap_or_default(),
@@ -127,7 +158,11 @@ fn run(
     req: Request,
     progress: Arc<Progress>,
 ) {
-    let result = (|| -> Result<imports::Outcome, ImportError> {
+    enum Done {
+        Residents(imports::Outcome),
+        Transfer(transfer_bulk::Outcome),
+    }
+    let result = (|| -> Result<Done, ImportError> {
         let mut conn = state
             .pool
             .get()
@@ -142,20 +177,50 @@ fn run(
                 .map(|r| Box::new(r) as Box<dyn std::io::Read + Send>)
                 .map_err(std::io::Error::other)
         };
-        imports::import(
-            &mut conn,
-            &partition,
-            &open,
-            req.encoding,
-            req.limits,
-            &imports::issuer_of_job(&row.id),
-            &progress,
-        )
+        match req.kind {
+            JobKind::Residents => imports::import(
+                &mut conn,
+                &partition,
+                &open,
+                req.encoding,
+                req.limits,
+                &imports::issuer_of_job(&row.id),
+                &progress,
+            )
+            .map(Done::Residents),
+            JobKind::Transfer(purpose) => transfer_bulk::run(
+                &mut conn,
+                &state,
+                &partition,
+                transfer_bulk::Job {
+                    id: &row.id,
+                    actor: &req.actor,
+                    purpose,
+                },
+                &open,
+                req.encoding,
+                req.limits,
+                &progress,
+            )
+            .map(Done::Transfer),
+        }
     })();
     row.bytes_done = progress.bytes_done.load(Ordering::Relaxed) as i64;
     row.finished_at = Some(now());
     let (outcome, detail) = match &result {
-        Ok(o) => {
+        Ok(Done::Transfer(o)) => {
+            row.status = SUCCEEDED.into();
+            row.encoding = o.encoding.clone();
+            row.lines_seen = o.lines as i64;
+            (
+                "ok",
+                format!(
+                    "lines={} matched={} unmatched={} doses={}",
+                    o.lines, o.matched, o.unmatched, o.doses
+                ),
+            )
+        }
+        Ok(Done::Residents(o)) => {
             row.status = SUCCEEDED.into();
             row.encoding = o.encoding.clone();
             row.lines_seen = o.lines as i64;
@@ -211,7 +276,7 @@ fn run(
             &req.actor,
             Entry {
                 chain: partition.code().as_str(),
-                action: "residents.import",
+                action: req.kind.action(),
                 target: Some(format!("import:{}", row.id)),
                 outcome,
                 detail: Some(format!("sha256={} {detail}", row.file_sha256)),
@@ -230,15 +295,17 @@ fn run(
 pub fn find(
     scope: &crate::tenancy::Scope<'_>,
     conn: &mut crate::db::DbConn,
+    kind: &str,
     id: &str,
 ) -> Result<Option<ImportJobRow>, crate::db::DbError> {
-    ImportJobRow::find(scope, conn, id)
+    ImportJobRow::find(scope, conn, kind, id)
 }
 
 /// The municipality's latest imports, newest first.
 pub fn recent(
     scope: &crate::tenancy::Scope<'_>,
     conn: &mut crate::db::DbConn,
+    kind: &str,
 ) -> Result<Vec<ImportJobRow>, crate::db::DbError> {
-    ImportJobRow::recent(scope, conn, 50)
+    ImportJobRow::recent(scope, conn, kind, 50)
 }

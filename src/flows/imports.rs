@@ -108,7 +108,16 @@ pub struct LineError {
 }
 
 impl LineError {
-    fn field(line: u64, e: FieldError) -> LineError {
+    pub(crate) fn new(line: u64, column: &str, ja: String, en: String) -> LineError {
+        LineError {
+            line,
+            column: column.to_string(),
+            message_ja: ja,
+            message_en: en,
+        }
+    }
+
+    pub(crate) fn field(line: u64, e: FieldError) -> LineError {
         LineError {
             line,
             column: e.field.to_string(),
@@ -117,7 +126,7 @@ impl LineError {
         }
     }
 
-    fn conflict(line: u64, column: &str, c: Conflict) -> LineError {
+    pub(crate) fn conflict(line: u64, column: &str, c: Conflict) -> LineError {
         let (ja, en) = c.messages();
         LineError {
             line,
@@ -130,7 +139,7 @@ impl LineError {
 
 /// Problems only the stored records (or the rest of the file) reveal.
 #[derive(Debug, Clone, Copy)]
-enum Conflict {
+pub(crate) enum Conflict {
     MissingColumn,
     DuplicateColumn,
     DuplicateInFile,
@@ -391,17 +400,37 @@ pub struct Progress {
     pub bytes_total: AtomicU64,
     pub bytes_done: AtomicU64,
     pub lines: AtomicU64,
+    /// For a job that reads its file, then works through its lines: the
+    /// lines to work through (0 while reading) and those done. Reading is
+    /// then the first half of the bar.
+    pub work_total: AtomicU64,
+    pub work_done: AtomicU64,
+    pub two_phase: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
-    /// Share of the file read, 0–100.
+    /// Share of the work done, 0–100: of the file read, or for a two-phase
+    /// job, half for reading and half for the lines.
     pub fn percent(&self) -> u8 {
-        let total = self.bytes_total.load(Ordering::Relaxed);
-        if total == 0 {
-            return 0;
+        let share = |done: u64, total: u64| {
+            if total == 0 {
+                0
+            } else {
+                done.min(total) * 100 / total
+            }
+        };
+        let read = share(
+            self.bytes_done.load(Ordering::Relaxed),
+            self.bytes_total.load(Ordering::Relaxed),
+        );
+        if !self.two_phase.load(Ordering::Relaxed) {
+            return read as u8;
         }
-        let done = self.bytes_done.load(Ordering::Relaxed).min(total);
-        ((done * 100) / total) as u8
+        let total = self.work_total.load(Ordering::Relaxed);
+        if total == 0 {
+            return (read / 2) as u8;
+        }
+        (50 + share(self.work_done.load(Ordering::Relaxed), total) / 2) as u8
     }
 }
 
@@ -486,18 +515,13 @@ struct Prepared {
     row: ResidentRow,
 }
 
-/// Imports a whole file into the partition in one transaction.
-pub fn import(
-    conn: &mut DbConn,
-    partition: &Partition,
+/// The encoding chosen, or detected from the file's opening.
+pub(crate) fn resolve_encoding(
     open: Opener<'_>,
     encoding: FileEncoding,
-    limits: Limits,
-    issued_by: &str,
-    progress: &Progress,
-) -> Result<Outcome, ImportError> {
+) -> Result<FileEncoding, ImportError> {
     let unreadable = |e: io::Error| ImportError::Unreadable(e.to_string());
-    let encoding = match encoding {
+    Ok(match encoding {
         FileEncoding::Auto => {
             let mut head = Vec::with_capacity(64 * 1024);
             open()
@@ -508,7 +532,41 @@ pub fn import(
             FileEncoding::detect(&head)
         }
         chosen => chosen,
-    };
+    })
+}
+
+/// A CSV reader (header read as a record) over the decoded file; the bytes
+/// read are counted into `progress`.
+pub(crate) fn csv_reader<'a>(
+    source: Box<dyn Read + Send>,
+    encoding: FileEncoding,
+    progress: &'a Progress,
+) -> csv::Reader<impl Read + 'a> {
+    let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding.encoding()))
+        .bom_sniffing(true)
+        .strip_bom(true)
+        .build(Counting {
+            inner: source,
+            progress,
+        });
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(io::BufReader::with_capacity(256 * 1024, decoded))
+}
+
+/// Imports a whole file into the partition in one transaction.
+pub fn import(
+    conn: &mut DbConn,
+    partition: &Partition,
+    open: Opener<'_>,
+    encoding: FileEncoding,
+    limits: Limits,
+    issued_by: &str,
+    progress: &Progress,
+) -> Result<Outcome, ImportError> {
+    let encoding = resolve_encoding(open, encoding)?;
     // Microsecond precision, as PostgreSQL keeps it: rows this import writes
     // carry exactly this stamp, which is how a later line of the same file
     // that names the same person is recognised.
@@ -562,18 +620,7 @@ fn read_and_seal(
             return;
         }
     };
-    let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
-        .encoding(Some(encoding.encoding()))
-        .bom_sniffing(true)
-        .strip_bom(true)
-        .build(Counting {
-            inner: source,
-            progress,
-        });
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(io::BufReader::with_capacity(256 * 1024, decoded));
+    let mut reader = csv_reader(source, encoding, progress);
     let scope = partition.sealing_scope();
     let today = stamp.date();
     let mut rec = csv::StringRecord::new();

@@ -10,9 +10,12 @@ pub mod issuer;
 pub mod keys;
 pub mod municipalities;
 pub mod networks;
+pub mod provisions;
 pub mod residents;
 pub mod sites;
 pub mod tickets;
+pub mod transfer;
+pub mod transfer_bulk;
 pub mod vaccines;
 
 use chrono::{NaiveDateTime, Utc};

@@ -9,7 +9,9 @@ use super::{AppError, Authed, with_db};
 use crate::db::{DbConn, DbError};
 use crate::domain::{FieldError, IdempotencyKey, LotNumber, Reason, TicketRef};
 use crate::flows::accounts::{self, Live, LoginError};
+use crate::audit;
 use crate::flows::doses::{DoseError, Recorded};
+use crate::flows::transfer::{Answer, Channel, Inquiry, TransferError};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
@@ -21,7 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(login)
         .service(logout)
         .service(check_ticket)
-        .service(record_dose);
+        .service(record_dose)
+        .service(transfer_inquiry);
 }
 
 const OPENAPI: &str = include_str!("../../reference/openapi.json");
@@ -433,4 +436,155 @@ async fn record_dose(
         };
         HttpResponse::build(status).json(recorded_body(&d))
     })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConsentRequest {
+    form_received: Option<bool>,
+    id_document: Option<String>,
+    checked_by: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InquiryRequest {
+    individual_number: Option<String>,
+    source_municipality_code: Option<String>,
+    consent: Option<ConsentRequest>,
+    purpose: Option<String>,
+}
+
+/// The API's name for a field the domain names in Japanese.
+fn api_field(domain: &str) -> &'static str {
+    use crate::domain::{Consent, IdDocument, InquiryPurpose, MyNumber};
+    match domain {
+        f if f == MyNumber::FIELD => "individual_number",
+        f if f == super::transfers::SOURCE_FIELD => "source_municipality_code",
+        f if f == Consent::FORM_FIELD => "consent.form_received",
+        f if f == Consent::CHECKED_BY_FIELD => "consent.checked_by",
+        f if f == IdDocument::FIELD => "consent.id_document",
+        f if f == InquiryPurpose::FIELD => "purpose",
+        _ => "",
+    }
+}
+
+/// Flow 4 for municipal systems: one person's transfer inquiry, under the
+/// window's rules — inquiry permission, the municipality's LG-WAN networks,
+/// consent recorded, rate limits — and answered no sooner than the same
+/// floor. A miss is one uniform answer whatever its cause.
+#[post("/api/v1/transfer-inquiries")]
+async fn transfer_inquiry(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let input = parse_json::<InquiryRequest>(&body);
+    let st = state.clone();
+    let allowed = as_caller(&req, &state, input, session, move |conn, auth, (), input| {
+        use crate::domain::{Permission, Role};
+        let refuse = |conn: &mut DbConn, code: &'static str, reason: &str| {
+            audit::record(
+                conn,
+                &st.audit,
+                &auth.actor(),
+                audit::Entry {
+                    chain: &accounts::chain_of(&auth.account),
+                    action: "transfer.inquire",
+                    target: None,
+                    outcome: "refused",
+                    detail: Some(format!("channel=api reason={reason}")),
+                },
+            )?;
+            Ok::<_, AppError>(Err(Refusal::new(StatusCode::FORBIDDEN, code)))
+        };
+        let staff = auth.role() == Some(Role::MunicipalStaff)
+            && !auth.account.must_change_password
+            && auth.permissions().contains(&Permission::Inquiry);
+        let Some(code) = auth.municipality().filter(|_| staff) else {
+            return refuse(conn, "forbidden", "role");
+        };
+        let inside = auth
+            .client_ip
+            .map(|ip| crate::flows::networks::allows(conn, code, ip))
+            .transpose()?
+            .unwrap_or(false);
+        if !inside {
+            return refuse(conn, "outside_lgwan", "network");
+        }
+        let totp_required = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?
+            .is_some_and(|t| t.require_totp);
+        if totp_required && auth.account.totp_secret_wrapped.is_none() {
+            return refuse(conn, "second_factor_required", "totp");
+        }
+        let r = match input {
+            Ok(r) => r,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let consent = r.consent.unwrap_or_default();
+        let parsed = super::transfers::parse_inquiry(
+            code,
+            r.individual_number.as_deref().unwrap_or_default(),
+            None,
+            r.source_municipality_code.as_deref().unwrap_or_default(),
+            consent.form_received.unwrap_or(false),
+            consent.id_document.as_deref().unwrap_or_default(),
+            consent.checked_by.as_deref().unwrap_or_default(),
+            r.purpose.as_deref().unwrap_or_default(),
+        );
+        Ok(match parsed {
+            Ok(p) => Ok((auth.actor(), code, p)),
+            Err(errors) => {
+                let first = errors.into_iter().next();
+                Err(match first {
+                    Some(e) => field_error(api_field(e.field), e),
+                    None => Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+                })
+            }
+        })
+    })
+    .await;
+    let (actor, code, p) = match allowed {
+        Ok(v) => v,
+        Err(r) => return r.response(),
+    };
+    let inquiry = Inquiry {
+        asking: code,
+        source: p.source,
+        number: p.number,
+        consent: p.consent,
+        purpose: p.purpose,
+        channel: Channel::Api,
+    };
+    match super::transfers::run_inquiry(&state, actor, inquiry, started).await {
+        Ok(Ok(Answer::NoMatch)) => HttpResponse::Ok().json(json!({ "outcome": "no_match" })),
+        Ok(Ok(Answer::Matched {
+            inquiry_id,
+            resident_id,
+            doses,
+            newly_copied,
+        })) => HttpResponse::Ok().json(json!({
+            "outcome": "matched",
+            "inquiry_id": inquiry_id,
+            "resident_id": resident_id,
+            "newly_copied": newly_copied,
+            "doses": doses.iter().map(|d| json!({
+                "dose_number": d.dose_number,
+                "administered_on": d.administered_on.to_string(),
+                "product_code": d.product_code,
+                "lot_number": d.lot_number,
+                "site_name": d.site_name,
+                "site_municipality_code": d.site_municipality_code,
+            })).collect::<Vec<_>>(),
+        })),
+        Ok(Err(TransferError::NotResident)) => Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_resident",
+        )
+        .field("individual_number")
+        .response(),
+        Ok(Err(_)) => Refusal::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited").response(),
+        Err(e) => internal(e).response(),
+    }
 }

@@ -289,10 +289,17 @@ struct DashboardPage {
     previous_login: Option<String>,
     previous_addr: Option<String>,
     expires_on: Option<String>,
+    /// For administrators: open notices (inquiries past the rate, …).
+    notices: Vec<super::transfers::NoticeLine>,
+    is_admin: bool,
 }
 
 #[get("/dashboard")]
-async fn dashboard(ctx: Ctx, auth: Authed) -> Result<HttpResponse, AppError> {
+async fn dashboard(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<crate::startup::AppState>,
+) -> Result<HttpResponse, AppError> {
     if auth.account.must_change_password {
         return Ok(HttpResponse::SeeOther()
             .insert_header(("location", "/password"))
@@ -309,7 +316,14 @@ async fn dashboard(ctx: Ctx, auth: Authed) -> Result<HttpResponse, AppError> {
                 .get(&c)
                 .map(|m| format!("{} ({})", m.full_name(), c))
         });
+    let is_admin = role == crate::domain::Role::MunicipalAdmin;
+    let notices = match auth.municipality() {
+        Some(code) if is_admin => super::transfers::open_notices(&state, code).await?,
+        _ => Vec::new(),
+    };
     render(&DashboardPage {
+        notices,
+        is_admin,
         nav: super::Nav::for_account(&auth, &ctx.t.path),
         t: ctx.t,
         display_name: auth.account.display_name.clone(),

@@ -59,7 +59,17 @@ impl Authed {
 /// municipality's declared LG-WAN networks. Tablets, viewers, operators and
 /// administrators are refused wherever they are; a refusal is logged.
 pub async fn require_lgwan(state: &AppState, auth: &Authed) -> Result<MunicipalityCode, AppError> {
-    let role_ok = auth.require_staff(Permission::MyNumber);
+    require_lgwan_for(state, auth, Permission::MyNumber).await
+}
+
+/// As `require_lgwan`, for staff holding `permission` (the transfer
+/// inquiry's pages: `Permission::Inquiry`).
+pub async fn require_lgwan_for(
+    state: &AppState,
+    auth: &Authed,
+    permission: Permission,
+) -> Result<MunicipalityCode, AppError> {
+    let role_ok = auth.require_staff(permission);
     let ip = auth.client_ip;
     let code = auth.municipality();
     let (inside, totp_required) = match (&role_ok, code, ip) {
@@ -133,6 +143,10 @@ impl Nav {
                 }
                 if perms.contains(&Permission::MyNumber) {
                     items.push(("/residents/by-number", "lookup.title"));
+                }
+                if perms.contains(&Permission::Inquiry) {
+                    items.push(("/transfers", "transfer.title"));
+                    items.push(("/transfers/bulk", "transfer.bulk.title"));
                 }
                 if perms.contains(&Permission::Export) {
                     items.push(("/exports", "exports.title"));

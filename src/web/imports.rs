@@ -7,7 +7,7 @@ use super::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, ren
 use crate::crypto::spool::{SpoolError, SpoolWriter};
 use crate::db::models::import_jobs::ImportJobRow;
 use crate::domain::{MunicipalityCode, Permission};
-use crate::flows::import_jobs::{self, JobError};
+use crate::flows::import_jobs::{self, JobError, JobKind};
 use crate::flows::imports::{FileEncoding, LineError};
 use crate::flows::tickets;
 use crate::i18n::T;
@@ -85,7 +85,7 @@ async fn index_page(
     code: MunicipalityCode,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let jobs = in_partition(state, code, |s, c| Ok(import_jobs::recent(s, c)?)).await?;
+    let jobs = in_partition(state, code, |s, c| Ok(import_jobs::recent(s, c, JobKind::RESIDENTS)?)).await?;
     let bad = error.is_some();
     let mut resp = render(&IndexPage {
         nav: Nav::for_account(auth, "/residents/imports"),
@@ -112,27 +112,51 @@ async fn index(
     index_page(ctx, &auth, &state, code, None).await
 }
 
+/// An uploaded form: its small text fields, and its file spooled sealed.
+pub(super) struct Upload {
+    fields: std::collections::HashMap<String, String>,
+    pub file_name: String,
+    pub spool: Option<crate::crypto::spool::Spool>,
+    too_large: bool,
+}
+
+impl Upload {
+    pub fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// What is wrong with the file, in the page's language: too large, or
+    /// missing.
+    pub fn problem(&self, t: &T, limit: u64) -> Option<String> {
+        if self.too_large {
+            return Some(format!(
+                "{} ({} MB)",
+                t.s("imports.too_large"),
+                limit / (1024 * 1024)
+            ));
+        }
+        match &self.spool {
+            Some(s) if !s.is_empty() => None,
+            _ => Some(t.s("imports.no_file").to_string()),
+        }
+    }
+}
+
 /// Reads the multipart form: the small text fields, and the file streamed
-/// straight into a sealed spool.
-#[post("/residents/imports")]
-async fn upload(
-    ctx: Ctx,
-    auth: Authed,
-    state: web::Data<AppState>,
-    mut form: Multipart,
-) -> Result<HttpResponse, AppError> {
-    let code = staff(&auth)?;
-    let mut csrf = String::new();
-    let mut encoding = String::from("auto");
-    let mut file_name = String::new();
-    let mut spool = None;
+/// straight into a sealed spool (no larger than the import limit).
+pub(super) async fn receive(mut form: Multipart, state: &AppState) -> Result<Upload, AppError> {
+    let mut up = Upload {
+        fields: Default::default(),
+        file_name: String::new(),
+        spool: None,
+        too_large: false,
+    };
     let limit = state.import_limits.max_bytes;
-    let mut too_large = false;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| AppError::BadRequest(e.to_string()))?;
         let name = field.name().unwrap_or("").to_string();
         if name == "file" {
-            file_name = field
+            up.file_name = field
                 .content_disposition()
                 .and_then(|d| d.get_filename().map(str::to_string))
                 .unwrap_or_default();
@@ -143,13 +167,13 @@ async fn upload(
                 match w.write(&chunk) {
                     Ok(()) => {}
                     Err(SpoolError::TooLarge(_)) => {
-                        too_large = true;
+                        up.too_large = true;
                         break;
                     }
                     Err(e) => return Err(AppError::Internal(e.to_string())),
                 }
             }
-            if too_large {
+            if up.too_large {
                 // Drain the rest so the client sees our answer, not a reset.
                 while let Some(chunk) = field.next().await {
                     if chunk.is_err() {
@@ -158,7 +182,7 @@ async fn upload(
                 }
                 continue;
             }
-            spool = Some(w.finish().map_err(|e| AppError::Internal(e.to_string()))?);
+            up.spool = Some(w.finish().map_err(|e| AppError::Internal(e.to_string()))?);
         } else {
             let mut value = Vec::new();
             while let Some(chunk) = field.next().await {
@@ -168,43 +192,40 @@ async fn upload(
                 }
                 value.extend_from_slice(&chunk);
             }
-            let value = String::from_utf8_lossy(&value).into_owned();
-            match name.as_str() {
-                "csrf" => csrf = value,
-                "encoding" => encoding = value,
-                _ => {}
-            }
+            up.fields
+                .insert(name, String::from_utf8_lossy(&value).into_owned());
         }
     }
-    auth.check_csrf(&csrf)?;
-    let t = &ctx.t;
-    let error = if too_large {
-        Some(format!(
-            "{} ({} MB)",
-            t.s("imports.too_large"),
-            limit / (1024 * 1024)
-        ))
-    } else {
-        match &spool {
-            None => Some(t.s("imports.no_file").to_string()),
-            Some(s) if s.is_empty() => Some(t.s("imports.no_file").to_string()),
-            _ => None,
-        }
-    };
+    Ok(up)
+}
+
+#[post("/residents/imports")]
+async fn upload(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: Multipart,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let upload = receive(form, &state).await?;
+    auth.check_csrf(upload.field("csrf"))?;
+    let error = upload.problem(&ctx.t, state.import_limits.max_bytes);
+    let encoding = upload.field("encoding").to_string();
     let Some(encoding) = FileEncoding::parse(&encoding) else {
         return Err(AppError::BadRequest("encoding".into()));
     };
     if let Some(e) = error {
         return index_page(ctx, &auth, &state, code, Some(e)).await;
     }
-    let Some(spool) = spool else {
+    let Some(spool) = upload.spool else {
         return Err(AppError::BadRequest("file".into()));
     };
     let st = state.clone();
     let req = import_jobs::Request {
+        kind: JobKind::Residents,
         municipality: code,
         actor: auth.actor(),
-        file_name,
+        file_name: upload.file_name,
         encoding,
         limits: state.import_limits,
         spool,
@@ -243,12 +264,12 @@ async fn load_job(
     code: MunicipalityCode,
     id: String,
 ) -> Result<ImportJobRow, AppError> {
-    in_partition(state, code, move |s, c| Ok(import_jobs::find(s, c, &id)?))
+    in_partition(state, code, move |s, c| Ok(import_jobs::find(s, c, JobKind::RESIDENTS, &id)?))
         .await?
         .ok_or(AppError::NotFound)
 }
 
-fn is_running(job: &ImportJobRow) -> bool {
+pub(super) fn is_running(job: &ImportJobRow) -> bool {
     job.status == import_jobs::QUEUED || job.status == import_jobs::RUNNING
 }
 
@@ -318,6 +339,11 @@ async fn status(
 ) -> Result<HttpResponse, AppError> {
     let code = staff(&auth)?;
     let job = load_job(&state, code, path_id(&path)?).await?;
+    Ok(status_of(job))
+}
+
+/// A job's progress as the progress bar polls it.
+pub(super) fn status_of(job: ImportJobRow) -> HttpResponse {
     let running = is_running(&job);
     let live = import_jobs::progress_of(&job.id);
     let body = Status {
@@ -333,9 +359,9 @@ async fn status(
         done: !running,
         status: job.status,
     };
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
-        .json(body))
+        .json(body)
 }
 
 #[derive(Deserialize)]
@@ -361,7 +387,7 @@ async fn sheet(
     let (st, actor, jid) = (state.clone(), auth.actor(), id.clone());
     let (labels, total) = in_partition(&state, code, move |scope, conn| {
         // A job of another municipality (or none) is simply not found.
-        import_jobs::find(scope, conn, &jid)?.ok_or(AppError::NotFound)?;
+        import_jobs::find(scope, conn, JobKind::RESIDENTS, &jid)?.ok_or(AppError::NotFound)?;
         let (labels, total) = tickets::labels_of_import(scope, conn, &jid, (page - 1) * per, per)?;
         log_in_scope(
             scope,

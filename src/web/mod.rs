@@ -19,12 +19,13 @@ mod residents;
 mod sites;
 mod system;
 mod tablet;
+mod transfers;
 mod vaccines;
 
 pub use auth::Authed;
 pub use error::AppError;
 pub use frame::{Ctx, RequestInfo, Transport};
-pub use guard::{Nav, require_lgwan};
+pub use guard::{Nav, require_lgwan, require_lgwan_for};
 
 use actix_web::web;
 use std::path::Path;
@@ -55,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web
             .configure(residents::routes)
             .configure(imports::routes)
             .configure(records::routes)
+            .configure(transfers::routes)
             .configure(exports::routes)
             .configure(tablet::routes)
             .configure(vaccines::routes)

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use vrs::db::models::accounts::{AccountRow, PlatformSecretRow, SessionRow, ThrottleRow};
 use vrs::db::models::audit_log::{AuditRow, PendingRow};
+use vrs::db::models::provisions::{NoticeRow, ProvisionRow};
 use vrs::db::models::dose_events::DoseEventRow;
 use vrs::db::models::doses::DoseRow;
 use vrs::db::models::import_jobs::ImportJobRow;
@@ -215,6 +216,42 @@ fn a_row_of_every_table_round_trips() {
         started_at: Some(ts("2026-11-23 10:00:01")),
         finished_at: None,
     };
+    let provision = ProvisionRow {
+        municipality_code: "082040".into(),
+        id: "prov-1".into(),
+        inquiry_id: "inq-1".into(),
+        side: "provider".into(),
+        requested_at: ts("2026-11-23 10:00:00.123456"),
+        answered_at: Some(ts("2026-11-23 10:00:00.2")),
+        requester_code: "131016".into(),
+        requester_account_id: Some("acc-9".into()),
+        requester_login_id: Some("131016-staff".into()),
+        requester_addr: Some("10.1.2.3".into()),
+        provider_code: "082040".into(),
+        resident_id: Some(resident.id.clone()),
+        channel: "bulk".into(),
+        procedure_code: "transfer_in_inquiry".into(),
+        purpose: "ticket_issuance".into(),
+        items: "dose_number,administered_on".into(),
+        dose_count: 3,
+        outcome: "provided".into(),
+        refusal: None,
+        consent_form: true,
+        id_document: Some("passport".into()),
+        id_checked_by: Some("窓口　花子".into()),
+        job_id: Some("job-1".into()),
+        line_no: Some(4_000_000_000),
+    };
+    let notice = NoticeRow {
+        municipality_code: "082040".into(),
+        id: "notice-1".into(),
+        at: ts("2026-11-23 10:00:00"),
+        kind: "inquiry_rate".into(),
+        subject: "municipality:131016".into(),
+        detail: None,
+        closed_at: Some(ts("2026-11-23 11:00:00")),
+        closed_by: Some("082040-admin".into()),
+    };
     type Read = (
         ResidentRow,
         TicketRow,
@@ -222,6 +259,8 @@ fn a_row_of_every_table_round_trips() {
         DoseRow,
         ImportJobRow,
         DoseEventRow,
+        ProvisionRow,
+        NoticeRow,
     );
     let read: Read = conn
         .transaction(|c| {
@@ -244,6 +283,12 @@ fn a_row_of_every_table_round_trips() {
             diesel::insert_into(schema::dose_events::table)
                 .values(&dose_event)
                 .execute(c)?;
+            diesel::insert_into(schema::provision_records::table)
+                .values(&provision)
+                .execute(c)?;
+            diesel::insert_into(schema::notices::table)
+                .values(&notice)
+                .execute(c)?;
             Ok::<_, diesel::result::Error>((
                 residents::table.select(ResidentRow::as_select()).first(c)?,
                 schema::tickets::table
@@ -259,10 +304,21 @@ fn a_row_of_every_table_round_trips() {
                 schema::dose_events::table
                     .select(DoseEventRow::as_select())
                     .first(c)?,
+                schema::provision_records::table
+                    .select(ProvisionRow::as_select())
+                    .first(c)?,
+                schema::notices::table
+                    .select(NoticeRow::as_select())
+                    .first(c)?,
             ))
         })
         .unwrap();
-    assert_eq!(read, (resident, ticket, event, dose, job, dose_event));
+    assert_eq!(
+        read,
+        (
+            resident, ticket, event, dose, job, dose_event, provision, notice
+        )
+    );
 
     let site = SiteRow {
         id: "site-1".into(),
@@ -448,7 +504,7 @@ fn a_row_of_every_table_round_trips() {
         vec![network]
     );
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 19);
+    assert_eq!(schema::ALL_TABLES.len(), 21);
 }
 
 /// A restart or failover of PostgreSQL ends the server processes behind the

@@ -132,6 +132,9 @@ pub fn serve_args(static_dir: Option<PathBuf>) -> ServeArgs {
         workers: Some(1),
         import_max_mib: 64,
         import_max_lines: 100_000,
+        inquiry_rate_account: 60,
+        inquiry_rate_municipality: 1000,
+        inquiry_answer_ms: 15,
     }
 }
 

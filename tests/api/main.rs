@@ -13,4 +13,5 @@ mod partitions;
 mod residents;
 mod roles;
 mod second_factor;
+mod transfers;
 mod web;

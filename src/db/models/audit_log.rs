@@ -110,6 +110,11 @@ impl PendingRow {
         Ok(())
     }
 
+    pub fn insert_many(conn: &mut DbConn, rows: &[PendingRow]) -> Result<(), DbError> {
+        crate::db::bulk_insert!(conn, audit_pending::table, rows, 1000)?;
+        Ok(())
+    }
+
     /// The chains with lines waiting.
     pub fn chains(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
         Ok(audit_pending::table

@@ -15,6 +15,8 @@ pub const CORRECTED: &str = "corrected";
 pub const DELETED: &str = "deleted";
 pub const REJECTED: &str = "rejected";
 pub const RECORDED: &str = "recorded";
+/// Copied from the municipality the person moved from (flow 4).
+pub const TRANSFERRED: &str = "transferred";
 
 /// One dose in the partition of the municipality that issued the ticket.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
@@ -228,6 +230,40 @@ impl DoseRow {
             .order(order)
             .select(DoseRow::as_select())
             .load(conn)?)
+    }
+
+    /// The doses of many residents (a bulk transfer inquiry's batch), in
+    /// no particular order. By the resident index on both backends (see
+    /// `of_resident`).
+    pub fn of_residents(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        resident_ids: &[String],
+    ) -> Result<Vec<DoseRow>, DbError> {
+        if resident_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let code = scope.code();
+        let by_resident = diesel::alias!(doses as by_resident);
+        let mut out = Vec::new();
+        for chunk in resident_ids.chunks(1000) {
+            let ids = by_resident
+                .filter(
+                    by_resident
+                        .field(doses::municipality_code)
+                        .eq(code.as_str()),
+                )
+                .filter(by_resident.field(doses::resident_id).eq_any(chunk))
+                .select(by_resident.field(doses::id));
+            out.extend(
+                doses::table
+                    .filter(doses::municipality_code.eq(code.as_str()))
+                    .filter(doses::id.eq_any(ids))
+                    .select(DoseRow::as_select())
+                    .load(conn)?,
+            );
+        }
+        Ok(out)
     }
 
     /// The resident's doses (as `of_resident`) and the municipality's dose

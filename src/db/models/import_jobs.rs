@@ -42,14 +42,17 @@ impl ImportJobRow {
         Ok(())
     }
 
+    /// The job of this kind with this id.
     pub fn find(
         scope: &Scope<'_>,
         conn: &mut DbConn,
+        kind: &str,
         id: &str,
     ) -> Result<Option<ImportJobRow>, DbError> {
         Ok(import_jobs::table
             .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
             .filter(import_jobs::id.eq(id))
+            .filter(import_jobs::kind.eq(kind))
             .select(ImportJobRow::as_select())
             .first(conn)
             .optional()?)
@@ -58,10 +61,12 @@ impl ImportJobRow {
     pub fn recent(
         scope: &Scope<'_>,
         conn: &mut DbConn,
+        kind: &str,
         limit: i64,
     ) -> Result<Vec<ImportJobRow>, DbError> {
         Ok(import_jobs::table
             .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+            .filter(import_jobs::kind.eq(kind))
             .order(import_jobs::created_at.desc())
             .limit(limit)
             .select(ImportJobRow::as_select())

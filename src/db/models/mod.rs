@@ -8,6 +8,7 @@ pub mod doses;
 pub mod import_jobs;
 pub mod issuer_keys;
 pub mod networks;
+pub mod provisions;
 pub mod resident_events;
 pub mod residents;
 pub mod sites;

@@ -239,6 +239,44 @@ impl ResidentRow {
             .load(conn)?)
     }
 
+    /// The residents with any of these 宛名番号 indexes.
+    pub fn by_addressee_indexes(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        addressee: &[Vec<u8>],
+    ) -> Result<Vec<ResidentRow>, DbError> {
+        let mut out = Vec::new();
+        for chunk in addressee.chunks(1000) {
+            out.extend(
+                residents::table
+                    .filter(residents::municipality_code.eq(scope.code().as_str()))
+                    .filter(residents::addressee_index.eq_any(chunk))
+                    .select(ResidentRow::as_select())
+                    .load(conn)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The residents holding any of these individual-number indexes: each
+    /// one's id and index.
+    pub fn holders_of_numbers(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        my_number: &[Vec<u8>],
+    ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
+        let mut out = Vec::new();
+        for chunk in my_number.chunks(1000) {
+            let rows: Vec<(String, Option<Vec<u8>>)> = residents::table
+                .filter(residents::municipality_code.eq(scope.code().as_str()))
+                .filter(residents::my_number_index.eq_any(chunk))
+                .select((residents::id, residents::my_number_index))
+                .load(conn)?;
+            out.extend(rows.into_iter().filter_map(|(id, i)| Some((id, i?))));
+        }
+        Ok(out)
+    }
+
     /// Every resident in one birth-date bucket (a few hundred at most in
     /// the largest city), for a search by name and date of birth.
     pub fn in_birth_bucket(

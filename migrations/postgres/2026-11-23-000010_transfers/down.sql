@@ -1,0 +1,3 @@
+DROP TABLE notices;
+DROP TABLE provision_records;
+DROP FUNCTION provision_records_never_change();

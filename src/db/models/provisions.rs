@@ -1,0 +1,262 @@
+use crate::db::schema::{notices, provision_records};
+use crate::db::{DbConn, DbError};
+use crate::tenancy::Scope;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+pub const REQUESTER: &str = "requester";
+pub const PROVIDER: &str = "provider";
+
+pub const PROVIDED: &str = "provided";
+pub const NO_MATCH: &str = "no_match";
+pub const REFUSED: &str = "refused";
+
+/// One 提供記録: one side's record of one transfer inquiry. Never updated
+/// (the database refuses it); deleted only by the retention purge.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = provision_records, treat_none_as_default_value = false)]
+pub struct ProvisionRow {
+    /// The municipality that keeps this record.
+    pub municipality_code: String,
+    pub id: String,
+    /// Shared by the two sides' records of one inquiry.
+    pub inquiry_id: String,
+    pub side: String,
+    pub requested_at: NaiveDateTime,
+    pub answered_at: Option<NaiveDateTime>,
+    pub requester_code: String,
+    pub requester_account_id: Option<String>,
+    pub requester_login_id: Option<String>,
+    pub requester_addr: Option<String>,
+    pub provider_code: String,
+    /// The keeper's own resident, when there is one: never on the record of
+    /// an unmatched inquiry kept by the municipality asked.
+    pub resident_id: Option<String>,
+    pub channel: String,
+    pub procedure_code: String,
+    pub purpose: String,
+    /// The record items given (comma list), empty when nothing was.
+    pub items: String,
+    pub dose_count: i32,
+    pub outcome: String,
+    pub refusal: Option<String>,
+    pub consent_form: bool,
+    pub id_document: Option<String>,
+    pub id_checked_by: Option<String>,
+    pub job_id: Option<String>,
+    pub line_no: Option<i64>,
+}
+
+/// What a bulk job's lines came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobTally {
+    pub provided: i64,
+    pub no_match: i64,
+    pub doses: i64,
+}
+
+impl ProvisionRow {
+    pub fn insert_many(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        rows: &[ProvisionRow],
+    ) -> Result<(), DbError> {
+        debug_assert!(
+            rows.iter()
+                .all(|r| r.municipality_code == scope.code().as_str())
+        );
+        crate::db::bulk_insert!(conn, provision_records::table, rows, 1000)?;
+        Ok(())
+    }
+
+    /// The records about one of the keeper's residents, newest first (for a
+    /// disclosure request).
+    pub fn of_resident(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        resident_id: &str,
+    ) -> Result<Vec<ProvisionRow>, DbError> {
+        Ok(provision_records::table
+            .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+            .filter(provision_records::resident_id.eq(resident_id))
+            .order((
+                provision_records::requested_at.desc(),
+                provision_records::id.desc(),
+            ))
+            .select(ProvisionRow::as_select())
+            .load(conn)?)
+    }
+
+    /// The keeper's latest records, newest first.
+    pub fn recent(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        limit: i64,
+    ) -> Result<Vec<ProvisionRow>, DbError> {
+        Ok(provision_records::table
+            .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+            .order((
+                provision_records::requested_at.desc(),
+                provision_records::id.desc(),
+            ))
+            .limit(limit)
+            .select(ProvisionRow::as_select())
+            .load(conn)?)
+    }
+
+    /// A page of one bulk job's records, in line order, after `after_line`.
+    pub fn of_job(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        job_id: &str,
+        after_line: i64,
+        limit: i64,
+    ) -> Result<Vec<ProvisionRow>, DbError> {
+        Ok(provision_records::table
+            .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+            .filter(provision_records::job_id.eq(job_id))
+            .filter(provision_records::line_no.gt(after_line))
+            .order(provision_records::line_no)
+            .limit(limit)
+            .select(ProvisionRow::as_select())
+            .load(conn)?)
+    }
+
+    pub fn tally_of_job(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        job_id: &str,
+    ) -> Result<JobTally, DbError> {
+        let rows: Vec<(String, i64, Option<i64>)> = provision_records::table
+            .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+            .filter(provision_records::job_id.eq(job_id))
+            .group_by(provision_records::outcome)
+            .select((
+                provision_records::outcome,
+                diesel::dsl::count_star(),
+                diesel::dsl::sum(provision_records::dose_count),
+            ))
+            .load(conn)?;
+        let mut t = JobTally::default();
+        for (outcome, n, doses) in rows {
+            match outcome.as_str() {
+                PROVIDED => t.provided += n,
+                NO_MATCH => t.no_match += n,
+                _ => {}
+            }
+            t.doses += doses.unwrap_or(0);
+        }
+        Ok(t)
+    }
+
+    /// Inquiries the keeper sent since `since` through the window or the
+    /// API: all of them, and those of one account.
+    pub fn sent_since(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        account_id: &str,
+        since: NaiveDateTime,
+    ) -> Result<(i64, i64), DbError> {
+        let code = scope.code();
+        let sent = || {
+            provision_records::table
+                .filter(provision_records::municipality_code.eq(code.as_str()))
+                .filter(provision_records::side.eq(REQUESTER))
+                .filter(provision_records::requested_at.ge(since))
+                .filter(provision_records::channel.ne("bulk"))
+        };
+        let all: i64 = sent().count().get_result(conn)?;
+        let mine: i64 = sent()
+            .filter(provision_records::requester_account_id.eq(account_id))
+            .count()
+            .get_result(conn)?;
+        Ok((all, mine))
+    }
+
+    /// Deletes the keeper's records requested before `before`; says how
+    /// many.
+    pub fn purge_before(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        before: NaiveDateTime,
+    ) -> Result<usize, DbError> {
+        Ok(diesel::delete(
+            provision_records::table
+                .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+                .filter(provision_records::requested_at.lt(before)),
+        )
+        .execute(conn)?)
+    }
+}
+
+/// Something for a municipality's administrators to look at.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = notices, treat_none_as_default_value = false)]
+pub struct NoticeRow {
+    pub municipality_code: String,
+    pub id: String,
+    pub at: NaiveDateTime,
+    pub kind: String,
+    /// What the notice is about (an account's login, or a municipality's
+    /// code), so repeats of one cause can be told apart.
+    pub subject: String,
+    pub detail: Option<String>,
+    pub closed_at: Option<NaiveDateTime>,
+    pub closed_by: Option<String>,
+}
+
+impl NoticeRow {
+    pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
+        debug_assert_eq!(self.municipality_code, scope.code().as_str());
+        diesel::insert_into(notices::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Whether a notice of this kind and subject is open.
+    pub fn is_open(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        kind: &str,
+        subject: &str,
+    ) -> Result<bool, DbError> {
+        let n: i64 = notices::table
+            .filter(notices::municipality_code.eq(scope.code().as_str()))
+            .filter(notices::closed_at.is_null())
+            .filter(notices::kind.eq(kind))
+            .filter(notices::subject.eq(subject))
+            .count()
+            .get_result(conn)?;
+        Ok(n > 0)
+    }
+
+    pub fn open(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<NoticeRow>, DbError> {
+        Ok(notices::table
+            .filter(notices::municipality_code.eq(scope.code().as_str()))
+            .filter(notices::closed_at.is_null())
+            .order(notices::at.desc())
+            .limit(100)
+            .select(NoticeRow::as_select())
+            .load(conn)?)
+    }
+
+    /// Closes an open notice; false if there was none with this id.
+    pub fn close(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        id: &str,
+        by: &str,
+        at: NaiveDateTime,
+    ) -> Result<bool, DbError> {
+        let n = diesel::update(
+            notices::table
+                .filter(notices::municipality_code.eq(scope.code().as_str()))
+                .filter(notices::id.eq(id))
+                .filter(notices::closed_at.is_null()),
+        )
+        .set((notices::closed_at.eq(at), notices::closed_by.eq(by)))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+}

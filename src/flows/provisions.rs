@@ -1,0 +1,136 @@
+//! Provision records (提供記録) as their keepers see them: the records about
+//! one resident for a disclosure request (開示請求), as a table and as CSV,
+//! and the retention purge after seven years.
+
+use crate::audit::{self, Actor, AuditKey, Entry};
+use crate::crypto::MasterKey;
+use crate::db::DbConn;
+use crate::db::models::provisions::{ProvisionRow, REQUESTER};
+use crate::db::models::tenants::TenantRow;
+use crate::domain::{MunicipalityCode, Registry};
+use crate::tenancy::{Partition, Scope, TenancyError};
+use chrono::{Months, NaiveDateTime};
+
+/// How long provision records are kept (as 情報提供等の記録 are).
+pub const RETENTION_YEARS: u32 = 7;
+
+/// Records requested before this moment are past retention.
+pub fn cutoff(at: NaiveDateTime) -> NaiveDateTime {
+    at.checked_sub_months(Months::new(RETENTION_YEARS * 12))
+        .unwrap_or(NaiveDateTime::MIN)
+}
+
+/// The keeper's records about one of its residents, newest first.
+pub fn of_resident(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    resident_id: &str,
+) -> Result<Vec<ProvisionRow>, TenancyError> {
+    Ok(ProvisionRow::of_resident(scope, conn, resident_id)?)
+}
+
+/// A municipality's name for a code, or the code alone.
+pub fn name_of(code: &str) -> String {
+    MunicipalityCode::parse(code)
+        .ok()
+        .and_then(|c| Registry::global().get(&c).map(|m| m.full_name()))
+        .unwrap_or_else(|| code.to_string())
+}
+
+pub const CSV_HEADER: [&str; 19] = [
+    "記録ID",
+    "照会ID",
+    "区分",
+    "照会日時",
+    "回答日時",
+    "照会元団体コード",
+    "照会元団体名",
+    "照会したアカウント",
+    "提供元団体コード",
+    "提供元団体名",
+    "経路",
+    "事務手続",
+    "目的",
+    "提供した項目",
+    "接種記録の件数",
+    "結果",
+    "拒否の理由",
+    "本人確認書類",
+    "確認した職員",
+];
+
+/// One record as a CSV line (Japan time).
+pub fn csv_line(r: &ProvisionRow) -> Vec<String> {
+    let jst = |t: NaiveDateTime| {
+        (t + chrono::Duration::hours(9))
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    vec![
+        r.id.clone(),
+        r.inquiry_id.clone(),
+        if r.side == REQUESTER { "照会" } else { "提供" }.to_string(),
+        jst(r.requested_at),
+        r.answered_at.map(jst).unwrap_or_default(),
+        r.requester_code.clone(),
+        name_of(&r.requester_code),
+        r.requester_login_id.clone().unwrap_or_default(),
+        r.provider_code.clone(),
+        name_of(&r.provider_code),
+        r.channel.clone(),
+        r.procedure_code.clone(),
+        r.purpose.clone(),
+        r.items.clone(),
+        r.dose_count.to_string(),
+        r.outcome.clone(),
+        r.refusal.clone().unwrap_or_default(),
+        r.id_document.clone().unwrap_or_default(),
+        r.id_checked_by.clone().unwrap_or_default(),
+    ]
+}
+
+/// Deletes every municipality's provision records past retention and logs
+/// each deletion in that municipality's operation log. Returns what was
+/// deleted where.
+pub fn purge_expired(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    key: &AuditKey,
+    actor: &Actor,
+    by: &str,
+    at: NaiveDateTime,
+) -> Result<Vec<(MunicipalityCode, usize)>, TenancyError> {
+    let before = cutoff(at);
+    let mut purged = Vec::new();
+    for tenant in TenantRow::active(conn)? {
+        let Ok(code) = MunicipalityCode::parse(&tenant.municipality_code) else {
+            continue;
+        };
+        let partition = Partition::open(conn, master, code)?;
+        let n = partition.run(conn, |scope, conn| {
+            let n = ProvisionRow::purge_before(scope, conn, before)?;
+            if n > 0 {
+                audit::append(
+                    conn,
+                    key,
+                    actor,
+                    Entry {
+                        chain: code.as_str(),
+                        action: "provisions.purge",
+                        target: None,
+                        outcome: "ok",
+                        detail: Some(format!(
+                            "deleted={n} requested_before={} by={by}",
+                            before.format("%Y-%m-%dT%H:%M:%S")
+                        )),
+                    },
+                )?;
+            }
+            Ok::<_, TenancyError>(n)
+        })?;
+        if n > 0 {
+            purged.push((code, n));
+        }
+    }
+    Ok(purged)
+}

@@ -1,0 +1,566 @@
+//! Flow 4: the transfer inquiry (転出元への接種記録照会). The municipality a
+//! person moved to asks the one they moved from for their dose history, by
+//! individual number and the source's code, after recording consent and the
+//! identity check.
+//!
+//! The only door between two partitions. The asking side checks its own
+//! records and limits; the source is opened by the code given and nothing
+//! else — no fan-out, no fallback — and matches only in its own partition
+//! through its own blind index. Both sides keep a provision record
+//! (metadata only); the source keeps nothing of the number it was sent.
+
+use super::now;
+use super::residents::{self, MyNumberPurpose};
+use crate::audit::{self, Actor, AuditKey, Entry};
+use crate::crypto::MasterKey;
+use crate::db::DbConn;
+use crate::db::models::audit_log::PendingRow;
+use crate::db::models::doses::{self as dose_rows, DoseRow};
+use crate::db::models::provisions::{
+    self as prov, NoticeRow, ProvisionRow, PROVIDER, REQUESTER,
+};
+use crate::db::models::residents::ResidentRow;
+use crate::domain::{Consent, InquiryPurpose, MunicipalityCode, MyNumber};
+use crate::tenancy::{Partition, Scope, TenancyError};
+use chrono::{NaiveDate, NaiveDateTime};
+
+/// The procedure every provision record names (事務手続).
+pub const PROCEDURE: &str = "transfer_in_inquiry";
+/// The record items a provision gives: per dose, no more (F15).
+pub const ITEMS: &str = "dose_number,administered_on,vaccine,lot_number,site,site_municipality";
+/// Notice kind for inquiries past the configured rate.
+pub const RATE_NOTICE: &str = "inquiry_rate";
+
+/// How an inquiry reached the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Window,
+    Bulk,
+    Api,
+}
+
+impl Channel {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Channel::Window => "window",
+            Channel::Bulk => "bulk",
+            Channel::Api => "api",
+        }
+    }
+}
+
+/// Inquiries one account, and one municipality, may send in an hour through
+/// the window and the API; past either, inquiries are refused and the
+/// administrators of both municipalities see a notice.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    pub per_account_hour: u32,
+    pub per_municipality_hour: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            per_account_hour: 60,
+            per_municipality_hour: 1000,
+        }
+    }
+}
+
+/// The inquiry settings of a running server.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub rates: RateLimits,
+    /// A window or API inquiry is answered no sooner than this after it
+    /// arrived, match or not, so that the time taken tells nothing.
+    pub answer_floor: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            rates: RateLimits::default(),
+            answer_floor: std::time::Duration::from_millis(15),
+        }
+    }
+}
+
+/// One person's inquiry, parsed.
+pub struct Inquiry {
+    pub asking: MunicipalityCode,
+    pub source: MunicipalityCode,
+    pub number: MyNumber,
+    pub consent: Consent,
+    pub purpose: InquiryPurpose,
+    pub channel: Channel,
+}
+
+/// What the asking municipality learns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The source holds the person: their doses, as now copied here (those
+    /// copied by an earlier inquiry are not copied twice).
+    Matched {
+        inquiry_id: String,
+        resident_id: String,
+        doses: Vec<DoseRow>,
+        newly_copied: usize,
+    },
+    /// Nobody with this number at that municipality — or no such partition.
+    /// Said the same way whatever the cause.
+    NoMatch,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The number is not one of the asking municipality's residents: it
+    /// must be registered (from the resident registry) first (F10).
+    #[error("the individual number is not registered to a resident of this municipality")]
+    NotResident,
+    #[error("too many inquiries in the last hour: refused")]
+    RateLimited,
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+}
+
+crate::db::from_diesel_via_db_error!(TransferError);
+
+impl From<crate::db::DbError> for TransferError {
+    fn from(e: crate::db::DbError) -> Self {
+        TransferError::Tenancy(e.into())
+    }
+}
+
+impl From<residents::ResidentError> for TransferError {
+    fn from(e: residents::ResidentError) -> Self {
+        match e {
+            residents::ResidentError::Tenancy(t) => TransferError::Tenancy(t),
+            _ => TransferError::NotResident,
+        }
+    }
+}
+
+/// What the source's answer carries: its doses, no more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GivenDose {
+    pub dose_number: i32,
+    pub administered_on: NaiveDate,
+    pub product_code: String,
+    pub lot_number: Option<String>,
+    pub site_name: Option<String>,
+    pub site_municipality_code: Option<String>,
+}
+
+impl GivenDose {
+    fn of(row: &DoseRow) -> GivenDose {
+        GivenDose {
+            dose_number: row.dose_number,
+            administered_on: row.administered_on,
+            product_code: row.product_code.clone(),
+            lot_number: row.lot_number.clone(),
+            site_name: row.site_name.clone(),
+            site_municipality_code: row.site_municipality_code.clone(),
+        }
+    }
+}
+
+/// The requester's facts both sides' records carry.
+pub struct Asked<'a> {
+    pub inquiry_id: &'a str,
+    pub at: NaiveDateTime,
+    pub asking: MunicipalityCode,
+    pub actor: &'a Actor,
+    pub channel: Channel,
+    pub purpose: InquiryPurpose,
+    pub job: Option<(&'a str, i64)>,
+}
+
+impl Asked<'_> {
+    /// A provision record of this inquiry, kept by `keeper`.
+    pub fn record(
+        &self,
+        keeper: MunicipalityCode,
+        side: &str,
+        provider: MunicipalityCode,
+    ) -> ProvisionRow {
+        ProvisionRow {
+            municipality_code: keeper.to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
+            inquiry_id: self.inquiry_id.to_string(),
+            side: side.to_string(),
+            requested_at: self.at,
+            answered_at: None,
+            requester_code: self.asking.to_string(),
+            requester_account_id: self.actor.account_id.clone(),
+            requester_login_id: self.actor.login_id.clone(),
+            requester_addr: self.actor.client_addr.clone(),
+            provider_code: provider.to_string(),
+            resident_id: None,
+            channel: self.channel.code().to_string(),
+            procedure_code: PROCEDURE.to_string(),
+            purpose: self.purpose.code().to_string(),
+            items: String::new(),
+            dose_count: 0,
+            outcome: prov::NO_MATCH.to_string(),
+            refusal: None,
+            consent_form: false,
+            id_document: None,
+            id_checked_by: None,
+            job_id: self.job.map(|(id, _)| id.to_string()),
+            line_no: self.job.map(|(_, line)| line),
+        }
+    }
+}
+
+/// Sends one inquiry and brings back the answer. Writes, in order: the
+/// source's provision record (and its log line on a match), then in the
+/// asking partition the copied doses, its own provision record and its log
+/// line.
+pub fn inquire(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    key: &AuditKey,
+    limits: RateLimits,
+    actor: &Actor,
+    inquiry: &Inquiry,
+) -> Result<Answer, TransferError> {
+    let asking = Partition::open(conn, master, inquiry.asking)?;
+    let inquiry_id = uuid::Uuid::now_v7().to_string();
+    let asked = Asked {
+        inquiry_id: &inquiry_id,
+        at: now(),
+        asking: inquiry.asking,
+        actor,
+        channel: inquiry.channel,
+        purpose: inquiry.purpose,
+        job: None,
+    };
+    let log = |outcome: &'static str, target: Option<String>, detail: String| Entry {
+        chain: inquiry.asking.as_str(),
+        action: "transfer.inquire",
+        target,
+        outcome,
+        detail: Some(format!(
+            "inquiry={inquiry_id} source={} channel={} purpose={} {detail}",
+            inquiry.source,
+            inquiry.channel.code(),
+            inquiry.purpose.code()
+        )),
+    };
+
+    // The asking side first: its limits, and that the number is one of its
+    // residents. Neither reaches the source.
+    enum Before {
+        Go(residents::Resident),
+        Refused,
+        NotResident,
+    }
+    let before = asking.run(conn, |scope, conn| {
+        if over_rate(scope, conn, limits, actor, asked.at)? {
+            let mut refused = asked.record(inquiry.asking, REQUESTER, inquiry.source);
+            refused.outcome = prov::REFUSED.into();
+            refused.refusal = Some("rate_limit".into());
+            mark_consent(&mut refused, &inquiry.consent);
+            ProvisionRow::insert_many(scope, conn, &[refused])?;
+            audit::append(conn, key, actor, log("refused", None, "reason=rate_limit".into()))?;
+            raise_rate_notice(scope, conn, actor, inquiry.asking, inquiry.asking)?;
+            return Ok::<_, TransferError>(Before::Refused);
+        }
+        let found = residents::find_by_my_number(
+            scope,
+            conn,
+            &inquiry.number,
+            MyNumberPurpose::TransferInquiry,
+        )?;
+        Ok(match found {
+            Some(r) => Before::Go(r),
+            None => {
+                audit::append(conn, key, actor, log("refused", None, "reason=not_resident".into()))?;
+                Before::NotResident
+            }
+        })
+    })?;
+    let resident = match before {
+        Before::Go(r) => r,
+        Before::NotResident => return Err(TransferError::NotResident),
+        Before::Refused => {
+            // The source's administrators hear of it too.
+            if let Some(source) = open_source(conn, master, inquiry.source)? {
+                source.run(conn, |scope, conn| {
+                    raise_rate_notice(scope, conn, actor, inquiry.asking, inquiry.source)
+                })?;
+            }
+            return Err(TransferError::RateLimited);
+        }
+    };
+
+    let given = answer(conn, master, &asked, inquiry.source, &inquiry.number)?;
+
+    asking.run(conn, |scope, conn| {
+        let mut record = asked.record(inquiry.asking, REQUESTER, inquiry.source);
+        mark_consent(&mut record, &inquiry.consent);
+        record.resident_id = Some(resident.id.clone());
+        record.answered_at = Some(now());
+        let existing = DoseRow::of_resident(scope, conn, &resident.id)?;
+        let Some(given) = given else {
+            ProvisionRow::insert_many(scope, conn, &[record])?;
+            audit::append(
+                conn,
+                key,
+                actor,
+                log("no_match", Some(format!("resident:{}", resident.id)), String::new()),
+            )?;
+            return Ok(Answer::NoMatch);
+        };
+        let person = (resident.birth_date.date(), resident.sex.code());
+        let (copies, fresh) = copies_for(
+            scope.code(),
+            inquiry.source,
+            &resident.id,
+            person,
+            actor,
+            &existing,
+            &given,
+        );
+        DoseRow::insert_many(scope, conn, &fresh)?;
+        record.outcome = prov::PROVIDED.into();
+        record.items = ITEMS.into();
+        record.dose_count = given.len() as i32;
+        ProvisionRow::insert_many(scope, conn, &[record])?;
+        audit::append(
+            conn,
+            key,
+            actor,
+            log(
+                "ok",
+                Some(format!("resident:{}", resident.id)),
+                format!("doses={} copied={}", given.len(), fresh.len()),
+            ),
+        )?;
+        Ok(Answer::Matched {
+            inquiry_id: inquiry_id.clone(),
+            resident_id: resident.id.clone(),
+            newly_copied: fresh.len(),
+            doses: copies,
+        })
+    })
+}
+
+pub fn mark_consent(record: &mut ProvisionRow, consent: &Consent) {
+    record.consent_form = true;
+    record.id_document = Some(consent.id_document.code().to_string());
+    record.id_checked_by = Some(consent.checked_by.clone());
+}
+
+/// Whether the account, or its municipality, has sent as many inquiries in
+/// the last hour as it may.
+fn over_rate(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    limits: RateLimits,
+    actor: &Actor,
+    at: NaiveDateTime,
+) -> Result<bool, TransferError> {
+    let account = actor.account_id.as_deref().unwrap_or("");
+    let (all, mine) =
+        ProvisionRow::sent_since(scope, conn, account, at - chrono::Duration::hours(1))?;
+    Ok(mine >= i64::from(limits.per_account_hour) || all >= i64::from(limits.per_municipality_hour))
+}
+
+/// A notice on the administrators' screen of the municipality `scope` is
+/// in, unless one about the same asking account is still open.
+fn raise_rate_notice(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    actor: &Actor,
+    asking: MunicipalityCode,
+    keeper: MunicipalityCode,
+) -> Result<(), TransferError> {
+    // The asking municipality learns which account; the source only which
+    // municipality asked.
+    let subject = if keeper == asking {
+        format!("account:{}", actor.login_id.as_deref().unwrap_or("-"))
+    } else {
+        format!("municipality:{asking}")
+    };
+    if NoticeRow::is_open(scope, conn, RATE_NOTICE, &subject)? {
+        return Ok(());
+    }
+    NoticeRow {
+        municipality_code: keeper.to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
+        at: now(),
+        kind: RATE_NOTICE.into(),
+        subject,
+        detail: None,
+        closed_at: None,
+        closed_by: None,
+    }
+    .insert(scope, conn)?;
+    Ok(())
+}
+
+/// The source's partition, or none when the code names no active tenant.
+pub fn open_source(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    code: MunicipalityCode,
+) -> Result<Option<Partition>, TransferError> {
+    match Partition::open(conn, master, code) {
+        Ok(p) => Ok(Some(p)),
+        Err(TenancyError::NotATenant(_) | TenancyError::Erased(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The source's side: looks for the number in its own partition only, and
+/// keeps a provision record either way — about its resident on a match,
+/// about nobody otherwise. The number itself is not kept.
+pub fn answer(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    asked: &Asked<'_>,
+    source: MunicipalityCode,
+    number: &MyNumber,
+) -> Result<Option<Vec<GivenDose>>, TransferError> {
+    let Some(partition) = open_source(conn, master, source)? else {
+        return Ok(None);
+    };
+    partition.run(conn, |scope, conn| {
+        let given = find_and_give(scope, conn, std::slice::from_ref(number))?
+            .into_iter()
+            .next()
+            .flatten();
+        let record = provider_record(asked, scope.code(), given.as_ref());
+        ProvisionRow::insert_many(scope, conn, std::slice::from_ref(&record))?;
+        if let Some((resident_id, doses)) = &given {
+            answer_line(asked, scope.code(), resident_id, doses.len()).insert(conn)?;
+        }
+        Ok(given.map(|(_, doses)| doses))
+    })
+}
+
+/// The source's provision record of one answer.
+pub fn provider_record(
+    asked: &Asked<'_>,
+    source: MunicipalityCode,
+    given: Option<&(String, Vec<GivenDose>)>,
+) -> ProvisionRow {
+    let mut record = asked.record(source, PROVIDER, source);
+    record.answered_at = Some(now());
+    if let Some((resident_id, doses)) = given {
+        record.resident_id = Some(resident_id.clone());
+        record.outcome = prov::PROVIDED.into();
+        record.items = ITEMS.into();
+        record.dose_count = doses.len() as i32;
+    }
+    record
+}
+
+/// The source's log line of a match (a read of its resident's record),
+/// written to be chained moments later.
+pub fn answer_line(
+    asked: &Asked<'_>,
+    source: MunicipalityCode,
+    resident_id: &str,
+    doses: usize,
+) -> PendingRow {
+    audit::waiting_line(asked.actor, Entry {
+        chain: source.as_str(),
+        action: "transfer.answer",
+        target: Some(format!("resident:{resident_id}")),
+        outcome: "ok",
+        detail: Some(format!(
+            "inquiry={} from={} purpose={} doses={doses}",
+            asked.inquiry_id,
+            asked.asking,
+            MyNumberPurpose::AnsweringInquiry.code()
+        )),
+    })
+}
+
+/// For each number, the source's resident holding it and their valid doses.
+/// The doses are read whether or not anyone matched, so that a miss does
+/// the same work as a hit.
+pub fn find_and_give(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    numbers: &[MyNumber],
+) -> Result<Vec<Option<(String, Vec<GivenDose>)>>, TransferError> {
+    let indexes: Vec<Vec<u8>> = numbers
+        .iter()
+        .map(|n| scope.my_number_index(n))
+        .collect();
+    let holders = ResidentRow::holders_of_numbers(scope, conn, &indexes)?;
+    let ids: Vec<String> = holders.iter().map(|(id, _)| id.clone()).collect();
+    let mut doses = DoseRow::of_residents(scope, conn, &ids)?;
+    doses.retain(|d| d.status == dose_rows::VALID);
+    Ok(indexes
+        .iter()
+        .map(|idx| {
+            holders.iter().find(|(_, i)| i == idx).map(|(id, _)| {
+                let mine = doses
+                    .iter()
+                    .filter(|d| &d.resident_id == id)
+                    .map(GivenDose::of)
+                    .collect();
+                (id.clone(), mine)
+            })
+        })
+        .collect())
+}
+
+/// The asking partition's copies of the given doses, marked with their
+/// origin, and those of them not already copied by an earlier inquiry.
+pub fn copies_for(
+    asking: MunicipalityCode,
+    source: MunicipalityCode,
+    resident_id: &str,
+    (born, sex): (NaiveDate, &str),
+    actor: &Actor,
+    existing: &[DoseRow],
+    given: &[GivenDose],
+) -> (Vec<DoseRow>, Vec<DoseRow>) {
+    let at = now();
+    let mut all = Vec::with_capacity(given.len());
+    let mut fresh = Vec::new();
+    for g in given {
+        let earlier = existing.iter().find(|d| {
+            d.origin == dose_rows::TRANSFERRED
+                && d.origin_municipality_code.as_deref() == Some(source.as_str())
+                && d.dose_number == g.dose_number
+                && d.administered_on == g.administered_on
+                && d.product_code == g.product_code
+        });
+        if let Some(d) = earlier {
+            all.push(d.clone());
+            continue;
+        }
+        let row = DoseRow {
+            municipality_code: asking.to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
+            resident_id: resident_id.to_string(),
+            dose_number: g.dose_number,
+            administered_on: g.administered_on,
+            recorded_at: at,
+            ticket_number: None,
+            site_municipality_code: g.site_municipality_code.clone(),
+            site_name: g.site_name.clone(),
+            product_code: g.product_code.clone(),
+            lot_number: g.lot_number.clone(),
+            origin: dose_rows::TRANSFERRED.into(),
+            origin_municipality_code: Some(source.to_string()),
+            recorded_by: actor.account_id.clone(),
+            status: dose_rows::VALID.into(),
+            site_id: None,
+            idempotency_key: None,
+            quality_flags: None,
+            supersedes: None,
+            age_band: Some(super::dose_checks::age_band(born, g.administered_on)),
+            sex: Some(sex.to_string()),
+        };
+        all.push(row.clone());
+        fresh.push(row);
+    }
+    (all, fresh)
+}
