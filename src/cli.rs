@@ -156,6 +156,21 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Transfer inquiries (window and bulk) with a large municipality asked.
+    Transfer {
+        /// Residents of the municipality asked.
+        #[arg(long, default_value_t = 1_000_000)]
+        residents: usize,
+        /// Of them, movers (two doses each): the bulk file's lines.
+        #[arg(long, default_value_t = 100_000)]
+        movers: usize,
+        /// Window inquiries timed, of each kind (match, miss).
+        #[arg(long, default_value_t = 2000)]
+        inquiries: usize,
+        /// As for `bench import`.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Streaming the ledger CSV vs reading the same rows plainly.
     Export {
         /// Doses in the municipality.
@@ -285,6 +300,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 workers,
             };
             print!("{}", crate::bench::record::run(&opts, postgres.as_deref())?);
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Transfer {
+            residents,
+            movers,
+            inquiries,
+            postgres,
+        }) => {
+            let opts = crate::bench::transfer::Options {
+                residents,
+                movers,
+                inquiries,
+            };
+            print!("{}", crate::bench::transfer::run(&opts, postgres.as_deref())?);
             Ok(())
         }
         Command::Bench(BenchCmd::Export { rows, postgres }) => {

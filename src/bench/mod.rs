@@ -11,6 +11,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 pub mod record;
+pub mod transfer;
 
 /// Seals and blind-indexes `n` residents exactly as registration does (seven
 /// sealed fields, two indexes) on one thread, and compares with raw

@@ -480,8 +480,8 @@ pub fn answer_line(
 }
 
 /// For each number, the source's resident holding it and their valid doses.
-/// The doses are read whether or not anyone matched, so that a miss does
-/// the same work as a hit.
+/// (A miss does less work than a hit; the window and the API hide the
+/// difference behind the answer floor.)
 pub fn find_and_give(
     scope: &Scope<'_>,
     conn: &mut DbConn,

@@ -176,6 +176,7 @@ fn read(
     let mut map: Option<HashMap<usize, Column>> = None;
     let mut rec = csv::StringRecord::new();
     let default_checker = actor.login_id.clone().unwrap_or_default();
+    let mut data_lines = 0u64;
     loop {
         match reader.read_record(&mut rec) {
             Ok(false) => break,
@@ -195,7 +196,8 @@ fn read(
         if rec.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        if movers.len() as u64 + errors.len() as u64 >= limits.max_lines {
+        data_lines += 1;
+        if data_lines > limits.max_lines {
             errors.push(LineError::conflict(
                 line,
                 "",

@@ -606,7 +606,12 @@ async fn the_api_is_described_and_keeps_its_account_rules() {
     app.seed_demo();
     let doc: serde_json::Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/api/v1/sessions", "/api/v1/tickets/check", "/api/v1/doses"] {
+    for path in [
+        "/api/v1/sessions",
+        "/api/v1/tickets/check",
+        "/api/v1/doses",
+        "/api/v1/transfer-inquiries",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }
     // No token, a made-up token: 401.

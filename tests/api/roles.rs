@@ -7,7 +7,7 @@ use vrs::db::schema::{accounts, audit_log};
 use vrs::demo::DEMO_PASSWORD;
 use vrs::domain::Role;
 
-const PROTECTED_GETS: [&str; 15] = [
+const PROTECTED_GETS: [&str; 17] = [
     "/admin/accounts",
     "/admin/sites",
     "/admin/accounts.csv",
@@ -23,9 +23,11 @@ const PROTECTED_GETS: [&str; 15] = [
     "/exports/doses.csv",
     "/doses/queue",
     "/site",
+    "/transfers",
+    "/transfers/bulk",
 ];
 
-const PROTECTED_POSTS: [&str; 12] = [
+const PROTECTED_POSTS: [&str; 13] = [
     "/admin/accounts",
     "/admin/sites",
     "/admin/networks",
@@ -38,6 +40,7 @@ const PROTECTED_POSTS: [&str; 12] = [
     "/residents/search",
     "/site/scan",
     "/site/doses",
+    "/transfers",
 ];
 
 /// Which state-changing routes answer something other than 403 (a valid

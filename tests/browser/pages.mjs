@@ -347,6 +347,183 @@ await check('logout: the logout button ends the session', async () => {
   expect(new URL(page.url()).pathname === '/login', `dashboard reachable after logout: ${page.url()}`);
 });
 
+// Flow 4, the transfer inquiry (転出元への接種記録照会): 千代田区's staff ask
+// 古河市 for the records of the demo's mover (千代田区 resident 36, 宛名番号
+// D0000037; 古河市 resident 1, 鈴木　花子, 2 doses). The inquiry pages answer
+// only from the municipality's declared LG-WAN networks, so the
+// administrator declares the loopback network first.
+const MOVER_NUMBER = '987654321093'; // src/demo.rs MOVER_NUMBER, made up
+
+async function logIn(id) {
+  await page.goto(`${BASE_URL}/lang/ja?next=/login`);
+  await page.getByLabel('ログインID', { exact: true }).fill(id);
+  await page.getByLabel('パスワード', { exact: true }).fill('demo-password-2026');
+  await Promise.all([page.waitForNavigation(), page.getByLabel('パスワード', { exact: true }).press('Enter')]);
+  expect(new URL(page.url()).pathname === '/dashboard', `${id} landed on ${page.url()}`);
+}
+
+async function logOut() {
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'ログアウト' }).click()]);
+  expect(new URL(page.url()).pathname === '/login', `landed on ${page.url()} after logout`);
+}
+
+/** The page as a person could read it, and its markup, hold no individual number. */
+async function expectNoNumber(where) {
+  const text = await page.locator('body').innerText();
+  const html = await page.content();
+  expect(!text.includes(MOVER_NUMBER) && !html.includes(MOVER_NUMBER), `${where} shows the individual number`);
+  expect(!page.url().includes(MOVER_NUMBER), `${where}: the number is in the address ${page.url()}`);
+}
+
+const consent = page.getByLabel('本人の同意書を受領した', { exact: true });
+const idDocument = page.getByLabel('本人確認書類', { exact: true });
+const checkedBy = page.getByLabel('確認した職員', { exact: true });
+const myNumber = page.getByLabel('個人番号', { exact: true });
+const myNumberAgain = page.getByLabel('個人番号（確認のためもう一度）', { exact: true });
+const source = page.getByLabel('転出元市区町村コード', { exact: true });
+
+await check('networks: the 131016 administrator declares 127.0.0.0/8 (庁舎) as an LG-WAN network', async () => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await logIn('131016-admin');
+  await page.goto(`${BASE_URL}/admin/networks`);
+  expect((await h1.innerText()).trim() === 'LG-WANネットワーク', `h1 is ${JSON.stringify(await h1.innerText())}`);
+  const before = (await page.locator('#client-zone').innerText()).trim();
+  expect(before.includes('登録済みのネットワーク外です'), `before: ${before}`);
+  await page.getByLabel('ネットワーク（CIDR）', { exact: true }).fill('127.0.0.0/8');
+  await page.getByLabel('名称', { exact: true }).fill('庁舎');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'ネットワークを登録' }).click()]);
+  expect(new URL(page.url()).pathname === '/admin/networks', `landed on ${page.url()}`);
+  const rows = await page.locator('#networks tbody tr').allInnerTexts();
+  expect(rows.some((r) => r.includes('127.0.0.0/8') && r.includes('庁舎')), `networks: ${JSON.stringify(rows)}`);
+  const after = (await page.locator('#client-zone').innerText()).trim();
+  expect(after.includes('登録済みのネットワーク内です'), `after: ${after}`);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('networks-ja.png');
+  await logOut();
+});
+
+await check('transfers: staff open 転出元への接種記録照会 from the header navigation', async () => {
+  await logIn('131016-staff');
+  const link = page.locator('header nav a[href="/transfers"]');
+  expect(await link.count() === 1, 'no link to /transfers in the header nav');
+  const label = (await link.innerText()).trim();
+  expect(label === '転出元への接種記録照会', `the nav link says ${JSON.stringify(label)}`);
+  await Promise.all([page.waitForNavigation(), link.click()]);
+  expect(new URL(page.url()).pathname === '/transfers', `landed on ${page.url()}`);
+  expect((await h1.innerText()).trim() === '転出元への接種記録照会', `h1 is ${JSON.stringify(await h1.innerText())}`);
+  expect(await link.getAttribute('aria-current') === 'page', 'the nav link is not aria-current on its page');
+  for (const [field, what] of [[consent, 'consent'], [idDocument, '本人確認書類'], [checkedBy, '確認した職員'], [myNumber, '個人番号'], [myNumberAgain, '個人番号（確認）'], [source, '転出元市区町村コード']]) {
+    expect(await field.count() === 1, `no single field labelled for ${what}`);
+  }
+  for (const [field, what] of [[myNumber, '個人番号'], [myNumberAgain, '個人番号（確認）']]) {
+    expect(await field.getAttribute('type') === 'password', `the ${what} field is not masked`);
+  }
+  expect(problems.length === 0, problems.join('\n'));
+});
+
+await check('keyboard: Tab walks the inquiry form in order — consent, document, checker, number twice, source', async () => {
+  const presses = await tabTo(consent, 'the consent checkbox', 40);
+  await page.keyboard.press('Space');
+  expect(await consent.isChecked(), 'Space did not tick the consent checkbox');
+  await page.keyboard.press('Space');
+  expect(!(await consent.isChecked()), 'Space did not untick the consent checkbox');
+  await tabTo(idDocument, 'the 本人確認書類 select (next after consent)', 1);
+  await tabTo(checkedBy, 'the 確認した職員 field (next after the document)', 1);
+  await tabTo(myNumber, 'the 個人番号 field (next after 確認した職員)', 1);
+  await tabTo(myNumberAgain, 'the second 個人番号 field (next after the first)', 1);
+  await tabTo(source, 'the 転出元市区町村コード field (next after the numbers)', 1);
+  console.log(`     (consent reached after ${presses} Tab presses, then one press per field)`);
+});
+
+/** Fills the inquiry form with the keyboard where a person would type. */
+async function fillInquiry(number, from) {
+  await consent.focus();
+  if (!(await consent.isChecked())) await page.keyboard.press('Space');
+  expect(await consent.isChecked(), 'consent is not ticked');
+  await idDocument.selectOption({ label: '個人番号カード' });
+  const checker = await checkedBy.inputValue();
+  expect(checker.trim() !== '', '確認した職員 is not prefilled with the signed-in staff member');
+  await myNumber.focus();
+  await page.keyboard.type(number);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(number);
+  await page.keyboard.press('Tab');
+  expect(await source.evaluate((el) => el === document.activeElement), 'Tab from the second number does not reach the source field');
+  await page.keyboard.type(from);
+  expect(await source.inputValue() === from, `the source field holds ${JSON.stringify(await source.inputValue())}`);
+  const purpose = page.getByLabel('新たな接種券の発行のため', { exact: true });
+  expect(await purpose.isChecked(), 'the default purpose 新たな接種券の発行のため is not selected');
+}
+
+await check('transfers: an inquiry to 古河市 (082040) with 個人番号カード returns the 2 doses, never showing the number', async () => {
+  await fillInquiry(MOVER_NUMBER, '082040');
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('transfer-form-ja.png');
+  const [res] = await Promise.all([page.waitForNavigation({ timeout: 20_000 }), page.keyboard.press('Enter')]);
+  expect(res && res.status() === 200, `the inquiry answered ${res && res.status()}`);
+  expect(await page.locator('#inquiry-errors').count() === 0, `the form has errors: ${await page.locator('#inquiry-errors').innerText().catch(() => '')}`);
+  expect((await h1.innerText()).trim() === '照会の結果', `h1 is ${JSON.stringify(await h1.innerText())}`);
+  const matched = page.locator('#matched');
+  expect(await matched.isVisible(), 'no #matched section');
+  expect(await page.locator('#no-match').count() === 0, '#no-match is shown too');
+  const said = (await matched.innerText()).trim();
+  expect(said.includes('茨城県古河市'), `the result does not name 茨城県古河市: ${said}`);
+  const doses = page.locator('#given-doses tbody tr');
+  expect(await doses.count() === 2, `${await doses.count()} dose rows: ${JSON.stringify(await doses.allInnerTexts())}`);
+  const first = await doses.first().innerText();
+  expect(first.includes('1回目'), `first dose row: ${first}`);
+  await expectNoNumber('the result page');
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('transfer-matched-ja.png');
+});
+
+await check('transfers: the result opens the resident record (D0000037) and its provision records', async () => {
+  const open = page.locator('#open-record');
+  expect(await open.isVisible(), 'no #open-record link on the result');
+  await Promise.all([page.waitForNavigation(), open.click()]);
+  expect(/^\/residents\/[^/]+$/.test(new URL(page.url()).pathname), `landed on ${page.url()}`);
+  const title = (await h1.innerText()).trim();
+  expect(title.startsWith('鈴木　花子'), `h1 is ${JSON.stringify(title)}`);
+  const attrs = await page.locator('#resident').innerText();
+  expect(attrs.includes('D0000037'), `the record is not 宛名番号 D0000037: ${attrs}`);
+  await expectNoNumber('the resident record');
+  await Promise.all([page.waitForNavigation(), page.locator('#provisions-link').click()]);
+  expect(/^\/residents\/[^/]+\/provisions$/.test(new URL(page.url()).pathname), `landed on ${page.url()}`);
+  expect((await h1.innerText()).trim() === '提供記録', `h1 is ${JSON.stringify(await h1.innerText())}`);
+  const lines = page.locator('#provisions tbody tr');
+  const n = await lines.count();
+  expect(n >= 1, `${n} provision records`);
+  const all = (await lines.allInnerTexts()).join(' | ');
+  expect(all.includes('提供あり'), `no 提供あり line: ${all}`);
+  expect(all.includes('窓口'), `no 窓口 line: ${all}`);
+  await expectNoNumber('the provision records');
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('transfer-provisions-ja.png');
+});
+
+await check('transfers: the same number asked of 函館市 (012025) finds no match', async () => {
+  await Promise.all([page.waitForNavigation(), page.locator('header nav a[href="/transfers"]').click()]);
+  expect(new URL(page.url()).pathname === '/transfers', `landed on ${page.url()}`);
+  expect(await myNumber.inputValue() === '' && await myNumberAgain.inputValue() === '', 'the number fields are not empty on a new form');
+  await fillInquiry(MOVER_NUMBER, '012025');
+  const [res] = await Promise.all([page.waitForNavigation({ timeout: 20_000 }), page.getByRole('button', { name: '照会する' }).click()]);
+  expect(res && res.status() === 200, `the inquiry answered ${res && res.status()}`);
+  expect(await page.locator('#inquiry-errors').count() === 0, `the form has errors: ${await page.locator('#inquiry-errors').innerText().catch(() => '')}`);
+  expect(await page.locator('#no-match').isVisible(), 'no #no-match section');
+  expect(await page.locator('#matched').count() === 0, '#matched is shown for 函館市');
+  const said = (await page.locator('#no-match').innerText()).trim();
+  expect(said.includes('該当する方の記録はありませんでした'), `no-match says ${JSON.stringify(said)}`);
+  await expectNoNumber('the no-match page');
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('transfer-no-match-ja.png');
+});
+
+await check('transfers: staff log out', async () => {
+  await logOut();
+  await page.goto(`${BASE_URL}/transfers`);
+  expect(new URL(page.url()).pathname === '/login', `/transfers reachable after logout: ${page.url()}`);
+});
+
 await check('tablet: a site of another municipality types the ticket, confirms and records, and the screen is ready for the next person', async () => {
   await page.setViewportSize({ width: 820, height: 1180 });
   await page.goto(`${BASE_URL}/lang/ja?next=/login`);
