@@ -85,6 +85,9 @@ fn main() {
         workers: None,
         import_max_mib: 1024,
         import_max_lines: 5_000_000,
+        inquiry_rate_account: 60,
+        inquiry_rate_municipality: 1000,
+        inquiry_answer_ms: 15,
     };
     let app = vrs::startup::Application::build(prepared.state, &args).expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());

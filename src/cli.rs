@@ -313,7 +313,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 movers,
                 inquiries,
             };
-            print!("{}", crate::bench::transfer::run(&opts, postgres.as_deref())?);
+            print!(
+                "{}",
+                crate::bench::transfer::run(&opts, postgres.as_deref())?
+            );
             Ok(())
         }
         Command::Bench(BenchCmd::Export { rows, postgres }) => {

@@ -83,7 +83,9 @@ pub fn demo_resident(code: MunicipalityCode, i: usize) -> NewResident {
     .unwrap_or_default();
     NewResident {
         addressee_number: AddresseeNumber::parse(&format!("D{:07}", i + 1)).expect("valid"),
-        my_number: number.or(Some(MyNumber::from_body(seed * 1_000_000 + 7_000 + i as u64))),
+        my_number: number.or(Some(MyNumber::from_body(
+            seed * 1_000_000 + 7_000 + i as u64,
+        ))),
         name_kanji: PersonName::parse(&format!("{fam}　{given}")).expect("valid"),
         name_kana: KanaName::parse(&format!("{fam_kana}　{given_kana}")).expect("valid"),
         birth_date: BirthDate::from_stored(born),

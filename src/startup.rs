@@ -180,19 +180,26 @@ fn housekeeping(
             while alive.strong_count() > 0 {
                 if last.is_none_or(|l| l.elapsed() >= PURGE_EVERY) {
                     last = Some(std::time::Instant::now());
-                    let purged = state.pool.get().map_err(anyhow::Error::from).and_then(|mut c| {
-                        Ok(flows::provisions::purge_expired(
-                            &mut c,
-                            &state.master,
-                            &state.audit,
-                            &crate::audit::Actor::default(),
-                            "schedule",
-                            flows::now(),
-                        )?)
-                    });
+                    let purged = state
+                        .pool
+                        .get()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|mut c| {
+                            Ok(flows::provisions::purge_expired(
+                                &mut c,
+                                &state.master,
+                                &state.audit,
+                                &crate::audit::Actor::default(),
+                                "schedule",
+                                flows::now(),
+                            )?)
+                        });
                     match purged {
                         Ok(p) if !p.is_empty() => {
-                            tracing::info!(municipalities = p.len(), "provision records past retention purged")
+                            tracing::info!(
+                                municipalities = p.len(),
+                                "provision records past retention purged"
+                            )
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(

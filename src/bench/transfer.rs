@@ -162,7 +162,13 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     for i in 0..inquiries {
         let (d, a) = ask(&mut conn, i, source);
         anyhow::ensure!(
-            matches!(a, Ok(Answer::Matched { newly_copied: 2, .. })),
+            matches!(
+                a,
+                Ok(Answer::Matched {
+                    newly_copied: 2,
+                    ..
+                })
+            ),
             "inquiry {i} did not match: {a:?}"
         );
         matched.push(d);
@@ -182,7 +188,10 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     {
         use std::io::Write as _;
         let mut w = std::io::BufWriter::new(std::fs::File::create(&bulk_file)?);
-        writeln!(w, "宛名番号,個人番号,転出元市区町村コード,本人同意,本人確認書類")?;
+        writeln!(
+            w,
+            "宛名番号,個人番号,転出元市区町村コード,本人同意,本人確認書類"
+        )?;
         for i in 0..movers {
             writeln!(
                 w,
@@ -200,9 +209,8 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         import_limits: crate::flows::imports::Limits::default(),
         transfer: crate::flows::transfer::Settings::default(),
     };
-    let open = || {
-        std::fs::File::open(&bulk_file).map(|f| Box::new(f) as Box<dyn std::io::Read + Send>)
-    };
+    let open =
+        || std::fs::File::open(&bulk_file).map(|f| Box::new(f) as Box<dyn std::io::Read + Send>);
     let progress = crate::flows::imports::Progress::default();
     let start = Instant::now();
     let outcome = crate::flows::transfer_bulk::run(
@@ -235,7 +243,10 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         "bench transfer: {residents} residents in the municipality asked, {movers} movers (2 doses each), on {backend}"
     );
     let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
-    let _ = writeln!(out, "  set-up (import, doses, statistics): {setup_secs:.1} s");
+    let _ = writeln!(
+        out,
+        "  set-up (import, doses, statistics): {setup_secs:.1} s"
+    );
     let _ = writeln!(
         out,
         "  one resident by blind index (baseline):      {}",
@@ -262,11 +273,16 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         floor.as_millis(),
         summary(answered),
         if p99 < 20.0 { "met" } else { "NOT met" },
-        percentile(&work_all, 0.99) / percentile(&{
-            let mut b = base;
-            b.sort();
-            b
-        }, 0.99).max(1e-6)
+        percentile(&work_all, 0.99)
+            / percentile(
+                &{
+                    let mut b = base;
+                    b.sort();
+                    b
+                },
+                0.99
+            )
+            .max(1e-6)
     );
     let rate = movers as f64 / bulk_secs;
     let _ = writeln!(

@@ -56,7 +56,9 @@ impl IdDocument {
             });
         }
         let by_name = match s {
-            "個人番号カード" | "マイナンバーカード" => Some(IdDocument::MyNumberCard),
+            "個人番号カード" | "マイナンバーカード" => {
+                Some(IdDocument::MyNumberCard)
+            }
             "運転免許証" => Some(IdDocument::DriversLicence),
             "旅券" | "パスポート" => Some(IdDocument::Passport),
             "在留カード" | "特別永住者証明書" => Some(IdDocument::ResidenceCard),
@@ -199,10 +201,7 @@ mod tests {
             IdDocument::parse(" 運転免許証 ").unwrap(),
             IdDocument::DriversLicence
         );
-        assert_eq!(
-            IdDocument::parse("").unwrap_err().reason,
-            Reason::Empty
-        );
+        assert_eq!(IdDocument::parse("").unwrap_err().reason, Reason::Empty);
         assert_eq!(
             IdDocument::parse("library card").unwrap_err().reason,
             Reason::UnknownChoice
@@ -240,10 +239,7 @@ mod tests {
     fn the_source_is_another_municipality_in_use() {
         let koga = MunicipalityCode::parse("082040").unwrap();
         let chiyoda = MunicipalityCode::parse("131016").unwrap();
-        assert_eq!(
-            source_municipality("f", "131016", koga).unwrap(),
-            chiyoda
-        );
+        assert_eq!(source_municipality("f", "131016", koga).unwrap(), chiyoda);
         assert_eq!(
             source_municipality("f", "082040", koga).unwrap_err().reason,
             Reason::OwnMunicipality

@@ -4,12 +4,12 @@
 //! the process running the job and read by the progress page.
 
 use super::imports::{self, FileEncoding, ImportError, Limits, Progress};
-use super::transfer_bulk;
-use crate::domain::InquiryPurpose;
 use super::now;
+use super::transfer_bulk;
 use crate::audit::{self, Actor, Entry};
 use crate::crypto::spool::Spool;
 use crate::db::models::import_jobs::ImportJobRow;
+use crate::domain::InquiryPurpose;
 use crate::domain::MunicipalityCode;
 use crate::startup::AppState;
 use crate::tenancy::{Partition, TenancyError};

@@ -412,13 +412,7 @@ impl Progress {
     /// Share of the work done, 0–100: of the file read, or for a two-phase
     /// job, half for reading and half for the lines.
     pub fn percent(&self) -> u8 {
-        let share = |done: u64, total: u64| {
-            if total == 0 {
-                0
-            } else {
-                done.min(total) * 100 / total
-            }
-        };
+        let share = |done: u64, total: u64| (done.min(total) * 100).checked_div(total).unwrap_or(0);
         let read = share(
             self.bytes_done.load(Ordering::Relaxed),
             self.bytes_total.load(Ordering::Relaxed),

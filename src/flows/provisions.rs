@@ -69,7 +69,12 @@ pub fn csv_line(r: &ProvisionRow) -> Vec<String> {
     vec![
         r.id.clone(),
         r.inquiry_id.clone(),
-        if r.side == REQUESTER { "照会" } else { "提供" }.to_string(),
+        if r.side == REQUESTER {
+            "照会"
+        } else {
+            "提供"
+        }
+        .to_string(),
         jst(r.requested_at),
         r.answered_at.map(jst).unwrap_or_default(),
         r.requester_code.clone(),

@@ -16,9 +16,7 @@ use crate::crypto::MasterKey;
 use crate::db::DbConn;
 use crate::db::models::audit_log::PendingRow;
 use crate::db::models::doses::{self as dose_rows, DoseRow};
-use crate::db::models::provisions::{
-    self as prov, NoticeRow, ProvisionRow, PROVIDER, REQUESTER,
-};
+use crate::db::models::provisions::{self as prov, NoticeRow, PROVIDER, ProvisionRow, REQUESTER};
 use crate::db::models::residents::ResidentRow;
 use crate::domain::{Consent, InquiryPurpose, MunicipalityCode, MyNumber};
 use crate::tenancy::{Partition, Scope, TenancyError};
@@ -164,6 +162,10 @@ impl GivenDose {
     }
 }
 
+/// What the source gives for one number: its resident and their doses, or
+/// nothing.
+pub type Given = Option<(String, Vec<GivenDose>)>;
+
 /// The requester's facts both sides' records carry.
 pub struct Asked<'a> {
     pub inquiry_id: &'a str,
@@ -262,7 +264,12 @@ pub fn inquire(
             refused.refusal = Some("rate_limit".into());
             mark_consent(&mut refused, &inquiry.consent);
             ProvisionRow::insert_many(scope, conn, &[refused])?;
-            audit::append(conn, key, actor, log("refused", None, "reason=rate_limit".into()))?;
+            audit::append(
+                conn,
+                key,
+                actor,
+                log("refused", None, "reason=rate_limit".into()),
+            )?;
             raise_rate_notice(scope, conn, actor, inquiry.asking, inquiry.asking)?;
             return Ok::<_, TransferError>(Before::Refused);
         }
@@ -275,7 +282,12 @@ pub fn inquire(
         Ok(match found {
             Some(r) => Before::Go(r),
             None => {
-                audit::append(conn, key, actor, log("refused", None, "reason=not_resident".into()))?;
+                audit::append(
+                    conn,
+                    key,
+                    actor,
+                    log("refused", None, "reason=not_resident".into()),
+                )?;
                 Before::NotResident
             }
         })
@@ -308,7 +320,11 @@ pub fn inquire(
                 conn,
                 key,
                 actor,
-                log("no_match", Some(format!("resident:{}", resident.id)), String::new()),
+                log(
+                    "no_match",
+                    Some(format!("resident:{}", resident.id)),
+                    String::new(),
+                ),
             )?;
             return Ok(Answer::NoMatch);
         };
@@ -364,7 +380,10 @@ fn over_rate(
     let account = actor.account_id.as_deref().unwrap_or("");
     let (all, mine) =
         ProvisionRow::sent_since(scope, conn, account, at - chrono::Duration::hours(1))?;
-    Ok(mine >= i64::from(limits.per_account_hour) || all >= i64::from(limits.per_municipality_hour))
+    Ok(
+        mine >= i64::from(limits.per_account_hour)
+            || all >= i64::from(limits.per_municipality_hour),
+    )
 }
 
 /// A notice on the administrators' screen of the municipality `scope` is
@@ -465,18 +484,21 @@ pub fn answer_line(
     resident_id: &str,
     doses: usize,
 ) -> PendingRow {
-    audit::waiting_line(asked.actor, Entry {
-        chain: source.as_str(),
-        action: "transfer.answer",
-        target: Some(format!("resident:{resident_id}")),
-        outcome: "ok",
-        detail: Some(format!(
-            "inquiry={} from={} purpose={} doses={doses}",
-            asked.inquiry_id,
-            asked.asking,
-            MyNumberPurpose::AnsweringInquiry.code()
-        )),
-    })
+    audit::waiting_line(
+        asked.actor,
+        Entry {
+            chain: source.as_str(),
+            action: "transfer.answer",
+            target: Some(format!("resident:{resident_id}")),
+            outcome: "ok",
+            detail: Some(format!(
+                "inquiry={} from={} purpose={} doses={doses}",
+                asked.inquiry_id,
+                asked.asking,
+                MyNumberPurpose::AnsweringInquiry.code()
+            )),
+        },
+    )
 }
 
 /// For each number, the source's resident holding it and their valid doses.
@@ -486,11 +508,8 @@ pub fn find_and_give(
     scope: &Scope<'_>,
     conn: &mut DbConn,
     numbers: &[MyNumber],
-) -> Result<Vec<Option<(String, Vec<GivenDose>)>>, TransferError> {
-    let indexes: Vec<Vec<u8>> = numbers
-        .iter()
-        .map(|n| scope.my_number_index(n))
-        .collect();
+) -> Result<Vec<Given>, TransferError> {
+    let indexes: Vec<Vec<u8>> = numbers.iter().map(|n| scope.my_number_index(n)).collect();
     let holders = ResidentRow::holders_of_numbers(scope, conn, &indexes)?;
     let ids: Vec<String> = holders.iter().map(|(id, _)| id.clone()).collect();
     let mut doses = DoseRow::of_residents(scope, conn, &ids)?;

@@ -12,10 +12,10 @@
 //! its own, keyed by job and line, from which the result file is made.
 
 use super::imports::{
-    self, Conflict, FileEncoding, ImportError, LineError, Limits, Opener, Progress,
+    self, Conflict, FileEncoding, ImportError, Limits, LineError, Opener, Progress,
 };
 use super::residents;
-use super::transfer::{self, Asked, Channel, GivenDose};
+use super::transfer::{self, Asked, Channel};
 use crate::audit::{self, Actor, Entry};
 use crate::db::DbConn;
 use crate::db::models::audit_log::PendingRow;
@@ -23,8 +23,8 @@ use crate::db::models::doses::DoseRow;
 use crate::db::models::provisions::{self as prov, ProvisionRow, REQUESTER};
 use crate::db::models::residents::ResidentRow;
 use crate::domain::{
-    AddresseeNumber, Consent, FieldError, IdDocument, InquiryPurpose, MunicipalityCode,
-    MyNumber, Reason, Sex, consent_mark, source_municipality,
+    AddresseeNumber, Consent, FieldError, IdDocument, InquiryPurpose, MunicipalityCode, MyNumber,
+    Reason, Sex, consent_mark, source_municipality,
 };
 use crate::startup::AppState;
 use crate::tenancy::Partition;
@@ -78,7 +78,9 @@ impl Column {
         Some(match h.trim().trim_start_matches('\u{FEFF}') {
             "宛名番号" => Column::Addressee,
             "個人番号" | "マイナンバー" => Column::MyNumber,
-            "転出元市区町村コード" | "転出元自治体コード" | "転出元コード" => Column::Source,
+            "転出元市区町村コード" | "転出元自治体コード" | "転出元コード" => {
+                Column::Source
+            }
             "本人同意" | "同意" => Column::Consent,
             "本人確認書類" => Column::IdDocument,
             "確認した職員" | "確認者" => Column::CheckedBy,
@@ -151,7 +153,15 @@ pub fn run(
         let partition = transfer::open_source(conn, &state.master, source)
             .map_err(|e| ImportError::Unreadable(e.to_string()))?;
         for batch in lines.chunks(BATCH) {
-            send_batch(conn, asking, partition.as_ref(), source, &job, batch, &mut outcome)?;
+            send_batch(
+                conn,
+                asking,
+                partition.as_ref(),
+                source,
+                &job,
+                batch,
+                &mut outcome,
+            )?;
             progress
                 .work_done
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -420,7 +430,10 @@ fn send_batch(
     batch: &[Ready],
     outcome: &mut Outcome,
 ) -> Result<(), ImportError> {
-    let ids: Vec<String> = batch.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let ids: Vec<String> = batch
+        .iter()
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
     let at = super::now();
     let asked_of = |i: usize| Asked {
         inquiry_id: &ids[i],
@@ -431,7 +444,7 @@ fn send_batch(
         purpose: job.purpose,
         job: Some((job.id, batch[i].line as i64)),
     };
-    let given: Vec<Option<(String, Vec<GivenDose>)>> = match source_partition {
+    let given: Vec<transfer::Given> = match source_partition {
         None => vec![None; batch.len()],
         Some(p) => p.run(conn, |scope, conn| {
             let numbers: Vec<MyNumber> = batch.iter().map(|r| r.number.clone()).collect();
@@ -442,7 +455,12 @@ fn send_batch(
                 let asked = asked_of(i);
                 records.push(transfer::provider_record(&asked, source, g.as_ref()));
                 if let Some((resident_id, doses)) = g {
-                    lines.push(transfer::answer_line(&asked, source, resident_id, doses.len()));
+                    lines.push(transfer::answer_line(
+                        &asked,
+                        source,
+                        resident_id,
+                        doses.len(),
+                    ));
                 }
             }
             ProvisionRow::insert_many(scope, conn, &records)?;

@@ -6,10 +6,10 @@
 
 use super::recording::{self, NotRecorder, RecordInput, RecorderCtx};
 use super::{AppError, Authed, with_db};
+use crate::audit;
 use crate::db::{DbConn, DbError};
 use crate::domain::{FieldError, IdempotencyKey, LotNumber, Reason, TicketRef};
 use crate::flows::accounts::{self, Live, LoginError};
-use crate::audit;
 use crate::flows::doses::{DoseError, Recorded};
 use crate::flows::transfer::{Answer, Channel, Inquiry, TransferError};
 use crate::startup::AppState;
@@ -482,68 +482,76 @@ async fn transfer_inquiry(
     let started = std::time::Instant::now();
     let input = parse_json::<InquiryRequest>(&body);
     let st = state.clone();
-    let allowed = as_caller(&req, &state, input, session, move |conn, auth, (), input| {
-        use crate::domain::{Permission, Role};
-        let refuse = |conn: &mut DbConn, code: &'static str, reason: &str| {
-            audit::record(
-                conn,
-                &st.audit,
-                &auth.actor(),
-                audit::Entry {
-                    chain: &accounts::chain_of(&auth.account),
-                    action: "transfer.inquire",
-                    target: None,
-                    outcome: "refused",
-                    detail: Some(format!("channel=api reason={reason}")),
-                },
-            )?;
-            Ok::<_, AppError>(Err(Refusal::new(StatusCode::FORBIDDEN, code)))
-        };
-        let staff = auth.role() == Some(Role::MunicipalStaff)
-            && !auth.account.must_change_password
-            && auth.permissions().contains(&Permission::Inquiry);
-        let Some(code) = auth.municipality().filter(|_| staff) else {
-            return refuse(conn, "forbidden", "role");
-        };
-        let inside = auth
-            .client_ip
-            .map(|ip| crate::flows::networks::allows(conn, code, ip))
-            .transpose()?
-            .unwrap_or(false);
-        if !inside {
-            return refuse(conn, "outside_lgwan", "network");
-        }
-        let totp_required = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?
-            .is_some_and(|t| t.require_totp);
-        if totp_required && auth.account.totp_secret_wrapped.is_none() {
-            return refuse(conn, "second_factor_required", "totp");
-        }
-        let r = match input {
-            Ok(r) => r,
-            Err(refused) => return Ok(Err(refused)),
-        };
-        let consent = r.consent.unwrap_or_default();
-        let parsed = super::transfers::parse_inquiry(
-            code,
-            r.individual_number.as_deref().unwrap_or_default(),
-            None,
-            r.source_municipality_code.as_deref().unwrap_or_default(),
-            consent.form_received.unwrap_or(false),
-            consent.id_document.as_deref().unwrap_or_default(),
-            consent.checked_by.as_deref().unwrap_or_default(),
-            r.purpose.as_deref().unwrap_or_default(),
-        );
-        Ok(match parsed {
-            Ok(p) => Ok((auth.actor(), code, p)),
-            Err(errors) => {
-                let first = errors.into_iter().next();
-                Err(match first {
-                    Some(e) => field_error(api_field(e.field), e),
-                    None => Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-                })
+    let allowed = as_caller(
+        &req,
+        &state,
+        input,
+        session,
+        move |conn, auth, (), input| {
+            use crate::domain::{Permission, Role};
+            let refuse = |conn: &mut DbConn, code: &'static str, reason: &str| {
+                audit::record(
+                    conn,
+                    &st.audit,
+                    &auth.actor(),
+                    audit::Entry {
+                        chain: &accounts::chain_of(&auth.account),
+                        action: "transfer.inquire",
+                        target: None,
+                        outcome: "refused",
+                        detail: Some(format!("channel=api reason={reason}")),
+                    },
+                )?;
+                Ok::<_, AppError>(Err(Refusal::new(StatusCode::FORBIDDEN, code)))
+            };
+            let staff = auth.role() == Some(Role::MunicipalStaff)
+                && !auth.account.must_change_password
+                && auth.permissions().contains(&Permission::Inquiry);
+            let Some(code) = auth.municipality().filter(|_| staff) else {
+                return refuse(conn, "forbidden", "role");
+            };
+            let inside = auth
+                .client_ip
+                .map(|ip| crate::flows::networks::allows(conn, code, ip))
+                .transpose()?
+                .unwrap_or(false);
+            if !inside {
+                return refuse(conn, "outside_lgwan", "network");
             }
-        })
-    })
+            let totp_required = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?
+                .is_some_and(|t| t.require_totp);
+            if totp_required && auth.account.totp_secret_wrapped.is_none() {
+                return refuse(conn, "second_factor_required", "totp");
+            }
+            let r = match input {
+                Ok(r) => r,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let consent = r.consent.unwrap_or_default();
+            let parsed = super::transfers::parse_inquiry(
+                code,
+                &super::transfers::InquiryFields {
+                    number: r.individual_number.as_deref().unwrap_or_default(),
+                    again: None,
+                    source: r.source_municipality_code.as_deref().unwrap_or_default(),
+                    consent: consent.form_received.unwrap_or(false),
+                    id_document: consent.id_document.as_deref().unwrap_or_default(),
+                    checked_by: consent.checked_by.as_deref().unwrap_or_default(),
+                    purpose: r.purpose.as_deref().unwrap_or_default(),
+                },
+            );
+            Ok(match parsed {
+                Ok(p) => Ok((auth.actor(), code, p)),
+                Err(errors) => {
+                    let first = errors.into_iter().next();
+                    Err(match first {
+                        Some(e) => field_error(api_field(e.field), e),
+                        None => Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+                    })
+                }
+            })
+        },
+    )
     .await;
     let (actor, code, p) = match allowed {
         Ok(v) => v,
@@ -578,12 +586,11 @@ async fn transfer_inquiry(
                 "site_municipality_code": d.site_municipality_code,
             })).collect::<Vec<_>>(),
         })),
-        Ok(Err(TransferError::NotResident)) => Refusal::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_a_resident",
-        )
-        .field("individual_number")
-        .response(),
+        Ok(Err(TransferError::NotResident)) => {
+            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "not_a_resident")
+                .field("individual_number")
+                .response()
+        }
         Ok(Err(_)) => Refusal::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited").response(),
         Err(e) => internal(e).response(),
     }

@@ -85,7 +85,10 @@ async fn index_page(
     code: MunicipalityCode,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let jobs = in_partition(state, code, |s, c| Ok(import_jobs::recent(s, c, JobKind::RESIDENTS)?)).await?;
+    let jobs = in_partition(state, code, |s, c| {
+        Ok(import_jobs::recent(s, c, JobKind::RESIDENTS)?)
+    })
+    .await?;
     let bad = error.is_some();
     let mut resp = render(&IndexPage {
         nav: Nav::for_account(auth, "/residents/imports"),
@@ -264,9 +267,11 @@ async fn load_job(
     code: MunicipalityCode,
     id: String,
 ) -> Result<ImportJobRow, AppError> {
-    in_partition(state, code, move |s, c| Ok(import_jobs::find(s, c, JobKind::RESIDENTS, &id)?))
-        .await?
-        .ok_or(AppError::NotFound)
+    in_partition(state, code, move |s, c| {
+        Ok(import_jobs::find(s, c, JobKind::RESIDENTS, &id)?)
+    })
+    .await?
+    .ok_or(AppError::NotFound)
 }
 
 pub(super) fn is_running(job: &ImportJobRow) -> bool {

@@ -122,14 +122,24 @@ fn form_page(
 }
 
 #[get("/transfers")]
-async fn form_get(ctx: Ctx, auth: Authed, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn form_get(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     inquirer(&state, &auth).await?;
     let typed = Typed {
         checked_by: auth.account.display_name.clone(),
         purpose: InquiryPurpose::TicketIssuance.code().into(),
         ..Typed::default()
     };
-    form_page(ctx.t, &auth, typed, Vec::new(), actix_web::http::StatusCode::OK)
+    form_page(
+        ctx.t,
+        &auth,
+        typed,
+        Vec::new(),
+        actix_web::http::StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize)]
@@ -160,22 +170,28 @@ pub struct Parsed {
     pub purpose: InquiryPurpose,
 }
 
+/// An inquiry's fields as typed or sent.
+pub struct InquiryFields<'a> {
+    pub number: &'a str,
+    /// The number typed again, where the client confirms it that way.
+    pub again: Option<&'a str>,
+    pub source: &'a str,
+    pub consent: bool,
+    pub id_document: &'a str,
+    pub checked_by: &'a str,
+    pub purpose: &'a str,
+}
+
 /// Parses an inquiry's fields, the same for the form and the API. The
 /// number must be typed twice alike (F26); `again` is `None` where the
 /// client confirmed it otherwise.
 pub fn parse_inquiry(
     asking: MunicipalityCode,
-    number: &str,
-    again: Option<&str>,
-    source: &str,
-    consent: bool,
-    id_document: &str,
-    checked_by: &str,
-    purpose: &str,
+    f: &InquiryFields<'_>,
 ) -> Result<Parsed, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let number = MyNumber::parse(number).map_err(|e| errors.push(e)).ok();
-    if let (Some(n), Some(again)) = (&number, again)
+    let number = MyNumber::parse(f.number).map_err(|e| errors.push(e)).ok();
+    if let (Some(n), Some(again)) = (&number, f.again)
         && MyNumber::parse(again).ok().as_ref() != Some(n)
     {
         errors.push(FieldError {
@@ -183,13 +199,13 @@ pub fn parse_inquiry(
             reason: crate::domain::Reason::EntriesDiffer,
         });
     }
-    let source = source_municipality(SOURCE_FIELD, source, asking)
+    let source = source_municipality(SOURCE_FIELD, f.source, asking)
         .map_err(|e| errors.push(e))
         .ok();
-    let consent = Consent::parse(consent, id_document, checked_by)
+    let consent = Consent::parse(f.consent, f.id_document, f.checked_by)
         .map_err(|es| errors.extend(es))
         .ok();
-    let purpose = InquiryPurpose::parse(purpose)
+    let purpose = InquiryPurpose::parse(f.purpose)
         .map_err(|e| errors.push(e))
         .ok();
     match (number, source, consent, purpose) {
@@ -276,13 +292,15 @@ async fn inquire(
     };
     let parsed = parse_inquiry(
         code,
-        &f.my_number,
-        Some(&f.my_number_again),
-        &f.source,
-        f.consent == "1",
-        &f.id_document,
-        &f.checked_by,
-        &f.purpose,
+        &InquiryFields {
+            number: &f.my_number,
+            again: Some(&f.my_number_again),
+            source: &f.source,
+            consent: f.consent == "1",
+            id_document: &f.id_document,
+            checked_by: &f.checked_by,
+            purpose: &f.purpose,
+        },
     );
     let t = ctx.t;
     let p = match parsed {
@@ -313,7 +331,16 @@ async fn inquire(
     let answer = run_inquiry(&state, auth.actor(), inquiry, started).await?;
     let refused = |key: &str, status| {
         let msg = t.s(key).to_string();
-        form_page(t.clone(), &auth, Typed { source: String::new(), ..typed }, vec![msg], status)
+        form_page(
+            t.clone(),
+            &auth,
+            Typed {
+                source: String::new(),
+                ..typed
+            },
+            vec![msg],
+            status,
+        )
     };
     match answer {
         Err(TransferError::NotResident) => refused(
@@ -599,8 +626,8 @@ async fn bulk_result(
     let id = path_id(&path)?;
     let (st, actor) = (state.clone(), auth.actor());
     let body = in_partition(&state, code, move |scope, conn| {
-        let job = import_jobs::find(scope, conn, JobKind::TRANSFER, &id)?
-            .ok_or(AppError::NotFound)?;
+        let job =
+            import_jobs::find(scope, conn, JobKind::TRANSFER, &id)?.ok_or(AppError::NotFound)?;
         let mut rows = Vec::new();
         let mut after = 0;
         loop {
@@ -672,7 +699,7 @@ pub struct ProvisionLine {
     pub provider: String,
     pub channel: String,
     pub purpose: String,
-    pub items: String,
+    pub items: Vec<String>,
     pub dose_count: i32,
     pub outcome: String,
 }
@@ -682,12 +709,25 @@ impl From<&ProvisionRow> for ProvisionLine {
         ProvisionLine {
             requested: super::auth::jst(r.requested_at),
             side: r.side.clone(),
-            requester: format!("{} {}", r.requester_code, provisions::name_of(&r.requester_code)),
+            requester: format!(
+                "{} {}",
+                r.requester_code,
+                provisions::name_of(&r.requester_code)
+            ),
             account: r.requester_login_id.clone().unwrap_or_default(),
-            provider: format!("{} {}", r.provider_code, provisions::name_of(&r.provider_code)),
+            provider: format!(
+                "{} {}",
+                r.provider_code,
+                provisions::name_of(&r.provider_code)
+            ),
             channel: r.channel.clone(),
             purpose: r.purpose.clone(),
-            items: r.items.clone(),
+            items: r
+                .items
+                .split(',')
+                .filter(|i| !i.is_empty())
+                .map(str::to_string)
+                .collect(),
             dose_count: r.dose_count,
             outcome: r.outcome.clone(),
         }

@@ -46,7 +46,13 @@ async fn asking_staff() -> (TestApp, TestApp, String) {
 }
 
 impl TestApp {
-    async fn inquire(&self, csrf: &str, number: &str, source: &str, consent: bool) -> (u16, String) {
+    async fn inquire(
+        &self,
+        csrf: &str,
+        number: &str,
+        source: &str,
+        consent: bool,
+    ) -> (u16, String) {
         let consent = if consent { "1" } else { "" };
         let res = self
             .client
@@ -102,7 +108,7 @@ impl TestApp {
     fn notices(&self, muni: &str) -> Vec<NoticeRow> {
         let mut conn = self.conn();
         let p = Partition::open(&mut conn, self.master(), code(muni)).unwrap();
-        p.run(&mut conn, |s, c| NoticeRow::open(s, c)).unwrap()
+        p.run(&mut conn, NoticeRow::open).unwrap()
     }
 
     /// Every row a municipality holds, per table, and its log lines.
@@ -200,13 +206,19 @@ async fn a_match_copies_exactly_the_sources_doses_and_both_sides_keep_provision_
     assert_eq!((mine.len(), given.len()), (1, 1));
     let (m, g) = (&mine[0], &given[0]);
     assert_eq!(m.inquiry_id, g.inquiry_id);
-    assert_eq!((m.side.as_str(), g.side.as_str()), ("requester", "provider"));
+    assert_eq!(
+        (m.side.as_str(), g.side.as_str()),
+        ("requester", "provider")
+    );
     assert_eq!(m.resident_id.as_deref(), Some(asking_person.as_str()));
     assert_eq!(g.resident_id.as_deref(), Some(source_person.as_str()));
     for r in [m, g] {
         assert_eq!(r.outcome, "provided");
         assert_eq!(r.dose_count, 2);
-        assert_eq!((r.requester_code.as_str(), r.provider_code.as_str()), (ASKING, SOURCE));
+        assert_eq!(
+            (r.requester_code.as_str(), r.provider_code.as_str()),
+            (ASKING, SOURCE)
+        );
         assert_eq!(r.requester_login_id.as_deref(), Some("131016-staff"));
         assert_eq!(r.purpose, "ticket_issuance");
         assert_eq!(r.channel, "window");
@@ -277,8 +289,10 @@ async fn wrong_code_wrong_number_and_unknown_number_answer_alike_and_the_source_
         let mut person = demo_resident(code(ASKING), 0);
         person.addressee_number = vrs::domain::AddresseeNumber::parse(stranger).unwrap();
         person.my_number = Some(unknown);
-        p.run(&mut conn, |s, c| vrs::flows::residents::register(s, c, &person))
-            .unwrap();
+        p.run(&mut conn, |s, c| {
+            vrs::flows::residents::register(s, c, &person)
+        })
+        .unwrap();
     }
     let before_source = app.holdings(SOURCE);
     let before_other = app.holdings("012025");
@@ -329,7 +343,10 @@ async fn wrong_code_wrong_number_and_unknown_number_answer_alike_and_the_source_
     // The asking side recorded all three, unmatched, and logged them.
     let mine = app.provisions(ASKING);
     assert_eq!(mine.len(), 3);
-    assert!(mine.iter().all(|r| r.outcome == "no_match" && r.side == "requester"));
+    assert!(
+        mine.iter()
+            .all(|r| r.outcome == "no_match" && r.side == "requester")
+    );
     assert_eq!(app.log_text(ASKING).matches("transfer.inquire").count(), 3);
 }
 
@@ -380,13 +397,16 @@ async fn without_recorded_consent_or_with_a_bad_field_nothing_is_sent() {
         .await;
     assert_eq!(status, 422);
     assert!(page.contains("当団体の住民として登録されていません"));
-    assert_eq!(before, (app.holdings(SOURCE), {
-        let mut a = app.holdings(ASKING);
-        // Only the refusal's log line was added here.
-        let log = a.iter_mut().find(|(t, _)| *t == "audit_log").unwrap();
-        log.1 -= 1;
-        a
-    }));
+    assert_eq!(
+        before,
+        (app.holdings(SOURCE), {
+            let mut a = app.holdings(ASKING);
+            // Only the refusal's log line was added here.
+            let log = a.iter_mut().find(|(t, _)| *t == "audit_log").unwrap();
+            log.1 -= 1;
+            a
+        })
+    );
 }
 
 #[tokio::test]
@@ -436,7 +456,10 @@ async fn past_the_rate_inquiries_are_refused_and_both_administrators_are_told() 
     let staff = TestApp::handle(&app);
     let csrf = staff.login_as("131016-staff", DEMO_PASSWORD).await;
     for _ in 0..2 {
-        assert_eq!(staff.inquire(&csrf, MOVER_NUMBER, SOURCE, true).await.0, 200);
+        assert_eq!(
+            staff.inquire(&csrf, MOVER_NUMBER, SOURCE, true).await.0,
+            200
+        );
     }
     let (status, page) = staff.inquire(&csrf, MOVER_NUMBER, SOURCE, true).await;
     assert_eq!(status, 429);
@@ -457,7 +480,10 @@ async fn past_the_rate_inquiries_are_refused_and_both_administrators_are_told() 
     assert_eq!(source.len(), 1);
     assert_eq!(source[0].subject, "municipality:131016");
     // A fourth refusal raises no second notice while one is open.
-    assert_eq!(staff.inquire(&csrf, MOVER_NUMBER, SOURCE, true).await.0, 429);
+    assert_eq!(
+        staff.inquire(&csrf, MOVER_NUMBER, SOURCE, true).await.0,
+        429
+    );
     assert_eq!(app.notices(ASKING).len(), 1);
 
     // Each administrator sees it on the dashboard and can close it.
@@ -522,8 +548,12 @@ impl TestApp {
         assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
         let job = res.headers()["location"].to_str().unwrap().to_string();
         for _ in 0..600 {
-            let s: crate::residents::Status =
-                self.get(&format!("{job}/status")).await.json().await.unwrap();
+            let s: crate::residents::Status = self
+                .get(&format!("{job}/status"))
+                .await
+                .json()
+                .await
+                .unwrap();
             if s.done {
                 return (job.clone(), self.get(&job).await.text().await.unwrap());
             }
@@ -543,7 +573,11 @@ async fn a_bulk_file_with_one_bad_line_sends_nothing_and_names_the_line() {
     lines[6] = lines[6].replace(",済,", ",,");
     let bad = lines[8].clone();
     let digits = bad.split(',').nth(1).unwrap().to_string();
-    let wrong = format!("{}{}", &digits[..11], (digits.as_bytes()[11] - b'0' + 1) % 10);
+    let wrong = format!(
+        "{}{}",
+        &digits[..11],
+        (digits.as_bytes()[11] - b'0' + 1) % 10
+    );
     lines[8] = bad.replace(&digits, &wrong);
     file = lines.join("\n") + "\n";
     let (_, page) = staff.bulk(&csrf, file).await;
@@ -592,7 +626,10 @@ async fn a_bulk_inquiry_copies_the_matches_and_its_result_holds_no_individual_nu
     let csv = res.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 32);
-    assert!(lines[1].starts_with(&format!("2,D{:07},082040,茨城県古河市,該当あり,2,", MOVER_TO.1 + 1)));
+    assert!(lines[1].starts_with(&format!(
+        "2,D{:07},082040,茨城県古河市,該当あり,2,",
+        MOVER_TO.1 + 1
+    )));
     assert!(lines[2].starts_with("3,D0000001,082040,茨城県古河市,該当なし,0,"));
     // No individual number of anyone, and no 12-digit run at all.
     for muni in vrs::demo::DEMO_MUNICIPALITIES {
@@ -614,7 +651,7 @@ async fn a_bulk_inquiry_copies_the_matches_and_its_result_holds_no_individual_nu
 
 #[tokio::test]
 async fn the_retention_purge_removes_exactly_the_records_past_seven_years_and_records_never_change()
- {
+{
     let app = spawn_app().await;
     app.seed_demo();
     let now = vrs::flows::now();
@@ -674,7 +711,11 @@ async fn the_retention_purge_removes_exactly_the_records_past_seven_years_and_re
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{printed} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{printed} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(printed.contains("082040: 2 provision records"), "{printed}");
     let mut left: Vec<String> = app.provisions(SOURCE).into_iter().map(|r| r.id).collect();
     left.sort();
@@ -728,7 +769,10 @@ async fn the_api_asks_like_the_window_and_only_from_lgwan() {
     };
     let staff = token("131016-staff").await;
     let (status, text) = ask(staff.clone(), body(MOVER_NUMBER, SOURCE)).await;
-    assert_eq!((status, text.as_str()), (403, r#"{"error":"outside_lgwan"}"#));
+    assert_eq!(
+        (status, text.as_str()),
+        (403, r#"{"error":"outside_lgwan"}"#)
+    );
     declare_lgwan(&app, ASKING);
 
     let (status, text) = ask(staff.clone(), body(MOVER_NUMBER, SOURCE)).await;
@@ -761,5 +805,10 @@ async fn the_api_asks_like_the_window_and_only_from_lgwan() {
         .filter(|r| r.channel == "api")
         .collect();
     assert_eq!(api.len(), 3);
-    assert_eq!(api.iter().filter(|r| r.purpose == "history_confirmation").count(), 3);
+    assert_eq!(
+        api.iter()
+            .filter(|r| r.purpose == "history_confirmation")
+            .count(),
+        3
+    );
 }
