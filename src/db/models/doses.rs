@@ -233,8 +233,8 @@ impl DoseRow {
     }
 
     /// The doses of many residents (a bulk transfer inquiry's batch), in
-    /// no particular order. By the resident index on both backends (see
-    /// `of_resident`).
+    /// no particular order, by the resident index on both backends (for
+    /// SQLite, see `of_resident`).
     pub fn of_residents(
         scope: &Scope<'_>,
         conn: &mut DbConn,
@@ -244,8 +244,22 @@ impl DoseRow {
             return Ok(Vec::new());
         }
         let code = scope.code();
-        let by_resident = diesel::alias!(doses as by_resident);
         let mut out = Vec::new();
+        if let DbConn::Postgresql(_) = conn {
+            // PostgreSQL plans the plain query on the resident index; the
+            // SQLite form below made it scan the municipality's doses.
+            for chunk in resident_ids.chunks(1000) {
+                out.extend(
+                    doses::table
+                        .filter(doses::municipality_code.eq(code.as_str()))
+                        .filter(doses::resident_id.eq_any(chunk))
+                        .select(DoseRow::as_select())
+                        .load(conn)?,
+                );
+            }
+            return Ok(out);
+        }
+        let by_resident = diesel::alias!(doses as by_resident);
         for chunk in resident_ids.chunks(1000) {
             let ids = by_resident
                 .filter(
