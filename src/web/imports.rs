@@ -287,22 +287,13 @@ async fn show(
 ) -> Result<HttpResponse, AppError> {
     let code = staff(&auth)?;
     let job = load_job(&state, code, path_id(&path)?).await?;
-    let live = import_jobs::progress_of(&job.id);
-    let running = is_running(&job);
-    let (percent, lines_live) = match (&live, running) {
-        (Some(p), true) => (
-            p.percent(),
-            p.lines.load(std::sync::atomic::Ordering::Relaxed),
-        ),
-        (_, true) => (0, 0),
-        _ => (100, job.lines_seen as u64),
-    };
-    let errors: Vec<LineError> = job
-        .errors
-        .as_deref()
-        .and_then(|e| serde_json::from_str(e).ok())
-        .unwrap_or_default();
-    let more_errors = job.error_count - errors.len() as i64;
+    let JobView {
+        running,
+        percent,
+        lines_live,
+        errors,
+        more_errors,
+    } = JobView::of(&job);
     let message = match job.message.as_deref() {
         Some("unreadable") => ctx.t.s("imports.unreadable").to_string(),
         Some("interrupted") => ctx.t.s("imports.interrupted").to_string(),
@@ -345,6 +336,43 @@ async fn status(
     let code = staff(&auth)?;
     let job = load_job(&state, code, path_id(&path)?).await?;
     Ok(status_of(job))
+}
+
+/// What a job's page shows of its progress and errors, for the resident
+/// import's and the bulk inquiry's pages alike.
+pub(super) struct JobView {
+    pub running: bool,
+    pub percent: u8,
+    pub lines_live: u64,
+    pub errors: Vec<LineError>,
+    pub more_errors: i64,
+}
+
+impl JobView {
+    pub fn of(job: &ImportJobRow) -> JobView {
+        let live = import_jobs::progress_of(&job.id);
+        let running = is_running(job);
+        let (percent, lines_live) = match (&live, running) {
+            (Some(p), true) => (
+                p.percent(),
+                p.lines.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (_, true) => (0, 0),
+            _ => (100, job.lines_seen as u64),
+        };
+        let errors: Vec<LineError> = job
+            .errors
+            .as_deref()
+            .and_then(|e| serde_json::from_str(e).ok())
+            .unwrap_or_default();
+        JobView {
+            running,
+            percent,
+            lines_live,
+            more_errors: job.error_count - errors.len() as i64,
+            errors,
+        }
+    }
 }
 
 /// A job's progress as the progress bar polls it.

@@ -574,24 +574,16 @@ async fn bulk_show(
 ) -> Result<HttpResponse, AppError> {
     let code = inquirer(&state, &auth).await?;
     let (job, tally) = load_bulk(&state, code, path_id(&path)?).await?;
-    let running = upload_pages::is_running(&job);
-    let live = import_jobs::progress_of(&job.id);
-    let (percent, lines_live) = match (&live, running) {
-        (Some(p), true) => (
-            p.percent(),
-            p.lines.load(std::sync::atomic::Ordering::Relaxed),
-        ),
-        (_, true) => (0, 0),
-        _ => (100, job.lines_seen as u64),
-    };
-    let errors: Vec<LineError> = job
-        .errors
-        .as_deref()
-        .and_then(|e| serde_json::from_str(e).ok())
-        .unwrap_or_default();
+    let upload_pages::JobView {
+        running,
+        percent,
+        lines_live,
+        errors,
+        more_errors,
+    } = upload_pages::JobView::of(&job);
     render(&BulkShowPage {
         nav: Nav::for_account(&auth, "/transfers/bulk"),
-        more_errors: job.error_count - errors.len() as i64,
+        more_errors,
         errors,
         failed: job.status == import_jobs::FAILED,
         job: BulkJobLine::from(&job),
