@@ -475,7 +475,10 @@ fn send_batch(
             .filter(|(_, g)| g.is_some())
             .map(|(r, _)| r.resident_id.clone())
             .collect();
-        let existing = DoseRow::of_residents(scope, conn, &matched)?;
+        let mut existing: HashMap<String, Vec<DoseRow>> = HashMap::new();
+        for d in DoseRow::of_residents(scope, conn, &matched)? {
+            existing.entry(d.resident_id.clone()).or_default().push(d);
+        }
         let mut fresh = Vec::new();
         let mut records = Vec::with_capacity(batch.len());
         let mut lines = Vec::with_capacity(batch.len());
@@ -487,18 +490,17 @@ fn send_batch(
             record.answered_at = Some(super::now());
             let (result, detail) = match g {
                 Some((_, doses)) => {
-                    let theirs: Vec<DoseRow> = existing
-                        .iter()
-                        .filter(|d| d.resident_id == r.resident_id)
-                        .cloned()
-                        .collect();
+                    let theirs = existing
+                        .get(&r.resident_id)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
                     let (_, new) = transfer::copies_for(
                         asking.code(),
                         source,
                         &r.resident_id,
                         (r.born, r.sex.code()),
                         job.actor,
-                        &theirs,
+                        theirs,
                         doses,
                     );
                     record.outcome = prov::PROVIDED.into();

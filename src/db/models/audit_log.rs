@@ -111,7 +111,24 @@ impl PendingRow {
     }
 
     pub fn insert_many(conn: &mut DbConn, rows: &[PendingRow]) -> Result<(), DbError> {
-        crate::db::bulk_insert!(conn, audit_pending::table, rows, 1000)?;
+        match conn {
+            DbConn::Postgresql(c) => {
+                use diesel::sql_types::{Nullable, Text, Timestamp};
+                crate::db::unnest_insert!(c, "audit_pending", rows, |r| {
+                    chain: Text as "text" = r.chain.as_str(),
+                    id: Text as "text" = r.id.as_str(),
+                    at: Timestamp as "timestamp" = r.at,
+                    account_id: Nullable<Text> as "text" = r.account_id.as_deref(),
+                    login_id: Nullable<Text> as "text" = r.login_id.as_deref(),
+                    client_addr: Nullable<Text> as "text" = r.client_addr.as_deref(),
+                    action: Text as "text" = r.action.as_str(),
+                    target: Nullable<Text> as "text" = r.target.as_deref(),
+                    outcome: Text as "text" = r.outcome.as_str(),
+                    detail: Nullable<Text> as "text" = r.detail.as_deref(),
+                })?;
+            }
+            DbConn::Sqlite(_) => crate::db::bulk_insert!(conn, audit_pending::table, rows, 1000)?,
+        }
         Ok(())
     }
 

@@ -58,7 +58,37 @@ impl DoseRow {
             rows.iter()
                 .all(|r| r.municipality_code == scope.code().as_str())
         );
-        crate::db::bulk_insert!(conn, doses::table, rows, 500)?;
+        match conn {
+            DbConn::Postgresql(c) => {
+                use diesel::sql_types::{Date, Integer, Nullable, Text, Timestamp};
+                crate::db::unnest_insert!(c, "doses", rows, |r| {
+                    municipality_code: Text as "text" = r.municipality_code.as_str(),
+                    id: Text as "text" = r.id.as_str(),
+                    resident_id: Text as "text" = r.resident_id.as_str(),
+                    dose_number: Integer as "int" = r.dose_number,
+                    administered_on: Date as "date" = r.administered_on,
+                    recorded_at: Timestamp as "timestamp" = r.recorded_at,
+                    ticket_number: Nullable<Text> as "text" = r.ticket_number.as_deref(),
+                    site_municipality_code: Nullable<Text> as "text" =
+                        r.site_municipality_code.as_deref(),
+                    site_name: Nullable<Text> as "text" = r.site_name.as_deref(),
+                    product_code: Text as "text" = r.product_code.as_str(),
+                    lot_number: Nullable<Text> as "text" = r.lot_number.as_deref(),
+                    origin: Text as "text" = r.origin.as_str(),
+                    origin_municipality_code: Nullable<Text> as "text" =
+                        r.origin_municipality_code.as_deref(),
+                    recorded_by: Nullable<Text> as "text" = r.recorded_by.as_deref(),
+                    status: Text as "text" = r.status.as_str(),
+                    site_id: Nullable<Text> as "text" = r.site_id.as_deref(),
+                    idempotency_key: Nullable<Text> as "text" = r.idempotency_key.as_deref(),
+                    quality_flags: Nullable<Text> as "text" = r.quality_flags.as_deref(),
+                    supersedes: Nullable<Text> as "text" = r.supersedes.as_deref(),
+                    age_band: Nullable<Integer> as "int" = r.age_band,
+                    sex: Nullable<Text> as "text" = r.sex.as_deref(),
+                })?;
+            }
+            DbConn::Sqlite(_) => crate::db::bulk_insert!(conn, doses::table, rows, 500)?,
+        }
         Ok(())
     }
 

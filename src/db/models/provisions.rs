@@ -65,7 +65,41 @@ impl ProvisionRow {
             rows.iter()
                 .all(|r| r.municipality_code == scope.code().as_str())
         );
-        crate::db::bulk_insert!(conn, provision_records::table, rows, 1000)?;
+        match conn {
+            DbConn::Postgresql(c) => {
+                use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
+                crate::db::unnest_insert!(c, "provision_records", rows, |r| {
+                    municipality_code: Text as "text" = r.municipality_code.as_str(),
+                    id: Text as "text" = r.id.as_str(),
+                    inquiry_id: Text as "text" = r.inquiry_id.as_str(),
+                    side: Text as "text" = r.side.as_str(),
+                    requested_at: Timestamp as "timestamp" = r.requested_at,
+                    answered_at: Nullable<Timestamp> as "timestamp" = r.answered_at,
+                    requester_code: Text as "text" = r.requester_code.as_str(),
+                    requester_account_id: Nullable<Text> as "text" =
+                        r.requester_account_id.as_deref(),
+                    requester_login_id: Nullable<Text> as "text" = r.requester_login_id.as_deref(),
+                    requester_addr: Nullable<Text> as "text" = r.requester_addr.as_deref(),
+                    provider_code: Text as "text" = r.provider_code.as_str(),
+                    resident_id: Nullable<Text> as "text" = r.resident_id.as_deref(),
+                    channel: Text as "text" = r.channel.as_str(),
+                    procedure_code: Text as "text" = r.procedure_code.as_str(),
+                    purpose: Text as "text" = r.purpose.as_str(),
+                    items: Text as "text" = r.items.as_str(),
+                    dose_count: Integer as "int" = r.dose_count,
+                    outcome: Text as "text" = r.outcome.as_str(),
+                    refusal: Nullable<Text> as "text" = r.refusal.as_deref(),
+                    consent_form: Bool as "bool" = r.consent_form,
+                    id_document: Nullable<Text> as "text" = r.id_document.as_deref(),
+                    id_checked_by: Nullable<Text> as "text" = r.id_checked_by.as_deref(),
+                    job_id: Nullable<Text> as "text" = r.job_id.as_deref(),
+                    line_no: Nullable<BigInt> as "bigint" = r.line_no,
+                })?;
+            }
+            DbConn::Sqlite(_) => {
+                crate::db::bulk_insert!(conn, provision_records::table, rows, 1000)?
+            }
+        }
         Ok(())
     }
 

@@ -143,8 +143,8 @@ impl ResidentRow {
 }
 
 impl ResidentRow {
-    /// Inserts many rows the fastest way each backend offers: binary COPY on
-    /// PostgreSQL, multi-row INSERT statements of a fixed size (so SQLite
+    /// Inserts many rows the fastest way each backend offers: column arrays
+    /// on PostgreSQL, multi-row INSERT statements of a fixed size (so SQLite
     /// reuses one prepared statement) on SQLite.
     pub fn insert_many(
         scope: &Scope<'_>,
@@ -160,54 +160,28 @@ impl ResidentRow {
         }
         match conn {
             DbConn::Postgresql(c) => {
-                // COPY is refused on a table under row-level security. One
-                // INSERT … SELECT FROM unnest(arrays) per batch comes close:
-                // each column travels as one binary array, nothing is parsed
-                // per row, and the policy checks every row.
-                use diesel::sql_types::{Array, Binary, Bool, Date, Nullable, Text, Timestamp};
-                let col = |f: fn(&ResidentRow) -> &[u8]| rows.iter().map(f).collect::<Vec<_>>();
-                let opt =
-                    |f: fn(&ResidentRow) -> Option<&[u8]>| rows.iter().map(f).collect::<Vec<_>>();
-                diesel::sql_query(
-                    "INSERT INTO residents (municipality_code, id, addressee_index, \
-                     my_number_index, addressee_number_sealed, my_number_sealed, \
-                     name_kanji_sealed, name_kana_sealed, birth_date_sealed, sex_sealed, \
-                     address_sealed, moved_out_on, deceased_on, address_protected, created_at, \
-                     updated_at, content_mac, birth_bucket) \
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], \
-                     $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[], \
-                     $10::bytea[], $11::bytea[], $12::date[], $13::date[], $14::bool[], \
-                     $15::timestamp[], $16::timestamp[], $17::bytea[], $18::bytea[])",
-                )
-                .bind::<Array<Text>, _>(
-                    rows.iter()
-                        .map(|r| r.municipality_code.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-                .bind::<Array<Binary>, _>(col(|r| &r.addressee_index))
-                .bind::<Array<Nullable<Binary>>, _>(opt(|r| r.my_number_index.as_deref()))
-                .bind::<Array<Binary>, _>(col(|r| &r.addressee_number_sealed))
-                .bind::<Array<Nullable<Binary>>, _>(opt(|r| r.my_number_sealed.as_deref()))
-                .bind::<Array<Binary>, _>(col(|r| &r.name_kanji_sealed))
-                .bind::<Array<Binary>, _>(col(|r| &r.name_kana_sealed))
-                .bind::<Array<Binary>, _>(col(|r| &r.birth_date_sealed))
-                .bind::<Array<Binary>, _>(col(|r| &r.sex_sealed))
-                .bind::<Array<Nullable<Binary>>, _>(opt(|r| r.address_sealed.as_deref()))
-                .bind::<Array<Nullable<Date>>, _>(
-                    rows.iter().map(|r| r.moved_out_on).collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<Date>>, _>(
-                    rows.iter().map(|r| r.deceased_on).collect::<Vec<_>>(),
-                )
-                .bind::<Array<Bool>, _>(
-                    rows.iter().map(|r| r.address_protected).collect::<Vec<_>>(),
-                )
-                .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-                .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-                .bind::<Array<Nullable<Binary>>, _>(opt(|r| r.content_mac.as_deref()))
-                .bind::<Array<Nullable<Binary>>, _>(opt(|r| r.birth_bucket.as_deref()))
-                .execute(c)?;
+                use diesel::sql_types::{Binary, Bool, Date, Nullable, Text, Timestamp};
+                crate::db::unnest_insert!(c, "residents", rows, |r| {
+                    municipality_code: Text as "text" = r.municipality_code.as_str(),
+                    id: Text as "text" = r.id.as_str(),
+                    addressee_index: Binary as "bytea" = r.addressee_index.as_slice(),
+                    my_number_index: Nullable<Binary> as "bytea" = r.my_number_index.as_deref(),
+                    addressee_number_sealed: Binary as "bytea" =
+                        r.addressee_number_sealed.as_slice(),
+                    my_number_sealed: Nullable<Binary> as "bytea" = r.my_number_sealed.as_deref(),
+                    name_kanji_sealed: Binary as "bytea" = r.name_kanji_sealed.as_slice(),
+                    name_kana_sealed: Binary as "bytea" = r.name_kana_sealed.as_slice(),
+                    birth_date_sealed: Binary as "bytea" = r.birth_date_sealed.as_slice(),
+                    sex_sealed: Binary as "bytea" = r.sex_sealed.as_slice(),
+                    address_sealed: Nullable<Binary> as "bytea" = r.address_sealed.as_deref(),
+                    moved_out_on: Nullable<Date> as "date" = r.moved_out_on,
+                    deceased_on: Nullable<Date> as "date" = r.deceased_on,
+                    address_protected: Bool as "bool" = r.address_protected,
+                    created_at: Timestamp as "timestamp" = r.created_at,
+                    updated_at: Timestamp as "timestamp" = r.updated_at,
+                    content_mac: Nullable<Binary> as "bytea" = r.content_mac.as_deref(),
+                    birth_bucket: Nullable<Binary> as "bytea" = r.birth_bucket.as_deref(),
+                })?;
             }
             DbConn::Sqlite(c) => {
                 // Fixed-size multi-row INSERTs: one cached prepared statement.

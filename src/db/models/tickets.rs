@@ -37,34 +37,19 @@ impl TicketRow {
         );
         match conn {
             DbConn::Postgresql(c) => {
-                // As for residents: one INSERT … SELECT FROM unnest(arrays).
-                use diesel::sql_types::{Array, Integer, Nullable, Text, Timestamp};
-                let text = |f: fn(&TicketRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
-                diesel::sql_query(
-                    "INSERT INTO tickets (municipality_code, ticket_number, resident_id, kind, \
-                     dose_number, status, issued_at, issued_by, invalidated_at, \
-                     invalidated_reason) \
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], \
-                     $5::int[], $6::text[], $7::timestamp[], $8::text[], $9::timestamp[], \
-                     $10::text[])",
-                )
-                .bind::<Array<Text>, _>(text(|t| &t.municipality_code))
-                .bind::<Array<Text>, _>(text(|t| &t.ticket_number))
-                .bind::<Array<Text>, _>(text(|t| &t.resident_id))
-                .bind::<Array<Integer>, _>(rows.iter().map(|t| t.kind).collect::<Vec<_>>())
-                .bind::<Array<Integer>, _>(rows.iter().map(|t| t.dose_number).collect::<Vec<_>>())
-                .bind::<Array<Text>, _>(text(|t| &t.status))
-                .bind::<Array<Timestamp>, _>(rows.iter().map(|t| t.issued_at).collect::<Vec<_>>())
-                .bind::<Array<Text>, _>(text(|t| &t.issued_by))
-                .bind::<Array<Nullable<Timestamp>>, _>(
-                    rows.iter().map(|t| t.invalidated_at).collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<Text>>, _>(
-                    rows.iter()
-                        .map(|t| t.invalidated_reason.as_deref())
-                        .collect::<Vec<_>>(),
-                )
-                .execute(c)?;
+                use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+                crate::db::unnest_insert!(c, "tickets", rows, |t| {
+                    municipality_code: Text as "text" = t.municipality_code.as_str(),
+                    ticket_number: Text as "text" = t.ticket_number.as_str(),
+                    resident_id: Text as "text" = t.resident_id.as_str(),
+                    kind: Integer as "int" = t.kind,
+                    dose_number: Integer as "int" = t.dose_number,
+                    status: Text as "text" = t.status.as_str(),
+                    issued_at: Timestamp as "timestamp" = t.issued_at,
+                    issued_by: Text as "text" = t.issued_by.as_str(),
+                    invalidated_at: Nullable<Timestamp> as "timestamp" = t.invalidated_at,
+                    invalidated_reason: Nullable<Text> as "text" = t.invalidated_reason.as_deref(),
+                })?;
             }
             DbConn::Sqlite(_) => crate::db::bulk_insert!(conn, tickets::table, rows, 1000)?,
         }
