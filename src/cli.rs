@@ -108,6 +108,9 @@ pub enum KeysCmd {
         #[arg(long)]
         all_municipalities: bool,
     },
+    /// Sign new certificates with a new issuer key. The old key stays
+    /// published in the JWKS, so every card it signed still verifies.
+    RotateIssuer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +346,14 @@ fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
         return Err(crate::config::ConfigError::DemoInProduction.into());
     }
     let prepared = startup::prepare(common, 16)?;
+    if common.production
+        && !args
+            .issuer_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    {
+        return Err(crate::config::ConfigError::IssuerUrlInProduction.into());
+    }
     let interrupted = prepared.state.recover_interrupted_jobs()?;
     if interrupted > 0 {
         println!("{interrupted} import job(s) interrupted by the last stop were marked failed.");
@@ -445,12 +456,34 @@ fn municipality(common: &Common, cmd: MunicipalityCmd) -> anyhow::Result<()> {
 }
 
 fn keys(common: &Common, cmd: KeysCmd) -> anyhow::Result<()> {
-    let KeysCmd::Rotate {
-        master,
-        new_key_file,
-        municipalities,
-        all_municipalities,
-    } = cmd;
+    let (master, new_key_file, municipalities, all_municipalities) = match cmd {
+        KeysCmd::Rotate {
+            master,
+            new_key_file,
+            municipalities,
+            all_municipalities,
+        } => (master, new_key_file, municipalities, all_municipalities),
+        KeysCmd::RotateIssuer => {
+            let prepared = startup::prepare(common, 2)?;
+            let mut conn = prepared.state.pool.get()?;
+            let actor = crate::audit::Actor {
+                account_id: None,
+                login_id: Some("cli".into()),
+                client_addr: None,
+            };
+            let (old, new) = flows::issuer::rotate(
+                &mut conn,
+                &prepared.state.master,
+                &prepared.state.audit,
+                &actor,
+            )?;
+            println!(
+                "issuer key rotated: new cards are signed with {new}; {} stays published",
+                old.as_deref().unwrap_or("no earlier key")
+            );
+            return Ok(());
+        }
+    };
     anyhow::ensure!(
         master || all_municipalities || !municipalities.is_empty(),
         "say what to rotate: --master, --municipality CODE or --all-municipalities"

@@ -81,6 +81,28 @@ pub struct ServeArgs {
     /// after it arrived, match or not.
     #[arg(long, env = "VRS_INQUIRY_ANSWER_MS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub inquiry_answer_ms: u64,
+
+    /// The certificate issuer's URL (`iss` of every card; keys are served
+    /// under it at /.well-known/jwks.json). Default: this server's own
+    /// address. Must be https in production.
+    #[arg(long, env = "VRS_ISSUER_URL", value_parser = parse_issuer_url)]
+    pub issuer_url: Option<String>,
+}
+
+/// An http(s) URL with a host and no trailing slash, query or fragment, as
+/// SMART Health Cards require of `iss`.
+fn parse_issuer_url(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| format!("{s:?} must start with https://"))?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) || rest.starts_with('/') {
+        return Err(format!(
+            "{s:?} is not a URL of the form https://host[/path]"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
@@ -101,6 +123,10 @@ pub enum ConfigError {
     ProductionNeedsKey,
     #[error("--demo cannot be used in production mode")]
     DemoInProduction,
+    #[error(
+        "production mode needs --issuer-url (VRS_ISSUER_URL) with https://: certificates name their issuer by it"
+    )]
+    IssuerUrlInProduction,
     #[error(transparent)]
     MasterKey(#[from] crate::crypto::master::MasterKeyError),
     #[error("{0}")]

@@ -21,6 +21,8 @@ pub struct AppState {
     pub spool_dir: std::path::PathBuf,
     pub import_limits: crate::flows::imports::Limits,
     pub transfer: crate::flows::transfer::Settings,
+    /// `iss` of the certificates this deployment signs.
+    pub issuer_url: String,
 }
 
 impl AppState {
@@ -121,6 +123,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
             spool_dir: common.data_dir.join("spool"),
             import_limits: crate::flows::imports::Limits::default(),
             transfer: crate::flows::transfer::Settings::default(),
+            issuer_url: String::from("http://localhost:8080"),
         },
         bootstrap_operator,
         created_master_key,
@@ -244,6 +247,25 @@ impl Application {
             secure,
             trusted_proxies: serve.trusted_proxies.clone(),
         });
+        // Bound first: the issuer URL defaults to the address it gets.
+        let listener = std::net::TcpListener::bind(serve.bind)
+            .with_context(|| format!("cannot listen on {} (--bind / VRS_BIND)", serve.bind))?;
+        let port = listener.local_addr()?.port();
+        let scheme = if secure { "https" } else { "http" };
+        state.issuer_url = match &serve.issuer_url {
+            Some(url) => url.clone(),
+            None => {
+                let ip = serve.bind.ip();
+                let host = if ip.is_unspecified() {
+                    "localhost".to_string()
+                } else if ip.is_ipv6() {
+                    format!("[{ip}]")
+                } else {
+                    ip.to_string()
+                };
+                format!("{scheme}://{host}:{port}")
+            }
+        };
         let app_state = actix_web::web::Data::new(state);
         // The log writer runs while the server's application factory lives:
         // the factory holds `alive`, and goes with the server.
@@ -261,17 +283,12 @@ impl Application {
             http = http.workers(w.max(1));
         }
         let http = match tls {
-            Some(cfg) => http
-                .bind_rustls_0_23(serve.bind, cfg)
-                .with_context(|| format!("cannot listen on {} (--bind / VRS_BIND)", serve.bind))?,
-            None => http
-                .bind(serve.bind)
-                .with_context(|| format!("cannot listen on {} (--bind / VRS_BIND)", serve.bind))?,
+            Some(cfg) => http.listen_rustls_0_23(listener, cfg)?,
+            None => http.listen(listener)?,
         };
-        let port = http.addrs().first().map(|a| a.port()).unwrap_or(0);
         Ok(Application {
             port,
-            scheme: if secure { "https" } else { "http" },
+            scheme,
             server: http.run(),
         })
     }

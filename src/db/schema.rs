@@ -9,6 +9,7 @@ diesel::table! {
         enabled_at -> Timestamp,
         erased_at -> Nullable<Timestamp>,
         require_totp -> Bool,
+        certificate_channels -> Text,
     }
 }
 
@@ -338,6 +339,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    certificates (municipality_code, id) {
+        municipality_code -> Text,
+        id -> Text,
+        resident_id -> Text,
+        kind -> Text,
+        channel -> Text,
+        issued_at -> Timestamp,
+        issued_on -> Date,
+        issued_by -> Text,
+        kid -> Text,
+        rid -> Text,
+        dose_ids -> Text,
+        card_sealed -> Binary,
+        passport_sealed -> Nullable<Binary>,
+        id_document -> Nullable<Text>,
+        id_checked_by -> Nullable<Text>,
+        status -> Text,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    card_revocations (kid, rid) {
+        kid -> Text,
+        rid -> Text,
+        revoked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    channel_clients (id) {
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        secret_hash -> Binary,
+        created_at -> Timestamp,
+        created_by -> Text,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(tenant_keys -> tenants (municipality_code));
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -361,7 +405,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     dose_events,
     audit_pending,
     provision_records,
-    notices
+    notices,
+    certificates,
+    card_revocations,
+    channel_clients
 );
 
 /// Every table the migrations create, in dependency order (parents first).
@@ -387,12 +434,16 @@ pub const ALL_TABLES: &[&str] = &[
     "audit_pending",
     "provision_records",
     "notices",
+    "certificates",
+    "card_revocations",
+    "channel_clients",
 ];
 
 /// Tables holding one municipality's personal data: keyed by
 /// `municipality_code`, row-level-secured on PostgreSQL, emptied when a
 /// municipality is erased. Children before parents.
 pub const TENANT_TABLES: &[&str] = &[
+    "certificates",
     "notices",
     "provision_records",
     "dose_events",

@@ -2,6 +2,7 @@
 //! the value passed its checks; nothing here does I/O.
 
 mod account;
+mod certificate;
 mod municipality_code;
 mod my_number;
 mod network;
@@ -14,6 +15,8 @@ mod vaccines;
 use chrono::NaiveDate;
 
 pub use account::{LoginId, NewPassword, Permission, Role};
+pub use certificate::fields as certificate_fields;
+pub use certificate::{CertificateKind, Passport, certificate_identity};
 pub use municipality_code::MunicipalityCode;
 pub use my_number::{MyNumber, mask_number_like};
 pub use network::Network;
@@ -67,6 +70,10 @@ pub enum Reason {
     ConsentMissing,
     OwnMunicipality,
     EntriesDiffer,
+    RomanChars,
+    CountryCode,
+    PassportChars,
+    ApplicationMissing,
 }
 
 impl Reason {
@@ -117,6 +124,16 @@ impl Reason {
             }
             Reason::OwnMunicipality => "当団体のコードは指定できません".into(),
             Reason::EntriesDiffer => "2回の入力が一致しません".into(),
+            Reason::RomanChars => {
+                "旅券のとおり、半角英字（A〜Z）・空白・「-」「'」で入力してください".into()
+            }
+            Reason::CountryCode => {
+                "旅券に記載の3文字の国名コード（例: JPN）で入力してください".into()
+            }
+            Reason::PassportChars => "半角英数字6〜9文字で入力してください".into(),
+            Reason::ApplicationMissing => {
+                "交付申請の受理が記録されていません。申請がなければ発行できません".into()
+            }
         }
     }
 
@@ -160,6 +177,16 @@ impl Reason {
             }
             Reason::OwnMunicipality => "must not be this municipality's own code".into(),
             Reason::EntriesDiffer => "the two entries differ".into(),
+            Reason::RomanChars => {
+                "must be written as in the passport: A-Z, spaces, '-' and apostrophes".into()
+            }
+            Reason::CountryCode => {
+                "must be the passport's three-letter country code (e.g. JPN)".into()
+            }
+            Reason::PassportChars => "must be 6 to 9 letters and digits".into(),
+            Reason::ApplicationMissing => {
+                "is not recorded: a certificate is issued only on application".into()
+            }
         }
     }
 }

@@ -102,6 +102,8 @@ pub enum DoseError {
     Paused,
     #[error(transparent)]
     Resident(#[from] ResidentError),
+    #[error("certificates carrying the dose could not be revoked: {0}")]
+    Certificates(String),
 }
 
 impl DoseError {
@@ -545,7 +547,27 @@ fn resolve(
         return Err(DoseError::Stale);
     }
     add_event(scope, conn, &row, m.kind, Some(account_id), None, reason)?;
+    if row.status == rows::VALID && m.to != rows::VALID {
+        revoke_certificates(scope, conn, &row, account_id)?;
+    }
     Ok(row)
+}
+
+/// A dose that stops counting takes the certificates carrying it with it:
+/// they are revoked in the same transaction, and staff reissue.
+fn revoke_certificates(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    dose: &DoseRow,
+    account_id: &str,
+) -> Result<usize, DoseError> {
+    let actor = crate::audit::Actor {
+        account_id: Some(account_id.to_string()),
+        login_id: None,
+        client_addr: None,
+    };
+    super::certificates::revoke_carrying(scope, conn, &dose.resident_id, &dose.id, &actor)
+        .map_err(|e| DoseError::Certificates(e.to_string()))
 }
 
 /// Staff confirm a queued dose: it counts as recorded.
@@ -665,6 +687,9 @@ pub fn correct(
         ..old.clone()
     };
     new.insert(scope, conn)?;
+    if old.status == rows::VALID {
+        revoke_certificates(scope, conn, &old, account_id)?;
+    }
     add_event(
         scope,
         conn,

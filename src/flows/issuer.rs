@@ -59,12 +59,13 @@ fn public_jwk(key: &SigningKey) -> PublicJwk {
 /// Creates a signing key unless an active one exists. Returns its kid and
 /// whether it was created now.
 pub fn ensure_issuer_key(conn: &mut DbConn, master: &MasterKey) -> Result<(String, bool), DbError> {
-    if let Some(k) = IssuerKeyRow::all(conn)?
-        .into_iter()
-        .find(|k| k.status == ACTIVE)
-    {
+    if let Some(k) = IssuerKeyRow::active(conn)? {
         return Ok((k.kid, false));
     }
+    Ok((create_key(conn, master)?, true))
+}
+
+fn create_key(conn: &mut DbConn, master: &MasterKey) -> Result<String, DbError> {
     let key = SigningKey::random(&mut rand::rngs::OsRng);
     let jwk = public_jwk(&key);
     let kid = jwk.kid.clone();
@@ -79,7 +80,97 @@ pub fn ensure_issuer_key(conn: &mut DbConn, master: &MasterKey) -> Result<(Strin
         retired_at: None,
     }
     .insert(conn)?;
-    Ok((kid, true))
+    Ok(kid)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the deployment has no active issuer key")]
+    NoKey,
+    #[error("issuer key {0} cannot be unwrapped with the current master key")]
+    Unwrap(String),
+}
+crate::db::from_diesel_via_db_error!(IssuerError);
+
+/// The active key, opened for signing.
+pub fn signer(conn: &mut DbConn, master: &MasterKey) -> Result<crate::shc::Signer, IssuerError> {
+    let row = IssuerKeyRow::active(conn)?.ok_or(IssuerError::NoKey)?;
+    let bytes = master
+        .unwrap_bytes(&wrap_label(&row.kid), &row.wrapped_private_key)
+        .ok_or_else(|| IssuerError::Unwrap(row.kid.clone()))?;
+    let key = SigningKey::from_slice(&bytes).map_err(|_| IssuerError::Unwrap(row.kid.clone()))?;
+    Ok(crate::shc::Signer::new(key, row.kid))
+}
+
+/// Signs new cards with a new key from now on. The old key is retained:
+/// its public half stays in the JWKS, so every card it signed still
+/// verifies, and its revocation list stays served. Logged in the platform
+/// chain. Returns the old and the new kid.
+pub fn rotate(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    audit_key: &crate::audit::AuditKey,
+    actor: &crate::audit::Actor,
+) -> Result<(Option<String>, String), IssuerError> {
+    use diesel::Connection;
+    conn.transaction(|conn| {
+        let old = IssuerKeyRow::active(conn)?;
+        if let Some(k) = &old {
+            IssuerKeyRow::retain(conn, &k.kid, now())?;
+        }
+        let new = create_key(conn, master)?;
+        let old = old.map(|k| k.kid);
+        crate::audit::append(
+            conn,
+            audit_key,
+            actor,
+            crate::audit::Entry {
+                chain: crate::audit::PLATFORM_CHAIN,
+                action: "issuer.rotate",
+                target: Some(format!("issuer_key:{new}")),
+                outcome: "ok",
+                detail: Some(format!("retained={}", old.as_deref().unwrap_or("-"))),
+            },
+        )?;
+        Ok((old, new))
+    })
+}
+
+/// A key's card revocation list; `None` for a key never published.
+pub fn crl(conn: &mut DbConn, kid: &str) -> Result<Option<crate::shc::Crl>, DbError> {
+    use crate::db::models::certificates::RevocationRow;
+    let Some(key) = IssuerKeyRow::find(conn, kid)? else {
+        return Ok(None);
+    };
+    if key.status == "revoked" {
+        return Ok(None);
+    }
+    Ok(Some(crate::shc::Crl {
+        kid: key.kid.clone(),
+        method: "rid".into(),
+        ctr: key.crl_version.into(),
+        rids: RevocationRow::of_key(conn, kid)?
+            .into_iter()
+            .map(|r| r.rid)
+            .collect(),
+    }))
+}
+
+/// The published keys as a verifier reads them.
+pub fn verifier_keys(conn: &mut DbConn) -> Result<Vec<crate::shc::Jwk>, DbError> {
+    Ok(jwks(conn)?
+        .keys
+        .into_iter()
+        .map(|k| crate::shc::Jwk {
+            kty: k.kty,
+            kid: k.kid,
+            crv: k.crv,
+            x: k.x,
+            y: k.y,
+        })
+        .collect())
 }
 
 #[derive(Debug, Serialize)]

@@ -1,6 +1,7 @@
 //! Business rules, one module per flow of the product. No HTTP here.
 
 pub mod accounts;
+pub mod certificates;
 pub mod dose_checks;
 pub mod doses;
 pub mod exports;

@@ -59,6 +59,7 @@ pub fn enable(
                 enabled_at: at,
                 erased_at: None,
                 require_totp: false,
+                certificate_channels: String::new(),
             }
             .insert(conn)?,
         }

@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(add_network)
         .service(remove_network)
         .service(set_security)
+        .service(set_channels)
         .service(log_page)
         .service(log_csv);
 }
@@ -518,6 +519,8 @@ struct NetworksPage {
     label: String,
     error: Option<String>,
     require_totp: bool,
+    channel_app: bool,
+    channel_kiosk: bool,
 }
 
 async fn networks_render(
@@ -529,14 +532,16 @@ async fn networks_render(
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_admin()?;
-    let (rows, require_totp) = with_db(state, move |conn| {
+    let (rows, tenant) = with_db(state, move |conn| {
         let tenant = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?;
-        Ok((
-            networks::list(conn, code)?,
-            tenant.is_some_and(|t| t.require_totp),
-        ))
+        Ok((networks::list(conn, code)?, tenant))
     })
     .await?;
+    let require_totp = tenant.as_ref().is_some_and(|t| t.require_totp);
+    let channels = tenant
+        .map(|t| crate::flows::certificates::channels_enabled(&t.certificate_channels))
+        .unwrap_or_default();
+    use crate::flows::certificates::Channel;
     let client_inside = auth.client_ip.is_some_and(|ip| {
         rows.iter()
             .filter_map(|n| Network::parse(&n.cidr).ok())
@@ -553,6 +558,8 @@ async fn networks_render(
         label,
         error,
         require_totp,
+        channel_app: channels.contains(&Channel::App),
+        channel_kiosk: channels.contains(&Channel::Kiosk),
         t: ctx.t,
     })?;
     if bad {
@@ -664,6 +671,42 @@ async fn set_security(
             )
         })
         .map_err(AppError::from)
+    })
+    .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("location", "/admin/networks"))
+        .finish())
+}
+
+#[derive(Deserialize)]
+struct ChannelsForm {
+    csrf: String,
+    app: Option<String>,
+    kiosk: Option<String>,
+}
+
+/// Which certificate channels (app, kiosk) answer for the municipality.
+#[post("/admin/certificate-channels")]
+async fn set_channels(
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<ChannelsForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = auth.require_admin()?;
+    auth.check_csrf(&form.csrf)?;
+    use crate::flows::certificates::Channel;
+    let mut on = Vec::new();
+    if form.app.is_some() {
+        on.push(Channel::App);
+    }
+    if form.kiosk.is_some() {
+        on.push(Channel::Kiosk);
+    }
+    let (st, actor) = (state.clone(), auth.actor());
+    with_db(&state, move |conn| {
+        Ok(crate::flows::certificates::set_channels(
+            conn, &st.audit, &actor, code, &on,
+        )?)
     })
     .await?;
     Ok(HttpResponse::SeeOther()

@@ -24,7 +24,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(logout)
         .service(check_ticket)
         .service(record_dose)
-        .service(transfer_inquiry);
+        .service(transfer_inquiry)
+        .service(super::api_certificates::request_certificate);
 }
 
 const OPENAPI: &str = include_str!("../../reference/openapi.json");
@@ -40,7 +41,7 @@ async fn openapi() -> HttpResponse {
 /// reason in words. Being data (not yet a response) it can be decided on
 /// the database thread, inside the request's one use of a connection.
 #[derive(Debug)]
-struct Refusal {
+pub(super) struct Refusal {
     status: StatusCode,
     code: &'static str,
     field: Option<String>,
@@ -50,7 +51,7 @@ struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, code: &'static str) -> Refusal {
+    pub(super) fn new(status: StatusCode, code: &'static str) -> Refusal {
         Refusal {
             status,
             code,
@@ -60,7 +61,7 @@ impl Refusal {
         }
     }
 
-    fn field(mut self, field: &str) -> Refusal {
+    pub(super) fn field(mut self, field: &str) -> Refusal {
         self.field = Some(field.to_string());
         self
     }
@@ -72,7 +73,7 @@ impl Refusal {
 
     /// The JSON answer: the code, the field when one is at fault, and a
     /// message in Japanese and English.
-    fn response(&self) -> HttpResponse {
+    pub(super) fn response(&self) -> HttpResponse {
         let mut body = json!({ "error": self.code });
         if let Some(f) = &self.field {
             body["field"] = json!(f);
@@ -88,14 +89,14 @@ impl Refusal {
     }
 }
 
-fn field_error(api_field: &str, e: FieldError) -> Refusal {
+pub(super) fn field_error(api_field: &str, e: FieldError) -> Refusal {
     Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
         .field(api_field)
         .reason(e.reason)
 }
 
 /// The body as `T`; a field of the wrong type is named in the answer.
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
@@ -170,7 +171,7 @@ fn recorder(auth: &Authed) -> Result<Result<RecorderCtx, Refusal>, AppError> {
     })
 }
 
-fn internal(e: AppError) -> Refusal {
+pub(super) fn internal(e: AppError) -> Refusal {
     tracing::error!(error = %crate::domain::mask_number_like(&e.to_string()), "api request failed");
     match e {
         AppError::Forbidden => Refusal::new(StatusCode::FORBIDDEN, "forbidden"),

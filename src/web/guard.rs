@@ -148,6 +148,9 @@ impl Nav {
                     items.push(("/transfers", "transfer.title"));
                     items.push(("/transfers/bulk", "transfer.bulk.title"));
                 }
+                if perms.contains(&Permission::Certificates) {
+                    items.push(("/verify", "verify.title"));
+                }
                 if perms.contains(&Permission::Export) {
                     items.push(("/exports", "exports.title"));
                 }
@@ -155,6 +158,7 @@ impl Nav {
             Some(Role::Operator) => {
                 items.push(("/operator", "operator.title"));
                 items.push(("/operator/vaccines", "vaccines.title"));
+                items.push(("/operator/channels", "channels.title"));
             }
             Some(Role::SiteTablet) => items.push(("/site", "site.title")),
             _ => {}

@@ -4,7 +4,10 @@
 
 mod admin;
 mod api;
+mod api_certificates;
 mod auth;
+mod certificates;
+mod channels;
 mod error;
 mod exports;
 mod frame;
@@ -57,6 +60,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web
             .configure(imports::routes)
             .configure(records::routes)
             .configure(transfers::routes)
+            .configure(certificates::routes)
+            .configure(channels::routes)
             .configure(exports::routes)
             .configure(tablet::routes)
             .configure(vaccines::routes)

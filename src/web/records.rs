@@ -259,6 +259,9 @@ struct DetailPage {
     dose_events: Vec<DoseEventView>,
     products: Vec<(String, String)>,
     history: Vec<HistoryView>,
+    certificates: Vec<CertificateView>,
+    /// Whether this account issues certificates (the list links to them).
+    can_certify: bool,
     error: Option<String>,
     done: Option<String>,
 }
@@ -294,6 +297,16 @@ struct Loaded {
     dose_events: Vec<DoseEventView>,
     products: Vec<(String, String)>,
     history: Vec<HistoryView>,
+    certificates: Vec<CertificateView>,
+}
+
+/// A certificate in the record's list.
+pub struct CertificateView {
+    pub id: String,
+    pub kind: String,
+    pub channel: String,
+    pub issued_on: String,
+    pub valid: bool,
 }
 
 fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loaded, AppError> {
@@ -364,7 +377,19 @@ fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loa
                 .collect(),
         })
         .collect();
+    let certificates =
+        crate::db::models::certificates::CertificateRow::of_resident(scope, conn, id)?
+            .into_iter()
+            .map(|c| CertificateView {
+                valid: c.status == crate::db::models::certificates::VALID,
+                id: c.id,
+                kind: c.kind,
+                channel: c.channel,
+                issued_on: c.issued_on.to_string(),
+            })
+            .collect();
     Ok(Loaded {
+        certificates,
         tickets: tickets::of_resident(scope, conn, id)?,
         r,
         doses,
@@ -408,6 +433,10 @@ async fn detail_page(
         dose_events: loaded.dose_events,
         products: loaded.products,
         history: loaded.history,
+        certificates: loaded.certificates,
+        can_certify: auth
+            .permissions()
+            .contains(&crate::domain::Permission::Certificates),
         error,
         done,
         t: ctx.t,

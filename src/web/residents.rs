@@ -40,6 +40,8 @@ struct LookupPage {
     found: Option<ResidentView>,
     /// Whether this account may open the resident's record page.
     can_open: bool,
+    /// Whether this account issues certificates.
+    can_certify: bool,
 }
 
 #[get("/residents/by-number")]
@@ -57,6 +59,7 @@ async fn lookup_form(
         searched: false,
         found: None,
         can_open: auth.permissions().contains(&Permission::Residents),
+        can_certify: auth.permissions().contains(&Permission::Certificates),
         t: ctx.t,
     })
 }
@@ -100,6 +103,7 @@ async fn lookup(
             searched,
             found,
             can_open: auth.permissions().contains(&Permission::Residents),
+            can_certify: auth.permissions().contains(&Permission::Certificates),
             t,
         })?;
         if bad {

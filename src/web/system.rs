@@ -8,7 +8,10 @@ use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(health).service(jwks).service(switch_lang);
+    cfg.service(health)
+        .service(jwks)
+        .service(crl)
+        .service(switch_lang);
 }
 
 /// Liveness and database reachability, for load balancers and monitoring.
@@ -41,6 +44,33 @@ async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
         .insert_header(("access-control-allow-origin", "*"))
         .insert_header(("cache-control", "public, max-age=300"))
         .json(jwks))
+}
+
+/// One issuer key's card revocation list (SMART Health Cards: method
+/// `rid`, `ctr` equal to the key's `crlVersion` in the JWKS).
+#[get("/.well-known/crl/{file}")]
+async fn crl(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let kid = path
+        .strip_suffix(".json")
+        .filter(|k| !k.is_empty() && k.len() <= 64)
+        .filter(|k| {
+            k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .ok_or(AppError::NotFound)?
+        .to_string();
+    let list = with_db(&state, move |conn| {
+        Ok(crate::flows::issuer::crl(conn, &kid)?)
+    })
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("access-control-allow-origin", "*"))
+        .insert_header(("cache-control", "public, max-age=60"))
+        .json(list))
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,8 @@
 // All user-visible text comes from data-* attributes rendered by the server
 // in the page's language; none is written here.
 
+import { createDetector } from "./detector.js";
+
 const FORMATS = ["qr_code", "codabar"];
 // Frequent enough to feel instant, rare enough that a WASM decode of a
 // 720p frame does not starve a tablet's CPU.
@@ -18,9 +20,6 @@ const POLL_MS = 150;
 // follows a submit, hence sessionStorage).
 const REPEAT_MS = 3000;
 const LAST_KEY = "tablet-scan:last";
-// Resolved against this script's URL rather than hard-coded, so the vendored
-// decoder is always fetched from our own origin next to /static/js/.
-const VENDOR_URL = new URL("../vendor/barcode-detector/", import.meta.url);
 
 const form = document.getElementById("scan-form");
 const input = document.getElementById("ticket-input");
@@ -259,43 +258,10 @@ function rememberSubmitted(value) {
 }
 
 function getDetector() {
-  detectorPromise ??= createDetector().catch((err) => {
+  detectorPromise ??= createDetector(FORMATS).catch((err) => {
     detectorPromise = null; // allow a retry on the next click
     throw err;
   });
   return detectorPromise;
 }
 
-async function createDetector() {
-  // Prefer the native detector (fast, no download) only if it reads both
-  // ticket symbologies; e.g. some platforms lack Codabar.
-  const Native = window.BarcodeDetector;
-  if (typeof Native === "function" && typeof Native.getSupportedFormats === "function") {
-    try {
-      const supported = await Native.getSupportedFormats();
-      if (FORMATS.every((f) => supported.includes(f))) {
-        return new Native({ formats: FORMATS });
-      }
-    } catch {
-      // Fall through to the vendored decoder.
-    }
-  }
-
-  // Loaded on demand so the ~1 MB .wasm is only fetched when the camera is
-  // actually used.
-  const { BarcodeDetector, prepareZXingModule } = await import(
-    new URL("ponyfill.js", VENDOR_URL).href
-  );
-  // zxing-wasm would otherwise fetch the .wasm from a public CDN, which the
-  // CSP forbids and which must not be needed. This has to run before the
-  // first `new BarcodeDetector()`; fireImmediately makes it fetch and
-  // instantiate now so a failure surfaces here instead of on every frame.
-  await prepareZXingModule({
-    overrides: {
-      locateFile: (path, prefix) =>
-        path.endsWith(".wasm") ? new URL(path, VENDOR_URL).href : prefix + path,
-    },
-    fireImmediately: true,
-  });
-  return new BarcodeDetector({ formats: FORMATS });
-}

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use vrs::db::models::accounts::{AccountRow, PlatformSecretRow, SessionRow, ThrottleRow};
 use vrs::db::models::audit_log::{AuditRow, PendingRow};
+use vrs::db::models::certificates::{CertificateRow, ChannelClientRow, RevocationRow};
 use vrs::db::models::dose_events::DoseEventRow;
 use vrs::db::models::doses::DoseRow;
 use vrs::db::models::import_jobs::ImportJobRow;
@@ -95,6 +96,7 @@ fn a_row_of_every_table_round_trips() {
         enabled_at: ts("2026-11-23 10:11:12.123456"),
         erased_at: Some(ts("2026-12-01 00:00:00")),
         require_totp: true,
+        certificate_channels: "app".into(),
     };
     tenant.insert(&mut conn).unwrap();
     assert_eq!(
@@ -503,8 +505,61 @@ fn a_row_of_every_table_round_trips() {
         NetworkRow::of_municipality(&mut conn, "082040").unwrap(),
         vec![network]
     );
+    let certificate = CertificateRow {
+        municipality_code: "082040".into(),
+        id: "3F9A-01BC-77D2-E410".into(),
+        resident_id: "res-1".into(),
+        kind: "overseas".into(),
+        channel: "kiosk".into(),
+        issued_at: ts("2026-11-23 10:00:00.654321"),
+        issued_on: NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+        issued_by: "client-1".into(),
+        kid: "kid-1".into(),
+        rid: "AAECAwQFBgc".into(),
+        dose_ids: "d1,d2".into(),
+        card_sealed: vec![0, 255, 7],
+        passport_sealed: Some(vec![9, 8]),
+        id_document: None,
+        id_checked_by: Some("窓口　花子".into()),
+        status: "revoked".into(),
+        revoked_at: Some(ts("2026-11-24 09:00:00")),
+        revoked_reason: Some("dose_changed".into()),
+    };
+    let read = conn
+        .transaction(|c| {
+            vrs::db::set_transaction_municipality(c, "082040").unwrap();
+            diesel::insert_into(schema::certificates::table)
+                .values(&certificate)
+                .execute(c)?;
+            schema::certificates::table
+                .select(CertificateRow::as_select())
+                .first(c)
+        })
+        .unwrap();
+    assert_eq!(read, certificate);
+    let revocation = RevocationRow {
+        kid: "kid-1".into(),
+        rid: "AAECAwQFBgc".into(),
+        revoked_at: ts("2026-11-24 09:00:00.5"),
+    };
+    revocation.insert(&mut conn).unwrap();
+    assert_eq!(
+        RevocationRow::of_key(&mut conn, "kid-1").unwrap(),
+        vec![revocation]
+    );
+    let client = ChannelClientRow {
+        id: "client-1".into(),
+        name: "証明書交付センター".into(),
+        kind: "kiosk".into(),
+        secret_hash: vec![1; 32],
+        created_at: ts("2026-11-23 10:00:00"),
+        created_by: "op-1".into(),
+        revoked_at: Some(ts("2026-11-25 00:00:00")),
+    };
+    client.insert(&mut conn).unwrap();
+    assert_eq!(ChannelClientRow::all(&mut conn).unwrap(), vec![client]);
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 21);
+    assert_eq!(schema::ALL_TABLES.len(), 24);
 }
 
 /// A restart or failover of PostgreSQL ends the server processes behind the

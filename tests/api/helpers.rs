@@ -135,6 +135,7 @@ pub fn serve_args(static_dir: Option<PathBuf>) -> ServeArgs {
         inquiry_rate_account: 60,
         inquiry_rate_municipality: 1000,
         inquiry_answer_ms: 15,
+        issuer_url: None,
     }
 }
 

@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod backends;
 mod browser;
+mod certificates;
 mod cli;
 mod doses;
 mod exports;

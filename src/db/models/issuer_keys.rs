@@ -33,6 +33,43 @@ impl IssuerKeyRow {
             .load(conn)?)
     }
 
+    /// The key new cards are signed with.
+    pub fn active(conn: &mut DbConn) -> Result<Option<IssuerKeyRow>, DbError> {
+        Ok(issuer_keys::table
+            .filter(issuer_keys::status.eq("active"))
+            .order(issuer_keys::created_at.desc())
+            .select(IssuerKeyRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    pub fn find(conn: &mut DbConn, kid: &str) -> Result<Option<IssuerKeyRow>, DbError> {
+        Ok(issuer_keys::table
+            .find(kid)
+            .select(IssuerKeyRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// Stops signing with a key; its public half stays published.
+    pub fn retain(conn: &mut DbConn, kid: &str, at: NaiveDateTime) -> Result<(), DbError> {
+        diesel::update(issuer_keys::table.find(kid))
+            .set((
+                issuer_keys::status.eq("retained"),
+                issuer_keys::retired_at.eq(Some(at)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Counts one more change of the key's revocation list.
+    pub fn bump_crl_version(conn: &mut DbConn, kid: &str) -> Result<(), DbError> {
+        diesel::update(issuer_keys::table.find(kid))
+            .set(issuer_keys::crl_version.eq(issuer_keys::crl_version + 1))
+            .execute(conn)?;
+        Ok(())
+    }
+
     pub fn insert(&self, conn: &mut DbConn) -> Result<(), DbError> {
         diesel::insert_into(issuer_keys::table)
             .values(self)

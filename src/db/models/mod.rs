@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit_log;
+pub mod certificates;
 pub mod dose_events;
 pub mod doses;
 pub mod import_jobs;

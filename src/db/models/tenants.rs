@@ -12,6 +12,9 @@ pub struct TenantRow {
     pub enabled_at: NaiveDateTime,
     pub erased_at: Option<NaiveDateTime>,
     pub require_totp: bool,
+    /// The certificate channels (`app`, `kiosk`) the municipality answers,
+    /// as a comma list.
+    pub certificate_channels: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
@@ -147,6 +150,17 @@ impl TenantRow {
     pub fn set_require_totp(conn: &mut DbConn, code: &str, on: bool) -> Result<(), DbError> {
         diesel::update(tenants::table.find(code))
             .set(tenants::require_totp.eq(on))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn set_certificate_channels(
+        conn: &mut DbConn,
+        code: &str,
+        channels: &str,
+    ) -> Result<(), DbError> {
+        diesel::update(tenants::table.find(code))
+            .set(tenants::certificate_channels.eq(channels))
             .execute(conn)?;
         Ok(())
     }

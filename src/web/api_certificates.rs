@@ -1,0 +1,231 @@
+//! Flow 5 for machine clients: the citizen app's backend and the kiosk
+//! issuance centre ask for a certificate for a person identified by the
+//! individual number and birth date read from their card (F18, F19). Each
+//! client is registered by the operator and authenticates with its own
+//! secret; only municipalities that enabled the client's channel answer.
+//! Nothing of the request is kept but the issued certificate's record and
+//! the operation-log lines.
+
+use super::api::{Refusal, field_error, internal, parse_json};
+use super::{AppError, with_db};
+use crate::audit::{self, Actor, Entry};
+use crate::db::models::tenants::{self, TenantRow};
+use crate::domain::{CertificateKind, MunicipalityCode, MyNumber, Passport};
+use crate::flows::certificates::{self as flow, CertError, ChannelRequest, Issuer};
+use crate::shc;
+use crate::startup::AppState;
+use crate::tenancy::Partition;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+struct CertificateRequest {
+    municipality_code: Option<String>,
+    individual_number: Option<String>,
+    birth_date: Option<String>,
+    kind: Option<String>,
+    passport: Option<PassportFields>,
+}
+
+#[derive(Deserialize, Default)]
+struct PassportFields {
+    family: Option<String>,
+    given: Option<String>,
+    nationality: Option<String>,
+    number: Option<String>,
+    other_name: Option<String>,
+}
+
+fn api_field(domain: &str) -> &'static str {
+    use crate::domain::certificate_fields as f;
+    match domain {
+        d if d == MyNumber::FIELD => "individual_number",
+        d if d == CertificateKind::FIELD => "kind",
+        d if d == f::BIRTH_DATE => "birth_date",
+        d if d == f::MUNICIPALITY => "municipality_code",
+        d if d == Passport::FAMILY_FIELD => "passport.family",
+        d if d == Passport::GIVEN_FIELD => "passport.given",
+        d if d == Passport::OTHER_NAME_FIELD => "passport.other_name",
+        d if d == crate::domain::certificate_fields::NATIONALITY => "passport.nationality",
+        d if d == crate::domain::certificate_fields::PASSPORT_NUMBER => "passport.number",
+        _ => "",
+    }
+}
+
+fn parse(r: CertificateRequest) -> Result<(MunicipalityCode, ChannelRequest), Refusal> {
+    use crate::domain::certificate_fields as f;
+    let bad = |e: crate::domain::FieldError| field_error(api_field(e.field), e);
+    let code = MunicipalityCode::parse(r.municipality_code.as_deref().unwrap_or_default())
+        .map_err(|e| {
+            bad(crate::domain::FieldError {
+                field: f::MUNICIPALITY,
+                reason: e.reason,
+            })
+        })?;
+    let number =
+        MyNumber::parse(r.individual_number.as_deref().unwrap_or_default()).map_err(bad)?;
+    let birth_date =
+        crate::domain::parse_date_field(f::BIRTH_DATE, r.birth_date.as_deref().unwrap_or_default())
+            .map_err(bad)?;
+    let kind = CertificateKind::parse(r.kind.as_deref().unwrap_or("domestic")).map_err(bad)?;
+    let passport = match kind {
+        CertificateKind::Domestic => None,
+        CertificateKind::Overseas => {
+            let p = r.passport.unwrap_or_default();
+            let v = |o: &Option<String>| o.clone().unwrap_or_default();
+            Some(
+                Passport::parse(
+                    &v(&p.family),
+                    &v(&p.given),
+                    &v(&p.nationality),
+                    &v(&p.number),
+                    &v(&p.other_name),
+                )
+                .map_err(|errors| match errors.into_iter().next() {
+                    Some(e) => bad(e),
+                    None => Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+                })?,
+            )
+        }
+    };
+    Ok((
+        code,
+        ChannelRequest {
+            number,
+            birth_date,
+            kind,
+            passport,
+        },
+    ))
+}
+
+fn secret_of(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+enum Outcome {
+    Issued(Box<flow::Issued>),
+    NoMatch,
+    Refused(Refusal),
+}
+
+/// `POST /api/v1/certificates`: see the OpenAPI document.
+#[post("/api/v1/certificates")]
+pub async fn request_certificate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let unauthorized = || Refusal::new(StatusCode::UNAUTHORIZED, "unknown_client");
+    let Some(secret) = secret_of(&req) else {
+        return unauthorized().response();
+    };
+    let addr = super::auth::client_addr(&req);
+    let input = parse_json::<CertificateRequest>(&body).and_then(parse);
+    let st = state.clone();
+    let outcome = with_db(&state, move |conn| {
+        let Some((client, channel)) = flow::authenticate_client(conn, &secret)? else {
+            let actor = Actor {
+                account_id: None,
+                login_id: None,
+                client_addr: Some(addr),
+            };
+            audit::record(
+                conn,
+                &st.audit,
+                &actor,
+                Entry {
+                    chain: audit::PLATFORM_CHAIN,
+                    action: "certificate.channel",
+                    target: None,
+                    outcome: "refused",
+                    detail: Some("reason=unknown_client".into()),
+                },
+            )?;
+            return Ok(Outcome::Refused(unauthorized()));
+        };
+        let actor = Actor {
+            account_id: None,
+            login_id: Some(format!("channel_client:{}", client.id)),
+            client_addr: Some(addr),
+        };
+        let (code, request) = match input {
+            Ok(v) => v,
+            Err(r) => return Ok(Outcome::Refused(r)),
+        };
+        let closed = || Refusal::new(StatusCode::FORBIDDEN, "channel_not_enabled");
+        let tenant = TenantRow::find(conn, code.as_str())?.filter(|t| t.status == tenants::ACTIVE);
+        let Some(tenant) = tenant else {
+            audit::record(
+                conn,
+                &st.audit,
+                &actor,
+                Entry {
+                    chain: audit::PLATFORM_CHAIN,
+                    action: "certificate.channel",
+                    target: None,
+                    outcome: "refused",
+                    detail: Some(format!(
+                        "channel={} client={} municipality={code} reason=not_a_tenant",
+                        channel.code(),
+                        client.id
+                    )),
+                },
+            )?;
+            return Ok(Outcome::Refused(closed()));
+        };
+        let enabled = flow::channels_enabled(&tenant.certificate_channels);
+        let signer = crate::flows::issuer::signer(conn, &st.master)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let partition = Partition::open(conn, &st.master, code)?;
+        let issuer = Issuer {
+            url: &st.issuer_url,
+            signer: &signer,
+        };
+        let issued = partition.run(conn, |scope, conn| {
+            let caller = flow::ChannelCaller {
+                channel,
+                client_id: &client.id,
+                enabled: &enabled,
+            };
+            let r = flow::issue_by_channel(scope, conn, &issuer, &caller, &request, &actor);
+            match r {
+                // The refusal is logged; it must commit, so it is no error here.
+                Err(CertError::ChannelClosed) => Ok(Err(closed())),
+                Err(CertError::NoDoses) => Ok(Err(Refusal::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_valid_doses",
+                ))),
+                Err(e) => Err(e),
+                Ok(v) => Ok(Ok(v)),
+            }
+        });
+        Ok(match issued.map_err(AppError::from)? {
+            Ok(Some(i)) => Outcome::Issued(Box::new(i)),
+            Ok(None) => Outcome::NoMatch,
+            Err(r) => Outcome::Refused(r),
+        })
+    })
+    .await;
+    match outcome {
+        Ok(Outcome::Issued(i)) => HttpResponse::Created()
+            .insert_header(("cache-control", "no-store"))
+            .json(json!({
+                "certificate_id": i.row.id,
+                "issued_on": i.row.issued_on.to_string(),
+                "kind": i.row.kind,
+                "qr_text": shc::numeric(&i.jws),
+                "verifiableCredential": [i.jws],
+            })),
+        Ok(Outcome::NoMatch) => HttpResponse::NotFound().json(json!({ "outcome": "no_match" })),
+        Ok(Outcome::Refused(r)) => r.response(),
+        Err(e) => internal(e).response(),
+    }
+}
