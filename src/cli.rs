@@ -174,6 +174,15 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Issuing SMART Health Cards (bundle, DEFLATE, ES256, QR) vs the bare signature.
+    Cards {
+        /// Cards to issue in each measured run.
+        #[arg(long, default_value_t = 20_000)]
+        n: usize,
+        /// Doses on each card.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=8))]
+        doses: u8,
+    },
     /// Streaming the ledger CSV vs reading the same rows plainly.
     Export {
         /// Doses in the municipality.
@@ -320,6 +329,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 crate::bench::transfer::run(&opts, postgres.as_deref())?
             );
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Cards { n, doses }) => {
+            print!("{}", crate::bench::cards::run(n, doses.into()));
             Ok(())
         }
         Command::Bench(BenchCmd::Export { rows, postgres }) => {

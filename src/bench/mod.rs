@@ -10,6 +10,7 @@ use std::fmt::Write;
 use std::hint::black_box;
 use std::time::Instant;
 
+pub mod cards;
 pub mod record;
 pub mod transfer;
 

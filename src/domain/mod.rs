@@ -132,7 +132,7 @@ impl Reason {
             }
             Reason::PassportChars => "半角英数字6〜9文字で入力してください".into(),
             Reason::ApplicationMissing => {
-                "交付申請の受理が記録されていません。申請がなければ発行できません".into()
+                "記録されていません。証明書は申請があった場合にのみ発行します。".into()
             }
         }
     }

@@ -164,7 +164,7 @@ fn card_patient(resident: &Resident, passport: Option<&Passport>) -> shc::Patien
 }
 
 /// The code a card gives a product: its CVX code, or 213 where the product
-/// has none (see reference/VACCINES.md).
+/// has none (`reference/vaccines.csv` leaves it empty for Daichirona and Kostaive).
 pub fn cvx_of(product_code: &str) -> String {
     VaccineCatalog::global()
         .get(product_code)

@@ -229,22 +229,9 @@ pub struct Label {
 
 /// The 18 digits as a numeric-mode QR code.
 pub fn qr_svg(digits: &str) -> String {
-    use qrcode::render::svg;
-    match qrcode::QrCode::with_error_correction_level(digits.as_bytes(), qrcode::EcLevel::M) {
-        Ok(code) => {
-            let svg = code
-                .render::<svg::Color<'_>>()
-                .quiet_zone(true)
-                .min_dimensions(96, 96)
-                .build();
-            // Inline in HTML: the XML declaration is not wanted there.
-            match svg.find("<svg") {
-                Some(i) => svg[i..].to_string(),
-                None => svg,
-            }
-        }
-        Err(_) => String::new(),
-    }
+    crate::qr::encode_text(digits, crate::qr::Ecc::Medium)
+        .map(|code| crate::qr::svg(&code, 96))
+        .unwrap_or_default()
 }
 
 fn label(

@@ -460,13 +460,9 @@ fn totp_page(
     required: bool,
 ) -> Result<HttpResponse, AppError> {
     let uri = crate::crypto::totp::otpauth_uri(&auth.account.login_id, secret);
-    let qr_svg = qrcode::QrCode::new(uri.as_bytes())
-        .map(|q| {
-            q.render::<qrcode::render::svg::Color>()
-                .min_dimensions(200, 200)
-                .build()
-        })
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let qr_svg = crate::qr::encode_text(&uri, crate::qr::Ecc::Medium)
+        .map(|q| crate::qr::svg(&q, 200))
+        .ok_or_else(|| AppError::Internal("the set-up URI does not fit a QR code".into()))?;
     let mut r = render(&TotpPage {
         nav: super::Nav::for_account(auth, "/totp"),
         csrf: auth.session.csrf_token.clone(),

@@ -500,6 +500,9 @@ async fn card_file(
 #[derive(Deserialize)]
 struct RevokeForm {
     csrf: String,
+    /// The ticked confirmation: a revocation cannot be undone.
+    #[serde(default)]
+    confirm: String,
 }
 
 /// Staff withdraw a certificate issued in error; its card stops verifying.
@@ -513,6 +516,9 @@ async fn revoke(
     let code = issuer_staff(&state, &auth).await?;
     auth.check_csrf(&form.csrf)?;
     let id = certificate_id(&path)?;
+    if form.confirm.is_empty() {
+        return Err(AppError::BadRequest("confirm".into()));
+    }
     let actor: Actor = auth.actor();
     let cert = id.clone();
     in_partition(&state, code, move |scope, conn| {

@@ -9,6 +9,7 @@
 
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 
 const BASE_URL = (process.env.BASE_URL || '').replace(/\/+$/, '');
@@ -244,20 +245,24 @@ await check('login: staff log in with the keyboard and see the dashboard with th
   await screenshot('dashboard-staff-ja.png');
 });
 
+/** The individual-number check digit of its first 11 digits (PRODUCT.md). */
+function checkDigit(body) {
+  let sum = 0;
+  for (let k = 1; k <= 11; k++) {
+    const p = Number(body[11 - k]);
+    const q = k <= 6 ? k + 1 : k - 5;
+    sum += p * q;
+  }
+  const r = sum % 11;
+  return r <= 1 ? 0 : 11 - r;
+}
+
 // A resident file as a registry system writes it: 5,000 people, UTF-8.
 function residentFile(n) {
   const lines = ['宛名番号,個人番号,氏名,氏名カナ,生年月日,性別,住所,接種券番号,券種,回数'];
   for (let i = 0; i < n; i++) {
     const body = String(90000000000 + i).padStart(11, '0');
-    // The individual-number check digit (PRODUCT.md).
-    let sum = 0;
-    for (let k = 1; k <= 11; k++) {
-      const p = Number(body[11 - k]);
-      const q = k <= 6 ? k + 1 : k - 5;
-      sum += p * q;
-    }
-    const r = sum % 11;
-    const check = r <= 1 ? 0 : 11 - r;
+    const check = checkDigit(body);
     const given = ['一郎', '花子', '次郎', '桜'][i % 4];
     const givenKana = ['イチロウ', 'ハナコ', 'ジロウ', 'サクラ'][i % 4];
     const month = String(1 + (i % 12)).padStart(2, '0');
@@ -367,12 +372,18 @@ async function logOut() {
   expect(new URL(page.url()).pathname === '/login', `landed on ${page.url()} after logout`);
 }
 
-/** The page as a person could read it, and its markup, hold no individual number. */
-async function expectNoNumber(where) {
+/**
+ * The page as a person could read it, and its markup, hold no individual
+ * number: none of `numbers`, and no other run of exactly 12 digits either.
+ */
+async function expectNoNumber(where, numbers = [MOVER_NUMBER]) {
   const text = await page.locator('body').innerText();
   const html = await page.content();
-  expect(!text.includes(MOVER_NUMBER) && !html.includes(MOVER_NUMBER), `${where} shows the individual number`);
-  expect(!page.url().includes(MOVER_NUMBER), `${where}: the number is in the address ${page.url()}`);
+  for (const number of numbers) {
+    expect(!text.includes(number) && !html.includes(number), `${where} shows the individual number`);
+    expect(!page.url().includes(number), `${where}: the number is in the address ${page.url()}`);
+  }
+  expect(!/(?<![0-9０-９])[0-9０-９]{12}(?![0-9０-９])/.test(text), `${where} shows a 12-digit number`);
 }
 
 const consent = page.getByLabel('本人の同意書を受領した', { exact: true });
@@ -522,6 +533,227 @@ await check('transfers: staff log out', async () => {
   await logOut();
   await page.goto(`${BASE_URL}/transfers`);
   expect(new URL(page.url()).pathname === '/login', `/transfers reachable after logout: ${page.url()}`);
+});
+
+// Flow 5, the vaccination certificate (接種証明書): 千代田区's staff issue
+// one at the window, on the LG-WAN network declared above, for demo
+// resident 5 (宛名番号 D0000006, 3 doses), print it, and download its
+// SMART Health Card; anyone then checks the card on the public /verify page.
+const CERT_RESIDENT_NUMBER = demoNumber('131016', 5);
+const certNumbers = [MOVER_NUMBER, CERT_RESIDENT_NUMBER];
+
+/** The i-th demo resident's individual number (src/demo.rs demo_resident, made up). */
+function demoNumber(code, i) {
+  const body = String(Number(code.slice(0, 5)) * 1_000_000 + 7_000 + i).padStart(11, '0');
+  return `${body}${checkDigit(body)}`;
+}
+
+/** A card's QR text: `shc:/` and two digits per JWS character, its code minus 45. */
+function shcNumeric(jws) {
+  return `shc:/${[...jws].map((c) => String(c.charCodeAt(0) - 45).padStart(2, '0')).join('')}`;
+}
+
+/** The JWS with one character in the middle of its payload changed. */
+function tamperedJws(jws) {
+  const [header, payload, signature] = jws.split('.');
+  const at = Math.floor(payload.length / 2);
+  const changed = payload[at] === 'A' ? 'B' : 'A';
+  return `${header}.${payload.slice(0, at)}${changed}${payload.slice(at + 1)}.${signature}`;
+}
+
+/** The JWS with the name in its payload rewritten and re-compressed, the signature kept. */
+function forgedJws(jws, from, to) {
+  const [header, payload, signature] = jws.split('.');
+  const json = inflateRawSync(Buffer.from(payload, 'base64url')).toString('utf8');
+  expect(json.includes(from), `the card's payload does not hold ${from}`);
+  const forged = deflateRawSync(Buffer.from(json.replaceAll(from, to), 'utf8')).toString('base64url');
+  return `${header}.${forged}.${signature}`;
+}
+
+const applied = page.locator('#applied');
+const kindDomestic = page.locator('#kind-domestic');
+const kindOverseas = page.locator('#kind-overseas');
+const issueButton = page.locator('#issue-certificate');
+const certErrors = page.locator('#cert-errors');
+const cardInput = page.locator('#card-input');
+const verifySubmit = page.locator('#verify-submit');
+const verifyHeading = page.locator('#verify-result h2');
+let certificateId = '';
+let certificateJws = '';
+
+/** Pastes a card's text into /verify's field and submits it with the keyboard. */
+async function verifyCard(text) {
+  await tabTo(cardInput, 'the card field', 30);
+  await page.keyboard.insertText(text);
+  expect(await cardInput.inputValue() === text, 'the card field does not hold the pasted text');
+  await tabTo(verifySubmit, 'the verify button (next after the card field)', 1);
+  const [res] = await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  expect(res && res.status() === 200, `the verify page answered ${res && res.status()}`);
+  expect(await page.locator('#verify-result').isVisible(), 'no #verify-result section');
+  return (await verifyHeading.innerText()).trim();
+}
+
+await check('certificates: the record of D0000006 (3 doses) opens the issuance form; submitting it with the keyboard without 交付申請の受理 is refused', async () => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await logIn('131016-staff');
+  await page.goto(`${BASE_URL}/residents`);
+  await page.getByLabel('宛名番号', { exact: true }).fill('D0000006');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: '検索' }).click()]);
+  const rows = page.locator('#results tbody tr');
+  expect(await rows.count() === 1, `found ${await rows.count()} rows`);
+  await Promise.all([page.waitForNavigation(), rows.first().locator('a').click()]);
+  const doses = page.locator('#doses tbody tr[id^="dose-"]');
+  expect(await doses.count() === 3, `the record holds ${await doses.count()} doses`);
+  const section = (await page.locator('#certificates-title').innerText()).trim();
+  expect(section === '接種証明書', `the certificate section is titled ${JSON.stringify(section)}`);
+  expect(await page.locator('#certificates').count() === 0, 'the record already lists certificates');
+  await expectNoNumber('the resident record', certNumbers);
+  const link = page.locator('#new-certificate');
+  expect(await link.isVisible(), 'no #new-certificate link on the record');
+  const record = new URL(page.url()).pathname;
+  await Promise.all([page.waitForNavigation(), link.click()]);
+  expect(new URL(page.url()).pathname === `${record}/certificates/new`, `landed on ${page.url()}`);
+  expect((await h1.innerText()).trim() === '接種証明書の発行', `h1 is ${JSON.stringify(await h1.innerText())}`);
+  const listed = page.locator('#cert-doses tbody tr');
+  expect(await listed.count() === 3, `the form lists ${await listed.count()} doses`);
+  expect(!(await applied.isChecked()), '交付申請を受理した is ticked on a new form');
+  expect(await kindDomestic.isChecked(), '日本国内用 is not the default');
+  expect((await checkedBy.inputValue()).trim() !== '', '確認した職員 is not prefilled with the signed-in staff member');
+  await idDocument.selectOption({ label: '個人番号カード' });
+  await tabTo(issueButton, 'the 証明書を発行する button', 40);
+  const [res] = await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  expect(res && res.status() === 422, `the form answered ${res && res.status()}, not 422`);
+  expect(await certErrors.isVisible(), 'no #cert-errors');
+  const errors = (await certErrors.locator('li').allInnerTexts()).map((e) => e.trim());
+  expect(errors.length === 1 && errors[0].includes('交付申請の受理'), `the errors: ${JSON.stringify(errors)}`);
+  expect(await idDocument.inputValue() !== '', 'the chosen 本人確認書類 was lost');
+  expect(!(await applied.isChecked()), '交付申請を受理した came back ticked');
+  await expectNoNumber('the refused form', certNumbers);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('certificate-form-error-ja.png');
+});
+
+await check('certificates: keyboard — 海外用 with the passport typed in lower case issues a certificate that prints on one A4 page', async () => {
+  await tabTo(applied, 'the 交付申請を受理した checkbox', 40);
+  await page.keyboard.press('Space');
+  expect(await applied.isChecked(), 'Space did not tick 交付申請を受理した');
+  await tabTo(idDocument, 'the 本人確認書類 select (next after the application)', 1);
+  await tabTo(checkedBy, 'the 確認した職員 field (next after the document)', 1);
+  await tabTo(kindDomestic, 'the 日本国内用 radio (next after 確認した職員)', 1);
+  await page.keyboard.press('ArrowDown');
+  expect(await kindOverseas.isChecked(), 'ArrowDown did not choose 海外用');
+  for (const [id, typed] of [['#family', 'yamada'], ['#given', 'hanako'], ['#nationality', 'jpn'], ['#passport_number', 'tk1234567']]) {
+    await tabTo(page.locator(id), `the ${id} field`, 1);
+    await page.keyboard.type(typed);
+  }
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('certificate-form-ja.png');
+  const [res] = await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  expect(res && res.status() === 200, `the issued certificate answered ${res && res.status()}`);
+  const path = new URL(page.url()).pathname;
+  const m = /^\/certificates\/([0-9A-F]{4}(?:-[0-9A-F]{4}){3})$/.exec(path);
+  expect(m, `landed on ${page.url()}, not /certificates/{id}`);
+  certificateId = m[1];
+  const issued = (await page.locator('#cert-issued').innerText()).trim();
+  expect(issued.includes('証明書を発行しました'), `#cert-issued says ${JSON.stringify(issued)}`);
+  expect((await page.locator('#cert-id').innerText()).trim() === certificateId, `#cert-id is ${await page.locator('#cert-id').innerText()}`);
+  const name = (await page.locator('#cert-name').innerText()).trim();
+  expect(name === 'YAMADA HANAKO', `#cert-name is ${JSON.stringify(name)}`);
+  const certificate = await page.locator('article#certificate').innerText();
+  for (const want of ['TK1234567', 'JPN', '海外用', 'for overseas use', '東京都千代田区']) {
+    expect(certificate.includes(want), `the certificate does not say ${want}`);
+  }
+  const qr = page.locator('.certificate__qr svg');
+  expect(await qr.count() === 1, `${await qr.count()} QR codes on the certificate`);
+  expect(await page.locator('#cert-doses tbody tr').count() === 3, `${await page.locator('#cert-doses tbody tr').count()} doses on the certificate`);
+  const download = page.locator('#card-download');
+  expect(await download.getAttribute('href') === `/certificates/${certificateId}/card`, `#card-download goes to ${await download.getAttribute('href')}`);
+  const print = page.locator('#print-certificate');
+  expect(await print.isVisible(), 'print.js did not show the print button');
+  await page.evaluate(() => {
+    window.printed = 0;
+    window.print = () => { window.printed += 1; };
+  });
+  await print.focus();
+  await page.keyboard.press('Enter');
+  expect(await page.evaluate(() => window.printed) === 1, 'Enter on the print button did not call window.print()');
+  await expectNoNumber('the certificate', certNumbers);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('certificate-ja.png');
+  await page.emulateMedia({ media: 'print' });
+  for (const hidden of ['.site-header', '.site-header__nav', '.site-footer', '#cert-issued', '#print-certificate', '#card-download', '#revoke-form']) {
+    expect(!(await page.locator(hidden).isVisible()), `${hidden} prints on the certificate`);
+  }
+  const qrBox = await qr.boundingBox();
+  expect(qrBox && qrBox.width >= 200 && qrBox.height >= 200, `the QR code prints ${qrBox && Math.round(qrBox.width)}x${qrBox && Math.round(qrBox.height)}px`);
+  await page.screenshot({ path: join(ARTIFACTS, 'certificate-print-ja.png'), clip: { x: 0, y: 0, width: 794, height: 1123 } });
+  console.log(`     screenshot ${join(ARTIFACTS, 'certificate-print-ja.png')}`);
+  const pdf = await page.pdf({ path: join(ARTIFACTS, 'certificate.pdf'), format: 'A4', printBackground: true, preferCSSPageSize: true });
+  const pages = (pdf.toString('latin1').match(/\/Type\s*\/Page(?![a-z])/g) || []).length;
+  expect(pages === 1, `the certificate prints on ${pages} pages`);
+  console.log(`     pdf ${join(ARTIFACTS, 'certificate.pdf')} (QR ${Math.round(qrBox.width)} px wide in print)`);
+  await page.emulateMedia({ media: 'screen' });
+  expect(problems.length === 0, problems.join('\n'));
+});
+
+await check('certificates: the card file verifies on the public /verify page, without login, with the keyboard', async () => {
+  const card = await page.evaluate(async (href) => {
+    const r = await fetch(href);
+    return { status: r.status, type: r.headers.get('content-type'), disposition: r.headers.get('content-disposition'), body: await r.text() };
+  }, `/certificates/${certificateId}/card`);
+  expect(card.status === 200, `the card file answered ${card.status}`);
+  expect((card.disposition || '').includes('.smart-health-card'), `content-disposition: ${card.disposition}`);
+  const file = JSON.parse(card.body);
+  const vc = file.verifiableCredential;
+  expect(Array.isArray(vc) && vc.length === 1, `verifiableCredential: ${JSON.stringify(vc)?.slice(0, 80)}`);
+  expect(/^[\w-]+\.[\w-]+\.[\w-]+$/.test(vc[0]), 'the card does not hold a compact JWS');
+  certificateJws = vc[0];
+  await logOut();
+  await page.goto(`${BASE_URL}/verify`);
+  expect(new URL(page.url()).pathname === '/verify', `/verify without login went to ${page.url()}`);
+  expect((await h1.innerText()).trim() === '接種証明書の検証', `h1 is ${JSON.stringify(await h1.innerText())}`);
+  const heading = await verifyCard(shcNumeric(certificateJws));
+  expect(heading === '有効な証明書です', `the result says ${JSON.stringify(heading)}`);
+  expect(await page.locator('#verify-result.verify-result--valid').count() === 1, 'the result is not marked valid');
+  const name = (await page.locator('#verify-name').innerText()).trim();
+  expect(name === 'YAMADA HANAKO', `#verify-name is ${JSON.stringify(name)}`);
+  expect(await page.locator('#verify-doses tbody tr').count() === 3, `${await page.locator('#verify-doses tbody tr').count()} doses on the result`);
+  expect(await cardInput.inputValue() === '', 'the card text is still in the field after the result');
+  await expectNoNumber('the verify result', certNumbers);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('certificate-verify-valid-ja.png');
+});
+
+await check('certificates: /verify rejects a card with one character of its payload changed, and one with the name rewritten', async () => {
+  const heading = await verifyCard(shcNumeric(tamperedJws(certificateJws)));
+  const invalid = ['署名が一致しません', 'SMART Health Card として読み取れません', '証明書の内容が仕様に合っていません'];
+  expect(invalid.some((h) => heading.startsWith(h)), `the result says ${JSON.stringify(heading)}`);
+  expect(await page.locator('#verify-result.verify-result--invalid').count() === 1, 'the result is not marked invalid');
+  expect(await page.locator('#verify-name').count() === 0, 'a name is shown for an invalid card');
+  console.log(`     (one changed character: ${heading})`);
+  await expectNoNumber('the tampered result', certNumbers);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('certificate-verify-tampered-ja.png');
+  const forged = await verifyCard(shcNumeric(forgedJws(certificateJws, 'YAMADA', 'TANAKA')));
+  expect(forged.startsWith('署名が一致しません'), `the forged name's result says ${JSON.stringify(forged)}`);
+  expect(await page.locator('#verify-name').count() === 0, 'a name is shown for a forged card');
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('certificate-verify-forged-ja.png');
+});
+
+await check('certificates: the English /verify page reads "Valid certificate" for the card', async () => {
+  await Promise.all([
+    page.waitForNavigation(),
+    page.getByRole('link', { name: 'English', exact: true }).click(),
+  ]);
+  expect(new URL(page.url()).pathname === '/verify', `landed on ${page.url()}`);
+  expect(await page.getAttribute('html', 'lang') === 'en', `<html lang> is ${await page.getAttribute('html', 'lang')}`);
+  const heading = await verifyCard(shcNumeric(certificateJws));
+  expect(heading === 'Valid certificate', `the result says ${JSON.stringify(heading)}`);
+  expect((await page.locator('#verify-name').innerText()).trim() === 'YAMADA HANAKO', `#verify-name is ${await page.locator('#verify-name').innerText()}`);
+  await expectNoNumber('the English verify result', certNumbers);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('certificate-verify-valid-en.png');
 });
 
 await check('tablet: a site of another municipality types the ticket, confirms and records, and the screen is ready for the next person', async () => {
