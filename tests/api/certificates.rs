@@ -521,6 +521,31 @@ async fn correcting_a_carried_dose_revokes_the_card_and_offers_reissue() {
         .filter_map(|e| e["resource"]["lotNumber"].as_str().map(String::from))
         .collect();
     assert!(lots.contains(&"FA9999".to_string()), "{lots:?}");
+
+    // Deleting a dose (a wrong scan undone) revokes the new card too.
+    let row = certificates(&app)
+        .into_iter()
+        .find(|c| c.id == again)
+        .unwrap();
+    let carried = row.dose_ids.split(',').next_back().unwrap().to_string();
+    let res = staff
+        .client
+        .post(staff.url(&format!("/residents/{id}/doses/{carried}")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "delete"),
+            ("reason", "読み取りの誤り"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let row = certificates(&app)
+        .into_iter()
+        .find(|c| c.id == again)
+        .unwrap();
+    assert_eq!(row.status, "revoked");
+    assert_eq!(app.verify_text(&card).await, "この証明書は失効しています");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use vrs::db::schema::{accounts, audit_log};
 use vrs::demo::DEMO_PASSWORD;
 use vrs::domain::Role;
 
-const PROTECTED_GETS: [&str; 17] = [
+const PROTECTED_GETS: [&str; 18] = [
     "/admin/accounts",
     "/admin/sites",
     "/admin/accounts.csv",
@@ -16,6 +16,7 @@ const PROTECTED_GETS: [&str; 17] = [
     "/admin/log.csv",
     "/operator",
     "/operator/vaccines",
+    "/operator/channels",
     "/residents/by-number",
     "/residents",
     "/residents/imports",
@@ -27,15 +28,17 @@ const PROTECTED_GETS: [&str; 17] = [
     "/transfers/bulk",
 ];
 
-const PROTECTED_POSTS: [&str; 13] = [
+const PROTECTED_POSTS: [&str; 15] = [
     "/admin/accounts",
     "/admin/sites",
     "/admin/networks",
     "/admin/networks/delete",
     "/admin/security",
+    "/admin/certificate-channels",
     "/operator/municipalities",
     "/operator/viewers",
     "/operator/vaccines/lots",
+    "/operator/channels",
     "/residents/by-number",
     "/residents/search",
     "/site/scan",
@@ -179,7 +182,7 @@ async fn every_role_reaches_only_its_own_pages() {
     );
     assert_eq!(
         allowed_gets(&app, "operator2", &operator).await,
-        vec!["/operator", "/operator/vaccines"]
+        vec!["/operator", "/operator/vaccines", "/operator/channels"]
     );
     // The same for every state-changing route.
     let none: Vec<&str> = Vec::new();
@@ -203,7 +206,8 @@ async fn every_role_reaches_only_its_own_pages() {
         vec![
             "/operator/municipalities",
             "/operator/viewers",
-            "/operator/vaccines/lots"
+            "/operator/vaccines/lots",
+            "/operator/channels"
         ]
     );
     assert_eq!(
@@ -213,9 +217,12 @@ async fn every_role_reaches_only_its_own_pages() {
             "/admin/sites",
             "/admin/networks",
             "/admin/networks/delete",
-            "/admin/security"
+            "/admin/security",
+            "/admin/certificate-channels"
         ]
     );
+    // The verify page is for anyone.
+    assert_eq!(app.get("/verify").await.status(), 200);
     // Without logging in, every one of them sends to the login page.
     for path in PROTECTED_GETS {
         assert_eq!(
