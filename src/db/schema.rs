@@ -375,6 +375,7 @@ diesel::table! {
         id -> Text,
         name -> Text,
         kind -> Text,
+        networks -> Text,
         secret_hash -> Binary,
         created_at -> Timestamp,
         created_by -> Text,

@@ -577,6 +577,7 @@ pub fn register_client(
     actor: &Actor,
     name: &str,
     kind: Channel,
+    networks: &[crate::domain::Network],
 ) -> Result<(ChannelClientRow, String), DbError> {
     use diesel::Connection;
     let mut raw = [0u8; 32];
@@ -586,6 +587,11 @@ pub fn register_client(
         id: uuid::Uuid::now_v7().to_string(),
         name: name.to_string(),
         kind: kind.code().into(),
+        networks: networks
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
         secret_hash: secret_hash(&secret),
         created_at: now(),
         created_by: actor.account_id.clone().unwrap_or_default(),
@@ -602,7 +608,7 @@ pub fn register_client(
                 action: "channel_client.register",
                 target: Some(format!("channel_client:{}", row.id)),
                 outcome: "ok",
-                detail: Some(format!("kind={}", row.kind)),
+                detail: Some(format!("kind={} networks={}", row.kind, row.networks)),
             },
         )
     })?;
@@ -632,6 +638,18 @@ pub fn revoke_client(
         )?;
         Ok(done)
     })
+}
+
+/// Whether a client may call from this address: anywhere when it has no
+/// networks, else only from inside one of them.
+pub fn client_may_call_from(client: &ChannelClientRow, ip: Option<std::net::IpAddr>) -> bool {
+    let networks: Vec<crate::domain::Network> = client
+        .networks
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .filter_map(|n| crate::domain::Network::parse(n).ok())
+        .collect();
+    networks.is_empty() || ip.is_some_and(|ip| networks.iter().any(|n| n.contains(&ip)))
 }
 
 fn secret_hash(secret: &str) -> Vec<u8> {

@@ -127,7 +127,7 @@ pub async fn request_certificate(
     let Some(secret) = secret_of(&req) else {
         return unauthorized().response();
     };
-    let addr = super::auth::client_addr(&req);
+    let (addr, ip) = (super::auth::client_addr(&req), super::auth::client_ip(&req));
     let input = parse_json::<CertificateRequest>(&body).and_then(parse);
     let st = state.clone();
     let outcome = with_db(&state, move |conn| {
@@ -156,6 +156,24 @@ pub async fn request_certificate(
             login_id: Some(format!("channel_client:{}", client.id)),
             client_addr: Some(addr),
         };
+        if !flow::client_may_call_from(&client, ip) {
+            audit::record(
+                conn,
+                &st.audit,
+                &actor,
+                Entry {
+                    chain: audit::PLATFORM_CHAIN,
+                    action: "certificate.channel",
+                    target: None,
+                    outcome: "refused",
+                    detail: Some(format!("client={} reason=network", client.id)),
+                },
+            )?;
+            return Ok(Outcome::Refused(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "outside_network",
+            )));
+        }
         let (code, request) = match input {
             Ok(v) => v,
             Err(r) => return Ok(Outcome::Refused(r)),

@@ -4,7 +4,7 @@
 
 use super::{AppError, Authed, Ctx, Nav, render, with_db};
 use crate::db::models::certificates::ChannelClientRow;
-use crate::domain::Role;
+use crate::domain::{Network, Role};
 use crate::flows::certificates::{self as flow, Channel};
 use crate::i18n::T;
 use crate::startup::AppState;
@@ -20,6 +20,7 @@ pub struct ClientLine {
     pub id: String,
     pub name: String,
     pub kind: String,
+    pub networks: String,
     pub created_at: String,
     pub revoked_at: String,
 }
@@ -56,6 +57,7 @@ async fn page(
                 id: c.id,
                 name: c.name,
                 kind: c.kind,
+                networks: c.networks.replace(',', ", "),
                 created_at: super::auth::jst(c.created_at),
                 revoked_at: c.revoked_at.map(super::auth::jst).unwrap_or_default(),
             })
@@ -92,6 +94,9 @@ struct RegisterForm {
     name: String,
     #[serde(default)]
     kind: String,
+    /// CIDRs, separated by commas, spaces or lines.
+    #[serde(default)]
+    networks: String,
 }
 
 #[post("/operator/channels")]
@@ -110,9 +115,32 @@ async fn register(
         let msg = t.s("channels.invalid").to_string();
         return page(t, &auth, &state, None, Some(msg), name).await;
     };
+    let parsed: Result<Vec<Network>, _> = form
+        .networks
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .map(Network::parse)
+        .collect();
+    let networks = match parsed {
+        Ok(n) if kind == Channel::Kiosk && n.is_empty() => {
+            let msg = t.s("channels.kiosk_needs_network").to_string();
+            return page(t, &auth, &state, None, Some(msg), name).await;
+        }
+        Ok(n) => n,
+        Err(e) => {
+            let msg = format!(
+                "{}: {}",
+                t.s("channels.networks"),
+                super::field_message(&t, e.reason)
+            );
+            return page(t, &auth, &state, None, Some(msg), name).await;
+        }
+    };
     let (st, actor, n) = (state.clone(), auth.actor(), name.clone());
     let (_, secret) = with_db(&state, move |conn| {
-        Ok(flow::register_client(conn, &st.audit, &actor, &n, kind)?)
+        Ok(flow::register_client(
+            conn, &st.audit, &actor, &n, kind, &networks,
+        )?)
     })
     .await?;
     page(t, &auth, &state, Some((name, secret)), None, String::new()).await

@@ -551,6 +551,7 @@ fn a_row_of_every_table_round_trips() {
         id: "client-1".into(),
         name: "証明書交付センター".into(),
         kind: "kiosk".into(),
+        networks: "10.20.0.0/16,192.0.2.0/24".into(),
         secret_hash: vec![1; 32],
         created_at: ts("2026-11-23 10:00:00"),
         created_by: "op-1".into(),

@@ -558,6 +558,7 @@ async fn the_channel_api_answers_only_registered_clients_for_municipalities_that
         &vrs::audit::Actor::default(),
         "市民向けアプリ",
         vrs::flows::certificates::Channel::App,
+        &[],
     )
     .unwrap();
     let (kiosk, kiosk_secret) = vrs::flows::certificates::register_client(
@@ -566,6 +567,7 @@ async fn the_channel_api_answers_only_registered_clients_for_municipalities_that
         &vrs::audit::Actor::default(),
         "証明書交付センター",
         vrs::flows::certificates::Channel::Kiosk,
+        &[vrs::domain::Network::parse("127.0.0.0/8").unwrap()],
     )
     .unwrap();
     let ask = |secret: Option<String>, body: Value| {
@@ -636,6 +638,23 @@ async fn the_channel_api_answers_only_registered_clients_for_municipalities_that
     let (status, body) = ask(Some(app_secret.clone()), bad).await;
     assert_eq!(status, 422);
     assert!(body.contains("\"field\":\"individual_number\""), "{body}");
+
+    // A kiosk centre calls only from its own (LGWAN) networks.
+    let (_, elsewhere) = vrs::flows::certificates::register_client(
+        &mut app.conn(),
+        &app.state.audit,
+        &vrs::audit::Actor::default(),
+        "別の交付センター",
+        vrs::flows::certificates::Channel::Kiosk,
+        &[vrs::domain::Network::parse("10.99.0.0/16").unwrap()],
+    )
+    .unwrap();
+    let (status, body) = ask(Some(elsewhere), person(5)).await;
+    assert_eq!(
+        (status, body.contains("outside_network")),
+        (403, true),
+        "{body}"
+    );
 
     // A revoked client is refused.
     vrs::flows::certificates::revoke_client(

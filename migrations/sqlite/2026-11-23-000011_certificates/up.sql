@@ -38,11 +38,14 @@ CREATE TABLE card_revocations (
 
 -- Machine clients of the certificate channels (a citizen app's backend,
 -- the kiosk issuance centre), registered by the operator. Only a hash of
--- the client's secret is kept.
+-- the client's secret is kept. `networks` (comma list of CIDRs) is where
+-- the client may call from; a kiosk centre has to have one (its line to
+-- VRS is LGWAN, F19), an app backend may leave it empty.
 CREATE TABLE channel_clients (
     id TEXT PRIMARY KEY NOT NULL,
     name TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('app', 'kiosk')),
+    networks TEXT NOT NULL,
     secret_hash BLOB NOT NULL,
     created_at TIMESTAMP NOT NULL,
     created_by TEXT NOT NULL,

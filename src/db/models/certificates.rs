@@ -133,6 +133,8 @@ pub struct ChannelClientRow {
     pub id: String,
     pub name: String,
     pub kind: String,
+    /// Where the client may call from (comma list of CIDRs); empty: anywhere.
+    pub networks: String,
     pub secret_hash: Vec<u8>,
     pub created_at: NaiveDateTime,
     pub created_by: String,
