@@ -116,6 +116,28 @@ enum Outcome {
     Refused(Refusal),
 }
 
+/// A refused request's line in the platform's log (no municipality has
+/// answered it yet).
+fn refused(
+    conn: &mut crate::db::DbConn,
+    key: &audit::AuditKey,
+    actor: &Actor,
+    detail: String,
+) -> Result<(), crate::db::DbError> {
+    audit::record(
+        conn,
+        key,
+        actor,
+        Entry {
+            chain: audit::PLATFORM_CHAIN,
+            action: "certificate.channel",
+            target: None,
+            outcome: "refused",
+            detail: Some(detail),
+        },
+    )
+}
+
 /// `POST /api/v1/certificates`: see the OpenAPI document.
 #[post("/api/v1/certificates")]
 pub async fn request_certificate(
@@ -137,18 +159,7 @@ pub async fn request_certificate(
                 login_id: None,
                 client_addr: Some(addr),
             };
-            audit::record(
-                conn,
-                &st.audit,
-                &actor,
-                Entry {
-                    chain: audit::PLATFORM_CHAIN,
-                    action: "certificate.channel",
-                    target: None,
-                    outcome: "refused",
-                    detail: Some("reason=unknown_client".into()),
-                },
-            )?;
+            refused(conn, &st.audit, &actor, "reason=unknown_client".to_string())?;
             return Ok(Outcome::Refused(unauthorized()));
         };
         let actor = Actor {
@@ -157,17 +168,11 @@ pub async fn request_certificate(
             client_addr: Some(addr),
         };
         if !flow::client_may_call_from(&client, ip) {
-            audit::record(
+            refused(
                 conn,
                 &st.audit,
                 &actor,
-                Entry {
-                    chain: audit::PLATFORM_CHAIN,
-                    action: "certificate.channel",
-                    target: None,
-                    outcome: "refused",
-                    detail: Some(format!("client={} reason=network", client.id)),
-                },
+                format!("client={} reason=network", client.id),
             )?;
             return Ok(Outcome::Refused(Refusal::new(
                 StatusCode::FORBIDDEN,
@@ -181,21 +186,15 @@ pub async fn request_certificate(
         let closed = || Refusal::new(StatusCode::FORBIDDEN, "channel_not_enabled");
         let tenant = TenantRow::find(conn, code.as_str())?.filter(|t| t.status == tenants::ACTIVE);
         let Some(tenant) = tenant else {
-            audit::record(
+            refused(
                 conn,
                 &st.audit,
                 &actor,
-                Entry {
-                    chain: audit::PLATFORM_CHAIN,
-                    action: "certificate.channel",
-                    target: None,
-                    outcome: "refused",
-                    detail: Some(format!(
-                        "channel={} client={} municipality={code} reason=not_a_tenant",
-                        channel.code(),
-                        client.id
-                    )),
-                },
+                format!(
+                    "channel={} client={} municipality={code} reason=not_a_tenant",
+                    channel.code(),
+                    client.id
+                ),
             )?;
             return Ok(Outcome::Refused(closed()));
         };
