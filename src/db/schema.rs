@@ -383,6 +383,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stat_daily (prefecture_code, administered_on, dose_number, product_code) {
+        prefecture_code -> Text,
+        administered_on -> Date,
+        dose_number -> Integer,
+        product_code -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    stat_municipal (municipality_code, month, dose_number) {
+        municipality_code -> Text,
+        month -> Text,
+        dose_number -> Integer,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    stat_demographic (prefecture_code, month, dose_number, age_band, sex) {
+        prefecture_code -> Text,
+        month -> Text,
+        dose_number -> Integer,
+        age_band -> Integer,
+        sex -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    stat_open (prefecture_code, administered_on, dose_number, age_group, sex) {
+        prefecture_code -> Text,
+        administered_on -> Date,
+        dose_number -> Integer,
+        age_group -> Text,
+        sex -> Text,
+        n -> BigInt,
+    }
+}
+
 diesel::joinable!(tenant_keys -> tenants (municipality_code));
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -409,7 +450,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     notices,
     certificates,
     card_revocations,
-    channel_clients
+    channel_clients,
+    stat_daily,
+    stat_municipal,
+    stat_demographic,
+    stat_open
 );
 
 /// Every table the migrations create, in dependency order (parents first).
@@ -438,6 +483,10 @@ pub const ALL_TABLES: &[&str] = &[
     "certificates",
     "card_revocations",
     "channel_clients",
+    "stat_daily",
+    "stat_municipal",
+    "stat_demographic",
+    "stat_open",
 ];
 
 /// Tables holding one municipality's personal data: keyed by

@@ -14,6 +14,7 @@ pub mod networks;
 pub mod provisions;
 pub mod residents;
 pub mod sites;
+pub mod statistics;
 pub mod tickets;
 pub mod transfer;
 pub mod transfer_bulk;

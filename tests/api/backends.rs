@@ -559,8 +559,69 @@ fn a_row_of_every_table_round_trips() {
     };
     client.insert(&mut conn).unwrap();
     assert_eq!(ChannelClientRow::all(&mut conn).unwrap(), vec![client]);
+    // The statistics' counts (kept by triggers; written here directly).
+    let day = NaiveDate::from_ymd_opt(2021, 6, 1).unwrap();
+    diesel::insert_into(schema::stat_daily::table)
+        .values((
+            schema::stat_daily::prefecture_code.eq("08"),
+            schema::stat_daily::administered_on.eq(day),
+            schema::stat_daily::dose_number.eq(2),
+            schema::stat_daily::product_code.eq("MOD_ORIG"),
+            schema::stat_daily::n.eq(5_000_000_000i64),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    diesel::insert_into(schema::stat_municipal::table)
+        .values((
+            schema::stat_municipal::municipality_code.eq("082040"),
+            schema::stat_municipal::month.eq("2021-06"),
+            schema::stat_municipal::dose_number.eq(2),
+            schema::stat_municipal::n.eq(7i64),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    diesel::insert_into(schema::stat_demographic::table)
+        .values((
+            schema::stat_demographic::prefecture_code.eq("08"),
+            schema::stat_demographic::month.eq("2021-06"),
+            schema::stat_demographic::dose_number.eq(2),
+            schema::stat_demographic::age_band.eq(-1),
+            schema::stat_demographic::sex.eq("9"),
+            schema::stat_demographic::n.eq(3i64),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    diesel::insert_into(schema::stat_open::table)
+        .values((
+            schema::stat_open::prefecture_code.eq("08"),
+            schema::stat_open::administered_on.eq(day),
+            schema::stat_open::dose_number.eq(2),
+            schema::stat_open::age_group.eq("65-"),
+            schema::stat_open::sex.eq("2"),
+            schema::stat_open::n.eq(11i64),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let daily: (String, NaiveDate, i32, String, i64) =
+        schema::stat_daily::table.first(&mut conn).unwrap();
+    assert_eq!(
+        daily,
+        ("08".into(), day, 2, "MOD_ORIG".into(), 5_000_000_000)
+    );
+    let municipal: (String, String, i32, i64) =
+        schema::stat_municipal::table.first(&mut conn).unwrap();
+    assert_eq!(municipal, ("082040".into(), "2021-06".into(), 2, 7));
+    let demographic: (String, String, i32, i32, String, i64) =
+        schema::stat_demographic::table.first(&mut conn).unwrap();
+    assert_eq!(
+        demographic,
+        ("08".into(), "2021-06".into(), 2, -1, "9".into(), 3)
+    );
+    let open: (String, NaiveDate, i32, String, String, i64) =
+        schema::stat_open::table.first(&mut conn).unwrap();
+    assert_eq!(open, ("08".into(), day, 2, "65-".into(), "2".into(), 11));
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 24);
+    assert_eq!(schema::ALL_TABLES.len(), 28);
 }
 
 /// A restart or failover of PostgreSQL ends the server processes behind the

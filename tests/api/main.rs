@@ -14,5 +14,6 @@ mod partitions;
 mod residents;
 mod roles;
 mod second_factor;
+mod statistics;
 mod transfers;
 mod web;

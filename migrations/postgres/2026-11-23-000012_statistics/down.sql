@@ -1,0 +1,10 @@
+DROP TRIGGER doses_count_delete ON doses;
+DROP TRIGGER doses_count_update ON doses;
+DROP TRIGGER doses_count_insert ON doses;
+DROP FUNCTION doses_count_delete();
+DROP FUNCTION doses_count_update();
+DROP FUNCTION doses_count_insert();
+DROP TABLE stat_open;
+DROP TABLE stat_demographic;
+DROP TABLE stat_municipal;
+DROP TABLE stat_daily;
