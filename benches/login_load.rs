@@ -89,6 +89,7 @@ fn main() {
         inquiry_rate_municipality: 1000,
         inquiry_answer_ms: 15,
         issuer_url: None,
+        stats_min_cell: 10,
     };
     let app = vrs::startup::Application::build(prepared.state, &args).expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -87,6 +87,11 @@ pub struct ServeArgs {
     /// address. Must be https in production.
     #[arg(long, env = "VRS_ISSUER_URL", value_parser = parse_issuer_url)]
     pub issuer_url: Option<String>,
+
+    /// Statistics show and publish no count smaller than this (a smaller
+    /// cell could single a person out): it is marked suppressed instead.
+    #[arg(long, env = "VRS_STATS_MIN_CELL", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub stats_min_cell: i64,
 }
 
 /// An http(s) URL with a host and no trailing slash, query or fragment, as

@@ -23,6 +23,8 @@ pub struct AppState {
     pub transfer: crate::flows::transfer::Settings,
     /// `iss` of the certificates this deployment signs.
     pub issuer_url: String,
+    /// The smallest count statistics show or publish.
+    pub stats_min_cell: i64,
 }
 
 impl AppState {
@@ -124,6 +126,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
             import_limits: crate::flows::imports::Limits::default(),
             transfer: crate::flows::transfer::Settings::default(),
             issuer_url: String::from("http://localhost:8080"),
+            stats_min_cell: crate::flows::statistics::DEFAULT_MIN_CELL,
         },
         bootstrap_operator,
         created_master_key,
@@ -237,6 +240,7 @@ impl Application {
             },
             answer_floor: std::time::Duration::from_millis(serve.inquiry_answer_ms),
         };
+        state.stats_min_cell = serve.stats_min_cell;
         let static_dir = serve.static_dir.clone();
         let tls = match (&serve.tls_cert, &serve.tls_key) {
             (Some(c), Some(k)) => Some(crate::config::load_tls(c, k)?),

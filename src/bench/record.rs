@@ -584,6 +584,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         inquiry_rate_municipality: 1000,
         inquiry_answer_ms: 15,
         issuer_url: None,
+        stats_min_cell: 10,
     };
     let app = Application::build(prepared.state, &args)?;
     let port = app.port();

@@ -209,6 +209,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         import_limits: crate::flows::imports::Limits::default(),
         transfer: crate::flows::transfer::Settings::default(),
         issuer_url: String::from("http://localhost:8080"),
+        stats_min_cell: crate::flows::statistics::DEFAULT_MIN_CELL,
     };
     let open =
         || std::fs::File::open(&bulk_file).map(|f| Box::new(f) as Box<dyn std::io::Read + Send>);

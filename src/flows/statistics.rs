@@ -173,6 +173,20 @@ pub fn dashboard(conn: &mut DbConn, area: &Area, period: Period) -> Result<Dashb
     })
 }
 
+/// Doses per prefecture and dose number in a period (the summary by
+/// prefecture), in code order.
+pub fn by_prefecture_and_dose(
+    conn: &mut DbConn,
+    period: Period,
+) -> Result<Vec<(String, i32, i64)>, DbError> {
+    Ok(stat_daily::table
+        .filter(stat_daily::administered_on.between(period.from, period.to))
+        .group_by((stat_daily::prefecture_code, stat_daily::dose_number))
+        .select((stat_daily::prefecture_code, stat_daily::dose_number, sum_n()))
+        .order((stat_daily::prefecture_code, stat_daily::dose_number))
+        .load(conn)?)
+}
+
 /// One line of the open data: doses of one day, prefecture, sex, age group
 /// and dose number.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]

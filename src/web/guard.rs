@@ -161,6 +161,9 @@ impl Nav {
                 items.push(("/operator/channels", "channels.title"));
             }
             Some(Role::SiteTablet) => items.push(("/site", "site.title")),
+            Some(Role::NationalViewer) | Some(Role::PrefecturalViewer) => {
+                items.push(("/statistics", "stats.title"))
+            }
             _ => {}
         }
         items.push(("/totp", "totp.title"));

@@ -8,6 +8,7 @@ mod api_certificates;
 mod auth;
 mod certificates;
 mod channels;
+mod charts;
 mod error;
 mod exports;
 mod frame;
@@ -20,6 +21,7 @@ mod recording;
 mod records;
 mod residents;
 mod sites;
+mod statistics;
 mod system;
 mod tablet;
 mod transfers;
@@ -62,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web
             .configure(transfers::routes)
             .configure(certificates::routes)
             .configure(channels::routes)
+            .configure(statistics::routes)
             .configure(exports::routes)
             .configure(tablet::routes)
             .configure(vaccines::routes)

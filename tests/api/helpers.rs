@@ -136,6 +136,7 @@ pub fn serve_args(static_dir: Option<PathBuf>) -> ServeArgs {
         inquiry_rate_municipality: 1000,
         inquiry_answer_ms: 15,
         issuer_url: None,
+        stats_min_cell: 10,
     }
 }
 

@@ -7,7 +7,7 @@ use vrs::db::schema::{accounts, audit_log};
 use vrs::demo::DEMO_PASSWORD;
 use vrs::domain::Role;
 
-const PROTECTED_GETS: [&str; 18] = [
+const PROTECTED_GETS: [&str; 19] = [
     "/admin/accounts",
     "/admin/sites",
     "/admin/accounts.csv",
@@ -26,6 +26,7 @@ const PROTECTED_GETS: [&str; 18] = [
     "/site",
     "/transfers",
     "/transfers/bulk",
+    "/statistics",
 ];
 
 const PROTECTED_POSTS: [&str; 15] = [
@@ -178,7 +179,7 @@ async fn every_role_reaches_only_its_own_pages() {
     );
     assert_eq!(
         allowed_gets(&app, "nat-viewer", &national).await,
-        Vec::<&str>::new()
+        vec!["/statistics"]
     );
     assert_eq!(
         allowed_gets(&app, "operator2", &operator).await,

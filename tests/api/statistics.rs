@@ -186,3 +186,190 @@ async fn the_counts_equal_a_recount_after_recording_correcting_and_deleting() {
     vrs::flows::statistics::recount(&mut app.conn()).unwrap();
     assert_eq!(kept(&app), recount(&after));
 }
+
+/// A prefectural viewer of one prefecture (two-digit code).
+fn prefectural_viewer(app: &TestApp, login: &str, prefecture: &str) -> String {
+    let password = format!("pw for {login} 2026");
+    vrs::flows::accounts::create(
+        &mut app.conn(),
+        &app.state.audit,
+        &vrs::audit::Actor::default(),
+        vrs::flows::accounts::NewAccount {
+            login_id: vrs::domain::LoginId::parse(login).unwrap(),
+            role: Role::PrefecturalViewer,
+            municipality: None,
+            prefecture_code: Some(prefecture.to_string()),
+            display_name: format!("テスト {login}"),
+            permissions: Vec::new(),
+            expires_on: None,
+            device_name: None,
+            responsible_person: None,
+            site_id: None,
+            must_change_password: false,
+        },
+        Some(vrs::domain::NewPassword::parse(&password).unwrap()),
+    )
+    .unwrap();
+    password
+}
+
+/// What must never appear in a statistics response: the demo residents'
+/// names, birth dates and individual numbers (birth dates from before the
+/// programme, so that no vaccination day can equal one by chance).
+fn personal_strings() -> Vec<String> {
+    let mut out = Vec::new();
+    for m in DEMO_MUNICIPALITIES {
+        for i in 0..vrs::demo::RESIDENTS_PER_MUNICIPALITY {
+            let r = demo_resident(code(m), i);
+            out.push(r.name_kanji.as_str().to_string());
+            out.push(r.name_kana.as_str().to_string());
+            if r.birth_date.date().format("%Y").to_string() < "2020".to_string() {
+                out.push(r.birth_date.date().to_string());
+            }
+            if let Some(n) = r.my_number {
+                out.push(String::from_utf8(n.expose_digits().to_vec()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn viewers_see_their_area_only_and_small_counts_are_suppressed_everywhere() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let doses = all_doses(&app);
+    let counted: Vec<&DoseRow> = doses
+        .iter()
+        .filter(|d| d.status == "valid" && d.origin != "transferred")
+        .collect();
+
+    let national = TestApp::handle(&app);
+    let pw = app.create_account("nat-viewer", Role::NationalViewer, None, &[]);
+    national.login_as("nat-viewer", &pw).await;
+    let res = national.get("/statistics").await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    let doc = html(&page);
+    let total = select_text(&doc, "#stats-total strong").join("");
+    assert_eq!(total.replace(',', ""), counted.len().to_string());
+    // Every prefecture of the demo is in the area table, with its count
+    // (or the suppression mark when under 10).
+    let rows = select_text(&doc, "#by-area-table tbody tr");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    // Small cells are marked, not shown: each age band under 10 reads so.
+    let ages = select_text(&doc, "#by-age-table tbody td.num");
+    assert!(ages.iter().any(|v| v == "10未満"), "{ages:?}");
+    for v in &ages {
+        if v != "10未満" {
+            assert!(v.replace(',', "").parse::<i64>().unwrap() >= 10);
+        }
+    }
+    // A prefecture's page lists its municipalities.
+    let tokyo = national.get("/statistics?area=13").await.text().await.unwrap();
+    assert!(tokyo.contains("千代田区"));
+
+    // A prefectural viewer of Ibaraki (08) sees Ibaraki, and nothing else.
+    let ibaraki = TestApp::handle(&app);
+    let pw = prefectural_viewer(&app, "ibaraki-viewer", "08");
+    ibaraki.login_as("ibaraki-viewer", &pw).await;
+    let own = ibaraki.get("/statistics").await;
+    assert_eq!(own.status(), 200);
+    let own = own.text().await.unwrap();
+    assert!(own.contains("古河市") && !own.contains("千代田区"));
+    for area in ["13", "all", "01"] {
+        let res = ibaraki.get(&format!("/statistics?area={area}")).await;
+        assert_eq!(res.status(), 403, "{area}");
+    }
+    // Municipal staff and administrators are not viewers.
+    let staff = TestApp::handle(&app);
+    staff.login_as("131016-staff", DEMO_PASSWORD).await;
+    assert_eq!(staff.get("/statistics").await.status(), 403);
+
+    // Open data: every published count is at least 10; nothing personal in
+    // any of these responses.
+    let ndjson = app.get("/statistics/open-data.ndjson").await.text().await.unwrap();
+    for line in ndjson.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["count"].as_i64().unwrap() >= 10, "{line}");
+        assert!(v["medical_worker"].is_null());
+    }
+    let csv = app.get("/statistics/open-data.csv").await.text().await.unwrap();
+    assert!(csv.starts_with("date,prefecture,gender,age,medical_worker,status,count"));
+    let by_date = app
+        .get("/statistics/summary-by-date.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let by_pref = app
+        .get("/statistics/summary-by-prefecture.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for cell in by_date
+        .lines()
+        .skip(1)
+        .chain(by_pref.lines().skip(1))
+        .flat_map(|l| l.split(',').skip(1).collect::<Vec<_>>())
+    {
+        if !cell.is_empty() {
+            assert!(cell.parse::<i64>().unwrap() >= 10, "{cell}");
+        }
+    }
+    let personal = personal_strings();
+    for body in [&page, &tokyo, &own, &ndjson, &csv, &by_date, &by_pref] {
+        for p in &personal {
+            assert!(!body.contains(p.as_str()), "{p} in a statistics response");
+        }
+    }
+}
+
+#[tokio::test]
+async fn open_data_lines_add_up_to_the_dose_records_when_nothing_is_suppressed() {
+    let app = spawn_app_with(|a| a.stats_min_cell = 1).await;
+    app.seed_demo();
+    let doses = all_doses(&app);
+    let mut expected: BTreeMap<(String, String, i32, String, String), i64> = BTreeMap::new();
+    for d in doses
+        .iter()
+        .filter(|d| d.status == "valid" && d.origin != "transferred")
+    {
+        let age = match d.age_band {
+            None => "unknown",
+            Some(b) if b >= 65 => "65-",
+            Some(_) => "-64",
+        };
+        let gender = match d.sex.as_deref() {
+            Some("1") => "M",
+            Some("2") => "F",
+            _ => "U",
+        };
+        *expected
+            .entry((
+                d.administered_on.to_string(),
+                d.municipality_code[..2].to_string(),
+                d.dose_number,
+                age.to_string(),
+                gender.to_string(),
+            ))
+            .or_default() += 1;
+    }
+    let ndjson = app.get("/statistics/open-data.ndjson").await.text().await.unwrap();
+    let mut got = BTreeMap::new();
+    for line in ndjson.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        got.insert(
+            (
+                v["date"].as_str().unwrap().to_string(),
+                v["prefecture"].as_str().unwrap().to_string(),
+                v["status"].as_i64().unwrap() as i32,
+                v["age"].as_str().unwrap().to_string(),
+                v["gender"].as_str().unwrap().to_string(),
+            ),
+            v["count"].as_i64().unwrap(),
+        );
+    }
+    assert_eq!(got, expected);
+}

@@ -1,0 +1,439 @@
+//! Flow 7's pages: the dashboard of national and prefectural viewers
+//! (charts and tables by day, dose number, product, age band, sex and
+//! area), and the open data anyone may download. Every number comes from
+//! the running counts (`flows::statistics`); cells under the configured
+//! minimum are suppressed wherever they are shown or published.
+
+use super::charts;
+use super::{AppError, Authed, Ctx, Nav, render, with_db};
+use crate::domain::{MunicipalityCode, MunicipalityKind, Registry, Role, VaccineCatalog};
+use crate::flows::statistics::{self as stats, Area, Dashboard, Period};
+use crate::i18n::T;
+use crate::startup::AppState;
+use actix_web::{HttpResponse, get, web};
+use askama::Template;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use std::fmt::Write;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(dashboard)
+        .service(open_ndjson)
+        .service(open_csv)
+        .service(summary_by_date)
+        .service(summary_by_prefecture);
+}
+
+/// The 47 prefectures: two-digit code and name.
+pub fn prefectures() -> Vec<(String, String)> {
+    Registry::global()
+        .all()
+        .filter(|m| m.kind == MunicipalityKind::Prefecture)
+        .map(|m| (m.code.prefecture_code().to_string(), m.name.clone()))
+        .collect()
+}
+
+fn prefecture_name(code: &str) -> String {
+    prefectures()
+        .into_iter()
+        .find(|(c, _)| c == code)
+        .map(|(_, n)| n)
+        .unwrap_or_else(|| code.to_string())
+}
+
+fn area_name(code: &str) -> String {
+    if code.len() == 2 {
+        return prefecture_name(code);
+    }
+    MunicipalityCode::parse(code)
+        .ok()
+        .and_then(|c| Registry::global().get(&c).map(|m| m.full_name()))
+        .unwrap_or_else(|| code.to_string())
+}
+
+#[derive(Deserialize, Default)]
+struct Filter {
+    /// First month, YYYY-MM.
+    from: Option<String>,
+    /// Last month, YYYY-MM.
+    to: Option<String>,
+    /// `all`, or a prefecture's two-digit code.
+    area: Option<String>,
+}
+
+fn month(s: Option<&str>) -> Option<NaiveDate> {
+    let s = s?.trim();
+    NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").ok()
+}
+
+impl Filter {
+    fn period(&self) -> Result<Period, AppError> {
+        let (from, to) = (self.from.as_deref(), self.to.as_deref());
+        let bad = |f: Option<&str>| f.is_some_and(|v| !v.trim().is_empty()) && month(f).is_none();
+        if bad(from) || bad(to) {
+            return Err(AppError::BadRequest("period: YYYY-MM".into()));
+        }
+        let all = Period::all();
+        Ok(Period::months(
+            month(from).unwrap_or(all.from),
+            month(to).unwrap_or(all.to),
+        ))
+    }
+
+    /// The area asked for, or `None` for one this viewer may not see.
+    fn area(&self, auth: &Authed) -> Result<Area, AppError> {
+        let asked = self.area.as_deref().map(str::trim).filter(|a| !a.is_empty());
+        let known = |p: &str| prefectures().iter().any(|(c, _)| c == p);
+        match auth.role() {
+            Some(Role::NationalViewer) => match asked {
+                None | Some("all") => Ok(Area::Nation),
+                Some(p) if known(p) => Ok(Area::Prefecture(p.to_string())),
+                Some(_) => Err(AppError::BadRequest("area".into())),
+            },
+            Some(Role::PrefecturalViewer) => {
+                let own = auth
+                    .account
+                    .prefecture_code
+                    .clone()
+                    .ok_or(AppError::Forbidden)?;
+                match asked {
+                    None => Ok(Area::Prefecture(own)),
+                    Some(p) if p == own => Ok(Area::Prefecture(own)),
+                    Some(_) => Err(AppError::Forbidden),
+                }
+            }
+            _ => Err(AppError::Forbidden),
+        }
+    }
+}
+
+/// A count as a table shows it: the number, or the suppression mark.
+pub struct Cell {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "statistics/dashboard.html")]
+struct DashboardPage {
+    t: T,
+    nav: Nav,
+    national: bool,
+    area_label: String,
+    area_code: String,
+    from: String,
+    to: String,
+    prefectures: Vec<(String, String)>,
+    total: String,
+    min_cell: i64,
+    day_chart: String,
+    panels: Vec<Panel>,
+    query: String,
+}
+
+/// One breakdown: its chart and the same numbers as a table.
+pub struct Panel {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub chart: String,
+    pub table: Vec<Cell>,
+}
+
+fn shown(n: i64, min: i64) -> Option<i64> {
+    (n >= min).then_some(n)
+}
+
+fn cells(items: &[(String, Option<i64>)], suppressed: &str) -> Vec<Cell> {
+    items
+        .iter()
+        .map(|(label, v)| Cell {
+            label: label.clone(),
+            value: v.map(charts::thousands).unwrap_or_else(|| suppressed.to_string()),
+        })
+        .collect()
+}
+
+fn age_label(t: &T, band: i32) -> String {
+    if band < 0 {
+        t.s("stats.unknown").to_string()
+    } else if band >= 100 {
+        "100+".into()
+    } else {
+        format!("{band}–{}", band + 4)
+    }
+}
+
+fn product_label(t: &T, code: &str) -> String {
+    VaccineCatalog::global()
+        .get(code)
+        .map(|p| {
+            if t.is_en() {
+                p.product_en.clone()
+            } else {
+                p.product_ja.clone()
+            }
+        })
+        .unwrap_or_else(|| code.to_string())
+}
+
+fn render_dashboard(
+    t: T,
+    auth: &Authed,
+    d: &Dashboard,
+    filter: &Filter,
+    area: &Area,
+    min: i64,
+) -> Result<HttpResponse, AppError> {
+    let supp = t.with_n("stats.suppressed", min);
+    // The time series: one line per dose number, a point per day.
+    let mut days: Vec<NaiveDate> = d.by_day.iter().map(|(day, _, _)| *day).collect();
+    days.dedup();
+    let doses: Vec<i32> = d.by_dose.iter().map(|c| c.key).collect();
+    let series: Vec<(String, Vec<i64>)> = doses
+        .iter()
+        .map(|&k| {
+            let mut v = vec![0i64; days.len()];
+            for (day, dose, n) in &d.by_day {
+                if *dose == k
+                    && let Ok(i) = days.binary_search(day)
+                {
+                    v[i] = *n;
+                }
+            }
+            (t.with_n("stats.dose_n", k), v)
+        })
+        .collect();
+    let day_labels: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+    let dose_items: Vec<(String, Option<i64>)> = d
+        .by_dose
+        .iter()
+        .map(|c| (t.with_n("stats.dose_n", c.key), shown(c.n, min)))
+        .collect();
+    let product_items: Vec<(String, Option<i64>)> = d
+        .by_product
+        .iter()
+        .map(|c| (product_label(&t, &c.key), shown(c.n, min)))
+        .collect();
+    let age_items: Vec<(String, Option<i64>)> = d
+        .by_age
+        .iter()
+        .map(|c| (age_label(&t, c.key), shown(c.n, min)))
+        .collect();
+    let sex_items: Vec<(String, Option<i64>)> = d
+        .by_sex
+        .iter()
+        .map(|c| (t.code_label("sex.", &c.key), shown(c.n, min)))
+        .collect();
+    let area_items: Vec<(String, Option<i64>)> = d
+        .by_area
+        .iter()
+        .map(|c| (area_name(&c.key), shown(c.n, min)))
+        .collect();
+    let (area_label, area_code) = match area {
+        Area::Nation => (t.s("stats.nation").to_string(), "all".to_string()),
+        Area::Prefecture(p) => (prefecture_name(p), p.clone()),
+    };
+    let mut query = format!("area={area_code}");
+    for (k, v) in [("from", &filter.from), ("to", &filter.to)] {
+        if let Some(v) = v.as_deref().filter(|v| month(Some(v)).is_some()) {
+            let _ = write!(query, "&{k}={v}");
+        }
+    }
+    let page = DashboardPage {
+        nav: Nav::for_account(auth, "/statistics"),
+        national: auth.role() == Some(Role::NationalViewer),
+        from: filter.from.clone().unwrap_or_default(),
+        to: filter.to.clone().unwrap_or_default(),
+        prefectures: prefectures(),
+        total: charts::thousands(d.total),
+        min_cell: min,
+        day_chart: charts::lines(t.s("stats.by_day"), &day_labels, &series),
+        panels: [
+            ("by-dose", "stats.by_dose", &dose_items),
+            ("by-product", "stats.by_product", &product_items),
+            ("by-age", "stats.by_age", &age_items),
+            ("by-sex", "stats.by_sex", &sex_items),
+            ("by-area", "stats.by_area", &area_items),
+        ]
+        .into_iter()
+        .map(|(id, key, items)| Panel {
+            id,
+            title: key,
+            chart: charts::bars(t.s(key), items, &supp),
+            table: cells(items, &supp),
+        })
+        .collect(),
+        area_label,
+        area_code,
+        query,
+        t,
+    };
+    render(&page)
+}
+
+#[get("/statistics")]
+async fn dashboard(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    q: web::Query<Filter>,
+) -> Result<HttpResponse, AppError> {
+    auth.require(&[Role::NationalViewer, Role::PrefecturalViewer])?;
+    let filter = q.into_inner();
+    let area = filter.area(&auth)?;
+    let period = filter.period()?;
+    let a = area.clone();
+    let d = with_db(&state, move |conn| Ok(stats::dashboard(conn, &a, period)?)).await?;
+    render_dashboard(ctx.t, &auth, &d, &filter, &area, state.stats_min_cell)
+}
+
+/// The open data's area: the whole country, or one prefecture.
+fn public_area(filter: &Filter) -> Result<Area, AppError> {
+    match filter.area.as_deref().map(str::trim) {
+        None | Some("") | Some("all") => Ok(Area::Nation),
+        Some(p) if prefectures().iter().any(|(c, _)| c == p) => Ok(Area::Prefecture(p.into())),
+        Some(_) => Err(AppError::BadRequest("area".into())),
+    }
+}
+
+fn download(body: String, media: &str, name: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(media)
+        .insert_header(("access-control-allow-origin", "*"))
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .body(body)
+}
+
+async fn open_rows(state: &AppState, filter: &Filter) -> Result<Vec<stats::OpenRow>, AppError> {
+    let (area, period, min) = (public_area(filter)?, filter.period()?, state.stats_min_cell);
+    with_db(state, move |conn| Ok(stats::open_rows(conn, &area, period, min)?)).await
+}
+
+/// Open data as the national system published it: one JSON object a line
+/// with date, prefecture, gender, age, medical_worker, status and count.
+/// VRS records no occupation, so medical_worker is null.
+#[get("/statistics/open-data.ndjson")]
+async fn open_ndjson(
+    state: web::Data<AppState>,
+    q: web::Query<Filter>,
+) -> Result<HttpResponse, AppError> {
+    let rows = open_rows(&state, &q).await?;
+    let mut body = String::new();
+    for r in rows {
+        let line = serde_json::json!({
+            "date": r.date.to_string(),
+            "prefecture": r.prefecture,
+            "gender": r.gender(),
+            "age": r.age_group,
+            "medical_worker": null,
+            "status": r.dose_number,
+            "count": r.count,
+        });
+        let _ = writeln!(body, "{line}");
+    }
+    Ok(download(body, "application/x-ndjson", "vaccination-open-data.ndjson"))
+}
+
+#[get("/statistics/open-data.csv")]
+async fn open_csv(
+    state: web::Data<AppState>,
+    q: web::Query<Filter>,
+) -> Result<HttpResponse, AppError> {
+    let rows = open_rows(&state, &q).await?;
+    let mut body = String::from("date,prefecture,gender,age,medical_worker,status,count\r\n");
+    for r in rows {
+        let _ = write!(
+            body,
+            "{},{},{},{},,{},{}\r\n",
+            r.date,
+            r.prefecture,
+            r.gender(),
+            r.age_group,
+            r.dose_number,
+            r.count
+        );
+    }
+    Ok(download(body, "text/csv; charset=utf-8", "vaccination-open-data.csv"))
+}
+
+/// A summary table: one row per key, a column per dose number and the
+/// total; cells under the minimum are left empty.
+fn summary_csv(first: &str, rows: &[(String, Vec<(i32, i64)>)], min: i64) -> String {
+    let mut doses: Vec<i32> = rows.iter().flat_map(|(_, v)| v.iter().map(|(d, _)| *d)).collect();
+    doses.sort_unstable();
+    doses.dedup();
+    let mut out = String::from(first);
+    for d in &doses {
+        let _ = write!(out, ",dose_{d}");
+    }
+    out.push_str(",total\r\n");
+    for (key, v) in rows {
+        out.push_str(key);
+        for d in &doses {
+            let n: i64 = v.iter().filter(|(k, _)| k == d).map(|(_, n)| n).sum();
+            match shown(n, min) {
+                Some(n) => {
+                    let _ = write!(out, ",{n}");
+                }
+                None => out.push(','),
+            }
+        }
+        let total: i64 = v.iter().map(|(_, n)| n).sum();
+        match shown(total, min) {
+            Some(n) => {
+                let _ = write!(out, ",{n}\r\n");
+            }
+            None => out.push_str(",\r\n"),
+        }
+    }
+    out
+}
+
+#[get("/statistics/summary-by-date.csv")]
+async fn summary_by_date(
+    state: web::Data<AppState>,
+    q: web::Query<Filter>,
+) -> Result<HttpResponse, AppError> {
+    let (area, period, min) = (public_area(&q)?, q.period()?, state.stats_min_cell);
+    let d = with_db(&state, move |conn| Ok(stats::dashboard(conn, &area, period)?)).await?;
+    let mut rows: Vec<(String, Vec<(i32, i64)>)> = Vec::new();
+    for (day, dose, n) in d.by_day {
+        let key = day.to_string();
+        match rows.last_mut() {
+            Some((k, v)) if *k == key => v.push((dose, n)),
+            _ => rows.push((key, vec![(dose, n)])),
+        }
+    }
+    Ok(download(
+        summary_csv("date", &rows, min),
+        "text/csv; charset=utf-8",
+        "summary-by-date.csv",
+    ))
+}
+
+#[get("/statistics/summary-by-prefecture.csv")]
+async fn summary_by_prefecture(
+    state: web::Data<AppState>,
+    q: web::Query<Filter>,
+) -> Result<HttpResponse, AppError> {
+    let (period, min) = (q.period()?, state.stats_min_cell);
+    let by_pref = with_db(&state, move |conn| {
+        Ok(stats::by_prefecture_and_dose(conn, period)?)
+    })
+    .await?;
+    let mut rows: Vec<(String, Vec<(i32, i64)>)> = Vec::new();
+    for (pref, dose, n) in by_pref {
+        match rows.last_mut() {
+            Some((k, v)) if *k == pref => v.push((dose, n)),
+            _ => rows.push((pref, vec![(dose, n)])),
+        }
+    }
+    Ok(download(
+        summary_csv("prefecture", &rows, min),
+        "text/csv; charset=utf-8",
+        "summary-by-prefecture.csv",
+    ))
+}
