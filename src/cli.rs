@@ -47,6 +47,9 @@ pub enum Command {
     /// Provision records (提供記録) of transfer inquiries.
     #[command(subcommand)]
     Provisions(ProvisionsCmd),
+    /// The statistics' running counts.
+    #[command(subcommand)]
+    Statistics(StatisticsCmd),
     /// Measure the speed of core operations on this machine.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -57,6 +60,14 @@ pub enum ProvisionsCmd {
     /// Delete every municipality's provision records older than 7 years (the
     /// server also does this every hour); each deletion is logged.
     Purge,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatisticsCmd {
+    /// Count every municipality's doses again from the records (the
+    /// database keeps the counts as doses change; this is for a database
+    /// whose counts were never kept, or to check them).
+    Recount,
 }
 
 fn parse_code(s: &str) -> Result<MunicipalityCode, String> {
@@ -183,6 +194,18 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=8))]
         doses: u8,
     },
+    /// The national statistics dashboard over many doses vs counting them directly.
+    Statistics {
+        /// Doses in the database.
+        #[arg(long, default_value_t = 10_000_000)]
+        doses: usize,
+        /// Dashboard requests timed, of each kind.
+        #[arg(long, default_value_t = 50)]
+        requests: usize,
+        /// As for `bench import`.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Streaming the ledger CSV vs reading the same rows plainly.
     Export {
         /// Doses in the municipality.
@@ -269,6 +292,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Statistics(StatisticsCmd::Recount) => {
+            let prepared = startup::prepare(&common, 2)?;
+            let mut conn = prepared.state.pool.get()?;
+            let n = crate::flows::statistics::recount(&mut conn)?;
+            println!("statistics recounted from the doses of {n} municipalities");
+            Ok(())
+        }
         Command::Provisions(ProvisionsCmd::Purge) => {
             let prepared = startup::prepare(&common, 2)?;
             let mut conn = prepared.state.pool.get()?;
@@ -333,6 +363,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCmd::Cards { n, doses }) => {
             print!("{}", crate::bench::cards::run(n, doses.into()));
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Statistics {
+            doses,
+            requests,
+            postgres,
+        }) => {
+            print!(
+                "{}",
+                crate::bench::statistics::run(doses, requests.max(5), postgres.as_deref())?
+            );
             Ok(())
         }
         Command::Bench(BenchCmd::Export { rows, postgres }) => {

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 pub mod cards;
 pub mod record;
+pub mod statistics;
 pub mod transfer;
 
 /// Seals and blind-indexes `n` residents exactly as registration does (seven

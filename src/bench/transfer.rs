@@ -33,7 +33,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-fn summary(mut d: Vec<Duration>) -> String {
+pub(crate) fn summary(mut d: Vec<Duration>) -> String {
     d.sort();
     format!(
         "p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms",

@@ -449,51 +449,58 @@ where
 /// Adds one municipality's doses to the statistics' running counts, as the
 /// triggers of migration 000012 would have (call inside the municipality's
 /// scoped transaction, after emptying the counts: see
-/// `flows::statistics::recount`).
+/// `flows::statistics::recount`). The tables and expressions are those of
+/// the migration.
 pub fn recount_statistics(conn: &mut DbConn, code: &str) -> Result<(), DbError> {
-    let (month, n) = match conn {
+    let (month, p) = match conn {
         DbConn::Postgresql(_) => ("to_char(d.administered_on, 'YYYY-MM')", "$1"),
         DbConn::Sqlite(_) => ("substr(d.administered_on, 1, 7)", "?"),
     };
-    let counted = format!(
-        "FROM doses d WHERE d.municipality_code = {n} AND d.status = 'valid' \
-         AND d.origin <> 'transferred'"
-    );
-    let statements = [
-        format!(
-            "INSERT INTO stat_daily (prefecture_code, administered_on, dose_number, product_code, n) \
-             SELECT substr(d.municipality_code, 1, 2), d.administered_on, d.dose_number, \
-             d.product_code, count(*) {counted} GROUP BY 1, 2, 3, 4 \
-             ON CONFLICT (prefecture_code, administered_on, dose_number, product_code) \
-             DO UPDATE SET n = stat_daily.n + excluded.n"
+    const AGE_GROUP: &str = "CASE WHEN d.age_band IS NULL THEN 'unknown' WHEN d.age_band >= 65 THEN '65-' ELSE '-64' END";
+    let tables: [(&str, &str, &str, &str); 5] = [
+        (
+            "stat_daily",
+            "prefecture_code, administered_on, dose_number",
+            "substr(d.municipality_code, 1, 2), d.administered_on, d.dose_number",
+            "1, 2, 3",
         ),
-        format!(
-            "INSERT INTO stat_municipal (municipality_code, month, dose_number, n) \
-             SELECT d.municipality_code, {month}, d.dose_number, count(*) {counted} \
-             GROUP BY 1, 2, 3 ON CONFLICT (municipality_code, month, dose_number) \
-             DO UPDATE SET n = stat_municipal.n + excluded.n"
+        (
+            "stat_monthly",
+            "prefecture_code, month, dose_number, product_code",
+            "substr(d.municipality_code, 1, 2), {month}, d.dose_number, d.product_code",
+            "1, 2, 3, 4",
         ),
-        format!(
-            "INSERT INTO stat_demographic (prefecture_code, month, dose_number, age_band, sex, n) \
-             SELECT substr(d.municipality_code, 1, 2), {month}, d.dose_number, \
-             coalesce(d.age_band, -1), coalesce(d.sex, '9'), count(*) {counted} \
-             GROUP BY 1, 2, 3, 4, 5 \
-             ON CONFLICT (prefecture_code, month, dose_number, age_band, sex) \
-             DO UPDATE SET n = stat_demographic.n + excluded.n"
+        (
+            "stat_demographic",
+            "prefecture_code, month, age_band, sex",
+            "substr(d.municipality_code, 1, 2), {month}, coalesce(d.age_band, -1), coalesce(d.sex, '9')",
+            "1, 2, 3, 4",
         ),
-        format!(
-            "INSERT INTO stat_open (prefecture_code, administered_on, dose_number, age_group, sex, n) \
-             SELECT substr(d.municipality_code, 1, 2), d.administered_on, d.dose_number, \
-             CASE WHEN d.age_band IS NULL THEN 'unknown' WHEN d.age_band >= 65 THEN '65-' \
-             ELSE '-64' END, coalesce(d.sex, '9'), count(*) {counted} GROUP BY 1, 2, 3, 4, 5 \
-             ON CONFLICT (prefecture_code, administered_on, dose_number, age_group, sex) \
-             DO UPDATE SET n = stat_open.n + excluded.n"
+        (
+            "stat_municipal",
+            "municipality_code, month, dose_number",
+            "d.municipality_code, {month}, d.dose_number",
+            "1, 2, 3",
+        ),
+        (
+            "stat_open",
+            "prefecture_code, administered_on, dose_number, age_group, sex",
+            "substr(d.municipality_code, 1, 2), d.administered_on, d.dose_number, {age_group}, coalesce(d.sex, '9')",
+            "1, 2, 3, 4, 5",
         ),
     ];
-    for q in statements {
-        diesel::sql_query(q)
-            .bind::<diesel::sql_types::Text, _>(code)
-            .execute(conn)?;
+    for (table, columns, values, groups) in tables {
+        let values = values
+            .replace("{month}", month)
+            .replace("{age_group}", AGE_GROUP);
+        diesel::sql_query(format!(
+            "INSERT INTO {table} ({columns}, n) SELECT {values}, count(*) FROM doses d \
+             WHERE d.municipality_code = {p} AND d.status = 'valid' \
+             AND d.origin <> 'transferred' GROUP BY {groups} \
+             ON CONFLICT ({columns}) DO UPDATE SET n = {table}.n + excluded.n"
+        ))
+        .bind::<diesel::sql_types::Text, _>(code)
+        .execute(conn)?;
     }
     Ok(())
 }

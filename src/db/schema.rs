@@ -384,11 +384,30 @@ diesel::table! {
 }
 
 diesel::table! {
-    stat_daily (prefecture_code, administered_on, dose_number, product_code) {
+    stat_daily (prefecture_code, administered_on, dose_number) {
         prefecture_code -> Text,
         administered_on -> Date,
         dose_number -> Integer,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    stat_monthly (prefecture_code, month, dose_number, product_code) {
+        prefecture_code -> Text,
+        month -> Text,
+        dose_number -> Integer,
         product_code -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    stat_demographic (prefecture_code, month, age_band, sex) {
+        prefecture_code -> Text,
+        month -> Text,
+        age_band -> Integer,
+        sex -> Text,
         n -> BigInt,
     }
 }
@@ -398,17 +417,6 @@ diesel::table! {
         municipality_code -> Text,
         month -> Text,
         dose_number -> Integer,
-        n -> BigInt,
-    }
-}
-
-diesel::table! {
-    stat_demographic (prefecture_code, month, dose_number, age_band, sex) {
-        prefecture_code -> Text,
-        month -> Text,
-        dose_number -> Integer,
-        age_band -> Integer,
-        sex -> Text,
         n -> BigInt,
     }
 }
@@ -452,8 +460,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     card_revocations,
     channel_clients,
     stat_daily,
-    stat_municipal,
+    stat_monthly,
     stat_demographic,
+    stat_municipal,
     stat_open
 );
 
@@ -484,8 +493,9 @@ pub const ALL_TABLES: &[&str] = &[
     "card_revocations",
     "channel_clients",
     "stat_daily",
-    "stat_municipal",
+    "stat_monthly",
     "stat_demographic",
+    "stat_municipal",
     "stat_open",
 ];
 

@@ -6,7 +6,7 @@
 //! A period is whole months: the area and demographic counts are kept per
 //! month, the time series per day.
 
-use crate::db::schema::{stat_daily, stat_demographic, stat_municipal, stat_open};
+use crate::db::schema::{stat_daily, stat_demographic, stat_monthly, stat_municipal, stat_open};
 use crate::db::{DbConn, DbError};
 use chrono::{Datelike, NaiveDate};
 use diesel::dsl::sql;
@@ -100,76 +100,99 @@ pub struct Dashboard {
     pub by_area: Vec<Count<String>>,
 }
 
+/// Sums counts per key, in key order.
+fn fold<K: Ord>(items: impl Iterator<Item = (K, i64)>) -> Vec<Count<K>> {
+    let mut m = std::collections::BTreeMap::new();
+    for (k, n) in items {
+        *m.entry(k).or_insert(0) += n;
+    }
+    m.into_iter().map(|(key, n)| Count { key, n }).collect()
+}
+
 fn sum_n() -> diesel::expression::SqlLiteral<BigInt> {
     sql::<BigInt>("CAST(SUM(n) AS BIGINT)")
 }
 
 pub fn dashboard(conn: &mut DbConn, area: &Area, period: Period) -> Result<Dashboard, DbError> {
-    let pattern = area.pattern();
-    let by_day: Vec<(NaiveDate, i32, i64)> = stat_daily::table
-        .filter(stat_daily::prefecture_code.like(&pattern))
-        .filter(stat_daily::administered_on.between(period.from, period.to))
-        .group_by((stat_daily::administered_on, stat_daily::dose_number))
-        .select((
-            stat_daily::administered_on,
-            stat_daily::dose_number,
-            sum_n(),
-        ))
-        .order((stat_daily::administered_on, stat_daily::dose_number))
-        .load(conn)?;
-    let by_product: Vec<(String, i64)> = stat_daily::table
-        .filter(stat_daily::prefecture_code.like(&pattern))
-        .filter(stat_daily::administered_on.between(period.from, period.to))
-        .group_by(stat_daily::product_code)
-        .select((stat_daily::product_code, sum_n()))
-        .order(stat_daily::product_code)
-        .load(conn)?;
-    let (m_from, m_to) = (period.month_from(), period.month_to());
-    let by_age: Vec<(i32, i64)> = stat_demographic::table
-        .filter(stat_demographic::prefecture_code.like(&pattern))
-        .filter(stat_demographic::month.between(&m_from, &m_to))
-        .group_by(stat_demographic::age_band)
-        .select((stat_demographic::age_band, sum_n()))
-        .order(stat_demographic::age_band)
-        .load(conn)?;
-    let by_sex: Vec<(String, i64)> = stat_demographic::table
-        .filter(stat_demographic::prefecture_code.like(&pattern))
-        .filter(stat_demographic::month.between(&m_from, &m_to))
-        .group_by(stat_demographic::sex)
-        .select((stat_demographic::sex, sum_n()))
-        .order(stat_demographic::sex)
-        .load(conn)?;
-    let by_area: Vec<(String, i64)> = match area {
+    // A prefecture's rows are a range of every table's key; the nation's
+    // are all rows (so its time series reads the by-day index in order).
+    let (lo, hi) = match area {
+        Area::Nation => ("00".to_string(), "99".to_string()),
+        Area::Prefecture(p) => (p.clone(), p.clone()),
+    };
+    let by_day: Vec<(NaiveDate, i32, i64)> = match area {
         Area::Nation => stat_daily::table
             .filter(stat_daily::administered_on.between(period.from, period.to))
-            .group_by(stat_daily::prefecture_code)
-            .select((stat_daily::prefecture_code, sum_n()))
-            .order(stat_daily::prefecture_code)
+            .group_by((stat_daily::administered_on, stat_daily::dose_number))
+            .select((
+                stat_daily::administered_on,
+                stat_daily::dose_number,
+                sum_n(),
+            ))
+            .order((stat_daily::administered_on, stat_daily::dose_number))
             .load(conn)?,
-        Area::Prefecture(_) => stat_municipal::table
-            .filter(stat_municipal::municipality_code.like(&pattern))
-            .filter(stat_municipal::month.between(&m_from, &m_to))
-            .group_by(stat_municipal::municipality_code)
-            .select((stat_municipal::municipality_code, sum_n()))
-            .order(stat_municipal::municipality_code)
+        Area::Prefecture(p) => stat_daily::table
+            .filter(stat_daily::prefecture_code.eq(p))
+            .filter(stat_daily::administered_on.between(period.from, period.to))
+            .group_by((stat_daily::administered_on, stat_daily::dose_number))
+            .select((
+                stat_daily::administered_on,
+                stat_daily::dose_number,
+                sum_n(),
+            ))
+            .order((stat_daily::administered_on, stat_daily::dose_number))
             .load(conn)?,
     };
-    let mut by_dose: Vec<Count<i32>> = Vec::new();
-    for &(_, dose, n) in &by_day {
-        match by_dose.iter_mut().find(|c| c.key == dose) {
-            Some(c) => c.n += n,
-            None => by_dose.push(Count { key: dose, n }),
-        }
-    }
-    by_dose.sort_by_key(|c| c.key);
+    let (m_from, m_to) = (period.month_from(), period.month_to());
+    // One pass over each monthly table, folded here into its breakdowns.
+    let monthly: Vec<(String, i32, String, i64)> = stat_monthly::table
+        .filter(stat_monthly::prefecture_code.between(&lo, &hi))
+        .filter(stat_monthly::month.between(&m_from, &m_to))
+        .group_by((
+            stat_monthly::prefecture_code,
+            stat_monthly::dose_number,
+            stat_monthly::product_code,
+        ))
+        .select((
+            stat_monthly::prefecture_code,
+            stat_monthly::dose_number,
+            stat_monthly::product_code,
+            sum_n(),
+        ))
+        .load(conn)?;
+    let people: Vec<(i32, String, i64)> = stat_demographic::table
+        .filter(stat_demographic::prefecture_code.between(&lo, &hi))
+        .filter(stat_demographic::month.between(&m_from, &m_to))
+        .group_by((stat_demographic::age_band, stat_demographic::sex))
+        .select((stat_demographic::age_band, stat_demographic::sex, sum_n()))
+        .load(conn)?;
+    let by_dose = fold(monthly.iter().map(|(_, d, _, n)| (*d, *n)));
+    let by_product = fold(monthly.iter().map(|(_, _, p, n)| (p.clone(), *n)));
+    let by_age = fold(people.iter().map(|(a, _, n)| (*a, *n)));
+    let by_sex = fold(people.iter().map(|(_, s, n)| (s.clone(), *n)));
+    let by_area: Vec<Count<String>> = match area {
+        Area::Nation => fold(monthly.iter().map(|(p, _, _, n)| (p.clone(), *n))),
+        Area::Prefecture(p) => counts(
+            stat_municipal::table
+                .filter(
+                    stat_municipal::municipality_code
+                        .between(format!("{p}0000"), format!("{p}9999")),
+                )
+                .filter(stat_municipal::month.between(&m_from, &m_to))
+                .group_by(stat_municipal::municipality_code)
+                .select((stat_municipal::municipality_code, sum_n()))
+                .order(stat_municipal::municipality_code)
+                .load(conn)?,
+        ),
+    };
     Ok(Dashboard {
         total: by_dose.iter().map(|c| c.n).sum(),
         by_day,
         by_dose,
-        by_product: counts(by_product),
-        by_age: counts(by_age),
-        by_sex: counts(by_sex),
-        by_area: counts(by_area),
+        by_product,
+        by_age,
+        by_sex,
+        by_area,
     })
 }
 
@@ -179,11 +202,15 @@ pub fn by_prefecture_and_dose(
     conn: &mut DbConn,
     period: Period,
 ) -> Result<Vec<(String, i32, i64)>, DbError> {
-    Ok(stat_daily::table
-        .filter(stat_daily::administered_on.between(period.from, period.to))
-        .group_by((stat_daily::prefecture_code, stat_daily::dose_number))
-        .select((stat_daily::prefecture_code, stat_daily::dose_number, sum_n()))
-        .order((stat_daily::prefecture_code, stat_daily::dose_number))
+    Ok(stat_monthly::table
+        .filter(stat_monthly::month.between(period.month_from(), period.month_to()))
+        .group_by((stat_monthly::prefecture_code, stat_monthly::dose_number))
+        .select((
+            stat_monthly::prefecture_code,
+            stat_monthly::dose_number,
+            sum_n(),
+        ))
+        .order((stat_monthly::prefecture_code, stat_monthly::dose_number))
         .load(conn)?)
 }
 
@@ -253,6 +280,7 @@ pub fn recount(conn: &mut DbConn) -> Result<usize, DbError> {
         .collect();
     conn.transaction(|conn| {
         diesel::delete(stat_daily::table).execute(conn)?;
+        diesel::delete(stat_monthly::table).execute(conn)?;
         diesel::delete(stat_municipal::table).execute(conn)?;
         diesel::delete(stat_demographic::table).execute(conn)?;
         diesel::delete(stat_open::table).execute(conn)?;
@@ -269,4 +297,151 @@ pub fn recount(conn: &mut DbConn) -> Result<usize, DbError> {
 fn code_of(code: &str) -> Result<crate::domain::MunicipalityCode, DbError> {
     crate::domain::MunicipalityCode::parse(code)
         .map_err(|_| DbError::Migration(format!("bad municipality code {code}")))
+}
+
+/// A municipality's own progress: how many of its current residents have
+/// had each dose, month by month (cumulative).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub residents: i64,
+    pub months: Vec<String>,
+    /// Per dose number: the cumulative count at the end of each month.
+    pub cumulative: Vec<(i32, Vec<i64>)>,
+}
+
+pub fn progress(scope: &crate::tenancy::Scope<'_>, conn: &mut DbConn) -> Result<Progress, DbError> {
+    use crate::db::models::doses::DoseRow;
+    let residents = crate::db::models::residents::ResidentRow::count_current(scope, conn)?;
+    let rows = DoseRow::per_month_and_number(scope, conn)?;
+    let mut months: Vec<String> = rows.iter().map(|(m, _, _)| m.clone()).collect();
+    months.dedup();
+    let mut numbers: Vec<i32> = rows.iter().map(|(_, d, _)| *d).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let cumulative = numbers
+        .into_iter()
+        .map(|d| {
+            let mut run = 0;
+            let series = months
+                .iter()
+                .map(|m| {
+                    run += rows
+                        .iter()
+                        .filter(|(rm, rd, _)| rm == m && *rd == d)
+                        .map(|(_, _, n)| n)
+                        .sum::<i64>();
+                    run
+                })
+                .collect();
+            (d, series)
+        })
+        .collect();
+    Ok(Progress {
+        residents,
+        months,
+        cumulative,
+    })
+}
+
+/// The 要確認 queue's history and make-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quality {
+    pub days: Vec<NaiveDate>,
+    /// Queue size at the end of each day, in total and per rule.
+    pub total: Vec<i64>,
+    pub per_rule: Vec<(crate::flows::dose_checks::Rule, Vec<i64>)>,
+    /// Doses waiting now, per site and per rule.
+    pub now_by_site: Vec<(String, i64)>,
+    pub now_by_rule: Vec<(crate::flows::dose_checks::Rule, i64)>,
+}
+
+/// The queue over the last `days` days (days in Japan), from when each dose
+/// was queued to when staff confirmed, rejected, deleted or corrected it.
+pub fn quality(
+    scope: &crate::tenancy::Scope<'_>,
+    conn: &mut DbConn,
+    days: i64,
+) -> Result<Quality, DbError> {
+    use crate::db::models::dose_events::DoseEventRow;
+    use crate::db::models::doses::DoseRow;
+    use crate::flows::dose_checks::Rule;
+    use std::collections::HashMap;
+    let queued = DoseRow::ever_queued(scope, conn)?;
+    let events = DoseEventRow::timeline(
+        scope,
+        conn,
+        &["queued", "confirmed", "rejected", "deleted", "corrected"],
+    )?;
+    // (entered, left) per dose, in Japan's time.
+    let jst = |t: chrono::NaiveDateTime| t + chrono::Duration::hours(9);
+    let mut spans: HashMap<&str, (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>)> =
+        HashMap::new();
+    for (dose, kind, at) in &events {
+        let span = spans.entry(dose.as_str()).or_default();
+        if kind == "queued" {
+            span.0.get_or_insert(jst(*at));
+        } else if span.0.is_some() && span.1.is_none() {
+            span.1 = Some(jst(*at));
+        }
+    }
+    let today = super::today_in_japan();
+    let first = today - chrono::Duration::days(days - 1);
+    let day_list: Vec<NaiveDate> = (0..days)
+        .map(|i| first + chrono::Duration::days(i))
+        .collect();
+    let waiting_at = |span: &(Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>),
+                      day: NaiveDate| {
+        let end = day
+            .succ_opt()
+            .unwrap_or(day)
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default();
+        matches!(span, (Some(a), left) if *a < end && left.is_none_or(|l| l >= end))
+    };
+    let mut total = vec![0i64; day_list.len()];
+    let mut per_rule: Vec<(Rule, Vec<i64>)> = Rule::ALL
+        .iter()
+        .map(|r| (*r, vec![0i64; day_list.len()]))
+        .collect();
+    let mut now_by_site: Vec<(String, i64)> = Vec::new();
+    let mut now_by_rule: Vec<(Rule, i64)> = Vec::new();
+    for (id, site, flags) in &queued {
+        let Some(span) = spans.get(id.as_str()) else {
+            continue;
+        };
+        let rules = Rule::split(flags.as_deref());
+        for (i, day) in day_list.iter().enumerate() {
+            if waiting_at(span, *day) {
+                total[i] += 1;
+                for r in &rules {
+                    if let Some((_, v)) = per_rule.iter_mut().find(|(k, _)| k == r) {
+                        v[i] += 1;
+                    }
+                }
+            }
+        }
+        if span.0.is_some() && span.1.is_none() {
+            let site = site.clone().unwrap_or_default();
+            match now_by_site.iter_mut().find(|(s, _)| *s == site) {
+                Some(e) => e.1 += 1,
+                None => now_by_site.push((site, 1)),
+            }
+            for r in rules {
+                match now_by_rule.iter_mut().find(|(k, _)| *k == r) {
+                    Some(e) => e.1 += 1,
+                    None => now_by_rule.push((r, 1)),
+                }
+            }
+        }
+    }
+    per_rule.retain(|(_, v)| v.iter().any(|n| *n > 0));
+    now_by_site.sort();
+    now_by_rule.sort_by_key(|(r, _)| r.code());
+    Ok(Quality {
+        days: day_list,
+        total,
+        per_rule,
+        now_by_site,
+        now_by_rule,
+    })
 }

@@ -32,7 +32,7 @@ pub fn thousands(n: i64) -> String {
     let s = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -97,7 +97,13 @@ pub fn lines(title: &str, x_labels: &[String], series: &[(String, Vec<i64>)]) ->
     let (w, h, left, bottom, top) = (760, 300, 70, 40, 30);
     let plot_w = w - left - 20;
     let plot_h = h - bottom - top;
-    let max = nice_max(series.iter().flat_map(|(_, v)| v.iter().copied()).max().unwrap_or(1));
+    let max = nice_max(
+        series
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .max()
+            .unwrap_or(1),
+    );
     let n = x_labels.len().max(2);
     let x = |i: usize| left as f64 + plot_w as f64 * i as f64 / (n - 1) as f64;
     let y = |v: i64| top as f64 + plot_h as f64 * (1.0 - v as f64 / max as f64);

@@ -133,6 +133,7 @@ impl Nav {
                 ("/admin/networks", "admin.networks.title"),
                 ("/admin/sites", "sites.title"),
                 ("/admin/log", "admin.log.title"),
+                ("/statistics/municipality", "stats.municipal.title"),
             ]),
             Some(Role::MunicipalStaff) => {
                 let perms = auth.permissions();
@@ -140,6 +141,7 @@ impl Nav {
                     items.push(("/residents", "records.title"));
                     items.push(("/residents/imports", "imports.title"));
                     items.push(("/doses/queue", "queue.title"));
+                    items.push(("/statistics/municipality", "stats.municipal.title"));
                 }
                 if perms.contains(&Permission::MyNumber) {
                     items.push(("/residents/by-number", "lookup.title"));

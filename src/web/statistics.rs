@@ -21,7 +21,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(open_ndjson)
         .service(open_csv)
         .service(summary_by_date)
-        .service(summary_by_prefecture);
+        .service(summary_by_prefecture)
+        .service(municipal);
 }
 
 /// The 47 prefectures: two-digit code and name.
@@ -82,7 +83,11 @@ impl Filter {
 
     /// The area asked for, or `None` for one this viewer may not see.
     fn area(&self, auth: &Authed) -> Result<Area, AppError> {
-        let asked = self.area.as_deref().map(str::trim).filter(|a| !a.is_empty());
+        let asked = self
+            .area
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
         let known = |p: &str| prefectures().iter().any(|(c, _)| c == p);
         match auth.role() {
             Some(Role::NationalViewer) => match asked {
@@ -148,7 +153,9 @@ fn cells(items: &[(String, Option<i64>)], suppressed: &str) -> Vec<Cell> {
         .iter()
         .map(|(label, v)| Cell {
             label: label.clone(),
-            value: v.map(charts::thousands).unwrap_or_else(|| suppressed.to_string()),
+            value: v
+                .map(charts::thousands)
+                .unwrap_or_else(|| suppressed.to_string()),
         })
         .collect()
 }
@@ -309,7 +316,10 @@ fn download(body: String, media: &str, name: &str) -> HttpResponse {
 
 async fn open_rows(state: &AppState, filter: &Filter) -> Result<Vec<stats::OpenRow>, AppError> {
     let (area, period, min) = (public_area(filter)?, filter.period()?, state.stats_min_cell);
-    with_db(state, move |conn| Ok(stats::open_rows(conn, &area, period, min)?)).await
+    with_db(state, move |conn| {
+        Ok(stats::open_rows(conn, &area, period, min)?)
+    })
+    .await
 }
 
 /// Open data as the national system published it: one JSON object a line
@@ -334,7 +344,11 @@ async fn open_ndjson(
         });
         let _ = writeln!(body, "{line}");
     }
-    Ok(download(body, "application/x-ndjson", "vaccination-open-data.ndjson"))
+    Ok(download(
+        body,
+        "application/x-ndjson",
+        "vaccination-open-data.ndjson",
+    ))
 }
 
 #[get("/statistics/open-data.csv")]
@@ -356,13 +370,20 @@ async fn open_csv(
             r.count
         );
     }
-    Ok(download(body, "text/csv; charset=utf-8", "vaccination-open-data.csv"))
+    Ok(download(
+        body,
+        "text/csv; charset=utf-8",
+        "vaccination-open-data.csv",
+    ))
 }
 
 /// A summary table: one row per key, a column per dose number and the
 /// total; cells under the minimum are left empty.
 fn summary_csv(first: &str, rows: &[(String, Vec<(i32, i64)>)], min: i64) -> String {
-    let mut doses: Vec<i32> = rows.iter().flat_map(|(_, v)| v.iter().map(|(d, _)| *d)).collect();
+    let mut doses: Vec<i32> = rows
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|(d, _)| *d))
+        .collect();
     doses.sort_unstable();
     doses.dedup();
     let mut out = String::from(first);
@@ -398,7 +419,10 @@ async fn summary_by_date(
     q: web::Query<Filter>,
 ) -> Result<HttpResponse, AppError> {
     let (area, period, min) = (public_area(&q)?, q.period()?, state.stats_min_cell);
-    let d = with_db(&state, move |conn| Ok(stats::dashboard(conn, &area, period)?)).await?;
+    let d = with_db(&state, move |conn| {
+        Ok(stats::dashboard(conn, &area, period)?)
+    })
+    .await?;
     let mut rows: Vec<(String, Vec<(i32, i64)>)> = Vec::new();
     for (day, dose, n) in d.by_day {
         let key = day.to_string();
@@ -436,4 +460,125 @@ async fn summary_by_prefecture(
         "text/csv; charset=utf-8",
         "summary-by-prefecture.csv",
     ))
+}
+
+#[derive(Template)]
+#[template(path = "statistics/municipal.html")]
+struct MunicipalPage {
+    t: T,
+    nav: Nav,
+    municipality: String,
+    residents: String,
+    progress_chart: String,
+    progress: Vec<Cell>,
+    queue_chart: String,
+    /// The queue now, by site and by rule.
+    breakdowns: Vec<Panel>,
+    queue_now: String,
+}
+
+/// A municipality's own picture, for its staff and administrators: the
+/// share of its current residents with each dose, month by month, and the
+/// 要確認 queue over the last 60 days, by site and by rule.
+#[get("/statistics/municipality")]
+async fn municipal(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let code = match auth.role() {
+        Some(Role::MunicipalAdmin) => auth.municipality().ok_or(AppError::Forbidden)?,
+        _ => auth.require_staff(crate::domain::Permission::Residents)?,
+    };
+    let (st, actor) = (state.clone(), auth.actor());
+    let (progress, quality) = super::in_partition(&state, code, move |scope, conn| {
+        let p = stats::progress(scope, conn)?;
+        let q = stats::quality(scope, conn, 60)?;
+        super::log_in_scope(
+            scope,
+            conn,
+            &st.audit,
+            &actor,
+            "statistics.municipal",
+            None,
+            None,
+        )?;
+        Ok((p, q))
+    })
+    .await?;
+    let t = ctx.t;
+    let share = |n: i64| {
+        if progress.residents > 0 {
+            (n * 100 + progress.residents / 2) / progress.residents
+        } else {
+            0
+        }
+    };
+    let series: Vec<(String, Vec<i64>)> = progress
+        .cumulative
+        .iter()
+        .map(|(d, v)| {
+            (
+                t.with_n("stats.dose_n", d),
+                v.iter().map(|n| share(*n)).collect(),
+            )
+        })
+        .collect();
+    let table: Vec<Cell> = progress
+        .cumulative
+        .iter()
+        .map(|(d, v)| {
+            let n = v.last().copied().unwrap_or(0);
+            Cell {
+                label: t.with_n("stats.dose_n", d),
+                value: format!("{} ({} %)", charts::thousands(n), share(n)),
+            }
+        })
+        .collect();
+    let mut queue_series = vec![(t.s("stats.queue_total").to_string(), quality.total.clone())];
+    for (rule, v) in &quality.per_rule {
+        queue_series.push((t.s(rule.label_key()).to_string(), v.clone()));
+    }
+    let day_labels: Vec<String> = quality.days.iter().map(|d| d.to_string()).collect();
+    let site_items: Vec<(String, Option<i64>)> = quality
+        .now_by_site
+        .iter()
+        .map(|(s, n)| {
+            let name = if s.is_empty() {
+                t.s("stats.unknown").to_string()
+            } else {
+                s.clone()
+            };
+            (name, Some(*n))
+        })
+        .collect();
+    let rule_items: Vec<(String, Option<i64>)> = quality
+        .now_by_rule
+        .iter()
+        .map(|(r, n)| (t.s(r.label_key()).to_string(), Some(*n)))
+        .collect();
+    let panel = |id: &'static str, title: &'static str, items: &[(String, Option<i64>)]| Panel {
+        id,
+        title,
+        chart: charts::bars(t.s(title), items, ""),
+        table: cells(items, ""),
+    };
+    let page = MunicipalPage {
+        nav: Nav::for_account(&auth, "/statistics/municipality"),
+        municipality: Registry::global()
+            .get(&code)
+            .map(|m| m.full_name())
+            .unwrap_or_else(|| code.to_string()),
+        residents: charts::thousands(progress.residents),
+        progress_chart: charts::lines(t.s("stats.progress"), &progress.months, &series),
+        progress: table,
+        queue_chart: charts::lines(t.s("stats.queue"), &day_labels, &queue_series),
+        breakdowns: vec![
+            panel("queue-by-site", "stats.queue_by_site", &site_items),
+            panel("queue-by-rule", "stats.queue_by_rule", &rule_items),
+        ],
+        queue_now: charts::thousands(quality.total.last().copied().unwrap_or(0)),
+        t,
+    };
+    render(&page)
 }

@@ -561,67 +561,79 @@ fn a_row_of_every_table_round_trips() {
     assert_eq!(ChannelClientRow::all(&mut conn).unwrap(), vec![client]);
     // The statistics' counts (kept by triggers; written here directly).
     let day = NaiveDate::from_ymd_opt(2021, 6, 1).unwrap();
-    diesel::insert_into(schema::stat_daily::table)
-        .values((
-            schema::stat_daily::prefecture_code.eq("08"),
-            schema::stat_daily::administered_on.eq(day),
-            schema::stat_daily::dose_number.eq(2),
-            schema::stat_daily::product_code.eq("MOD_ORIG"),
-            schema::stat_daily::n.eq(5_000_000_000i64),
-        ))
-        .execute(&mut conn)
-        .unwrap();
-    diesel::insert_into(schema::stat_municipal::table)
-        .values((
-            schema::stat_municipal::municipality_code.eq("082040"),
-            schema::stat_municipal::month.eq("2021-06"),
-            schema::stat_municipal::dose_number.eq(2),
-            schema::stat_municipal::n.eq(7i64),
-        ))
-        .execute(&mut conn)
-        .unwrap();
-    diesel::insert_into(schema::stat_demographic::table)
-        .values((
-            schema::stat_demographic::prefecture_code.eq("08"),
-            schema::stat_demographic::month.eq("2021-06"),
-            schema::stat_demographic::dose_number.eq(2),
-            schema::stat_demographic::age_band.eq(-1),
-            schema::stat_demographic::sex.eq("9"),
-            schema::stat_demographic::n.eq(3i64),
-        ))
-        .execute(&mut conn)
-        .unwrap();
-    diesel::insert_into(schema::stat_open::table)
-        .values((
-            schema::stat_open::prefecture_code.eq("08"),
-            schema::stat_open::administered_on.eq(day),
-            schema::stat_open::dose_number.eq(2),
-            schema::stat_open::age_group.eq("65-"),
-            schema::stat_open::sex.eq("2"),
-            schema::stat_open::n.eq(11i64),
-        ))
-        .execute(&mut conn)
-        .unwrap();
-    let daily: (String, NaiveDate, i32, String, i64) =
-        schema::stat_daily::table.first(&mut conn).unwrap();
-    assert_eq!(
-        daily,
-        ("08".into(), day, 2, "MOD_ORIG".into(), 5_000_000_000)
-    );
-    let municipal: (String, String, i32, i64) =
-        schema::stat_municipal::table.first(&mut conn).unwrap();
-    assert_eq!(municipal, ("082040".into(), "2021-06".into(), 2, 7));
-    let demographic: (String, String, i32, i32, String, i64) =
-        schema::stat_demographic::table.first(&mut conn).unwrap();
-    assert_eq!(
-        demographic,
-        ("08".into(), "2021-06".into(), 2, -1, "9".into(), 3)
-    );
-    let open: (String, NaiveDate, i32, String, String, i64) =
-        schema::stat_open::table.first(&mut conn).unwrap();
-    assert_eq!(open, ("08".into(), day, 2, "65-".into(), "2".into(), 11));
+    {
+        use schema::{stat_daily, stat_demographic, stat_monthly, stat_municipal, stat_open};
+        diesel::insert_into(stat_daily::table)
+            .values((
+                stat_daily::prefecture_code.eq("08"),
+                stat_daily::administered_on.eq(day),
+                stat_daily::dose_number.eq(2),
+                stat_daily::n.eq(5_000_000_000i64),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::insert_into(stat_monthly::table)
+            .values((
+                stat_monthly::prefecture_code.eq("08"),
+                stat_monthly::month.eq("2021-06"),
+                stat_monthly::dose_number.eq(2),
+                stat_monthly::product_code.eq("MOD_ORIG"),
+                stat_monthly::n.eq(9i64),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::insert_into(stat_municipal::table)
+            .values((
+                stat_municipal::municipality_code.eq("082040"),
+                stat_municipal::month.eq("2021-06"),
+                stat_municipal::dose_number.eq(2),
+                stat_municipal::n.eq(7i64),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::insert_into(stat_demographic::table)
+            .values((
+                stat_demographic::prefecture_code.eq("08"),
+                stat_demographic::month.eq("2021-06"),
+                stat_demographic::age_band.eq(-1),
+                stat_demographic::sex.eq("9"),
+                stat_demographic::n.eq(3i64),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::insert_into(stat_open::table)
+            .values((
+                stat_open::prefecture_code.eq("08"),
+                stat_open::administered_on.eq(day),
+                stat_open::dose_number.eq(2),
+                stat_open::age_group.eq("65-"),
+                stat_open::sex.eq("2"),
+                stat_open::n.eq(11i64),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        let daily: (String, NaiveDate, i32, i64) = stat_daily::table.first(&mut conn).unwrap();
+        assert_eq!(daily, ("08".into(), day, 2, 5_000_000_000));
+        let monthly: (String, String, i32, String, i64) =
+            stat_monthly::table.first(&mut conn).unwrap();
+        assert_eq!(
+            monthly,
+            ("08".into(), "2021-06".into(), 2, "MOD_ORIG".into(), 9)
+        );
+        let municipal: (String, String, i32, i64) = stat_municipal::table.first(&mut conn).unwrap();
+        assert_eq!(municipal, ("082040".into(), "2021-06".into(), 2, 7));
+        let demographic: (String, String, i32, String, i64) =
+            stat_demographic::table.first(&mut conn).unwrap();
+        assert_eq!(
+            demographic,
+            ("08".into(), "2021-06".into(), -1, "9".into(), 3)
+        );
+        let open: (String, NaiveDate, i32, String, String, i64) =
+            stat_open::table.first(&mut conn).unwrap();
+        assert_eq!(open, ("08".into(), day, 2, "65-".into(), "2".into(), 11));
+    }
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 28);
+    assert_eq!(schema::ALL_TABLES.len(), 29);
 }
 
 /// A restart or failover of PostgreSQL ends the server processes behind the

@@ -34,65 +34,73 @@ fn all_doses(app: &TestApp) -> Vec<DoseRow> {
     out
 }
 
-type Daily = BTreeMap<(String, String, i32, String), i64>;
-type Demographic = BTreeMap<(String, String, i32, i32, String), i64>;
+type Daily = BTreeMap<(String, String, i32), i64>;
+type Monthly = BTreeMap<(String, String, i32, String), i64>;
+type Demographic = BTreeMap<(String, String, i32, String), i64>;
+type Municipal = BTreeMap<(String, String, i32), i64>;
+type Counts = (Daily, Monthly, Demographic, Municipal);
 
 /// The counts as the definition gives them: valid doses given here.
-fn recount(doses: &[DoseRow]) -> (Daily, Demographic, BTreeMap<(String, String, i32), i64>) {
-    let mut daily = Daily::new();
-    let mut demo = Demographic::new();
-    let mut municipal = BTreeMap::new();
+fn recount(doses: &[DoseRow]) -> Counts {
+    let mut c = Counts::default();
     for d in doses
         .iter()
         .filter(|d| d.status == "valid" && d.origin != "transferred")
     {
         let pref = d.municipality_code[..2].to_string();
         let month = d.administered_on.format("%Y-%m").to_string();
-        *daily
-            .entry((
-                pref.clone(),
-                d.administered_on.to_string(),
-                d.dose_number,
-                d.product_code.clone(),
-            ))
+        *c.0.entry((pref.clone(), d.administered_on.to_string(), d.dose_number))
             .or_default() += 1;
-        *demo
-            .entry((
-                pref,
-                month.clone(),
-                d.dose_number,
-                d.age_band.unwrap_or(-1),
-                d.sex.clone().unwrap_or("9".into()),
-            ))
-            .or_default() += 1;
-        *municipal
-            .entry((d.municipality_code.clone(), month, d.dose_number))
+        *c.1.entry((
+            pref.clone(),
+            month.clone(),
+            d.dose_number,
+            d.product_code.clone(),
+        ))
+        .or_default() += 1;
+        *c.2.entry((
+            pref,
+            month.clone(),
+            d.age_band.unwrap_or(-1),
+            d.sex.clone().unwrap_or("9".into()),
+        ))
+        .or_default() += 1;
+        *c.3.entry((d.municipality_code.clone(), month, d.dose_number))
             .or_default() += 1;
     }
-    (daily, demo, municipal)
+    c
 }
 
-fn kept(app: &TestApp) -> (Daily, Demographic, BTreeMap<(String, String, i32), i64>) {
+fn kept(app: &TestApp) -> Counts {
+    use schema::{stat_daily, stat_demographic, stat_monthly, stat_municipal};
     let mut conn = app.conn();
-    let daily: Vec<(String, chrono::NaiveDate, i32, String, i64)> = schema::stat_daily::table
-        .filter(schema::stat_daily::n.ne(0))
+    let daily: Vec<(String, chrono::NaiveDate, i32, i64)> = stat_daily::table
+        .filter(stat_daily::n.ne(0))
         .load(&mut conn)
         .unwrap();
-    let demo: Vec<(String, String, i32, i32, String, i64)> = schema::stat_demographic::table
-        .filter(schema::stat_demographic::n.ne(0))
+    let monthly: Vec<(String, String, i32, String, i64)> = stat_monthly::table
+        .filter(stat_monthly::n.ne(0))
         .load(&mut conn)
         .unwrap();
-    let municipal: Vec<(String, String, i32, i64)> = schema::stat_municipal::table
-        .filter(schema::stat_municipal::n.ne(0))
+    let demo: Vec<(String, String, i32, String, i64)> = stat_demographic::table
+        .filter(stat_demographic::n.ne(0))
+        .load(&mut conn)
+        .unwrap();
+    let municipal: Vec<(String, String, i32, i64)> = stat_municipal::table
+        .filter(stat_municipal::n.ne(0))
         .load(&mut conn)
         .unwrap();
     (
         daily
             .into_iter()
-            .map(|(p, d, n, pr, c)| ((p, d.to_string(), n, pr), c))
+            .map(|(p, d, n, c)| ((p, d.to_string(), n), c))
+            .collect(),
+        monthly
+            .into_iter()
+            .map(|(p, m, n, pr, c)| ((p, m, n, pr), c))
             .collect(),
         demo.into_iter()
-            .map(|(p, m, n, a, s, c)| ((p, m, n, a, s), c))
+            .map(|(p, m, a, s, c)| ((p, m, a, s), c))
             .collect(),
         municipal
             .into_iter()
@@ -223,7 +231,7 @@ fn personal_strings() -> Vec<String> {
             let r = demo_resident(code(m), i);
             out.push(r.name_kanji.as_str().to_string());
             out.push(r.name_kana.as_str().to_string());
-            if r.birth_date.date().format("%Y").to_string() < "2020".to_string() {
+            if chrono::Datelike::year(&r.birth_date.date()) < 2020 {
                 out.push(r.birth_date.date().to_string());
             }
             if let Some(n) = r.my_number {
@@ -266,7 +274,12 @@ async fn viewers_see_their_area_only_and_small_counts_are_suppressed_everywhere(
         }
     }
     // A prefecture's page lists its municipalities.
-    let tokyo = national.get("/statistics?area=13").await.text().await.unwrap();
+    let tokyo = national
+        .get("/statistics?area=13")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(tokyo.contains("千代田区"));
 
     // A prefectural viewer of Ibaraki (08) sees Ibaraki, and nothing else.
@@ -288,13 +301,23 @@ async fn viewers_see_their_area_only_and_small_counts_are_suppressed_everywhere(
 
     // Open data: every published count is at least 10; nothing personal in
     // any of these responses.
-    let ndjson = app.get("/statistics/open-data.ndjson").await.text().await.unwrap();
+    let ndjson = app
+        .get("/statistics/open-data.ndjson")
+        .await
+        .text()
+        .await
+        .unwrap();
     for line in ndjson.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert!(v["count"].as_i64().unwrap() >= 10, "{line}");
         assert!(v["medical_worker"].is_null());
     }
-    let csv = app.get("/statistics/open-data.csv").await.text().await.unwrap();
+    let csv = app
+        .get("/statistics/open-data.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(csv.starts_with("date,prefecture,gender,age,medical_worker,status,count"));
     let by_date = app
         .get("/statistics/summary-by-date.csv")
@@ -356,7 +379,12 @@ async fn open_data_lines_add_up_to_the_dose_records_when_nothing_is_suppressed()
             ))
             .or_default() += 1;
     }
-    let ndjson = app.get("/statistics/open-data.ndjson").await.text().await.unwrap();
+    let ndjson = app
+        .get("/statistics/open-data.ndjson")
+        .await
+        .text()
+        .await
+        .unwrap();
     let mut got = BTreeMap::new();
     for line in ndjson.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -372,4 +400,44 @@ async fn open_data_lines_add_up_to_the_dose_records_when_nothing_is_suppressed()
         );
     }
     assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_municipality_sees_its_own_progress_and_queue_and_nothing_personal() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let staff = TestApp::handle(&app);
+    staff.login_as("131016-staff", DEMO_PASSWORD).await;
+    let res = staff.get("/statistics/municipality").await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    let doc = html(&page);
+    assert_eq!(
+        select_text(&doc, "#current-residents").join(""),
+        vrs::demo::RESIDENTS_PER_MUNICIPALITY.to_string()
+    );
+    // The last month's cumulative count of first doses equals the records.
+    let firsts = all_doses(&app)
+        .iter()
+        .filter(|d| d.municipality_code == "131016" && d.status == "valid" && d.dose_number == 1)
+        .count();
+    let rows = select_text(&doc, "#progress-table tbody tr td.num");
+    assert!(rows[0].starts_with(&format!("{firsts} (")), "{rows:?}");
+    // The queue now equals the pending doses.
+    let pending = all_doses(&app)
+        .iter()
+        .filter(|d| d.municipality_code == "131016" && d.status == "pending")
+        .count();
+    assert_eq!(
+        select_text(&doc, "#queue-now").join(""),
+        pending.to_string()
+    );
+    for p in personal_strings() {
+        assert!(!page.contains(p.as_str()), "{p}");
+    }
+    // Viewers and other roles do not see it.
+    let pw = app.create_account("nat-viewer", Role::NationalViewer, None, &[]);
+    let viewer = TestApp::handle(&app);
+    viewer.login_as("nat-viewer", &pw).await;
+    assert_eq!(viewer.get("/statistics/municipality").await.status(), 403);
 }

@@ -41,6 +41,21 @@ impl DoseEventRow {
             .load(conn)?)
     }
 
+    /// Every event of the municipality's doses of these kinds, by time:
+    /// (dose, kind, when), for the queue's history.
+    pub fn timeline(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        kinds: &[&str],
+    ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
+        Ok(dose_events::table
+            .filter(dose_events::municipality_code.eq(scope.code().as_str()))
+            .filter(dose_events::kind.eq_any(kinds))
+            .order(dose_events::at)
+            .select((dose_events::dose_id, dose_events::kind, dose_events::at))
+            .load(conn)?)
+    }
+
     /// A page of sealed reasons in id order, for re-sealing.
     pub fn page_sealed(
         scope: &Scope<'_>,

@@ -5,6 +5,9 @@ use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
+/// A dose that went to the 要確認 queue: id, site name, failed rules.
+pub type QueuedDose = (String, Option<String>, Option<String>);
+
 /// A dose that counts.
 pub const VALID: &str = "valid";
 /// A dose that failed a data-quality check and waits in the 要確認 queue.
@@ -182,6 +185,47 @@ impl DoseRow {
             .limit(limit)
             .select(DoseRow::as_select())
             .load(conn)?)
+    }
+
+    /// Every dose that failed a data-quality rule when recorded (and so
+    /// went to the queue): id, site and rules.
+    pub fn ever_queued(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<QueuedDose>, DbError> {
+        Ok(doses::table
+            .filter(doses::municipality_code.eq(scope.code().as_str()))
+            .filter(doses::quality_flags.is_not_null())
+            .select((doses::id, doses::site_name, doses::quality_flags))
+            .load(conn)?)
+    }
+
+    /// Valid doses per month (YYYY-MM) and dose number, transferred copies
+    /// included: the municipality's own residents' progress.
+    pub fn per_month_and_number(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+    ) -> Result<Vec<(String, i32, i64)>, DbError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            month: String,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            dose_number: i32,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let (month, p) = match conn {
+            DbConn::Postgresql(_) => ("to_char(administered_on, 'YYYY-MM')", "$1"),
+            DbConn::Sqlite(_) => ("substr(administered_on, 1, 7)", "?"),
+        };
+        let rows: Vec<Row> = diesel::sql_query(format!(
+            "SELECT {month} AS month, dose_number, CAST(count(*) AS BIGINT) AS n FROM doses \
+             WHERE municipality_code = {p} AND status = 'valid' GROUP BY 1, 2 ORDER BY 1, 2"
+        ))
+        .bind::<diesel::sql_types::Text, _>(scope.code().as_str())
+        .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.month, r.dose_number, r.n))
+            .collect())
     }
 
     /// How many doses wait in the queue, per site (name as recorded).

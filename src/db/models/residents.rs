@@ -109,6 +109,16 @@ impl ResidentRow {
             .load(conn)?)
     }
 
+    /// Residents neither moved out nor deceased: those a programme covers.
+    pub fn count_current(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
+        Ok(residents::table
+            .filter(residents::municipality_code.eq(scope.code().as_str()))
+            .filter(residents::moved_out_on.is_null())
+            .filter(residents::deceased_on.is_null())
+            .count()
+            .get_result(conn)?)
+    }
+
     pub fn count_of_municipality(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
         Ok(residents::table
             .filter(residents::municipality_code.eq(scope.code().as_str()))
