@@ -66,7 +66,8 @@ pub enum ProvisionsCmd {
 pub enum StatisticsCmd {
     /// Count every municipality's doses again from the records (the
     /// database keeps the counts as doses change; this is for a database
-    /// whose counts were never kept, or to check them).
+    /// whose counts were never kept). Run it with the server stopped: doses
+    /// recorded meanwhile could be counted twice or not at all.
     Recount,
 }
 
