@@ -94,8 +94,7 @@ pub fn demo_resident(code: MunicipalityCode, i: usize) -> NewResident {
     }
 }
 
-/// The password of every demo account (demo databases only).
-/// Two of every three demo residents have had doses: 1 to 3 of them.
+/// Most demo residents have had doses (34 of 40): 1 to 3 of them.
 pub fn demo_doses(
     code: MunicipalityCode,
     i: usize,
@@ -130,6 +129,7 @@ pub fn demo_doses(
         .collect()
 }
 
+/// The password of every demo account (demo databases only).
 pub const DEMO_PASSWORD: &str = "demo-password-2026";
 
 fn demo_accounts(

@@ -57,12 +57,20 @@ pub fn bars(title: &str, items: &[(String, Option<i64>)], suppressed: &str) -> S
     );
     for (i, (label, value)) in items.iter().enumerate() {
         let y = 5 + row * i as i32;
+        // The label column fits about 16 characters; the table beside the
+        // chart has the whole name.
+        let short: String = if label.chars().count() > 16 {
+            label.chars().take(15).chain(std::iter::once('…')).collect()
+        } else {
+            label.clone()
+        };
         let _ = write!(
             s,
-            r#"<text class="chart__label" x="{x}" y="{ty}" text-anchor="end">{l}</text>"#,
+            r#"<text class="chart__label" x="{x}" y="{ty}" text-anchor="end"><title>{full}</title>{l}</text>"#,
             x = label_w - 8,
             ty = y + 17,
-            l = esc(label)
+            full = esc(label),
+            l = esc(&short)
         );
         match value {
             Some(v) => {
@@ -91,16 +99,17 @@ pub fn bars(title: &str, items: &[(String, Option<i64>)], suppressed: &str) -> S
     s
 }
 
-/// Lines over a shared x axis (e.g. days), one per series, with a legend.
-/// `x_labels` are shown at the first, middle and last points.
-pub fn lines(title: &str, x_labels: &[String], series: &[(String, Vec<i64>)]) -> String {
+/// Lines over a shared x axis (e.g. every day of a period), one per
+/// series, with a legend. A `None` point is a suppressed value: the line
+/// breaks there. `x_labels` are shown at the first, middle and last points.
+pub fn lines(title: &str, x_labels: &[String], series: &[(String, Vec<Option<i64>>)]) -> String {
     let (w, h, left, bottom, top) = (760, 300, 70, 40, 30);
-    let plot_w = w - left - 20;
+    let plot_w = w - left - 30;
     let plot_h = h - bottom - top;
     let max = nice_max(
         series
             .iter()
-            .flat_map(|(_, v)| v.iter().copied())
+            .flat_map(|(_, v)| v.iter().flatten().copied())
             .max()
             .unwrap_or(1),
     );
@@ -113,8 +122,9 @@ pub fn lines(title: &str, x_labels: &[String], series: &[(String, Vec<i64>)]) ->
         r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{t}">"#,
         t = esc(title)
     );
-    for k in 0..=4 {
-        let v = max * k / 4;
+    // Up to four steps, never a repeated label on a small axis.
+    let step = (max / 4).max(1);
+    for v in (0..=max).step_by(step as usize) {
         let yy = y(v);
         let _ = write!(
             s,
@@ -126,10 +136,11 @@ pub fn lines(title: &str, x_labels: &[String], series: &[(String, Vec<i64>)]) ->
         );
     }
     if !x_labels.is_empty() {
-        for i in [0, x_labels.len() / 2, x_labels.len() - 1] {
+        let last = x_labels.len() - 1;
+        for (i, anchor) in [(0, "start"), (last / 2, "middle"), (last, "end")] {
             let _ = write!(
                 s,
-                r#"<text class="chart__label" x="{xx:.1}" y="{ty}" text-anchor="middle">{l}</text>"#,
+                r#"<text class="chart__label" x="{xx:.1}" y="{ty}" text-anchor="{anchor}">{l}</text>"#,
                 xx = x(i),
                 ty = h - bottom + 18,
                 l = esc(&x_labels[i])
@@ -137,16 +148,25 @@ pub fn lines(title: &str, x_labels: &[String], series: &[(String, Vec<i64>)]) ->
         }
     }
     for (k, (name, values)) in series.iter().enumerate() {
-        let mut points = String::new();
+        // One polyline per unbroken run of shown points.
+        let mut runs: Vec<String> = vec![String::new()];
         for (i, v) in values.iter().enumerate() {
-            let _ = write!(points, "{:.1},{:.1} ", x(i), y(*v));
+            match v {
+                Some(v) => {
+                    let run = runs.last_mut().expect("one run at least");
+                    let _ = write!(run, "{:.1},{:.1} ", x(i), y(*v));
+                }
+                None => runs.push(String::new()),
+            }
         }
-        let _ = write!(
-            s,
-            r#"<polyline class="chart__line chart__series-{c}" fill="none" points="{p}"/>"#,
-            c = k % 6,
-            p = points.trim_end()
-        );
+        for run in runs.iter().filter(|r| !r.is_empty()) {
+            let _ = write!(
+                s,
+                r#"<polyline class="chart__line chart__series-{c}" fill="none" points="{p}"/>"#,
+                c = k % 6,
+                p = run.trim_end()
+            );
+        }
         let lx = left + 10 + 110 * k as i32;
         let _ = write!(
             s,
@@ -171,6 +191,24 @@ mod tests {
         assert_eq!(nice_max(4_000_001), 5_000_000);
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(12), "12");
+    }
+
+    #[test]
+    fn a_suppressed_point_breaks_the_line_and_a_small_axis_repeats_no_label() {
+        let days: Vec<String> = (1..=5).map(|d| format!("2021-06-0{d}")).collect();
+        let svg = lines(
+            "t",
+            &days,
+            &[("1".into(), vec![Some(0), Some(1), None, Some(1), Some(0)])],
+        );
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        // max 1: the axis reads 0 and 1, once each.
+        assert_eq!(svg.matches(">0</text>").count(), 1);
+        assert_eq!(
+            svg.matches(">1</text>").count(),
+            2,
+            "the tick and the legend"
+        );
     }
 
     #[test]

@@ -192,19 +192,23 @@ fn render_dashboard(
     min: i64,
 ) -> Result<HttpResponse, AppError> {
     let supp = t.with_n("stats.suppressed", min);
-    // The time series: one line per dose number, a point per day.
-    let mut days: Vec<NaiveDate> = d.by_day.iter().map(|(day, _, _)| *day).collect();
-    days.dedup();
+    // The time series: one line per dose number, a point for every day from
+    // the first dose to the last (a day without one is a true zero); a
+    // count under the minimum breaks the line instead of being drawn.
+    let days: Vec<NaiveDate> = match (d.by_day.first(), d.by_day.last()) {
+        (Some(first), Some(last)) => first.0.iter_days().take_while(|x| *x <= last.0).collect(),
+        _ => Vec::new(),
+    };
     let doses: Vec<i32> = d.by_dose.iter().map(|c| c.key).collect();
-    let series: Vec<(String, Vec<i64>)> = doses
+    let series: Vec<(String, Vec<Option<i64>>)> = doses
         .iter()
         .map(|&k| {
-            let mut v = vec![0i64; days.len()];
+            let mut v = vec![Some(0i64); days.len()];
             for (day, dose, n) in &d.by_day {
                 if *dose == k
                     && let Ok(i) = days.binary_search(day)
                 {
-                    v[i] = *n;
+                    v[i] = shown(*n, min).or((*n == 0).then_some(0));
                 }
             }
             (t.with_n("stats.dose_n", k), v)
@@ -514,13 +518,13 @@ async fn municipal(
             0
         }
     };
-    let series: Vec<(String, Vec<i64>)> = progress
+    let series: Vec<(String, Vec<Option<i64>>)> = progress
         .cumulative
         .iter()
         .map(|(d, v)| {
             (
                 t.with_n("stats.dose_n", d),
-                v.iter().map(|n| share(*n)).collect(),
+                v.iter().map(|n| Some(share(*n))).collect(),
             )
         })
         .collect();
@@ -535,9 +539,10 @@ async fn municipal(
             }
         })
         .collect();
-    let mut queue_series = vec![(t.s("stats.queue_total").to_string(), quality.total.clone())];
+    let all = |v: &[i64]| v.iter().map(|n| Some(*n)).collect::<Vec<_>>();
+    let mut queue_series = vec![(t.s("stats.queue_total").to_string(), all(&quality.total))];
     for (rule, v) in &quality.per_rule {
-        queue_series.push((t.s(rule.label_key()).to_string(), v.clone()));
+        queue_series.push((t.s(rule.label_key()).to_string(), all(v)));
     }
     let day_labels: Vec<String> = quality.days.iter().map(|d| d.to_string()).collect();
     let site_items: Vec<(String, Option<i64>)> = quality

@@ -60,10 +60,20 @@ fn the_pages_work_in_a_real_browser() {
             .args(["serve", "--bind", "127.0.0.1:0", "--demo"]),
     );
 
+    // The first start prints the operator's one-time password: the script
+    // signs in with it to create the viewer accounts, as an operator would.
+    let operator_password = server
+        .printed
+        .split("one-time password ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("vrs serve printed the operator's one-time password")
+        .to_string();
     let run = Command::new("node")
         .arg("tests/browser/pages.mjs")
         .current_dir(root)
         .env("BASE_URL", server.base_url())
+        .env("OPERATOR_PASSWORD", &operator_password)
         .env("ARTIFACTS", "tests/browser/artifacts")
         .output()
         .expect("run node tests/browser/pages.mjs");

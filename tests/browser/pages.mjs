@@ -4,6 +4,11 @@
 //
 //   BASE_URL=http://127.0.0.1:PORT ARTIFACTS=tests/browser/artifacts node pages.mjs
 //
+// With OPERATOR_PASSWORD set to the one-time password `vrs serve` prints for
+// the platform operator, the operator also issues a national and a
+// prefectural viewer account and the statistics dashboard is checked as
+// each; without it those checks are skipped (and say so).
+//
 // Prints one line per check; exits non-zero at the first failed one, with a
 // screenshot of the page as it was (failed-*.png in ARTIFACTS).
 
@@ -15,6 +20,7 @@ import { join, resolve } from 'node:path';
 const BASE_URL = (process.env.BASE_URL || '').replace(/\/+$/, '');
 const ARTIFACTS = resolve(process.env.ARTIFACTS || 'artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const OPERATOR_PASSWORD = process.env.OPERATOR_PASSWORD || '';
 
 if (!/^https?:\/\/[^/]+$/.test(BASE_URL)) {
   console.error(`pages.mjs: set BASE_URL to the server's address, e.g. http://127.0.0.1:8080 (got ${JSON.stringify(process.env.BASE_URL)})`);
@@ -359,10 +365,10 @@ await check('logout: the logout button ends the session', async () => {
 // administrator declares the loopback network first.
 const MOVER_NUMBER = '987654321093'; // src/demo.rs MOVER_NUMBER, made up
 
-async function logIn(id) {
+async function logIn(id, password = 'demo-password-2026') {
   await page.goto(`${BASE_URL}/lang/ja?next=/login`);
   await page.getByLabel('ログインID', { exact: true }).fill(id);
-  await page.getByLabel('パスワード', { exact: true }).fill('demo-password-2026');
+  await page.getByLabel('パスワード', { exact: true }).fill(password);
   await Promise.all([page.waitForNavigation(), page.getByLabel('パスワード', { exact: true }).press('Enter')]);
   expect(new URL(page.url()).pathname === '/dashboard', `${id} landed on ${page.url()}`);
 }
@@ -797,6 +803,330 @@ await check('tablet: a site of another municipality types the ticket, confirms a
   const blocks = (await page.locator('#blocks').innerText()).trim();
   expect(blocks.includes('必要な間隔'), `blocks: ${blocks}`);
   await screenshot('tablet-too-soon-ja.png');
+});
+
+// Flow 7, the statistics pages (接種状況の統計). Counts only: no page may
+// show a resident's name or number. The demo has no viewer accounts, so the
+// platform operator issues them (with OPERATOR_PASSWORD) the way an operator
+// would; every person then sets a password of their own at first login.
+const DEMO_CODES = ['082040', '131016', '012025'];
+const demoNumbers = [MOVER_NUMBER, ...DEMO_CODES.flatMap((code) => Array.from({ length: 40 }, (_, i) => demoNumber(code, i)))];
+// The demo residents' family names (src/demo.rs FAMILY), and the 古河市
+// residents imported above, as a name is written: family, full-width space.
+const residentName = /(佐藤|鈴木|高橋|田中|伊藤|渡辺|山本|中村|小林|加藤|古河)　/;
+
+/** No demo resident's name or individual number on the page. */
+async function expectNoResident(where) {
+  await expectNoNumber(where, demoNumbers);
+  const text = await page.locator('body').innerText();
+  const name = residentName.exec(text);
+  expect(!name, `${where} shows a resident's name (${name && text.slice(name.index, name.index + 6)})`);
+  expect(!text.includes('渡辺　美咲'), `${where} shows 渡辺　美咲`);
+}
+
+/** A table's rows as [label, value] pairs. */
+async function tableRows(table) {
+  return page.locator(`${table} tbody tr`).evaluateAll((rows) =>
+    rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.innerText.trim())));
+}
+
+/** The smallest size, in CSS pixels, at which a chart on the page draws its text (charts scale with their box). */
+async function smallestChartText() {
+  return page.locator('svg.chart').evaluateAll((svgs) => Math.min(...svgs.map((svg) => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    return parseFloat(getComputedStyle(svg).fontSize) * scale;
+  })));
+}
+
+/** "1,234" as 1234; NaN for anything else (e.g. 10未満). */
+function count(text) {
+  return /^\d{1,3}(,\d{3})*$/.test(text) ? Number(text.replaceAll(',', '')) : NaN;
+}
+
+/** Opens `path` expecting the server to refuse it with `status`; that refusal alone is not a problem. */
+async function expectRefused(path, status) {
+  const before = problems.length;
+  const res = await page.goto(`${BASE_URL}${path}`);
+  expect(res && res.status() === status, `${path} answered ${res && res.status()}, not ${status}`);
+  const own = (p) => p === `HTTP ${status} for ${res.url()}` || (p.startsWith(`console error on ${res.url()}:`) && p.includes(`status of ${status}`));
+  problems.push(...problems.splice(before).filter((p) => !own(p)));
+}
+
+/** First login with a one-time password: the password page comes first, and a new password leads to the dashboard. */
+async function firstLogIn(id, oneTime, chosen) {
+  await page.goto(`${BASE_URL}/lang/ja?next=/login`);
+  await page.getByLabel('ログインID', { exact: true }).fill(id);
+  await page.getByLabel('パスワード', { exact: true }).fill(oneTime);
+  await Promise.all([page.waitForNavigation(), page.getByLabel('パスワード', { exact: true }).press('Enter')]);
+  expect(new URL(page.url()).pathname === '/password', `${id}'s first login landed on ${page.url()}, not /password`);
+  const forced = (await page.locator('main .notice--warning').innerText().catch(() => '')).trim();
+  expect(forced !== '', 'the password page does not say a new password is needed');
+  await page.getByLabel('現在のパスワード', { exact: true }).fill(oneTime);
+  await page.getByLabel('新しいパスワード', { exact: true }).fill(chosen);
+  await page.getByLabel('新しいパスワード（確認）', { exact: true }).fill(chosen);
+  await Promise.all([page.waitForNavigation(), page.getByLabel('新しいパスワード（確認）', { exact: true }).press('Enter')]);
+  expect(new URL(page.url()).pathname === '/dashboard', `${id} landed on ${page.url()} after setting a password`);
+}
+
+/** The operator issues a viewer account on /operator; returns its one-time password. */
+async function createViewer(login, name, role, prefecture = '') {
+  const form = page.locator('#viewer-form');
+  await form.getByLabel('ログインID', { exact: true }).fill(login);
+  await form.getByLabel('氏名', { exact: true }).fill(name);
+  await form.getByLabel(role, { exact: true }).check();
+  await form.getByLabel('都道府県コード（2桁）', { exact: true }).fill(prefecture);
+  const [res] = await Promise.all([page.waitForNavigation(), form.getByRole('button', { name: '発行する' }).click()]);
+  expect(res && res.status() === 200, `creating ${login} answered ${res && res.status()}: ${await page.locator('#viewer-error').innerText().catch(() => '')}`);
+  const created = page.locator('#created-admin');
+  expect(await created.isVisible(), `no notice that ${login} was created`);
+  expect((await created.innerText()).includes(login), `the notice does not name ${login}`);
+  const password = (await page.locator('#one-time-password').innerText()).trim();
+  expect(password.length >= 12, `the one-time password of ${login} is ${password.length} characters`);
+  return password;
+}
+
+const statsArea = page.locator('#area');
+const statsTotal = page.locator('#stats-total strong');
+const VIEWER_PASSWORD = 'stats-view-2026-pw';
+let nationalOneTime = '';
+let prefecturalOneTime = '';
+let tokyoInNation = NaN;
+
+if (OPERATOR_PASSWORD) {
+  await check('operator: the platform operator sets a password, then issues a national and a 茨城県 (08) viewer account', async () => {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await firstLogIn('operator', OPERATOR_PASSWORD, 'operator-pw-2026-browser');
+    const link = page.locator('header nav a[href="/operator"]');
+    expect(await link.count() === 1, 'no link to /operator in the header nav');
+    await Promise.all([page.waitForNavigation(), link.click()]);
+    expect(await page.locator('#viewer-form').isVisible(), 'no viewer form on /operator');
+    nationalOneTime = await createViewer('stats-national', '統計担当　国', '国（集計閲覧）');
+    prefecturalOneTime = await createViewer('stats-ibaraki', '統計担当　茨城県', '都道府県（集計閲覧）', '08');
+    expect(nationalOneTime !== prefecturalOneTime, 'both accounts got the same one-time password');
+    expect(problems.length === 0, problems.join('\n'));
+    await logOut();
+  });
+
+  await check('statistics: a national viewer sets a password and opens 接種状況の統計 from the header with the keyboard', async () => {
+    await firstLogIn('stats-national', nationalOneTime, VIEWER_PASSWORD);
+    const link = page.locator('header nav a[href="/statistics"]');
+    expect(await link.count() === 1, 'no link to /statistics in the header nav');
+    await tabTo(link, 'the 接種状況の統計 link');
+    const [res] = await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+    expect(res && res.status() === 200, `/statistics answered ${res && res.status()}`);
+    expect(new URL(page.url()).pathname === '/statistics', `landed on ${page.url()}`);
+    const title = (await h1.innerText()).trim();
+    expect(title === '接種状況の統計 — 全国', `h1 is ${JSON.stringify(title)}`);
+    expect(await statsArea.inputValue() === 'all', `#area is ${await statsArea.inputValue()}, not all`);
+    expect(await link.getAttribute('aria-current') === 'page', 'the nav link is not aria-current on its page');
+  });
+
+  await check('statistics: the national dashboard shows a positive total, a line per dose by day, 3 prefectures, 10未満 for small cells, chart text of 11 px or more', async () => {
+    const total = count((await statsTotal.innerText()).trim());
+    expect(total > 0, `the total reads ${JSON.stringify(await statsTotal.innerText())}`);
+    const lines = page.locator('section[aria-labelledby="by-day"] svg polyline');
+    expect(await lines.count() >= 1, 'the by-day chart has no line');
+    expect(await page.locator('section[aria-labelledby="by-day"] svg text').count() >= 5, 'the by-day chart has no axis labels');
+    for (const id of ['by-dose', 'by-product', 'by-age', 'by-sex', 'by-area']) {
+      expect(await page.locator(`section[aria-labelledby="${id}"] svg`).count() === 1, `no chart in the ${id} panel`);
+      expect(await page.locator(`#${id}-table tbody tr`).count() >= 1, `#${id}-table is empty`);
+    }
+    const areas = await tableRows('#by-area-table');
+    expect(areas.length === 3, `#by-area-table lists ${JSON.stringify(areas)}`);
+    for (const name of ['茨城県', '東京都', '北海道']) {
+      expect(areas.some(([label]) => label === name), `${name} is not in #by-area-table: ${JSON.stringify(areas)}`);
+    }
+    const byArea = areas.map(([, v]) => count(v));
+    expect(byArea.every((n) => n > 0) && byArea.reduce((a, b) => a + b, 0) === total, `the areas ${JSON.stringify(areas)} do not add up to the total ${total}`);
+    tokyoInNation = count(areas.find(([label]) => label === '東京都')[1]);
+    const doses = (await tableRows('#by-dose-table')).map(([, v]) => count(v));
+    expect(doses.every((n) => n > 0) && doses.reduce((a, b) => a + b, 0) === total, `the doses do not add up to the total ${total}`);
+    const cells = (await page.locator('.data-table td.num').allInnerTexts()).map((c) => c.trim());
+    expect(cells.includes('10未満'), `no cell reads 10未満: ${JSON.stringify(cells)}`);
+    expect(await page.locator('svg .chart__value--suppressed', { hasText: '10未満' }).count() >= 1, 'no chart says 10未満 for a suppressed bar');
+    const px = await smallestChartText();
+    expect(px >= 11, `a chart draws its text at ${px.toFixed(1)} px`);
+    await expectNoResident('the national dashboard');
+    expect(problems.length === 0, problems.join('\n'));
+    await screenshot('statistics-national-ja.png');
+    console.log(`     (total ${total}, ${cells.filter((c) => c === '10未満').length} cells under 10)`);
+  });
+
+  await check('keyboard: the national viewer chooses 東京都 in 地域 and sees its municipalities', async () => {
+    await tabTo(statsArea, 'the 地域 select', 40);
+    for (let i = 0; i < 47 && (await statsArea.inputValue()) !== '13'; i++) {
+      await page.keyboard.press('ArrowDown');
+    }
+    expect(await statsArea.inputValue() === '13', `ArrowDown did not reach 東京都 (13): ${await statsArea.inputValue()}`);
+    await tabTo(page.locator('#stats-filter button[type="submit"]'), 'the 表示する button (next after 地域)', 1);
+    const [res] = await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+    expect(res && res.status() === 200, `the filter answered ${res && res.status()}`);
+    expect(new URL(page.url()).searchParams.get('area') === '13', `landed on ${page.url()}`);
+    const title = (await h1.innerText()).trim();
+    expect(title.includes('東京都'), `h1 is ${JSON.stringify(title)}`);
+    expect(await statsArea.inputValue() === '13', 'the select does not keep 東京都');
+    const areas = await tableRows('#by-area-table');
+    expect(areas.some(([label]) => label.includes('千代田区')), `千代田区 is not in #by-area-table: ${JSON.stringify(areas)}`);
+    expect(areas.every(([label]) => label.startsWith('東京都')), `#by-area-table lists places outside 東京都: ${JSON.stringify(areas)}`);
+    const total = count((await statsTotal.innerText()).trim());
+    expect(total === tokyoInNation, `東京都's total ${total} is not its ${tokyoInNation} on the national page`);
+    expect((await page.locator('#open-ndjson').getAttribute('href')).includes('area=13'), 'the open data links do not follow the chosen area');
+    await expectNoResident('the 東京都 dashboard');
+    expect(problems.length === 0, problems.join('\n'));
+    await screenshot('statistics-national-tokyo-ja.png');
+  });
+
+  await check('statistics: the open data links download — NDJSON lines with date, prefecture, gender, age, medical_worker, status, count; the CSVs with their header', async () => {
+    await page.goto(`${BASE_URL}/statistics`);
+    const files = {};
+    for (const id of ['open-ndjson', 'open-csv', 'summary-date', 'summary-prefecture']) {
+      const href = await page.locator(`#${id}`).getAttribute('href');
+      files[id] = await page.evaluate(async (h) => {
+        const r = await fetch(h);
+        return { status: r.status, type: r.headers.get('content-type'), disposition: r.headers.get('content-disposition'), body: await r.text() };
+      }, href);
+      expect(files[id].status === 200, `${href} answered ${files[id].status}`);
+      expect((files[id].disposition || '').startsWith('attachment'), `${href}: content-disposition ${files[id].disposition}`);
+    }
+    expect((files['open-ndjson'].type || '').startsWith('application/x-ndjson'), `NDJSON content-type: ${files['open-ndjson'].type}`);
+    const keys = ['date', 'prefecture', 'gender', 'age', 'medical_worker', 'status', 'count'];
+    const lines = files['open-ndjson'].body.split('\n').filter((l) => l !== '');
+    for (const line of lines) {
+      const row = JSON.parse(line);
+      expect(JSON.stringify(Object.keys(row).sort()) === JSON.stringify([...keys].sort()), `an NDJSON line has keys ${Object.keys(row)}`);
+      expect(Number.isInteger(row.count) && row.count >= 10, `an NDJSON line publishes a count of ${row.count}`);
+    }
+    const csv = files['open-csv'].body.split('\r\n');
+    expect(csv[0] === keys.join(','), `the CSV header is ${JSON.stringify(csv[0])}`);
+    expect(files['summary-date'].body.startsWith('date,'), `summary by date starts ${JSON.stringify(files['summary-date'].body.slice(0, 30))}`);
+    const prefs = files['summary-prefecture'].body.split('\r\n').filter((l) => l !== '');
+    expect(prefs[0].startsWith('prefecture,') && prefs[0].endsWith(',total'), `summary by prefecture header: ${prefs[0]}`);
+    for (const code of ['01', '08', '13']) {
+      expect(prefs.some((l) => l.startsWith(`${code},`)), `summary by prefecture has no ${code} line: ${JSON.stringify(prefs)}`);
+    }
+    for (const [id, f] of Object.entries(files)) {
+      expect(!residentName.test(f.body) && !/\d{12}/.test(f.body), `${id} holds a name or a 12-digit number`);
+    }
+    console.log(`     (NDJSON: ${lines.length} lines, CSV: ${csv.filter((l) => l !== '').length - 1} rows, by prefecture: ${prefs.length - 1} rows)`);
+  });
+
+  await check('tablet (820x1180): the national dashboard does not scroll sideways and its charts stay legible', async () => {
+    await page.setViewportSize({ width: 820, height: 1180 });
+    await page.goto(`${BASE_URL}/statistics`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow <= 0, `the dashboard scrolls sideways by ${overflow}px at 820px wide`);
+    const px = await smallestChartText();
+    expect(px >= 11, `a chart draws its text at ${px.toFixed(1)} px at 820px wide`);
+    expect(problems.length === 0, problems.join('\n'));
+    await screenshot('statistics-national-tablet-ja.png');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await logOut();
+  });
+
+  await check('statistics: a 茨城県 viewer sees 茨城県 only; /statistics?area=13 answers 403', async () => {
+    await firstLogIn('stats-ibaraki', prefecturalOneTime, VIEWER_PASSWORD);
+    const [res] = await Promise.all([page.waitForNavigation(), page.locator('header nav a[href="/statistics"]').click()]);
+    expect(res && res.status() === 200, `/statistics answered ${res && res.status()}`);
+    const title = (await h1.innerText()).trim();
+    expect(title === '接種状況の統計 — 茨城県', `h1 is ${JSON.stringify(title)}`);
+    expect(await statsArea.count() === 0, 'a prefectural viewer is offered the 地域 select');
+    expect(count((await statsTotal.innerText()).trim()) > 0, `the total reads ${await statsTotal.innerText()}`);
+    const areas = await tableRows('#by-area-table');
+    expect(areas.length >= 1 && areas.every(([label]) => label.startsWith('茨城県')), `#by-area-table: ${JSON.stringify(areas)}`);
+    expect(areas.some(([label]) => label.includes('古河市')), `古河市 is not in #by-area-table: ${JSON.stringify(areas)}`);
+    await expectNoResident('the 茨城県 dashboard');
+    expect(problems.length === 0, problems.join('\n'));
+    await screenshot('statistics-prefectural-ja.png');
+    await expectRefused('/statistics?area=13', 403);
+    expect((await h1.innerText()).trim() === 'この操作は許可されていません', `the refusal says ${JSON.stringify(await h1.innerText())}`);
+    await expectRefused('/statistics?area=all', 403);
+    await expectNoResident('the refusal');
+    expect(problems.length === 0, problems.join('\n'));
+    await screenshot('statistics-prefectural-refused-ja.png');
+    await page.goto(`${BASE_URL}/dashboard`);
+    await logOut();
+  });
+} else {
+  console.log('skip statistics: national and prefectural viewers (set OPERATOR_PASSWORD to the operator\'s one-time password `vrs serve` prints)');
+}
+
+await check('statistics: 131016 staff open 接種の進み具合とデータの品質 from the header: 40 current residents, the progress and 要確認 charts', async () => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await logIn('131016-staff');
+  const link = page.locator('header nav a[href="/statistics/municipality"]');
+  expect(await link.count() === 1, 'no link to /statistics/municipality in the header nav');
+  await tabTo(link, 'the 接種の進み具合とデータの品質 link', 30);
+  const [res] = await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  expect(res && res.status() === 200, `/statistics/municipality answered ${res && res.status()}`);
+  const title = (await h1.innerText()).trim();
+  expect(title === '接種の進み具合とデータの品質 — 東京都千代田区', `h1 is ${JSON.stringify(title)}`);
+  const residents = (await page.locator('#current-residents').innerText()).trim();
+  expect(residents === '40', `#current-residents is ${JSON.stringify(residents)}`);
+  expect(await page.locator('section[aria-labelledby="progress-title"] svg polyline').count() >= 1, 'the progress chart has no line');
+  const progress = await tableRows('#progress-table');
+  expect(progress.length >= 1 && progress[0][0] === '1回目', `#progress-table: ${JSON.stringify(progress)}`);
+  for (const [label, value] of progress) {
+    const m = /^(\d+) \((\d+) %\)$/.exec(value);
+    expect(m && Math.round((Number(m[1]) * 100) / 40) === Number(m[2]), `${label}: ${value} is not a share of 40`);
+  }
+  expect(await page.locator('section[aria-labelledby="queue-title"] svg').count() === 1, 'no 要確認 chart');
+  const px = await smallestChartText();
+  expect(px >= 11, `a chart draws its text at ${px.toFixed(1)} px`);
+  const now = (await page.locator('#queue-now').innerText()).trim();
+  expect(/^\d+$/.test(now), `#queue-now is ${JSON.stringify(now)}`);
+  for (const id of ['queue-by-site', 'queue-by-rule']) {
+    const panel = page.locator(`section[aria-labelledby="${id}"]`);
+    const table = await panel.locator('table').count();
+    const empty = await panel.locator('p.muted', { hasText: '確認を待っている記録はありません' }).count();
+    expect((table === 1) !== (empty === 1), `${id}: ${table} tables and ${empty} "nothing waiting" lines`);
+    expect(now !== '0' || empty === 1, `${id} has a table while nothing waits`);
+  }
+  await expectNoResident('the municipal statistics');
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('statistics-municipal-ja.png');
+  console.log(`     (progress ${progress.map(([l, v]) => `${l} ${v}`).join(', ')}; 要確認 now ${now})`);
+});
+
+await check('statistics: staff are refused the national dashboard; the 131016 administrator sees the municipal page too', async () => {
+  await expectRefused('/statistics', 403);
+  await page.goto(`${BASE_URL}/dashboard`);
+  await logOut();
+  await logIn('131016-admin');
+  const res = await page.goto(`${BASE_URL}/statistics/municipality`);
+  expect(res && res.status() === 200, `/statistics/municipality answered ${res && res.status()} for the administrator`);
+  expect((await page.locator('#current-residents').innerText()).trim() === '40', 'the administrator does not see 40 residents');
+  await expectNoResident('the administrator\'s municipal statistics');
+  expect(problems.length === 0, problems.join('\n'));
+  await logOut();
+});
+
+await check('statistics: the open data downloads without login; NDJSON lines parse with the 7 keys', async () => {
+  await page.goto(`${BASE_URL}/login`);
+  const got = await page.evaluate(async () => {
+    const out = {};
+    for (const path of ['/statistics/open-data.ndjson?area=all', '/statistics/open-data.csv?area=08', '/statistics/summary-by-prefecture.csv']) {
+      const r = await fetch(path);
+      out[path] = { status: r.status, cors: r.headers.get('access-control-allow-origin'), body: await r.text() };
+    }
+    return out;
+  });
+  for (const [path, f] of Object.entries(got)) {
+    expect(f.status === 200, `${path} answered ${f.status} without login`);
+    expect(f.cors === '*', `${path}: access-control-allow-origin ${f.cors}`);
+    expect(!residentName.test(f.body) && !/\d{12}/.test(f.body), `${path} holds a name or a 12-digit number`);
+  }
+  const keys = JSON.stringify(['age', 'count', 'date', 'gender', 'medical_worker', 'prefecture', 'status']);
+  const lines = got['/statistics/open-data.ndjson?area=all'].body.split('\n').filter((l) => l !== '');
+  for (const line of lines) {
+    expect(JSON.stringify(Object.keys(JSON.parse(line)).sort()) === keys, `an NDJSON line: ${line}`);
+  }
+  expect(got['/statistics/open-data.csv?area=08'].body.startsWith('date,prefecture,gender,age,medical_worker,status,count\r\n'), 'the CSV has no header line');
+  await page.goto(`${BASE_URL}/statistics`);
+  expect(new URL(page.url()).pathname === '/login', `/statistics without login went to ${page.url()}`);
+  await page.goto(`${BASE_URL}/statistics/municipality`);
+  expect(new URL(page.url()).pathname === '/login', `/statistics/municipality without login went to ${page.url()}`);
+  expect(problems.length === 0, problems.join('\n'));
+  console.log(`     (NDJSON without login: ${lines.length} lines)`);
 });
 
 await browser.close();
