@@ -25,20 +25,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(municipal);
 }
 
-/// The 47 prefectures: two-digit code and name.
-pub fn prefectures() -> Vec<(String, String)> {
-    Registry::global()
-        .all()
-        .filter(|m| m.kind == MunicipalityKind::Prefecture)
-        .map(|m| (m.code.prefecture_code().to_string(), m.name.clone()))
-        .collect()
+/// The 47 prefectures: two-digit code and name (from the registry, once).
+pub fn prefectures() -> &'static [(String, String)] {
+    static LIST: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        Registry::global()
+            .all()
+            .filter(|m| m.kind == MunicipalityKind::Prefecture)
+            .map(|m| (m.code.prefecture_code().to_string(), m.name.clone()))
+            .collect()
+    })
 }
 
 fn prefecture_name(code: &str) -> String {
     prefectures()
-        .into_iter()
+        .iter()
         .find(|(c, _)| c == code)
-        .map(|(_, n)| n)
+        .map(|(_, n)| n.clone())
         .unwrap_or_else(|| code.to_string())
 }
 
@@ -68,16 +71,21 @@ fn month(s: Option<&str>) -> Option<NaiveDate> {
 }
 
 impl Filter {
-    fn period(&self) -> Result<Period, AppError> {
-        let (from, to) = (self.from.as_deref(), self.to.as_deref());
-        let bad = |f: Option<&str>| f.is_some_and(|v| !v.trim().is_empty()) && month(f).is_none();
-        if bad(from) || bad(to) {
-            return Err(AppError::BadRequest("period: YYYY-MM".into()));
+    /// The period asked for, or the name of the bad field.
+    fn period(&self) -> Result<Period, &'static str> {
+        let bad = |f: &Option<String>| {
+            f.as_deref().is_some_and(|v| !v.trim().is_empty()) && month(f.as_deref()).is_none()
+        };
+        if bad(&self.from) {
+            return Err("from");
+        }
+        if bad(&self.to) {
+            return Err("to");
         }
         let all = Period::all();
         Ok(Period::months(
-            month(from).unwrap_or(all.from),
-            month(to).unwrap_or(all.to),
+            month(self.from.as_deref()).unwrap_or(all.from),
+            month(self.to.as_deref()).unwrap_or(all.to),
         ))
     }
 
@@ -128,7 +136,7 @@ struct DashboardPage {
     area_code: String,
     from: String,
     to: String,
-    prefectures: Vec<(String, String)>,
+    prefectures: &'static [(String, String)],
     total: String,
     min_cell: i64,
     day_chart: String,
@@ -292,19 +300,46 @@ async fn dashboard(
     auth.require(&[Role::NationalViewer, Role::PrefecturalViewer])?;
     let filter = q.into_inner();
     let area = filter.area(&auth)?;
-    let period = filter.period()?;
+    let period = match filter.period() {
+        Ok(p) => p,
+        Err(field) => return Ok(bad_filter(field)),
+    };
     let a = area.clone();
     let d = with_db(&state, move |conn| Ok(stats::dashboard(conn, &a, period)?)).await?;
     render_dashboard(ctx.t, &auth, &d, &filter, &area, state.stats_min_cell)
 }
 
-/// The open data's area: the whole country, or one prefecture.
-fn public_area(filter: &Filter) -> Result<Area, AppError> {
+/// The open data's area: the whole country, or one prefecture; else the
+/// name of the bad field.
+fn public_area(filter: &Filter) -> Result<Area, &'static str> {
     match filter.area.as_deref().map(str::trim) {
         None | Some("") | Some("all") => Ok(Area::Nation),
         Some(p) if prefectures().iter().any(|(c, _)| c == p) => Ok(Area::Prefecture(p.into())),
-        Some(_) => Err(AppError::BadRequest("area".into())),
+        Some(_) => Err("area"),
     }
+}
+
+/// A filter that cannot be read: the answer names the field, in both
+/// languages (the page's form cannot send one; a typed URL can).
+fn bad_filter(field: &str) -> HttpResponse {
+    let (ja, en) = match field {
+        "area" => (
+            "地域は all か都道府県コード2桁（例: 13）で指定してください",
+            "must be all or a two-digit prefecture code (e.g. 13)",
+        ),
+        _ => (
+            "年月はYYYY-MM（例: 2022-01）で指定してください",
+            "must be a month as YYYY-MM (e.g. 2022-01)",
+        ),
+    };
+    HttpResponse::BadRequest()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{field}: {ja}\n{field}: {en}\n"))
+}
+
+/// The area and period of a download, or the name of a bad field.
+fn public_filter(filter: &Filter) -> Result<(Area, Period), &'static str> {
+    Ok((public_area(filter)?, filter.period()?))
 }
 
 fn download(body: String, media: &str, name: &str) -> HttpResponse {
@@ -318,12 +353,20 @@ fn download(body: String, media: &str, name: &str) -> HttpResponse {
         .body(body)
 }
 
-async fn open_rows(state: &AppState, filter: &Filter) -> Result<Vec<stats::OpenRow>, AppError> {
-    let (area, period, min) = (public_area(filter)?, filter.period()?, state.stats_min_cell);
-    with_db(state, move |conn| {
+async fn open_rows(
+    state: &AppState,
+    filter: &Filter,
+) -> Result<Result<Vec<stats::OpenRow>, &'static str>, AppError> {
+    let (area, period) = match public_filter(filter) {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    let min = state.stats_min_cell;
+    let rows = with_db(state, move |conn| {
         Ok(stats::open_rows(conn, &area, period, min)?)
     })
-    .await
+    .await?;
+    Ok(Ok(rows))
 }
 
 /// Open data as the national system published it: one JSON object a line
@@ -334,7 +377,10 @@ async fn open_ndjson(
     state: web::Data<AppState>,
     q: web::Query<Filter>,
 ) -> Result<HttpResponse, AppError> {
-    let rows = open_rows(&state, &q).await?;
+    let rows = match open_rows(&state, &q).await? {
+        Ok(rows) => rows,
+        Err(field) => return Ok(bad_filter(field)),
+    };
     let mut body = String::new();
     for r in rows {
         let line = serde_json::json!({
@@ -360,7 +406,10 @@ async fn open_csv(
     state: web::Data<AppState>,
     q: web::Query<Filter>,
 ) -> Result<HttpResponse, AppError> {
-    let rows = open_rows(&state, &q).await?;
+    let rows = match open_rows(&state, &q).await? {
+        Ok(rows) => rows,
+        Err(field) => return Ok(bad_filter(field)),
+    };
     let mut body = String::from("date,prefecture,gender,age,medical_worker,status,count\r\n");
     for r in rows {
         let _ = write!(
@@ -422,7 +471,10 @@ async fn summary_by_date(
     state: web::Data<AppState>,
     q: web::Query<Filter>,
 ) -> Result<HttpResponse, AppError> {
-    let (area, period, min) = (public_area(&q)?, q.period()?, state.stats_min_cell);
+    let ((area, period), min) = match public_filter(&q) {
+        Ok(v) => (v, state.stats_min_cell),
+        Err(field) => return Ok(bad_filter(field)),
+    };
     let d = with_db(&state, move |conn| {
         Ok(stats::dashboard(conn, &area, period)?)
     })
@@ -447,7 +499,10 @@ async fn summary_by_prefecture(
     state: web::Data<AppState>,
     q: web::Query<Filter>,
 ) -> Result<HttpResponse, AppError> {
-    let (period, min) = (q.period()?, state.stats_min_cell);
+    let (period, min) = match q.period() {
+        Ok(p) => (p, state.stats_min_cell),
+        Err(field) => return Ok(bad_filter(field)),
+    };
     let by_pref = with_db(&state, move |conn| {
         Ok(stats::by_prefecture_and_dose(conn, period)?)
     })

@@ -27,18 +27,6 @@ fn birth_of(i: usize) -> String {
     demo_resident(code(MUNI), i).birth_date.date().to_string()
 }
 
-fn declare_lgwan(app: &TestApp) {
-    vrs::flows::networks::add(
-        &mut app.conn(),
-        &app.state.audit,
-        &vrs::audit::Actor::default(),
-        code(MUNI),
-        vrs::domain::Network::parse("127.0.0.0/8").unwrap(),
-        "庁舎",
-    )
-    .unwrap();
-}
-
 fn resident_id(app: &TestApp, i: usize) -> String {
     let mut conn = app.conn();
     let p = Partition::open(&mut conn, app.master(), code(MUNI)).unwrap();
@@ -82,7 +70,7 @@ fn log_text(app: &TestApp) -> String {
 async fn window() -> (TestApp, TestApp, String) {
     let app = spawn_app().await;
     app.seed_demo();
-    declare_lgwan(&app);
+    app.declare_lgwan(MUNI);
     let staff = TestApp::handle(&app);
     let csrf = staff.login_as("131016-staff", DEMO_PASSWORD).await;
     (app, staff, csrf)

@@ -264,6 +264,20 @@ impl TestApp {
         password
     }
 
+    /// Declares the loopback as one of a municipality's LG-WAN networks, so
+    /// that this machine's requests count as from its terminals.
+    pub fn declare_lgwan(&self, muni: &str) {
+        vrs::flows::networks::add(
+            &mut self.conn(),
+            &self.state.audit,
+            &vrs::audit::Actor::default(),
+            code(muni),
+            vrs::domain::Network::parse("127.0.0.0/8").unwrap(),
+            "庁舎",
+        )
+        .unwrap();
+    }
+
     /// Fills the demo municipalities, as `vrs demo` does.
     pub fn seed_demo(&self) {
         let mut conn = self.conn();

@@ -109,18 +109,6 @@ fn kept(app: &TestApp) -> Counts {
     )
 }
 
-fn declare_lgwan(app: &TestApp, muni: &str) {
-    vrs::flows::networks::add(
-        &mut app.conn(),
-        &app.state.audit,
-        &vrs::audit::Actor::default(),
-        code(muni),
-        vrs::domain::Network::parse("127.0.0.0/8").unwrap(),
-        "庁舎",
-    )
-    .unwrap();
-}
-
 #[tokio::test]
 async fn the_counts_equal_a_recount_after_recording_correcting_and_deleting() {
     let app = spawn_app().await;
@@ -131,7 +119,7 @@ async fn the_counts_equal_a_recount_after_recording_correcting_and_deleting() {
 
     // Staff correct one dose and delete another; a transfer copies doses
     // (not counted again); the counts follow.
-    declare_lgwan(&app, "131016");
+    app.declare_lgwan("131016");
     let staff = TestApp::handle(&app);
     let csrf = staff.login_as("131016-staff", DEMO_PASSWORD).await;
     let chiyoda: Vec<&DoseRow> = before
@@ -341,6 +329,17 @@ async fn viewers_see_their_area_only_and_small_counts_are_suppressed_everywhere(
             assert!(cell.parse::<i64>().unwrap() >= 10, "{cell}");
         }
     }
+    // A bad filter is refused, naming the field.
+    for (query, field) in [
+        ("from=2022-13", "from"),
+        ("to=x", "to"),
+        ("area=99", "area"),
+    ] {
+        let res = app.get(&format!("/statistics/open-data.csv?{query}")).await;
+        assert_eq!(res.status(), 400, "{query}");
+        assert!(res.text().await.unwrap().starts_with(&format!("{field}: ")));
+    }
+    assert_eq!(national.get("/statistics?from=2022-1x").await.status(), 400);
     let personal = personal_strings();
     for body in [&page, &tokyo, &own, &ndjson, &csv, &by_date, &by_pref] {
         for p in &personal {

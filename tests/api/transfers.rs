@@ -21,25 +21,12 @@ fn number_of(muni: &str, i: usize) -> String {
     String::from_utf8(n.expose_digits().to_vec()).unwrap()
 }
 
-fn declare_lgwan(app: &TestApp, muni: &str) {
-    let mut conn = app.conn();
-    vrs::flows::networks::add(
-        &mut conn,
-        &app.state.audit,
-        &vrs::audit::Actor::default(),
-        code(muni),
-        vrs::domain::Network::parse("127.0.0.0/8").unwrap(),
-        "庁舎",
-    )
-    .unwrap();
-}
-
 /// The demo app with 千代田区's terminals on loopback, and 千代田区's staff
 /// (who hold every staff permission) signed in.
 async fn asking_staff() -> (TestApp, TestApp, String) {
     let app = spawn_app().await;
     app.seed_demo();
-    declare_lgwan(&app, ASKING);
+    app.declare_lgwan(ASKING);
     let staff = TestApp::handle(&app);
     let csrf = staff.login_as("131016-staff", DEMO_PASSWORD).await;
     (app, staff, csrf)
@@ -430,7 +417,7 @@ async fn sites_viewers_operators_administrators_and_outside_terminals_are_refuse
     assert_eq!(staff.get("/transfers/bulk").await.status(), 403);
     assert!(app.provisions(SOURCE).is_empty());
 
-    declare_lgwan(&app, ASKING);
+    app.declare_lgwan(ASKING);
     for (login, pw) in [
         ("131016-tablet", DEMO_PASSWORD.to_string()),
         ("131016-admin", DEMO_PASSWORD.to_string()),
@@ -452,7 +439,7 @@ async fn sites_viewers_operators_administrators_and_outside_terminals_are_refuse
 async fn past_the_rate_inquiries_are_refused_and_both_administrators_are_told() {
     let app = spawn_app_with(|a| a.inquiry_rate_account = 2).await;
     app.seed_demo();
-    declare_lgwan(&app, ASKING);
+    app.declare_lgwan(ASKING);
     let staff = TestApp::handle(&app);
     let csrf = staff.login_as("131016-staff", DEMO_PASSWORD).await;
     for _ in 0..2 {
@@ -773,7 +760,7 @@ async fn the_api_asks_like_the_window_and_only_from_lgwan() {
         (status, text.as_str()),
         (403, r#"{"error":"outside_lgwan"}"#)
     );
-    declare_lgwan(&app, ASKING);
+    app.declare_lgwan(ASKING);
 
     let (status, text) = ask(staff.clone(), body(MOVER_NUMBER, SOURCE)).await;
     assert_eq!(status, 200, "{text}");
