@@ -25,27 +25,39 @@ pub struct AppState {
     pub issuer_url: String,
     /// The smallest count statistics show or publish.
     pub stats_min_cell: i64,
+    /// This server's name on the leases of the jobs it runs: kept in its
+    /// data folder, so that after a restart it knows which jobs were its
+    /// own (and are certainly dead).
+    pub runner: Arc<str>,
 }
 
+/// How long a job's lease lasts without being renewed (every write
+/// transaction of a job renews it) before any server may declare it dead.
+pub const JOB_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl AppState {
-    /// For `serve` only: spools and running jobs of a process that stopped
-    /// are gone, so their journal lines are closed as failed.
+    /// For `serve` only: the spools and running jobs of this server's
+    /// previous life are gone, so their journal lines are closed as failed
+    /// (with their log lines) and what they wrote is settled.
     pub fn recover_interrupted_jobs(&self) -> anyhow::Result<usize> {
         crate::crypto::spool::clear_dir(&self.spool_dir);
-        use crate::db::models::import_jobs::ImportJobRow;
-        let mut conn = self.pool.get().context("database pool")?;
-        let mut n = 0;
-        for t in crate::db::models::tenants::TenantRow::active(&mut conn)? {
-            let Ok(code) = crate::domain::MunicipalityCode::parse(&t.municipality_code) else {
-                continue;
-            };
-            let partition = crate::tenancy::Partition::open(&mut conn, &self.master, code)?;
-            n += partition.run(&mut conn, |s, c| {
-                ImportJobRow::fail_interrupted(s, c, flows::now())
-            })?;
-        }
-        Ok(n)
+        Ok(flows::import_jobs::reap(self, true, JOB_LEASE)?)
     }
+}
+
+/// This server's runner name (see `AppState::runner`), made on first start.
+fn runner_name(data_dir: &std::path::Path) -> anyhow::Result<Arc<str>> {
+    let path = data_dir.join("runner-id");
+    if let Ok(name) = std::fs::read_to_string(&path) {
+        let name = name.trim();
+        if !name.is_empty() {
+            return Ok(name.into());
+        }
+    }
+    crate::config::create_private_dir(data_dir)?;
+    let name = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&path, &name).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(name.into())
 }
 
 /// The state plus what start-up did, so `serve` can say it.
@@ -127,6 +139,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
             transfer: crate::flows::transfer::Settings::default(),
             issuer_url: String::from("http://localhost:8080"),
             stats_min_cell: crate::flows::statistics::DEFAULT_MIN_CELL,
+            runner: runner_name(&common.data_dir)?,
         },
         bootstrap_operator,
         created_master_key,
@@ -172,9 +185,12 @@ fn log_writer(
 
 /// How often the server purges provision records past retention.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often the server looks for jobs whose process stopped.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The scheduled purge of provision records past retention: at start, then
-/// every hour, while `alive` lasts.
+/// The scheduled purge of provision records past retention (at start, then
+/// every hour) and the search for jobs whose server stopped (every few
+/// seconds), while `alive` lasts.
 fn housekeeping(
     state: actix_web::web::Data<AppState>,
     alive: std::sync::Weak<()>,
@@ -183,7 +199,14 @@ fn housekeeping(
         .name("housekeeping".into())
         .spawn(move || {
             let mut last: Option<std::time::Instant> = None;
+            let mut reaped = std::time::Instant::now();
             while alive.strong_count() > 0 {
+                if reaped.elapsed() >= REAP_EVERY {
+                    reaped = std::time::Instant::now();
+                    if let Err(e) = flows::import_jobs::reap(&state, false, JOB_LEASE) {
+                        tracing::warn!(error = %e, "jobs of stopped servers could not be closed yet");
+                    }
+                }
                 if last.is_none_or(|l| l.elapsed() >= PURGE_EVERY) {
                     last = Some(std::time::Instant::now());
                     let purged = state

@@ -97,7 +97,10 @@ impl Partition {
     /// Queries made with it outside `run` see nothing on PostgreSQL, where the
     /// transaction's municipality setting is what row-level security checks.
     pub fn sealing_scope(&self) -> Scope<'_> {
-        Scope { partition: self }
+        Scope {
+            partition: self,
+            seen: Seen::Published,
+        }
     }
 
     /// Runs `work` in one transaction scoped to this municipality.
@@ -112,7 +115,13 @@ impl Partition {
         // Released after the commit, when the transaction has ended.
         let _turn = db::write_turn(conn);
         db::scoped_transaction(conn, self.code, true, |conn| {
-            work(&Scope { partition: self }, conn)
+            work(
+                &Scope {
+                    partition: self,
+                    seen: Seen::Published,
+                },
+                conn,
+            )
         })
     }
 
@@ -127,7 +136,13 @@ impl Partition {
         E: From<diesel::result::Error> + From<DbError>,
     {
         db::scoped_transaction(conn, self.code, false, |conn| {
-            work(&Scope { partition: self }, conn)
+            work(
+                &Scope {
+                    partition: self,
+                    seen: Seen::Published,
+                },
+                conn,
+            )
         })
     }
 }
@@ -166,6 +181,18 @@ pub(crate) fn to_wrapped(row: &TenantKeyRow) -> crate::crypto::WrappedTenantKeys
 /// means to seal, open and index its fields.
 pub struct Scope<'a> {
     partition: &'a Partition,
+    seen: Seen,
+}
+
+/// Which resident imports a reader sees. A resident import writes in many
+/// short transactions and becomes visible when its job row says it
+/// succeeded; until then only the import itself reads what it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Every import that succeeded: what everyone reads.
+    Published,
+    /// Also the running import with this sequence number (its own reads).
+    Through(i64),
 }
 
 /// Domain labels of the blind indexes.
@@ -177,6 +204,18 @@ const INDEX_CONTENT: &str = "content";
 impl Scope<'_> {
     pub fn code(&self) -> MunicipalityCode {
         self.partition.code
+    }
+
+    pub fn seen(&self) -> Seen {
+        self.seen
+    }
+
+    /// The same scope, seeing also what the running import `seq` wrote.
+    pub fn through_import(&self, seq: i64) -> Scope<'_> {
+        Scope {
+            partition: self.partition,
+            seen: Seen::Through(seq),
+        }
     }
 
     pub fn seal(&self, ctx: AadContext<'_>, plaintext: &[u8]) -> Vec<u8> {

@@ -409,6 +409,7 @@ fn plain_insert(
                 updated_at: at,
                 content_mac: Some(mac),
                 birth_bucket: Some(bucket),
+                staged_seq: None,
             });
             tix.push(TicketRow {
                 municipality_code: code.into(),
@@ -421,6 +422,8 @@ fn plain_insert(
                 issued_by: "bench".into(),
                 invalidated_at: None,
                 invalidated_reason: None,
+                staged_seq: None,
+                retired_seq: None,
             });
             lines += 1;
             // The same batch size as the import's.
@@ -434,26 +437,95 @@ fn plain_insert(
     Ok((lines, start.elapsed().as_secs_f64()))
 }
 
-/// The product's import of a file on disk, without size limits.
-fn import_file(
-    conn: &mut crate::db::DbConn,
-    partition: &crate::tenancy::Partition,
+/// The product's import of a file on disk, without size limits, as a job
+/// of the municipality (journal line, lease, operation-log line), run on
+/// this thread. The file is spooled first, as an upload is, untimed.
+pub(crate) struct BenchImport {
+    state: crate::startup::AppState,
+}
+
+impl BenchImport {
+    pub(crate) fn new(
+        db: &Scratch,
+        master: &std::sync::Arc<crate::crypto::MasterKey>,
+        work: &std::path::Path,
+    ) -> anyhow::Result<BenchImport> {
+        let mut conn = db.pool.get()?;
+        let audit = crate::audit::AuditKey::load_or_create(&mut conn, master)?;
+        Ok(BenchImport {
+            state: crate::startup::AppState {
+                pool: db.pool.clone(),
+                master: master.clone(),
+                audit,
+                spool_dir: work.join("spool"),
+                import_limits: crate::flows::imports::Limits::default(),
+                transfer: crate::flows::transfer::Settings::default(),
+                issuer_url: String::from("http://localhost:8080"),
+                stats_min_cell: crate::flows::statistics::DEFAULT_MIN_CELL,
+                runner: "bench".into(),
+            },
+        })
+    }
+
+    /// Spools `file` (untimed); returns the request, ready to run.
+    pub(crate) fn request(
+        &self,
+        code: MunicipalityCode,
+        file: &std::path::Path,
+    ) -> anyhow::Result<crate::flows::import_jobs::Request> {
+        use std::io::Read;
+        let mut w = crate::crypto::spool::SpoolWriter::create(&self.state.spool_dir, u64::MAX)?;
+        let mut f = std::fs::File::open(file)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            w.write(&buf[..n])?;
+        }
+        Ok(crate::flows::import_jobs::Request {
+            kind: crate::flows::import_jobs::JobKind::Residents,
+            municipality: code,
+            actor: crate::audit::Actor::account("bench", "bench", "127.0.0.1"),
+            file_name: "residents.csv".into(),
+            encoding: crate::flows::imports::FileEncoding::Auto,
+            limits: crate::flows::imports::Limits {
+                max_bytes: u64::MAX,
+                max_lines: u64::MAX,
+            },
+            spool: w.finish()?,
+        })
+    }
+
+    /// Runs a spooled import to its end; fails unless it succeeded.
+    pub(crate) fn run(
+        &self,
+        req: crate::flows::import_jobs::Request,
+    ) -> anyhow::Result<crate::db::models::import_jobs::ImportJobRow> {
+        let job = crate::flows::import_jobs::run_now(&self.state, req)?;
+        anyhow::ensure!(
+            job.status == crate::flows::import_jobs::SUCCEEDED,
+            "import {}: {} {}",
+            job.status,
+            job.message.clone().unwrap_or_default(),
+            job.errors.clone().unwrap_or_default()
+        );
+        Ok(job)
+    }
+}
+
+/// Imports a file on disk into a municipality (see `BenchImport`).
+pub(crate) fn import_file(
+    db: &Scratch,
+    master: &std::sync::Arc<crate::crypto::MasterKey>,
+    code: MunicipalityCode,
     file: &std::path::Path,
-) -> anyhow::Result<crate::flows::imports::Outcome> {
-    let open = || std::fs::File::open(file).map(|f| Box::new(f) as Box<dyn std::io::Read + Send>);
-    crate::flows::imports::import(
-        conn,
-        partition,
-        &open,
-        crate::flows::imports::FileEncoding::Auto,
-        crate::flows::imports::Limits {
-            max_bytes: u64::MAX,
-            max_lines: u64::MAX,
-        },
-        "import:bench",
-        &crate::flows::imports::Progress::default(),
-    )
-    .map_err(|e| anyhow::anyhow!("import: {e}"))
+) -> anyhow::Result<crate::db::models::import_jobs::ImportJobRow> {
+    let work = file.parent().unwrap_or(std::path::Path::new("."));
+    let b = BenchImport::new(db, master, work)?;
+    let req = b.request(code, file)?;
+    b.run(req)
 }
 
 /// `vrs bench import`: a file of `rows` lines imported by the product (parse,
@@ -468,8 +540,9 @@ pub fn import(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
     // The product's database and keys first: the baseline borrows its
     // blind-index values.
     let db = Scratch::new(postgres_url)?;
-    let master =
-        crate::crypto::MasterKey::generate(crate::crypto::MasterKeySource::Env("VRS_BENCH"));
+    let master = std::sync::Arc::new(crate::crypto::MasterKey::generate(
+        crate::crypto::MasterKeySource::Env("VRS_BENCH"),
+    ));
     let code = MunicipalityCode::parse("082040")?;
     let mut conn = db.pool.get()?;
     crate::flows::municipalities::enable(&mut conn, &master, code)?;
@@ -487,12 +560,14 @@ pub fn import(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
     let (_, clear_secs) = plain_insert(&clear_db, &file, None)?;
     drop(clear_db);
 
+    drop(conn);
+    let job = BenchImport::new(&db, &master, &work)?;
+    let req = job.request(code, &file)?;
     reset_peak_rss();
     let start = Instant::now();
-    let outcome = import_file(&mut conn, &partition, &file)?;
+    let outcome = job.run(req)?;
     let secs = start.elapsed().as_secs_f64();
     let peak = peak_rss_mib();
-    drop(conn);
     drop(db);
     let _ = std::fs::remove_dir_all(&work);
 
@@ -548,8 +623,9 @@ pub fn export(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
     use crate::flows::exports::{self, CsvEncoding};
     let rows = rows.max(4);
     let db = Scratch::new(postgres_url)?;
-    let master =
-        crate::crypto::MasterKey::generate(crate::crypto::MasterKeySource::Env("VRS_BENCH"));
+    let master = std::sync::Arc::new(crate::crypto::MasterKey::generate(
+        crate::crypto::MasterKeySource::Env("VRS_BENCH"),
+    ));
     let code = MunicipalityCode::parse("082040")?;
     let mut conn = db.pool.get()?;
     crate::flows::municipalities::enable(&mut conn, &master, code)?;
@@ -560,7 +636,7 @@ pub fn export(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
     crate::config::create_private_dir(&work)?;
     let file = work.join("residents.csv");
     write_resident_file(&file, rows.div_ceil(4))?;
-    import_file(&mut conn, &partition, &file)?;
+    import_file(&db, &master, code, &file)?;
     let _ = std::fs::remove_dir_all(&work);
     let products = [
         "PFZ_ORIG_12P",

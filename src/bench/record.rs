@@ -165,6 +165,8 @@ fn fill_municipality(
                     issued_by: "bench".into(),
                     invalidated_at: None,
                     invalidated_reason: None,
+                    staged_seq: None,
+                    retired_seq: None,
                 });
                 rows.push(residents::new_row(scope, p, id, at));
             }

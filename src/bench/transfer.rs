@@ -69,7 +69,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     write_resident_file(&big, residents)?;
     let source_p = crate::tenancy::Partition::open(&mut conn, &master, source)?;
     let setup = Instant::now();
-    import_file(&mut conn, &source_p, &big)?;
+    import_file(&db, &master, source, &big)?;
     source_p.run(&mut conn, |scope, conn| {
         let mut after = String::new();
         let mut given = 0;
@@ -109,7 +109,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     write_resident_file(&asking_file, movers)?;
     let asking_p = crate::tenancy::Partition::open(&mut conn, &master, asking)?;
     let start = Instant::now();
-    import_file(&mut conn, &asking_p, &asking_file)?;
+    import_file(&db, &master, asking, &asking_file)?;
     let import_secs = start.elapsed().as_secs_f64();
     crate::db::refresh_statistics(&mut conn)?;
     if let crate::db::DbConn::Postgresql(c) = &mut *conn {
@@ -210,6 +210,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         transfer: crate::flows::transfer::Settings::default(),
         issuer_url: String::from("http://localhost:8080"),
         stats_min_cell: crate::flows::statistics::DEFAULT_MIN_CELL,
+        runner: "bench".into(),
     };
     let open =
         || std::fs::File::open(&bulk_file).map(|f| Box::new(f) as Box<dyn std::io::Read + Send>);

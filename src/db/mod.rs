@@ -425,6 +425,62 @@ pub fn refresh_statistics(conn: &mut DbConn) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Rows of one municipality in `table` whose `column` has a given value,
+/// picked by their `key` (unique within the municipality). The names come
+/// from our code, never from input.
+#[derive(Debug, Clone, Copy)]
+pub struct RowsWhere<'a> {
+    pub table: &'a str,
+    pub key: &'a str,
+    pub column: &'a str,
+}
+
+/// One batch of a bulk change of one municipality's rows: `change` ("DELETE
+/// FROM t" or "UPDATE t SET …") applied to at most `limit` of the `rows`
+/// whose column is `value`. Returns how many rows changed (0: none left).
+pub fn change_batch(
+    conn: &mut DbConn,
+    change: &str,
+    rows: RowsWhere<'_>,
+    code: &str,
+    value: i64,
+    limit: i64,
+) -> Result<usize, DbError> {
+    let RowsWhere { table, key, column } = rows;
+    use diesel::sql_types::{BigInt, Text};
+    let sql = format!(
+        "{change} WHERE municipality_code = $1 AND {key} IN \
+         (SELECT {key} FROM {table} WHERE municipality_code = $1 AND {column} = $2 LIMIT $3)"
+    );
+    Ok(diesel::sql_query(numbered(conn, sql))
+        .bind::<Text, _>(code)
+        .bind::<BigInt, _>(value)
+        .bind::<BigInt, _>(limit)
+        .execute(conn)?)
+}
+
+/// A statement written with PostgreSQL's placeholders `$1`, `$2` … in the
+/// form the connection's backend takes (SQLite numbers them `?1`, `?2` …).
+/// For statements whose text holds no other `$`.
+pub fn numbered(conn: &DbConn, sql: String) -> String {
+    match conn {
+        DbConn::Postgresql(_) => sql,
+        DbConn::Sqlite(_) => sql.replace('$', "?"),
+    }
+}
+
+/// For the rest of the current transaction, plans that read a table whole
+/// are the last resort on PostgreSQL: a bulk job's lookups go through their
+/// indexes whatever the planner's statistics say (a table that grew by a
+/// million rows since they were taken looks small). SQLite plans by its
+/// indexes already.
+pub fn prefer_indexes(conn: &mut DbConn) -> Result<(), DbError> {
+    if let DbConn::Postgresql(c) = conn {
+        c.batch_execute("SET LOCAL enable_seqscan = off")?;
+    }
+    Ok(())
+}
+
 /// A writing transaction of the platform's own tables (no municipality),
 /// taking its turn among the process's SQLite writers (see [`write_turn`]).
 pub fn write_transaction<T, E>(

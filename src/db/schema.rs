@@ -44,6 +44,7 @@ diesel::table! {
         updated_at -> Timestamp,
         content_mac -> Nullable<Binary>,
         birth_bucket -> Nullable<Binary>,
+        staged_seq -> Nullable<BigInt>,
     }
 }
 
@@ -59,6 +60,8 @@ diesel::table! {
         issued_by -> Text,
         invalidated_at -> Nullable<Timestamp>,
         invalidated_reason -> Nullable<Text>,
+        staged_seq -> Nullable<BigInt>,
+        retired_seq -> Nullable<BigInt>,
     }
 }
 
@@ -71,6 +74,7 @@ diesel::table! {
         kind -> Text,
         account_id -> Nullable<Text>,
         detail_sealed -> Nullable<Binary>,
+        staged_seq -> Nullable<BigInt>,
     }
 }
 
@@ -139,6 +143,7 @@ diesel::table! {
         created_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
+        seq -> Nullable<BigInt>,
     }
 }
 
@@ -432,10 +437,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    job_leases (job_id) {
+        job_id -> Text,
+        municipality_code -> Text,
+        runner -> Text,
+        heartbeat_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    resident_next (municipality_code, resident_id) {
+        municipality_code -> Text,
+        resident_id -> Text,
+        seq -> BigInt,
+        addressee_index -> Binary,
+        my_number_index -> Nullable<Binary>,
+        addressee_number_sealed -> Binary,
+        my_number_sealed -> Nullable<Binary>,
+        name_kanji_sealed -> Binary,
+        name_kana_sealed -> Binary,
+        birth_date_sealed -> Binary,
+        sex_sealed -> Binary,
+        address_sealed -> Nullable<Binary>,
+        content_mac -> Nullable<Binary>,
+        birth_bucket -> Nullable<Binary>,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(tenant_keys -> tenants (municipality_code));
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
+    job_leases,
+    resident_next,
     tenant_keys,
     residents,
     tickets,
@@ -497,6 +533,8 @@ pub const ALL_TABLES: &[&str] = &[
     "stat_demographic",
     "stat_municipal",
     "stat_open",
+    "job_leases",
+    "resident_next",
 ];
 
 /// Tables holding one municipality's personal data: keyed by
@@ -510,6 +548,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "import_jobs",
     "doses",
     "resident_events",
+    "resident_next",
     "tickets",
     "residents",
 ];

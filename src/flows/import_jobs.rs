@@ -6,9 +6,11 @@
 use super::imports::{self, FileEncoding, ImportError, Limits, Progress};
 use super::now;
 use super::transfer_bulk;
+use super::{faults, import_settle};
 use crate::audit::{self, Actor, Entry};
 use crate::crypto::spool::Spool;
 use crate::db::models::import_jobs::ImportJobRow;
+use crate::db::models::job_leases::JobLeaseRow;
 use crate::domain::InquiryPurpose;
 use crate::domain::MunicipalityCode;
 use crate::startup::AppState;
@@ -90,6 +92,42 @@ pub struct Request {
 /// Journals the job and starts it; returns its id. One import at a time
 /// per municipality, so two files cannot race over the same people.
 pub fn start(state: &AppState, req: Request) -> Result<String, JobError> {
+    let (partition, row, progress) = create(state, &req)?;
+    let id = row.id.clone();
+    let state = state.clone();
+    std::thread::Builder::new()
+        .name(format!("import-{}", &id[..8]))
+        .spawn(move || {
+            execute(&state, &partition, row, &req, &progress);
+        })
+        .map_err(|e| {
+            JobError::Tenancy(TenancyError::Db(crate::db::DbError::Migration(
+                e.to_string(),
+            )))
+        })?;
+    Ok(id)
+}
+
+/// Journals the job and runs it on this thread; returns the journal line
+/// as it ended (for `vrs bench`).
+pub fn run_now(state: &AppState, req: Request) -> Result<ImportJobRow, JobError> {
+    let (partition, row, progress) = create(state, &req)?;
+    let id = row.id.clone();
+    execute(state, &partition, row, &req, &progress);
+    let mut conn = state.pool.get().map_err(crate::db::DbError::from)?;
+    partition
+        .read(&mut conn, |s, c| find(s, c, req.kind.code(), &id))?
+        .ok_or(JobError::Tenancy(TenancyError::Db(
+            crate::db::DbError::Migration("the job's journal line is gone".into()),
+        )))
+}
+
+/// The journal line (queued) and the lease of a new job, in one
+/// transaction.
+fn create(
+    state: &AppState,
+    req: &Request,
+) -> Result<(Partition, ImportJobRow, Arc<Progress>), JobError> {
     let mut conn = state.pool.get().map_err(crate::db::DbError::from)?;
     let partition = Partition::open(&mut conn, &state.master, req.municipality)?;
     let id = uuid::Uuid::new_v4().to_string();
@@ -99,7 +137,7 @@ pub fn start(state: &AppState, req: Request) -> Result<String, JobError> {
         .filter(|c| !c.is_control())
         .take(100)
         .collect();
-    let row = ImportJobRow {
+    let mut row = ImportJobRow {
         municipality_code: req.municipality.to_string(),
         id: id.clone(),
         kind: req.kind.code().into(),
@@ -123,45 +161,59 @@ pub fn start(state: &AppState, req: Request) -> Result<String, JobError> {
         created_at: now(),
         started_at: None,
         finished_at: None,
+        seq: None,
     };
-    partition.run(&mut conn, |scope, conn| {
+    let row = partition.run(&mut conn, |scope, conn| {
         if ImportJobRow::count_unfinished(scope, conn)? > 0 {
             return Err(JobError::Busy);
         }
+        if req.kind == JobKind::Residents {
+            row.seq = Some(ImportJobRow::next_seq(scope, conn)?);
+        }
         row.insert(scope, conn)?;
-        Ok(())
+        JobLeaseRow {
+            job_id: id.clone(),
+            municipality_code: req.municipality.to_string(),
+            runner: state.runner.to_string(),
+            heartbeat_at: now(),
+        }
+        .insert(conn)?;
+        Ok(row)
     })?;
     let progress = Arc::new(Progress::default());
     progress
         .bytes_total
         .store(req.spool.len(), Ordering::Relaxed);
     if let Ok(mut map) = live().lock() {
-        map.insert(id.clone(), progress.clone());
+        map.insert(id, progress.clone());
     }
-    drop(conn);
-    let state = state.clone();
-    std::thread::Builder::new()
-        .name(format!("import-{}", &id[..8]))
-        .spawn(move || run(state, partition, row, req, progress))
-        .map_err(|e| {
-            JobError::Tenancy(TenancyError::Db(crate::db::DbError::Migration(
-                e.to_string(),
-            )))
-        })?;
-    Ok(id)
+    Ok((partition, row, progress))
 }
 
-fn run(
-    state: AppState,
-    partition: Partition,
+/// What a job did, for its journal line and its operation-log line.
+enum Done {
+    Residents(imports::Outcome),
+    Transfer(transfer_bulk::Outcome),
+}
+
+fn execute(
+    state: &AppState,
+    partition: &Partition,
     mut row: ImportJobRow,
-    req: Request,
-    progress: Arc<Progress>,
+    req: &Request,
+    progress: &Progress,
 ) {
-    enum Done {
-        Residents(imports::Outcome),
-        Transfer(transfer_bulk::Outcome),
-    }
+    let runner = state.runner.clone();
+    let job_id = row.id.clone();
+    // Every write transaction of the job first shows the job alive; one
+    // that finds the lease gone (the job was declared dead) stops it.
+    let keep_alive = move |conn: &mut crate::db::DbConn| -> Result<(), ImportError> {
+        if JobLeaseRow::renew(conn, &job_id, &runner, now())? {
+            Ok(())
+        } else {
+            Err(ImportError::LeaseLost)
+        }
+    };
     let result = (|| -> Result<Done, ImportError> {
         let mut conn = state
             .pool
@@ -169,7 +221,12 @@ fn run(
             .map_err(|e| ImportError::Unreadable(e.to_string()))?;
         row.status = RUNNING.into();
         row.started_at = Some(now());
-        partition.run(&mut conn, |s, c| row.save_progress(s, c))?;
+        partition.run(&mut conn, |s, c| {
+            keep_alive(c)?;
+            row.save_progress(s, c)?;
+            Ok::<_, ImportError>(())
+        })?;
+        faults::crash_point("import.started");
         let spool = &req.spool;
         let open = || {
             spool
@@ -178,20 +235,29 @@ fn run(
                 .map_err(std::io::Error::other)
         };
         match req.kind {
-            JobKind::Residents => imports::import(
-                &mut conn,
-                &partition,
-                &open,
-                req.encoding,
-                req.limits,
-                &imports::issuer_of_job(&row.id),
-                &progress,
-            )
-            .map(Done::Residents),
+            JobKind::Residents => {
+                // What earlier imports left is settled first: the rows this
+                // one writes must be the only ones not yet visible.
+                import_settle::settle(&mut conn, partition, &keep_alive)?;
+                imports::import(
+                    &mut conn,
+                    partition,
+                    &imports::Staging {
+                        seq: row.seq.unwrap_or_default(),
+                        keep_alive: &keep_alive,
+                    },
+                    &open,
+                    req.encoding,
+                    req.limits,
+                    &imports::issuer_of_job(&row.id),
+                    progress,
+                )
+                .map(Done::Residents)
+            }
             JobKind::Transfer(purpose) => transfer_bulk::run(
                 &mut conn,
-                &state,
-                &partition,
+                state,
+                partition,
                 transfer_bulk::Job {
                     id: &row.id,
                     actor: &req.actor,
@@ -200,14 +266,94 @@ fn run(
                 &open,
                 req.encoding,
                 req.limits,
-                &progress,
+                progress,
             )
             .map(Done::Transfer),
         }
     })();
+    if let Err(ImportError::LeaseLost) = &result {
+        // Declared dead while it ran: whoever did so closed the journal
+        // line and the log; this thread only stops.
+        tracing::warn!(job = %row.id, "job stopped: its lease was taken");
+        forget(&row.id);
+        return;
+    }
     row.bytes_done = progress.bytes_done.load(Ordering::Relaxed) as i64;
     row.finished_at = Some(now());
-    let (outcome, detail) = match &result {
+    let (outcome, detail) = conclude(&mut row, &result);
+    let Ok(mut conn) = state.pool.get() else {
+        tracing::error!(job = %row.id, "cannot save import outcome: no database connection");
+        forget(&row.id);
+        return;
+    };
+    if let (Some(seq), Err(_)) = (row.seq, &result) {
+        // A file that is not stored leaves nothing behind by the time its
+        // job says so (a stop in between: the job is closed as
+        // interrupted, and the rest removed then).
+        if let Err(e) = import_settle::discard(&mut conn, partition, &keep_alive, seq) {
+            tracing::error!(job = %row.id, error = %e, "cannot remove what the import wrote");
+            forget(&row.id);
+            return;
+        }
+    }
+    faults::crash_point("import.before_outcome");
+    // The journal line, the end of the lease and the operation-log line
+    // commit together — and for a resident import that succeeded, that
+    // commit is what makes the whole file visible at once.
+    let closed = partition.run(&mut conn, |s, c| {
+        if !JobLeaseRow::release(c, &row.id, &state.runner)? {
+            return Ok::<_, ImportError>(false);
+        }
+        row.save_progress(s, c)?;
+        audit::append(
+            c,
+            &state.audit,
+            &req.actor,
+            Entry {
+                chain: partition.code().as_str(),
+                action: req.kind.action(),
+                target: Some(format!("import:{}", row.id)),
+                outcome,
+                detail: Some(format!("sha256={} {detail}", row.file_sha256)),
+            },
+        )?;
+        Ok(true)
+    });
+    faults::crash_point("import.after_outcome");
+    match closed {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(job = %row.id, "job ended after its lease was taken"),
+        Err(ref e) => tracing::error!(job = %row.id, error = %e, "cannot save import outcome"),
+    }
+    if req.kind == JobKind::Residents {
+        if matches!(closed, Ok(true))
+            && result.is_ok()
+            && let Err(e) = crate::db::refresh_statistics(&mut conn)
+        {
+            tracing::warn!(job = %row.id, error = %e, "cannot refresh statistics");
+        }
+        // Attributes a file that succeeded gave move into place; readers
+        // see the same throughout.
+        let settled = import_settle::settle(&mut conn, partition, &|_: &mut crate::db::DbConn| {
+            Ok::<_, ImportError>(())
+        });
+        if let Err(e) = settled {
+            tracing::warn!(job = %row.id, error = %e, "cannot settle the import yet (the next one will)");
+        }
+    }
+    forget(&row.id);
+}
+
+fn forget(id: &str) {
+    if let Ok(mut map) = live().lock() {
+        map.remove(id);
+    }
+}
+
+/// The journal line's outcome columns from the job's result; the log
+/// line's outcome and detail.
+fn conclude(row: &mut ImportJobRow, result: &Result<Done, ImportError>) -> (&'static str, String) {
+    match result {
         Ok(Done::Transfer(o)) => {
             row.status = SUCCEEDED.into();
             row.encoding = o.encoding.clone();
@@ -259,36 +405,69 @@ fn run(
             });
             ("failed", "see server log".to_string())
         }
+    }
+}
+
+/// Closes the jobs whose process stopped: at start-up those this server
+/// ran before it stopped (`mine`), and at any time those whose lease was
+/// not renewed for `stale`. Each is marked failed (interrupted) with its
+/// operation-log line, in one transaction, and what it wrote is settled.
+/// Returns how many were closed.
+pub fn reap(state: &AppState, mine: bool, stale: std::time::Duration) -> Result<usize, JobError> {
+    let mut conn = state.pool.get().map_err(crate::db::DbError::from)?;
+    let before = now() - chrono::Duration::from_std(stale).unwrap_or(chrono::Duration::MAX);
+    // No runner is named "": only stale leases, then.
+    let runner = if mine {
+        state.runner.to_string()
+    } else {
+        String::new()
     };
-    if let Ok(mut conn) = state.pool.get() {
-        if result.is_ok()
-            && let Err(e) = crate::db::refresh_statistics(&mut conn)
-        {
-            tracing::warn!(job = %row.id, error = %e, "cannot refresh statistics");
-        }
-        let saved = partition.run(&mut conn, |s, c| row.save_progress(s, c));
-        if let Err(e) = saved {
-            tracing::error!(job = %row.id, error = %e, "cannot save import outcome");
-        }
-        let logged = audit::record(
-            &mut conn,
-            &state.audit,
-            &req.actor,
-            Entry {
-                chain: partition.code().as_str(),
-                action: req.kind.action(),
-                target: Some(format!("import:{}", row.id)),
-                outcome,
-                detail: Some(format!("sha256={} {detail}", row.file_sha256)),
-            },
-        );
-        if let Err(e) = logged {
-            tracing::error!(job = %row.id, error = %e, "cannot log import outcome");
+    let mut closed = 0;
+    for lease in JobLeaseRow::dead(&mut conn, &runner, before)? {
+        let Ok(code) = MunicipalityCode::parse(&lease.municipality_code) else {
+            continue;
+        };
+        let partition = Partition::open(&mut conn, &state.master, code)?;
+        let ended = partition.run(&mut conn, |s, c| {
+            if !JobLeaseRow::revoke(c, &lease)? {
+                return Ok::<_, JobError>(false);
+            }
+            let Some(job) = ImportJobRow::fail_interrupted(s, c, &lease.job_id, now())? else {
+                return Ok(true);
+            };
+            let action = if job.kind == JobKind::TRANSFER {
+                "transfer.bulk"
+            } else {
+                "residents.import"
+            };
+            let actor = Actor {
+                account_id: Some(job.account_id.clone()).filter(|a| !a.is_empty()),
+                login_id: Some(job.login_id.clone()).filter(|a| !a.is_empty()),
+                client_addr: Some(job.client_addr.clone()).filter(|a| !a.is_empty()),
+            };
+            audit::append(
+                c,
+                &state.audit,
+                &actor,
+                Entry {
+                    chain: code.as_str(),
+                    action,
+                    target: Some(format!("import:{}", job.id)),
+                    outcome: "failed",
+                    detail: Some(format!("sha256={} interrupted", job.file_sha256)),
+                },
+            )?;
+            Ok(true)
+        })?;
+        if ended {
+            closed += 1;
+            tracing::warn!(job = %lease.job_id, municipality = %code, "closed a job whose process stopped");
+            import_settle::settle(&mut conn, &partition, &|_: &mut crate::db::DbConn| {
+                Ok::<_, JobError>(())
+            })?;
         }
     }
-    if let Ok(mut map) = live().lock() {
-        map.remove(&row.id);
-    }
+    Ok(closed)
 }
 
 /// The journal line of one job, for the municipality's own staff.

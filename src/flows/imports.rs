@@ -11,7 +11,8 @@
 
 use super::residents::{self, NewResident};
 use crate::db::DbConn;
-use crate::db::models::residents::{ResidentMatch, ResidentRow};
+use crate::db::models::resident_events::ResidentEventRow;
+use crate::db::models::residents::{NextRow, ResidentRow, Visible};
 use crate::db::models::tickets::{self as ticket_rows, TicketRow};
 use crate::domain::{
     Address, AddresseeNumber, BirthDate, DoseNumber, FieldError, KanaName, MyNumber, PersonName,
@@ -466,6 +467,8 @@ pub enum ImportError {
     },
     #[error("the file could not be read: {0}")]
     Unreadable(String),
+    #[error("the job was declared dead while it ran (its lease was taken)")]
+    LeaseLost,
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
 }
@@ -550,10 +553,26 @@ pub(crate) fn csv_reader<'a>(
         .from_reader(io::BufReader::with_capacity(256 * 1024, decoded))
 }
 
-/// Imports a whole file into the partition in one transaction.
+/// Where a resident import writes: its sequence number (what it writes
+/// carries it, and readers see none of it until the job row says the
+/// import succeeded), and what every one of its short write transactions
+/// must confirm first (that the job still holds its lease: a job declared
+/// dead is not written to any more).
+pub struct Staging<'a> {
+    pub seq: i64,
+    pub keep_alive: &'a (dyn Fn(&mut DbConn) -> Result<(), ImportError> + Sync),
+}
+
+/// Writes a whole file into the partition as import `staging.seq`, a batch
+/// of lines per transaction, so that other writers (of every municipality)
+/// wait at most for one batch. Nothing it writes is visible to anyone else
+/// until the caller marks the job succeeded; a file with any bad line is
+/// rejected, and the caller settles what it wrote (see `import_settle`).
+#[allow(clippy::too_many_arguments)]
 pub fn import(
     conn: &mut DbConn,
     partition: &Partition,
+    staging: &Staging<'_>,
     open: Opener<'_>,
     encoding: FileEncoding,
     limits: Limits,
@@ -561,41 +580,50 @@ pub fn import(
     progress: &Progress,
 ) -> Result<Outcome, ImportError> {
     let encoding = resolve_encoding(open, encoding)?;
-    // Microsecond precision, as PostgreSQL keeps it: rows this import writes
-    // carry exactly this stamp, which is how a later line of the same file
-    // that names the same person is recognised.
+    // Microsecond precision, as PostgreSQL keeps it.
     let now = super::now();
     let stamp = now
         .with_nanosecond(now.nanosecond() / 1000 * 1000)
         .unwrap_or(now);
+    let mut w = Writer::new(stamp, issued_by, staging.seq);
+    w.fresh = partition.read(conn, |scope, conn| {
+        let scope = scope.through_import(staging.seq);
+        Ok::<_, ImportError>(
+            ResidentRow::count_of_municipality(&scope, conn)? == 0
+                && TicketRow::count_of_municipality(&scope, conn)? == 0,
+        )
+    })?;
+    w.outcome.encoding = encoding.code().to_string();
     let (tx, rx) = mpsc::sync_channel::<Message>(4);
     std::thread::scope(|s| {
         s.spawn(|| read_and_seal(partition, open, encoding, limits, stamp, progress, tx));
-        partition.run(conn, |scope, conn| {
-            let mut w = Writer::new(stamp, issued_by);
-            w.fresh = ResidentRow::count_of_municipality(scope, conn)? == 0
-                && TicketRow::count_of_municipality(scope, conn)? == 0;
-            w.outcome.encoding = encoding.code().to_string();
-            for msg in rx.iter() {
-                match msg {
-                    Message::Header(errors) => w.reject(errors),
-                    Message::Lines(lines) => w.batch(scope, conn, lines)?,
-                    Message::TooManyLines(max) => {
-                        w.reject(vec![LineError::conflict(
-                            max + 1,
-                            "",
-                            Conflict::TooManyLines(max),
-                        )]);
-                        break;
-                    }
-                    Message::Unreadable(e) => return Err(ImportError::Unreadable(e)),
+        for msg in rx.iter() {
+            match msg {
+                Message::Header(errors) => w.reject(errors),
+                Message::Lines(lines) => {
+                    partition.run(conn, |scope, conn| {
+                        (staging.keep_alive)(conn)?;
+                        crate::db::prefer_indexes(conn)?;
+                        w.batch(&scope.through_import(staging.seq), conn, lines)
+                    })?;
+                    super::faults::crash_point("import.batch");
                 }
+                Message::TooManyLines(max) => {
+                    w.reject(vec![LineError::conflict(
+                        max + 1,
+                        "",
+                        Conflict::TooManyLines(max),
+                    )]);
+                    break;
+                }
+                Message::Unreadable(e) => return Err(ImportError::Unreadable(e)),
             }
-            // Dropping the receiver stops the reader if we left early.
-            drop(rx);
-            w.finish()
-        })
-    })
+        }
+        // Dropping the receiver stops the reader if we left early.
+        drop(rx);
+        Ok(())
+    })?;
+    w.finish()
 }
 
 fn read_and_seal(
@@ -697,11 +725,13 @@ fn read_and_seal(
 struct Writer<'a> {
     stamp: NaiveDateTime,
     issued_by: &'a str,
+    /// This import's sequence number: rows it wrote carry it.
+    seq: i64,
     outcome: Outcome,
     errors: Vec<LineError>,
     error_count: u64,
     /// Addressee indexes of stored residents an earlier line matched
-    /// without changing (rows this import wrote carry its stamp instead).
+    /// without changing (rows this import wrote carry its number instead).
     unchanged_seen: HashSet<Vec<u8>>,
     rng: rand::rngs::ThreadRng,
     /// The partition held no resident and no ticket when the import began.
@@ -715,11 +745,38 @@ struct Known {
     active_ticket: Option<String>,
 }
 
+/// A stored resident as an import needs to know it, without opening
+/// anything sealed.
+#[derive(Debug, Clone)]
+struct ResidentMatch {
+    id: String,
+    addressee_index: Vec<u8>,
+    my_number_index: Option<Vec<u8>>,
+    content_mac: Option<Vec<u8>>,
+    flagged: bool,
+    /// The import that last wrote the resident.
+    written_by: Option<i64>,
+}
+
+impl From<Visible> for ResidentMatch {
+    fn from(v: Visible) -> Self {
+        ResidentMatch {
+            flagged: v.row.moved_out_on.is_some() || v.row.deceased_on.is_some(),
+            id: v.row.id,
+            addressee_index: v.row.addressee_index,
+            my_number_index: v.row.my_number_index,
+            content_mac: v.row.content_mac,
+            written_by: v.written_by,
+        }
+    }
+}
+
 impl<'a> Writer<'a> {
-    fn new(stamp: NaiveDateTime, issued_by: &'a str) -> Self {
+    fn new(stamp: NaiveDateTime, issued_by: &'a str, seq: i64) -> Self {
         Writer {
             stamp,
             issued_by,
+            seq,
             outcome: Outcome::default(),
             errors: Vec::new(),
             error_count: 0,
@@ -749,9 +806,7 @@ impl<'a> Writer<'a> {
     }
 
     fn touched(&self, k: &Known) -> bool {
-        k.m.created_at == self.stamp
-            || k.m.updated_at == self.stamp
-            || self.unchanged_seen.contains(&k.m.addressee_index)
+        k.m.written_by == Some(self.seq) || self.unchanged_seen.contains(&k.m.addressee_index)
     }
 
     fn batch(
@@ -780,7 +835,10 @@ impl<'a> Writer<'a> {
             .iter()
             .filter_map(|p| p.row.my_number_index.clone())
             .collect();
-        let matches = ResidentRow::matches(scope, conn, &addressee, &numbers)?;
+        let matches: Vec<ResidentMatch> = ResidentRow::matches(scope, conn, &addressee, &numbers)?
+            .into_iter()
+            .map(ResidentMatch::from)
+            .collect();
         let ids: Vec<String> = matches.iter().map(|m| m.id.clone()).collect();
         let mut active: HashMap<String, String> = HashMap::new();
         if !ids.is_empty() {
@@ -810,6 +868,8 @@ impl<'a> Writer<'a> {
             .collect();
 
         let mut inserts: Vec<ResidentRow> = Vec::new();
+        let mut changes: Vec<NextRow> = Vec::new();
+        let mut events = Vec::new();
         let mut new_tickets: Vec<TicketRow> = Vec::new();
         let mut need_number: Vec<usize> = Vec::new();
         for p in good {
@@ -856,9 +916,7 @@ impl<'a> Writer<'a> {
                 .as_ref()
                 .map(|k| k.m.id.clone())
                 .unwrap_or_else(|| p.row.id.clone());
-            let flagged = target
-                .as_ref()
-                .is_some_and(|k| k.m.moved_out_on.is_some() || k.m.deceased_on.is_some());
+            let flagged = target.as_ref().is_some_and(|k| k.m.flagged);
             let current = target.as_ref().and_then(|k| k.active_ticket.clone());
             // The ticket this line asks for, checked against every ticket
             // the municipality ever issued.
@@ -866,7 +924,7 @@ impl<'a> Writer<'a> {
             match &p.parsed.ticket {
                 Some(t) => match tickets.get(t.as_str()) {
                     Some(existing) if existing.resident_id != resident_id => {
-                        let c = if existing.issued_at == self.stamp {
+                        let c = if existing.staged_seq == Some(self.seq) {
                             Conflict::DuplicateInFile
                         } else {
                             Conflict::TicketHeldByOther
@@ -908,14 +966,14 @@ impl<'a> Writer<'a> {
                             addressee_index: p.row.addressee_index.clone(),
                             my_number_index: p.row.my_number_index.clone(),
                             content_mac: p.row.content_mac.clone(),
-                            moved_out_on: None,
-                            deceased_on: None,
-                            created_at: self.stamp,
-                            updated_at: self.stamp,
+                            flagged: false,
+                            written_by: Some(self.seq),
                         },
                         active_ticket: None,
                     };
-                    inserts.push(p.row);
+                    let mut row = p.row;
+                    row.staged_seq = Some(self.seq);
+                    inserts.push(row);
                     k
                 }
                 Some(mut k) if k.m.content_mac == p.row.content_mac => {
@@ -926,13 +984,11 @@ impl<'a> Writer<'a> {
                 }
                 Some(mut k) => {
                     self.outcome.updated += 1;
-                    let mut row =
+                    let row =
                         residents::new_row(scope, &p.parsed.resident, k.m.id.clone(), self.stamp);
-                    row.created_at = k.m.created_at;
-                    row.update_sealed(scope, conn)?;
-                    residents::append_event(
+                    changes.push(NextRow::of(&row, self.seq));
+                    let mut event = residents::event_row(
                         scope,
-                        conn,
                         &k.m.id,
                         "import_update",
                         None,
@@ -941,22 +997,25 @@ impl<'a> Writer<'a> {
                             ..Default::default()
                         },
                         self.stamp,
-                    )?;
+                    );
+                    event.staged_seq = Some(self.seq);
+                    events.push(event);
                     // A changed 宛名番号 must be found under its new index.
                     by_addressee.remove(&k.m.addressee_index);
                     k.m.addressee_index = row.addressee_index.clone();
                     k.m.my_number_index = row.my_number_index.clone();
-                    k.m.updated_at = self.stamp;
+                    k.m.content_mac = row.content_mac.clone();
+                    k.m.written_by = Some(self.seq);
                     k
                 }
             };
             if let Some(number) = issue {
                 if let Some(old) = &current {
-                    ticket_rows::TicketRow::invalidate_active(
+                    ticket_rows::TicketRow::retire_active(
                         scope,
                         conn,
                         &known.m.id,
-                        "replaced",
+                        self.seq,
                         self.stamp,
                     )?;
                     if let Some(t) = tickets.get_mut(old) {
@@ -988,6 +1047,8 @@ impl<'a> Writer<'a> {
         }
         self.assign_numbers(scope, conn, &mut new_tickets, &need_number, &tickets)?;
         ResidentRow::insert_many(scope, conn, &inserts)?;
+        NextRow::insert_many(scope, conn, &changes)?;
+        ResidentEventRow::insert_many(scope, conn, &events)?;
         TicketRow::insert_many(scope, conn, &new_tickets)?;
         Ok(())
     }
@@ -1011,6 +1072,8 @@ impl<'a> Writer<'a> {
             issued_by: self.issued_by.to_string(),
             invalidated_at: None,
             invalidated_reason: None,
+            staged_seq: Some(self.seq),
+            retired_seq: None,
         }
     }
 
@@ -1028,7 +1091,11 @@ impl<'a> Writer<'a> {
     ) -> Result<bool, ImportError> {
         let rows: Vec<ResidentRow> = good
             .iter_mut()
-            .map(|p| std::mem::take(&mut p.row))
+            .map(|p| {
+                let mut row = std::mem::take(&mut p.row);
+                row.staged_seq = Some(self.seq);
+                row
+            })
             .collect();
         let mut taken: HashSet<String> = good
             .iter()

@@ -148,6 +148,7 @@ pub fn new_row(
         updated_at: at,
         content_mac: None,
         birth_bucket: None,
+        staged_seq: None,
     };
     seal_into(scope, &mut row, new);
     row
@@ -371,6 +372,19 @@ pub fn append_event(
     detail: &EventDetail,
     at: chrono::NaiveDateTime,
 ) -> Result<(), ResidentError> {
+    event_row(scope, resident_id, kind, account_id, detail, at).insert(scope, conn)?;
+    Ok(())
+}
+
+/// An entry of a resident's history, its detail sealed, not yet stored.
+pub fn event_row(
+    scope: &Scope<'_>,
+    resident_id: &str,
+    kind: &str,
+    account_id: Option<&str>,
+    detail: &EventDetail,
+    at: chrono::NaiveDateTime,
+) -> crate::db::models::resident_events::ResidentEventRow {
     let id = uuid::Uuid::now_v7().to_string();
     let json = serde_json::to_vec(detail).unwrap_or_default();
     let sealed = scope.seal(
@@ -389,9 +403,8 @@ pub fn append_event(
         kind: kind.to_string(),
         account_id: account_id.map(str::to_string),
         detail_sealed: Some(sealed),
+        staged_seq: None,
     }
-    .insert(scope, conn)?;
-    Ok(())
 }
 
 pub fn history(

@@ -137,6 +137,8 @@ fn insert_new(
             issued_by: issued_by.to_string(),
             invalidated_at: None,
             invalidated_reason: None,
+            staged_seq: None,
+            retired_seq: None,
         }],
     )?;
     Ok(number)

@@ -11,10 +11,11 @@ use vrs::db::models::dose_events::DoseEventRow;
 use vrs::db::models::doses::DoseRow;
 use vrs::db::models::import_jobs::ImportJobRow;
 use vrs::db::models::issuer_keys::IssuerKeyRow;
+use vrs::db::models::job_leases::JobLeaseRow;
 use vrs::db::models::networks::NetworkRow;
 use vrs::db::models::provisions::{NoticeRow, ProvisionRow};
 use vrs::db::models::resident_events::ResidentEventRow;
-use vrs::db::models::residents::ResidentRow;
+use vrs::db::models::residents::{NextRow, ResidentRow};
 use vrs::db::models::sites::SiteRow;
 use vrs::db::models::tenants::{TenantKeyRow, TenantRow};
 use vrs::db::models::tickets::TicketRow;
@@ -137,6 +138,24 @@ fn a_row_of_every_table_round_trips() {
         updated_at: ts("2026-11-23 10:11:13"),
         content_mac: Some(vec![10; 32]),
         birth_bucket: Some(vec![11, 2]),
+        staged_seq: Some(7),
+    };
+    let next = NextRow {
+        municipality_code: "082040".into(),
+        resident_id: resident.id.clone(),
+        seq: 8,
+        addressee_index: vec![12; 32],
+        my_number_index: None,
+        addressee_number_sealed: vec![13, 0],
+        my_number_sealed: None,
+        name_kanji_sealed: vec![14; 40],
+        name_kana_sealed: vec![15; 41],
+        birth_date_sealed: vec![16; 43],
+        sex_sealed: vec![17; 34],
+        address_sealed: Some(vec![18; 99]),
+        content_mac: None,
+        birth_bucket: Some(vec![19, 3]),
+        updated_at: ts("2026-11-23 10:11:15.75"),
     };
     let ticket = TicketRow {
         municipality_code: "082040".into(),
@@ -149,6 +168,8 @@ fn a_row_of_every_table_round_trips() {
         issued_by: "import:x".into(),
         invalidated_at: Some(ts("2026-11-24 00:00:00")),
         invalidated_reason: Some("lost".into()),
+        staged_seq: Some(7),
+        retired_seq: Some(8),
     };
     let event = ResidentEventRow {
         municipality_code: "082040".into(),
@@ -158,6 +179,7 @@ fn a_row_of_every_table_round_trips() {
         kind: "corrected".into(),
         account_id: Some("acc-1".into()),
         detail_sealed: Some(vec![0, 9, 255]),
+        staged_seq: Some(8),
     };
     let dose = DoseRow {
         municipality_code: "082040".into(),
@@ -217,6 +239,7 @@ fn a_row_of_every_table_round_trips() {
         created_at: ts("2026-11-23 10:00:00"),
         started_at: Some(ts("2026-11-23 10:00:01")),
         finished_at: None,
+        seq: Some(8),
     };
     let provision = ProvisionRow {
         municipality_code: "082040".into(),
@@ -263,6 +286,7 @@ fn a_row_of_every_table_round_trips() {
         DoseEventRow,
         ProvisionRow,
         NoticeRow,
+        NextRow,
     );
     let read: Read = conn
         .transaction(|c| {
@@ -291,6 +315,9 @@ fn a_row_of_every_table_round_trips() {
             diesel::insert_into(schema::notices::table)
                 .values(&notice)
                 .execute(c)?;
+            diesel::insert_into(schema::resident_next::table)
+                .values(&next)
+                .execute(c)?;
             Ok::<_, diesel::result::Error>((
                 residents::table.select(ResidentRow::as_select()).first(c)?,
                 schema::tickets::table
@@ -312,14 +339,29 @@ fn a_row_of_every_table_round_trips() {
                 schema::notices::table
                     .select(NoticeRow::as_select())
                     .first(c)?,
+                schema::resident_next::table
+                    .select(NextRow::as_select())
+                    .first(c)?,
             ))
         })
         .unwrap();
     assert_eq!(
         read,
         (
-            resident, ticket, event, dose, job, dose_event, provision, notice
+            resident, ticket, event, dose, job, dose_event, provision, notice, next
         )
+    );
+
+    let lease = JobLeaseRow {
+        job_id: "job-1".into(),
+        municipality_code: "082040".into(),
+        runner: "runner-a".into(),
+        heartbeat_at: ts("2026-11-23 10:00:02.5"),
+    };
+    lease.insert(&mut conn).unwrap();
+    assert_eq!(
+        JobLeaseRow::dead(&mut conn, "runner-a", ts("2000-01-01 00:00:00")).unwrap(),
+        vec![lease]
     );
 
     let site = SiteRow {
@@ -633,7 +675,7 @@ fn a_row_of_every_table_round_trips() {
         assert_eq!(open, ("08".into(), day, 2, "65-".into(), "2".into(), 11));
     }
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 29);
+    assert_eq!(schema::ALL_TABLES.len(), 31);
 }
 
 /// A restart or failover of PostgreSQL ends the server processes behind the

@@ -10,15 +10,7 @@ fn vrs(dir: &Path, db: &TestDb, args: &[&str]) -> Output {
 }
 
 fn base_cmd(dir: &Path, db: &TestDb) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vrs"));
-    c.current_dir(dir)
-        .env_remove("VRS_MASTER_KEY")
-        .env_remove("VRS_MASTER_KEY_FILE")
-        .env_remove("VRS_PRODUCTION")
-        .env_remove("VRS_DATA_DIR")
-        .env("VRS_DATABASE_URL", db.url_string())
-        .env("VRS_LOG", "info");
-    c
+    vrs_cmd(dir, db)
 }
 
 fn stderr(o: &Output) -> String {

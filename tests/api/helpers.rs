@@ -149,6 +149,13 @@ pub async fn spawn_app() -> TestApp {
 /// The same, with changed serve settings (e.g. a trusted proxy).
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     install_tls_provider();
+    // VRS_TEST_LOG=warn (a tracing filter) shows what the server logs.
+    if let Ok(filter) = std::env::var("VRS_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let db = TestDb::new(dir.path());
     let common = common_for(dir.path(), &db);
@@ -184,6 +191,29 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
 }
 
 impl TestApp {
+    /// A handle on a `vrs serve` process (`ServerProcess`) whose data
+    /// folder is `dir/data`, with the same database and keys, for reading
+    /// what it stored. `db` stays owned by the caller.
+    pub fn attach(base: String, dir: &std::path::Path, db: &TestDb) -> TestApp {
+        install_tls_provider();
+        let prepared = startup::prepare(&common_for(dir, db), 4).expect("prepare");
+        TestApp {
+            base,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            state: prepared.state,
+            db: TestDb {
+                url: db.url.clone(),
+                pg: None,
+            },
+            operator: (String::new(), String::new()),
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// The data folder of this app (master key, SQLite file).
     pub fn data_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("data")
@@ -310,6 +340,20 @@ impl TestDb {
     }
 }
 
+/// The `vrs` binary with its data folder under `dir` and the test database.
+pub fn vrs_cmd(dir: &std::path::Path, db: &TestDb) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_vrs"));
+    c.current_dir(dir)
+        .env_remove("VRS_MASTER_KEY")
+        .env_remove("VRS_MASTER_KEY_FILE")
+        .env_remove("VRS_PRODUCTION")
+        .env_remove("VRS_DATA_DIR")
+        .env_remove("VRS_CRASH_AT")
+        .env("VRS_DATABASE_URL", db.url_string())
+        .env("VRS_LOG", "info");
+    c
+}
+
 /// A real `vrs serve` process, started by [`ServerProcess::start`]; killed
 /// when dropped, so a failed assertion never leaves it running.
 pub struct ServerProcess {
@@ -383,6 +427,19 @@ impl ServerProcess {
 
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits up to `timeout` for the process to end by itself (a crash
+    /// point); whether it did.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
     }
 
     /// Kills the process and returns what it printed on stdout after the

@@ -10,6 +10,7 @@ mod certificates;
 mod cli;
 mod doses;
 mod exports;
+mod jobs;
 mod partitions;
 mod residents;
 mod roles;

@@ -139,7 +139,12 @@ impl TestApp {
 
     /// A staff account with the residents and export permissions.
     pub async fn staff_of(&self, muni: &str) -> (TestApp, String) {
-        let login = format!("{muni}-clerk");
+        self.staff_of_named(muni, &format!("{muni}-clerk")).await
+    }
+
+    /// The same, under another login name.
+    pub async fn staff_of_named(&self, muni: &str, login: &str) -> (TestApp, String) {
+        let login = login.to_string();
         let pw = self.create_account(
             &login,
             Role::MunicipalStaff,

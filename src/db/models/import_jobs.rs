@@ -1,6 +1,6 @@
 use crate::db::schema::import_jobs;
 use crate::db::{DbConn, DbError};
-use crate::tenancy::Scope;
+use crate::tenancy::{Scope, Seen};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -31,6 +31,29 @@ pub struct ImportJobRow {
     pub created_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
+    /// A resident import's place in its municipality's order of imports:
+    /// what it writes carries this number (see `seen_seq`).
+    pub seq: Option<i64>,
+}
+
+/// The newest resident import a reader of this scope sees, as an SQL
+/// expression inside the statement being built, so that the rows and the
+/// import's state are read from one snapshot. `Seen::Published`: the
+/// newest import that succeeded (0 before any); an import's own reads see
+/// its own rows too. The code is six checked digits and the number ours,
+/// so both can stand in the text.
+pub fn seen_seq<ST>(scope: &Scope<'_>) -> diesel::expression::SqlLiteral<ST>
+where
+    ST: diesel::expression::TypedExpressionType,
+{
+    match scope.seen() {
+        Seen::Published => diesel::dsl::sql(&format!(
+            "CAST((SELECT coalesce(max(j.seq), 0) FROM import_jobs j \
+             WHERE j.municipality_code = '{}' AND j.status = 'succeeded') AS BIGINT)",
+            scope.code().as_str()
+        )),
+        Seen::Through(seq) => diesel::dsl::sql(&format!("CAST({seq} AS BIGINT)")),
+    }
 }
 
 impl ImportJobRow {
@@ -73,6 +96,41 @@ impl ImportJobRow {
             .load(conn)?)
     }
 
+    /// The sequence number the municipality's next resident import takes.
+    pub fn next_seq(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
+        let max: Option<i64> = import_jobs::table
+            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+            .select(diesel::dsl::max(import_jobs::seq))
+            .first(conn)?;
+        Ok(max.unwrap_or(0) + 1)
+    }
+
+    /// The newest resident import that succeeded (0 before any).
+    pub fn published_seq(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
+        let max: Option<i64> = import_jobs::table
+            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+            .filter(import_jobs::status.eq("succeeded"))
+            .select(diesel::dsl::max(import_jobs::seq))
+            .first(conn)?;
+        Ok(max.unwrap_or(0))
+    }
+
+    /// Sequence numbers of finished imports that did not succeed, newer
+    /// than `after`: what they wrote is invisible and must go.
+    pub fn unsucceeded_after(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        after: i64,
+    ) -> Result<Vec<i64>, DbError> {
+        let seqs: Vec<Option<i64>> = import_jobs::table
+            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+            .filter(import_jobs::seq.gt(after))
+            .filter(import_jobs::status.eq_any(["rejected", "failed"]))
+            .select(import_jobs::seq)
+            .load(conn)?;
+        Ok(seqs.into_iter().flatten().collect())
+    }
+
     pub fn count_unfinished(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
         Ok(import_jobs::table
             .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
@@ -107,16 +165,19 @@ impl ImportJobRow {
         Ok(())
     }
 
-    /// Jobs left running by a process that stopped: at start-up they are
-    /// marked failed (their upload spool died with the process's key).
+    /// Closes a job whose process stopped (its upload spool died with the
+    /// process's key): failed, interrupted. Returns the job as it now
+    /// stands, or None when it had finished after all.
     pub fn fail_interrupted(
         scope: &Scope<'_>,
         conn: &mut DbConn,
+        id: &str,
         at: NaiveDateTime,
-    ) -> Result<usize, DbError> {
-        Ok(diesel::update(
+    ) -> Result<Option<ImportJobRow>, DbError> {
+        let n = diesel::update(
             import_jobs::table
                 .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+                .filter(import_jobs::id.eq(id))
                 .filter(import_jobs::status.eq_any(["queued", "running"])),
         )
         .set((
@@ -124,6 +185,15 @@ impl ImportJobRow {
             import_jobs::message.eq("interrupted"),
             import_jobs::finished_at.eq(at),
         ))
-        .execute(conn)?)
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(import_jobs::table
+            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+            .filter(import_jobs::id.eq(id))
+            .select(ImportJobRow::as_select())
+            .first(conn)
+            .optional()?)
     }
 }

@@ -1,3 +1,4 @@
+use crate::db::models::import_jobs::seen_seq;
 use crate::db::schema::resident_events;
 use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
@@ -15,6 +16,9 @@ pub struct ResidentEventRow {
     pub kind: String,
     pub account_id: Option<String>,
     pub detail_sealed: Option<Vec<u8>>,
+    /// The resident import that wrote this entry: readers see it once that
+    /// import has succeeded.
+    pub staged_seq: Option<i64>,
 }
 
 impl ResidentEventRow {
@@ -34,6 +38,13 @@ impl ResidentEventRow {
         Ok(resident_events::table
             .filter(resident_events::municipality_code.eq(scope.code().as_str()))
             .filter(resident_events::resident_id.eq(resident_id))
+            .filter(
+                resident_events::staged_seq
+                    .is_null()
+                    .or(resident_events::staged_seq.le(seen_seq::<
+                        diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                    >(scope))),
+            )
             .order(resident_events::at.desc())
             .select(ResidentEventRow::as_select())
             .load(conn)?)
@@ -72,6 +83,19 @@ impl ResidentEventRow {
         )
         .set(resident_events::detail_sealed.eq(sealed))
         .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn insert_many(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        rows: &[ResidentEventRow],
+    ) -> Result<(), DbError> {
+        debug_assert!(
+            rows.iter()
+                .all(|r| r.municipality_code == scope.code().as_str())
+        );
+        crate::db::bulk_insert!(conn, resident_events::table, rows, 1000)?;
         Ok(())
     }
 }

@@ -1,4 +1,5 @@
-use crate::db::schema::residents;
+use crate::db::models::import_jobs::seen_seq;
+use crate::db::schema::{resident_next, residents};
 use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -27,6 +28,139 @@ pub struct ResidentRow {
     pub updated_at: NaiveDateTime,
     pub content_mac: Option<Vec<u8>>,
     pub birth_bucket: Option<Vec<u8>>,
+    /// The resident import that inserted this row: readers see the row
+    /// once that import has succeeded (see `import_jobs::seen_seq`).
+    pub staged_seq: Option<i64>,
+}
+
+/// The attributes a resident import gives a resident already stored:
+/// readers see them in place of the row's own once the import has
+/// succeeded; settling moves them into the row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = resident_next)]
+pub struct NextRow {
+    pub municipality_code: String,
+    pub resident_id: String,
+    pub seq: i64,
+    pub addressee_index: Vec<u8>,
+    pub my_number_index: Option<Vec<u8>>,
+    pub addressee_number_sealed: Vec<u8>,
+    pub my_number_sealed: Option<Vec<u8>>,
+    pub name_kanji_sealed: Vec<u8>,
+    pub name_kana_sealed: Vec<u8>,
+    pub birth_date_sealed: Vec<u8>,
+    pub sex_sealed: Vec<u8>,
+    pub address_sealed: Option<Vec<u8>>,
+    pub content_mac: Option<Vec<u8>>,
+    pub birth_bucket: Option<Vec<u8>>,
+    pub updated_at: NaiveDateTime,
+}
+
+impl NextRow {
+    /// The attributes of `row` (sealed for its id), as import `seq` gives them.
+    pub fn of(row: &ResidentRow, seq: i64) -> NextRow {
+        NextRow {
+            municipality_code: row.municipality_code.clone(),
+            resident_id: row.id.clone(),
+            seq,
+            addressee_index: row.addressee_index.clone(),
+            my_number_index: row.my_number_index.clone(),
+            addressee_number_sealed: row.addressee_number_sealed.clone(),
+            my_number_sealed: row.my_number_sealed.clone(),
+            name_kanji_sealed: row.name_kanji_sealed.clone(),
+            name_kana_sealed: row.name_kana_sealed.clone(),
+            birth_date_sealed: row.birth_date_sealed.clone(),
+            sex_sealed: row.sex_sealed.clone(),
+            address_sealed: row.address_sealed.clone(),
+            content_mac: row.content_mac.clone(),
+            birth_bucket: row.birth_bucket.clone(),
+            updated_at: row.updated_at,
+        }
+    }
+
+    fn apply(self, r: &mut ResidentRow) {
+        r.addressee_index = self.addressee_index;
+        r.my_number_index = self.my_number_index;
+        r.addressee_number_sealed = self.addressee_number_sealed;
+        r.my_number_sealed = self.my_number_sealed;
+        r.name_kanji_sealed = self.name_kanji_sealed;
+        r.name_kana_sealed = self.name_kana_sealed;
+        r.birth_date_sealed = self.birth_date_sealed;
+        r.sex_sealed = self.sex_sealed;
+        r.address_sealed = self.address_sealed;
+        r.content_mac = self.content_mac;
+        r.birth_bucket = self.birth_bucket;
+        r.updated_at = self.updated_at;
+    }
+}
+
+/// A stored resident as a reader of its scope sees it, and which resident
+/// import last wrote it (an import recognises the people it has already
+/// written from this).
+#[derive(Debug, Clone)]
+pub struct Visible {
+    pub row: ResidentRow,
+    pub written_by: Option<i64>,
+}
+
+impl From<(ResidentRow, Option<NextRow>)> for Visible {
+    fn from((mut row, next): (ResidentRow, Option<NextRow>)) -> Visible {
+        let written_by = next.as_ref().map(|n| n.seq).or(row.staged_seq);
+        if let Some(n) = next {
+            n.apply(&mut row);
+        }
+        Visible { row, written_by }
+    }
+}
+
+/// The municipality's residents as readers of the scope see them: rows
+/// whose import has not succeeded are left out, and attributes an import
+/// that succeeded gave are joined in. Every read of residents starts here.
+macro_rules! visible_residents {
+    ($scope:expr) => {{
+        let scope = $scope;
+        residents::table
+            .left_join(
+                resident_next::table.on(resident_next::municipality_code
+                    .eq(residents::municipality_code)
+                    .and(resident_next::resident_id.eq(residents::id))
+                    .and(resident_next::seq.le(seen_seq::<diesel::sql_types::BigInt>(scope)))),
+            )
+            .filter(residents::municipality_code.eq(scope.code().to_string()))
+            .filter(
+                residents::staged_seq
+                    .is_null()
+                    .or(residents::staged_seq.le(seen_seq::<
+                        diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                    >(scope))),
+            )
+            .select((ResidentRow::as_select(), Option::<NextRow>::as_select()))
+    }};
+}
+
+/// Residents whose visible value of an indexed attribute satisfies `$pred`:
+/// the row's own index and the index of attributes an import gave are each
+/// looked up through their own index (two queries, so neither plan depends
+/// on the planner's statistics), and the visible value decides.
+macro_rules! by_index {
+    ($scope:expr, $conn:expr, $col:ident, $method:ident($arg:expr), $keep:expr) => {{
+        let scope = $scope;
+        let mut found: Vec<(ResidentRow, Option<NextRow>)> = visible_residents!(scope)
+            .filter(residents::$col.$method($arg))
+            .load($conn)?;
+        found.extend(
+            visible_residents!(scope)
+                .filter(resident_next::$col.$method($arg))
+                .load::<(ResidentRow, Option<NextRow>)>($conn)?,
+        );
+        let mut seen = std::collections::HashSet::new();
+        let keep = $keep;
+        found
+            .into_iter()
+            .map(Visible::from)
+            .filter(|v| seen.insert(v.row.id.clone()) && keep(&v.row))
+            .collect::<Vec<Visible>>()
+    }};
 }
 
 /// What an import needs to know about a stored resident to decide between
@@ -58,12 +192,11 @@ impl ResidentRow {
         conn: &mut DbConn,
         id: &str,
     ) -> Result<Option<ResidentRow>, DbError> {
-        Ok(residents::table
-            .filter(residents::municipality_code.eq(scope.code().as_str()))
+        let found: Option<(ResidentRow, Option<NextRow>)> = visible_residents!(scope)
             .filter(residents::id.eq(id))
-            .select(ResidentRow::as_select())
             .first(conn)
-            .optional()?)
+            .optional()?;
+        Ok(found.map(|f| Visible::from(f).row))
     }
 
     pub fn find_by_my_number_index_and_municipality(
@@ -71,12 +204,14 @@ impl ResidentRow {
         conn: &mut DbConn,
         index: &[u8],
     ) -> Result<Option<ResidentRow>, DbError> {
-        Ok(residents::table
-            .filter(residents::municipality_code.eq(scope.code().as_str()))
-            .filter(residents::my_number_index.eq(index))
-            .select(ResidentRow::as_select())
-            .first(conn)
-            .optional()?)
+        let found = by_index!(
+            scope,
+            conn,
+            my_number_index,
+            eq(index),
+            |r: &ResidentRow| { r.my_number_index.as_deref() == Some(index) }
+        );
+        Ok(found.into_iter().next().map(|v| v.row))
     }
 
     pub fn find_by_addressee_index_and_municipality(
@@ -84,12 +219,14 @@ impl ResidentRow {
         conn: &mut DbConn,
         index: &[u8],
     ) -> Result<Option<ResidentRow>, DbError> {
-        Ok(residents::table
-            .filter(residents::municipality_code.eq(scope.code().as_str()))
-            .filter(residents::addressee_index.eq(index))
-            .select(ResidentRow::as_select())
-            .first(conn)
-            .optional()?)
+        let found = by_index!(
+            scope,
+            conn,
+            addressee_index,
+            eq(index),
+            |r: &ResidentRow| { r.addressee_index == index }
+        );
+        Ok(found.into_iter().next().map(|v| v.row))
     }
 
     /// One page of the municipality's residents in id order, for batch work
@@ -100,13 +237,12 @@ impl ResidentRow {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<ResidentRow>, DbError> {
-        Ok(residents::table
-            .filter(residents::municipality_code.eq(scope.code().as_str()))
+        let page: Vec<(ResidentRow, Option<NextRow>)> = visible_residents!(scope)
             .filter(residents::id.gt(after_id))
             .order(residents::id)
             .limit(limit)
-            .select(ResidentRow::as_select())
-            .load(conn)?)
+            .load(conn)?;
+        Ok(page.into_iter().map(|p| Visible::from(p).row).collect())
     }
 
     /// Residents neither moved out nor deceased: those a programme covers.
@@ -115,6 +251,13 @@ impl ResidentRow {
             .filter(residents::municipality_code.eq(scope.code().as_str()))
             .filter(residents::moved_out_on.is_null())
             .filter(residents::deceased_on.is_null())
+            .filter(
+                residents::staged_seq
+                    .is_null()
+                    .or(residents::staged_seq.le(seen_seq::<
+                        diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                    >(scope))),
+            )
             .count()
             .get_result(conn)?)
     }
@@ -122,12 +265,28 @@ impl ResidentRow {
     pub fn count_of_municipality(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
         Ok(residents::table
             .filter(residents::municipality_code.eq(scope.code().as_str()))
+            .filter(
+                residents::staged_seq
+                    .is_null()
+                    .or(residents::staged_seq.le(seen_seq::<
+                        diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                    >(scope))),
+            )
             .count()
             .get_result(conn)?)
     }
 
-    /// Writes back every sealed column and index of this row (after re-sealing).
+    /// Writes back every sealed column and index of this row (a correction,
+    /// or re-sealing). Attributes an import that succeeded gave and that are
+    /// not yet moved into the row are what the writer read: they go.
     pub fn update_sealed(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::delete(
+            resident_next::table
+                .filter(resident_next::municipality_code.eq(scope.code().as_str()))
+                .filter(resident_next::resident_id.eq(&self.id))
+                .filter(resident_next::seq.le(seen_seq::<diesel::sql_types::BigInt>(scope))),
+        )
+        .execute(conn)?;
         diesel::update(
             residents::table
                 .filter(residents::municipality_code.eq(scope.code().as_str()))
@@ -170,7 +329,7 @@ impl ResidentRow {
         }
         match conn {
             DbConn::Postgresql(c) => {
-                use diesel::sql_types::{Binary, Bool, Date, Nullable, Text, Timestamp};
+                use diesel::sql_types::{BigInt, Binary, Bool, Date, Nullable, Text, Timestamp};
                 crate::db::unnest_insert!(c, "residents", rows, |r| {
                     municipality_code: Text as "text" = r.municipality_code.as_str(),
                     id: Text as "text" = r.id.as_str(),
@@ -191,6 +350,7 @@ impl ResidentRow {
                     updated_at: Timestamp as "timestamp" = r.updated_at,
                     content_mac: Nullable<Binary> as "bytea" = r.content_mac.as_deref(),
                     birth_bucket: Nullable<Binary> as "bytea" = r.birth_bucket.as_deref(),
+                    staged_seq: Nullable<BigInt> as "bigint" = r.staged_seq,
                 })?;
             }
             DbConn::Sqlite(c) => {
@@ -205,22 +365,54 @@ impl ResidentRow {
         Ok(())
     }
 
-    /// Residents matching any of these addressee or individual-number indexes.
+    /// Residents holding any of these addressee or individual-number
+    /// indexes, as the scope sees them.
     pub fn matches(
         scope: &Scope<'_>,
         conn: &mut DbConn,
         addressee: &[Vec<u8>],
         my_number: &[Vec<u8>],
-    ) -> Result<Vec<ResidentMatch>, DbError> {
-        Ok(residents::table
-            .filter(residents::municipality_code.eq(scope.code().as_str()))
-            .filter(
-                residents::addressee_index
-                    .eq_any(addressee)
-                    .or(residents::my_number_index.eq_any(my_number)),
-            )
-            .select(ResidentMatch::as_select())
-            .load(conn)?)
+    ) -> Result<Vec<Visible>, DbError> {
+        let mut out = Self::by_addressee(scope, conn, addressee)?;
+        let mut ids: std::collections::HashSet<String> =
+            out.iter().map(|v| v.row.id.clone()).collect();
+        for chunk in my_number.chunks(1000) {
+            let wanted: std::collections::HashSet<&[u8]> =
+                chunk.iter().map(Vec::as_slice).collect();
+            let found = by_index!(
+                scope,
+                conn,
+                my_number_index,
+                eq_any(chunk),
+                |r: &ResidentRow| {
+                    r.my_number_index
+                        .as_deref()
+                        .is_some_and(|i| wanted.contains(i))
+                }
+            );
+            out.extend(found.into_iter().filter(|v| ids.insert(v.row.id.clone())));
+        }
+        Ok(out)
+    }
+
+    fn by_addressee(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        addressee: &[Vec<u8>],
+    ) -> Result<Vec<Visible>, DbError> {
+        let mut out = Vec::new();
+        for chunk in addressee.chunks(1000) {
+            let wanted: std::collections::HashSet<&[u8]> =
+                chunk.iter().map(Vec::as_slice).collect();
+            out.extend(by_index!(
+                scope,
+                conn,
+                addressee_index,
+                eq_any(chunk),
+                |r: &ResidentRow| { wanted.contains(r.addressee_index.as_slice()) }
+            ));
+        }
+        Ok(out)
     }
 
     /// The residents with any of these 宛名番号 indexes.
@@ -229,17 +421,10 @@ impl ResidentRow {
         conn: &mut DbConn,
         addressee: &[Vec<u8>],
     ) -> Result<Vec<ResidentRow>, DbError> {
-        let mut out = Vec::new();
-        for chunk in addressee.chunks(1000) {
-            out.extend(
-                residents::table
-                    .filter(residents::municipality_code.eq(scope.code().as_str()))
-                    .filter(residents::addressee_index.eq_any(chunk))
-                    .select(ResidentRow::as_select())
-                    .load(conn)?,
-            );
-        }
-        Ok(out)
+        Ok(Self::by_addressee(scope, conn, addressee)?
+            .into_iter()
+            .map(|v| v.row)
+            .collect())
     }
 
     /// The residents holding any of these individual-number indexes: each
@@ -249,16 +434,10 @@ impl ResidentRow {
         conn: &mut DbConn,
         my_number: &[Vec<u8>],
     ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
-        let mut out = Vec::new();
-        for chunk in my_number.chunks(1000) {
-            let rows: Vec<(String, Option<Vec<u8>>)> = residents::table
-                .filter(residents::municipality_code.eq(scope.code().as_str()))
-                .filter(residents::my_number_index.eq_any(chunk))
-                .select((residents::id, residents::my_number_index))
-                .load(conn)?;
-            out.extend(rows.into_iter().filter_map(|(id, i)| Some((id, i?))));
-        }
-        Ok(out)
+        Ok(Self::matches(scope, conn, &[], my_number)?
+            .into_iter()
+            .filter_map(|v| Some((v.row.id, v.row.my_number_index?)))
+            .collect())
     }
 
     /// Every resident in one birth-date bucket (a few hundred at most in
@@ -268,11 +447,14 @@ impl ResidentRow {
         conn: &mut DbConn,
         bucket: &[u8],
     ) -> Result<Vec<ResidentRow>, DbError> {
-        Ok(residents::table
-            .filter(residents::municipality_code.eq(scope.code().as_str()))
-            .filter(residents::birth_bucket.eq(bucket))
-            .select(ResidentRow::as_select())
-            .load(conn)?)
+        Ok(
+            by_index!(scope, conn, birth_bucket, eq(bucket), |r: &ResidentRow| {
+                r.birth_bucket.as_deref() == Some(bucket)
+            })
+            .into_iter()
+            .map(|v| v.row)
+            .collect(),
+        )
     }
 
     pub fn set_flags(
@@ -315,5 +497,77 @@ impl ResidentRow {
         ))
         .execute(conn)?;
         Ok(())
+    }
+}
+
+impl NextRow {
+    pub fn insert_many(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        rows: &[NextRow],
+    ) -> Result<(), DbError> {
+        debug_assert!(
+            rows.iter()
+                .all(|r| r.municipality_code == scope.code().as_str())
+        );
+        crate::db::bulk_insert!(conn, resident_next::table, rows, 400)?;
+        Ok(())
+    }
+
+    /// Sequence numbers of imports whose attributes are not yet settled.
+    pub fn seqs(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<i64>, DbError> {
+        Ok(resident_next::table
+            .filter(resident_next::municipality_code.eq(scope.code().as_str()))
+            .select(resident_next::seq)
+            .distinct()
+            .load(conn)?)
+    }
+
+    /// An import that succeeded: a batch of the attributes it gave move
+    /// into their residents' rows (readers already see them), in one
+    /// statement, and leave the side table. Returns how many.
+    pub fn fold(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        seq: i64,
+        limit: i64,
+    ) -> Result<usize, DbError> {
+        use diesel::sql_types::{BigInt, Text};
+        const COLUMNS: [&str; 12] = [
+            "addressee_index",
+            "my_number_index",
+            "addressee_number_sealed",
+            "my_number_sealed",
+            "name_kanji_sealed",
+            "name_kana_sealed",
+            "birth_date_sealed",
+            "sex_sealed",
+            "address_sealed",
+            "content_mac",
+            "birth_bucket",
+            "updated_at",
+        ];
+        let set: Vec<String> = COLUMNS.iter().map(|c| format!("{c} = n.{c}")).collect();
+        let batch = "SELECT * FROM resident_next WHERE municipality_code = $1 AND seq = $2 \
+                     ORDER BY resident_id LIMIT $3";
+        let update = format!(
+            "UPDATE residents SET {} FROM ({batch}) AS n \
+             WHERE residents.municipality_code = n.municipality_code AND residents.id = n.resident_id",
+            set.join(", ")
+        );
+        let delete = format!(
+            "DELETE FROM resident_next WHERE municipality_code = $1 AND seq = $2 \
+             AND resident_id IN (SELECT resident_id FROM ({batch}) AS b)"
+        );
+        let code = scope.code().to_string();
+        let mut n = 0;
+        for sql in [update, delete] {
+            n = diesel::sql_query(crate::db::numbered(conn, sql))
+                .bind::<Text, _>(&code)
+                .bind::<BigInt, _>(seq)
+                .bind::<BigInt, _>(limit)
+                .execute(conn)?;
+        }
+        Ok(n)
     }
 }

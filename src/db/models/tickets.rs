@@ -1,5 +1,6 @@
+use crate::db::models::import_jobs::seen_seq;
 use crate::db::models::residents::ResidentRow;
-use crate::db::schema::{residents, tickets};
+use crate::db::schema::{resident_next, residents, tickets};
 use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
 use chrono::NaiveDateTime;
@@ -23,6 +24,66 @@ pub struct TicketRow {
     pub issued_by: String,
     pub invalidated_at: Option<NaiveDateTime>,
     pub invalidated_reason: Option<String>,
+    /// The resident import that issued this ticket: readers see it once
+    /// that import has succeeded.
+    pub staged_seq: Option<i64>,
+    /// The resident import that replaces this ticket: it stays active
+    /// until that import has succeeded.
+    pub retired_seq: Option<i64>,
+}
+
+/// Tickets a reader of the scope sees, each with the newest import the
+/// reader sees (which decides whether a ticket being replaced still is).
+macro_rules! visible_tickets {
+    ($scope:expr) => {{
+        let scope = $scope;
+        tickets::table
+            .filter(tickets::municipality_code.eq(scope.code().to_string()))
+            .filter(
+                tickets::staged_seq
+                    .is_null()
+                    .or(tickets::staged_seq.le(seen_seq::<
+                        diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                    >(scope))),
+            )
+    }};
+}
+
+/// Effectively active, as a reader of the scope sees it.
+macro_rules! active_ticket {
+    ($scope:expr) => {{
+        let scope = $scope;
+        tickets::status
+            .eq(ACTIVE)
+            .and(
+                tickets::retired_seq
+                    .is_null()
+                    .or(tickets::retired_seq.gt(seen_seq::<
+                        diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                    >(scope))),
+            )
+    }};
+}
+
+impl TicketRow {
+    /// The ticket as a reader that sees imports up to `seen` sees it.
+    fn seen_as_of(mut self, seen: i64) -> TicketRow {
+        match self.retired_seq {
+            Some(r) if r <= seen => self.status = INVALIDATED.into(),
+            Some(_) => {
+                self.invalidated_at = None;
+                self.invalidated_reason = None;
+            }
+            None => {}
+        }
+        self
+    }
+
+    fn load_seen(rows: Vec<(TicketRow, i64)>) -> Vec<TicketRow> {
+        rows.into_iter()
+            .map(|(t, seen)| t.seen_as_of(seen))
+            .collect()
+    }
 }
 
 impl TicketRow {
@@ -37,7 +98,7 @@ impl TicketRow {
         );
         match conn {
             DbConn::Postgresql(c) => {
-                use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+                use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
                 crate::db::unnest_insert!(c, "tickets", rows, |t| {
                     municipality_code: Text as "text" = t.municipality_code.as_str(),
                     ticket_number: Text as "text" = t.ticket_number.as_str(),
@@ -49,6 +110,8 @@ impl TicketRow {
                     issued_by: Text as "text" = t.issued_by.as_str(),
                     invalidated_at: Nullable<Timestamp> as "timestamp" = t.invalidated_at,
                     invalidated_reason: Nullable<Text> as "text" = t.invalidated_reason.as_deref(),
+                    staged_seq: Nullable<BigInt> as "bigint" = t.staged_seq,
+                    retired_seq: Nullable<BigInt> as "bigint" = t.retired_seq,
                 })?;
             }
             DbConn::Sqlite(_) => crate::db::bulk_insert!(conn, tickets::table, rows, 1000)?,
@@ -57,23 +120,25 @@ impl TicketRow {
     }
 
     pub fn count_of_municipality(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
-        Ok(tickets::table
-            .filter(tickets::municipality_code.eq(scope.code().as_str()))
-            .count()
-            .get_result(conn)?)
+        Ok(visible_tickets!(scope).count().get_result(conn)?)
     }
 
-    /// Which of these numbers the municipality has already used.
+    /// Which of these numbers the municipality has already used, whether or
+    /// not a reader sees the ticket yet: a number is never given twice.
     pub fn existing(
         scope: &Scope<'_>,
         conn: &mut DbConn,
         numbers: &[String],
     ) -> Result<Vec<TicketRow>, DbError> {
-        Ok(tickets::table
+        let rows: Vec<(TicketRow, i64)> = tickets::table
             .filter(tickets::municipality_code.eq(scope.code().as_str()))
             .filter(tickets::ticket_number.eq_any(numbers))
-            .select(TicketRow::as_select())
-            .load(conn)?)
+            .select((
+                TicketRow::as_select(),
+                seen_seq::<diesel::sql_types::BigInt>(scope),
+            ))
+            .load(conn)?;
+        Ok(Self::load_seen(rows))
     }
 
     pub fn active_of_residents(
@@ -81,10 +146,9 @@ impl TicketRow {
         conn: &mut DbConn,
         resident_ids: &[String],
     ) -> Result<Vec<TicketRow>, DbError> {
-        Ok(tickets::table
-            .filter(tickets::municipality_code.eq(scope.code().as_str()))
+        Ok(visible_tickets!(scope)
             .filter(tickets::resident_id.eq_any(resident_ids))
-            .filter(tickets::status.eq(ACTIVE))
+            .filter(active_ticket!(scope))
             .select(TicketRow::as_select())
             .load(conn)?)
     }
@@ -94,43 +158,78 @@ impl TicketRow {
         conn: &mut DbConn,
         resident_id: &str,
     ) -> Result<Vec<TicketRow>, DbError> {
-        Ok(tickets::table
-            .filter(tickets::municipality_code.eq(scope.code().as_str()))
+        let rows: Vec<(TicketRow, i64)> = visible_tickets!(scope)
             .filter(tickets::resident_id.eq(resident_id))
             .order(tickets::issued_at.desc())
-            .select(TicketRow::as_select())
-            .load(conn)?)
+            .select((
+                TicketRow::as_select(),
+                seen_seq::<diesel::sql_types::BigInt>(scope),
+            ))
+            .load(conn)?;
+        Ok(Self::load_seen(rows))
     }
 
     /// The ticket with its resident, in one query; on PostgreSQL with both
     /// rows locked, so two sites recording for the same person at once are
     /// checked one after the other. (SQLite's transaction already holds the
-    /// database's write lock.)
+    /// database's write lock.) Attributes an import gave the resident are
+    /// read by a second query only when there are any (PostgreSQL does not
+    /// lock the outer side of a join).
     pub fn find_with_resident_for_update(
         scope: &Scope<'_>,
         conn: &mut DbConn,
         number: &str,
     ) -> Result<Option<(TicketRow, ResidentRow)>, DbError> {
-        let code = scope.code();
-        let joined = tickets::table
+        use diesel::sql_types::{BigInt, Nullable};
+        let has_next = diesel::dsl::exists(
+            resident_next::table
+                .filter(resident_next::municipality_code.eq(residents::municipality_code))
+                .filter(resident_next::resident_id.eq(residents::id))
+                .filter(resident_next::seq.le(seen_seq::<BigInt>(scope))),
+        );
+        let joined = visible_tickets!(scope)
             .inner_join(
                 residents::table.on(residents::municipality_code
                     .eq(tickets::municipality_code)
                     .and(residents::id.eq(tickets::resident_id))),
             )
-            .filter(tickets::municipality_code.eq(code.as_str()))
-            .filter(tickets::ticket_number.eq(number));
-        Ok(match conn {
+            .filter(tickets::ticket_number.eq(number))
+            .filter(
+                residents::staged_seq
+                    .is_null()
+                    .or(residents::staged_seq.le(seen_seq::<Nullable<BigInt>>(scope))),
+            );
+        type Found = (TicketRow, ResidentRow, i64, bool);
+        let found: Option<Found> = match conn {
             DbConn::Postgresql(c) => joined
-                .select((TicketRow::as_select(), ResidentRow::as_select()))
+                .select((
+                    TicketRow::as_select(),
+                    ResidentRow::as_select(),
+                    seen_seq::<BigInt>(scope),
+                    has_next,
+                ))
                 .for_update()
                 .first(c)
                 .optional()?,
             DbConn::Sqlite(c) => joined
-                .select((TicketRow::as_select(), ResidentRow::as_select()))
+                .select((
+                    TicketRow::as_select(),
+                    ResidentRow::as_select(),
+                    seen_seq::<BigInt>(scope),
+                    has_next,
+                ))
                 .first(c)
                 .optional()?,
-        })
+        };
+        let Some((ticket, resident, seen, has_next)) = found else {
+            return Ok(None);
+        };
+        let resident = if has_next {
+            ResidentRow::find_by_id_and_municipality(scope, conn, &resident.id)?.unwrap_or(resident)
+        } else {
+            resident
+        };
+        Ok(Some((ticket.seen_as_of(seen), resident)))
     }
 
     pub fn find(
@@ -138,12 +237,15 @@ impl TicketRow {
         conn: &mut DbConn,
         number: &str,
     ) -> Result<Option<TicketRow>, DbError> {
-        Ok(tickets::table
-            .filter(tickets::municipality_code.eq(scope.code().as_str()))
+        let row: Option<(TicketRow, i64)> = visible_tickets!(scope)
             .filter(tickets::ticket_number.eq(number))
-            .select(TicketRow::as_select())
+            .select((
+                TicketRow::as_select(),
+                seen_seq::<diesel::sql_types::BigInt>(scope),
+            ))
             .first(conn)
-            .optional()?)
+            .optional()?;
+        Ok(row.map(|(t, seen)| t.seen_as_of(seen)))
     }
 
     /// Active tickets issued by one import (or one account), a page at a
@@ -155,10 +257,9 @@ impl TicketRow {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<TicketRow>, DbError> {
-        Ok(tickets::table
-            .filter(tickets::municipality_code.eq(scope.code().as_str()))
+        Ok(visible_tickets!(scope)
             .filter(tickets::issued_by.eq(issued_by))
-            .filter(tickets::status.eq(ACTIVE))
+            .filter(active_ticket!(scope))
             .order(tickets::ticket_number)
             .offset(offset)
             .limit(limit)
@@ -171,15 +272,15 @@ impl TicketRow {
         conn: &mut DbConn,
         issued_by: &str,
     ) -> Result<i64, DbError> {
-        Ok(tickets::table
-            .filter(tickets::municipality_code.eq(scope.code().as_str()))
+        Ok(visible_tickets!(scope)
             .filter(tickets::issued_by.eq(issued_by))
-            .filter(tickets::status.eq(ACTIVE))
+            .filter(active_ticket!(scope))
             .count()
             .get_result(conn)?)
     }
 
-    /// Invalidates a resident's active ticket(s); returns how many.
+    /// Invalidates a resident's active ticket(s) as the scope sees them;
+    /// returns how many.
     pub fn invalidate_active(
         scope: &Scope<'_>,
         conn: &mut DbConn,
@@ -188,10 +289,9 @@ impl TicketRow {
         at: NaiveDateTime,
     ) -> Result<usize, DbError> {
         Ok(diesel::update(
-            tickets::table
-                .filter(tickets::municipality_code.eq(scope.code().as_str()))
+            visible_tickets!(scope)
                 .filter(tickets::resident_id.eq(resident_id))
-                .filter(tickets::status.eq(ACTIVE)),
+                .filter(active_ticket!(scope)),
         )
         .set((
             tickets::status.eq(INVALIDATED),
@@ -199,5 +299,38 @@ impl TicketRow {
             tickets::invalidated_reason.eq(reason),
         ))
         .execute(conn)?)
+    }
+
+    /// Marks a resident's active ticket as replaced by import `seq`: it
+    /// stays active for every other reader until that import succeeds.
+    pub fn retire_active(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        resident_id: &str,
+        seq: i64,
+        at: NaiveDateTime,
+    ) -> Result<usize, DbError> {
+        Ok(diesel::update(
+            visible_tickets!(scope)
+                .filter(tickets::resident_id.eq(resident_id))
+                .filter(active_ticket!(scope)),
+        )
+        .set((
+            tickets::retired_seq.eq(seq),
+            tickets::invalidated_at.eq(at),
+            tickets::invalidated_reason.eq("replaced"),
+        ))
+        .execute(conn)?)
+    }
+
+    /// Sequence numbers of imports whose replaced tickets are not settled.
+    pub fn retired_seqs(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<i64>, DbError> {
+        let seqs: Vec<Option<i64>> = tickets::table
+            .filter(tickets::municipality_code.eq(scope.code().as_str()))
+            .filter(tickets::retired_seq.is_not_null())
+            .select(tickets::retired_seq)
+            .distinct()
+            .load(conn)?;
+        Ok(seqs.into_iter().flatten().collect())
     }
 }

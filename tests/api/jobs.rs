@@ -1,0 +1,366 @@
+//! Long jobs next to live traffic: a large resident import never makes
+//! another municipality's tablet, login or search wait or fail, stays
+//! invisible until all of it is stored, and after a crash at any moment
+//! the municipality holds all of the file or none of it, and the job page
+//! and the operation log say which.
+
+use crate::helpers::*;
+use crate::residents::{Status, resident_csv};
+use diesel::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use vrs::db::schema::{audit_log, tickets};
+use vrs::demo::DEMO_PASSWORD;
+
+/// Tickets of `muni` as a site types them (code + number).
+fn ticket_numbers(app: &TestApp, muni: &str) -> Vec<String> {
+    let mut conn = app.conn();
+    conn.transaction(|c| {
+        vrs::db::set_transaction_municipality(c, muni).unwrap();
+        tickets::table
+            .filter(tickets::municipality_code.eq(muni))
+            .filter(tickets::status.eq("active"))
+            .order(tickets::ticket_number)
+            .select(tickets::ticket_number)
+            .load::<String>(c)
+    })
+    .unwrap()
+    .into_iter()
+    .map(|t| format!("{muni}{t}"))
+    .collect()
+}
+
+/// The operation-log lines of one job (its action and outcome).
+fn job_log_lines(app: &TestApp, muni: &str, job_id: &str) -> Vec<(String, String)> {
+    vrs::audit::flush(&mut app.conn(), &app.state.audit).unwrap();
+    audit_log::table
+        .filter(audit_log::chain.eq(muni))
+        .filter(audit_log::target.eq(format!("import:{job_id}")))
+        .select((audit_log::action, audit_log::outcome))
+        .load(&mut app.conn())
+        .unwrap()
+}
+
+impl TestApp {
+    async fn job_status(&self, job: &str) -> Status {
+        self.get(&format!("{job}/status"))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Failures seen by the concurrent clients, for one message at the end.
+type Failures = Arc<std::sync::Mutex<Vec<String>>>;
+
+fn fail(f: &Failures, what: String) {
+    f.lock().unwrap().push(what);
+}
+
+#[tokio::test]
+async fn a_large_import_runs_while_other_municipalities_record_log_in_and_search() {
+    let app = spawn_app_with(|a| a.workers = Some(4)).await;
+    app.seed_demo();
+    let (importer, csrf) = app.staff_of("082040").await;
+    let (searcher, search_csrf) = app.staff_of("131016").await;
+    let site = TestApp::handle(&app);
+    let token = site.api_token("131016-tablet", DEMO_PASSWORD).await;
+    let mut tickets = ticket_numbers(&app, "131016");
+    tickets.extend(ticket_numbers(&app, "012025"));
+    let demo_addressee = vrs::demo::demo_resident(code("131016"), 3)
+        .addressee_number
+        .as_str()
+        .to_string();
+    let lines = 30_000;
+    let file = resident_csv(lines, 7);
+    let last = format!("A-7-{:06}", lines - 1);
+    let before = app.count_rows("082040");
+
+    let res = importer
+        .upload(&csrf, file.clone().into_bytes(), "auto")
+        .await;
+    assert_eq!(res.status(), 303);
+    let job = res.headers()["location"].to_str().unwrap().to_string();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let failures: Failures = Arc::default();
+    // Requests answered while the job was still running, per kind.
+    let during = Arc::new(std::sync::Mutex::new([0usize; 4]));
+
+    // A tablet records doses for tickets of other municipalities.
+    let recording = {
+        let (done, failures, during) = (done.clone(), failures.clone(), during.clone());
+        let site = TestApp::handle(&site);
+        let tickets = tickets.clone();
+        tokio::spawn(async move {
+            let mut recorded = 0usize;
+            for (i, ticket) in tickets.iter().cycle().enumerate() {
+                if done.load(Ordering::SeqCst) || i >= 400 {
+                    break;
+                }
+                let (status, body) = site
+                    .api_dose(
+                        &token,
+                        &format!("contention-{i:08}-key"),
+                        serde_json::json!({"ticket": ticket,
+                            "administered_on": vrs::flows::today_in_japan().to_string(),
+                            "product_code": "PFZ_JN1_12P", "lot_number": "FA1000"}),
+                    )
+                    .await;
+                // A second dose on the same day is refused (409 or 422 with
+                // a reason) once every ticket was used: a rule, not a stall.
+                if status >= 500
+                    || !(status == 201 || status == 200 || status == 409 || status == 422)
+                {
+                    fail(&failures, format!("dose {ticket}: {status} {body}"));
+                }
+                if status == 201 {
+                    recorded += 1;
+                }
+                if !done.load(Ordering::SeqCst) {
+                    during.lock().unwrap()[0] += 1;
+                }
+            }
+            recorded
+        })
+    };
+    // Another municipality's administrator logs in, again and again.
+    let logins = {
+        let (done, failures, during) = (done.clone(), failures.clone(), during.clone());
+        let app = TestApp::handle(&app);
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                let a = TestApp::handle(&app);
+                let res = a.post_login("012025-admin", DEMO_PASSWORD).await;
+                if res.status() != 303 {
+                    fail(&failures, format!("login: {}", res.status()));
+                }
+                if !done.load(Ordering::SeqCst) {
+                    during.lock().unwrap()[1] += 1;
+                }
+            }
+        })
+    };
+    // Another municipality's staff search their residents.
+    let searches = {
+        let (done, failures, during) = (done.clone(), failures.clone(), during.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                let page = searcher.find_addressee(&search_csrf, &demo_addressee).await;
+                if select_text(&html(&page), "#results tbody tr").len() != 1 {
+                    fail(
+                        &failures,
+                        "search of another municipality found nothing".into(),
+                    );
+                }
+                if !done.load(Ordering::SeqCst) {
+                    during.lock().unwrap()[2] += 1;
+                }
+            }
+        })
+    };
+    // The importing municipality's own staff look for the file's last
+    // person: not there until the job says it succeeded, there after.
+    let own = {
+        let (done, failures, during) = (done.clone(), failures.clone(), during.clone());
+        let (staff, csrf) = app.staff_of_named("082040", "082040-looker").await;
+        let (job, last) = (job.clone(), last.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                let before = staff.job_status(&job).await.status;
+                let page = staff.find_addressee(&csrf, &last).await;
+                let after = staff.job_status(&job).await.status;
+                let found = select_text(&html(&page), "#results tbody tr").len() == 1;
+                if before == "succeeded" && !found {
+                    fail(
+                        &failures,
+                        "the import said it succeeded but its rows were missing".into(),
+                    );
+                }
+                if after != "succeeded" && found {
+                    fail(
+                        &failures,
+                        format!("a row of the import was visible while it was {after}"),
+                    );
+                }
+                if after != "succeeded" {
+                    during.lock().unwrap()[3] += 1;
+                }
+            }
+        })
+    };
+
+    let mut finished = None;
+    for _ in 0..3000 {
+        let s = importer.job_status(&job).await;
+        if s.done {
+            finished = Some(s.status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    done.store(true, Ordering::SeqCst);
+    let recorded = recording.await.unwrap();
+    logins.await.unwrap();
+    searches.await.unwrap();
+    own.await.unwrap();
+    assert_eq!(finished.as_deref(), Some("succeeded"));
+    let failures = failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "{failures:#?}");
+    // Each kind of request really ran while the import did.
+    let during = *during.lock().unwrap();
+    assert!(
+        during.iter().all(|n| *n > 0),
+        "requests during the import: {during:?}"
+    );
+    assert!(recorded > 0);
+
+    // All of the file is there now, once.
+    let page = importer.find_addressee(&csrf, &last).await;
+    assert_eq!(select_text(&html(&page), "#results tbody tr").len(), 1);
+    assert_eq!(
+        app.count_rows("082040"),
+        (before.0 + lines as i64, before.1 + lines as i64)
+    );
+}
+
+/// How an import's server stops: at a named point (`VRS_CRASH_AT`), or
+/// killed (SIGKILL) from outside once the job has read some lines.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    At(&'static str),
+    KilledWhileWriting,
+}
+
+/// Starts `vrs serve` on the test database, uploads `file` as 082040's
+/// staff, stops the server as `stop` says, starts it again and returns the
+/// new server, a handle on it (logged in), the job's path and the
+/// municipality's rows before the upload.
+async fn crash_during_import(
+    dir: &std::path::Path,
+    db: &TestDb,
+    file: &str,
+    stop: Stop,
+) -> (ServerProcess, TestApp, String, String, (i64, i64)) {
+    let mut cmd = vrs_cmd(dir, db);
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--demo"]);
+    if let Stop::At(point) = stop {
+        cmd.env("VRS_CRASH_AT", point);
+    }
+    let mut server = ServerProcess::start(&mut cmd);
+    let app = TestApp::attach(server.base_url(), dir, db);
+    let before = app.count_rows("082040");
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let res = app.upload(&csrf, file.as_bytes().to_vec(), "auto").await;
+    assert_eq!(res.status(), 303, "{stop:?}");
+    let job = res.headers()["location"].to_str().unwrap().to_string();
+    match stop {
+        Stop::At(point) => assert!(
+            server.wait_exit(std::time::Duration::from_secs(120)),
+            "the server did not stop at {point}"
+        ),
+        Stop::KilledWhileWriting => {
+            let mut seen = false;
+            for _ in 0..1200 {
+                let page = app.get(&job).await.text().await.unwrap();
+                let lines: u64 = select_text(&html(&page), "#lines")
+                    .first()
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or(0);
+                if lines > 0 {
+                    seen = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(seen, "the import never started");
+            let _ = server.stop();
+            server =
+                ServerProcess::start(vrs_cmd(dir, db).args(["serve", "--bind", "127.0.0.1:0"]));
+            let app = TestApp::attach(server.base_url(), dir, db);
+            let _ = app.login_as("082040-staff", DEMO_PASSWORD).await;
+            return (server, app, job, csrf, before);
+        }
+    }
+    drop(server);
+    let server = ServerProcess::start(vrs_cmd(dir, db).args(["serve", "--bind", "127.0.0.1:0"]));
+    let app = TestApp::attach(server.base_url(), dir, db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    (server, app, job, csrf, before)
+}
+
+#[tokio::test]
+async fn a_crash_at_any_moment_of_an_import_leaves_all_of_the_file_or_none_and_says_which() {
+    // Three write batches (5,000 lines each at most).
+    let lines = 12_000;
+    let file = resident_csv(lines, 9);
+    let last = format!("A-9-{:06}", lines - 1);
+    for stop in [
+        Stop::At("import.started"),
+        Stop::At("import.batch:2"),
+        Stop::At("import.before_outcome"),
+        Stop::At("import.after_outcome"),
+        Stop::KilledWhileWriting,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new(dir.path());
+        let (server, app, job, _, before) = crash_during_import(dir.path(), &db, &file, stop).await;
+        let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+        let job_id = job.rsplit('/').next().unwrap().to_string();
+        let status = app.job_status(&job).await;
+        assert!(
+            status.done,
+            "{stop:?}: the job still says {}",
+            status.status
+        );
+        let page = app.get(&job).await.text().await.unwrap();
+        let found = select_text(
+            &html(&app.find_addressee(&csrf, &last).await),
+            "#results tbody tr",
+        )
+        .len();
+        let rows = app.count_rows("082040");
+        let logged = job_log_lines(&app, "082040", &job_id);
+        if status.status == "succeeded" {
+            // All of it: every resident and ticket, found, logged once.
+            assert_eq!(
+                rows,
+                (before.0 + lines as i64, before.1 + lines as i64),
+                "{stop:?}"
+            );
+            assert_eq!(found, 1, "{stop:?}");
+            assert_eq!(select_text(&html(&page), "#inserted"), [lines.to_string()]);
+            assert_eq!(
+                logged,
+                [("residents.import".to_string(), "ok".to_string())],
+                "{stop:?}"
+            );
+        } else {
+            // None of it, and the page says so truthfully.
+            assert_eq!(status.status, "failed", "{stop:?}");
+            assert!(page.contains("何も保存されていません"), "{stop:?}: {page}");
+            assert_eq!(rows, before, "{stop:?}: rows left behind");
+            assert_eq!(found, 0, "{stop:?}");
+            assert_eq!(
+                logged,
+                [("residents.import".to_string(), "failed".to_string())],
+                "{stop:?}"
+            );
+            // The same file imports again, with a ticket for everyone.
+            let (status, page) = app.import(&csrf, file.clone().into_bytes(), "auto").await;
+            assert_eq!(status, "succeeded", "{stop:?}: {page}");
+            assert_eq!(select_text(&html(&page), "#inserted"), [lines.to_string()]);
+            assert_eq!(
+                app.count_rows("082040"),
+                (before.0 + lines as i64, before.1 + lines as i64)
+            );
+        }
+        match stop {
+            Stop::At("import.after_outcome") => assert_eq!(status.status, "succeeded"),
+            Stop::At(_) => assert_eq!(status.status, "failed"),
+            Stop::KilledWhileWriting => {}
+        }
+        drop(server);
+    }
+}
