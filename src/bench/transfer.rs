@@ -224,6 +224,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
             id: "bench",
             actor: &actor,
             purpose: InquiryPurpose::TicketIssuance,
+            keep_alive: &|_| Ok(()),
         },
         &open,
         crate::flows::imports::FileEncoding::Auto,

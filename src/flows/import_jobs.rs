@@ -262,6 +262,7 @@ fn execute(
                     id: &row.id,
                     actor: &req.actor,
                     purpose,
+                    keep_alive: &keep_alive,
                 },
                 &open,
                 req.encoding,

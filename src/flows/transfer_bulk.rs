@@ -20,6 +20,7 @@ use crate::audit::{self, Actor, Entry};
 use crate::db::DbConn;
 use crate::db::models::audit_log::PendingRow;
 use crate::db::models::doses::DoseRow;
+use crate::db::models::import_jobs::ImportJobRow;
 use crate::db::models::provisions::{self as prov, ProvisionRow, REQUESTER};
 use crate::db::models::residents::ResidentRow;
 use crate::domain::{
@@ -44,6 +45,9 @@ pub struct Job<'a> {
     pub id: &'a str,
     pub actor: &'a Actor,
     pub purpose: InquiryPurpose,
+    /// Called first in every write transaction of the job (it shows the
+    /// job alive; an error stops it).
+    pub keep_alive: &'a (dyn Fn(&mut DbConn) -> Result<(), ImportError> + Sync),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,6 +149,13 @@ pub fn run(
     progress
         .work_total
         .store(ready.len().max(1) as u64, Ordering::Relaxed);
+    // The journal names how many lines are to be sent before any is, so
+    // that a job stopped halfway says how far it got.
+    asking.run(conn, |scope, conn| {
+        (job.keep_alive)(conn)?;
+        ImportJobRow::set_lines(scope, conn, job.id, ready.len() as i64)?;
+        Ok::<_, ImportError>(())
+    })?;
     let mut by_source: BTreeMap<MunicipalityCode, Vec<Ready>> = BTreeMap::new();
     for r in ready {
         by_source.entry(r.source).or_default().push(r);
@@ -165,6 +176,7 @@ pub fn run(
             progress
                 .work_done
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            super::faults::crash_point("transfer.batch");
         }
     }
     Ok(outcome)
@@ -419,9 +431,37 @@ fn check_against_residents(
     }
 }
 
-/// One batch of lines to one source: the source answers and keeps its
-/// records, then the asking side copies and keeps its own.
+/// One batch of lines to one source, in one transaction: the source
+/// answers and keeps its records, and the asking side copies and keeps its
+/// own (from which the job's result and tally are made). A stop between
+/// batches leaves every line either answered on both sides or on neither.
 fn send_batch(
+    conn: &mut DbConn,
+    asking: &Partition,
+    source_partition: Option<&Partition>,
+    source: MunicipalityCode,
+    job: &Job<'_>,
+    batch: &[Ready],
+    outcome: &mut Outcome,
+) -> Result<(), ImportError> {
+    let mut counted = outcome.clone();
+    crate::db::write_transaction(conn, |conn| {
+        (job.keep_alive)(conn)?;
+        send_batch_within(
+            conn,
+            asking,
+            source_partition,
+            source,
+            job,
+            batch,
+            &mut counted,
+        )
+    })?;
+    *outcome = counted;
+    Ok(())
+}
+
+fn send_batch_within(
     conn: &mut DbConn,
     asking: &Partition,
     source_partition: Option<&Partition>,

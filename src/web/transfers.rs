@@ -563,6 +563,8 @@ struct BulkShowPage {
     errors: Vec<LineError>,
     more_errors: i64,
     failed: bool,
+    /// Stopped by a system stop: the lines answered before it stay answered.
+    interrupted: bool,
 }
 
 #[get("/transfers/bulk/{id}")]
@@ -586,6 +588,8 @@ async fn bulk_show(
         more_errors,
         errors,
         failed: job.status == import_jobs::FAILED,
+        interrupted: job.status == import_jobs::FAILED
+            && job.message.as_deref() == Some("interrupted"),
         job: BulkJobLine::from(&job),
         running,
         percent,

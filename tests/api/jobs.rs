@@ -364,3 +364,121 @@ async fn a_crash_at_any_moment_of_an_import_leaves_all_of_the_file_or_none_and_s
         drop(server);
     }
 }
+
+/// Provision records of `muni` written for one bulk job.
+fn job_provisions(app: &TestApp, muni: &str, job_id: &str) -> i64 {
+    use vrs::db::schema::provision_records;
+    let mut conn = app.conn();
+    conn.transaction(|c| {
+        vrs::db::set_transaction_municipality(c, muni).unwrap();
+        provision_records::table
+            .filter(provision_records::municipality_code.eq(muni))
+            .filter(provision_records::job_id.eq(job_id))
+            .count()
+            .get_result::<i64>(c)
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_bulk_inquiry_stopped_halfway_keeps_what_it_sent_on_both_sides_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let mut server = ServerProcess::start(
+        vrs_cmd(dir.path(), &db)
+            .env("VRS_CRASH_AT", "transfer.batch:1")
+            .args(["serve", "--bind", "127.0.0.1:0", "--demo"]),
+    );
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    app.declare_lgwan("131016");
+    let csrf = app.login_as("131016-staff", DEMO_PASSWORD).await;
+    // Movers already registered here, asked about in one file of three
+    // batches (2,000 lines each at most).
+    let movers = 4500;
+    let (status, page) = app
+        .import(&csrf, resident_csv(movers, 5).into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "succeeded", "{page}");
+    let mut file = String::from("宛名番号,個人番号,転出元市区町村コード,本人同意,本人確認書類\n");
+    for (i, number) in crate::residents::my_numbers_of(movers, 5)
+        .iter()
+        .enumerate()
+    {
+        file.push_str(&format!("A-5-{i:06},{number},082040,1,個人番号カード\n"));
+    }
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("purpose", "ticket_issuance")
+        .text("encoding", "auto")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file.into_bytes()).file_name("movers.csv"),
+        );
+    let res = app
+        .client
+        .post(app.url("/transfers/bulk"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let job = res.headers()["location"].to_str().unwrap().to_string();
+    let job_id = job.rsplit('/').next().unwrap().to_string();
+    let mut stopped = false;
+    for _ in 0..600 {
+        if server.wait_exit(std::time::Duration::from_millis(200)) {
+            stopped = true;
+            break;
+        }
+        let Ok(res) = app
+            .client
+            .get(app.url(&format!("{job}/status")))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let s: Status = res.json().await.unwrap();
+        assert!(
+            !s.done,
+            "the job ended ({}) instead of stopping: {}",
+            s.status,
+            app.get(&job).await.text().await.unwrap()
+        );
+    }
+    assert!(stopped, "the server did not stop after the first batch");
+    drop(server);
+
+    let server =
+        ServerProcess::start(vrs_cmd(dir.path(), &db).args(["serve", "--bind", "127.0.0.1:0"]));
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    app.login_as("131016-staff", DEMO_PASSWORD).await;
+    let status = app.job_status(&job).await;
+    assert_eq!((status.status.as_str(), status.done), ("failed", true));
+    // Exactly the first batch was sent: recorded on both sides, in the
+    // result file, and the page says how far the job got.
+    assert_eq!(job_provisions(&app, "131016", &job_id), 2000);
+    assert_eq!(job_provisions(&app, "082040", &job_id), 2000);
+    let page = app.get(&job).await.text().await.unwrap();
+    let doc = html(&page);
+    assert_eq!(select_text(&doc, "#lines-total"), ["4500"], "{page}");
+    assert_eq!(select_text(&doc, "#lines-done"), ["2000"]);
+    assert_eq!(select_text(&doc, "#unmatched"), ["2000"]);
+    let csv = app
+        .get(&format!("{job}/result.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 2001);
+    let logged = job_log_lines(&app, "131016", &job_id);
+    assert_eq!(
+        logged
+            .iter()
+            .filter(|(a, _)| a == "transfer.bulk")
+            .collect::<Vec<_>>(),
+        [&("transfer.bulk".to_string(), "failed".to_string())],
+        "{logged:?}"
+    );
+    drop(server);
+}

@@ -139,6 +139,23 @@ impl ImportJobRow {
             .get_result(conn)?)
     }
 
+    /// Records how many lines a job is to work through.
+    pub fn set_lines(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        id: &str,
+        lines: i64,
+    ) -> Result<(), DbError> {
+        diesel::update(
+            import_jobs::table
+                .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+                .filter(import_jobs::id.eq(id)),
+        )
+        .set(import_jobs::lines_seen.eq(lines))
+        .execute(conn)?;
+        Ok(())
+    }
+
     /// Writes back the progress and outcome columns.
     pub fn save_progress(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
         diesel::update(
