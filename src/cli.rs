@@ -171,6 +171,32 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// A large resident import of one municipality next to doses recorded
+    /// for others' tickets (wrk), each against itself alone.
+    Contention {
+        /// Lines of the resident file imported.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Length of the recording run with no import.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Open connections of the load generator (wrk -c): tablets.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Pause of each connection between two recordings, in ms.
+        #[arg(long, default_value_t = 50)]
+        pause_ms: u64,
+        /// Tickets prepared, spread over three municipalities: each
+        /// recording uses one, so this bounds the recordings of both runs.
+        #[arg(long, default_value_t = 300_000)]
+        tickets: usize,
+        /// HTTP workers of the server (default: one per core, as `vrs serve`).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// As for `bench import`.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Transfer inquiries (window and bulk) with a large municipality asked.
     Transfer {
         /// Residents of the municipality asked.
@@ -359,6 +385,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!(
                 "{}",
                 crate::bench::transfer::run(&opts, postgres.as_deref())?
+            );
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Contention {
+            rows,
+            seconds,
+            connections,
+            pause_ms,
+            tickets,
+            workers,
+            postgres,
+        }) => {
+            let opts = crate::bench::contention::Options {
+                rows,
+                seconds,
+                connections,
+                pause_ms,
+                tickets,
+                workers,
+            };
+            print!(
+                "{}",
+                crate::bench::contention::run(&opts, postgres.as_deref())?
             );
             Ok(())
         }

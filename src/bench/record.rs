@@ -34,12 +34,12 @@ use std::time::Instant;
 /// partitions, as doses at a site come from residents of several
 /// municipalities.
 pub const MUNICIPALITIES: [&str; 4] = ["082040", "131016", "012025", "271004"];
-const PRODUCT: &str = "PFZ_JN1_12P";
-const LOT: &str = "FA1000";
+pub(super) const PRODUCT: &str = "PFZ_JN1_12P";
+pub(super) const LOT: &str = "FA1000";
 /// wrk's threads: one per core of the 2-core machine the target names.
-const WRK_THREADS: usize = 2;
+pub(super) const WRK_THREADS: usize = 2;
 /// The server's database pool, as `vrs serve` opens it.
-const POOL_SIZE: u32 = 16;
+pub(super) const POOL_SIZE: u32 = 16;
 const BATCH: usize = 5000;
 
 /// What `vrs bench record` was asked for.
@@ -55,30 +55,30 @@ pub struct Options {
 
 /// One wrk run, from its own report and the script's `done` line.
 #[derive(Debug, Clone, Default)]
-struct WrkRun {
-    requests: u64,
-    secs: f64,
-    rps: f64,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-    non_2xx: u64,
+pub(super) struct WrkRun {
+    pub(super) requests: u64,
+    pub(super) secs: f64,
+    pub(super) rps: f64,
+    pub(super) p50_ms: f64,
+    pub(super) p90_ms: f64,
+    pub(super) p99_ms: f64,
+    pub(super) max_ms: f64,
+    pub(super) non_2xx: u64,
     /// connect, read, write, timeout.
-    socket_errors: [u64; 4],
+    pub(super) socket_errors: [u64; 4],
     /// Requests a thread could not make because its tickets ran out.
-    exhausted: u64,
-    output: String,
+    pub(super) exhausted: u64,
+    pub(super) output: String,
 }
 
 impl WrkRun {
-    fn socket_error_total(&self) -> u64 {
+    pub(super) fn socket_error_total(&self) -> u64 {
         self.socket_errors.iter().sum()
     }
 }
 
 /// Fails with the way to get wrk when it is not installed.
-fn require_wrk() -> anyhow::Result<()> {
+pub(super) fn require_wrk() -> anyhow::Result<()> {
     let found = Command::new("wrk")
         .arg("--version")
         .output()
@@ -100,7 +100,7 @@ fn bench_resident(code: MunicipalityCode, i: usize) -> anyhow::Result<NewResiden
     Ok(r)
 }
 
-fn ticket_number(i: usize) -> String {
+pub(super) fn ticket_number(i: usize) -> String {
     format!("{:010}", 1_000_000_000 + i)
 }
 
@@ -108,7 +108,7 @@ fn ticket_number(i: usize) -> String {
 /// partition transaction, `n` residents with one active ticket each (the
 /// run's tickets), and as many again with a dose already recorded: a
 /// campaign under way, whose doses table has rows and statistics.
-fn fill_municipality(
+pub(super) fn fill_municipality(
     conn: &mut DbConn,
     master: &crate::crypto::MasterKey,
     code: MunicipalityCode,
@@ -180,7 +180,7 @@ fn fill_municipality(
 
 /// A known lot of the product, so no dose waits in the queue for an
 /// unknown lot.
-fn add_lot(conn: &mut DbConn) -> anyhow::Result<()> {
+pub(super) fn add_lot(conn: &mut DbConn) -> anyhow::Result<()> {
     if !LotRow::exists(conn, PRODUCT, LOT)? {
         LotRow {
             product_code: PRODUCT.into(),
@@ -196,7 +196,7 @@ fn add_lot(conn: &mut DbConn) -> anyhow::Result<()> {
 
 /// A mass vaccination site of `code` and a tablet account bound to it;
 /// returns the tablet's login and password.
-fn site_tablet(
+pub(super) fn site_tablet(
     conn: &mut DbConn,
     audit: &crate::audit::AuditKey,
     code: MunicipalityCode,
@@ -260,7 +260,7 @@ fn http_once(port: u16, method: &str, path: &str, body: &str) -> anyhow::Result<
 }
 
 /// Signs the tablet in through the API, as a site system would.
-fn api_token(port: u16, login: &str, password: &str) -> anyhow::Result<String> {
+pub(super) fn api_token(port: u16, login: &str, password: &str) -> anyhow::Result<String> {
     let body = serde_json::json!({ "login_id": login, "password": password }).to_string();
     let (status, answer) = http_once(port, "POST", "/api/v1/sessions", &body)?;
     anyhow::ensure!(
@@ -277,7 +277,7 @@ fn api_token(port: u16, login: &str, password: &str) -> anyhow::Result<String> {
 
 /// The part of the script both runs share: thread numbering, and a last
 /// line with exact figures (latencies in µs) for the bench to read.
-const LUA_COMMON: &str = r#"
+pub(super) const LUA_COMMON: &str = r#"
 local threads = {}
 local next_id = 0
 function setup(thread)
@@ -303,7 +303,7 @@ end
 /// Each request records a dose for the thread's next ticket (thread k of T
 /// takes lines k+1, k+1+T, k+1+2T, … of the file, so no two requests share
 /// one) under a key of its own (thread number and counter).
-const LUA_RECORD: &str = r#"
+pub(super) const LUA_RECORD: &str = r#"
 local tickets_path = [==[@TICKETS@]==]
 local token = "@TOKEN@"
 local date = "@DATE@"
@@ -337,7 +337,18 @@ end
 
 /// Runs wrk and reads its report.
 fn run_wrk(connections: usize, seconds: u64, script: &Path, url: &str) -> anyhow::Result<WrkRun> {
-    let out = Command::new("wrk")
+    collect_wrk(spawn_wrk(connections, seconds, script, url)?)
+}
+
+/// Starts wrk; it runs for `seconds`, or until it is sent SIGINT (it then
+/// stops and reports what it did).
+pub(super) fn spawn_wrk(
+    connections: usize,
+    seconds: u64,
+    script: &Path,
+    url: &str,
+) -> anyhow::Result<std::process::Child> {
+    Command::new("wrk")
         .arg(format!("-t{WRK_THREADS}"))
         .arg(format!("-c{connections}"))
         .arg(format!("-d{seconds}s"))
@@ -349,8 +360,15 @@ fn run_wrk(connections: usize, seconds: u64, script: &Path, url: &str) -> anyhow
         .arg("-s")
         .arg(script)
         .arg(url)
-        .output()
-        .context("running wrk")?;
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running wrk")
+}
+
+/// Waits for wrk to end and reads its report.
+pub(super) fn collect_wrk(child: std::process::Child) -> anyhow::Result<WrkRun> {
+    let out = child.wait_with_output().context("running wrk")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     anyhow::ensure!(
         out.status.success(),
@@ -362,7 +380,56 @@ fn run_wrk(connections: usize, seconds: u64, script: &Path, url: &str) -> anyhow
     parse_wrk(&text)
 }
 
-fn parse_wrk(text: &str) -> anyhow::Result<WrkRun> {
+/// The server of a bench, on a thread of its own, as `vrs serve` runs it.
+pub(super) struct BenchServer {
+    pub(super) port: u16,
+    handle: actix_web::dev::ServerHandle,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl BenchServer {
+    pub(super) fn start(
+        state: crate::startup::AppState,
+        workers: Option<usize>,
+    ) -> anyhow::Result<BenchServer> {
+        let args = ServeArgs {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_cert: None,
+            tls_key: None,
+            static_dir: std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
+            demo: false,
+            trusted_proxies: Vec::new(),
+            workers,
+            import_max_mib: 64,
+            import_max_lines: 100_000,
+            inquiry_rate_account: 60,
+            inquiry_rate_municipality: 1000,
+            inquiry_answer_ms: 15,
+            issuer_url: None,
+            stats_min_cell: 10,
+        };
+        let app = Application::build(state, &args)?;
+        let port = app.port();
+        let server = app.into_server();
+        let handle = server.handle();
+        let thread = std::thread::Builder::new()
+            .name("bench-server".into())
+            .spawn(move || actix_web::rt::System::new().block_on(server))?;
+        Ok(BenchServer {
+            port,
+            handle,
+            thread,
+        })
+    }
+
+    /// Stops it once every request sent is answered or dropped.
+    pub(super) fn stop(self) {
+        actix_web::rt::System::new().block_on(self.handle.stop(true));
+        let _ = self.thread.join();
+    }
+}
+
+pub(super) fn parse_wrk(text: &str) -> anyhow::Result<WrkRun> {
     let mut run = WrkRun {
         output: text.to_string(),
         ..WrkRun::default()
@@ -452,7 +519,7 @@ fn windows(
 
 /// Stored doses of the bench municipalities per status, and their
 /// `doses.record` operation-log lines.
-fn stored(
+pub(super) fn stored(
     conn: &mut DbConn,
     master: &crate::crypto::MasterKey,
     key: &crate::audit::AuditKey,
@@ -474,7 +541,7 @@ fn stored(
 }
 
 /// What the database behind the bench says about its durability settings.
-fn durability(conn: &mut DbConn) -> String {
+pub(super) fn durability(conn: &mut DbConn) -> String {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Settings {
@@ -571,30 +638,8 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     }
     let total_tickets = per_municipality * codes.len();
 
-    // The server, on a thread of its own.
-    let args = ServeArgs {
-        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        tls_cert: None,
-        tls_key: None,
-        static_dir: std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
-        demo: false,
-        trusted_proxies: Vec::new(),
-        workers: opts.workers,
-        import_max_mib: 64,
-        import_max_lines: 100_000,
-        inquiry_rate_account: 60,
-        inquiry_rate_municipality: 1000,
-        inquiry_answer_ms: 15,
-        issuer_url: None,
-        stats_min_cell: 10,
-    };
-    let app = Application::build(prepared.state, &args)?;
-    let port = app.port();
-    let server = app.into_server();
-    let handle = server.handle();
-    let thread = std::thread::Builder::new()
-        .name("bench-server".into())
-        .spawn(move || actix_web::rt::System::new().block_on(server))?;
+    let server = BenchServer::start(prepared.state, opts.workers)?;
+    let port = server.port;
 
     let measured = (|| {
         let token = api_token(port, &login, &password)?;
@@ -641,8 +686,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
 
     // Every request wrk sent is answered or dropped before anything is
     // counted.
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    let _ = thread.join();
+    server.stop();
     let (health, doses, start) = measured?;
 
     let mut conn = state.pool.get()?;

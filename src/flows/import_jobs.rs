@@ -163,7 +163,7 @@ fn create(
         finished_at: None,
         seq: None,
     };
-    let row = partition.run(&mut conn, |scope, conn| {
+    let created = partition.run(&mut conn, |scope, conn| {
         if ImportJobRow::count_unfinished(scope, conn)? > 0 {
             return Err(JobError::Busy);
         }
@@ -179,7 +179,15 @@ fn create(
         }
         .insert(conn)?;
         Ok(row)
-    })?;
+    });
+    let row = match created {
+        // Two uploads of one municipality at the same moment on PostgreSQL:
+        // both saw no job running, one took the sequence number first.
+        Err(JobError::Tenancy(TenancyError::Db(e))) if e.is_unique_violation() => {
+            return Err(JobError::Busy);
+        }
+        other => other?,
+    };
     let progress = Arc::new(Progress::default());
     progress
         .bytes_total

@@ -19,6 +19,10 @@ pub enum RotationError {
     Resident(#[from] residents::ResidentError),
     #[error("issuer key {0} cannot be unwrapped with the current master key")]
     IssuerKey(String),
+    #[error(
+        "an import or bulk inquiry of municipality {0} is running; rotate its keys once it has ended"
+    )]
+    ImportRunning(MunicipalityCode),
 }
 
 crate::db::from_diesel_via_db_error!(RotationError);
@@ -80,9 +84,19 @@ pub fn rotate_tenant(
     master: &MasterKey,
     code: MunicipalityCode,
 ) -> Result<(u32, usize), RotationError> {
+    // What finished imports left is settled first: rows not yet visible
+    // are removed, attributes waiting beside residents move into their
+    // rows, so that every row the rotation re-seals is a row readers see.
+    let current = Partition::open(conn, master, code)?;
+    crate::flows::import_settle::settle(conn, &current, &|_| Ok::<_, RotationError>(()))?;
     conn.transaction(|conn| {
-        // Opening first checks the tenant is active and the master key right.
-        let current = Partition::open(conn, master, code)?;
+        // A running import writes with the keys it opened: not now.
+        let busy = current.read(conn, |scope, conn| {
+            crate::db::models::import_jobs::ImportJobRow::count_unfinished(scope, conn)
+        })?;
+        if busy > 0 {
+            return Err(RotationError::ImportRunning(code));
+        }
         drop(current);
         let tenant = TenantRow::find(conn, code.as_str())?.ok_or(TenancyError::NotATenant(code))?;
         let new_version = tenant.active_key_version as u32 + 1;

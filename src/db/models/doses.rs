@@ -1,5 +1,5 @@
 use crate::db::models::audit_log::PendingRow;
-use crate::db::schema::{audit_pending, doses, residents};
+use crate::db::schema::{audit_pending, doses, resident_next, residents};
 use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -429,13 +429,24 @@ impl DoseRow {
         let mut ids: Vec<&str> = page.iter().map(|d| d.1.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let sealed: std::collections::HashMap<String, Vec<u8>> = residents::table
+        let mut sealed: std::collections::HashMap<String, Vec<u8>> = residents::table
             .filter(residents::municipality_code.eq(scope.code().as_str()))
             .filter(residents::id.eq_any(&ids))
             .select((residents::id, residents::addressee_number_sealed))
             .load::<(String, Vec<u8>)>(conn)?
             .into_iter()
             .collect();
+        // A 宛名番号 an import that succeeded gave, not yet moved into the row.
+        sealed.extend(
+            resident_next::table
+                .filter(resident_next::municipality_code.eq(scope.code().as_str()))
+                .filter(resident_next::resident_id.eq_any(&ids))
+                .filter(resident_next::seq.le(
+                    crate::db::models::import_jobs::seen_seq::<diesel::sql_types::BigInt>(scope),
+                ))
+                .select((resident_next::resident_id, resident_next::addressee_number_sealed))
+                .load::<(String, Vec<u8>)>(conn)?,
+        );
         Ok(page
             .into_iter()
             .filter_map(|d| {

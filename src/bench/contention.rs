@@ -1,0 +1,290 @@
+//! `vrs bench contention`: one municipality imports a large resident file
+//! while site tablets record doses for tickets of other municipalities
+//! through the machine API (wrk on loopback, every connection pausing
+//! between requests, as a busy day's tablets do, not a flood), on the same
+//! server and database. Reported next to each other, in the same run: the
+//! recording with no import and during the import (doses/s, p50/p99,
+//! non-2xx), and the import alone and during the recording. The import
+//! runs through the product's job (spooled file, journal line, lease,
+//! short write batches, publication, operation-log line).
+
+use super::record::{
+    self, BenchServer, LOT, LUA_COMMON, LUA_RECORD, PRODUCT, POOL_SIZE, WRK_THREADS, WrkRun,
+};
+use super::{BenchImport, Scratch, cores, cpu_model, write_resident_file};
+use crate::config::Common;
+use crate::domain::MunicipalityCode;
+use anyhow::Context;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+/// What `vrs bench contention` was asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Lines of the resident file imported.
+    pub rows: usize,
+    /// Length of the recording run with no import.
+    pub seconds: u64,
+    /// Open connections of the load generator (wrk -c): tablets.
+    pub connections: usize,
+    /// Pause of each connection between two recordings.
+    pub pause_ms: u64,
+    /// Tickets prepared for the two recording runs together.
+    pub tickets: usize,
+    /// HTTP workers of the server (default: one per core).
+    pub workers: Option<usize>,
+}
+
+/// The municipalities whose tickets the tablets scan (those of `bench
+/// record` but the first), and the two that import: one alone, one while
+/// the tablets record.
+const RECORDED: [&str; 3] = ["131016", "012025", "271004"];
+const IMPORTS_ALONE: &str = "082040";
+const IMPORTS_DURING: &str = "011002";
+
+/// The recording script with a pause between requests on each connection
+/// and idempotency keys of its own (`phase`).
+fn script(
+    dir: &Path,
+    phase: &str,
+    tickets: &Path,
+    token: &str,
+    pause_ms: u64,
+) -> anyhow::Result<std::path::PathBuf> {
+    let date = crate::flows::today_in_japan() - chrono::Duration::days(1);
+    let path = dir.join(format!("{phase}.lua"));
+    std::fs::write(
+        &path,
+        LUA_COMMON.to_string()
+            + &LUA_RECORD
+                .replace("@TICKETS@", &tickets.to_string_lossy())
+                .replace("@TOKEN@", token)
+                .replace("@DATE@", &date.to_string())
+                .replace("@THREADS@", &WRK_THREADS.to_string())
+                .replace("@PRODUCT@", PRODUCT)
+                .replace("@LOT@", LOT)
+                .replace("\"bench-%d-", &format!("\"{phase}-%d-"))
+            + &format!("\nfunction delay()\n  return {pause_ms}\nend\n"),
+    )?;
+    Ok(path)
+}
+
+/// Writes tickets `from..to` of each recorded municipality, in turn.
+fn ticket_file(
+    path: &Path,
+    codes: &[MunicipalityCode],
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for i in range {
+        for code in codes {
+            writeln!(w, "{code}{}", record::ticket_number(i))?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Stops wrk as one stops it by hand (SIGINT): it reports what it did.
+fn interrupt(child: &std::process::Child) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .context("kill -INT wrk")?;
+    anyhow::ensure!(status.success(), "kill -INT wrk: {status}");
+    Ok(())
+}
+
+pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    record::require_wrk()?;
+    anyhow::ensure!(opts.seconds >= 1, "--seconds must be at least 1");
+    anyhow::ensure!(
+        opts.connections >= WRK_THREADS,
+        "--connections must be at least {WRK_THREADS} (one per wrk thread)"
+    );
+    let recorded = RECORDED
+        .iter()
+        .map(|c| MunicipalityCode::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let alone_code = MunicipalityCode::parse(IMPORTS_ALONE)?;
+    let during_code = MunicipalityCode::parse(IMPORTS_DURING)?;
+    let per_municipality = opts.tickets.max(2 * recorded.len()).div_ceil(recorded.len());
+    let half = per_municipality / 2;
+
+    let scratch = Scratch::new(postgres_url)?;
+    let backend = scratch.backend();
+    let common = Common {
+        data_dir: scratch.dir().join("data"),
+        database_url: Some(scratch.url().clone()),
+        master_key_file: Some(scratch.dir().join("data/master.key")),
+        production: false,
+    };
+    let prepared = crate::startup::prepare(&common, POOL_SIZE)?;
+    let state = prepared.state.clone();
+
+    let setup = Instant::now();
+    let mut conn = state.pool.get()?;
+    let database = record::durability(&mut conn);
+    record::add_lot(&mut conn)?;
+    for &code in &recorded {
+        record::fill_municipality(&mut conn, &state.master, code, per_municipality)?;
+    }
+    for code in [alone_code, during_code] {
+        crate::flows::municipalities::enable(&mut conn, &state.master, code)?;
+    }
+    crate::db::refresh_statistics(&mut conn)?;
+    let (login, password) = record::site_tablet(&mut conn, &state.audit, recorded[0])?;
+    let (before, _) = record::stored(&mut conn, &state.master, &state.audit, &recorded)?;
+    drop(conn);
+    let work = scratch.dir().join("files");
+    crate::config::create_private_dir(&work)?;
+    let file = work.join("residents.csv");
+    let bytes = write_resident_file(&file, opts.rows)?;
+    let importer = BenchImport::from_state(state.clone());
+    let req_alone = importer.request(alone_code, &file)?;
+    let req_during = importer.request(during_code, &file)?;
+    let first = work.join("tickets-alone.txt");
+    ticket_file(&first, &recorded, 0..half)?;
+    let second = work.join("tickets-during.txt");
+    ticket_file(&second, &recorded, half..per_municipality)?;
+    let setup_secs = setup.elapsed().as_secs_f64();
+
+    let server = BenchServer::start(prepared.state, opts.workers)?;
+    let port = server.port;
+    let url = format!("http://127.0.0.1:{port}/api/v1/doses");
+    let measured = (|| -> anyhow::Result<(WrkRun, WrkRun, f64, f64)> {
+        let token = record::api_token(port, &login, &password)?;
+        anyhow::ensure!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "unexpected characters in the session token"
+        );
+        // 1. The tablets alone.
+        let alone_script = script(&work, "alone", &first, &token, opts.pause_ms)?;
+        let rec_alone = record::collect_wrk(record::spawn_wrk(
+            opts.connections,
+            opts.seconds,
+            &alone_script,
+            &url,
+        )?)?;
+        // 2. The import alone (the server idle).
+        let start = Instant::now();
+        importer.run(req_alone)?;
+        let import_alone = start.elapsed().as_secs_f64();
+        // 3. The import while the tablets record, for as long as it runs.
+        let during_script = script(&work, "during", &second, &token, opts.pause_ms)?;
+        let wrk = record::spawn_wrk(opts.connections, 86_400, &during_script, &url)?;
+        let start = Instant::now();
+        let imported = importer.run(req_during);
+        let import_during = start.elapsed().as_secs_f64();
+        interrupt(&wrk)?;
+        let rec_during = record::collect_wrk(wrk)?;
+        imported?;
+        Ok((rec_alone, rec_during, import_alone, import_during))
+    })();
+    server.stop();
+    let (rec_alone, rec_during, import_alone, import_during) = measured?;
+
+    let mut conn = state.pool.get()?;
+    let (after, logged) = record::stored(&mut conn, &state.master, &state.audit, &recorded)?;
+    let imported: Vec<i64> = [alone_code, during_code]
+        .iter()
+        .map(|&code| {
+            let p = crate::tenancy::Partition::open(&mut conn, &state.master, code)?;
+            Ok(p.read(&mut conn, crate::flows::residents::count)?)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    drop(conn);
+    drop(state);
+    drop(scratch);
+    let stored: i64 = after.values().sum::<i64>() - before.values().sum::<i64>();
+    let answered = (rec_alone.requests + rec_during.requests) as i64;
+    anyhow::ensure!(
+        imported.iter().all(|n| *n == opts.rows as i64),
+        "the imports stored {imported:?} residents, not {} each",
+        opts.rows
+    );
+    anyhow::ensure!(
+        rec_alone.exhausted == 0 && rec_during.exhausted == 0,
+        "the tickets ran out during a recording run: raise --tickets"
+    );
+    anyhow::ensure!(
+        stored >= answered - (rec_alone.non_2xx + rec_during.non_2xx) as i64,
+        "wrk counted {answered} answers but only {stored} doses are stored"
+    );
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "bench contention: a {}-line resident import ({:.1} MiB) next to doses recorded through POST /api/v1/doses, on {backend}",
+        opts.rows,
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(
+        out,
+        "  database: {database}; server pool {POOL_SIZE} connections, {} HTTP workers",
+        opts.workers.unwrap_or_else(cores)
+    );
+    let _ = writeln!(
+        out,
+        "  tablets: wrk -t{WRK_THREADS} -c{}, each connection pausing {} ms between recordings, tickets of {} (set up in {setup_secs:.1} s); {stored} doses stored by the runs, {logged} doses.record log lines in all",
+        opts.connections,
+        opts.pause_ms,
+        RECORDED.join(", ")
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| recording | requests | seconds | doses/s | p50 ms | p99 ms | max ms | non-2xx | socket errors |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, r) in [
+        ("no import (baseline)", &rec_alone),
+        ("during the import", &rec_during),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {:.1} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            r.requests,
+            r.secs,
+            r.requests as f64 / r.secs,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.non_2xx,
+            r.socket_error_total()
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| import of {} lines | seconds | lines/s | ratio to alone |", opts.rows);
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for (name, secs) in [
+        ("alone (baseline)", import_alone),
+        ("while the tablets record", import_during),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {name} | {secs:.1} | {:.0} | {:.2} |",
+            opts.rows as f64 / secs,
+            secs / import_alone
+        );
+    }
+    let _ = writeln!(out);
+    let p99_met = rec_during.p99_ms < 500.0;
+    let clean = rec_during.non_2xx == 0 && rec_during.socket_error_total() == 0;
+    let slow = import_during / import_alone;
+    let _ = writeln!(
+        out,
+        "  targets: recording p99 during the import < 500 ms -> {} ({:.1} ms); 0 non-2xx -> {} ({}); import <= 1.5x alone -> {} ({slow:.2}x)",
+        if p99_met { "met" } else { "NOT met" },
+        rec_during.p99_ms,
+        if clean { "met" } else { "NOT met" },
+        rec_during.non_2xx + rec_during.socket_error_total(),
+        if slow <= 1.5 { "met" } else { "NOT met" },
+    );
+    Ok(out)
+}
