@@ -470,6 +470,15 @@ pub enum ImportError {
     Tenancy(#[from] TenancyError),
 }
 
+impl crate::db::DbCause for ImportError {
+    fn db_cause(&self) -> Option<&crate::db::DbError> {
+        match self {
+            ImportError::Tenancy(e) => crate::db::DbCause::db_cause(e),
+            _ => None,
+        }
+    }
+}
+
 crate::db::from_diesel_via_db_error!(ImportError);
 
 impl From<residents::ResidentError> for ImportError {

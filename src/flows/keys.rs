@@ -9,7 +9,6 @@ use crate::db::{DbConn, DbError};
 use crate::domain::MunicipalityCode;
 use crate::flows::residents;
 use crate::tenancy::{Partition, TenancyError, unwrap_all};
-use diesel::Connection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
@@ -19,6 +18,16 @@ pub enum RotationError {
     Resident(#[from] residents::ResidentError),
     #[error("issuer key {0} cannot be unwrapped with the current master key")]
     IssuerKey(String),
+}
+
+impl crate::db::DbCause for RotationError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            RotationError::Tenancy(e) => crate::db::DbCause::db_cause(e),
+            RotationError::Resident(e) => crate::db::DbCause::db_cause(e),
+            RotationError::IssuerKey(_) => None,
+        }
+    }
 }
 
 crate::db::from_diesel_via_db_error!(RotationError);
@@ -42,7 +51,7 @@ pub fn rotate_master(
     old: &MasterKey,
     new: &MasterKey,
 ) -> Result<MasterRotation, RotationError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let mut done = MasterRotation::default();
         for row in TenantKeyRow::all(conn)? {
             let code = MunicipalityCode::parse(&row.municipality_code).map_err(|_| {
@@ -80,7 +89,7 @@ pub fn rotate_tenant(
     master: &MasterKey,
     code: MunicipalityCode,
 ) -> Result<(u32, usize), RotationError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         // Opening first checks the tenant is active and the master key right.
         let current = Partition::open(conn, master, code)?;
         drop(current);
