@@ -12,7 +12,6 @@ use crate::db::models::accounts::PlatformSecretRow;
 use crate::db::models::audit_log::{AuditRow, PendingRow};
 use crate::db::{DbConn, DbError};
 use crate::flows::now;
-use diesel::Connection;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -290,22 +289,18 @@ fn line(actor: &Actor, e: Entry<'_>) -> Line {
     }
 }
 
-/// Appends in a transaction of its own, retrying once if another writer took
-/// the same sequence number first.
+/// Appends in a transaction of its own. It is a writing transaction from
+/// its first statement (SQLite: `BEGIN IMMEDIATE` in the process's write
+/// turn), so no other writer can come between reading the chain's head and
+/// appending after it, and a wait for another writer is a wait, not an
+/// error.
 pub fn record(
     conn: &mut DbConn,
     key: &AuditKey,
     actor: &Actor,
     e: Entry<'_>,
 ) -> Result<(), DbError> {
-    let attempt = |conn: &mut DbConn| {
-        conn.transaction(|c| {
-            append(c, key, actor, e.clone()).map_err(|_| diesel::result::Error::RollbackTransaction)
-        })
-    };
-    attempt(conn)
-        .or_else(|_| attempt(conn))
-        .map_err(DbError::Query)
+    crate::db::write_transaction(conn, |c| append(c, key, actor, e))
 }
 
 /// What verification found in one chain.

@@ -34,6 +34,15 @@ pub enum TenancyError {
     Db(#[from] DbError),
 }
 
+impl crate::db::DbCause for TenancyError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            TenancyError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 crate::db::from_diesel_via_db_error!(TenancyError);
 
 /// One municipality's open partition: its code and unwrapped keys.
@@ -103,7 +112,8 @@ impl Partition {
         }
     }
 
-    /// Runs `work` in one transaction scoped to this municipality.
+    /// Runs `work` in one writing transaction scoped to this municipality
+    /// (see `db::scoped_transaction`).
     pub fn run<T, E>(
         &self,
         conn: &mut DbConn,
@@ -112,8 +122,6 @@ impl Partition {
     where
         E: From<diesel::result::Error> + From<DbError>,
     {
-        // Released after the commit, when the transaction has ended.
-        let _turn = db::write_turn(conn);
         db::scoped_transaction(conn, self.code, true, |conn| {
             work(
                 &Scope {

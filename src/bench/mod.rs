@@ -337,7 +337,7 @@ fn plain_insert(
     }
     let start = Instant::now();
     let at = crate::flows::now();
-    let lines = conn.transaction(|conn| {
+    let lines = crate::db::write_transaction(&mut conn, |conn| {
         let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(
             std::io::BufReader::with_capacity(
                 256 * 1024,

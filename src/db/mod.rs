@@ -54,6 +54,54 @@ impl DbError {
             ))
         )
     }
+
+    /// Whether the database was too busy to answer in time: SQLite waited
+    /// out its busy timeout for another connection's lock (or was refused
+    /// a lock it could not wait for), or no pooled connection came free in
+    /// the pool's checkout time. Nothing is wrong with the request: the same
+    /// request a moment later succeeds.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            DbError::Pool(_) => true,
+            DbError::Query(e) => is_busy(e),
+            _ => false,
+        }
+    }
+}
+
+/// An error that may have come from the database, so that wherever it
+/// reaches a person a busy database can be told apart from a fault.
+pub trait DbCause {
+    /// The database error behind this one, if there is one.
+    fn db_cause(&self) -> Option<&DbError>;
+
+    /// Whether the database was too busy to answer in time (see
+    /// [`DbError::is_busy`]).
+    fn is_busy(&self) -> bool {
+        self.db_cause().is_some_and(DbError::is_busy)
+    }
+}
+
+impl DbCause for DbError {
+    fn db_cause(&self) -> Option<&DbError> {
+        Some(self)
+    }
+}
+
+/// SQLite reports a lock it could not get as an error of no particular
+/// kind, known only by its message: SQLITE_BUSY ("database is locked") and
+/// SQLITE_LOCKED ("database table is locked", "database schema is locked").
+fn is_busy(e: &diesel::result::Error) -> bool {
+    match e {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::Unknown, info) => {
+            let m = info.message();
+            m.contains("database is locked")
+                || m.contains("database table is locked")
+                || m.contains("database schema is locked")
+                || m.contains("SQLITE_BUSY")
+        }
+        _ => false,
+    }
 }
 
 /// Every error type that wraps `DbError` takes diesel's errors through it, so
@@ -316,8 +364,8 @@ pub fn role_bypasses_rls(conn: &mut DbConn) -> Result<bool, DbError> {
     }
 }
 
-/// The turn of one partition write on SQLite (see [`write_turn`]); the next
-/// writer's turn comes when it is dropped.
+/// The turn of one writing transaction on SQLite (see [`write_turn`]); the
+/// next writer's turn comes when it is dropped.
 pub struct WriteTurn {
     /// Bound to the thread that took it.
     _thread: std::marker::PhantomData<*const ()>,
@@ -339,9 +387,10 @@ thread_local! {
 
 /// SQLite has one writer at a time, and its own wait for the write lock is
 /// a poll with growing sleeps (1, 2, 5 … 100 ms): under load most waiters
-/// sleep while the lock is free and a few wait for seconds. Partition writes
-/// of this process (`Partition::run`) queue here instead, and the next one
-/// is woken as soon as the previous transaction has ended. One queue for
+/// sleep while the lock is free and a few wait for seconds. The writing
+/// transactions of this process (`write_transaction`, `scoped_transaction`,
+/// `Partition::run`) queue here instead, and the next one is woken as soon
+/// as the previous transaction has ended. One queue for
 /// the process, which holds one SQLite database (tests hold several, which
 /// only get ordered). A writer that has waited as long as SQLite's busy
 /// timeout goes ahead without its turn and meets SQLite's lock as before, so
@@ -483,6 +532,10 @@ pub fn prefer_indexes(conn: &mut DbConn) -> Result<(), DbError> {
 
 /// A writing transaction of the platform's own tables (no municipality),
 /// taking its turn among the process's SQLite writers (see [`write_turn`]).
+/// Every transaction that writes is begun here, by `scoped_transaction` or
+/// by `Partition::run`: one begun by `Connection::transaction` reads before
+/// it holds SQLite's write lock, and fails at once (the busy timeout does
+/// not apply) whenever another connection wrote in between.
 pub fn write_transaction<T, E>(
     conn: &mut DbConn,
     work: impl FnOnce(&mut DbConn) -> Result<T, E>,
@@ -490,18 +543,9 @@ pub fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    let _turn = write_turn(conn);
     transaction_as(conn, None, true, work)
 }
 
-/// Runs `work` in one transaction named to one municipality, in one round
-/// trip: on PostgreSQL the `BEGIN` carries the setting row-level security
-/// reads; on SQLite a writing transaction begins `IMMEDIATE`, holding the
-/// write lock from the start. One that read first and wrote later would
-/// otherwise fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT,
-/// which the busy timeout does not wait out) whenever another connection
-/// wrote in between.
-/// Commits on `Ok`, rolls back on `Err`, as `Connection::transaction` does.
 /// Adds one municipality's doses to the statistics' running counts, as the
 /// triggers of migration 000012 would have (call inside the municipality's
 /// scoped transaction, after emptying the counts: see
@@ -561,6 +605,15 @@ pub fn recount_statistics(conn: &mut DbConn, code: &str) -> Result<(), DbError> 
     Ok(())
 }
 
+/// Runs `work` in one transaction named to one municipality, in one round
+/// trip: on PostgreSQL the `BEGIN` carries the setting row-level security
+/// reads; on SQLite a writing transaction takes its turn among the
+/// process's writers (see [`write_turn`]) and begins `IMMEDIATE`, holding
+/// the write lock from the start. One that read first and wrote later would
+/// otherwise fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT,
+/// which the busy timeout does not wait out) whenever another connection
+/// wrote in between.
+/// Commits on `Ok`, rolls back on `Err`, as `Connection::transaction` does.
 pub fn scoped_transaction<T, E>(
     conn: &mut DbConn,
     code: crate::domain::MunicipalityCode,
@@ -598,6 +651,8 @@ where
             work(conn)
         });
     }
+    // Released after the commit or rollback, when the transaction has ended.
+    let _turn = if writes { write_turn(conn) } else { None };
     match conn {
         // The code is six checked digits by construction, so it can stand
         // in the statement text (a bound parameter would cost a second
@@ -694,4 +749,87 @@ pub fn delete_tenant_rows(conn: &mut DbConn, table: &str, code: &str) -> Result<
         }
     };
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn database_says(kind: DatabaseErrorKind, message: &str) -> DbError {
+        DbError::Query(Error::DatabaseError(kind, Box::new(message.to_string())))
+    }
+
+    #[test]
+    fn a_lock_not_granted_in_time_is_busy() {
+        for message in [
+            "database is locked",
+            "database table is locked",
+            "database schema is locked",
+            "SQLITE_BUSY: database is locked",
+        ] {
+            assert!(
+                database_says(DatabaseErrorKind::Unknown, message).is_busy(),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_errors_are_not_busy() {
+        for e in [
+            database_says(
+                DatabaseErrorKind::UniqueViolation,
+                "UNIQUE constraint failed",
+            ),
+            database_says(DatabaseErrorKind::Unknown, "no such table: residents"),
+            database_says(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection",
+            ),
+            DbError::Query(Error::NotFound),
+            DbError::Query(Error::RollbackTransaction),
+            DbError::Migration("database is locked".into()),
+        ] {
+            assert!(!e.is_busy(), "{e}");
+        }
+    }
+
+    fn sqlite_file() -> (tempfile::TempDir, DatabaseUrl) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = DatabaseUrl::Sqlite(dir.path().join("busy.db"));
+        (dir, url)
+    }
+
+    #[test]
+    fn sqlite_refusing_a_held_write_lock_is_busy() {
+        let (_dir, url) = sqlite_file();
+        let mut holder = Manager::new(url.clone()).establish().expect("connect");
+        holder
+            .batch_execute("CREATE TABLE t (x INTEGER); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .expect("hold the write lock");
+        // A connection that does not wait at all, so the test need not.
+        let DatabaseUrl::Sqlite(path) = &url else {
+            unreachable!("a SQLite URL")
+        };
+        let mut other =
+            diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("connect");
+        let refused = other
+            .batch_execute("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE")
+            .expect_err("the lock is held");
+        assert!(DbError::from(refused).is_busy());
+    }
+
+    #[test]
+    fn a_pool_with_no_connection_free_in_time_is_busy() {
+        let (_dir, url) = sqlite_file();
+        let pool = r2d2::Pool::builder()
+            .max_size(1)
+            .connection_timeout(std::time::Duration::from_millis(50))
+            .build(Manager::new(url))
+            .expect("pool");
+        let _held = pool.get().expect("the one connection");
+        let timed_out = pool.get().err().expect("none is free");
+        assert!(DbError::from(timed_out).is_busy());
+    }
 }

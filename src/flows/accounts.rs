@@ -17,7 +17,6 @@ use crate::domain::{LoginId, MunicipalityCode, NewPassword, Role};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::{Duration, NaiveDateTime};
-use diesel::Connection;
 use sha2::{Digest, Sha256};
 
 pub const MAX_FAILURES: i32 = 5;
@@ -62,6 +61,15 @@ pub enum AccountError {
     Db(#[from] DbError),
 }
 
+impl crate::db::DbCause for AccountError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            AccountError::Db(e) => Some(e),
+            AccountError::LoginTaken => None,
+        }
+    }
+}
+
 crate::db::from_diesel_via_db_error!(AccountError);
 
 /// Creates an account with a one-time password that must be changed at first
@@ -75,7 +83,7 @@ pub fn create(
 ) -> Result<(AccountRow, NewPassword), AccountError> {
     let password = password.unwrap_or_else(NewPassword::generate);
     let hash = password::hash(password.as_str());
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         if AccountRow::find_by_login_id(conn, new.login_id.as_str())?.is_some() {
             return Err(AccountError::LoginTaken);
         }
@@ -167,6 +175,15 @@ pub enum LoginError {
     Db(#[from] DbError),
 }
 
+impl crate::db::DbCause for LoginError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            LoginError::Db(e) => Some(e),
+            LoginError::Refused => None,
+        }
+    }
+}
+
 crate::db::from_diesel_via_db_error!(LoginError);
 
 fn usable(account: &AccountRow, at: NaiveDateTime) -> bool {
@@ -255,7 +272,7 @@ pub fn login(
     match account {
         Some(acc) if passes => {
             let token = random_token();
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 SessionRow {
                     token_hash: token_hash(&token),
                     account_id: acc.id.clone(),
@@ -288,7 +305,7 @@ pub fn login(
             })
         }
         Some(acc) => {
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 let failures = acc.failed_logins + 1;
                 let lock = (failures >= MAX_FAILURES).then(|| at + Duration::minutes(LOCK_MINUTES));
                 let newly_locked = lock.is_some() && acc.locked_until.is_none_or(|t| t <= at);
@@ -337,7 +354,7 @@ pub fn login(
             Err(LoginError::Refused)
         }
         None => {
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 if let Some(l) = &login {
                     // Keyed by a hash: what was typed may be anything, even a number.
                     count_failure(
@@ -486,7 +503,7 @@ pub fn logout(
     account: &AccountRow,
     addr: &str,
 ) -> Result<(), DbError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         SessionRow::delete(conn, &token_hash(token))?;
         let actor = Actor::account(&account.id, &account.login_id, addr);
         audit::append(
@@ -514,6 +531,15 @@ pub enum PasswordChangeError {
     Db(#[from] DbError),
 }
 
+impl crate::db::DbCause for PasswordChangeError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            PasswordChangeError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Changes a password after checking the current one; every other session of
 /// the account is ended.
 pub fn change_password(
@@ -533,29 +559,28 @@ pub fn change_password(
     }
     let hash = password::hash(new.as_str());
     let mut pooled = pool.get().map_err(DbError::from)?;
-    pooled
-        .transaction(|conn| {
-            AccountRow::set_password(conn, &account.id, &hash, false)?;
-            let keep = SessionRow::find(conn, &token_hash(keep_session))?;
-            SessionRow::delete_for_account(conn, &account.id)?;
-            if let Some(k) = keep {
-                k.insert(conn)?;
-            }
-            let actor = Actor::account(&account.id, &account.login_id, addr);
-            audit::append(
-                conn,
-                key,
-                &actor,
-                Entry {
-                    chain: &chain_of(account),
-                    action: "account.password_change",
-                    target: Some(format!("account:{}", account.id)),
-                    outcome: "ok",
-                    detail: None,
-                },
-            )
-        })
-        .map_err(|e: DbError| PasswordChangeError::Db(e))
+    crate::db::write_transaction(&mut pooled, |conn| {
+        AccountRow::set_password(conn, &account.id, &hash, false)?;
+        let keep = SessionRow::find(conn, &token_hash(keep_session))?;
+        SessionRow::delete_for_account(conn, &account.id)?;
+        if let Some(k) = keep {
+            k.insert(conn)?;
+        }
+        let actor = Actor::account(&account.id, &account.login_id, addr);
+        audit::append(
+            conn,
+            key,
+            &actor,
+            Entry {
+                chain: &chain_of(account),
+                action: "account.password_change",
+                target: Some(format!("account:{}", account.id)),
+                outcome: "ok",
+                detail: None,
+            },
+        )
+    })
+    .map_err(|e: DbError| PasswordChangeError::Db(e))
 }
 
 /// Ends an account at once (transfer, retirement): it can no longer log in and
@@ -567,7 +592,7 @@ pub fn disable(
     code: MunicipalityCode,
     id: &str,
 ) -> Result<bool, DbError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let Some(acc) = AccountRow::find_by_id_and_municipality(conn, id, code.as_str())? else {
             return Ok(false);
         };
@@ -599,7 +624,7 @@ pub fn unlock(
     code: MunicipalityCode,
     id: &str,
 ) -> Result<bool, DbError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let Some(acc) = AccountRow::find_by_id_and_municipality(conn, id, code.as_str())? else {
             return Ok(false);
         };
@@ -675,7 +700,7 @@ pub fn enrol_totp(
         return Ok(false);
     };
     let wrapped = crate::crypto::totp::wrap(master, &account.id, secret);
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         AccountRow::set_totp(conn, &account.id, &wrapped, step)?;
         let actor = Actor::account(&account.id, &account.login_id, addr);
         audit::append(

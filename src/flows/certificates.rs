@@ -96,6 +96,17 @@ pub enum CertError {
     #[error(transparent)]
     Resident(#[from] residents::ResidentError),
 }
+
+impl crate::db::DbCause for CertError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            CertError::Tenancy(e) => crate::db::DbCause::db_cause(e),
+            CertError::Db(e) => Some(e),
+            CertError::Resident(e) => crate::db::DbCause::db_cause(e),
+            _ => None,
+        }
+    }
+}
 crate::db::from_diesel_via_db_error!(CertError);
 
 /// A certificate as issued: its record and its card.
@@ -428,9 +439,8 @@ pub fn set_channels(
     code: crate::domain::MunicipalityCode,
     on: &[Channel],
 ) -> Result<(), DbError> {
-    use diesel::Connection;
     let list = on.iter().map(Channel::code).collect::<Vec<_>>().join(",");
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         crate::db::models::tenants::TenantRow::set_certificate_channels(
             conn,
             code.as_str(),
@@ -579,7 +589,6 @@ pub fn register_client(
     kind: Channel,
     networks: &[crate::domain::Network],
 ) -> Result<(ChannelClientRow, String), DbError> {
-    use diesel::Connection;
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let secret = format!("vrsc_{}", B64URL.encode(raw));
@@ -597,7 +606,7 @@ pub fn register_client(
         created_by: actor.account_id.clone().unwrap_or_default(),
         revoked_at: None,
     };
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         row.insert(conn)?;
         audit::append(
             conn,
@@ -621,8 +630,7 @@ pub fn revoke_client(
     actor: &Actor,
     id: &str,
 ) -> Result<bool, DbError> {
-    use diesel::Connection;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let done = ChannelClientRow::revoke(conn, id, now())?;
         audit::append(
             conn,

@@ -106,6 +106,15 @@ pub enum DoseError {
     Certificates(String),
 }
 
+impl crate::db::DbCause for DoseError {
+    fn db_cause(&self) -> Option<&crate::db::DbError> {
+        match self {
+            DoseError::Resident(e) => crate::db::DbCause::db_cause(e),
+            _ => None,
+        }
+    }
+}
+
 impl DoseError {
     /// A concurrent request recorded with the same key first: retrying the
     /// transaction finds its dose.

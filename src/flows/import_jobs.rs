@@ -43,6 +43,15 @@ pub enum JobError {
     Tenancy(#[from] TenancyError),
 }
 
+impl crate::db::DbCause for JobError {
+    fn db_cause(&self) -> Option<&crate::db::DbError> {
+        match self {
+            JobError::Tenancy(e) => crate::db::DbCause::db_cause(e),
+            JobError::Busy => None,
+        }
+    }
+}
+
 crate::db::from_diesel_via_db_error!(JobError);
 
 impl From<crate::db::DbError> for JobError {

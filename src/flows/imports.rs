@@ -9,6 +9,7 @@
 //! matches them against stored residents and writes. Memory is bounded by
 //! the batch size and the channel between them, not by the file.
 
+use super::csv_lines::{CsvLines, Next};
 use super::residents::{self, NewResident};
 use crate::db::DbConn;
 use crate::db::models::resident_events::ResidentEventRow;
@@ -149,6 +150,13 @@ pub(crate) enum Conflict {
     TicketInvalidated,
     FlaggedResident,
     TooManyLines(u64),
+    /// A line with another number of cells than the header line.
+    CellCount {
+        header: usize,
+        cells: usize,
+    },
+    /// The file ends inside its last line.
+    CutOff,
 }
 
 impl Conflict {
@@ -184,6 +192,17 @@ impl Conflict {
             Conflict::TooManyLines(n) => (
                 format!("行数が上限（{n}行）を超えています。ファイルを分けてください"),
                 format!("the file has more than {n} lines; split it"),
+            ),
+            Conflict::CellCount { header, cells } => (
+                format!("列の数が見出し行と合いません（見出し{header}列、この行{cells}列）"),
+                format!(
+                    "the line has a different number of cells from the header line \
+                     (header {header}, this line {cells})"
+                ),
+            ),
+            Conflict::CutOff => (
+                "ファイルの最後の行が途中で切れています".into(),
+                "the last line of the file is cut off".into(),
             ),
         }
     }
@@ -253,13 +272,13 @@ impl Column {
 struct ColumnMap([Option<usize>; COLUMNS]);
 
 impl ColumnMap {
-    fn from_header(header: &csv::StringRecord) -> Result<ColumnMap, Vec<LineError>> {
+    fn from_header(header: &csv::StringRecord, line: u64) -> Result<ColumnMap, Vec<LineError>> {
         let mut map = [None; COLUMNS];
         let mut errors = Vec::new();
         if header.iter().any(|h| h.contains('\u{FFFD}')) {
             // The wrong encoding: say so rather than "no such column".
             return Err(vec![LineError::field(
-                1,
+                line,
                 FieldError {
                     field: "",
                     reason: crate::domain::Reason::Undecodable,
@@ -269,14 +288,18 @@ impl ColumnMap {
         for (i, h) in header.iter().enumerate() {
             if let Some(c) = Column::of_header(h) {
                 if map[c as usize].is_some() {
-                    errors.push(LineError::conflict(1, c.name(), Conflict::DuplicateColumn));
+                    errors.push(LineError::conflict(
+                        line,
+                        c.name(),
+                        Conflict::DuplicateColumn,
+                    ));
                 }
                 map[c as usize] = Some(i);
             }
         }
         for c in Column::REQUIRED {
             if map[c as usize].is_none() {
-                errors.push(LineError::conflict(1, c.name(), Conflict::MissingColumn));
+                errors.push(LineError::conflict(line, c.name(), Conflict::MissingColumn));
             }
         }
         if errors.is_empty() {
@@ -473,6 +496,15 @@ pub enum ImportError {
     Tenancy(#[from] TenancyError),
 }
 
+impl crate::db::DbCause for ImportError {
+    fn db_cause(&self) -> Option<&crate::db::DbError> {
+        match self {
+            ImportError::Tenancy(e) => crate::db::DbCause::db_cause(e),
+            _ => None,
+        }
+    }
+}
+
 crate::db::from_diesel_via_db_error!(ImportError);
 
 impl From<residents::ResidentError> for ImportError {
@@ -532,25 +564,23 @@ pub(crate) fn resolve_encoding(
     })
 }
 
-/// A CSV reader (header read as a record) over the decoded file; the bytes
-/// read are counted into `progress`.
-pub(crate) fn csv_reader<'a>(
+/// The file's lines (see `csv_lines`), decoded; the bytes read are counted
+/// into `progress`.
+pub(crate) fn csv_lines<'a>(
     source: Box<dyn Read + Send>,
     encoding: FileEncoding,
     progress: &'a Progress,
-) -> csv::Reader<impl Read + 'a> {
-    let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
-        .encoding(Some(encoding.encoding()))
-        .bom_sniffing(true)
-        .strip_bom(true)
-        .build(Counting {
-            inner: source,
-            progress,
-        });
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(io::BufReader::with_capacity(256 * 1024, decoded))
+) -> CsvLines<impl Read + 'a> {
+    CsvLines::new(
+        encoding_rs_io::DecodeReaderBytesBuilder::new()
+            .encoding(Some(encoding.encoding()))
+            .bom_sniffing(true)
+            .strip_bom(true)
+            .build(Counting {
+                inner: source,
+                progress,
+            }),
+    )
 }
 
 /// Where a resident import writes: its sequence number (what it writes
@@ -642,7 +672,7 @@ fn read_and_seal(
             return;
         }
     };
-    let mut reader = csv_reader(source, encoding, progress);
+    let mut lines = csv_lines(source, encoding, progress);
     let scope = partition.sealing_scope();
     let today = stamp.date();
     let mut rec = csv::StringRecord::new();
@@ -650,56 +680,52 @@ fn read_and_seal(
     let mut batch = Vec::with_capacity(BATCH);
     let mut data_lines = 0u64;
     loop {
-        match reader.read_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
+        let next = match lines.next(&mut rec) {
+            Ok(next) => next,
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                let msg = if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
-                    LineError::field(
-                        line,
-                        FieldError {
-                            field: "",
-                            reason: crate::domain::Reason::Undecodable,
-                        },
-                    )
-                } else {
-                    let _ = tx.send(Message::Unreadable(e.to_string()));
-                    return;
-                };
-                batch.push(Err(vec![msg]));
+                let _ = tx.send(Message::Unreadable(e.to_string()));
+                return;
+            }
+        };
+        let (line, refused) = match next {
+            Next::End => break,
+            Next::Header(line) => {
+                match ColumnMap::from_header(&rec, line) {
+                    Ok(m) => map = Some(m),
+                    Err(errors) => {
+                        let _ = tx.send(Message::Header(errors));
+                        return;
+                    }
+                }
                 continue;
             }
-        }
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        let Some(m) = &map else {
-            match ColumnMap::from_header(&rec) {
-                Ok(m) => map = Some(m),
-                Err(errors) => {
-                    let _ = tx.send(Message::Header(errors));
-                    return;
-                }
-            }
-            continue;
+            Next::Record(line) => (line, None),
+            Next::Refused(e) => (e.line, Some(e)),
         };
-        if rec.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
+        let Some(m) = &map else {
+            // Refused before a header was read: nothing after it can be.
+            let _ = tx.send(Message::Header(refused.into_iter().collect()));
+            return;
+        };
         data_lines += 1;
         if data_lines > limits.max_lines {
             let _ = tx.send(Message::TooManyLines(limits.max_lines));
             return;
         }
         progress.lines.store(data_lines, Ordering::Relaxed);
-        batch.push(parse_line(m, &rec, line, today).map(|parsed| {
-            let row = residents::new_row(
-                &scope,
-                &parsed.resident,
-                uuid::Uuid::now_v7().to_string(),
-                stamp,
-            );
-            Prepared { parsed, row }
-        }));
+        if let Some(e) = refused {
+            batch.push(Err(vec![e]));
+        } else {
+            batch.push(parse_line(m, &rec, line, today).map(|parsed| {
+                let row = residents::new_row(
+                    &scope,
+                    &parsed.resident,
+                    uuid::Uuid::now_v7().to_string(),
+                    stamp,
+                );
+                Prepared { parsed, row }
+            }));
+        }
         if batch.len() == BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             if tx.send(Message::Lines(full)).is_err() {
@@ -1191,18 +1217,21 @@ mod tests {
     }
 
     fn header() -> ColumnMap {
-        ColumnMap::from_header(&record(&[
-            "宛名番号",
-            "個人番号",
-            "氏名",
-            "氏名カナ",
-            "生年月日",
-            "性別",
-            "住所",
-            "接種券番号",
-            "券種",
-            "回数",
-        ]))
+        ColumnMap::from_header(
+            &record(&[
+                "宛名番号",
+                "個人番号",
+                "氏名",
+                "氏名カナ",
+                "生年月日",
+                "性別",
+                "住所",
+                "接種券番号",
+                "券種",
+                "回数",
+            ]),
+            1,
+        )
         .unwrap()
     }
 
@@ -1225,7 +1254,7 @@ mod tests {
 
     #[test]
     fn header_must_name_the_required_columns() {
-        let errs = ColumnMap::from_header(&record(&["宛名番号", "氏名"])).unwrap_err();
+        let errs = ColumnMap::from_header(&record(&["宛名番号", "氏名"]), 1).unwrap_err();
         let cols: Vec<_> = errs.iter().map(|e| e.column.as_str()).collect();
         assert_eq!(cols, ["氏名カナ", "生年月日", "性別"]);
         assert!(errs.iter().all(|e| e.line == 1));

@@ -92,6 +92,15 @@ pub enum IssuerError {
     #[error("issuer key {0} cannot be unwrapped with the current master key")]
     Unwrap(String),
 }
+
+impl crate::db::DbCause for IssuerError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            IssuerError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 crate::db::from_diesel_via_db_error!(IssuerError);
 
 /// The active key, opened for signing.
@@ -114,8 +123,7 @@ pub fn rotate(
     audit_key: &crate::audit::AuditKey,
     actor: &crate::audit::Actor,
 ) -> Result<(Option<String>, String), IssuerError> {
-    use diesel::Connection;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let old = IssuerKeyRow::active(conn)?;
         if let Some(k) = &old {
             IssuerKeyRow::retain(conn, &k.kid, now())?;

@@ -9,7 +9,6 @@ use crate::db::{DbConn, DbError};
 use crate::domain::MunicipalityCode;
 use crate::flows::residents;
 use crate::tenancy::{Partition, TenancyError, unwrap_all};
-use diesel::Connection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
@@ -23,6 +22,16 @@ pub enum RotationError {
         "an import or bulk inquiry of municipality {0} is running; rotate its keys once it has ended"
     )]
     ImportRunning(MunicipalityCode),
+}
+
+impl crate::db::DbCause for RotationError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            RotationError::Tenancy(e) => crate::db::DbCause::db_cause(e),
+            RotationError::Resident(e) => crate::db::DbCause::db_cause(e),
+            RotationError::IssuerKey(_) | RotationError::ImportRunning(_) => None,
+        }
+    }
 }
 
 crate::db::from_diesel_via_db_error!(RotationError);
@@ -46,7 +55,7 @@ pub fn rotate_master(
     old: &MasterKey,
     new: &MasterKey,
 ) -> Result<MasterRotation, RotationError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let mut done = MasterRotation::default();
         for row in TenantKeyRow::all(conn)? {
             let code = MunicipalityCode::parse(&row.municipality_code).map_err(|_| {
@@ -89,7 +98,7 @@ pub fn rotate_tenant(
     // rows, so that every row the rotation re-seals is a row readers see.
     let current = Partition::open(conn, master, code)?;
     crate::flows::import_settle::settle(conn, &current, &|_| Ok::<_, RotationError>(()))?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         // A running import writes with the keys it opened: not now.
         let busy = current.read(conn, |scope, conn| {
             crate::db::models::import_jobs::ImportJobRow::count_unfinished(scope, conn)

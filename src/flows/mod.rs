@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod certificates;
+mod csv_lines;
 pub mod dose_checks;
 pub mod doses;
 pub mod exports;

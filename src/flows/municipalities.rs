@@ -6,7 +6,6 @@ use crate::db::models::accounts::{AccountRow, SessionRow};
 use crate::db::models::tenants::{ACTIVE, TenantKeyRow, TenantRow};
 use crate::db::{self, DbConn, DbError, schema};
 use crate::domain::{Municipality, MunicipalityCode, Registry};
-use diesel::Connection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
@@ -20,6 +19,15 @@ pub enum TenantError {
     NotEnabled(MunicipalityCode),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl db::DbCause for TenantError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            TenantError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 crate::db::from_diesel_via_db_error!(TenantError);
@@ -42,7 +50,7 @@ pub fn enable(
     code: MunicipalityCode,
 ) -> Result<&'static Municipality, TenantError> {
     let m = registered(code)?;
-    conn.transaction(|conn| {
+    db::write_transaction(conn, |conn| {
         let existing = TenantRow::find(conn, code.as_str())?;
         let version = match &existing {
             Some(t) if t.status == ACTIVE => return Err(TenantError::AlreadyEnabled(code)),
@@ -96,7 +104,7 @@ pub(crate) fn insert_keys(
 /// keys), then its rows are deleted. The tenant row stays, marked erased, as
 /// the record that it happened.
 pub fn erase(conn: &mut DbConn, code: MunicipalityCode) -> Result<usize, TenantError> {
-    conn.transaction(|conn| {
+    db::write_transaction(conn, |conn| {
         match TenantRow::find(conn, code.as_str())? {
             Some(t) if t.status == ACTIVE => {}
             _ => return Err(TenantError::NotEnabled(code)),
@@ -115,6 +123,32 @@ pub fn erase(conn: &mut DbConn, code: MunicipalityCode) -> Result<usize, TenantE
         }
         TenantRow::mark_erased(conn, code.as_str(), now())?;
         Ok(deleted)
+    })
+}
+
+/// Turns the second-factor requirement of a municipality's staff on or off;
+/// logged in its chain.
+pub fn set_require_totp(
+    conn: &mut DbConn,
+    key: &crate::audit::AuditKey,
+    actor: &crate::audit::Actor,
+    code: MunicipalityCode,
+    on: bool,
+) -> Result<(), DbError> {
+    db::write_transaction(conn, |conn| {
+        TenantRow::set_require_totp(conn, code.as_str(), on)?;
+        crate::audit::append(
+            conn,
+            key,
+            actor,
+            crate::audit::Entry {
+                chain: code.as_str(),
+                action: "tenant.require_totp",
+                target: None,
+                outcome: "ok",
+                detail: Some(format!("on={on}")),
+            },
+        )
     })
 }
 

@@ -6,7 +6,6 @@ use crate::audit::{self, Actor, AuditKey, Entry};
 use crate::db::models::networks::NetworkRow;
 use crate::db::{DbConn, DbError};
 use crate::domain::{MunicipalityCode, Network};
-use diesel::Connection;
 use std::net::IpAddr;
 
 pub fn list(conn: &mut DbConn, code: MunicipalityCode) -> Result<Vec<NetworkRow>, DbError> {
@@ -30,7 +29,7 @@ pub fn add(
     network: Network,
     label: &str,
 ) -> Result<bool, DbError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let cidr = network.to_string();
         if list(conn, code)?.iter().any(|n| n.cidr == cidr) {
             return Ok(false);
@@ -66,7 +65,7 @@ pub fn remove(
     code: MunicipalityCode,
     network: Network,
 ) -> Result<bool, DbError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let cidr = network.to_string();
         let n = NetworkRow::delete(conn, code.as_str(), &cidr)?;
         if n > 0 {

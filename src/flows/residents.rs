@@ -78,6 +78,15 @@ pub enum ResidentError {
     Tenancy(#[from] TenancyError),
 }
 
+impl crate::db::DbCause for ResidentError {
+    fn db_cause(&self) -> Option<&crate::db::DbError> {
+        match self {
+            ResidentError::Tenancy(e) => crate::db::DbCause::db_cause(e),
+            _ => None,
+        }
+    }
+}
+
 crate::db::from_diesel_via_db_error!(ResidentError);
 
 impl From<crate::db::DbError> for ResidentError {

@@ -10,7 +10,6 @@ use crate::db::{DbConn, DbError};
 #[cfg(test)]
 use crate::domain::Reason;
 use crate::domain::{FieldError, MunicipalityCode};
-use diesel::Connection;
 
 /// Clinic (個別接種) or mass site (集団接種).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +68,7 @@ pub fn register(
         created_at: now(),
         closed_at: None,
     };
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         row.insert(conn)?;
         audit::append(
             conn,
@@ -96,7 +95,7 @@ pub fn close(
     municipality: MunicipalityCode,
     id: &str,
 ) -> Result<bool, DbError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let closed = SiteRow::close(conn, municipality.as_str(), id, now())?;
         if closed {
             audit::append(

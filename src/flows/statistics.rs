@@ -273,12 +273,11 @@ pub fn open_rows(
 /// transaction see one municipality only). For a database whose counts
 /// were never kept, or to check them.
 pub fn recount(conn: &mut DbConn) -> Result<usize, DbError> {
-    use diesel::Connection;
     let codes: Vec<String> = crate::db::models::tenants::TenantRow::active(conn)?
         .into_iter()
         .map(|t| t.municipality_code)
         .collect();
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         diesel::delete(stat_daily::table).execute(conn)?;
         diesel::delete(stat_monthly::table).execute(conn)?;
         diesel::delete(stat_municipal::table).execute(conn)?;

@@ -121,6 +121,15 @@ pub enum TransferError {
     Tenancy(#[from] TenancyError),
 }
 
+impl crate::db::DbCause for TransferError {
+    fn db_cause(&self) -> Option<&crate::db::DbError> {
+        match self {
+            TransferError::Tenancy(e) => crate::db::DbCause::db_cause(e),
+            _ => None,
+        }
+    }
+}
+
 crate::db::from_diesel_via_db_error!(TransferError);
 
 impl From<crate::db::DbError> for TransferError {

@@ -11,6 +11,7 @@
 //! provision record per line; the asking side copies the doses and keeps
 //! its own, keyed by job and line, from which the result file is made.
 
+use super::csv_lines::Next;
 use super::imports::{
     self, Conflict, FileEncoding, ImportError, Limits, LineError, Opener, Progress,
 };
@@ -192,7 +193,7 @@ fn read(
     progress: &Progress,
 ) -> Result<Vec<Mover>, ImportError> {
     let source = open().map_err(|e| ImportError::Unreadable(e.to_string()))?;
-    let mut reader = imports::csv_reader(source, encoding, progress);
+    let mut lines = imports::csv_lines(source, encoding, progress);
     let mut errors = Vec::new();
     let mut movers = Vec::new();
     let mut map: Option<HashMap<usize, Column>> = None;
@@ -200,24 +201,22 @@ fn read(
     let default_checker = actor.login_id.clone().unwrap_or_default();
     let mut data_lines = 0u64;
     loop {
-        match reader.read_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                errors.push(undecodable(line, ""));
+        let next = lines
+            .next(&mut rec)
+            .map_err(|e| ImportError::Unreadable(e.to_string()))?;
+        let (line, refused) = match next {
+            Next::End => break,
+            Next::Header(line) => {
+                map = Some(header(&rec, line).map_err(|errors| rejected(0, errors))?);
                 continue;
             }
-            Err(e) => return Err(ImportError::Unreadable(e.to_string())),
-        }
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        let Some(columns) = &map else {
-            map = Some(header(&rec).map_err(|errors| rejected(0, errors))?);
-            continue;
+            Next::Record(line) => (line, None),
+            Next::Refused(e) => (e.line, Some(e)),
         };
-        if rec.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
+        let Some(columns) = &map else {
+            // Refused before a header was read: nothing after it can be.
+            return Err(rejected(0, refused.into_iter().collect()));
+        };
         data_lines += 1;
         if data_lines > limits.max_lines {
             errors.push(LineError::conflict(
@@ -228,6 +227,10 @@ fn read(
             break;
         }
         progress.lines.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = refused {
+            errors.push(e);
+            continue;
+        }
         match parse_line(columns, &rec, line, asking, &default_checker) {
             Ok(m) => movers.push(m),
             Err(e) => errors.extend(e),
@@ -268,23 +271,27 @@ fn undecodable(line: u64, field: &'static str) -> LineError {
     )
 }
 
-fn header(rec: &csv::StringRecord) -> Result<HashMap<usize, Column>, Vec<LineError>> {
+fn header(rec: &csv::StringRecord, line: u64) -> Result<HashMap<usize, Column>, Vec<LineError>> {
     if rec.iter().any(|h| h.contains('\u{FFFD}')) {
-        return Err(vec![undecodable(1, "")]);
+        return Err(vec![undecodable(line, "")]);
     }
     let mut map = HashMap::new();
     let mut errors = Vec::new();
     for (i, h) in rec.iter().enumerate() {
         if let Some(c) = Column::of_header(h) {
             if map.values().any(|&seen| seen == c) {
-                errors.push(LineError::conflict(1, c.name(), Conflict::DuplicateColumn));
+                errors.push(LineError::conflict(
+                    line,
+                    c.name(),
+                    Conflict::DuplicateColumn,
+                ));
             }
             map.insert(i, c);
         }
     }
     for c in Column::REQUIRED {
         if !map.values().any(|&seen| seen == c) {
-            errors.push(LineError::conflict(1, c.name(), Conflict::MissingColumn));
+            errors.push(LineError::conflict(line, c.name(), Conflict::MissingColumn));
         }
     }
     if errors.is_empty() {

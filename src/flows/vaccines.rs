@@ -8,7 +8,6 @@ use crate::db::models::vaccines::{LotRow, ProductRow};
 use crate::db::{DbConn, DbError};
 use crate::domain::{FieldError, LotNumber, Reason, VaccineCatalog};
 use chrono::{Months, NaiveDate};
-use diesel::Connection;
 use std::collections::BTreeMap;
 
 /// Fills an empty master with the shipped products. Returns how many.
@@ -139,6 +138,15 @@ pub enum VaccineError {
     Db(#[from] DbError),
 }
 
+impl crate::db::DbCause for VaccineError {
+    fn db_cause(&self) -> Option<&DbError> {
+        match self {
+            VaccineError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 crate::db::from_diesel_via_db_error!(VaccineError);
 
 /// A line in the platform's operation log for a change to the master.
@@ -173,7 +181,7 @@ pub fn add_lot(
     lot: &LotNumber,
     expires_on: Option<NaiveDate>,
 ) -> Result<(), VaccineError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         if ProductRow::find(conn, product_code)?.is_none() {
             return Err(VaccineError::Field(FieldError {
                 field: "製品",
@@ -316,7 +324,7 @@ pub fn add_product(
     actor: &Actor,
     row: &ProductRow,
 ) -> Result<(), VaccineError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         if ProductRow::find(conn, &row.product_code)?.is_some() {
             return Err(VaccineError::DuplicateProduct);
         }
@@ -342,7 +350,7 @@ pub fn set_in_use(
     product_code: &str,
     in_use: bool,
 ) -> Result<bool, VaccineError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let changed = ProductRow::set_in_use(conn, product_code, in_use)?;
         if changed {
             log(

@@ -654,23 +654,9 @@ async fn set_security(
     let on = form.require_totp.is_some();
     let (st, actor) = (state.clone(), auth.actor());
     with_db(&state, move |conn| {
-        use diesel::Connection;
-        conn.transaction(|conn| {
-            crate::db::models::tenants::TenantRow::set_require_totp(conn, code.as_str(), on)?;
-            audit::append(
-                conn,
-                &st.audit,
-                &actor,
-                Entry {
-                    chain: code.as_str(),
-                    action: "tenant.require_totp",
-                    target: None,
-                    outcome: "ok",
-                    detail: Some(format!("on={on}")),
-                },
-            )
-        })
-        .map_err(AppError::from)
+        Ok(crate::flows::municipalities::set_require_totp(
+            conn, &st.audit, &actor, code, on,
+        )?)
     })
     .await?;
     Ok(HttpResponse::SeeOther()

@@ -48,6 +48,9 @@ pub(super) struct Refusal {
     reason: Option<Reason>,
     /// For `dose_changed`: the dose number now due.
     due: Option<u8>,
+    /// For `busy`: the seconds after which the same request may be sent
+    /// again (a recording with its Idempotency-Key records once).
+    retry_after: Option<u32>,
 }
 
 impl Refusal {
@@ -58,6 +61,15 @@ impl Refusal {
             field: None,
             reason: None,
             due: None,
+            retry_after: None,
+        }
+    }
+
+    /// The database was too busy to answer in time.
+    pub(super) fn busy() -> Refusal {
+        Refusal {
+            retry_after: Some(super::error::BUSY_RETRY_AFTER_SECS),
+            ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "busy")
         }
     }
 
@@ -85,7 +97,14 @@ impl Refusal {
         if let Some(n) = self.due {
             body["dose_number_due"] = json!(n);
         }
-        HttpResponse::build(self.status).json(body)
+        let mut answer = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            let (ja, en) = super::error::busy_messages();
+            body["message_ja"] = json!(ja);
+            body["message_en"] = json!(en);
+            answer.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        }
+        answer.json(body)
     }
 }
 
@@ -172,7 +191,12 @@ fn recorder(auth: &Authed) -> Result<Result<RecorderCtx, Refusal>, AppError> {
 }
 
 pub(super) fn internal(e: AppError) -> Refusal {
-    tracing::error!(error = %crate::domain::mask_number_like(&e.to_string()), "api request failed");
+    let cause = crate::domain::mask_number_like(&e.to_string());
+    if let AppError::Busy(_) = e {
+        tracing::warn!(error = %cause, "api request met a busy database");
+        return Refusal::busy();
+    }
+    tracing::error!(error = %cause, "api request failed");
     match e {
         AppError::Forbidden => Refusal::new(StatusCode::FORBIDDEN, "forbidden"),
         AppError::Unavailable(_) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -203,7 +227,7 @@ fn refusal(e: DoseError) -> Refusal {
                 .field("product_code")
                 .reason(Reason::UnknownProduct)
         }
-        other => internal(AppError::Internal(other.to_string())),
+        other => internal(AppError::failed(other)),
     }
 }
 
@@ -594,5 +618,40 @@ async fn transfer_inquiry(
         }
         Ok(Err(_)) => Refusal::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited").response(),
         Err(e) => internal(e).response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    #[test]
+    fn a_busy_database_answers_503_busy_with_when_to_send_again() {
+        let r = internal(AppError::Busy("database is locked".into())).response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            r.headers()
+                .get(actix_web::http::header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(&r.into_body().try_into_bytes().expect("a whole body"))
+                .expect("json");
+        assert_eq!(body["error"], "busy");
+        assert!(body["message_ja"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(body["message_en"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            !body.to_string().contains("locked"),
+            "the cause stays in the log"
+        );
+
+        let r = internal(AppError::Internal("x".into())).response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            !r.headers()
+                .contains_key(actix_web::http::header::RETRY_AFTER)
+        );
     }
 }

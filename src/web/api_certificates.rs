@@ -199,8 +199,7 @@ pub async fn request_certificate(
             return Ok(Outcome::Refused(closed()));
         };
         let enabled = flow::channels_enabled(&tenant.certificate_channels);
-        let signer = crate::flows::issuer::signer(conn, &st.master)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let signer = crate::flows::issuer::signer(conn, &st.master).map_err(AppError::failed)?;
         let partition = Partition::open(conn, &st.master, code)?;
         let issuer = Issuer {
             url: &st.issuer_url,

@@ -30,7 +30,7 @@ impl From<CertError> for AppError {
     fn from(e: CertError) -> Self {
         match e {
             CertError::NotFound => AppError::NotFound,
-            other => AppError::Internal(other.to_string()),
+            other => AppError::failed(other),
         }
     }
 }
@@ -319,8 +319,7 @@ async fn issue(
     let (st, actor, account) = (state.clone(), auth.actor(), auth.account.id.clone());
     let rid = id.clone();
     let issued = in_partition(&state, code, move |scope, conn| {
-        let signer = crate::flows::issuer::signer(conn, &st.master)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let signer = crate::flows::issuer::signer(conn, &st.master).map_err(AppError::failed)?;
         let resident = residents::get(scope, conn, &rid)?.ok_or(AppError::NotFound)?;
         let app = Application {
             kind,

@@ -1,5 +1,30 @@
+use crate::db::DbCause;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+
+/// How long a person (or a machine client) is asked to wait before sending
+/// again what met a busy database (the `Retry-After` of its answer).
+pub const BUSY_RETRY_AFTER_SECS: u32 = 5;
+
+/// What a busy database is called, in both languages, for machine clients.
+pub(super) fn busy_messages() -> (&'static str, &'static str) {
+    use crate::i18n::{Lang, T};
+    (
+        T::new(Lang::Ja, "/").s("error.busy.message"),
+        T::new(Lang::En, "/").s("error.busy.message"),
+    )
+}
+
+/// The JSON answer of a request that met a busy database.
+pub(super) fn busy_json(request_id: &str) -> serde_json::Value {
+    let (ja, en) = busy_messages();
+    serde_json::json!({
+        "error": "busy",
+        "request_id": request_id,
+        "message_ja": ja,
+        "message_en": en,
+    })
+}
 
 /// Closed set of error kinds. The person sees a calm page with a request id
 /// (rendered by the frame); the cause goes to the log only.
@@ -21,6 +46,11 @@ pub enum AppError {
     NotFound,
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The database was too busy to answer in time: another write held it
+    /// past our wait, or no connection came free. Nothing was changed, and
+    /// the same request a moment later succeeds.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -37,6 +67,7 @@ impl AppError {
             AppError::TotpRequired => "second_factor_required",
             AppError::NotFound => "not_found",
             AppError::Unavailable(_) => "unavailable",
+            AppError::Busy(_) => "busy",
             AppError::Internal(_) => "internal",
         }
     }
@@ -52,7 +83,7 @@ impl ResponseError for AppError {
                 StatusCode::FORBIDDEN
             }
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -64,9 +95,21 @@ impl ResponseError for AppError {
     }
 }
 
+impl AppError {
+    /// What a request that a flow could not complete is answered: busy when
+    /// the database was (see `DbError::is_busy`), otherwise a fault.
+    pub fn failed(e: impl DbCause + std::fmt::Display) -> AppError {
+        if e.is_busy() {
+            AppError::Busy(e.to_string())
+        } else {
+            AppError::Internal(e.to_string())
+        }
+    }
+}
+
 impl From<crate::db::DbError> for AppError {
     fn from(e: crate::db::DbError) -> Self {
-        AppError::Internal(e.to_string())
+        AppError::failed(e)
     }
 }
 
@@ -74,7 +117,7 @@ crate::db::from_diesel_via_db_error!(AppError);
 
 impl From<crate::tenancy::TenancyError> for AppError {
     fn from(e: crate::tenancy::TenancyError) -> Self {
-        AppError::Internal(e.to_string())
+        AppError::failed(e)
     }
 }
 
@@ -83,7 +126,7 @@ impl From<crate::flows::residents::ResidentError> for AppError {
         use crate::flows::residents::ResidentError;
         match e {
             ResidentError::NotFound => AppError::NotFound,
-            other => AppError::Internal(other.to_string()),
+            other => AppError::failed(other),
         }
     }
 }

@@ -56,7 +56,7 @@ async fn doses_csv(
         web::block(move || pool.get())
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(|e| AppError::Unavailable(e.to_string()))?
+            .map_err(|e| AppError::from(crate::db::DbError::from(e)))?
     };
     std::thread::Builder::new()
         .name("export".into())

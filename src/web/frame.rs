@@ -100,9 +100,13 @@ struct ErrorPage<'a> {
     request_id: &'a str,
 }
 
-fn error_keys(status: u16, zone: bool) -> (&'static str, &'static str) {
-    if zone {
-        return ("error.lgwan.title", "error.lgwan.message");
+/// The title and message of an error page: by the error's kind where the
+/// kind says more than its status, else by the status.
+fn error_keys(status: u16, err: Option<&super::AppError>) -> (&'static str, &'static str) {
+    match err {
+        Some(super::AppError::OutsideLgwan) => return ("error.lgwan.title", "error.lgwan.message"),
+        Some(super::AppError::Busy(_)) => return ("error.busy.title", "error.busy.message"),
+        _ => {}
     }
     match status {
         400 | 422 => ("error.400.title", "error.400.message"),
@@ -115,12 +119,24 @@ fn error_keys(status: u16, zone: bool) -> (&'static str, &'static str) {
     }
 }
 
-fn error_body(status: u16, path: &str, info: &RequestInfo, zone: bool) -> HttpResponse {
+fn error_body(
+    status: u16,
+    path: &str,
+    info: &RequestInfo,
+    err: Option<&super::AppError>,
+) -> HttpResponse {
     let mut builder = HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status)
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
     );
+    let busy = matches!(err, Some(super::AppError::Busy(_)));
+    if busy {
+        builder.insert_header((header::RETRY_AFTER, super::error::BUSY_RETRY_AFTER_SECS));
+    }
     if wants_json(path) {
+        if busy {
+            return builder.json(super::error::busy_json(&info.request_id));
+        }
         let code = match status {
             400 | 422 => "bad_request",
             401 | 403 => "forbidden",
@@ -133,7 +149,7 @@ fn error_body(status: u16, path: &str, info: &RequestInfo, zone: bool) -> HttpRe
         return builder.json(serde_json::json!({ "error": code, "request_id": info.request_id }));
     }
     let t = T::new(info.lang, path);
-    let (title_key, message_key) = error_keys(status, zone);
+    let (title_key, message_key) = error_keys(status, err);
     let page = ErrorPage {
         status,
         title: t.s(title_key),
@@ -185,7 +201,7 @@ pub async fn frame(
     if !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS") && cross_origin(&req) {
         tracing::warn!(request_id = %info.request_id, path = %mask_number_like(&path), "cross-origin request refused");
         let (r, _) = req.into_parts();
-        let mut res = ServiceResponse::new(r, error_body(403, &path, &info, false));
+        let mut res = ServiceResponse::new(r, error_body(403, &path, &info, None));
         set_security_headers(res.headers_mut(), secure, false);
         return Ok(res);
     }
@@ -214,17 +230,19 @@ pub async fn frame(
         ServiceResponse::new(req, redirect)
     } else if let Some(err) = res.response().error() {
         let cause = mask_number_like(&err.to_string());
-        let zone = matches!(
+        if matches!(
             err.as_error::<super::AppError>(),
-            Some(super::AppError::OutsideLgwan)
-        );
-        if status >= 500 {
+            Some(super::AppError::Busy(_))
+        ) {
+            tracing::warn!(request_id = %info.request_id, error = %cause, "request met a busy database");
+        } else if status >= 500 {
             tracing::error!(request_id = %info.request_id, error = %cause, "request failed");
         } else {
             tracing::debug!(request_id = %info.request_id, error = %cause, "request refused");
         }
+        let body = error_body(status, &path, &info, err.as_error::<super::AppError>());
         let (req, _) = res.into_parts();
-        ServiceResponse::new(req, error_body(status, &path, &info, zone))
+        ServiceResponse::new(req, body)
     } else {
         res.map_into_boxed_body()
     };
@@ -334,5 +352,62 @@ mod tests {
             tp.client_ip(Some(ip("198.51.100.1")), Some("10.1.1.1")),
             Some(ip("198.51.100.1"))
         );
+    }
+
+    #[test]
+    fn a_busy_database_is_said_so_with_when_to_try_again() {
+        use super::super::AppError;
+        let busy = AppError::Busy("database is locked".into());
+        let info = RequestInfo {
+            request_id: "r1".into(),
+            lang: Lang::Ja,
+            client_ip: None,
+        };
+        assert_eq!(
+            error_keys(503, Some(&busy)),
+            ("error.busy.title", "error.busy.message")
+        );
+        assert_eq!(
+            error_keys(503, Some(&AppError::Unavailable("down".into()))),
+            ("error.503.title", "error.503.message")
+        );
+
+        let page = error_body(503, "/residents/by-number", &info, Some(&busy));
+        assert_eq!(page.status(), 503);
+        assert_eq!(
+            page.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
+        let html = page.into_body().try_into_bytes().expect("a whole body");
+        let html = String::from_utf8_lossy(&html);
+        assert!(html.contains("ただいま混み合っています"), "{html}");
+        assert!(
+            !html.contains("database is locked"),
+            "the cause stays in the log"
+        );
+
+        let api = error_body(503, "/api/v1/doses", &info, Some(&busy));
+        assert_eq!(
+            api.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(&api.into_body().try_into_bytes().expect("a whole body"))
+                .expect("json");
+        assert_eq!(body["error"], "busy");
+        assert_eq!(body["request_id"], "r1");
+        assert!(
+            body["message_en"]
+                .as_str()
+                .is_some_and(|m| m.contains("Nothing was changed")),
+            "{body}"
+        );
+
+        // Any other failure keeps its plain answer, with no invitation to retry.
+        let internal = AppError::Internal("x".into());
+        let page = error_body(500, "/api/v1/doses", &info, Some(&internal));
+        assert!(!page.headers().contains_key(header::RETRY_AFTER));
     }
 }

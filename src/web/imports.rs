@@ -244,7 +244,7 @@ async fn upload(
             let m = ctx.t.s("imports.busy").to_string();
             index_page(ctx, &auth, &state, code, Some(m)).await
         }
-        Err(e) => Err(AppError::Internal(e.to_string())),
+        Err(e) => Err(AppError::failed(e)),
     }
 }
 

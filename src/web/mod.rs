@@ -96,9 +96,10 @@ where
 {
     let pool = state.pool.clone();
     web::block(move || {
+        // A checkout that timed out found every connection in use.
         let mut conn = pool
             .get()
-            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            .map_err(|e| AppError::from(crate::db::DbError::from(e)))?;
         work(&mut conn)
     })
     .await
@@ -166,5 +167,5 @@ pub fn log_in_scope(
             detail,
         },
     )
-    .map_err(|e| AppError::Internal(e.to_string()))
+    .map_err(AppError::from)
 }

@@ -86,7 +86,7 @@ async fn page(
 ) -> Result<HttpResponse, AppError> {
     let (tenants, log) = with_db(state, |conn| {
         Ok((
-            municipalities::list(conn).map_err(|e| AppError::Internal(e.to_string()))?,
+            municipalities::list(conn).map_err(AppError::failed)?,
             AuditRow::recent_of_chain(conn, PLATFORM_CHAIN, 100)?,
         ))
     })

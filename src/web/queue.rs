@@ -57,8 +57,7 @@ async fn queue(
     let code = auth.require_staff(Permission::Residents)?;
     let (st, actor) = (state.clone(), auth.actor());
     let (q, master) = in_partition(&state, code, move |scope, conn| {
-        let q = crate::flows::doses::queue(scope, conn, SHOWN)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let q = crate::flows::doses::queue(scope, conn, SHOWN).map_err(AppError::failed)?;
         let master = crate::flows::vaccines::Master::load(conn)?;
         log_in_scope(
             scope,

@@ -137,7 +137,7 @@ where
         attempt += 1;
         match partition.run(conn, |scope, conn| work(scope, conn, &read)) {
             Err(e) if e.is_race() && attempt < 3 => continue,
-            Err(e @ DoseError::Resident(_)) => return Err(AppError::Internal(e.to_string())),
+            Err(e @ DoseError::Resident(_)) => return Err(AppError::failed(e)),
             other => return Ok(other),
         }
     }

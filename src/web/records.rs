@@ -319,7 +319,7 @@ fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loa
             .map_or(0, |d| d.dose_number)
     };
     let dose_events = crate::flows::doses::events_of_resident(scope, conn, id)
-        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(AppError::failed)?
         .into_iter()
         .map(|e| DoseEventView {
             at: super::auth::jst(e.at),
@@ -881,7 +881,7 @@ async fn dose_action(
                 )),
                 Err(DoseError::Stale) => Ok(("dose_stale", format!("dose:{} stale", row.id))),
                 Err(DoseError::NotFound) => Err(AppError::NotFound),
-                Err(e) => Err(AppError::Internal(e.to_string())),
+                Err(e) => Err(AppError::failed(e)),
             }
         },
     )

@@ -128,13 +128,12 @@ async fn lookup(
     };
     let (st, actor) = (state.clone(), auth.actor());
     let found = with_db(&state, move |conn| {
-        let partition = Partition::open(conn, &st.master, code)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let partition = Partition::open(conn, &st.master, code).map_err(AppError::failed)?;
         let found = partition
             .run(conn, |s, c| {
                 residents::find_by_my_number(s, c, &number, purpose)
             })
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+            .map_err(AppError::failed)?;
         audit::record(
             conn,
             &st.audit,

@@ -533,7 +533,7 @@ async fn bulk_upload(
             let m = t.s("imports.busy").to_string();
             bulk_page(t, &auth, &state, code, Some(m)).await
         }
-        Err(e) => Err(AppError::Internal(e.to_string())),
+        Err(e) => Err(AppError::failed(e)),
     }
 }
 

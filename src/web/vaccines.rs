@@ -208,7 +208,7 @@ async fn add_lot(
             ))
             .await
         }
-        Err(e) => Err(AppError::Internal(e.to_string())),
+        Err(e) => Err(AppError::failed(e)),
     }
 }
 
@@ -230,8 +230,7 @@ async fn in_use(
     let (st, actor) = (state.clone(), auth.actor());
     let (product, flag) = (form.product.clone(), form.in_use == "1");
     let changed = with_db(&state, move |conn| {
-        vaccines::set_in_use(conn, &st.audit, &actor, &product, flag)
-            .map_err(|e| AppError::Internal(e.to_string()))
+        vaccines::set_in_use(conn, &st.audit, &actor, &product, flag).map_err(AppError::failed)
     })
     .await?;
     if !changed {

@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod backends;
 mod browser;
+mod busy;
 mod certificates;
 mod cli;
 mod doses;

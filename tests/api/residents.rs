@@ -728,3 +728,106 @@ async fn the_sample_files_of_the_readme_import_in_both_encodings() {
     let page = staff.find_addressee(&csrf, "0000123403").await;
     assert!(page.contains("渡邉　髙志"), "{page}");
 }
+
+/// A resident's stored address, opened with the municipality's key.
+fn address_of(app: &TestApp, muni: &str, addressee: &str) -> Option<String> {
+    use vrs::flows::residents::find_by_addressee;
+    let mut conn = app.conn();
+    let partition = vrs::tenancy::Partition::open(&mut conn, app.master(), code(muni)).unwrap();
+    let addressee = vrs::domain::AddresseeNumber::parse(addressee).unwrap();
+    partition
+        .read(&mut conn, |scope, conn| {
+            find_by_addressee(scope, conn, &addressee)
+        })
+        .unwrap()
+        .expect("the resident is stored")
+        .address
+}
+
+/// Each error of a job's page as (line, column, problem).
+fn errors_of(page: &str) -> Vec<(String, String, String)> {
+    texts(page, "#errors tbody td")
+        .chunks(3)
+        .map(|c| (c[0].clone(), c[1].clone(), c[2].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn files_with_windows_or_old_mac_line_ends_name_the_bad_line_itself() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("131016").await;
+    let before = app.count_rows("131016");
+    let good: Vec<String> = resident_csv(500, 3).lines().map(str::to_string).collect();
+    for end in ["\r\n", "\r"] {
+        let mut lines = good.clone();
+        // Line 321 of the file: a birth date that is no date.
+        let mut cells: Vec<&str> = lines[320].split(',').collect();
+        cells[4] = "1950-02-30";
+        lines[320] = cells.join(",");
+        // Line 402: the last two cells are missing.
+        let cells: Vec<&str> = good[401].split(',').collect();
+        lines[401] = cells[..8].join(",");
+        let file = lines.join(end) + end;
+        let (status, page) = staff.import(&csrf, file.into_bytes(), "auto").await;
+        assert_eq!(status, "rejected", "{end:?}");
+        let errors = errors_of(&page);
+        assert_eq!(errors.len(), 2, "{end:?}: {errors:?}");
+        assert_eq!(errors[0].0, "321", "{end:?}: {errors:?}");
+        assert_eq!(errors[0].1, "生年月日");
+        assert_eq!(
+            errors[1],
+            (
+                "402".to_string(),
+                String::new(),
+                "列の数が見出し行と合いません（見出し10列、この行8列）".to_string()
+            ),
+            "{end:?}"
+        );
+        assert_eq!(app.count_rows("131016"), before);
+    }
+}
+
+#[tokio::test]
+async fn a_last_line_cut_off_or_short_of_a_cell_changes_nobody() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    let file = resident_csv(50, 4);
+    let (status, page) = staff.import(&csrf, file.clone().into_bytes(), "auto").await;
+    assert_eq!(status, "succeeded", "{page}");
+    let last = "A-4-000049";
+    let stored = address_of(&app, "082040", last);
+    assert!(
+        stored
+            .as_deref()
+            .is_some_and(|a| a.len() > "東京都千代田区一番町".len())
+    );
+    let rows = app.count_rows("082040");
+
+    // Cut off inside the last line's 住所: the rest of the line never came.
+    let cut = file[..file.rfind("一番町").unwrap() + "一番町".len()].to_string();
+    // The last line without its last cell (回数), line end and all.
+    let short = file[..file.trim_end().rfind(',').unwrap()].to_string() + "\n";
+    // A CRLF file without a line end after its last line.
+    let unended = file.replace('\n', "\r\n").trim_end().to_string();
+    for (what, body, problem) in [
+        ("cut", cut, "ファイルの最後の行が途中で切れています"),
+        (
+            "short",
+            short,
+            "列の数が見出し行と合いません（見出し10列、この行9列）",
+        ),
+        ("unended", unended, "ファイルの最後の行が途中で切れています"),
+    ] {
+        let (status, page) = staff.import(&csrf, body.into_bytes(), "auto").await;
+        assert_eq!(status, "rejected", "{what}: {page}");
+        assert_eq!(
+            errors_of(&page),
+            [("51".to_string(), String::new(), problem.to_string())],
+            "{what}"
+        );
+        assert_eq!(address_of(&app, "082040", last), stored, "{what}");
+        assert_eq!(app.count_rows("082040"), rows, "{what}");
+    }
+}

@@ -799,3 +799,61 @@ async fn the_api_asks_like_the_window_and_only_from_lgwan() {
         3
     );
 }
+
+#[tokio::test]
+async fn a_bulk_file_with_windows_or_old_mac_line_ends_names_each_bad_line_itself() {
+    let (app, staff, csrf) = asking_staff().await;
+    let before = (app.holdings(SOURCE), app.holdings(ASKING));
+    let good: Vec<String> = movers_file(20).lines().map(str::to_string).collect();
+    let files: Vec<(&str, String)> = ["\r\n", "\r"]
+        .into_iter()
+        .map(|end| {
+            let mut lines = good.clone();
+            // Line 12: a wrong check digit.
+            let digits = lines[11].split(',').nth(1).unwrap().to_string();
+            let wrong = format!(
+                "{}{}",
+                &digits[..11],
+                (digits.as_bytes()[11] - b'0' + 1) % 10
+            );
+            lines[11] = lines[11].replace(&digits, &wrong);
+            // Line 16: the ID document's cell is missing.
+            lines[15] = lines[15].rsplit_once(',').unwrap().0.to_string();
+            (end, lines.join(end) + end)
+        })
+        .chain([
+            // Cut off inside the last line.
+            ("cut", {
+                let f = movers_file(20);
+                f[..f.rfind("運転").unwrap()].to_string()
+            }),
+        ])
+        .collect();
+    for (what, file) in files {
+        let (_, page) = staff.bulk(&csrf, file).await;
+        let doc = html(&page);
+        assert_eq!(select_text(&doc, "#rejected").len(), 1, "{what}: {page}");
+        let rows: Vec<String> = select_text(&doc, "#errors tbody tr");
+        let want: &[&str] = if what == "cut" {
+            &["22ファイルの最後の行が途中で切れています"]
+        } else {
+            &[
+                "12個人番号",
+                "16列の数が見出し行と合いません（見出し5列、この行4列）",
+            ]
+        };
+        assert_eq!(rows.len(), want.len(), "{what}: {rows:?}");
+        for (row, want) in rows.iter().zip(want) {
+            assert!(row.starts_with(want), "{what}: {rows:?}");
+        }
+    }
+    // Nothing was sent, nothing stored on either side (but the jobs'
+    // journal lines and their log lines here).
+    assert_eq!(before.0, app.holdings(SOURCE));
+    let kept = |h: Vec<(&'static str, i64)>| -> Vec<_> {
+        h.into_iter()
+            .filter(|(t, _)| *t != "import_jobs" && *t != "audit_log")
+            .collect()
+    };
+    assert_eq!(kept(before.1), kept(app.holdings(ASKING)));
+}
