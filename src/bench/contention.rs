@@ -9,7 +9,7 @@
 //! short write batches, publication, operation-log line).
 
 use super::record::{
-    self, BenchServer, LOT, LUA_COMMON, LUA_RECORD, PRODUCT, POOL_SIZE, WRK_THREADS, WrkRun,
+    self, BenchServer, LOT, LUA_COMMON, LUA_RECORD, POOL_SIZE, PRODUCT, WRK_THREADS, WrkRun,
 };
 use super::{BenchImport, Scratch, cores, cpu_model, write_resident_file};
 use crate::config::Common;
@@ -110,7 +110,10 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         .collect::<Result<Vec<_>, _>>()?;
     let alone_code = MunicipalityCode::parse(IMPORTS_ALONE)?;
     let during_code = MunicipalityCode::parse(IMPORTS_DURING)?;
-    let per_municipality = opts.tickets.max(2 * recorded.len()).div_ceil(recorded.len());
+    let per_municipality = opts
+        .tickets
+        .max(2 * recorded.len())
+        .div_ceil(recorded.len());
     let half = per_municipality / 2;
 
     let scratch = Scratch::new(postgres_url)?;
@@ -260,7 +263,11 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         );
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "| import of {} lines | seconds | lines/s | ratio to alone |", opts.rows);
+    let _ = writeln!(
+        out,
+        "| import of {} lines | seconds | lines/s | ratio to alone |",
+        opts.rows
+    );
     let _ = writeln!(out, "|---|---:|---:|---:|");
     for (name, secs) in [
         ("alone (baseline)", import_alone),

@@ -651,10 +651,18 @@ pub fn import(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
     let _ = writeln!(
         out,
         "  target: re-import >= 0.50 of the plain insert -> {} ({reimport_ratio:.2}); growth from {} to {} lines linear (<= 12x) -> {}",
-        if reimport_ratio >= 0.5 { "met" } else { "NOT met" },
+        if reimport_ratio >= 0.5 {
+            "met"
+        } else {
+            "NOT met"
+        },
         rows / 10,
         rows,
-        if more.growth <= 12.0 { "met" } else { "NOT met" }
+        if more.growth <= 12.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     Ok(out)
 }

@@ -371,13 +371,35 @@ pub struct WriteTurn {
     _thread: std::marker::PhantomData<*const ()>,
 }
 
+/// Writers in the order they asked: a ticket each, served in turn.
+struct Tickets {
+    next: u64,
+    serving: u64,
+    /// Tickets whose holders stopped waiting: skipped when reached.
+    abandoned: std::collections::BTreeSet<u64>,
+}
+
+impl Tickets {
+    /// Moves on to the next ticket whose holder still waits.
+    fn advance(&mut self) {
+        self.serving += 1;
+        while self.abandoned.remove(&self.serving) {
+            self.serving += 1;
+        }
+    }
+}
+
 struct WriteQueue {
-    busy: std::sync::Mutex<bool>,
+    tickets: std::sync::Mutex<Tickets>,
     freed: std::sync::Condvar,
 }
 
 static SQLITE_WRITERS: WriteQueue = WriteQueue {
-    busy: std::sync::Mutex::new(false),
+    tickets: std::sync::Mutex::new(Tickets {
+        next: 0,
+        serving: 0,
+        abandoned: std::collections::BTreeSet::new(),
+    }),
     freed: std::sync::Condvar::new(),
 };
 
@@ -389,34 +411,39 @@ thread_local! {
 /// a poll with growing sleeps (1, 2, 5 … 100 ms): under load most waiters
 /// sleep while the lock is free and a few wait for seconds. The writing
 /// transactions of this process (`write_transaction`, `scoped_transaction`,
-/// `Partition::run`) queue here instead, and the next one is woken as soon
-/// as the previous transaction has ended. One queue for
-/// the process, which holds one SQLite database (tests hold several, which
-/// only get ordered). A writer that has waited as long as SQLite's busy
-/// timeout goes ahead without its turn and meets SQLite's lock as before, so
-/// no wait is longer than it was. None on PostgreSQL, and when this thread
-/// already has the turn.
+/// `Partition::run`) queue here instead, first come first served, and the
+/// next one is woken as soon as the previous transaction has ended. Served
+/// in order, a long job writing batch after batch (an import) lets every
+/// writer that arrived during one batch go before its next: a tablet waits
+/// for one batch at most, never for the job. One queue for the process,
+/// which holds one SQLite database (tests hold several, which only get
+/// ordered). A writer that has waited as long as SQLite's busy timeout goes
+/// ahead without its turn and meets SQLite's lock as before, so no wait is
+/// longer than it was. None on PostgreSQL, and when this thread already has
+/// the turn.
 pub fn write_turn(conn: &DbConn) -> Option<WriteTurn> {
     if !matches!(conn, DbConn::Sqlite(_)) || HOLDS_TURN.get() {
         return None;
     }
     let deadline = std::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
-    let mut busy = SQLITE_WRITERS
-        .busy
+    let mut t = SQLITE_WRITERS
+        .tickets
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    while *busy {
+    let mine = t.next;
+    t.next += 1;
+    while t.serving != mine {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
+            t.abandoned.insert(mine);
             return None;
         }
-        busy = SQLITE_WRITERS
+        t = SQLITE_WRITERS
             .freed
-            .wait_timeout(busy, left)
+            .wait_timeout(t, left)
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .0;
     }
-    *busy = true;
     HOLDS_TURN.set(true);
     Some(WriteTurn {
         _thread: std::marker::PhantomData,
@@ -426,11 +453,42 @@ pub fn write_turn(conn: &DbConn) -> Option<WriteTurn> {
 impl Drop for WriteTurn {
     fn drop(&mut self) {
         HOLDS_TURN.set(false);
-        *SQLITE_WRITERS
-            .busy
+        SQLITE_WRITERS
+            .tickets
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
-        SQLITE_WRITERS.freed.notify_one();
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .advance();
+        // Each waiter checks whether its ticket is served.
+        SQLITE_WRITERS.freed.notify_all();
+    }
+}
+
+/// Whether another writer of this process waits for the SQLite write turn.
+fn writers_waiting() -> bool {
+    let t = SQLITE_WRITERS
+        .tickets
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    t.next > t.serving + 1
+}
+
+/// The longest a bulk job keeps one SQLite transaction open while nobody
+/// else wants to write (it bounds the write-ahead log and the lease).
+const BULK_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// For a bulk job that writes in batches: whether to commit now, after a
+/// batch, rather than write the next one in the same transaction. On SQLite
+/// a transaction goes on while no other writer waits (each commit writes
+/// every page the transaction changed to the log again: a blind index's
+/// random keys touch a page per row, so small transactions cost many times
+/// the writing), and ends at the first batch after another writer asked,
+/// who then waits for one batch at most. On PostgreSQL, where writers of
+/// other rows never wait, every batch commits, holding its row locks
+/// briefly.
+pub fn should_commit(conn: &DbConn, began: std::time::Instant) -> bool {
+    match conn {
+        DbConn::Postgresql(_) => true,
+        DbConn::Sqlite(_) => writers_waiting() || began.elapsed() >= BULK_TRANSACTION,
     }
 }
 
@@ -758,6 +816,48 @@ mod tests {
 
     fn database_says(kind: DatabaseErrorKind, message: &str) -> DbError {
         DbError::Query(Error::DatabaseError(kind, Box::new(message.to_string())))
+    }
+
+    /// A writer that asks while a long job writes batch after batch gets
+    /// its turn after the job's current batch, not after the job.
+    #[test]
+    fn writers_take_turns_in_the_order_they_asked() {
+        use std::sync::{Arc, Mutex};
+        let dir = std::env::temp_dir().join(format!("vrs-turns-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = DatabaseUrl::Sqlite(dir.join("t.db"));
+        let events: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+        let job = {
+            let (url, events) = (url.clone(), events.clone());
+            std::thread::spawn(move || {
+                let conn = Manager::new(url).establish().unwrap();
+                for _ in 0..20 {
+                    let turn = write_turn(&conn);
+                    assert!(turn.is_some());
+                    events.lock().unwrap().push("batch");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            })
+        };
+        // Once the job is under way, a tablet asks for a turn.
+        while events.lock().unwrap().len() < 3 {
+            std::thread::yield_now();
+        }
+        let conn = Manager::new(url).establish().unwrap();
+        let asked = events.lock().unwrap().len();
+        let turn = write_turn(&conn);
+        assert!(turn.is_some());
+        let got = events.lock().unwrap().len();
+        events.lock().unwrap().push("tablet");
+        drop(turn);
+        job.join().unwrap();
+        // At most the batch running when it asked went before it.
+        assert!(
+            got <= asked + 1,
+            "asked after {asked} batches, served after {got}"
+        );
+        assert_eq!(events.lock().unwrap().len(), 21);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -103,7 +103,9 @@ where
     Ok(n)
 }
 
-/// Runs one step in batches until it finds nothing more to do.
+/// Runs one step in batches until it finds nothing more to do; a
+/// transaction goes on while nobody else waits to write (see
+/// `db::should_commit`).
 fn drain<E>(
     conn: &mut DbConn,
     partition: &Partition,
@@ -116,12 +118,23 @@ where
 {
     let mut total = 0;
     loop {
-        let n = partition.run(conn, |scope, conn| {
+        let (n, finished) = partition.run(conn, |scope, conn| {
             keep_alive(conn)?;
-            Ok::<_, E>(step(scope, conn, seq, BATCH)?)
+            let began = std::time::Instant::now();
+            let mut n = 0;
+            loop {
+                let k = step(scope, conn, seq, BATCH)?;
+                n += k;
+                if k == 0 {
+                    return Ok::<_, E>((n, true));
+                }
+                if crate::db::should_commit(conn, began) {
+                    return Ok((n, false));
+                }
+            }
         })?;
         total += n;
-        if n == 0 {
+        if finished {
             return Ok(total);
         }
     }

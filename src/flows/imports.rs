@@ -30,6 +30,13 @@ use std::sync::mpsc;
 
 /// Lines per batch handed from the parsing thread to the writing thread.
 const BATCH: usize = 5000;
+/// Lines written per batch: on a 2-core machine about 70–100 ms of
+/// writing, the longest any other writer of any municipality waits for an
+/// import on SQLite (writers take turns in one queue, and the import
+/// commits at the end of the batch during which another asked); on
+/// PostgreSQL each batch commits, bounding how long the import holds the
+/// row locks of the people it changes.
+const WRITE_BATCH: usize = 1000;
 /// At most this many errors are kept for the report; all are counted.
 pub const MAX_REPORTED_ERRORS: usize = 1000;
 
@@ -627,33 +634,88 @@ pub fn import(
     let (tx, rx) = mpsc::sync_channel::<Message>(4);
     std::thread::scope(|s| {
         s.spawn(|| read_and_seal(partition, open, encoding, limits, stamp, progress, tx));
-        for msg in rx.iter() {
-            match msg {
-                Message::Header(errors) => w.reject(errors),
-                Message::Lines(lines) => {
-                    partition.run(conn, |scope, conn| {
-                        (staging.keep_alive)(conn)?;
-                        crate::db::prefer_indexes(conn)?;
-                        w.batch(&scope.through_import(staging.seq), conn, lines)
-                    })?;
-                    super::faults::crash_point("import.batch");
+        let mut feed = Feed {
+            rx: &rx,
+            lines: Vec::new(),
+            done: false,
+        };
+        // Each transaction writes batches until another writer waits (see
+        // `db::should_commit`), the reader has nothing ready, or the file
+        // ends; the next one begins when the reader has more.
+        while let Some(first) = feed.next(&mut w, true)? {
+            partition.run(conn, |scope, conn| {
+                (staging.keep_alive)(conn)?;
+                crate::db::prefer_indexes(conn)?;
+                let scope = scope.through_import(staging.seq);
+                let began = std::time::Instant::now();
+                let mut batch = first;
+                loop {
+                    w.batch(&scope, conn, batch)?;
+                    if crate::db::should_commit(conn, began) {
+                        return Ok::<_, ImportError>(());
+                    }
+                    match feed.next(&mut w, false)? {
+                        Some(next) => batch = next,
+                        None => return Ok(()),
+                    }
                 }
-                Message::TooManyLines(max) => {
+            })?;
+            super::faults::crash_point("import.batch");
+        }
+        // Dropping the receiver stops the reader if we left early.
+        drop(rx);
+        Ok::<_, ImportError>(())
+    })?;
+    w.finish()
+}
+
+/// The parsed lines as the writer takes them: a batch at a time, with
+/// what else the reader sends (errors of the header, the end) noted.
+struct Feed<'r> {
+    rx: &'r mpsc::Receiver<Message>,
+    lines: Vec<Result<Prepared, Vec<LineError>>>,
+    done: bool,
+}
+
+impl Feed<'_> {
+    /// The next batch of at most `WRITE_BATCH` lines; when `wait` is false,
+    /// None also when the reader has nothing ready yet.
+    fn next(
+        &mut self,
+        w: &mut Writer<'_>,
+        wait: bool,
+    ) -> Result<Option<Vec<Result<Prepared, Vec<LineError>>>>, ImportError> {
+        while self.lines.is_empty() && !self.done {
+            let msg = if wait {
+                self.rx.recv().ok()
+            } else {
+                match self.rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(mpsc::TryRecvError::Empty) => return Ok(None),
+                    Err(mpsc::TryRecvError::Disconnected) => None,
+                }
+            };
+            match msg {
+                None => self.done = true,
+                Some(Message::Header(errors)) => w.reject(errors),
+                Some(Message::Lines(lines)) => self.lines = lines,
+                Some(Message::TooManyLines(max)) => {
                     w.reject(vec![LineError::conflict(
                         max + 1,
                         "",
                         Conflict::TooManyLines(max),
                     )]);
-                    break;
+                    self.done = true;
                 }
-                Message::Unreadable(e) => return Err(ImportError::Unreadable(e)),
+                Some(Message::Unreadable(e)) => return Err(ImportError::Unreadable(e)),
             }
         }
-        // Dropping the receiver stops the reader if we left early.
-        drop(rx);
-        Ok(())
-    })?;
-    w.finish()
+        if self.lines.is_empty() {
+            return Ok(None);
+        }
+        let rest = self.lines.split_off(self.lines.len().min(WRITE_BATCH));
+        Ok(Some(std::mem::replace(&mut self.lines, rest)))
+    }
 }
 
 fn read_and_seal(
@@ -778,6 +840,7 @@ struct ResidentMatch {
     id: String,
     addressee_index: Vec<u8>,
     my_number_index: Option<Vec<u8>>,
+    birth_bucket: Option<Vec<u8>>,
     content_mac: Option<Vec<u8>>,
     flagged: bool,
     /// The import that last wrote the resident.
@@ -791,6 +854,7 @@ impl From<Visible> for ResidentMatch {
             id: v.row.id,
             addressee_index: v.row.addressee_index,
             my_number_index: v.row.my_number_index,
+            birth_bucket: v.row.birth_bucket,
             content_mac: v.row.content_mac,
             written_by: v.written_by,
         }
@@ -991,6 +1055,7 @@ impl<'a> Writer<'a> {
                             id: p.row.id.clone(),
                             addressee_index: p.row.addressee_index.clone(),
                             my_number_index: p.row.my_number_index.clone(),
+                            birth_bucket: p.row.birth_bucket.clone(),
                             content_mac: p.row.content_mac.clone(),
                             flagged: false,
                             written_by: Some(self.seq),
@@ -1012,7 +1077,15 @@ impl<'a> Writer<'a> {
                     self.outcome.updated += 1;
                     let row =
                         residents::new_row(scope, &p.parsed.resident, k.m.id.clone(), self.stamp);
-                    changes.push(NextRow::of(&row, self.seq));
+                    changes.push(NextRow::of(
+                        &row,
+                        self.seq,
+                        (
+                            &k.m.addressee_index,
+                            k.m.my_number_index.as_deref(),
+                            k.m.birth_bucket.as_deref(),
+                        ),
+                    ));
                     let mut event = residents::event_row(
                         scope,
                         &k.m.id,
@@ -1030,6 +1103,7 @@ impl<'a> Writer<'a> {
                     by_addressee.remove(&k.m.addressee_index);
                     k.m.addressee_index = row.addressee_index.clone();
                     k.m.my_number_index = row.my_number_index.clone();
+                    k.m.birth_bucket = row.birth_bucket.clone();
                     k.m.content_mac = row.content_mac.clone();
                     k.m.written_by = Some(self.seq);
                     k

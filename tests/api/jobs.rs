@@ -292,13 +292,13 @@ async fn crash_during_import(
 
 #[tokio::test]
 async fn a_crash_at_any_moment_of_an_import_leaves_all_of_the_file_or_none_and_says_which() {
-    // Three write batches (5,000 lines each at most).
+    // Written in batches of 1,000 lines, in one or more transactions.
     let lines = 12_000;
     let file = resident_csv(lines, 9);
     let last = format!("A-9-{:06}", lines - 1);
     for stop in [
         Stop::At("import.started"),
-        Stop::At("import.batch:2"),
+        Stop::At("import.batch:1"),
         Stop::At("import.before_outcome"),
         Stop::At("import.after_outcome"),
         Stop::KilledWhileWriting,

@@ -42,12 +42,15 @@ CREATE UNIQUE INDEX tickets_one_active ON tickets (municipality_code, resident_i
 
 -- The attributes an import gives a resident already stored, read in place
 -- of the stored ones once the import has succeeded, and moved into the
--- resident's row before the next import.
+-- resident's row before the next import. The three indexed values are
+-- kept only when the import changes one of them (`reindexed`), so that a
+-- month's changes of address add no entries to random-keyed indexes.
 CREATE TABLE resident_next (
     municipality_code TEXT NOT NULL REFERENCES tenants (municipality_code),
     resident_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
-    addressee_index BLOB NOT NULL,
+    reindexed BOOLEAN NOT NULL,
+    addressee_index BLOB,
     my_number_index BLOB,
     addressee_number_sealed BLOB NOT NULL,
     my_number_sealed BLOB,
@@ -62,7 +65,10 @@ CREATE TABLE resident_next (
     PRIMARY KEY (municipality_code, resident_id),
     FOREIGN KEY (municipality_code, resident_id) REFERENCES residents (municipality_code, id)
 );
-CREATE INDEX resident_next_addressee ON resident_next (municipality_code, addressee_index);
-CREATE INDEX resident_next_my_number ON resident_next (municipality_code, my_number_index);
-CREATE INDEX resident_next_birth_bucket ON resident_next (municipality_code, birth_bucket);
+CREATE INDEX resident_next_addressee ON resident_next (municipality_code, addressee_index)
+    WHERE addressee_index IS NOT NULL;
+CREATE INDEX resident_next_my_number ON resident_next (municipality_code, my_number_index)
+    WHERE my_number_index IS NOT NULL;
+CREATE INDEX resident_next_birth_bucket ON resident_next (municipality_code, birth_bucket)
+    WHERE birth_bucket IS NOT NULL;
 CREATE INDEX resident_next_seq ON resident_next (municipality_code, seq);

@@ -441,10 +441,15 @@ impl DoseRow {
             resident_next::table
                 .filter(resident_next::municipality_code.eq(scope.code().as_str()))
                 .filter(resident_next::resident_id.eq_any(&ids))
-                .filter(resident_next::seq.le(
-                    crate::db::models::import_jobs::seen_seq::<diesel::sql_types::BigInt>(scope),
+                .filter(
+                    resident_next::seq.le(crate::db::models::import_jobs::seen_seq::<
+                        diesel::sql_types::BigInt,
+                    >(scope)),
+                )
+                .select((
+                    resident_next::resident_id,
+                    resident_next::addressee_number_sealed,
                 ))
-                .select((resident_next::resident_id, resident_next::addressee_number_sealed))
                 .load::<(String, Vec<u8>)>(conn)?,
         );
         Ok(page

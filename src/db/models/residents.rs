@@ -42,7 +42,10 @@ pub struct NextRow {
     pub municipality_code: String,
     pub resident_id: String,
     pub seq: i64,
-    pub addressee_index: Vec<u8>,
+    /// Whether the import changes an indexed value (宛名番号, individual
+    /// number, birth date): only then are the three index values kept.
+    pub reindexed: bool,
+    pub addressee_index: Option<Vec<u8>>,
     pub my_number_index: Option<Vec<u8>>,
     pub addressee_number_sealed: Vec<u8>,
     pub my_number_sealed: Option<Vec<u8>>,
@@ -57,14 +60,24 @@ pub struct NextRow {
 }
 
 impl NextRow {
-    /// The attributes of `row` (sealed for its id), as import `seq` gives them.
-    pub fn of(row: &ResidentRow, seq: i64) -> NextRow {
+    /// The attributes of `row` (sealed for its id), as import `seq` gives
+    /// them to a resident stored with the index values `stored` (宛名番号,
+    /// individual number, birth-date bucket).
+    pub fn of(row: &ResidentRow, seq: i64, stored: IndexValues<'_>) -> NextRow {
+        let reindexed = stored
+            != (
+                row.addressee_index.as_slice(),
+                row.my_number_index.as_deref(),
+                row.birth_bucket.as_deref(),
+            );
+        let kept = |v: Option<&Vec<u8>>| v.filter(|_| reindexed).cloned();
         NextRow {
             municipality_code: row.municipality_code.clone(),
             resident_id: row.id.clone(),
             seq,
-            addressee_index: row.addressee_index.clone(),
-            my_number_index: row.my_number_index.clone(),
+            reindexed,
+            addressee_index: kept(Some(&row.addressee_index)),
+            my_number_index: kept(row.my_number_index.as_ref()),
             addressee_number_sealed: row.addressee_number_sealed.clone(),
             my_number_sealed: row.my_number_sealed.clone(),
             name_kanji_sealed: row.name_kanji_sealed.clone(),
@@ -73,14 +86,17 @@ impl NextRow {
             sex_sealed: row.sex_sealed.clone(),
             address_sealed: row.address_sealed.clone(),
             content_mac: row.content_mac.clone(),
-            birth_bucket: row.birth_bucket.clone(),
+            birth_bucket: kept(row.birth_bucket.as_ref()),
             updated_at: row.updated_at,
         }
     }
 
     fn apply(self, r: &mut ResidentRow) {
-        r.addressee_index = self.addressee_index;
-        r.my_number_index = self.my_number_index;
+        if self.reindexed {
+            r.addressee_index = self.addressee_index.unwrap_or_default();
+            r.my_number_index = self.my_number_index;
+            r.birth_bucket = self.birth_bucket;
+        }
         r.addressee_number_sealed = self.addressee_number_sealed;
         r.my_number_sealed = self.my_number_sealed;
         r.name_kanji_sealed = self.name_kanji_sealed;
@@ -89,10 +105,13 @@ impl NextRow {
         r.sex_sealed = self.sex_sealed;
         r.address_sealed = self.address_sealed;
         r.content_mac = self.content_mac;
-        r.birth_bucket = self.birth_bucket;
         r.updated_at = self.updated_at;
     }
 }
+
+/// A resident's indexed values: 宛名番号, individual number, birth-date
+/// bucket (each as its keyed index).
+pub type IndexValues<'a> = (&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// A stored resident as a reader of its scope sees it, and which resident
 /// import last wrote it (an import recognises the people it has already
@@ -148,11 +167,28 @@ macro_rules! by_index {
         let mut found: Vec<(ResidentRow, Option<NextRow>)> = visible_residents!(scope)
             .filter(residents::$col.$method($arg))
             .load($conn)?;
-        found.extend(
-            visible_residents!(scope)
-                .filter(resident_next::$col.$method($arg))
-                .load::<(ResidentRow, Option<NextRow>)>($conn)?,
-        );
+        // Attributes an import gave: found from the side table's own index.
+        let given: Vec<(NextRow, ResidentRow)> = resident_next::table
+            .inner_join(
+                residents::table.on(residents::municipality_code
+                    .eq(resident_next::municipality_code)
+                    .and(residents::id.eq(resident_next::resident_id))),
+            )
+            .filter(resident_next::municipality_code.eq(scope.code().to_string()))
+            .filter(resident_next::$col.$method($arg))
+            // `seq + 0`: compared, never searched by (the sequence number's
+            // index would read every row of the running import).
+            .filter((resident_next::seq + 0i64).le(seen_seq::<diesel::sql_types::BigInt>(scope)))
+            .filter(
+                residents::staged_seq
+                    .is_null()
+                    .or(residents::staged_seq.le(seen_seq::<
+                        diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                    >(scope))),
+            )
+            .select((NextRow::as_select(), ResidentRow::as_select()))
+            .load($conn)?;
+        found.extend(given.into_iter().map(|(n, r)| (r, Some(n))));
         let mut seen = std::collections::HashSet::new();
         let keep = $keep;
         found
@@ -161,21 +197,6 @@ macro_rules! by_index {
             .filter(|v| seen.insert(v.row.id.clone()) && keep(&v.row))
             .collect::<Vec<Visible>>()
     }};
-}
-
-/// What an import needs to know about a stored resident to decide between
-/// insert, update and nothing, without opening anything sealed.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = residents)]
-pub struct ResidentMatch {
-    pub id: String,
-    pub addressee_index: Vec<u8>,
-    pub my_number_index: Option<Vec<u8>>,
-    pub content_mac: Option<Vec<u8>>,
-    pub moved_out_on: Option<NaiveDate>,
-    pub deceased_on: Option<NaiveDate>,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
 }
 
 impl ResidentRow {
@@ -524,50 +545,61 @@ impl NextRow {
     }
 
     /// An import that succeeded: a batch of the attributes it gave move
-    /// into their residents' rows (readers already see them), in one
-    /// statement, and leave the side table. Returns how many.
+    /// into their residents' rows (readers already see them) and leave the
+    /// side table. Returns how many.
     pub fn fold(
         scope: &Scope<'_>,
         conn: &mut DbConn,
         seq: i64,
         limit: i64,
     ) -> Result<usize, DbError> {
-        use diesel::sql_types::{BigInt, Text};
-        const COLUMNS: [&str; 12] = [
-            "addressee_index",
-            "my_number_index",
-            "addressee_number_sealed",
-            "my_number_sealed",
-            "name_kanji_sealed",
-            "name_kana_sealed",
-            "birth_date_sealed",
-            "sex_sealed",
-            "address_sealed",
-            "content_mac",
-            "birth_bucket",
-            "updated_at",
-        ];
-        let set: Vec<String> = COLUMNS.iter().map(|c| format!("{c} = n.{c}")).collect();
-        let batch = "SELECT * FROM resident_next WHERE municipality_code = $1 AND seq = $2 \
-                     ORDER BY resident_id LIMIT $3";
-        let update = format!(
-            "UPDATE residents SET {} FROM ({batch}) AS n \
-             WHERE residents.municipality_code = n.municipality_code AND residents.id = n.resident_id",
-            set.join(", ")
-        );
-        let delete = format!(
-            "DELETE FROM resident_next WHERE municipality_code = $1 AND seq = $2 \
-             AND resident_id IN (SELECT resident_id FROM ({batch}) AS b)"
-        );
-        let code = scope.code().to_string();
-        let mut n = 0;
-        for sql in [update, delete] {
-            n = diesel::sql_query(crate::db::numbered(conn, sql))
-                .bind::<Text, _>(&code)
-                .bind::<BigInt, _>(seq)
-                .bind::<BigInt, _>(limit)
-                .execute(conn)?;
+        let code = scope.code();
+        let batch: Vec<NextRow> = resident_next::table
+            .filter(resident_next::municipality_code.eq(code.as_str()))
+            .filter(resident_next::seq.eq(seq))
+            .limit(limit)
+            .select(NextRow::as_select())
+            .load(conn)?;
+        for n in &batch {
+            let target = residents::table
+                .filter(residents::municipality_code.eq(code.as_str()))
+                .filter(residents::id.eq(&n.resident_id));
+            let sealed = (
+                residents::addressee_number_sealed.eq(&n.addressee_number_sealed),
+                residents::my_number_sealed.eq(&n.my_number_sealed),
+                residents::name_kanji_sealed.eq(&n.name_kanji_sealed),
+                residents::name_kana_sealed.eq(&n.name_kana_sealed),
+                residents::birth_date_sealed.eq(&n.birth_date_sealed),
+                residents::sex_sealed.eq(&n.sex_sealed),
+                residents::address_sealed.eq(&n.address_sealed),
+                residents::content_mac.eq(&n.content_mac),
+                residents::updated_at.eq(n.updated_at),
+            );
+            // The indexed columns only when they change: setting them costs
+            // index work even when the value stays.
+            if n.reindexed {
+                diesel::update(target)
+                    .set((
+                        sealed,
+                        residents::addressee_index
+                            .eq(n.addressee_index.clone().unwrap_or_default()),
+                        residents::my_number_index.eq(&n.my_number_index),
+                        residents::birth_bucket.eq(&n.birth_bucket),
+                    ))
+                    .execute(conn)?;
+            } else {
+                diesel::update(target).set(sealed).execute(conn)?;
+            }
         }
-        Ok(n)
+        let ids: Vec<&str> = batch.iter().map(|n| n.resident_id.as_str()).collect();
+        for chunk in ids.chunks(500) {
+            diesel::delete(
+                resident_next::table
+                    .filter(resident_next::municipality_code.eq(code.as_str()))
+                    .filter(resident_next::resident_id.eq_any(chunk)),
+            )
+            .execute(conn)?;
+        }
+        Ok(batch.len())
     }
 }
