@@ -669,22 +669,21 @@ pub fn import(
     w.finish()
 }
 
+/// A parsed line, sealed, or what is wrong with it.
+type Line = Result<Prepared, Vec<LineError>>;
+
 /// The parsed lines as the writer takes them: a batch at a time, with
 /// what else the reader sends (errors of the header, the end) noted.
 struct Feed<'r> {
     rx: &'r mpsc::Receiver<Message>,
-    lines: Vec<Result<Prepared, Vec<LineError>>>,
+    lines: Vec<Line>,
     done: bool,
 }
 
 impl Feed<'_> {
     /// The next batch of at most `WRITE_BATCH` lines; when `wait` is false,
     /// None also when the reader has nothing ready yet.
-    fn next(
-        &mut self,
-        w: &mut Writer<'_>,
-        wait: bool,
-    ) -> Result<Option<Vec<Result<Prepared, Vec<LineError>>>>, ImportError> {
+    fn next(&mut self, w: &mut Writer<'_>, wait: bool) -> Result<Option<Vec<Line>>, ImportError> {
         while self.lines.is_empty() && !self.done {
             let msg = if wait {
                 self.rx.recv().ok()
