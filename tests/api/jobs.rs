@@ -482,3 +482,92 @@ async fn a_bulk_inquiry_stopped_halfway_keeps_what_it_sent_on_both_sides_and_say
     );
     drop(server);
 }
+
+/// Rows of `resident_next` of a municipality: attributes imports gave that
+/// are not yet moved into their residents' rows.
+fn waiting_attributes(app: &TestApp, muni: &str) -> i64 {
+    use vrs::db::schema::resident_next;
+    let mut conn = app.conn();
+    conn.transaction(|c| {
+        vrs::db::set_transaction_municipality(c, muni).unwrap();
+        resident_next::table
+            .filter(resident_next::municipality_code.eq(muni))
+            .count()
+            .get_result::<i64>(c)
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn what_an_import_changed_is_what_everyone_reads_before_it_is_moved_into_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let serve = |crash: Option<&str>, demo: bool| {
+        let mut cmd = vrs_cmd(dir.path(), &db);
+        cmd.args(["serve", "--bind", "127.0.0.1:0"]);
+        if demo {
+            cmd.arg("--demo");
+        }
+        if let Some(point) = crash {
+            cmd.env("VRS_CRASH_AT", point);
+        }
+        ServerProcess::start(&mut cmd)
+    };
+    let file = resident_csv(50, 4);
+    let server = serve(None, true);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let (status, _) = app.import(&csrf, file.clone().into_bytes(), "auto").await;
+    assert_eq!(status, "succeeded");
+    drop(server);
+
+    // A new 宛名番号 for the first person (found by number) and a new
+    // address for the second; the server stops right after the import's
+    // success is committed, before the new attributes move into place.
+    let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
+    lines[1] = lines[1].replace("A-4-000000", "B-4-000000");
+    let old_address = lines[2].split(',').nth(6).unwrap().to_string();
+    lines[2] = lines[2].replace(&old_address, &format!("{old_address}（転居）"));
+    let changed = lines.join("\n") + "\n";
+    let mut server = serve(Some("import.after_outcome"), false);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let res = app
+        .upload(&csrf, changed.clone().into_bytes(), "auto")
+        .await;
+    assert_eq!(res.status(), 303);
+    let job = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(server.wait_exit(std::time::Duration::from_secs(120)));
+    drop(server);
+
+    let server = serve(None, false);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    assert_eq!(app.job_status(&job).await.status, "succeeded");
+    assert_eq!(
+        waiting_attributes(&app, "082040"),
+        2,
+        "nothing is left to read through"
+    );
+    let rows = |page: &str| select_text(&html(page), "#results tbody tr").len();
+    assert_eq!(rows(&app.find_addressee(&csrf, "B-4-000000").await), 1);
+    assert_eq!(rows(&app.find_addressee(&csrf, "A-4-000000").await), 0);
+    let page = app.find_addressee(&csrf, "A-4-000001").await;
+    let doc = html(&page);
+    let link = doc
+        .select(&scraper::Selector::parse("#results a").unwrap())
+        .next()
+        .and_then(|a| a.value().attr("href"))
+        .unwrap()
+        .to_string();
+    let record = app.get(&link).await.text().await.unwrap();
+    assert!(record.contains("（転居）"), "{record}");
+
+    // The next import moves them into place first, and finds nothing new.
+    let (status, page) = app.import(&csrf, changed.into_bytes(), "auto").await;
+    assert_eq!(status, "succeeded");
+    assert_eq!(select_text(&html(&page), "#unchanged"), ["50"]);
+    assert_eq!(waiting_attributes(&app, "082040"), 0);
+    assert_eq!(rows(&app.find_addressee(&csrf, "B-4-000000").await), 1);
+    drop(server);
+}

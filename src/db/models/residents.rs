@@ -544,6 +544,39 @@ impl NextRow {
             .load(conn)?)
     }
 
+    /// Moves one resident's attributes from the side table into the row.
+    fn fold_one(conn: &mut DbConn, code: &str, n: &NextRow) -> Result<(), DbError> {
+        let target = residents::table
+            .filter(residents::municipality_code.eq(code))
+            .filter(residents::id.eq(&n.resident_id));
+        let sealed = (
+            residents::addressee_number_sealed.eq(&n.addressee_number_sealed),
+            residents::my_number_sealed.eq(&n.my_number_sealed),
+            residents::name_kanji_sealed.eq(&n.name_kanji_sealed),
+            residents::name_kana_sealed.eq(&n.name_kana_sealed),
+            residents::birth_date_sealed.eq(&n.birth_date_sealed),
+            residents::sex_sealed.eq(&n.sex_sealed),
+            residents::address_sealed.eq(&n.address_sealed),
+            residents::content_mac.eq(&n.content_mac),
+            residents::updated_at.eq(n.updated_at),
+        );
+        // The indexed columns only when they change: setting them costs
+        // index work even when the value stays.
+        if n.reindexed {
+            diesel::update(target)
+                .set((
+                    sealed,
+                    residents::addressee_index.eq(n.addressee_index.clone().unwrap_or_default()),
+                    residents::my_number_index.eq(&n.my_number_index),
+                    residents::birth_bucket.eq(&n.birth_bucket),
+                ))
+                .execute(conn)?;
+        } else {
+            diesel::update(target).set(sealed).execute(conn)?;
+        }
+        Ok(())
+    }
+
     /// An import that succeeded: a batch of the attributes it gave move
     /// into their residents' rows (readers already see them) and leave the
     /// side table. Returns how many.
@@ -560,38 +593,41 @@ impl NextRow {
             .limit(limit)
             .select(NextRow::as_select())
             .load(conn)?;
-        for n in &batch {
-            let target = residents::table
-                .filter(residents::municipality_code.eq(code.as_str()))
-                .filter(residents::id.eq(&n.resident_id));
-            let sealed = (
-                residents::addressee_number_sealed.eq(&n.addressee_number_sealed),
-                residents::my_number_sealed.eq(&n.my_number_sealed),
-                residents::name_kanji_sealed.eq(&n.name_kanji_sealed),
-                residents::name_kana_sealed.eq(&n.name_kana_sealed),
-                residents::birth_date_sealed.eq(&n.birth_date_sealed),
-                residents::sex_sealed.eq(&n.sex_sealed),
-                residents::address_sealed.eq(&n.address_sealed),
-                residents::content_mac.eq(&n.content_mac),
-                residents::updated_at.eq(n.updated_at),
-            );
-            // The indexed columns only when they change: setting them costs
-            // index work even when the value stays.
-            if n.reindexed {
-                diesel::update(target)
-                    .set((
-                        sealed,
-                        residents::addressee_index
-                            .eq(n.addressee_index.clone().unwrap_or_default()),
-                        residents::my_number_index.eq(&n.my_number_index),
-                        residents::birth_bucket.eq(&n.birth_bucket),
-                    ))
-                    .execute(conn)?;
-            } else {
-                diesel::update(target).set(sealed).execute(conn)?;
+        let ids: Vec<&str> = batch.iter().map(|n| n.resident_id.as_str()).collect();
+        match conn {
+            // One statement for the batch: a round trip per resident would
+            // be most of the work.
+            DbConn::Postgresql(c) => {
+                use diesel::sql_types::{Array, Text};
+                diesel::sql_query(
+                    "UPDATE residents r SET \
+                     addressee_number_sealed = n.addressee_number_sealed, \
+                     my_number_sealed = n.my_number_sealed, \
+                     name_kanji_sealed = n.name_kanji_sealed, \
+                     name_kana_sealed = n.name_kana_sealed, \
+                     birth_date_sealed = n.birth_date_sealed, \
+                     sex_sealed = n.sex_sealed, \
+                     address_sealed = n.address_sealed, \
+                     content_mac = n.content_mac, \
+                     updated_at = n.updated_at, \
+                     addressee_index = CASE WHEN n.reindexed THEN n.addressee_index ELSE r.addressee_index END, \
+                     my_number_index = CASE WHEN n.reindexed THEN n.my_number_index ELSE r.my_number_index END, \
+                     birth_bucket = CASE WHEN n.reindexed THEN n.birth_bucket ELSE r.birth_bucket END \
+                     FROM resident_next n \
+                     WHERE n.municipality_code = $1 AND n.resident_id = ANY($2) \
+                     AND r.municipality_code = n.municipality_code AND r.id = n.resident_id",
+                )
+                .bind::<Text, _>(code.as_str())
+                .bind::<Array<Text>, _>(&ids)
+                .execute(c)?;
+            }
+            // SQLite runs each cached statement in-process: one per row.
+            DbConn::Sqlite(_) => {
+                for n in &batch {
+                    Self::fold_one(conn, code.as_str(), n)?;
+                }
             }
         }
-        let ids: Vec<&str> = batch.iter().map(|n| n.resident_id.as_str()).collect();
         for chunk in ids.chunks(500) {
             diesel::delete(
                 resident_next::table
