@@ -66,8 +66,8 @@ pub enum ProvisionsCmd {
 pub enum StatisticsCmd {
     /// Count every municipality's doses again from the records (the
     /// database keeps the counts as doses change; this is for a database
-    /// whose counts were never kept). Run it with the server stopped: doses
-    /// recorded meanwhile could be counted twice or not at all.
+    /// whose counts were never kept, or to check them). Safe while the
+    /// server records doses: each is counted once.
     Recount,
 }
 
@@ -322,8 +322,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Statistics(StatisticsCmd::Recount) => {
             let prepared = startup::prepare(&common, 2)?;
             let mut conn = prepared.state.pool.get()?;
-            let n = crate::flows::statistics::recount(&mut conn)?;
-            println!("statistics recounted from the doses of {n} municipalities");
+            let r = crate::flows::statistics::recount(&mut conn)?;
+            println!(
+                "statistics recounted from the doses of {} municipalities: {} counts corrected",
+                r.municipalities, r.corrected
+            );
             Ok(())
         }
         Command::Provisions(ProvisionsCmd::Purge) => {

@@ -4,6 +4,7 @@
 
 pub mod models;
 pub mod schema;
+pub mod stat_counts;
 mod url;
 
 pub use url::{DatabaseUrl, DatabaseUrlError, redact};
@@ -589,63 +590,32 @@ where
     transaction_as(conn, None, true, work)
 }
 
-/// Adds one municipality's doses to the statistics' running counts, as the
-/// triggers of migration 000012 would have (call inside the municipality's
-/// scoped transaction, after emptying the counts: see
-/// `flows::statistics::recount`). The tables and expressions are those of
-/// the migration.
-pub fn recount_statistics(conn: &mut DbConn, code: &str) -> Result<(), DbError> {
-    let (month, p) = match conn {
-        DbConn::Postgresql(_) => ("to_char(d.administered_on, 'YYYY-MM')", "$1"),
-        DbConn::Sqlite(_) => ("substr(d.administered_on, 1, 7)", "?"),
-    };
-    const AGE_GROUP: &str = "CASE WHEN d.age_band IS NULL THEN 'unknown' WHEN d.age_band >= 65 THEN '65-' ELSE '-64' END";
-    let tables: [(&str, &str, &str, &str); 5] = [
-        (
-            "stat_daily",
-            "prefecture_code, administered_on, dose_number",
-            "substr(d.municipality_code, 1, 2), d.administered_on, d.dose_number",
-            "1, 2, 3",
-        ),
-        (
-            "stat_monthly",
-            "prefecture_code, month, dose_number, product_code",
-            "substr(d.municipality_code, 1, 2), {month}, d.dose_number, d.product_code",
-            "1, 2, 3, 4",
-        ),
-        (
-            "stat_demographic",
-            "prefecture_code, month, age_band, sex",
-            "substr(d.municipality_code, 1, 2), {month}, coalesce(d.age_band, -1), coalesce(d.sex, '9')",
-            "1, 2, 3, 4",
-        ),
-        (
-            "stat_municipal",
-            "municipality_code, month, dose_number",
-            "d.municipality_code, {month}, d.dose_number",
-            "1, 2, 3",
-        ),
-        (
-            "stat_open",
-            "prefecture_code, administered_on, dose_number, age_group, sex",
-            "substr(d.municipality_code, 1, 2), d.administered_on, d.dose_number, {age_group}, coalesce(d.sex, '9')",
-            "1, 2, 3, 4, 5",
-        ),
-    ];
-    for (table, columns, values, groups) in tables {
-        let values = values
-            .replace("{month}", month)
-            .replace("{age_group}", AGE_GROUP);
-        diesel::sql_query(format!(
-            "INSERT INTO {table} ({columns}, n) SELECT {values}, count(*) FROM doses d \
-             WHERE d.municipality_code = {p} AND d.status = 'valid' \
-             AND d.origin <> 'transferred' GROUP BY {groups} \
-             ON CONFLICT ({columns}) DO UPDATE SET n = {table}.n + excluded.n"
-        ))
-        .bind::<diesel::sql_types::Text, _>(code)
-        .execute(conn)?;
+/// Runs `work` in one reading transaction that sees one snapshot of the
+/// database from its first read to its end, whatever commits meanwhile,
+/// and holds no lock that a writer waits for (PostgreSQL `REPEATABLE READ`;
+/// an SQLite read transaction in WAL mode). `work` names the municipality
+/// it reads with [`set_transaction_municipality`].
+pub fn snapshot_read<T, E>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConn as Connection>::TransactionManager;
+    match conn {
+        DbConn::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
+            c,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?,
     }
-    Ok(())
+    let result = work(conn);
+    match Manager::rollback_transaction(conn) {
+        Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => result,
+        Err(e) => result.and(Err(e.into())),
+    }
 }
 
 /// Runs `work` in one transaction named to one municipality, in one round

@@ -268,34 +268,91 @@ pub fn open_rows(
         .load(conn)?)
 }
 
-/// Every count recomputed from the doses themselves, one municipality at a
-/// time inside its own partition's transaction (row-level security lets a
-/// transaction see one municipality only). For a database whose counts
-/// were never kept, or to check them.
-pub fn recount(conn: &mut DbConn) -> Result<usize, DbError> {
+/// Every count recomputed from the doses themselves, while doses go on
+/// being recorded: for a database whose counts were never kept, or to
+/// check them. Returns how many municipalities were counted and how many
+/// counts it corrected.
+///
+/// Nothing waits on it: the doses and the counts are read in one snapshot
+/// (a reading transaction, no lock), and what the snapshot's counts miss
+/// or have too many is added in short writing transactions as a
+/// difference, as the triggers add. A dose recorded after the snapshot was
+/// counted by its trigger and is not in the difference, so it is counted
+/// once, however long the recount takes.
+pub fn recount(conn: &mut DbConn) -> Result<Recount, DbError> {
+    let differences = differences_from_doses(conn)?;
+    apply(conn, &differences)
+}
+
+/// What each count lacks (or has too many) against the doses, read in one
+/// snapshot: the first half of [`recount`].
+pub fn differences_from_doses(conn: &mut DbConn) -> Result<Differences, DbError> {
+    use crate::db::stat_counts::TABLES;
     let codes: Vec<String> = crate::db::models::tenants::TenantRow::active(conn)?
         .into_iter()
         .map(|t| t.municipality_code)
         .collect();
-    crate::db::write_transaction(conn, |conn| {
-        diesel::delete(stat_daily::table).execute(conn)?;
-        diesel::delete(stat_monthly::table).execute(conn)?;
-        diesel::delete(stat_municipal::table).execute(conn)?;
-        diesel::delete(stat_demographic::table).execute(conn)?;
-        diesel::delete(stat_open::table).execute(conn)?;
-        Ok::<_, DbError>(())
+    let per_table = crate::db::snapshot_read(conn, |conn| {
+        let mut all = Vec::with_capacity(TABLES.len());
+        for table in &TABLES {
+            let mut by_key = std::collections::HashMap::<String, i64>::new();
+            for code in &codes {
+                // Row-level security shows one municipality's doses at a
+                // time; the snapshot stays the same across them.
+                crate::db::set_transaction_municipality(conn, code)?;
+                for (k, n) in table.counted_from_doses(conn, code)? {
+                    *by_key.entry(k).or_insert(0) += n;
+                }
+            }
+            for (k, n) in table.kept(conn)? {
+                *by_key.entry(k).or_insert(0) -= n;
+            }
+            let mut diff: Vec<(String, i64)> =
+                by_key.into_iter().filter(|(_, n)| *n != 0).collect();
+            diff.sort();
+            all.push(diff);
+        }
+        Ok::<_, DbError>(all)
     })?;
-    for code in &codes {
-        crate::db::scoped_transaction(conn, code_of(code)?, true, |conn| {
-            crate::db::recount_statistics(conn, code)
-        })?;
-    }
-    Ok(codes.len())
+    Ok(Differences {
+        municipalities: codes.len(),
+        per_table,
+    })
 }
 
-fn code_of(code: &str) -> Result<crate::domain::MunicipalityCode, DbError> {
-    crate::domain::MunicipalityCode::parse(code)
-        .map_err(|_| DbError::Migration(format!("bad municipality code {code}")))
+/// The second half of [`recount`]: adds the differences to the counts as
+/// they stand now.
+pub fn apply(conn: &mut DbConn, differences: &Differences) -> Result<Recount, DbError> {
+    use crate::db::stat_counts::TABLES;
+    let mut corrected = 0;
+    for (table, diff) in TABLES.iter().zip(&differences.per_table) {
+        for batch in diff.chunks(RECOUNT_BATCH) {
+            crate::db::write_transaction(conn, |conn| table.add(conn, batch))?;
+            corrected += batch.len();
+        }
+    }
+    Ok(Recount {
+        municipalities: differences.municipalities,
+        corrected,
+    })
+}
+
+/// Per count table (in the order of `db::stat_counts::TABLES`), each key
+/// whose count differs from the doses and by how much.
+pub struct Differences {
+    municipalities: usize,
+    per_table: Vec<Vec<(String, i64)>>,
+}
+
+/// Counts corrected per writing transaction: short enough that the
+/// recording tablets' writes are not kept waiting.
+const RECOUNT_BATCH: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recount {
+    pub municipalities: usize,
+    /// Count cells that differed from the doses.
+    pub corrected: usize,
 }
 
 /// A municipality's own progress: how many of its current residents have

@@ -2,6 +2,7 @@
 //! records, the viewers' pages and their limits, open data and suppression.
 
 use crate::helpers::*;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use std::collections::BTreeMap;
 use vrs::db::models::doses::DoseRow;
@@ -181,6 +182,61 @@ async fn the_counts_equal_a_recount_after_recording_correcting_and_deleting() {
     // The recount from scratch gives the same counts again.
     vrs::flows::statistics::recount(&mut app.conn()).unwrap();
     assert_eq!(kept(&app), recount(&after));
+}
+
+#[tokio::test]
+async fn a_recount_next_to_recording_counts_every_dose_once() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    // Counts gone wrong: some too high, some missing.
+    app.conn()
+        .batch_execute(
+            "UPDATE stat_daily SET n = n + 7; DELETE FROM stat_monthly WHERE dose_number = 1; \
+             DELETE FROM stat_open",
+        )
+        .unwrap();
+    assert_ne!(kept(&app), recount(&all_doses(&app)));
+
+    // The recount reads its snapshot; then, before it writes, staff
+    // delete a dose (its trigger subtracts it from the counts at once).
+    let differences = vrs::flows::statistics::differences_from_doses(&mut app.conn()).unwrap();
+    app.declare_lgwan("131016");
+    let staff = TestApp::handle(&app);
+    let csrf = staff.login_as("131016-staff", DEMO_PASSWORD).await;
+    let gone = all_doses(&app)
+        .into_iter()
+        .find(|d| {
+            d.municipality_code == "131016" && d.status == "valid" && d.origin != "transferred"
+        })
+        .unwrap();
+    let res = staff
+        .client
+        .post(staff.url(&format!(
+            "/residents/{}/doses/{}",
+            gone.resident_id, gone.id
+        )))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "delete"),
+            ("reason", "読み取りの誤り"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let r = vrs::flows::statistics::apply(&mut app.conn(), &differences).unwrap();
+    assert!(r.corrected > 0);
+
+    // The deleted dose is counted neither by the snapshot's difference nor
+    // twice: the counts are those of the doses as they are now.
+    assert_eq!(kept(&app), recount(&all_doses(&app)));
+    // Counts that are right are left as they are.
+    assert_eq!(
+        vrs::flows::statistics::recount(&mut app.conn())
+            .unwrap()
+            .corrected,
+        0
+    );
 }
 
 /// A prefectural viewer of one prefecture (two-digit code).
