@@ -119,6 +119,12 @@ pub enum KeysCmd {
         /// Re-key every enabled municipality.
         #[arg(long)]
         all_municipalities: bool,
+        /// Seconds between a municipality's new key becoming active and the
+        /// last pass over its rows: longer than any request of a running
+        /// server takes, so what a request began with the old key is sealed
+        /// again too. 0 when no server is running.
+        #[arg(long, default_value_t = 60)]
+        grace: u64,
     },
     /// Sign new certificates with a new issuer key. The old key stays
     /// published in the JWKS, so every card it signed still verifies.
@@ -174,7 +180,11 @@ pub enum BenchCmd {
     /// A large resident import of one municipality next to doses recorded
     /// for others' tickets (wrk), each against itself alone.
     Contention {
-        /// Lines of the resident file imported.
+        /// The long job next to the tablets.
+        #[arg(long, value_enum, default_value_t = crate::bench::contention::Job::Import)]
+        job: crate::bench::contention::Job,
+        /// Lines of the resident file imported; residents of the municipality
+        /// whose keys rotate; doses recounted.
         #[arg(long, default_value_t = 1_000_000)]
         rows: usize,
         /// Length of the recording run with no import.
@@ -392,6 +402,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCmd::Contention {
+            job,
             rows,
             seconds,
             connections,
@@ -401,6 +412,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             postgres,
         }) => {
             let opts = crate::bench::contention::Options {
+                job,
                 rows,
                 seconds,
                 connections,
@@ -563,13 +575,20 @@ fn municipality(common: &Common, cmd: MunicipalityCmd) -> anyhow::Result<()> {
 }
 
 fn keys(common: &Common, cmd: KeysCmd) -> anyhow::Result<()> {
-    let (master, new_key_file, municipalities, all_municipalities) = match cmd {
+    let (master, new_key_file, municipalities, all_municipalities, grace) = match cmd {
         KeysCmd::Rotate {
             master,
             new_key_file,
             municipalities,
             all_municipalities,
-        } => (master, new_key_file, municipalities, all_municipalities),
+            grace,
+        } => (
+            master,
+            new_key_file,
+            municipalities,
+            all_municipalities,
+            std::time::Duration::from_secs(grace),
+        ),
         KeysCmd::RotateIssuer => {
             let prepared = startup::prepare(common, 2)?;
             let mut conn = prepared.state.pool.get()?;
@@ -608,8 +627,14 @@ fn keys(common: &Common, cmd: KeysCmd) -> anyhow::Result<()> {
         }
     }
     for code in codes {
-        let (v, n) = flows::keys::rotate_tenant(&mut conn, &current, code)?;
-        println!("municipality {code}: now key v{v}, {n} residents re-sealed, old keys destroyed");
+        println!(
+            "municipality {code}: sealing with a new key version; the server can keep running"
+        );
+        let r = flows::keys::rotate_tenant(&mut conn, &current, code, grace)?;
+        println!(
+            "municipality {code}: now key v{}, {} residents and {} other sealed values sealed again, old keys destroyed",
+            r.version, r.residents, r.cells
+        );
     }
     Ok(())
 }

@@ -49,7 +49,10 @@ crate::db::from_diesel_via_db_error!(TenancyError);
 pub struct Partition {
     code: MunicipalityCode,
     sealer: Sealer,
-    indexer: BlindIndexer,
+    /// The active version's index key first, then any older version still
+    /// held: while a key rotation re-seals the rows, some carry indexes of
+    /// the old key, and a lookup tries each.
+    indexers: Vec<BlindIndexer>,
 }
 
 impl Partition {
@@ -90,15 +93,26 @@ impl Partition {
             .find(|k| k.version == active)
             .ok_or(TenancyError::DamagedKeys(code))?;
         let refs: Vec<(u32, &[u8; 32])> = keys.iter().map(|k| (k.version, &*k.data_key)).collect();
+        let mut indexers = vec![BlindIndexer::new(&active_keys.index_key)];
+        let mut older: Vec<&TenantKeyMaterial> =
+            keys.iter().filter(|k| k.version != active).collect();
+        older.sort_by_key(|k| std::cmp::Reverse(k.version));
+        indexers.extend(older.into_iter().map(|k| BlindIndexer::new(&k.index_key)));
         Ok(Partition {
             code,
             sealer: Sealer::new(code, &refs, active),
-            indexer: BlindIndexer::new(&active_keys.index_key),
+            indexers,
         })
     }
 
     pub fn code(&self) -> MunicipalityCode {
         self.code
+    }
+
+    /// Whether the partition holds more than one key version: a key
+    /// rotation has begun and not yet finished.
+    pub fn rotating(&self) -> bool {
+        self.indexers.len() > 1
     }
 
     /// A scope for sealing and indexing only, on a thread that holds no
@@ -247,32 +261,58 @@ impl Scope<'_> {
         Sealer::version_of(sealed) != Some(self.partition.sealer.active_version())
     }
 
+    /// The index of an individual number under the active key: what a
+    /// row written now holds.
     pub fn my_number_index(&self, n: &MyNumber) -> Vec<u8> {
-        self.partition
-            .indexer
-            .index(INDEX_MY_NUMBER, &n.expose_digits())
+        self.active().index(INDEX_MY_NUMBER, &n.expose_digits())
+    }
+
+    /// Every index an individual number may be stored under (more than one
+    /// while a key rotation runs): what a lookup searches for.
+    pub fn my_number_indexes(&self, n: &MyNumber) -> Vec<Vec<u8>> {
+        let digits = n.expose_digits();
+        self.each(|i| i.index(INDEX_MY_NUMBER, &digits))
     }
 
     /// A coarse keyed bucket of a birth date: 12 bits of its HMAC, so that
     /// about nine dates share each bucket and equal buckets say little about
     /// equal birthdays. A search opens only the residents of one bucket.
     pub fn birth_bucket(&self, birth: chrono::NaiveDate) -> Vec<u8> {
-        let mac = self
-            .partition
-            .indexer
-            .index(INDEX_BIRTH_BUCKET, birth.to_string().as_bytes());
-        vec![mac[0], mac[1] & 0x0F]
+        bucket(self.active(), birth)
+    }
+
+    /// Every bucket a birth date may be stored under (see
+    /// [`Scope::my_number_indexes`]).
+    pub fn birth_buckets(&self, birth: chrono::NaiveDate) -> Vec<Vec<u8>> {
+        self.each(|i| bucket(i, birth))
     }
 
     /// Keyed fingerprint of a record's clear content, so an unchanged
     /// re-import can be recognised without opening the stored row.
     pub fn content_mac(&self, canonical: &[u8]) -> Vec<u8> {
-        self.partition.indexer.index(INDEX_CONTENT, canonical)
+        self.active().index(INDEX_CONTENT, canonical)
     }
 
     pub fn addressee_index(&self, addressee: &str) -> Vec<u8> {
-        self.partition
-            .indexer
-            .index(INDEX_ADDRESSEE, addressee.as_bytes())
+        self.active().index(INDEX_ADDRESSEE, addressee.as_bytes())
     }
+
+    /// Every index a 宛名番号 may be stored under (see
+    /// [`Scope::my_number_indexes`]).
+    pub fn addressee_indexes(&self, addressee: &str) -> Vec<Vec<u8>> {
+        self.each(|i| i.index(INDEX_ADDRESSEE, addressee.as_bytes()))
+    }
+
+    fn active(&self) -> &BlindIndexer {
+        &self.partition.indexers[0]
+    }
+
+    fn each(&self, f: impl Fn(&BlindIndexer) -> Vec<u8>) -> Vec<Vec<u8>> {
+        self.partition.indexers.iter().map(f).collect()
+    }
+}
+
+fn bucket(indexer: &BlindIndexer, birth: chrono::NaiveDate) -> Vec<u8> {
+    let mac = indexer.index(INDEX_BIRTH_BUCKET, birth.to_string().as_bytes());
+    vec![mac[0], mac[1] & 0x0F]
 }

@@ -1,12 +1,13 @@
-//! `vrs bench contention`: one municipality imports a large resident file
-//! while site tablets record doses for tickets of other municipalities
-//! through the machine API (wrk on loopback, every connection pausing
-//! between requests, as a busy day's tablets do, not a flood), on the same
-//! server and database. Reported next to each other, in the same run: the
-//! recording with no import and during the import (doses/s, p50/p99,
-//! non-2xx), and the import alone and during the recording. The import
-//! runs through the product's job (spooled file, journal line, lease,
-//! short write batches, publication, operation-log line).
+//! `vrs bench contention`: one municipality's long job — a large resident
+//! import, a key rotation, or a statistics recount — while site tablets
+//! record doses for tickets of other municipalities through the machine
+//! API (wrk on loopback, every connection pausing between requests, as a
+//! busy day's tablets do, not a flood), on the same server and database.
+//! Reported next to each other, in the same run: the recording with no job
+//! and during the job (doses/s, p50/p99, non-2xx), and the job alone and
+//! during the recording. Each job runs through the product's own code (the
+//! import through its job: spooled file, journal line, lease, short write
+//! batches, publication, operation-log line).
 
 use super::record::{
     self, BenchServer, LOT, LUA_COMMON, LUA_RECORD, POOL_SIZE, PRODUCT, WRK_THREADS, WrkRun,
@@ -20,10 +21,36 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+/// The long job measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Job {
+    /// A resident file of `rows` lines imported (once alone, once by
+    /// another municipality during the recording).
+    Import,
+    /// The data and index keys of a municipality holding `rows` residents
+    /// rotated (twice: alone, then during the recording).
+    Rotate,
+    /// Every count recomputed from `rows` doses of one municipality (and
+    /// the tablets' own), with the counts made wrong first.
+    Recount,
+}
+
+impl Job {
+    fn name(&self) -> &'static str {
+        match self {
+            Job::Import => "import",
+            Job::Rotate => "key rotation",
+            Job::Recount => "statistics recount",
+        }
+    }
+}
+
 /// What `vrs bench contention` was asked for.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Lines of the resident file imported.
+    pub job: Job,
+    /// Lines of the resident file imported; residents whose keys rotate;
+    /// doses recounted.
     pub rows: usize,
     /// Length of the recording run with no import.
     pub seconds: u64,
@@ -144,10 +171,66 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     let work = scratch.dir().join("files");
     crate::config::create_private_dir(&work)?;
     let file = work.join("residents.csv");
-    let bytes = write_resident_file(&file, opts.rows)?;
     let importer = BenchImport::from_state(state.clone());
-    let req_alone = importer.request(alone_code, &file)?;
-    let req_during = importer.request(during_code, &file)?;
+    // What the job works on, made ready: the import's two requests; the
+    // rotated municipality's residents; the recounted doses.
+    let mut bytes = 0;
+    let mut requests = Vec::new();
+    match opts.job {
+        Job::Import => {
+            bytes = write_resident_file(&file, opts.rows)?;
+            requests.push(importer.request(alone_code, &file)?);
+            requests.push(importer.request(during_code, &file)?);
+        }
+        Job::Rotate => {
+            bytes = write_resident_file(&file, opts.rows)?;
+            importer.run(importer.request(alone_code, &file)?)?;
+        }
+        Job::Recount => {
+            let mut conn = state.pool.get()?;
+            let start = crate::flows::today_in_japan() - chrono::Duration::days(720);
+            super::statistics::fill_doses(
+                &mut conn,
+                &state.master,
+                alone_code,
+                0,
+                opts.rows,
+                start,
+                700,
+            )?;
+            crate::db::refresh_statistics(&mut conn)?;
+        }
+    }
+    let mut run_job = || -> anyhow::Result<()> {
+        match opts.job {
+            Job::Import => {
+                importer.run(requests.remove(0))?;
+            }
+            Job::Rotate => {
+                let mut conn = state.pool.get()?;
+                crate::flows::keys::rotate_tenant(
+                    &mut conn,
+                    &state.master,
+                    alone_code,
+                    std::time::Duration::ZERO,
+                )?;
+            }
+            Job::Recount => {
+                let mut conn = state.pool.get()?;
+                // Counts gone wrong everywhere, so that the recount writes
+                // as well as reads.
+                crate::db::write_transaction(&mut conn, |c| {
+                    use diesel::connection::SimpleConnection;
+                    c.batch_execute(
+                        "UPDATE stat_daily SET n = n + 1; UPDATE stat_open SET n = n + 1",
+                    )
+                })?;
+                let r = crate::flows::statistics::recount(&mut conn)?;
+                anyhow::ensure!(r.corrected > 0, "the recount corrected nothing");
+            }
+        }
+        Ok(())
+    };
     let first = work.join("tickets-alone.txt");
     ticket_file(&first, &recorded, 0..half)?;
     let second = work.join("tickets-during.txt");
@@ -173,43 +256,78 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
             &alone_script,
             &url,
         )?)?;
-        // 2. The import alone (the server idle).
+        // 2. The job alone (the server idle).
         let start = Instant::now();
-        importer.run(req_alone)?;
-        let import_alone = start.elapsed().as_secs_f64();
-        // 3. The import while the tablets record, for as long as it runs.
+        run_job()?;
+        let job_alone = start.elapsed().as_secs_f64();
+        // 3. The job while the tablets record, for as long as it runs.
         let during_script = script(&work, "during", &second, &token, opts.pause_ms)?;
         let wrk = record::spawn_wrk(opts.connections, 86_400, &during_script, &url)?;
         let start = Instant::now();
-        let imported = importer.run(req_during);
-        let import_during = start.elapsed().as_secs_f64();
+        let done = run_job();
+        let job_during = start.elapsed().as_secs_f64();
         interrupt(&wrk)?;
         let rec_during = record::collect_wrk(wrk)?;
-        imported?;
-        Ok((rec_alone, rec_during, import_alone, import_during))
+        done?;
+        Ok((rec_alone, rec_during, job_alone, job_during))
     })();
     server.stop();
-    let (rec_alone, rec_during, import_alone, import_during) = measured?;
+    let (rec_alone, rec_during, job_alone, job_during) = measured?;
 
     let mut conn = state.pool.get()?;
     let (after, logged) = record::stored(&mut conn, &state.master, &state.audit, &recorded)?;
-    let imported: Vec<i64> = [alone_code, during_code]
-        .iter()
-        .map(|&code| {
-            let p = crate::tenancy::Partition::open(&mut conn, &state.master, code)?;
-            Ok(p.read(&mut conn, crate::flows::residents::count)?)
-        })
-        .collect::<anyhow::Result<_>>()?;
+    // What the job left is checked: each file whole in its municipality;
+    // every resident sealed with the third key version, the only one
+    // left; with the tablets stopped, counts a further recount finds right.
+    let job_check: String = match opts.job {
+        Job::Import => {
+            for code in [alone_code, during_code] {
+                let p = crate::tenancy::Partition::open(&mut conn, &state.master, code)?;
+                let n = p.read(&mut conn, crate::flows::residents::count)?;
+                anyhow::ensure!(
+                    n == opts.rows as i64,
+                    "the import of {code} stored {n} residents, not {}",
+                    opts.rows
+                );
+            }
+            "both imports stored every line".into()
+        }
+        Job::Rotate => {
+            let keys = crate::db::models::tenants::TenantKeyRow::for_municipality(
+                &mut conn,
+                alone_code.as_str(),
+            )?;
+            anyhow::ensure!(
+                keys.len() == 1 && keys[0].version == 3,
+                "after two rotations {alone_code} holds key versions {:?}",
+                keys.iter().map(|k| k.version).collect::<Vec<_>>()
+            );
+            let (left, cells) =
+                crate::flows::keys::reseal_pass(&mut conn, &state.master, alone_code)?;
+            anyhow::ensure!(
+                left == 0 && cells == 0,
+                "{left} residents and {cells} cells were still sealed with an old key"
+            );
+            let p = crate::tenancy::Partition::open(&mut conn, &state.master, alone_code)?;
+            let n = p.read(&mut conn, crate::flows::residents::count)?;
+            anyhow::ensure!(n == opts.rows as i64, "{n} residents after the rotations");
+            format!("{n} residents, all under key version 3, the only one left")
+        }
+        Job::Recount => {
+            let r = crate::flows::statistics::recount(&mut conn)?;
+            anyhow::ensure!(
+                r.corrected == 0,
+                "{} counts were wrong after the recount next to the tablets",
+                r.corrected
+            );
+            "a recount after the run found every count right".into()
+        }
+    };
     drop(conn);
     drop(state);
     drop(scratch);
     let stored: i64 = after.values().sum::<i64>() - before.values().sum::<i64>();
     let answered = (rec_alone.requests + rec_during.requests) as i64;
-    anyhow::ensure!(
-        imported.iter().all(|n| *n == opts.rows as i64),
-        "the imports stored {imported:?} residents, not {} each",
-        opts.rows
-    );
     anyhow::ensure!(
         rec_alone.exhausted == 0 && rec_during.exhausted == 0,
         "the tickets ran out during a recording run: raise --tickets"
@@ -220,11 +338,21 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     );
 
     let mut out = String::new();
+    let what = match opts.job {
+        Job::Import => format!(
+            "a {}-line resident import ({:.1} MiB)",
+            opts.rows,
+            bytes as f64 / (1024.0 * 1024.0)
+        ),
+        Job::Rotate => format!(
+            "a key rotation of a municipality of {} residents",
+            opts.rows
+        ),
+        Job::Recount => format!("a statistics recount of {} doses and more", opts.rows),
+    };
     let _ = writeln!(
         out,
-        "bench contention: a {}-line resident import ({:.1} MiB) next to doses recorded through POST /api/v1/doses, on {backend}",
-        opts.rows,
-        bytes as f64 / (1024.0 * 1024.0)
+        "bench contention: {what} next to doses recorded through POST /api/v1/doses, on {backend}"
     );
     let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
     let _ = writeln!(
@@ -246,8 +374,8 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, r) in [
-        ("no import (baseline)", &rec_alone),
-        ("during the import", &rec_during),
+        ("no job (baseline)", &rec_alone),
+        (&*format!("during the {}", opts.job.name()), &rec_during),
     ] {
         let _ = writeln!(
             out,
@@ -265,28 +393,30 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| import of {} lines | seconds | lines/s | ratio to alone |",
+        "| {} of {} rows | seconds | rows/s | ratio to alone |",
+        opts.job.name(),
         opts.rows
     );
     let _ = writeln!(out, "|---|---:|---:|---:|");
     for (name, secs) in [
-        ("alone (baseline)", import_alone),
-        ("while the tablets record", import_during),
+        ("alone (baseline)", job_alone),
+        ("while the tablets record", job_during),
     ] {
         let _ = writeln!(
             out,
             "| {name} | {secs:.1} | {:.0} | {:.2} |",
             opts.rows as f64 / secs,
-            secs / import_alone
+            secs / job_alone
         );
     }
     let _ = writeln!(out);
+    let _ = writeln!(out, "  checked after the run: {job_check}");
     let p99_met = rec_during.p99_ms < 500.0;
     let clean = rec_during.non_2xx == 0 && rec_during.socket_error_total() == 0;
-    let slow = import_during / import_alone;
+    let slow = job_during / job_alone;
     let _ = writeln!(
         out,
-        "  targets: recording p99 during the import < 500 ms -> {} ({:.1} ms); 0 non-2xx -> {} ({}); import <= 1.5x alone -> {} ({slow:.2}x)",
+        "  targets: recording p99 during the job < 500 ms -> {} ({:.1} ms); 0 non-2xx -> {} ({}); job <= 1.5x alone -> {} ({slow:.2}x)",
         if p99_met { "met" } else { "NOT met" },
         rec_during.p99_ms,
         if clean { "met" } else { "NOT met" },

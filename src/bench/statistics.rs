@@ -54,7 +54,6 @@ pub fn run(doses: usize, requests: usize, postgres_url: Option<&str>) -> anyhow:
         crate::flows::municipalities::enable(&mut conn, &master, *code)?;
     }
     let per_muni = doses.div_ceil(munis.len());
-    let people_per_muni = per_muni.div_ceil(3);
     let start_day = NaiveDate::from_ymd_opt(2021, 2, 17).unwrap_or_default();
     let days = 1140;
     let setup = Instant::now();
@@ -63,65 +62,15 @@ pub fn run(doses: usize, requests: usize, postgres_url: Option<&str>) -> anyhow:
         if written >= doses {
             break;
         }
-        let partition = crate::tenancy::Partition::open(&mut conn, &master, *code)?;
-        partition.run(&mut conn, |scope, conn| {
-            // Residents as stored rows (their sealed fields are filler: the
-            // statistics never read them).
-            let residents: Vec<ResidentRow> = (0..people_per_muni)
-                .map(|i| ResidentRow {
-                    municipality_code: code.to_string(),
-                    id: format!("{m:03}-{i:08}"),
-                    addressee_index: format!("{m}-{i}").into_bytes(),
-                    addressee_number_sealed: vec![0; 8],
-                    name_kanji_sealed: vec![0; 8],
-                    name_kana_sealed: vec![0; 8],
-                    birth_date_sealed: vec![0; 8],
-                    sex_sealed: vec![0; 8],
-                    created_at: crate::flows::now(),
-                    updated_at: crate::flows::now(),
-                    ..ResidentRow::default()
-                })
-                .collect();
-            for chunk in residents.chunks(20_000) {
-                ResidentRow::insert_many(scope, conn, chunk)?;
-            }
-            let mut batch = Vec::with_capacity(20_000);
-            for i in 0..per_muni.min(doses - written) {
-                let person = i / 3;
-                let n = (i % 3) as i32 + 1 + if person % 4 == 0 { 3 } else { 0 };
-                let day = (person * 7 + n as usize * 97 + m * 13) % days;
-                let on = start_day + chrono::Duration::days(day as i64);
-                batch.push(DoseRow {
-                    municipality_code: code.to_string(),
-                    id: format!("{m:03}-{i:09}"),
-                    resident_id: format!("{m:03}-{person:08}"),
-                    dose_number: n,
-                    administered_on: on,
-                    recorded_at: crate::flows::now(),
-                    ticket_number: None,
-                    site_municipality_code: Some(code.to_string()),
-                    site_name: None,
-                    product_code: PRODUCTS[(day * PRODUCTS.len()) / days].to_string(),
-                    lot_number: None,
-                    origin: crate::db::models::doses::RECORDED.into(),
-                    origin_municipality_code: None,
-                    recorded_by: None,
-                    status: crate::db::models::doses::VALID.into(),
-                    site_id: None,
-                    idempotency_key: None,
-                    quality_flags: None,
-                    supersedes: None,
-                    age_band: Some(((person * 37) % 21 * 5) as i32),
-                    sex: Some(["1", "2"][person % 2].into()),
-                });
-                if batch.len() == 20_000 {
-                    DoseRow::insert_many(scope, conn, &batch)?;
-                    batch.clear();
-                }
-            }
-            DoseRow::insert_many(scope, conn, &batch)?;
-            Ok::<_, crate::db::DbError>(())
-        })?;
+        fill_doses(
+            &mut conn,
+            &master,
+            *code,
+            m,
+            per_muni.min(doses - written),
+            start_day,
+            days,
+        )?;
         written += per_muni.min(doses - written);
     }
     crate::db::refresh_statistics(&mut conn)?;
@@ -231,4 +180,80 @@ pub fn run(doses: usize, requests: usize, postgres_url: Option<&str>) -> anyhow:
 struct CountRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
+}
+
+/// Residents (sealed fields as filler: the statistics never read them) and
+/// `count` valid doses of one municipality, three per person, spread over
+/// `days` days from `start_day`, through the product's inserts (so the
+/// triggers count them). `m` makes the ids unique across municipalities.
+pub(super) fn fill_doses(
+    conn: &mut crate::db::DbConn,
+    master: &crate::crypto::MasterKey,
+    code: MunicipalityCode,
+    m: usize,
+    count: usize,
+    start_day: NaiveDate,
+    days: usize,
+) -> anyhow::Result<()> {
+    let people_per_muni = count.div_ceil(3);
+    let partition = crate::tenancy::Partition::open(conn, master, code)?;
+    partition.run(conn, |scope, conn| {
+        // Residents as stored rows (their sealed fields are filler: the
+        // statistics never read them).
+        let residents: Vec<ResidentRow> = (0..people_per_muni)
+            .map(|i| ResidentRow {
+                municipality_code: code.to_string(),
+                id: format!("{m:03}-{i:08}"),
+                addressee_index: format!("{m}-{i}").into_bytes(),
+                addressee_number_sealed: vec![0; 8],
+                name_kanji_sealed: vec![0; 8],
+                name_kana_sealed: vec![0; 8],
+                birth_date_sealed: vec![0; 8],
+                sex_sealed: vec![0; 8],
+                created_at: crate::flows::now(),
+                updated_at: crate::flows::now(),
+                ..ResidentRow::default()
+            })
+            .collect();
+        for chunk in residents.chunks(20_000) {
+            ResidentRow::insert_many(scope, conn, chunk)?;
+        }
+        let mut batch = Vec::with_capacity(20_000);
+        for i in 0..count {
+            let person = i / 3;
+            let n = (i % 3) as i32 + 1 + if person % 4 == 0 { 3 } else { 0 };
+            let day = (person * 7 + n as usize * 97 + m * 13) % days;
+            let on = start_day + chrono::Duration::days(day as i64);
+            batch.push(DoseRow {
+                municipality_code: code.to_string(),
+                id: format!("{m:03}-{i:09}"),
+                resident_id: format!("{m:03}-{person:08}"),
+                dose_number: n,
+                administered_on: on,
+                recorded_at: crate::flows::now(),
+                ticket_number: None,
+                site_municipality_code: Some(code.to_string()),
+                site_name: None,
+                product_code: PRODUCTS[(day * PRODUCTS.len()) / days].to_string(),
+                lot_number: None,
+                origin: crate::db::models::doses::RECORDED.into(),
+                origin_municipality_code: None,
+                recorded_by: None,
+                status: crate::db::models::doses::VALID.into(),
+                site_id: None,
+                idempotency_key: None,
+                quality_flags: None,
+                supersedes: None,
+                age_band: Some(((person * 37) % 21 * 5) as i32),
+                sex: Some(["1", "2"][person % 2].into()),
+            });
+            if batch.len() == 20_000 {
+                DoseRow::insert_many(scope, conn, &batch)?;
+                batch.clear();
+            }
+        }
+        DoseRow::insert_many(scope, conn, &batch)?;
+        Ok::<_, crate::db::DbError>(())
+    })?;
+    Ok(())
 }

@@ -128,7 +128,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
             ResidentRow::find_by_my_number_index_and_municipality(
                 scope,
                 conn,
-                &scope.my_number_index(&n),
+                &scope.my_number_indexes(&n),
             )
         })?;
         base.push(t.elapsed());

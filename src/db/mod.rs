@@ -670,15 +670,25 @@ where
         // The code is six checked digits by construction, so it can stand
         // in the statement text (a bound parameter would cost a second
         // round trip: the simple protocol that batches takes none).
-        DbConn::Postgresql(c) => match code {
-            Some(code) => AnsiTransactionManager::begin_transaction_sql(
-                c,
-                // `SET LOCAL`, a utility statement, is not planned as a
-                // `SELECT set_config(...)` would be.
-                &format!("BEGIN; SET LOCAL vrs.municipality = '{}'", code.as_str()),
-            )?,
-            None => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?,
-        },
+        DbConn::Postgresql(c) => {
+            // A transaction that only reads sees one snapshot from its
+            // first statement to its end, as an SQLite reader does (a long
+            // export's pages agree with each other).
+            let begin = if writes {
+                "BEGIN"
+            } else {
+                "BEGIN ISOLATION LEVEL REPEATABLE READ"
+            };
+            match code {
+                Some(code) => AnsiTransactionManager::begin_transaction_sql(
+                    c,
+                    // `SET LOCAL`, a utility statement, is not planned as a
+                    // `SELECT set_config(...)` would be.
+                    &format!("{begin}; SET LOCAL vrs.municipality = '{}'", code.as_str()),
+                )?,
+                None => AnsiTransactionManager::begin_transaction_sql(c, begin)?,
+            }
+        }
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(
             c,
             if writes { "BEGIN IMMEDIATE" } else { "BEGIN" },

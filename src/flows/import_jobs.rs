@@ -11,6 +11,7 @@ use crate::audit::{self, Actor, Entry};
 use crate::crypto::spool::Spool;
 use crate::db::models::import_jobs::ImportJobRow;
 use crate::db::models::job_leases::JobLeaseRow;
+use crate::db::models::tenants::TenantKeyRow;
 use crate::domain::InquiryPurpose;
 use crate::domain::MunicipalityCode;
 use crate::startup::AppState;
@@ -39,6 +40,8 @@ pub fn progress_of(job_id: &str) -> Option<Arc<Progress>> {
 pub enum JobError {
     #[error("an import for this municipality is already running")]
     Busy,
+    #[error("this municipality's keys are being rotated")]
+    KeysRotating,
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
 }
@@ -47,12 +50,23 @@ impl crate::db::DbCause for JobError {
     fn db_cause(&self) -> Option<&crate::db::DbError> {
         match self {
             JobError::Tenancy(e) => crate::db::DbCause::db_cause(e),
-            JobError::Busy => None,
+            JobError::Busy | JobError::KeysRotating => None,
         }
     }
 }
 
 crate::db::from_diesel_via_db_error!(JobError);
+
+impl JobError {
+    /// The message key of a refusal staff can act on (try again later).
+    pub fn refusal_key(&self) -> Option<&'static str> {
+        match self {
+            JobError::Busy => Some("imports.busy"),
+            JobError::KeysRotating => Some("imports.keys_rotating"),
+            JobError::Tenancy(_) => None,
+        }
+    }
+}
 
 impl From<crate::db::DbError> for JobError {
     fn from(e: crate::db::DbError) -> Self {
@@ -175,6 +189,13 @@ fn create(
     let created = partition.run(&mut conn, |scope, conn| {
         if ImportJobRow::count_unfinished(scope, conn)? > 0 {
             return Err(JobError::Busy);
+        }
+        // A key rotation seals rows again with a new key: an import would
+        // write with the keys it opened (see `flows::keys::rotate_tenant`).
+        // Read inside the transaction, so a rotation that began after the
+        // partition was opened is seen.
+        if TenantKeyRow::for_municipality(conn, req.municipality.as_str())?.len() > 1 {
+            return Err(JobError::KeysRotating);
         }
         if req.kind == JobKind::Residents {
             row.seq = Some(ImportJobRow::next_seq(scope, conn)?);

@@ -104,11 +104,17 @@ pub fn register(
 ) -> Result<(String, bool), ResidentError> {
     let addressee_index = scope.addressee_index(new.addressee_number.as_str());
     let my_number_index = new.my_number.as_ref().map(|n| scope.my_number_index(n));
-    let existing =
-        ResidentRow::find_by_addressee_index_and_municipality(scope, conn, &addressee_index)?;
-    if let Some(idx) = &my_number_index
-        && let Some(holder) =
-            ResidentRow::find_by_my_number_index_and_municipality(scope, conn, idx)?
+    let existing = ResidentRow::find_by_addressee_index_and_municipality(
+        scope,
+        conn,
+        &scope.addressee_indexes(new.addressee_number.as_str()),
+    )?;
+    if let Some(n) = &new.my_number
+        && let Some(holder) = ResidentRow::find_by_my_number_index_and_municipality(
+            scope,
+            conn,
+            &scope.my_number_indexes(n),
+        )?
         && existing.as_ref().map(|e| &e.id) != Some(&holder.id)
     {
         return Err(ResidentError::DuplicateMyNumber);
@@ -281,7 +287,7 @@ pub fn find_by_addressee(
     conn: &mut DbConn,
     addressee: &AddresseeNumber,
 ) -> Result<Option<Resident>, ResidentError> {
-    let idx = scope.addressee_index(addressee.as_str());
+    let idx = scope.addressee_indexes(addressee.as_str());
     match ResidentRow::find_by_addressee_index_and_municipality(scope, conn, &idx)? {
         Some(row) => Ok(Some(open_row(scope, &row)?)),
         None => Ok(None),
@@ -297,7 +303,7 @@ pub fn find_by_my_number(
     purpose: MyNumberPurpose,
 ) -> Result<Option<Resident>, ResidentError> {
     tracing::debug!(municipality = %scope.code(), purpose = purpose.code(), "individual-number lookup");
-    let idx = scope.my_number_index(number);
+    let idx = scope.my_number_indexes(number);
     match ResidentRow::find_by_my_number_index_and_municipality(scope, conn, &idx)? {
         Some(row) => Ok(Some(open_row(scope, &row)?)),
         None => Ok(None),
@@ -308,36 +314,30 @@ pub fn count(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, ResidentError>
     Ok(ResidentRow::count_of_municipality(scope, conn)?)
 }
 
-/// Re-seals every resident with the scope's active key and recomputes the
-/// blind indexes with its index key (data-key rotation). Works in pages so a
-/// large city does not sit in memory at once. Returns rows re-sealed.
-pub fn reseal_all(scope: &Scope<'_>, conn: &mut DbConn) -> Result<usize, ResidentError> {
-    const PAGE: i64 = 500;
-    let mut after = String::new();
-    let mut done = 0;
-    loop {
-        let page = ResidentRow::page_of_municipality(scope, conn, &after, PAGE)?;
-        let Some(last) = page.last() else { break };
-        after = last.id.clone();
-        for mut row in page {
-            let r = open_row(scope, &row)?;
-            let fresh = NewResident {
-                addressee_number: r.addressee_number,
-                my_number: r.my_number,
-                name_kanji: r.name_kanji,
-                name_kana: r.name_kana,
-                birth_date: r.birth_date,
-                sex: r.sex,
-                address: r.address,
-            };
-            seal_into(scope, &mut row, &fresh);
-            row.addressee_index = scope.addressee_index(fresh.addressee_number.as_str());
-            row.my_number_index = fresh.my_number.as_ref().map(|n| scope.my_number_index(n));
-            row.update_sealed(scope, conn)?;
-            done += 1;
-        }
+/// The row sealed and indexed again under the active key, or `None` when it
+/// is already (a key rotation's step).
+pub fn resealed(
+    scope: &Scope<'_>,
+    row: &ResidentRow,
+) -> Result<Option<ResidentRow>, ResidentError> {
+    if !scope.needs_reseal(&row.addressee_number_sealed) {
+        return Ok(None);
     }
-    Ok(done)
+    let r = open_row(scope, row)?;
+    let fresh = NewResident {
+        addressee_number: r.addressee_number,
+        my_number: r.my_number,
+        name_kanji: r.name_kanji,
+        name_kana: r.name_kana,
+        birth_date: r.birth_date,
+        sex: r.sex,
+        address: r.address,
+    };
+    let mut row = row.clone();
+    seal_into(scope, &mut row, &fresh);
+    row.addressee_index = scope.addressee_index(fresh.addressee_number.as_str());
+    row.my_number_index = fresh.my_number.as_ref().map(|n| scope.my_number_index(n));
+    Ok(Some(row))
 }
 
 /// What one history entry says, sealed: the reason staff gave and each
@@ -477,7 +477,7 @@ pub fn search(
     use crate::db::models::tickets::TicketRow;
     let rows = match query {
         Search::Addressee(a) => {
-            let idx = scope.addressee_index(a.as_str());
+            let idx = scope.addressee_indexes(a.as_str());
             ResidentRow::find_by_addressee_index_and_municipality(scope, conn, &idx)?
                 .into_iter()
                 .collect()
@@ -495,7 +495,8 @@ pub fn search(
             // name in kana or kanji (spaces ignored).
             let wanted = squeeze(name);
             let mut found = Vec::new();
-            for row in ResidentRow::in_birth_bucket(scope, conn, &scope.birth_bucket(birth.date()))?
+            for row in
+                ResidentRow::in_birth_bucket(scope, conn, &scope.birth_buckets(birth.date()))?
             {
                 let r = open_row(scope, &row)?;
                 if r.birth_date == *birth

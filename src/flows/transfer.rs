@@ -518,22 +518,28 @@ pub fn find_and_give(
     conn: &mut DbConn,
     numbers: &[MyNumber],
 ) -> Result<Vec<Given>, TransferError> {
-    let indexes: Vec<Vec<u8>> = numbers.iter().map(|n| scope.my_number_index(n)).collect();
-    let holders = ResidentRow::holders_of_numbers(scope, conn, &indexes)?;
+    // Each number under every index key the source holds (more than one
+    // while it rotates its keys).
+    let indexes: Vec<Vec<Vec<u8>>> = numbers.iter().map(|n| scope.my_number_indexes(n)).collect();
+    let all: Vec<Vec<u8>> = indexes.iter().flatten().cloned().collect();
+    let holders = ResidentRow::holders_of_numbers(scope, conn, &all)?;
     let ids: Vec<String> = holders.iter().map(|(id, _)| id.clone()).collect();
     let mut doses = DoseRow::of_residents(scope, conn, &ids)?;
     doses.retain(|d| d.status == dose_rows::VALID);
     Ok(indexes
         .iter()
         .map(|idx| {
-            holders.iter().find(|(_, i)| i == idx).map(|(id, _)| {
-                let mine = doses
-                    .iter()
-                    .filter(|d| &d.resident_id == id)
-                    .map(GivenDose::of)
-                    .collect();
-                (id.clone(), mine)
-            })
+            holders
+                .iter()
+                .find(|(_, i)| idx.contains(i))
+                .map(|(id, _)| {
+                    let mine = doses
+                        .iter()
+                        .filter(|d| &d.resident_id == id)
+                        .map(GivenDose::of)
+                        .collect();
+                    (id.clone(), mine)
+                })
         })
         .collect())
 }

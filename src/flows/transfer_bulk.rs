@@ -377,11 +377,13 @@ fn check_against_residents(
     let lines = movers.len() as u64;
     asking.read(conn, |scope, conn| {
         for batch in movers.chunks(BATCH) {
-            let indexes: Vec<Vec<u8>> = batch
+            // Each 宛名番号 under every index key the partition holds.
+            let indexes: Vec<Vec<Vec<u8>>> = batch
                 .iter()
-                .map(|m| scope.addressee_index(m.addressee.as_str()))
+                .map(|m| scope.addressee_indexes(m.addressee.as_str()))
                 .collect();
-            let rows = ResidentRow::by_addressee_indexes(scope, conn, &indexes)?;
+            let all: Vec<Vec<u8>> = indexes.iter().flatten().cloned().collect();
+            let rows = ResidentRow::by_addressee_indexes(scope, conn, &all)?;
             let by_index: HashMap<&[u8], &ResidentRow> = rows
                 .iter()
                 .map(|r| (r.addressee_index.as_slice(), r))
@@ -390,7 +392,7 @@ fn check_against_residents(
                 let conflict = |ja: &str, en: &str| {
                     LineError::new(m.line, AddresseeNumber::FIELD, ja.into(), en.into())
                 };
-                let Some(row) = by_index.get(idx.as_slice()) else {
+                let Some(row) = idx.iter().find_map(|i| by_index.get(i.as_slice())) else {
                     errors.push(conflict(
                         "当団体の住民として登録されていない宛名番号です（先に住民を取り込んでください）",
                         "is not a resident of this municipality (import the resident first)",
@@ -405,7 +407,10 @@ fn check_against_residents(
                     ));
                     continue;
                 }
-                if row.my_number_index.as_deref() != Some(scope.my_number_index(&m.number).as_slice())
+                if !row
+                    .my_number_index
+                    .as_ref()
+                    .is_some_and(|i| scope.my_number_indexes(&m.number).contains(i))
                 {
                     errors.push(LineError::new(
                         m.line,

@@ -7,7 +7,7 @@ use super::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, ren
 use crate::crypto::spool::{SpoolError, SpoolWriter};
 use crate::db::models::import_jobs::ImportJobRow;
 use crate::domain::{MunicipalityCode, Permission};
-use crate::flows::import_jobs::{self, JobError, JobKind};
+use crate::flows::import_jobs::{self, JobKind};
 use crate::flows::imports::{FileEncoding, LineError};
 use crate::flows::tickets;
 use crate::i18n::T;
@@ -240,11 +240,13 @@ async fn upload(
         Ok(id) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", format!("/residents/imports/{id}")))
             .finish()),
-        Err(JobError::Busy) => {
-            let m = ctx.t.s("imports.busy").to_string();
-            index_page(ctx, &auth, &state, code, Some(m)).await
-        }
-        Err(e) => Err(AppError::failed(e)),
+        Err(e) => match e.refusal_key() {
+            Some(key) => {
+                let m = ctx.t.s(key).to_string();
+                index_page(ctx, &auth, &state, code, Some(m)).await
+            }
+            None => Err(AppError::failed(e)),
+        },
     }
 }
 

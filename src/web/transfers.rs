@@ -15,7 +15,7 @@ use crate::domain::{
     Consent, FieldError, IdDocument, InquiryPurpose, MunicipalityCode, MyNumber, Permission,
     Registry, source_municipality,
 };
-use crate::flows::import_jobs::{self, JobError, JobKind};
+use crate::flows::import_jobs::{self, JobKind};
 use crate::flows::imports::{FileEncoding, LineError};
 use crate::flows::transfer::{self, Answer, Channel, Inquiry, TransferError};
 use crate::flows::{provisions, residents};
@@ -529,11 +529,13 @@ async fn bulk_upload(
         Ok(id) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", format!("/transfers/bulk/{id}")))
             .finish()),
-        Err(JobError::Busy) => {
-            let m = t.s("imports.busy").to_string();
-            bulk_page(t, &auth, &state, code, Some(m)).await
-        }
-        Err(e) => Err(AppError::failed(e)),
+        Err(e) => match e.refusal_key() {
+            Some(key) => {
+                let m = t.s(key).to_string();
+                bulk_page(t, &auth, &state, code, Some(m)).await
+            }
+            None => Err(AppError::failed(e)),
+        },
     }
 }
 

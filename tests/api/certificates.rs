@@ -417,6 +417,40 @@ async fn rotating_the_issuer_key_keeps_older_cards_verifiable() {
 }
 
 #[tokio::test]
+async fn cards_issued_before_a_key_rotation_open_after_it_and_the_window_works_during_it() {
+    let (app, staff, csrf) = window().await;
+    let id = resident_id(&app, 5);
+    let (status, before) = staff
+        .issue(
+            &csrf,
+            &id,
+            &[
+                ("kind", "overseas"),
+                ("family", "yamada"),
+                ("given", "taro"),
+                ("nationality", "jpn"),
+                ("passport_number", "tk1234567"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{before}");
+    let card = staff.card_of(&before).await;
+    // The rotation has begun: the window issues with the new key.
+    let v = vrs::flows::keys::begin_rotation(&mut app.conn(), app.master(), code(MUNI)).unwrap();
+    let (status, during) = staff.issue(&csrf, &id, &[]).await;
+    assert_eq!(status, 303, "{during}");
+    vrs::flows::keys::reseal_pass(&mut app.conn(), app.master(), code(MUNI)).unwrap();
+    vrs::flows::keys::finish_rotation(&mut app.conn(), code(MUNI), v).unwrap();
+    // Sealed with the old key, sealed again: the card and the passport
+    // page still open once the old key is gone.
+    assert_eq!(staff.card_of(&before).await, card);
+    let page = staff.get(&format!("/certificates/{before}")).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("TK1234567"));
+    let _ = staff.card_of(&during).await;
+}
+
+#[tokio::test]
 async fn correcting_a_carried_dose_revokes_the_card_and_offers_reissue() {
     let (app, staff, csrf) = window().await;
     let id = resident_id(&app, 5);

@@ -294,22 +294,81 @@ async fn key_rotation_keeps_every_record_readable() {
         Err(vrs::tenancy::TenancyError::WrongMasterKey { .. })
     ));
 
-    // Data key: new version, every row re-sealed, the old version destroyed.
-    let (v, n) = vrs::flows::keys::rotate_tenant(&mut conn, &new_master, code("082040")).unwrap();
-    assert_eq!((v, n), (2, RESIDENTS_PER_MUNICIPALITY));
+    // Data key: a new version, every row sealed again while the
+    // municipality works on, the old version destroyed.
+    // A request that opened the keys just before the rotation began...
+    let stale = Partition::open(&mut conn, &new_master, code("082040")).unwrap();
+    let v = vrs::flows::keys::begin_rotation(&mut conn, &new_master, code("082040")).unwrap();
+    assert_eq!(v, 2);
+    // ...while it runs, lookups find rows still indexed with the old key
+    // and rows written with the new one; imports wait for the end.
+    let rotating = Partition::open(&mut conn, &new_master, code("082040")).unwrap();
+    let newcomer = demo_resident(code("082040"), RESIDENTS_PER_MUNICIPALITY + 7);
+    rotating
+        .run(&mut conn, |s, c| {
+            assert!(
+                res::find_by_addressee(s, c, &before[0].addressee_number)?.is_some(),
+                "found under the old index key"
+            );
+            res::register(
+                s,
+                c,
+                &demo_resident(code("082040"), RESIDENTS_PER_MUNICIPALITY + 8),
+            )
+        })
+        .unwrap();
+    let (first, cells) =
+        vrs::flows::keys::reseal_pass(&mut conn, &new_master, code("082040")).unwrap();
+    assert_eq!(first, RESIDENTS_PER_MUNICIPALITY);
+    assert!(cells >= 2, "a history entry and a dose event: {cells}");
+    // ...and writes with the old keys after the first pass went by.
+    stale
+        .run(&mut conn, |s, c| res::register(s, c, &newcomer))
+        .unwrap();
+    let (second, _) =
+        vrs::flows::keys::reseal_pass(&mut conn, &new_master, code("082040")).unwrap();
+    assert_eq!(
+        second, 1,
+        "the second pass seals what the late writer wrote"
+    );
+    vrs::flows::keys::finish_rotation(&mut conn, code("082040"), v).unwrap();
+    // Running the whole rotation again starts version 3 and finds all of
+    // version 2 to seal again, with no pause.
+    let again = vrs::flows::keys::rotate_tenant(
+        &mut conn,
+        &new_master,
+        code("082040"),
+        std::time::Duration::ZERO,
+    )
+    .unwrap();
+    assert_eq!(again.version, 3);
+    assert_eq!(again.residents, RESIDENTS_PER_MUNICIPALITY + 2);
     let versions: Vec<i32> =
         vrs::db::models::tenants::TenantKeyRow::for_municipality(&mut conn, "082040")
             .unwrap()
             .iter()
             .map(|k| k.version)
             .collect();
-    assert_eq!(versions, vec![2]);
+    assert_eq!(versions, vec![3]);
     for row in rows_of(&mut conn, &new_master, "082040") {
         assert_eq!(
             vrs::crypto::Sealer::version_of(&row.name_kanji_sealed),
-            Some(2)
+            Some(3)
         );
     }
+    let p = Partition::open(&mut conn, &new_master, code("082040")).unwrap();
+    let found = p
+        .run(&mut conn, |s, c| {
+            res::find_by_my_number(
+                s,
+                c,
+                newcomer.my_number.as_ref().unwrap(),
+                MyNumberPurpose::TransferInquiry,
+            )
+        })
+        .unwrap()
+        .expect("the late writer's resident is found by the new index");
+    assert_eq!(found.name_kana.as_str(), newcomer.name_kana.as_str());
     let p = Partition::open(&mut conn, &new_master, code("082040")).unwrap();
     for person in &before {
         let found = p

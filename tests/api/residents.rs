@@ -285,6 +285,30 @@ async fn one_bad_line_among_thousands_rejects_the_file_names_the_line_and_stores
 }
 
 #[tokio::test]
+async fn an_import_asked_for_during_a_key_rotation_is_refused_with_a_clear_message() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    let before = app.count_rows("082040");
+    let v =
+        vrs::flows::keys::begin_rotation(&mut app.conn(), app.master(), code("082040")).unwrap();
+    let res = staff
+        .upload(&csrf, resident_csv(50, 1).into_bytes(), "auto")
+        .await;
+    assert_eq!(res.status(), 422);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("鍵を更新しています"), "{page}");
+    assert_eq!(app.count_rows("082040"), before);
+    vrs::flows::keys::reseal_pass(&mut app.conn(), app.master(), code("082040")).unwrap();
+    vrs::flows::keys::finish_rotation(&mut app.conn(), code("082040"), v).unwrap();
+    let (status, page) = staff
+        .import(&csrf, resident_csv(50, 1).into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert_eq!(app.count_rows("082040").0, before.0 + 50);
+}
+
+#[tokio::test]
 async fn reimports_update_the_same_person_by_addressee_or_individual_number() {
     let app = spawn_app().await;
     app.seed_demo();

@@ -55,40 +55,4 @@ impl DoseEventRow {
             .select((dose_events::dose_id, dose_events::kind, dose_events::at))
             .load(conn)?)
     }
-
-    /// A page of sealed reasons in id order, for re-sealing.
-    pub fn page_sealed(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
-        Ok(dose_events::table
-            .filter(dose_events::municipality_code.eq(scope.code().as_str()))
-            .filter(dose_events::id.gt(after))
-            .filter(dose_events::reason_sealed.is_not_null())
-            .order(dose_events::id)
-            .limit(limit)
-            .select((
-                dose_events::id,
-                dose_events::reason_sealed.assume_not_null(),
-            ))
-            .load(conn)?)
-    }
-
-    pub fn set_sealed(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        id: &str,
-        sealed: &[u8],
-    ) -> Result<(), DbError> {
-        diesel::update(
-            dose_events::table
-                .filter(dose_events::municipality_code.eq(scope.code().as_str()))
-                .filter(dose_events::id.eq(id)),
-        )
-        .set(dose_events::reason_sealed.eq(sealed))
-        .execute(conn)?;
-        Ok(())
-    }
 }

@@ -13,6 +13,7 @@ pub mod networks;
 pub mod provisions;
 pub mod resident_events;
 pub mod residents;
+pub mod sealed_cells;
 pub mod sites;
 pub mod staging;
 pub mod tenants;

@@ -50,42 +50,6 @@ impl ResidentEventRow {
             .load(conn)?)
     }
 
-    /// A page of sealed details in id order, for re-sealing.
-    pub fn page_sealed(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
-        Ok(resident_events::table
-            .filter(resident_events::municipality_code.eq(scope.code().as_str()))
-            .filter(resident_events::id.gt(after))
-            .filter(resident_events::detail_sealed.is_not_null())
-            .order(resident_events::id)
-            .limit(limit)
-            .select((
-                resident_events::id,
-                resident_events::detail_sealed.assume_not_null(),
-            ))
-            .load(conn)?)
-    }
-
-    pub fn set_sealed(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        id: &str,
-        sealed: &[u8],
-    ) -> Result<(), DbError> {
-        diesel::update(
-            resident_events::table
-                .filter(resident_events::municipality_code.eq(scope.code().as_str()))
-                .filter(resident_events::id.eq(id)),
-        )
-        .set(resident_events::detail_sealed.eq(sealed))
-        .execute(conn)?;
-        Ok(())
-    }
-
     pub fn insert_many(
         scope: &Scope<'_>,
         conn: &mut DbConn,

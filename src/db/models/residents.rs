@@ -220,32 +220,40 @@ impl ResidentRow {
         Ok(found.map(|f| Visible::from(f).row))
     }
 
+    /// The resident holding an individual number, given as the indexes
+    /// it may be stored under (`Scope::my_number_indexes`).
     pub fn find_by_my_number_index_and_municipality(
         scope: &Scope<'_>,
         conn: &mut DbConn,
-        index: &[u8],
+        indexes: &[Vec<u8>],
     ) -> Result<Option<ResidentRow>, DbError> {
         let found = by_index!(
             scope,
             conn,
             my_number_index,
-            eq(index),
-            |r: &ResidentRow| { r.my_number_index.as_deref() == Some(index) }
+            eq_any(indexes),
+            |r: &ResidentRow| {
+                r.my_number_index
+                    .as_ref()
+                    .is_some_and(|i| indexes.contains(i))
+            }
         );
         Ok(found.into_iter().next().map(|v| v.row))
     }
 
+    /// The resident with a 宛名番号, given as the indexes it may be stored
+    /// under (`Scope::addressee_indexes`).
     pub fn find_by_addressee_index_and_municipality(
         scope: &Scope<'_>,
         conn: &mut DbConn,
-        index: &[u8],
+        indexes: &[Vec<u8>],
     ) -> Result<Option<ResidentRow>, DbError> {
         let found = by_index!(
             scope,
             conn,
             addressee_index,
-            eq(index),
-            |r: &ResidentRow| { r.addressee_index == index }
+            eq_any(indexes),
+            |r: &ResidentRow| { indexes.contains(&r.addressee_index) }
         );
         Ok(found.into_iter().next().map(|v| v.row))
     }
@@ -308,12 +316,34 @@ impl ResidentRow {
                 .filter(resident_next::seq.le(seen_seq::<diesel::sql_types::BigInt>(scope))),
         )
         .execute(conn)?;
-        diesel::update(
-            residents::table
-                .filter(residents::municipality_code.eq(scope.code().as_str()))
-                .filter(residents::id.eq(&self.id)),
-        )
-        .set((
+        self.write_sealed(scope, conn, None)?;
+        Ok(())
+    }
+
+    /// Re-sealing under a new key: writes back every sealed column and
+    /// index of this row if its sealed 宛名番号 is still `was` (each write
+    /// seals afresh, so any change since the row was read shows there);
+    /// false when it has changed, and the newer row stands.
+    pub fn replace_sealed(
+        &self,
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        was: &[u8],
+    ) -> Result<bool, DbError> {
+        Ok(self.write_sealed(scope, conn, Some(was))? == 1)
+    }
+
+    fn write_sealed(
+        &self,
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        was: Option<&[u8]>,
+    ) -> Result<usize, DbError> {
+        let code = scope.code();
+        let row = residents::table
+            .filter(residents::municipality_code.eq(code.as_str()))
+            .filter(residents::id.eq(&self.id));
+        let values = (
             residents::addressee_index.eq(&self.addressee_index),
             residents::my_number_index.eq(&self.my_number_index),
             residents::addressee_number_sealed.eq(&self.addressee_number_sealed),
@@ -326,9 +356,13 @@ impl ResidentRow {
             residents::content_mac.eq(&self.content_mac),
             residents::birth_bucket.eq(&self.birth_bucket),
             residents::updated_at.eq(self.updated_at),
-        ))
-        .execute(conn)?;
-        Ok(())
+        );
+        Ok(match was {
+            None => diesel::update(row).set(values).execute(conn)?,
+            Some(was) => diesel::update(row.filter(residents::addressee_number_sealed.eq(was)))
+                .set(values)
+                .execute(conn)?,
+        })
     }
 }
 
@@ -462,20 +496,23 @@ impl ResidentRow {
     }
 
     /// Every resident in one birth-date bucket (a few hundred at most in
-    /// the largest city), for a search by name and date of birth.
+    /// the largest city), for a search by name and date of birth; given as
+    /// the buckets the date may be stored under (`Scope::birth_buckets`).
     pub fn in_birth_bucket(
         scope: &Scope<'_>,
         conn: &mut DbConn,
-        bucket: &[u8],
+        buckets: &[Vec<u8>],
     ) -> Result<Vec<ResidentRow>, DbError> {
-        Ok(
-            by_index!(scope, conn, birth_bucket, eq(bucket), |r: &ResidentRow| {
-                r.birth_bucket.as_deref() == Some(bucket)
-            })
-            .into_iter()
-            .map(|v| v.row)
-            .collect(),
+        Ok(by_index!(
+            scope,
+            conn,
+            birth_bucket,
+            eq_any(buckets),
+            |r: &ResidentRow| { r.birth_bucket.as_ref().is_some_and(|b| buckets.contains(b)) }
         )
+        .into_iter()
+        .map(|v| v.row)
+        .collect())
     }
 
     pub fn set_flags(
