@@ -56,6 +56,22 @@ impl DbError {
         )
     }
 
+    /// Whether the write broke the unique index `name` (PostgreSQL names
+    /// it; SQLite names the index's columns, `table.column, …`, given as
+    /// `columns`).
+    pub fn violates_unique(&self, name: &str, columns: &str) -> bool {
+        match self {
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                info,
+            )) => {
+                info.constraint_name() == Some(name)
+                    || (info.constraint_name().is_none() && info.message().contains(columns))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the database was too busy to answer in time: SQLite waited
     /// out its busy timeout for another connection's lock (or was refused
     /// a lock it could not wait for), or no pooled connection came free in

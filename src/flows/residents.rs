@@ -74,6 +74,8 @@ pub enum ResidentError {
     NotFound,
     #[error("the resident is registered as moved out or deceased: no ticket can be issued")]
     Flagged,
+    #[error("an import that is still running issues this resident a ticket")]
+    TicketFromRunningImport,
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
 }

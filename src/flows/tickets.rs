@@ -13,7 +13,7 @@ use crate::tenancy::Scope;
 use chrono::NaiveDateTime;
 
 /// A ticket as staff see it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     pub number: TicketNumber,
     pub kind: TicketKind,
@@ -109,6 +109,15 @@ fn may_have_ticket(
         Some(r) if r.moved_out_on.is_some() || r.deceased_on.is_some() => {
             Err(ResidentError::Flagged)
         }
+        // A running import that issues this resident a ticket makes the
+        // one active ticket per resident its own when it succeeds: staff
+        // try again once it has ended. Checked before anything is written;
+        // on PostgreSQL an import batch committing after this check is
+        // caught by the unique index at the insert (and the transaction,
+        // aborted, keeps nothing).
+        Some(_) if TicketRow::issued_by_running_import(scope, conn, resident_id)? => {
+            Err(ResidentError::TicketFromRunningImport)
+        }
         Some(_) => Ok(()),
     }
 }
@@ -123,7 +132,7 @@ fn insert_new(
     at: NaiveDateTime,
 ) -> Result<TicketNumber, ResidentError> {
     let number = fresh_number(scope, conn)?;
-    TicketRow::insert_many(
+    let inserted = TicketRow::insert_many(
         scope,
         conn,
         &[TicketRow {
@@ -140,8 +149,18 @@ fn insert_new(
             staged_seq: None,
             retired_seq: None,
         }],
-    )?;
-    Ok(number)
+    );
+    match inserted {
+        Err(e)
+            if e.violates_unique(
+                "tickets_one_active",
+                "tickets.municipality_code, tickets.resident_id",
+            ) =>
+        {
+            Err(ResidentError::TicketFromRunningImport)
+        }
+        other => other.map(|()| number).map_err(ResidentError::from),
+    }
 }
 
 /// Issues a first ticket to a resident who has no active one.

@@ -719,16 +719,21 @@ async fn reissue(
         &id,
         "ticket.reissue",
         move |s, c, rid, account| match tickets::reissue(s, c, rid, why, &note, account) {
-            Ok(n) => Ok((true, format!("why={} ticket={}", why.code(), n.as_str()))),
-            Err(residents::ResidentError::Flagged) => {
-                Ok((false, format!("why={} refused=flagged", why.code())))
-            }
+            Ok(n) => Ok((None, format!("why={} ticket={}", why.code(), n.as_str()))),
+            Err(residents::ResidentError::Flagged) => Ok((
+                Some("records.flagged_no_ticket"),
+                format!("why={} refused=flagged", why.code()),
+            )),
+            Err(residents::ResidentError::TicketFromRunningImport) => Ok((
+                Some("records.ticket_from_running_import"),
+                format!("why={} refused=import_running", why.code()),
+            )),
             Err(e) => Err(e.into()),
         },
     )
     .await?;
-    if !issued {
-        let m = ctx.t.s("records.flagged_no_ticket").to_string();
+    if let Some(refusal) = issued {
+        let m = ctx.t.s(refusal).to_string();
         return detail_page(ctx, &auth, &state, code, id, Some(m), None).await;
     }
     Ok(back(&id, "reissued"))

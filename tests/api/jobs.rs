@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vrs::db::schema::{audit_log, tickets};
 use vrs::demo::DEMO_PASSWORD;
+use vrs::tenancy::Partition;
 
 /// Tickets of `muni` as a site types them (code + number).
 fn ticket_numbers(app: &TestApp, muni: &str) -> Vec<String> {
@@ -570,4 +571,94 @@ async fn what_an_import_changed_is_what_everyone_reads_before_it_is_moved_into_p
     assert_eq!(waiting_attributes(&app, "082040"), 0);
     assert_eq!(rows(&app.find_addressee(&csrf, "B-4-000000").await), 1);
     drop(server);
+}
+
+#[tokio::test]
+async fn staff_cannot_issue_a_second_active_ticket_beside_a_running_imports_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let serve = |crash: Option<&str>, demo: bool| {
+        let mut cmd = vrs_cmd(dir.path(), &db);
+        cmd.args(["serve", "--bind", "127.0.0.1:0"]);
+        if demo {
+            cmd.arg("--demo");
+        }
+        if let Some(point) = crash {
+            cmd.env("VRS_CRASH_AT", point);
+        }
+        ServerProcess::start(&mut cmd)
+    };
+    let file = resident_csv(20, 6);
+    let server = serve(None, true);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let (status, _) = app.import(&csrf, file.clone().into_bytes(), "auto").await;
+    assert_eq!(status, "succeeded");
+    drop(server);
+
+    // The next file gives the first person a ticket number of its own,
+    // replacing the one issued; its server stops with the file written
+    // but not yet published (the import is still running, as far as the
+    // database knows).
+    let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
+    lines[1] = lines[1].replace(",,1,1", ",7777700001,1,1");
+    let mut server = serve(Some("import.before_outcome"), false);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let res = app
+        .upload(&csrf, (lines.join("\n") + "\n").into_bytes(), "auto")
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(server.wait_exit(std::time::Duration::from_secs(120)));
+    drop(server);
+
+    // Staff reissue that person's ticket meanwhile: refused, and nothing
+    // of the reissue is kept (the ticket they see stays active).
+    let p = Partition::open(&mut app.conn(), app.master(), code("082040")).unwrap();
+    let addressee = vrs::domain::AddresseeNumber::parse("A-6-000000").unwrap();
+    let reissued = p.run(&mut app.conn(), |s, c| {
+        let person = vrs::flows::residents::find_by_addressee(s, c, &addressee)?.unwrap();
+        let before = vrs::flows::tickets::of_resident(s, c, &person.id)?;
+        let r = vrs::flows::tickets::reissue(
+            s,
+            c,
+            &person.id,
+            vrs::flows::tickets::ReissueReason::Lost,
+            &vrs::domain::ChangeReason::parse("紛失の届出").unwrap(),
+            "test",
+        );
+        Ok::<_, vrs::flows::residents::ResidentError>((person.id, before, r))
+    });
+    let (person, before, r) = reissued.unwrap();
+    assert!(
+        matches!(
+            r,
+            Err(vrs::flows::residents::ResidentError::TicketFromRunningImport)
+        ),
+        "{r:?}"
+    );
+    let after = p
+        .run(&mut app.conn(), |s, c| {
+            vrs::flows::tickets::of_resident(s, c, &person)
+        })
+        .unwrap();
+    assert_eq!(after, before);
+
+    // Once the import has ended (here: closed as interrupted at start),
+    // the reissue goes through.
+    let server = serve(None, false);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/residents/{person}/reissue")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("why", "lost"),
+            ("reason", "紛失の届出"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
 }

@@ -323,6 +323,27 @@ impl TicketRow {
         .execute(conn)?)
     }
 
+    /// Whether an import that has not succeeded yet issues this resident a
+    /// ticket (to replace the active one, or a first one): a ticket staff
+    /// issued now would be a second active one once it succeeds.
+    pub fn issued_by_running_import(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        resident_id: &str,
+    ) -> Result<bool, DbError> {
+        Ok(diesel::select(diesel::dsl::exists(
+            tickets::table
+                .filter(tickets::municipality_code.eq(scope.code().to_string()))
+                .filter(tickets::resident_id.eq(resident_id))
+                .filter(tickets::status.eq(ACTIVE))
+                .filter(tickets::retired_seq.is_null())
+                .filter(tickets::staged_seq.gt(seen_seq::<
+                    diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                >(scope))),
+        ))
+        .get_result(conn)?)
+    }
+
     /// Sequence numbers of imports whose replaced tickets are not settled.
     pub fn retired_seqs(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<i64>, DbError> {
         let seqs: Vec<Option<i64>> = tickets::table
