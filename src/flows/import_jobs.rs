@@ -264,7 +264,7 @@ fn execute(
             row.save_progress(s, c)?;
             Ok::<_, ImportError>(())
         })?;
-        faults::crash_point("import.started");
+        faults::point("import.started");
         let spool = &req.spool;
         let open = || {
             spool
@@ -335,13 +335,16 @@ fn execute(
             return;
         }
     }
-    faults::crash_point("import.before_outcome");
+    faults::point("import.before_outcome");
     // The journal line, the end of the lease and the operation-log line
     // commit together — and for a resident import that succeeded, that
     // commit is what makes the whole file visible at once.
     let closed = partition.run(&mut conn, |s, c| {
         if !JobLeaseRow::release(c, &row.id, &state.runner)? {
             return Ok::<_, ImportError>(false);
+        }
+        if let (Ok(Done::Residents(_)), Some(seq)) = (&result, row.seq) {
+            crate::db::models::tickets::TicketRow::withdraw_from_flagged(s, c, seq, now())?;
         }
         row.save_progress(s, c)?;
         audit::append(
@@ -358,7 +361,7 @@ fn execute(
         )?;
         Ok(true)
     });
-    faults::crash_point("import.after_outcome");
+    faults::point("import.after_outcome");
     match closed {
         Ok(true) => {}
         Ok(false) => tracing::warn!(job = %row.id, "job ended after its lease was taken"),

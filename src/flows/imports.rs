@@ -660,7 +660,7 @@ pub fn import(
                     }
                 }
             })?;
-            super::faults::crash_point("import.batch");
+            super::faults::point("import.batch");
         }
         // Dropping the receiver stops the reader if we left early.
         drop(rx);

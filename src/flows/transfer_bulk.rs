@@ -177,7 +177,7 @@ pub fn run(
             progress
                 .work_done
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            super::faults::crash_point("transfer.batch");
+            super::faults::point("transfer.batch");
         }
     }
     Ok(outcome)

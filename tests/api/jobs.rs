@@ -662,3 +662,80 @@ async fn staff_cannot_issue_a_second_active_ticket_beside_a_running_imports_repl
         .unwrap();
     assert_eq!(res.status(), 303);
 }
+
+#[tokio::test]
+async fn a_resident_flagged_while_an_import_runs_gets_no_active_ticket_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let pause = dir.path().join("paused");
+    let serve = |pause_at: Option<&std::path::Path>, demo: bool| {
+        let mut cmd = vrs_cmd(dir.path(), &db);
+        cmd.args(["serve", "--bind", "127.0.0.1:0"]);
+        if demo {
+            cmd.arg("--demo");
+        }
+        if let Some(file) = pause_at {
+            cmd.env(
+                "VRS_PAUSE_AT",
+                format!("import.before_outcome@{}", file.display()),
+            );
+        }
+        ServerProcess::start(&mut cmd)
+    };
+    let file = resident_csv(20, 8);
+    let server = serve(None, true);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let (status, _) = app.import(&csrf, file.clone().into_bytes(), "auto").await;
+    assert_eq!(status, "succeeded");
+    drop(server);
+
+    // The next file replaces the first person's ticket; it waits, written
+    // but not published, while staff record the person's death.
+    let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
+    lines[1] = lines[1].replace(",,1,1", ",7777700002,1,1");
+    let server = serve(Some(&pause), false);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let res = app
+        .upload(&csrf, (lines.join("\n") + "\n").into_bytes(), "auto")
+        .await;
+    assert_eq!(res.status(), 303);
+    let job = res.headers()["location"].to_str().unwrap().to_string();
+    for _ in 0..1200 {
+        if pause.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(pause.exists(), "the import never reached its outcome");
+    let link = crate::residents::resident_link(&app.find_addressee(&csrf, "A-8-000000").await);
+    let res = app
+        .client
+        .post(app.url(&format!("{link}/flag")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("flag", "deceased"),
+            ("date", "2026-10-01"),
+            ("reason", "死亡届の受理"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    std::fs::remove_file(&pause).unwrap();
+    for _ in 0..600 {
+        if app.job_status(&job).await.done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.job_status(&job).await.status, "succeeded");
+
+    // The import's ticket for them is published invalid, as the flag
+    // made the one before it; the person has no active ticket.
+    let page = app.get(&link).await.text().await.unwrap();
+    let rows = select_text(&html(&page), "#tickets tbody tr");
+    assert!(rows.iter().any(|r| r.contains("7777700002")), "{rows:?}");
+    assert!(rows.iter().all(|r| r.contains("無効")), "{rows:?}");
+}

@@ -347,7 +347,7 @@ async fn reimports_update_the_same_person_by_addressee_or_individual_number() {
     assert!(texts(&page, "#errors tbody tr")[0].contains("個人番号"));
 }
 
-fn resident_link(page: &str) -> String {
+pub fn resident_link(page: &str) -> String {
     let doc = html(page);
     let sel = scraper::Selector::parse("#results a").unwrap();
     doc.select(&sel)

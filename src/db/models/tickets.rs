@@ -344,6 +344,38 @@ impl TicketRow {
         .get_result(conn)?)
     }
 
+    /// Invalidates the tickets import `seq` issued to residents flagged
+    /// moved out or deceased since it read them (staff set the flag while
+    /// the import ran): call in the transaction that publishes the import.
+    pub fn withdraw_from_flagged(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        seq: i64,
+        at: NaiveDateTime,
+    ) -> Result<usize, DbError> {
+        let flagged = residents::table
+            .filter(residents::municipality_code.eq(scope.code().to_string()))
+            .filter(
+                residents::moved_out_on
+                    .is_not_null()
+                    .or(residents::deceased_on.is_not_null()),
+            )
+            .select(residents::id);
+        Ok(diesel::update(
+            tickets::table
+                .filter(tickets::municipality_code.eq(scope.code().to_string()))
+                .filter(tickets::staged_seq.eq(seq))
+                .filter(tickets::status.eq(ACTIVE))
+                .filter(tickets::resident_id.eq_any(flagged)),
+        )
+        .set((
+            tickets::status.eq(INVALIDATED),
+            tickets::invalidated_at.eq(at),
+            tickets::invalidated_reason.eq("flagged"),
+        ))
+        .execute(conn)?)
+    }
+
     /// Sequence numbers of imports whose replaced tickets are not settled.
     pub fn retired_seqs(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<i64>, DbError> {
         let seqs: Vec<Option<i64>> = tickets::table
