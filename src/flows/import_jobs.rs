@@ -343,9 +343,6 @@ fn execute(
         if !JobLeaseRow::release(c, &row.id, &state.runner)? {
             return Ok::<_, ImportError>(false);
         }
-        if let (Ok(Done::Residents(_)), Some(seq)) = (&result, row.seq) {
-            crate::db::models::tickets::TicketRow::withdraw_from_flagged(s, c, seq, now())?;
-        }
         row.save_progress(s, c)?;
         audit::append(
             c,

@@ -655,6 +655,10 @@ pub fn set_flag(
     ResidentRow::set_flags(scope, conn, id, moved, died, at)?;
     if on.is_some() {
         TicketRow::invalidate_active(scope, conn, id, flag.code(), at)?;
+        // A ticket a running import issues them is published invalid too.
+        // (On PostgreSQL, an import batch that read the resident before
+        // this flag committed and commits after it is not caught.)
+        TicketRow::invalidate_unpublished(scope, conn, id, flag.code(), at)?;
     }
     let show = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
     append_event(

@@ -344,34 +344,30 @@ impl TicketRow {
         .get_result(conn)?)
     }
 
-    /// Invalidates the tickets import `seq` issued to residents flagged
-    /// moved out or deceased since it read them (staff set the flag while
-    /// the import ran): call in the transaction that publishes the import.
-    pub fn withdraw_from_flagged(
+    /// Invalidates the active tickets an import that has not succeeded yet
+    /// issued this resident (staff flagged them moved out or deceased while
+    /// it ran): they are published invalid.
+    pub fn invalidate_unpublished(
         scope: &Scope<'_>,
         conn: &mut DbConn,
-        seq: i64,
+        resident_id: &str,
+        reason: &str,
         at: NaiveDateTime,
     ) -> Result<usize, DbError> {
-        let flagged = residents::table
-            .filter(residents::municipality_code.eq(scope.code().to_string()))
-            .filter(
-                residents::moved_out_on
-                    .is_not_null()
-                    .or(residents::deceased_on.is_not_null()),
-            )
-            .select(residents::id);
         Ok(diesel::update(
             tickets::table
                 .filter(tickets::municipality_code.eq(scope.code().to_string()))
-                .filter(tickets::staged_seq.eq(seq))
+                .filter(tickets::resident_id.eq(resident_id))
                 .filter(tickets::status.eq(ACTIVE))
-                .filter(tickets::resident_id.eq_any(flagged)),
+                .filter(tickets::retired_seq.is_null())
+                .filter(tickets::staged_seq.gt(seen_seq::<
+                    diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                >(scope))),
         )
         .set((
             tickets::status.eq(INVALIDATED),
             tickets::invalidated_at.eq(at),
-            tickets::invalidated_reason.eq("flagged"),
+            tickets::invalidated_reason.eq(reason),
         ))
         .execute(conn)?)
     }
