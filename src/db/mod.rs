@@ -534,6 +534,21 @@ pub fn refresh_statistics(conn: &mut DbConn) -> Result<(), DbError> {
     Ok(())
 }
 
+/// PostgreSQL's statistics of the tables an import looks residents up in,
+/// taken again: their sizes and how their rows spread over municipalities,
+/// which is what decides the plan of a lookup within one (the other
+/// columns' statistics, of sealed values, would cost most of the time).
+pub fn refresh_resident_statistics(conn: &mut DbConn) -> Result<(), DbError> {
+    use diesel::connection::SimpleConnection;
+    if let DbConn::Postgresql(c) = conn {
+        c.batch_execute(
+            "ANALYZE residents (municipality_code), resident_next (municipality_code), \
+             tickets (municipality_code)",
+        )?;
+    }
+    Ok(())
+}
+
 /// Rows of one municipality in `table` whose `column` has a given value,
 /// picked by their `key` (unique within the municipality). The names come
 /// from our code, never from input.

@@ -367,7 +367,7 @@ fn execute(
     if req.kind == JobKind::Residents {
         if matches!(closed, Ok(true))
             && result.is_ok()
-            && let Err(e) = crate::db::refresh_statistics(&mut conn)
+            && let Err(e) = crate::db::refresh_resident_statistics(&mut conn)
         {
             tracing::warn!(job = %row.id, error = %e, "cannot refresh statistics");
         }

@@ -623,13 +623,20 @@ pub fn import(
         .with_nanosecond(now.nanosecond() / 1000 * 1000)
         .unwrap_or(now);
     let mut w = Writer::new(stamp, issued_by, staging.seq);
-    w.fresh = partition.read(conn, |scope, conn| {
+    let held = partition.read(conn, |scope, conn| {
         let scope = scope.through_import(staging.seq);
-        Ok::<_, ImportError>(
-            ResidentRow::count_of_municipality(&scope, conn)? == 0
-                && TicketRow::count_of_municipality(&scope, conn)? == 0,
-        )
+        Ok::<_, ImportError>((
+            ResidentRow::count_of_municipality(&scope, conn)?,
+            TicketRow::count_of_municipality(&scope, conn)?,
+        ))
     })?;
+    w.fresh = held == (0, 0);
+    // The residents PostgreSQL's statistics last counted here: as the
+    // import grows the municipality past three times that, they are taken
+    // again, so that its lookups keep the plan of their own index (with
+    // the statistics of a 40-line pilot, a lookup by 宛名番号 read the whole
+    // municipality through another index).
+    let mut counted = held.0;
     w.outcome.encoding = encoding.code().to_string();
     let (tx, rx) = mpsc::sync_channel::<Message>(4);
     std::thread::scope(|s| {
@@ -661,6 +668,11 @@ pub fn import(
                 }
             })?;
             super::faults::point("import.batch");
+            let now_held = held.0 + w.outcome.inserted as i64;
+            if !w.fresh && now_held >= (3 * counted).max(1000) {
+                crate::db::refresh_resident_statistics(conn)?;
+                counted = now_held;
+            }
         }
         // Dropping the receiver stops the reader if we left early.
         drop(rx);

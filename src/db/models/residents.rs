@@ -133,18 +133,12 @@ impl From<(ResidentRow, Option<NextRow>)> for Visible {
 }
 
 /// The municipality's residents as readers of the scope see them: rows
-/// whose import has not succeeded are left out, and attributes an import
-/// that succeeded gave are joined in. Every read of residents starts here.
+/// whose import has not succeeded are left out. Every read of residents
+/// starts here, and passes what it loads through [`with_next`].
 macro_rules! visible_residents {
     ($scope:expr) => {{
         let scope = $scope;
         residents::table
-            .left_join(
-                resident_next::table.on(resident_next::municipality_code
-                    .eq(residents::municipality_code)
-                    .and(resident_next::resident_id.eq(residents::id))
-                    .and(resident_next::seq.le(seen_seq::<diesel::sql_types::BigInt>(scope)))),
-            )
             .filter(residents::municipality_code.eq(scope.code().to_string()))
             .filter(
                 residents::staged_seq
@@ -153,8 +147,37 @@ macro_rules! visible_residents {
                         diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
                     >(scope))),
             )
-            .select((ResidentRow::as_select(), Option::<NextRow>::as_select()))
+            .select(ResidentRow::as_select())
     }};
+}
+
+/// Each row with the attributes an import that succeeded gave it and that
+/// are not yet moved into it, read by the side table's primary key. (Not a
+/// join: PostgreSQL planned one with the statistics a running import had
+/// outdated, comparing every pair of rows.)
+fn with_next(
+    scope: &Scope<'_>,
+    conn: &mut DbConn,
+    rows: Vec<ResidentRow>,
+) -> Result<Vec<(ResidentRow, Option<NextRow>)>, DbError> {
+    let mut next: std::collections::HashMap<String, NextRow> = Default::default();
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    for chunk in ids.chunks(1000) {
+        let found: Vec<NextRow> = resident_next::table
+            .filter(resident_next::municipality_code.eq(scope.code().to_string()))
+            .filter(resident_next::resident_id.eq_any(chunk))
+            .filter(resident_next::seq.le(seen_seq::<diesel::sql_types::BigInt>(scope)))
+            .select(NextRow::as_select())
+            .load(conn)?;
+        next.extend(found.into_iter().map(|n| (n.resident_id.clone(), n)));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let n = next.remove(&r.id);
+            (r, n)
+        })
+        .collect())
 }
 
 /// Residents whose visible value of an indexed attribute satisfies `$pred`:
@@ -164,31 +187,35 @@ macro_rules! visible_residents {
 macro_rules! by_index {
     ($scope:expr, $conn:expr, $col:ident, $method:ident($arg:expr), $keep:expr) => {{
         let scope = $scope;
-        let mut found: Vec<(ResidentRow, Option<NextRow>)> = visible_residents!(scope)
+        let rows: Vec<ResidentRow> = visible_residents!(scope)
             .filter(residents::$col.$method($arg))
             .load($conn)?;
-        // Attributes an import gave: found from the side table's own index.
-        let given: Vec<(NextRow, ResidentRow)> = resident_next::table
-            .inner_join(
-                residents::table.on(residents::municipality_code
-                    .eq(resident_next::municipality_code)
-                    .and(residents::id.eq(resident_next::resident_id))),
-            )
+        let mut found = with_next(scope, $conn, rows)?;
+        // Attributes an import gave: found from the side table's own index,
+        // then their residents by primary key.
+        let given: Vec<NextRow> = resident_next::table
             .filter(resident_next::municipality_code.eq(scope.code().to_string()))
             .filter(resident_next::$col.$method($arg))
             // `seq + 0`: compared, never searched by (the sequence number's
             // index would read every row of the running import).
             .filter((resident_next::seq + 0i64).le(seen_seq::<diesel::sql_types::BigInt>(scope)))
-            .filter(
-                residents::staged_seq
-                    .is_null()
-                    .or(residents::staged_seq.le(seen_seq::<
-                        diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
-                    >(scope))),
-            )
-            .select((NextRow::as_select(), ResidentRow::as_select()))
+            .select(NextRow::as_select())
             .load($conn)?;
-        found.extend(given.into_iter().map(|(n, r)| (r, Some(n))));
+        if !given.is_empty() {
+            let ids: Vec<&str> = given.iter().map(|n| n.resident_id.as_str()).collect();
+            let mut rows: std::collections::HashMap<String, ResidentRow> = Default::default();
+            for chunk in ids.chunks(1000) {
+                let loaded: Vec<ResidentRow> = visible_residents!(scope)
+                    .filter(residents::id.eq_any(chunk))
+                    .load($conn)?;
+                rows.extend(loaded.into_iter().map(|r| (r.id.clone(), r)));
+            }
+            found.extend(
+                given
+                    .into_iter()
+                    .filter_map(|n| rows.remove(&n.resident_id).map(|r| (r, Some(n)))),
+            );
+        }
         let mut seen = std::collections::HashSet::new();
         let keep = $keep;
         found
@@ -213,11 +240,13 @@ impl ResidentRow {
         conn: &mut DbConn,
         id: &str,
     ) -> Result<Option<ResidentRow>, DbError> {
-        let found: Option<(ResidentRow, Option<NextRow>)> = visible_residents!(scope)
+        let found: Vec<ResidentRow> = visible_residents!(scope)
             .filter(residents::id.eq(id))
-            .first(conn)
-            .optional()?;
-        Ok(found.map(|f| Visible::from(f).row))
+            .load(conn)?;
+        Ok(with_next(scope, conn, found)?
+            .into_iter()
+            .next()
+            .map(|f| Visible::from(f).row))
     }
 
     /// The resident holding an individual number, given as the indexes
@@ -266,12 +295,15 @@ impl ResidentRow {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<ResidentRow>, DbError> {
-        let page: Vec<(ResidentRow, Option<NextRow>)> = visible_residents!(scope)
+        let page: Vec<ResidentRow> = visible_residents!(scope)
             .filter(residents::id.gt(after_id))
             .order(residents::id)
             .limit(limit)
             .load(conn)?;
-        Ok(page.into_iter().map(|p| Visible::from(p).row).collect())
+        Ok(with_next(scope, conn, page)?
+            .into_iter()
+            .map(|p| Visible::from(p).row)
+            .collect())
     }
 
     /// Residents neither moved out nor deceased: those a programme covers.
