@@ -166,7 +166,9 @@ fn with_next(
         let found: Vec<NextRow> = resident_next::table
             .filter(resident_next::municipality_code.eq(scope.code().to_string()))
             .filter(resident_next::resident_id.eq_any(chunk))
-            .filter(resident_next::seq.le(seen_seq::<diesel::sql_types::BigInt>(scope)))
+            // `seq + 0`: compared, never searched by (SQLite would read
+            // every row of the running import through the sequence index).
+            .filter((resident_next::seq + 0i64).le(seen_seq::<diesel::sql_types::BigInt>(scope)))
             .select(NextRow::as_select())
             .load(conn)?;
         next.extend(found.into_iter().map(|n| (n.resident_id.clone(), n)));
