@@ -41,6 +41,24 @@ impl Transport {
         }
         Some(peer)
     }
+
+    /// The host the client addressed: the request's own (`Host`, or the
+    /// authority of an HTTP/2 request), or, from a trusted proxy only, the
+    /// one it forwarded (`X-Forwarded-Host`). A header a client sets itself
+    /// names nothing.
+    pub fn host(&self, peer: Option<IpAddr>, req: &actix_web::dev::RequestHead) -> Option<String> {
+        let trusted = peer.is_some_and(|p| self.trusted_proxies.iter().any(|n| n.contains(&p)));
+        let header = |name: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(',').next().unwrap_or("").trim().to_string())
+        };
+        if trusted && let Some(forwarded) = header("x-forwarded-host") {
+            return Some(forwarded);
+        }
+        header("host").or_else(|| req.uri.authority().map(|a| a.as_str().to_string()))
+    }
 }
 
 /// Set by the frame on every request.
@@ -198,7 +216,9 @@ pub async fn frame(
 
     // A state-changing request from another origin is refused before any
     // handler runs (the CSRF token is checked again by each form).
-    if !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS") && cross_origin(&req) {
+    if !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS")
+        && cross_origin(&req, transport.as_ref().map(|t| t.get_ref()), peer)
+    {
         tracing::warn!(request_id = %info.request_id, path = %mask_number_like(&path), "cross-origin request refused");
         let (r, _) = req.into_parts();
         let mut res = ServiceResponse::new(r, error_body(403, &path, &info, None));
@@ -263,7 +283,7 @@ pub async fn frame(
 }
 
 /// Whether the request names an origin other than the one it was sent to.
-fn cross_origin(req: &ServiceRequest) -> bool {
+fn cross_origin(req: &ServiceRequest, transport: Option<&Transport>, peer: Option<IpAddr>) -> bool {
     let Some(origin) = req
         .headers()
         .get(header::ORIGIN)
@@ -271,9 +291,13 @@ fn cross_origin(req: &ServiceRequest) -> bool {
     else {
         return false;
     };
-    let host = req.connection_info().host().to_string();
+    let no_proxies = Transport {
+        secure: false,
+        trusted_proxies: Vec::new(),
+    };
+    let host = transport.unwrap_or(&no_proxies).host(peer, req.head());
     let origin_host = origin.split("://").nth(1).unwrap_or("");
-    origin == "null" || origin_host != host
+    origin == "null" || host.as_deref() != Some(origin_host)
 }
 
 fn set_security_headers(h: &mut header::HeaderMap, secure: bool, is_static: bool) {
@@ -323,6 +347,26 @@ mod tests {
             secure: false,
             trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
         }
+    }
+
+    #[test]
+    fn a_forwarded_host_counts_only_from_a_trusted_proxy() {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header(("host", "vrs.lg.jp"))
+            .insert_header(("x-forwarded-host", "attacker.example"))
+            .to_srv_request();
+        let proxy = Some("10.0.0.5".parse::<IpAddr>().unwrap());
+        let client = Some("192.0.2.9".parse::<IpAddr>().unwrap());
+        let proxies = t(&["10.0.0.0/24"]);
+        assert_eq!(
+            proxies.host(client, req.head()).as_deref(),
+            Some("vrs.lg.jp")
+        );
+        assert_eq!(
+            proxies.host(proxy, req.head()).as_deref(),
+            Some("attacker.example")
+        );
+        assert_eq!(t(&[]).host(proxy, req.head()).as_deref(), Some("vrs.lg.jp"));
     }
 
     #[test]

@@ -140,23 +140,22 @@ async fn register(
     auth.check_csrf(&form.csrf)?;
     let code = auth.require_admin()?;
     let form = form.into_inner();
-    let kind = SiteKind::parse(&form.kind).unwrap_or(SiteKind::Mass);
-    let name = match SiteName::parse(&form.name) {
-        Ok(n) => n,
-        Err(e) => {
-            let msg = format!(
-                "{}: {}",
-                ctx.t.s("sites.name"),
-                field_message(&ctx.t, e.reason)
-            );
-            return page(
-                &ctx,
-                &auth,
-                &state,
-                (form.name, form.kind, Some(msg)),
-                false,
-            )
-            .await;
+    // Each field parsed as its own type; the first that is wrong is named.
+    let parsed = SiteName::parse(&form.name)
+        .map_err(|e| ("sites.name", e.reason))
+        .and_then(|name| match SiteKind::parse(&form.kind) {
+            Some(kind) => Ok((name, kind)),
+            None => Err(("sites.kind", crate::domain::Reason::UnknownChoice)),
+        });
+    let (name, kind) = match parsed {
+        Ok(p) => p,
+        Err((label, reason)) => {
+            let msg = format!("{}: {}", ctx.t.s(label), field_message(&ctx.t, reason));
+            // What was typed is shown again, but never a value no option has.
+            let kind = SiteKind::parse(&form.kind)
+                .map(|k| k.code().to_string())
+                .unwrap_or_default();
+            return page(&ctx, &auth, &state, (form.name, kind, Some(msg)), false).await;
         }
     };
     let (st, actor) = (state.clone(), auth.actor());

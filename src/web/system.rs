@@ -78,6 +78,52 @@ struct Next {
     next: Option<String>,
 }
 
+/// A return address given by the client, if it is a path of this site
+/// that a `Location` header can carry as it is: one leading `/` (`//host`
+/// and `/\\host` are other hosts to a browser, which also drops tabs and
+/// line breaks before reading it), printable ASCII only (a control
+/// character cannot be sent in a header at all).
+fn same_site_path(next: &str) -> Option<&str> {
+    let mut chars = next.chars();
+    let ok = chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && next.chars().all(|c| c.is_ascii_graphic() && c != '\\');
+    ok.then_some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_site_path;
+
+    #[test]
+    fn only_plain_paths_of_this_site_are_return_addresses() {
+        for good in [
+            "/",
+            "/residents",
+            "/municipalities/check?code=082040",
+            "/a/b#c",
+        ] {
+            assert_eq!(same_site_path(good), Some(good), "{good}");
+        }
+        for bad in [
+            "",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/x",
+            "/\r\n/x",
+            "/ /x",
+            "/\u{7f}",
+            "/あ",
+            "evil.example",
+            "/x\\y",
+        ] {
+            assert_eq!(same_site_path(bad), None, "{bad:?}");
+        }
+    }
+}
+
 /// Sets the language cookie and returns to the page the person was on.
 #[get("/lang/{code}")]
 async fn switch_lang(
@@ -86,11 +132,10 @@ async fn switch_lang(
     transport: web::Data<super::frame::Transport>,
 ) -> Result<HttpResponse, AppError> {
     let lang = Lang::parse(&path).ok_or(AppError::NotFound)?;
-    // Only same-site paths: never an open redirect.
     let next = query
         .next
         .as_deref()
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .and_then(same_site_path)
         .unwrap_or("/");
     let cookie = Cookie::build(super::frame::LANG_COOKIE, lang.code())
         .path("/")

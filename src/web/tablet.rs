@@ -390,7 +390,12 @@ async fn record(
                     .path("/site")
                     .http_only(true)
                     .same_site(SameSite::Strict)
-                    .secure(req.connection_info().scheme() == "https")
+                    // Secure as the server's own cookies are: a client's
+                    // X-Forwarded-Proto says nothing.
+                    .secure(
+                        req.app_data::<web::Data<super::frame::Transport>>()
+                            .is_some_and(|t| t.secure),
+                    )
                     .max_age(actix_web::cookie::time::Duration::hours(12))
                     .finish();
                 return Ok(HttpResponse::SeeOther()

@@ -752,6 +752,27 @@ async fn an_administrator_registers_a_site_and_binds_a_tablet_account_to_it() {
         .await
         .unwrap();
     assert_eq!(empty.status(), 422);
+    // A kind that is none of the choices (a NUL, 10 KB, nothing) is an
+    // error naming the field; no site is stored.
+    let long = "x".repeat(10_000);
+    for kind in ["\0", long.as_str(), "", "Clinic"] {
+        let res = admin
+            .client
+            .post(admin.url("/admin/sites"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", "別の会場"),
+                ("kind", kind),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{kind:?}");
+        let body = res.text().await.unwrap();
+        assert!(body.contains("種別"), "{kind:?}");
+    }
+    let page = admin.get("/admin/sites").await.text().await.unwrap();
+    assert!(!page.contains("別の会場"));
     // A tablet account needs a site of this municipality.
     let form_page = admin.get("/admin/accounts/new").await.text().await.unwrap();
     let doc = html(&form_page);

@@ -2,6 +2,7 @@
 //! pages with a request id, security headers, health, issuer keys.
 
 use crate::helpers::*;
+use vrs::demo::DEMO_PASSWORD;
 
 #[tokio::test]
 async fn top_page_is_japanese_first_and_english_on_request() {
@@ -34,9 +35,15 @@ async fn language_switch_never_redirects_off_site() {
         "https://evil.example/",
         "//evil.example/",
         "/\\evil.example",
+        // Browsers drop tabs and line breaks: this is //evil.example.
+        "/\t/evil.example",
+        "/\n/x",
+        "/\r\n/x",
+        "/あ",
     ] {
         let res = app.get(&format!("/lang/ja?next={}", urlencode(next))).await;
-        assert_eq!(res.headers()["location"], "/", "{next}");
+        assert_eq!(res.status(), 303, "{next:?}");
+        assert_eq!(res.headers()["location"], "/", "{next:?}");
     }
 }
 
@@ -215,4 +222,25 @@ async fn serves_https_from_certificate_and_key_files() {
     // Plain HTTP to the TLS port gets no page.
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/health")).await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);
+}
+
+#[tokio::test]
+async fn a_forwarded_host_from_a_client_that_is_no_proxy_does_not_make_a_post_same_origin() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    // The attacker's page posts with its own origin and says the request
+    // was forwarded for that host: no proxy is trusted, so it is refused.
+    let res = app
+        .client
+        .post(app.url("/logout"))
+        .header("origin", "https://attacker.example")
+        .header("x-forwarded-host", "attacker.example")
+        .header("forwarded", "host=attacker.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(app.get("/dashboard").await.status(), 200, "still logged in");
 }
