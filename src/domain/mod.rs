@@ -86,7 +86,7 @@ impl Reason {
             Reason::UnknownMunicipality => "存在しない地方公共団体コードです".into(),
             Reason::TooLong(n) => format!("{n}文字以内で入力してください"),
             Reason::AddresseeChars => "半角英数字とハイフンで入力してください".into(),
-            Reason::ControlChars => "制御文字は使えません".into(),
+            Reason::ControlChars => "制御文字や見えない書式文字は使えません".into(),
             Reason::NotKatakana => "全角カタカナで入力してください".into(),
             Reason::SexCode => "1（男）、2（女）、9（未設定）のいずれかで入力してください".into(),
             Reason::NotADate => "日付はYYYY-MM-DDの形式で、実在する日付を入力してください".into(),
@@ -146,7 +146,9 @@ impl Reason {
             Reason::UnknownMunicipality => "is not a municipality code in use".into(),
             Reason::TooLong(n) => format!("must be at most {n} characters"),
             Reason::AddresseeChars => "may contain only ASCII letters, digits and hyphens".into(),
-            Reason::ControlChars => "must not contain control characters".into(),
+            Reason::ControlChars => {
+                "must not contain control characters or invisible formatting characters".into()
+            }
             Reason::NotKatakana => "must be full-width katakana".into(),
             Reason::SexCode => "must be 1 (male), 2 (female) or 9 (unspecified)".into(),
             Reason::NotADate => "must be a real date as YYYY-MM-DD".into(),
@@ -210,10 +212,35 @@ pub fn parse_text(field: &'static str, input: &str, max: usize) -> Result<String
     if s.chars().count() > max {
         return Err(err(Reason::TooLong(max)));
     }
-    if s.chars().any(char::is_control) {
+    if s.chars().any(is_hidden) {
         return Err(err(Reason::ControlChars));
     }
     Ok(s.to_string())
+}
+
+/// A character that is not shown as itself: a control character, or an
+/// invisible formatting one — bidirectional overrides and isolates (which
+/// make 「山田」 display as something else), zero-width spaces and joiners,
+/// the soft hyphen, the byte-order mark. (Unicode's Cf category, written
+/// out here; ideographic variation selectors, which names need, are not
+/// among them.)
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
 }
 
 /// A whole number within `min..=max` as typed.

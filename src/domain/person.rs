@@ -59,7 +59,7 @@ impl PersonName {
         if s.chars().count() > Self::MAX {
             return Err(err(field, Reason::TooLong(Self::MAX)));
         }
-        if s.chars().any(char::is_control) {
+        if s.chars().any(super::is_hidden) {
             return Err(err(field, Reason::ControlChars));
         }
         Ok(PersonName(s.to_string()))
@@ -266,10 +266,21 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_refused_in_names() {
-        assert_eq!(
-            PersonName::parse("山田\u{0}").unwrap_err().reason,
-            Reason::ControlChars
-        );
+    fn control_and_invisible_characters_are_refused_in_names() {
+        for bad in [
+            "山田\u{0}",
+            "山\u{202E}田",
+            "山\u{200B}田",
+            "\u{2066}山田",
+            "山田\u{FEFF}",
+        ] {
+            assert_eq!(
+                PersonName::parse(bad).unwrap_err().reason,
+                Reason::ControlChars,
+                "{bad:?}"
+            );
+        }
+        // An ideographic variation selector picks a name's exact glyph.
+        assert!(PersonName::parse("葛\u{E0100}飾").is_ok());
     }
 }

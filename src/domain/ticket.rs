@@ -287,7 +287,7 @@ impl Address {
         if s.chars().count() > Self::MAX {
             return Err(e(Reason::TooLong(Self::MAX)));
         }
-        if s.chars().any(char::is_control) {
+        if s.chars().any(super::is_hidden) {
             return Err(e(Reason::ControlChars));
         }
         Ok(Some(Address(s.to_string())))
@@ -324,7 +324,9 @@ impl ChangeReason {
         if s.chars().count() > Self::MAX {
             return Err(e(Reason::TooLong(Self::MAX)));
         }
-        if s.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
+        if s.chars()
+            .any(|c| super::is_hidden(c) && c != '\n' && c != '\r')
+        {
             return Err(e(Reason::ControlChars));
         }
         Ok(ChangeReason(s.to_string()))

@@ -426,6 +426,16 @@ async fn staff_find_correct_flag_and_reissue_and_every_step_is_logged() {
     let res = post(format!("{link}/correct"), fix("")).await;
     assert_eq!(res.status(), 422);
     assert!(res.text().await.unwrap().contains("理由"));
+    // A name that displays as something else (a right-to-left override, a
+    // zero-width space) is refused, naming the field; nothing changes.
+    for name in ["山田\u{202E}郎五", "山田\u{200B}五郎"] {
+        let mut form = fix("本人からの届出");
+        form[1].1 = name.to_string();
+        let res = post(format!("{link}/correct"), form).await;
+        assert_eq!(res.status(), 422, "{name:?}");
+        let body = res.text().await.unwrap();
+        assert!(body.contains("見えない書式文字"), "{name:?}");
+    }
     let res = post(format!("{link}/correct"), fix("本人からの届出")).await;
     assert_eq!(res.status(), 303);
     let page = staff.get(&link).await.text().await.unwrap();
