@@ -362,7 +362,16 @@ async fn record(
     if form.blocked.is_some() && form.acknowledged.is_none() {
         errors.acknowledged = Some(t.s("site.ack_needed").to_string());
     }
-    let expected = form.dose_number.trim().parse::<u8>().ok();
+    // The dose number came with the confirm screen, as the key did: parsed
+    // as the API parses it, and a tampered one refused.
+    let expected = match form.dose_number.trim() {
+        "" => None,
+        n => Some(
+            crate::domain::DoseNumber::parse(n)
+                .map_err(|_| AppError::BadRequest("dose_number".into()))?
+                .get(),
+        ),
+    };
     let chosen = (
         Some(form.product.clone()).filter(|p| !p.is_empty()),
         Some(form.lot.clone()),

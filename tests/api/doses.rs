@@ -173,6 +173,21 @@ async fn a_site_of_one_municipality_records_another_municipalitys_ticket_into_it
         ("lot", "fa1000".into()),
         ("administered_on", today()),
     ];
+    // A hidden dose number changed in the page is refused as the API
+    // refuses it, and nothing is recorded.
+    for tampered in ["x", "0", "10", "1\u{0}"] {
+        let mut bad = form.clone();
+        bad[3].1 = tampered.to_string();
+        let res = site
+            .client
+            .post(site.url("/site/doses"))
+            .form(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{tampered:?}");
+    }
+    assert!(!doses_of(&app, "131016").iter().any(|d| d.0 == resident));
     let res = site
         .client
         .post(site.url("/site/doses"))
