@@ -511,6 +511,7 @@ impl BenchImport {
                 max_lines: u64::MAX,
             },
             spool: w.finish()?,
+            numbers: Ok(()),
         })
     }
 

@@ -110,6 +110,9 @@ pub struct Request {
     pub encoding: FileEncoding,
     pub limits: Limits,
     pub spool: Spool,
+    /// Whether the uploader may hand individual numbers over (a resident
+    /// file with a 個人番号 column is refused otherwise).
+    pub numbers: imports::NumberAccess,
 }
 
 /// Journals the job and starts it; returns its id. One import at a time
@@ -282,6 +285,7 @@ fn execute(
                     partition,
                     &imports::Staging {
                         seq: row.seq.unwrap_or_default(),
+                        numbers: req.numbers,
                         keep_alive: &keep_alive,
                     },
                     &open,
@@ -344,6 +348,27 @@ fn execute(
             return Ok::<_, ImportError>(false);
         }
         row.save_progress(s, c)?;
+        let target = format!("import:{}", row.id);
+        if req.kind == JobKind::Residents && progress.numbers_column.load(Ordering::Relaxed) {
+            // Individual numbers handed over in a file are a use of them
+            // like any other: logged, refused or not.
+            let (outcome, detail) = match req.numbers {
+                Ok(()) => ("ok", format!("channel=import lines={}", row.lines_seen)),
+                Err(r) => ("refused", format!("channel=import reason={}", r.code())),
+            };
+            audit::append(
+                c,
+                &state.audit,
+                &req.actor,
+                Entry {
+                    chain: partition.code().as_str(),
+                    action: "my_number.access",
+                    target: Some(target.clone()),
+                    outcome,
+                    detail: Some(detail),
+                },
+            )?;
+        }
         audit::append(
             c,
             &state.audit,
@@ -351,7 +376,7 @@ fn execute(
             Entry {
                 chain: partition.code().as_str(),
                 action: req.kind.action(),
-                target: Some(format!("import:{}", row.id)),
+                target: Some(target),
                 outcome,
                 detail: Some(format!("sha256={} {detail}", row.file_sha256)),
             },

@@ -10,6 +10,7 @@
 //! the batch size and the channel between them, not by the file.
 
 use super::csv_lines::{CsvLines, Next};
+use super::networks::NumberRefusal;
 use super::residents::{self, NewResident};
 use crate::db::DbConn;
 use crate::db::models::resident_events::ResidentEventRow;
@@ -153,6 +154,8 @@ pub(crate) enum Conflict {
     DuplicateColumn,
     DuplicateInFile,
     NumberHeldByOther,
+    /// An individual-number column from someone who may not hand them over.
+    NumbersNotAllowed,
     TicketHeldByOther,
     TicketInvalidated,
     FlaggedResident,
@@ -179,6 +182,10 @@ impl Conflict {
             Conflict::DuplicateInFile => (
                 "ファイル内の別の行と重複しています".into(),
                 "duplicates another line of the file".into(),
+            ),
+            Conflict::NumbersNotAllowed => (
+                "個人番号の列を取り込めるのは、個人番号の権限を持つ職員がこの自治体のLG-WAN端末から取り込む場合だけです。列を除くか、その職員に依頼してください".into(),
+                "may only be imported by staff holding the individual-number permission, on one of the municipality's LG-WAN terminals: remove the column, or ask such staff to import the file".into(),
             ),
             Conflict::NumberHeldByOther => (
                 "別の住民（宛名番号が異なる）に登録済みの個人番号です".into(),
@@ -251,6 +258,11 @@ impl Column {
         })
     }
 
+    /// Whether a header line names column `c`.
+    fn of_header_row(header: &csv::StringRecord, c: Column) -> bool {
+        header.iter().any(|h| Column::of_header(h) == Some(c))
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Column::Addressee => AddresseeNumber::FIELD,
@@ -279,7 +291,13 @@ impl Column {
 struct ColumnMap([Option<usize>; COLUMNS]);
 
 impl ColumnMap {
-    fn from_header(header: &csv::StringRecord, line: u64) -> Result<ColumnMap, Vec<LineError>> {
+    /// The columns of a header line; an individual-number column only when
+    /// the uploader may hand individual numbers over (`numbers`).
+    fn from_header(
+        header: &csv::StringRecord,
+        line: u64,
+        numbers: NumberAccess,
+    ) -> Result<ColumnMap, Vec<LineError>> {
         let mut map = [None; COLUMNS];
         let mut errors = Vec::new();
         if header.iter().any(|h| h.contains('\u{FFFD}')) {
@@ -303,6 +321,13 @@ impl ColumnMap {
                 }
                 map[c as usize] = Some(i);
             }
+        }
+        if map[Column::MyNumber as usize].is_some() && numbers.is_err() {
+            errors.push(LineError::conflict(
+                line,
+                Column::MyNumber.name(),
+                Conflict::NumbersNotAllowed,
+            ));
         }
         for c in Column::REQUIRED {
             if map[c as usize].is_none() {
@@ -437,7 +462,13 @@ pub struct Progress {
     pub work_total: AtomicU64,
     pub work_done: AtomicU64,
     pub two_phase: std::sync::atomic::AtomicBool,
+    /// The file has an individual-number column (whether or not its
+    /// uploader could hand one over): the job logs the use.
+    pub numbers_column: std::sync::atomic::AtomicBool,
 }
+
+/// Whether an upload may carry individual numbers, or why not.
+pub type NumberAccess = Result<(), NumberRefusal>;
 
 impl Progress {
     /// Share of the work done, 0–100: of the file read, or for a two-phase
@@ -597,6 +628,8 @@ pub(crate) fn csv_lines<'a>(
 /// dead is not written to any more).
 pub struct Staging<'a> {
     pub seq: i64,
+    /// Whether the uploader may hand individual numbers over.
+    pub numbers: NumberAccess,
     pub keep_alive: &'a (dyn Fn(&mut DbConn) -> Result<(), ImportError> + Sync),
 }
 
@@ -640,7 +673,13 @@ pub fn import(
     w.outcome.encoding = encoding.code().to_string();
     let (tx, rx) = mpsc::sync_channel::<Message>(4);
     std::thread::scope(|s| {
-        s.spawn(|| read_and_seal(partition, open, encoding, limits, stamp, progress, tx));
+        let reading = Reading {
+            encoding,
+            limits,
+            stamp,
+            numbers: staging.numbers,
+        };
+        s.spawn(|| read_and_seal(partition, open, reading, progress, tx));
         let mut feed = Feed {
             rx: &rx,
             lines: Vec::new(),
@@ -729,15 +768,28 @@ impl Feed<'_> {
     }
 }
 
-fn read_and_seal(
-    partition: &Partition,
-    open: Opener<'_>,
+/// How the reader takes the file: decoded as, how much of it, the time
+/// its rows carry, and whether individual numbers may come with it.
+struct Reading {
     encoding: FileEncoding,
     limits: Limits,
     stamp: NaiveDateTime,
+    numbers: NumberAccess,
+}
+
+fn read_and_seal(
+    partition: &Partition,
+    open: Opener<'_>,
+    reading: Reading,
     progress: &Progress,
     tx: mpsc::SyncSender<Message>,
 ) {
+    let Reading {
+        encoding,
+        limits,
+        stamp,
+        numbers,
+    } = reading;
     let source = match open() {
         Ok(s) => s,
         Err(e) => {
@@ -763,7 +815,10 @@ fn read_and_seal(
         let (line, refused) = match next {
             Next::End => break,
             Next::Header(line) => {
-                match ColumnMap::from_header(&rec, line) {
+                if Column::of_header_row(&rec, Column::MyNumber) {
+                    progress.numbers_column.store(true, Ordering::Relaxed);
+                }
+                match ColumnMap::from_header(&rec, line, numbers) {
                     Ok(m) => map = Some(m),
                     Err(errors) => {
                         let _ = tx.send(Message::Header(errors));
@@ -829,9 +884,10 @@ struct Writer<'a> {
     outcome: Outcome,
     errors: Vec<LineError>,
     error_count: u64,
-    /// Addressee indexes of stored residents an earlier line matched
-    /// without changing (rows this import wrote carry its number instead).
-    unchanged_seen: HashSet<Vec<u8>>,
+    /// Stored residents an earlier line matched (those it changed too:
+    /// their rows are read as stored until the import succeeds). Residents
+    /// the import inserted carry its number instead.
+    matched: HashSet<String>,
     rng: rand::rngs::ThreadRng,
     /// The partition held no resident and no ticket when the import began.
     fresh: bool,
@@ -858,6 +914,13 @@ struct ResidentMatch {
     written_by: Option<i64>,
 }
 
+impl From<ResidentRow> for ResidentMatch {
+    fn from(row: ResidentRow) -> Self {
+        let written_by = row.staged_seq;
+        ResidentMatch::from(Visible { row, written_by })
+    }
+}
+
 impl From<Visible> for ResidentMatch {
     fn from(v: Visible) -> Self {
         ResidentMatch {
@@ -881,7 +944,7 @@ impl<'a> Writer<'a> {
             outcome: Outcome::default(),
             errors: Vec::new(),
             error_count: 0,
-            unchanged_seen: HashSet::new(),
+            matched: HashSet::new(),
             rng: rand::thread_rng(),
             fresh: false,
         }
@@ -907,7 +970,7 @@ impl<'a> Writer<'a> {
     }
 
     fn touched(&self, k: &Known) -> bool {
-        k.m.written_by == Some(self.seq) || self.unchanged_seen.contains(&k.m.addressee_index)
+        k.m.written_by == Some(self.seq) || self.matched.contains(&k.m.id)
     }
 
     fn batch(
@@ -930,20 +993,64 @@ impl<'a> Writer<'a> {
         // Writing goes on after an error, inside the transaction that will be
         // rolled back, so that conflicts further down (a person or ticket
         // named twice) are still found and listed.
-        // What is stored already about the people and tickets of this batch.
+        // What is stored already about the people of this batch: each is
+        // found by its 宛名番号, the registry's key. An individual number is
+        // looked up only where it is not the one the person found already
+        // holds (a new person, or a number that changes): the unique index
+        // vouches that no one else holds it otherwise.
         let addressee: Vec<Vec<u8>> = good.iter().map(|p| p.row.addressee_index.clone()).collect();
+        let mut matches: Vec<ResidentMatch> =
+            ResidentRow::settled_by_addressee(scope, conn, &addressee)?
+                .into_iter()
+                .map(ResidentMatch::from)
+                .collect();
+        let held: HashMap<&[u8], Option<&[u8]>> = matches
+            .iter()
+            .map(|m| (m.addressee_index.as_slice(), m.my_number_index.as_deref()))
+            .collect();
         let numbers: Vec<Vec<u8>> = good
             .iter()
-            .filter_map(|p| p.row.my_number_index.clone())
+            .filter_map(|p| {
+                let n = p.row.my_number_index.as_deref()?;
+                match held.get(p.row.addressee_index.as_slice()) {
+                    Some(Some(own)) if *own == n => None,
+                    _ => Some(n.to_vec()),
+                }
+            })
             .collect();
-        let matches: Vec<ResidentMatch> = ResidentRow::matches(scope, conn, &addressee, &numbers)?
+        drop(held);
+        if !numbers.is_empty() {
+            let mut ids: HashSet<String> = matches.iter().map(|m| m.id.clone()).collect();
+            matches.extend(
+                ResidentRow::by_my_number_indexes(scope, conn, &numbers)?
+                    .into_iter()
+                    .map(ResidentMatch::from)
+                    .filter(|m| ids.insert(m.id.clone())),
+            );
+        }
+        // The tickets the file names, checked against every ticket the
+        // municipality ever issued; the active ticket of each person found,
+        // unless the line names it already.
+        let given: Vec<String> = good
+            .iter()
+            .filter_map(|p| p.parsed.ticket.as_ref().map(|t| t.as_str().to_string()))
+            .collect();
+        let mut tickets: HashMap<String, TicketRow> = TicketRow::existing(scope, conn, &given)?
             .into_iter()
-            .map(ResidentMatch::from)
+            .map(|t| (t.ticket_number.clone(), t))
             .collect();
-        let ids: Vec<String> = matches.iter().map(|m| m.id.clone()).collect();
-        let mut active: HashMap<String, String> = HashMap::new();
-        if !ids.is_empty() {
-            for t in TicketRow::active_of_residents(scope, conn, &ids)? {
+        let mut active: HashMap<String, String> = tickets
+            .values()
+            .filter(|t| t.status == ticket_rows::ACTIVE)
+            .map(|t| (t.resident_id.clone(), t.ticket_number.clone()))
+            .collect();
+        let unknown: Vec<String> = matches
+            .iter()
+            .filter(|m| !active.contains_key(&m.id))
+            .map(|m| m.id.clone())
+            .collect();
+        if !unknown.is_empty() {
+            for t in TicketRow::active_of_residents(scope, conn, &unknown)? {
                 active.insert(t.resident_id, t.ticket_number);
             }
         }
@@ -959,14 +1066,6 @@ impl<'a> Writer<'a> {
                 by_number.insert(n.clone(), k);
             }
         }
-        let given: Vec<String> = good
-            .iter()
-            .filter_map(|p| p.parsed.ticket.as_ref().map(|t| t.as_str().to_string()))
-            .collect();
-        let mut tickets: HashMap<String, TicketRow> = TicketRow::existing(scope, conn, &given)?
-            .into_iter()
-            .map(|t| (t.ticket_number.clone(), t))
-            .collect();
 
         let mut inserts: Vec<ResidentRow> = Vec::new();
         let mut changes: Vec<NextRow> = Vec::new();
@@ -1002,17 +1101,20 @@ impl<'a> Writer<'a> {
                     self.reject(vec![LineError::conflict(line, "個人番号", c)]);
                     continue;
                 }
-                (None, Some(y)) if self.touched(y) => {
-                    self.reject(vec![LineError::conflict(
-                        line,
-                        "個人番号",
-                        Conflict::DuplicateInFile,
-                    )]);
+                // The number belongs to a resident filed under another
+                // 宛名番号: staff resolve it; the file never re-files them.
+                (None, Some(y)) => {
+                    let c = if self.touched(y) {
+                        Conflict::DuplicateInFile
+                    } else {
+                        Conflict::NumberHeldByOther
+                    };
+                    self.reject(vec![LineError::conflict(line, "個人番号", c)]);
                     continue;
                 }
                 _ => {}
             }
-            let target = a.or(n);
+            let target = a;
             let resident_id = target
                 .as_ref()
                 .map(|k| k.m.id.clone())
@@ -1078,9 +1180,15 @@ impl<'a> Writer<'a> {
                     inserts.push(row);
                     k
                 }
-                Some(mut k) if k.m.content_mac == p.row.content_mac => {
+                Some(mut k)
+                    if k.m.content_mac == p.row.content_mac
+                        && p.row
+                            .my_number_index
+                            .as_ref()
+                            .is_none_or(|n| k.m.my_number_index.as_ref() == Some(n)) =>
+                {
                     self.outcome.unchanged += 1;
-                    self.unchanged_seen.insert(k.m.addressee_index.clone());
+                    self.matched.insert(k.m.id.clone());
                     k.active_ticket = current.clone();
                     k
                 }
@@ -1110,10 +1218,10 @@ impl<'a> Writer<'a> {
                     );
                     event.staged_seq = Some(self.seq);
                     events.push(event);
-                    // A changed 宛名番号 must be found under its new index.
-                    by_addressee.remove(&k.m.addressee_index);
-                    k.m.addressee_index = row.addressee_index.clone();
-                    k.m.my_number_index = row.my_number_index.clone();
+                    self.matched.insert(k.m.id.clone());
+                    if row.my_number_index.is_some() {
+                        k.m.my_number_index = row.my_number_index.clone();
+                    }
                     k.m.birth_bucket = row.birth_bucket.clone();
                     k.m.content_mac = row.content_mac.clone();
                     k.m.written_by = Some(self.seq);
@@ -1316,6 +1424,7 @@ mod tests {
                 "回数",
             ]),
             1,
+            Ok(()),
         )
         .unwrap()
     }
@@ -1339,10 +1448,52 @@ mod tests {
 
     #[test]
     fn header_must_name_the_required_columns() {
-        let errs = ColumnMap::from_header(&record(&["宛名番号", "氏名"]), 1).unwrap_err();
+        let errs = ColumnMap::from_header(&record(&["宛名番号", "氏名"]), 1, Ok(())).unwrap_err();
         let cols: Vec<_> = errs.iter().map(|e| e.column.as_str()).collect();
         assert_eq!(cols, ["氏名カナ", "生年月日", "性別"]);
         assert!(errs.iter().all(|e| e.line == 1));
+    }
+
+    #[test]
+    fn an_individual_number_column_needs_the_right_to_hand_numbers_over() {
+        let cells = [
+            "宛名番号",
+            "マイナンバー",
+            "氏名",
+            "氏名カナ",
+            "生年月日",
+            "性別",
+        ];
+        assert!(ColumnMap::from_header(&record(&cells), 1, Ok(())).is_ok());
+        for refusal in [
+            NumberRefusal::Role,
+            NumberRefusal::Network,
+            NumberRefusal::SecondFactor,
+        ] {
+            let errs = ColumnMap::from_header(&record(&cells), 3, Err(refusal)).unwrap_err();
+            assert_eq!(errs.len(), 1);
+            assert_eq!((errs[0].line, errs[0].column.as_str()), (3, "個人番号"));
+            assert!(
+                errs[0].message_ja.contains("LG-WAN"),
+                "{}",
+                errs[0].message_ja
+            );
+        }
+        // Without the column, nothing is asked.
+        assert!(
+            ColumnMap::from_header(
+                &record(
+                    &cells[..1]
+                        .iter()
+                        .chain(&cells[2..])
+                        .copied()
+                        .collect::<Vec<_>>()
+                ),
+                1,
+                Err(NumberRefusal::Role)
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -12,6 +12,54 @@ pub fn list(conn: &mut DbConn, code: MunicipalityCode) -> Result<Vec<NetworkRow>
     NetworkRow::of_municipality(conn, code.as_str())
 }
 
+/// Why an account may not handle individual numbers where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberRefusal {
+    /// Not staff of the municipality holding the individual-number
+    /// permission (and what else the page needs).
+    Role,
+    /// Not on a terminal inside one of the municipality's LG-WAN networks.
+    Network,
+    /// The municipality requires a second factor the account has not set up.
+    SecondFactor,
+}
+
+impl NumberRefusal {
+    /// As the operation log records it.
+    pub fn code(self) -> &'static str {
+        match self {
+            NumberRefusal::Role => "role",
+            NumberRefusal::Network => "network",
+            NumberRefusal::SecondFactor => "totp",
+        }
+    }
+}
+
+/// Whether a terminal at `addr` may handle the municipality's individual
+/// numbers: inside one of its declared LG-WAN networks, and with a second
+/// factor set up (`has_second_factor`) where the municipality requires one.
+/// The account's role and permissions are the caller's to check first.
+pub fn terminal_check(
+    conn: &mut DbConn,
+    code: MunicipalityCode,
+    addr: Option<IpAddr>,
+    has_second_factor: bool,
+) -> Result<Result<(), NumberRefusal>, DbError> {
+    let inside = match addr {
+        Some(addr) => allows(conn, code, addr)?,
+        None => false,
+    };
+    if !inside {
+        return Ok(Err(NumberRefusal::Network));
+    }
+    let required = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?
+        .is_some_and(|t| t.require_totp);
+    if required && !has_second_factor {
+        return Ok(Err(NumberRefusal::SecondFactor));
+    }
+    Ok(Ok(()))
+}
+
 /// Whether `addr` is inside one of the municipality's declared networks.
 /// With none declared, nothing is inside.
 pub fn allows(conn: &mut DbConn, code: MunicipalityCode, addr: IpAddr) -> Result<bool, DbError> {

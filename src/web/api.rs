@@ -514,6 +514,7 @@ async fn transfer_inquiry(
         session,
         move |conn, auth, (), input| {
             use crate::domain::{Permission, Role};
+            use crate::flows::networks::NumberRefusal;
             let refuse = |conn: &mut DbConn, code: &'static str, reason: &str| {
                 audit::record(
                     conn,
@@ -529,24 +530,26 @@ async fn transfer_inquiry(
                 )?;
                 Ok::<_, AppError>(Err(Refusal::new(StatusCode::FORBIDDEN, code)))
             };
+            // As the inquiry page: staff holding the inquiry and the
+            // individual-number permission, on an LG-WAN terminal.
+            let permissions = auth.permissions();
             let staff = auth.role() == Some(Role::MunicipalStaff)
                 && !auth.account.must_change_password
-                && auth.permissions().contains(&Permission::Inquiry);
+                && permissions.contains(&Permission::Inquiry)
+                && permissions.contains(&Permission::MyNumber);
             let Some(code) = auth.municipality().filter(|_| staff) else {
-                return refuse(conn, "forbidden", "role");
+                return refuse(conn, "forbidden", NumberRefusal::Role.code());
             };
-            let inside = auth
-                .client_ip
-                .map(|ip| crate::flows::networks::allows(conn, code, ip))
-                .transpose()?
-                .unwrap_or(false);
-            if !inside {
-                return refuse(conn, "outside_lgwan", "network");
-            }
-            let totp_required = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?
-                .is_some_and(|t| t.require_totp);
-            if totp_required && auth.account.totp_secret_wrapped.is_none() {
-                return refuse(conn, "second_factor_required", "totp");
+            let has_second_factor = auth.account.totp_secret_wrapped.is_some();
+            match crate::flows::networks::terminal_check(
+                conn,
+                code,
+                auth.client_ip,
+                has_second_factor,
+            )? {
+                Ok(()) => {}
+                Err(r @ NumberRefusal::Network) => return refuse(conn, "outside_lgwan", r.code()),
+                Err(r) => return refuse(conn, "second_factor_required", r.code()),
             }
             let r = match input {
                 Ok(r) => r,

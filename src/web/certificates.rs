@@ -39,7 +39,7 @@ async fn issuer_staff(
     state: &AppState,
     auth: &Authed,
 ) -> Result<crate::domain::MunicipalityCode, AppError> {
-    require_lgwan_for(state, auth, Permission::Certificates).await
+    require_lgwan_for(state, auth, &[Permission::Certificates]).await
 }
 
 /// A 証明書ID from a path: four groups of four hexadecimal digits.

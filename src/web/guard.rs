@@ -6,6 +6,7 @@ use super::{AppError, Authed, with_db};
 use crate::audit::{self, Actor, Entry};
 use crate::domain::{MunicipalityCode, Permission, Role};
 use crate::flows::accounts::chain_of;
+use crate::flows::networks::NumberRefusal;
 use crate::startup::AppState;
 
 impl Authed {
@@ -59,41 +60,37 @@ impl Authed {
 /// municipality's declared LG-WAN networks. Tablets, viewers, operators and
 /// administrators are refused wherever they are; a refusal is logged.
 pub async fn require_lgwan(state: &AppState, auth: &Authed) -> Result<MunicipalityCode, AppError> {
-    require_lgwan_for(state, auth, Permission::MyNumber).await
+    require_lgwan_for(state, auth, &[Permission::MyNumber]).await
 }
 
-/// As `require_lgwan`, for staff holding `permission` (the transfer
-/// inquiry's pages: `Permission::Inquiry`).
+/// As `require_lgwan`, for staff holding every one of `permissions` (the
+/// transfer inquiry's pages: the inquiry and individual-number permissions).
 pub async fn require_lgwan_for(
     state: &AppState,
     auth: &Authed,
-    permission: Permission,
+    permissions: &[Permission],
 ) -> Result<MunicipalityCode, AppError> {
-    let role_ok = auth.require_staff(permission);
-    let ip = auth.client_ip;
-    let code = auth.municipality();
-    let (inside, totp_required) = match (&role_ok, code, ip) {
-        (Ok(_), Some(code), Some(ip)) => {
-            with_db(state, move |conn| {
-                let inside = crate::flows::networks::allows(conn, code, ip)?;
-                let required = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?
-                    .is_some_and(|t| t.require_totp);
-                Ok((inside, required))
-            })
-            .await?
-        }
-        _ => (false, false),
+    let role_ok = match permissions
+        .iter()
+        .map(|p| auth.require_staff(*p))
+        .find(Result::is_err)
+    {
+        Some(refused) => refused,
+        None => auth.municipality().ok_or(AppError::Forbidden),
     };
-    if role_ok.is_ok() && inside {
+    let checked = match &role_ok {
+        Ok(code) => Some(terminal(state, auth, *code).await?),
+        Err(_) => None,
+    };
+    let refusal = match checked {
+        Some(Ok(())) => return role_ok,
         // The municipality may require a second factor of everyone who
         // handles individual numbers: send them to set it up first.
-        if totp_required && auth.account.totp_secret_wrapped.is_none() {
-            return Err(AppError::TotpRequired);
-        }
-        return role_ok;
-    }
+        Some(Err(NumberRefusal::SecondFactor)) => return Err(AppError::TotpRequired),
+        Some(Err(r)) => r,
+        None => NumberRefusal::Role,
+    };
     let (st, actor, chain) = (state.clone(), auth.actor(), chain_of(&auth.account));
-    let reason = if role_ok.is_err() { "role" } else { "network" };
     with_db(state, move |conn| {
         Ok(audit::record(
             conn,
@@ -104,12 +101,43 @@ pub async fn require_lgwan_for(
                 action: "my_number.access",
                 target: None,
                 outcome: "refused",
-                detail: Some(format!("reason={reason}")),
+                detail: Some(format!("reason={}", refusal.code())),
             },
         )?)
     })
     .await?;
     Err(role_ok.err().unwrap_or(AppError::OutsideLgwan))
+}
+
+/// Whether this person, where they are, may hand individual numbers to a
+/// job that may meet some (a resident file): as `require_lgwan`, answered
+/// rather than enforced; the job refuses and logs if the file has them.
+pub async fn number_access(
+    state: &AppState,
+    auth: &Authed,
+) -> Result<Result<(), NumberRefusal>, AppError> {
+    match auth.require_staff(Permission::MyNumber) {
+        Ok(code) => terminal(state, auth, code).await,
+        Err(_) => Ok(Err(NumberRefusal::Role)),
+    }
+}
+
+async fn terminal(
+    state: &AppState,
+    auth: &Authed,
+    code: MunicipalityCode,
+) -> Result<Result<(), NumberRefusal>, AppError> {
+    let ip = auth.client_ip;
+    let has_second_factor = auth.account.totp_secret_wrapped.is_some();
+    with_db(state, move |conn| {
+        Ok(crate::flows::networks::terminal_check(
+            conn,
+            code,
+            ip,
+            has_second_factor,
+        )?)
+    })
+    .await
 }
 
 /// The menu of a signed-in person, by role.

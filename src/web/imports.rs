@@ -223,8 +223,12 @@ async fn upload(
     let Some(spool) = upload.spool else {
         return Err(AppError::BadRequest("file".into()));
     };
+    // A file with a 個人番号 column is held to the rules of the lookup by
+    // number; the job refuses it (and logs) if this person may not.
+    let numbers = super::guard::number_access(&state, &auth).await?;
     let st = state.clone();
     let req = import_jobs::Request {
+        numbers,
         kind: JobKind::Residents,
         municipality: code,
         actor: auth.actor(),

@@ -63,8 +63,10 @@ fn source_options() -> &'static [SourceOption] {
     })
 }
 
+/// An inquiry sends an individual number to another municipality: staff
+/// holding both the inquiry and the individual-number permission.
 async fn inquirer(state: &AppState, auth: &Authed) -> Result<MunicipalityCode, AppError> {
-    require_lgwan_for(state, auth, Permission::Inquiry).await
+    require_lgwan_for(state, auth, &[Permission::Inquiry, Permission::MyNumber]).await
 }
 
 /// What the form shows again after an error — never the number.
@@ -521,6 +523,8 @@ async fn bulk_upload(
         encoding,
         limits: state.import_limits,
         spool,
+        // Only who passed `inquirer` reaches this page.
+        numbers: Ok(()),
     };
     let started = web::block(move || import_jobs::start(&st, req))
         .await

@@ -297,12 +297,17 @@ impl TestApp {
     /// Declares the loopback as one of a municipality's LG-WAN networks, so
     /// that this machine's requests count as from its terminals.
     pub fn declare_lgwan(&self, muni: &str) {
+        self.declare_network(muni, "127.0.0.0/8");
+    }
+
+    /// Declares `cidr` as one of a municipality's LG-WAN networks.
+    pub fn declare_network(&self, muni: &str, cidr: &str) {
         vrs::flows::networks::add(
             &mut self.conn(),
             &self.state.audit,
             &vrs::audit::Actor::default(),
             code(muni),
-            vrs::domain::Network::parse("127.0.0.0/8").unwrap(),
+            vrs::domain::Network::parse(cidr).unwrap(),
             "庁舎",
         )
         .unwrap();

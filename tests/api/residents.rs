@@ -73,6 +73,12 @@ impl TestApp {
         let res = self.upload(csrf, bytes, encoding).await;
         assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
         let job = res.headers()["location"].to_str().unwrap().to_string();
+        self.finished(&job).await
+    }
+
+    /// Waits for the job at `job` (its page's path) to finish; returns its
+    /// status and page.
+    pub async fn finished(&self, job: &str) -> (String, String) {
         for _ in 0..600 {
             let s: Status = self
                 .get(&format!("{job}/status"))
@@ -82,7 +88,7 @@ impl TestApp {
                 .unwrap();
             if s.done {
                 assert_eq!(s.percent, 100);
-                let page = self.get(&job).await.text().await.unwrap();
+                let page = self.get(job).await.text().await.unwrap();
                 return (s.status, page);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -137,20 +143,49 @@ impl TestApp {
             .unwrap()
     }
 
-    /// A staff account with the residents and export permissions.
+    /// Whether the lookup by individual number finds a resident (for staff
+    /// who may use it).
+    pub async fn found_by_number(&self, csrf: &str, number: &str) -> bool {
+        let page = self
+            .client
+            .post(self.url("/residents/by-number"))
+            .form(&[
+                ("csrf", csrf),
+                ("purpose", "certificate_lookup"),
+                ("my_number", number),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        !select_text(&html(&page), "#resident dd").is_empty()
+    }
+
+    /// A staff account with the residents, individual-number and export
+    /// permissions, on a terminal of the municipality's LG-WAN (this
+    /// machine's loopback declared): it may import files with numbers.
     pub async fn staff_of(&self, muni: &str) -> (TestApp, String) {
         self.staff_of_named(muni, &format!("{muni}-clerk")).await
     }
 
     /// The same, under another login name.
     pub async fn staff_of_named(&self, muni: &str, login: &str) -> (TestApp, String) {
+        self.declare_lgwan(muni);
+        self.staff_with(muni, login, &["residents", "my_number", "export"])
+            .await
+    }
+
+    /// A staff account holding exactly `permissions`, signed in.
+    pub async fn staff_with(
+        &self,
+        muni: &str,
+        login: &str,
+        permissions: &[&str],
+    ) -> (TestApp, String) {
         let login = login.to_string();
-        let pw = self.create_account(
-            &login,
-            Role::MunicipalStaff,
-            Some(muni),
-            &["residents", "export"],
-        );
+        let pw = self.create_account(&login, Role::MunicipalStaff, Some(muni), permissions);
         let s = TestApp::handle(self);
         let csrf = s.login_as(&login, &pw).await;
         (s, csrf)
@@ -309,7 +344,7 @@ async fn an_import_asked_for_during_a_key_rotation_is_refused_with_a_clear_messa
 }
 
 #[tokio::test]
-async fn reimports_update_the_same_person_by_addressee_or_individual_number() {
+async fn reimports_update_the_same_person_found_by_addressee_number() {
     let app = spawn_app().await;
     app.seed_demo();
     let (staff, csrf) = app.staff_of("082040").await;
@@ -318,9 +353,9 @@ async fn reimports_update_the_same_person_by_addressee_or_individual_number() {
     let before = app.count_rows("082040");
 
     let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
-    // A corrected name, and a new 宛名番号 for a person found by number.
+    // A corrected name, and a new individual number for another person.
     lines[1] = lines[1].replace("山田　一郎", "山田　一朗");
-    lines[2] = lines[2].replace("A-3-000001", "B-3-000001");
+    lines[2] = lines[2].replace(&my_numbers_of(20, 3)[1], &my_numbers_of(1, 93)[0]);
     let (status, page) = staff
         .import(&csrf, (lines.join("\n") + "\n").into_bytes(), "auto")
         .await;
@@ -330,11 +365,11 @@ async fn reimports_update_the_same_person_by_addressee_or_individual_number() {
     assert_eq!(texts(&page, "#unchanged"), ["18"]);
     assert_eq!(app.count_rows("082040"), before);
 
-    // The moved 宛名番号 now finds the person; the old one does not.
-    let page = staff.find_addressee(&csrf, "B-3-000001").await;
-    assert_eq!(texts(&page, "#results tbody tr").len(), 1);
-    let page = staff.find_addressee(&csrf, "A-3-000001").await;
-    assert!(page.contains("id=\"no-results\""));
+    // Still one person under each 宛名番号.
+    for addressee in ["A-3-000000", "A-3-000001"] {
+        let page = staff.find_addressee(&csrf, addressee).await;
+        assert_eq!(texts(&page, "#results tbody tr").len(), 1);
+    }
 
     // An individual number already held by someone else is refused.
     let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
@@ -864,4 +899,148 @@ async fn a_last_line_cut_off_or_short_of_a_cell_changes_nobody() {
         assert_eq!(address_of(&app, "082040", last), stored, "{what}");
         assert_eq!(app.count_rows("082040"), rows, "{what}");
     }
+}
+
+/// The operation-log lines of one chain with this action: (outcome,
+/// target, detail).
+fn logged(
+    app: &TestApp,
+    chain: &str,
+    action: &str,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    vrs::audit::flush(&mut app.conn(), &app.state.audit).unwrap();
+    audit_log::table
+        .filter(audit_log::chain.eq(chain))
+        .filter(audit_log::action.eq(action))
+        .order(audit_log::seq)
+        .select((audit_log::outcome, audit_log::target, audit_log::detail))
+        .load(&mut app.conn())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_file_with_individual_numbers_is_held_to_the_rules_of_the_lookup_by_number() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    // 082040 declares this machine's network; 131016 declares another.
+    app.declare_lgwan("082040");
+    app.declare_network("131016", "10.0.0.0/8");
+    let (numbers_staff, numbers_csrf) = app.staff_of("082040").await;
+    let file = resident_csv(6, 41);
+    let (status, _) = numbers_staff
+        .import(&numbers_csrf, file.clone().into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "succeeded");
+    let (_, target, detail) = logged(&app, "082040", "my_number.access").pop().unwrap();
+    assert!(target.unwrap().starts_with("import:"));
+    assert_eq!(detail.as_deref(), Some("channel=import lines=6"));
+
+    // The residents permission alone, on an LG-WAN terminal: the same file
+    // (numbers known and unknown alike) is refused naming the column, and
+    // nothing changes.
+    let (plain, plain_csrf) = app
+        .staff_with("082040", "082040-plain", &["residents"])
+        .await;
+    let before = app.count_rows("082040");
+    let mut probe = file.clone();
+    probe.push_str(resident_csv(1, 42).lines().nth(1).unwrap());
+    probe.push('\n');
+    let (status, page) = plain.import(&plain_csrf, probe.into_bytes(), "auto").await;
+    assert_eq!(status, "rejected");
+    let errors = texts(&page, "#errors tbody tr");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("個人番号") && errors[0].contains("LG-WAN"),
+        "{errors:?}"
+    );
+    assert!(texts(&page, "#inserted").is_empty() && texts(&page, "#updated").is_empty());
+    assert_eq!(app.count_rows("082040"), before);
+    let (outcome, _, detail) = logged(&app, "082040", "my_number.access").pop().unwrap();
+    assert_eq!(
+        (outcome.as_str(), detail.as_deref()),
+        ("refused", Some("channel=import reason=role"))
+    );
+    // Without the column, the same person imports the file.
+    let no_numbers: String = file
+        .lines()
+        .map(|l| {
+            let mut cells: Vec<&str> = l.split(',').collect();
+            cells.remove(1);
+            cells.join(",") + "\n"
+        })
+        .collect();
+    let (status, page) = plain
+        .import(&plain_csrf, no_numbers.clone().into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert_eq!(texts(&page, "#unchanged"), ["6"]);
+    // A changed line without the column keeps the person's number.
+    let moved = no_numbers.replacen("一番町1-1", "一番町1-1（転居）", 1);
+    assert_ne!(moved, no_numbers);
+    let (status, page) = plain.import(&plain_csrf, moved.into_bytes(), "auto").await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert_eq!(texts(&page, "#updated"), ["1"]);
+    let first = &my_numbers_of(6, 41)[0];
+    assert!(numbers_staff.found_by_number(&numbers_csrf, first).await);
+
+    // The individual-number permission, from outside the LG-WAN, also when
+    // the request claims to come through it: refused.
+    let (outside, outside_csrf) = app
+        .staff_with("131016", "131016-numbers", &["residents", "my_number"])
+        .await;
+    let before = app.count_rows("131016");
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", outside_csrf.clone())
+        .text("encoding", "auto")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(resident_csv(3, 43).into_bytes()).file_name("r.csv"),
+        );
+    let res = outside
+        .client
+        .post(outside.url("/residents/imports"))
+        .header("X-Forwarded-For", "10.1.2.3")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let job = res.headers()["location"].to_str().unwrap().to_string();
+    let (status, _) = outside.finished(&job).await;
+    assert_eq!(status, "rejected");
+    assert_eq!(app.count_rows("131016"), before);
+    let (outcome, _, detail) = logged(&app, "131016", "my_number.access").pop().unwrap();
+    assert_eq!(
+        (outcome.as_str(), detail.as_deref()),
+        ("refused", Some("channel=import reason=network"))
+    );
+
+    // Entitled staff: a number held by a resident under another 宛名番号
+    // is an error to resolve, never a re-filing of that person.
+    let numbers = my_numbers_of(6, 41);
+    let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
+    lines[1] = lines[1].replace("A-41-000000", "B-41-000000");
+    let (status, page) = numbers_staff
+        .import(
+            &numbers_csrf,
+            (lines.join("\n") + "\n").into_bytes(),
+            "auto",
+        )
+        .await;
+    assert_eq!(status, "rejected");
+    let errors = texts(&page, "#errors tbody tr");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("個人番号") && errors[0].contains("別の住民"),
+        "{errors:?}"
+    );
+    assert!(!errors[0].contains(&numbers[0]));
+    let page = numbers_staff
+        .find_addressee(&numbers_csrf, "A-41-000000")
+        .await;
+    assert_eq!(texts(&page, "#results tbody tr").len(), 1);
+    let page = numbers_staff
+        .find_addressee(&numbers_csrf, "B-41-000000")
+        .await;
+    assert!(page.contains("id=\"no-results\""));
 }

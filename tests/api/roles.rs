@@ -650,17 +650,7 @@ async fn individual_number_pages_answer_only_inside_declared_lgwan_networks() {
 async fn behind_a_trusted_proxy_the_forwarded_address_decides() {
     let app = spawn_app_with(|a| a.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     app.seed_demo();
-    let mut conn = app.conn();
-    vrs::flows::networks::add(
-        &mut conn,
-        &app.state.audit,
-        &vrs::audit::Actor::default(),
-        code("082040"),
-        vrs::domain::Network::parse("10.20.0.0/16").unwrap(),
-        "LG-WAN",
-    )
-    .unwrap();
-    drop(conn);
+    app.declare_network("082040", "10.20.0.0/16");
     let pw = app.create_account(
         "082040-numbers",
         Role::MunicipalStaff,

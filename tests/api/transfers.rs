@@ -786,6 +786,34 @@ async fn the_api_asks_like_the_window_and_only_from_lgwan() {
     let tablet = token("131016-tablet").await;
     let (status, _) = ask(tablet, body(MOVER_NUMBER, SOURCE)).await;
     assert_eq!(status, 403);
+
+    // The inquiry permission without the individual-number one: refused
+    // here and at the window, on an LG-WAN terminal too.
+    let pw = app.create_account(
+        "131016-inquirer",
+        vrs::domain::Role::MunicipalStaff,
+        Some(ASKING),
+        &["inquiry"],
+    );
+    let res = app
+        .client
+        .post(app.url("/api/v1/sessions"))
+        .json(&serde_json::json!({ "login_id": "131016-inquirer", "password": pw }))
+        .send()
+        .await
+        .unwrap();
+    let inquirer = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, text) = ask(inquirer, body(MOVER_NUMBER, SOURCE)).await;
+    assert_eq!((status, text.as_str()), (403, r#"{"error":"forbidden"}"#));
+    let window = TestApp::handle(&app);
+    window.login_as("131016-inquirer", &pw).await;
+    assert_eq!(window.get("/transfers").await.status(), 403);
+    assert_eq!(window.get("/transfers/bulk").await.status(), 403);
+    let refusals = app.log_text(ASKING);
+    assert!(refusals.contains("reason=role"), "{refusals}");
     let api: Vec<_> = app
         .provisions(ASKING)
         .into_iter()
