@@ -66,6 +66,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let common = Common {
         data_dir: dir.path().join("data"),
+        audit_witness: None,
         database_url: Some(DatabaseUrl::Sqlite(dir.path().join("data/vrs.db"))),
         master_key_file: None,
         production: false,

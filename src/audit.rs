@@ -14,6 +14,9 @@ use crate::db::{DbConn, DbError};
 use crate::flows::now;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::collections::HashMap;
+
+pub mod witness;
 
 pub const PLATFORM_CHAIN: &str = "platform";
 const SECRET_NAME: &str = "audit-mac-key";
@@ -96,21 +99,26 @@ impl AuditKey {
     }
 
     fn mac(&self, row: &AuditRow) -> String {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-        for part in [
-            row.chain.clone(),
-            row.seq.to_string(),
-            row.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
-            opt(&row.account_id),
-            opt(&row.login_id),
-            opt(&row.client_addr),
-            row.action.clone(),
-            opt(&row.target),
-            row.outcome.clone(),
-            opt(&row.detail),
-            row.prev_mac.clone(),
-        ] {
+        self.mac_of(&[
+            &row.chain,
+            &row.seq.to_string(),
+            &row.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+            &opt(&row.account_id),
+            &opt(&row.login_id),
+            &opt(&row.client_addr),
+            &row.action,
+            &opt(&row.target),
+            &row.outcome,
+            &opt(&row.detail),
+            &row.prev_mac,
+        ])
+    }
+
+    /// HMAC-SHA-256 over the parts, each preceded by its length.
+    fn mac_of(&self, parts: &[&str]) -> String {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        for part in parts {
             m.update(&(part.len() as u64).to_be_bytes());
             m.update(part.as_bytes());
         }
@@ -310,13 +318,36 @@ pub struct ChainReport {
     pub lines: i64,
     /// The first line whose MAC or link does not hold, if any.
     pub broken_at: Option<i64>,
+    /// The furthest line of the chain the witness saw, if it saw any.
+    pub witnessed: Option<i64>,
+    /// The chain does not reach, as it was, the line the witness saw: its
+    /// newest lines were cut (or the chain replaced).
+    pub truncated: bool,
+    /// An active municipality whose chain holds no line at all (enabling
+    /// one writes its first).
+    pub missing: bool,
 }
 
-/// Walks every chain (or one) and checks every link.
+impl ChainReport {
+    pub fn intact(&self) -> bool {
+        self.broken_at.is_none() && !self.truncated && !self.missing
+    }
+
+    /// The last line the chain vouches for: up to the first broken link,
+    /// or all it holds.
+    pub fn vouched(&self) -> i64 {
+        self.broken_at.map_or(self.lines, |b| b - 1)
+    }
+}
+
+/// Walks every chain (or one) and checks every link; with the heads a
+/// witness saw (`witness::Witness`), also that no chain was cut short or
+/// deleted, and that every active municipality has its chain.
 pub fn verify(
     conn: &mut DbConn,
     key: &AuditKey,
     only: Option<&str>,
+    witnessed: Option<&HashMap<String, witness::Head>>,
 ) -> Result<Vec<ChainReport>, DbError> {
     // Lines still waiting to be chained are chained first: they are part
     // of the log as much as the rest.
@@ -324,16 +355,31 @@ pub fn verify(
         Some(c) => flush_chain(conn, key, c)?,
         None => flush(conn, key)?,
     };
-    let chains = match only {
+    let active: std::collections::HashSet<String> =
+        crate::db::models::tenants::TenantRow::active(conn)?
+            .into_iter()
+            .map(|t| t.municipality_code)
+            .collect();
+    let chains: Vec<String> = match only {
         Some(c) => vec![c.to_string()],
-        None => AuditRow::chains(conn)?,
+        None => {
+            let mut all: std::collections::BTreeSet<String> =
+                AuditRow::chains(conn)?.into_iter().collect();
+            all.extend(active.iter().cloned());
+            all.extend(witnessed.into_iter().flat_map(|w| w.keys().cloned()));
+            all.into_iter().collect()
+        }
     };
     let mut out = Vec::new();
     for chain in chains {
+        let seen = witnessed.and_then(|w| w.get(&chain));
         let mut report = ChainReport {
             chain: chain.clone(),
             lines: 0,
             broken_at: None,
+            witnessed: seen.map(|h| h.seq),
+            truncated: false,
+            missing: false,
         };
         let mut prev_mac = GENESIS.to_string();
         let mut expected_seq = 1;
@@ -348,10 +394,17 @@ pub fn verify(
                     report.broken_at = Some(expected_seq.min(row.seq));
                     break 'pages;
                 }
+                if seen.is_some_and(|h| h.seq == row.seq && h.mac != row.mac) {
+                    report.truncated = true;
+                }
                 prev_mac = row.mac;
                 expected_seq += 1;
             }
         }
+        if seen.is_some_and(|h| h.seq > report.lines) {
+            report.truncated = true;
+        }
+        report.missing = report.lines == 0 && active.contains(&chain);
         out.push(report);
     }
     Ok(out)

@@ -133,8 +133,19 @@ pub enum KeysCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Check every line of every chain; exits non-zero if any was changed or removed.
-    Verify,
+    /// Check every line of every chain against its MACs, and every chain's
+    /// length against the witness file(s); exits non-zero if a line was
+    /// changed, removed or reordered, a chain was cut short or deleted, or a
+    /// witness line does not verify.
+    Verify {
+        /// Witness files to check against (default: the server's,
+        /// --audit-witness); give the copies shipped elsewhere.
+        #[arg(long)]
+        witness: Vec<std::path::PathBuf>,
+    },
+    /// Write the heads of every chain to the witness file now (the server
+    /// does so every minute).
+    Witness,
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,26 +317,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{summary}");
             Ok(())
         }
-        Command::Audit(AuditCmd::Verify) => {
+        Command::Audit(AuditCmd::Verify { witness }) => {
             let prepared = startup::prepare(&common, 2)?;
             let mut conn = prepared.state.pool.get()?;
-            let reports = crate::audit::verify(&mut conn, &prepared.state.audit, None)?;
-            let mut broken = 0;
-            for r in &reports {
-                match r.broken_at {
-                    None => println!("{}: {} lines, intact", r.chain, r.lines),
-                    Some(seq) => {
-                        broken += 1;
-                        println!(
-                            "{}: BROKEN at line {seq} (changed, removed or reordered)",
-                            r.chain
-                        );
-                    }
-                }
-            }
-            anyhow::ensure!(
-                broken == 0,
-                "{broken} operation-log chain(s) failed verification"
+            let files = if witness.is_empty() {
+                vec![common.audit_witness_path()]
+            } else {
+                witness
+            };
+            audit_verify(&mut conn, &prepared.state.audit, &files)
+        }
+        Command::Audit(AuditCmd::Witness) => {
+            let prepared = startup::prepare(&common, 2)?;
+            let mut conn = prepared.state.pool.get()?;
+            crate::audit::flush(&mut conn, &prepared.state.audit)?;
+            let n = prepared
+                .state
+                .witness
+                .record(&mut conn, &prepared.state.audit)?;
+            println!(
+                "{n} chain heads written to {}",
+                prepared.state.witness.path().display()
             );
             Ok(())
         }
@@ -684,4 +696,69 @@ fn rotate_master(
             Ok(new)
         }
     }
+}
+
+/// `vrs audit verify`: every chain against its MACs and against what the
+/// witness files saw; one line per chain, a non-zero exit on any finding.
+fn audit_verify(
+    conn: &mut crate::db::DbConn,
+    key: &crate::audit::AuditKey,
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
+    let mut heads = std::collections::HashMap::new();
+    let mut findings = 0;
+    for file in files {
+        let w = crate::audit::witness::read(file, key)?;
+        for line in &w.bad_lines {
+            findings += 1;
+            println!(
+                "witness {}: line {line} does not verify (changed, or not written by this deployment)",
+                file.display()
+            );
+        }
+        for (chain, head) in w.heads {
+            match heads.get(&chain) {
+                Some(crate::audit::witness::Head { seq, .. }) if *seq >= head.seq => {}
+                _ => {
+                    heads.insert(chain, head);
+                }
+            }
+        }
+    }
+    for r in crate::audit::verify(conn, key, None, Some(&heads))? {
+        let witnessed = r
+            .witnessed
+            .map(|w| format!(", witnessed up to line {w}"))
+            .unwrap_or_default();
+        if r.intact() {
+            println!("{}: {} lines, intact{witnessed}", r.chain, r.lines);
+            continue;
+        }
+        findings += 1;
+        if let Some(seq) = r.broken_at {
+            println!(
+                "{}: BROKEN at line {seq} (changed, removed or reordered); intact up to line {}",
+                r.chain,
+                r.vouched()
+            );
+        } else if r.missing {
+            println!(
+                "{}: MISSING: an active municipality with no operation-log line at all",
+                r.chain
+            );
+        } else {
+            println!(
+                "{}: TRUNCATED: the witness saw line {}, the log holds {} lines as they were; intact up to line {}",
+                r.chain,
+                r.witnessed.unwrap_or_default(),
+                r.lines,
+                r.vouched()
+            );
+        }
+    }
+    anyhow::ensure!(
+        findings == 0,
+        "{findings} finding(s) in the operation log or its witness"
+    );
+    Ok(())
 }

@@ -27,6 +27,12 @@ pub struct Common {
     /// given explicitly (VRS_MASTER_KEY or --master-key-file).
     #[arg(long, env = "VRS_PRODUCTION", global = true)]
     pub production: bool,
+
+    /// The operation log's witness file, outside the database (default:
+    /// DATA_DIR/audit-witness.log); keep a copy where the database's users
+    /// cannot write.
+    #[arg(long, env = "VRS_AUDIT_WITNESS", global = true)]
+    pub audit_witness: Option<PathBuf>,
 }
 
 /// Settings of `vrs serve`.
@@ -78,7 +84,8 @@ pub struct ServeArgs {
     pub inquiry_rate_municipality: u32,
 
     /// A transfer inquiry is answered no sooner than this many milliseconds
-    /// after it arrived, match or not.
+    /// after it arrived, match or not (later when the recent inquiries'
+    /// 99th percentile of working time, with a margin, is later).
     #[arg(long, env = "VRS_INQUIRY_ANSWER_MS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub inquiry_answer_ms: u64,
 
@@ -143,6 +150,12 @@ impl Common {
         self.database_url
             .clone()
             .unwrap_or_else(|| DatabaseUrl::Sqlite(self.data_dir.join("vrs.db")))
+    }
+
+    pub fn audit_witness_path(&self) -> PathBuf {
+        self.audit_witness
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-witness.log"))
     }
 
     pub fn master_key_path(&self) -> PathBuf {

@@ -29,6 +29,8 @@ pub struct AppState {
     /// data folder, so that after a restart it knows which jobs were its
     /// own (and are certainly dead).
     pub runner: Arc<str>,
+    /// The operation log's witness file (see `audit::witness`).
+    pub witness: Arc<crate::audit::witness::Witness>,
 }
 
 /// How long a job's lease lasts without being renewed (every write
@@ -133,13 +135,17 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
         state: AppState {
             pool,
             master: Arc::new(master),
-            audit,
+            audit: audit.clone(),
             spool_dir: common.data_dir.join("spool"),
             import_limits: crate::flows::imports::Limits::default(),
             transfer: crate::flows::transfer::Settings::default(),
             issuer_url: String::from("http://localhost:8080"),
             stats_min_cell: crate::flows::statistics::DEFAULT_MIN_CELL,
             runner: runner_name(&common.data_dir)?,
+            witness: Arc::new(crate::audit::witness::Witness::open(
+                &common.audit_witness_path(),
+                &audit,
+            )?),
         },
         bootstrap_operator,
         created_master_key,
@@ -153,8 +159,13 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
 /// chained later (`audit::append_later`).
 const LOG_WRITER_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Chains what an earlier run left waiting, then starts the thread that
-/// chains waiting lines every moment until `alive` is gone.
+/// How often the heads of the operation log's chains are written to its
+/// witness file (see `audit::witness`).
+const WITNESS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Chains what an earlier run left waiting and witnesses the chains' heads,
+/// then starts the thread that chains waiting lines every moment, and
+/// witnesses the heads every minute, until `alive` is gone.
 fn log_writer(
     state: actix_web::web::Data<AppState>,
     alive: std::sync::Weak<()>,
@@ -163,10 +174,16 @@ fn log_writer(
         let mut conn = state.pool.get()?;
         Ok(crate::audit::flush(&mut conn, &state.audit)?)
     };
+    let witness = move |state: &AppState| -> anyhow::Result<usize> {
+        let mut conn = state.pool.get()?;
+        Ok(state.witness.record(&mut conn, &state.audit)?)
+    };
     flush(&state)?;
+    witness(&state)?;
     std::thread::Builder::new()
         .name("log-writer".into())
         .spawn(move || {
+            let mut witnessed = std::time::Instant::now();
             while alive.strong_count() > 0 {
                 std::thread::sleep(LOG_WRITER_EVERY);
                 if alive.strong_count() == 0 {
@@ -178,7 +195,15 @@ fn log_writer(
                         "operation-log lines could not be chained yet"
                     );
                 }
+                if witnessed.elapsed() >= WITNESS_EVERY {
+                    witnessed = std::time::Instant::now();
+                    if let Err(e) = witness(&state) {
+                        tracing::error!(error = %e, "the operation log's witness could not be written");
+                    }
+                }
             }
+            // The last heads, as the server stops.
+            let _ = flush(&state).and_then(|_| witness(&state));
         })?;
     Ok(())
 }
@@ -261,7 +286,9 @@ impl Application {
                 per_account_hour: serve.inquiry_rate_account,
                 per_municipality_hour: serve.inquiry_rate_municipality,
             },
-            answer_floor: std::time::Duration::from_millis(serve.inquiry_answer_ms),
+            answer_floor: Arc::new(crate::flows::transfer::AnswerFloor::new(
+                std::time::Duration::from_millis(serve.inquiry_answer_ms),
+            )),
         };
         state.stats_min_cell = serve.stats_min_cell;
         let static_dir = serve.static_dir.clone();

@@ -464,17 +464,7 @@ impl BenchImport {
         let mut conn = db.pool.get()?;
         let audit = crate::audit::AuditKey::load_or_create(&mut conn, master)?;
         Ok(BenchImport {
-            state: crate::startup::AppState {
-                pool: db.pool.clone(),
-                master: master.clone(),
-                audit,
-                spool_dir: work.join("spool"),
-                import_limits: crate::flows::imports::Limits::default(),
-                transfer: crate::flows::transfer::Settings::default(),
-                issuer_url: String::from("http://localhost:8080"),
-                stats_min_cell: crate::flows::statistics::DEFAULT_MIN_CELL,
-                runner: "bench".into(),
-            },
+            state: bench_state(db, master, audit, work)?,
         })
     }
 
@@ -738,6 +728,29 @@ fn reimports(
             ),
         ],
         growth: full_secs / tenth_secs,
+    })
+}
+
+/// The state a server would have, on a scratch database, for jobs run by
+/// a benchmark (its spool and witness in `work`).
+pub(crate) fn bench_state(
+    db: &Scratch,
+    master: &std::sync::Arc<crate::crypto::MasterKey>,
+    audit: crate::audit::AuditKey,
+    work: &std::path::Path,
+) -> anyhow::Result<crate::startup::AppState> {
+    let witness = crate::audit::witness::Witness::open(&work.join("audit-witness.log"), &audit)?;
+    Ok(crate::startup::AppState {
+        pool: db.pool.clone(),
+        master: master.clone(),
+        audit,
+        spool_dir: work.join("spool"),
+        import_limits: crate::flows::imports::Limits::default(),
+        transfer: crate::flows::transfer::Settings::default(),
+        issuer_url: String::from("http://localhost:8080"),
+        stats_min_cell: crate::flows::statistics::DEFAULT_MIN_CELL,
+        runner: "bench".into(),
+        witness: std::sync::Arc::new(witness),
     })
 }
 

@@ -77,6 +77,19 @@ pub fn enable(
             code,
             &TenantKeyMaterial::generate(version as u32),
         )?;
+        // The municipality's own chain begins here: an active municipality
+        // without one had it deleted (`audit::verify` says so).
+        crate::audit::append_later(
+            conn,
+            &crate::audit::Actor::default(),
+            crate::audit::Entry {
+                chain: code.as_str(),
+                action: "municipality.enable",
+                target: None,
+                outcome: "ok",
+                detail: Some(format!("key_version={version}")),
+            },
+        )?;
         Ok(m)
     })
 }

@@ -66,20 +66,73 @@ impl Default for RateLimits {
 }
 
 /// The inquiry settings of a running server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub rates: RateLimits,
-    /// A window or API inquiry is answered no sooner than this after it
-    /// arrived, match or not, so that the time taken tells nothing.
-    pub answer_floor: std::time::Duration,
+    /// When a window or API inquiry may be answered, match or not.
+    pub answer_floor: std::sync::Arc<AnswerFloor>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             rates: RateLimits::default(),
-            answer_floor: std::time::Duration::from_millis(15),
+            answer_floor: std::sync::Arc::new(AnswerFloor::new(AnswerFloor::DEFAULT_MIN)),
         }
+    }
+}
+
+/// How long after it arrived a window or API inquiry is answered: never
+/// sooner than a configured minimum, and never sooner than a margin above
+/// the 99th percentile of the recent inquiries' own working times, matches
+/// and misses pooled. A match costs more work than a miss (its doses are
+/// read and copied); answering both at the same later moment makes the
+/// time say nothing, and the floor follows the machine's real speed rather
+/// than a guess that may sit below it.
+#[derive(Debug)]
+pub struct AnswerFloor {
+    min: std::time::Duration,
+    recent: std::sync::Mutex<std::collections::VecDeque<std::time::Duration>>,
+}
+
+impl AnswerFloor {
+    pub const DEFAULT_MIN: std::time::Duration = std::time::Duration::from_millis(15);
+    /// Working times remembered (the newest).
+    const WINDOW: usize = 256;
+
+    pub fn new(min: std::time::Duration) -> AnswerFloor {
+        AnswerFloor {
+            min,
+            recent: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(Self::WINDOW)),
+        }
+    }
+
+    /// Notes how long one inquiry's work took.
+    pub fn observe(&self, took: std::time::Duration) {
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() == Self::WINDOW {
+                r.pop_front();
+            }
+            r.push_back(took);
+        }
+    }
+
+    /// The time after arrival at which an answer may leave: the minimum,
+    /// or half as much again as the recent 99th percentile if that is
+    /// later.
+    pub fn current(&self) -> std::time::Duration {
+        let p99 = self
+            .recent
+            .lock()
+            .ok()
+            .and_then(|r| {
+                let mut v: Vec<_> = r.iter().copied().collect();
+                v.sort_unstable();
+                v.get((v.len() * 99).div_ceil(100).saturating_sub(1))
+                    .copied()
+            })
+            .unwrap_or_default();
+        self.min.max(p99 * 3 / 2)
     }
 }
 
@@ -597,4 +650,32 @@ pub fn copies_for(
         fresh.push(row);
     }
     (all, fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AnswerFloor;
+    use std::time::Duration;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_answer_floor_stays_above_the_recent_working_times() {
+        let f = AnswerFloor::new(ms(15));
+        assert_eq!(f.current(), ms(15));
+        // Working times of 10–29 ms (a slower machine than the minimum
+        // assumed): every answer waits for half as much again as the 99th
+        // percentile, later than any of them.
+        for i in 0..200 {
+            f.observe(ms(10 + i % 20));
+        }
+        assert_eq!(f.current(), ms(29) * 3 / 2);
+        // Old times are forgotten as newer ones come.
+        for _ in 0..AnswerFloor::WINDOW {
+            f.observe(ms(1));
+        }
+        assert_eq!(f.current(), ms(15));
+    }
 }

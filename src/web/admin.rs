@@ -753,6 +753,9 @@ struct LogPage {
     lines: Vec<LogLine>,
     total: i64,
     broken_at: Option<i64>,
+    /// Cut short or deleted after the witness saw it: (line the witness
+    /// saw, lines held).
+    cut: Option<(i64, i64)>,
     action: String,
     login: String,
     outcome: String,
@@ -768,9 +771,14 @@ fn load_log(
     q: &LogQuery,
     limit: i64,
 ) -> Result<(Vec<AuditRow>, audit::ChainReport), AppError> {
-    let report = audit::verify(conn, &state.audit, Some(code.as_str()))?
-        .pop()
-        .ok_or_else(|| AppError::Internal("no report".into()))?;
+    let report = audit::verify(
+        conn,
+        &state.audit,
+        Some(code.as_str()),
+        Some(&state.witness.heads()),
+    )?
+    .pop()
+    .ok_or_else(|| AppError::Internal("no report".into()))?;
     let rows = AuditRow::recent_of_chain(conn, code.as_str(), limit)?
         .into_iter()
         .filter(|r| q.keep(r))
@@ -800,6 +808,8 @@ async fn log_page(
         lines: rows.iter().map(log_line).collect(),
         total: report.lines,
         broken_at: report.broken_at,
+        cut: (report.truncated || report.missing)
+            .then(|| (report.witnessed.unwrap_or_default(), report.lines)),
         export_query: req.query_string().to_string(),
         action: get(&q.action),
         login: get(&q.login),

@@ -44,6 +44,12 @@ pub enum AppError {
     TotpRequired,
     #[error("not found")]
     NotFound,
+    /// A body larger than the route accepts.
+    #[error("request body too large")]
+    TooLarge,
+    /// A request line longer than any route accepts.
+    #[error("request address too long")]
+    UriTooLong,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// The database was too busy to answer in time: another write held it
@@ -66,6 +72,8 @@ impl AppError {
             AppError::OutsideLgwan => "outside_lgwan",
             AppError::TotpRequired => "second_factor_required",
             AppError::NotFound => "not_found",
+            AppError::TooLarge => "too_large",
+            AppError::UriTooLong => "uri_too_long",
             AppError::Unavailable(_) => "unavailable",
             AppError::Busy(_) => "busy",
             AppError::Internal(_) => "internal",
@@ -83,6 +91,8 @@ impl ResponseError for AppError {
                 StatusCode::FORBIDDEN
             }
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UriTooLong => StatusCode::URI_TOO_LONG,
             AppError::Unavailable(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

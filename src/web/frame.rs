@@ -132,6 +132,7 @@ fn error_keys(status: u16, err: Option<&super::AppError>) -> (&'static str, &'st
         404 => ("error.404.title", "error.404.message"),
         405 => ("error.405.title", "error.405.message"),
         413 => ("error.413.title", "error.413.message"),
+        414 => ("error.414.title", "error.414.message"),
         503 => ("error.503.title", "error.503.message"),
         _ => ("error.500.title", "error.500.message"),
     }
@@ -161,6 +162,7 @@ fn error_body(
             404 => "not_found",
             405 => "method_not_allowed",
             413 => "too_large",
+            414 => "uri_too_long",
             503 => "unavailable",
             _ => "internal",
         };
@@ -189,6 +191,10 @@ fn lang_of(req: &ServiceRequest) -> Lang {
         .unwrap_or_default()
 }
 
+/// The longest request address (path and query) any route takes: far
+/// above any link or search this application makes.
+const MAX_URI_BYTES: usize = 8 * 1024;
+
 pub async fn frame(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -213,6 +219,21 @@ pub async fn frame(
     req.extensions_mut().insert(info.clone());
     let method = req.method().to_string();
     let path = req.path().to_string();
+
+    // An address longer than any route takes is refused before anything
+    // reads it, with the same page on every route.
+    if req.uri().to_string().len() > MAX_URI_BYTES {
+        tracing::debug!(request_id = %info.request_id, "over-long address refused");
+        let short: String = path.chars().take(64).collect();
+        let (r, _) = req.into_parts();
+        let mut res = ServiceResponse::new(r, error_body(414, &short, &info, None));
+        set_security_headers(res.headers_mut(), secure, false);
+        if let Ok(v) = HeaderValue::from_str(&info.request_id) {
+            res.headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), v);
+        }
+        return Ok(res);
+    }
 
     // A state-changing request from another origin is refused before any
     // handler runs (the CSRF token is checked again by each form).

@@ -35,6 +35,11 @@ pub use guard::{Nav, require_lgwan, require_lgwan_for};
 use actix_web::web;
 use std::path::Path;
 
+/// The largest form a page posts (an upload streams its file instead).
+const FORM_LIMIT: usize = 64 * 1024;
+/// The largest body read whole: the API's JSON requests.
+const BODY_LIMIT: usize = 256 * 1024;
+
 pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web::Data<Transport>) {
     cfg.service(
         web::scope("")
@@ -42,9 +47,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web
             .app_data(transport)
             .app_data(
                 web::FormConfig::default()
-                    .limit(64 * 1024)
-                    .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),
+                    .limit(FORM_LIMIT)
+                    .error_handler(|e, _| match e {
+                        actix_web::error::UrlencodedError::Overflow { .. } => {
+                            AppError::TooLarge.into()
+                        }
+                        e => AppError::BadRequest(e.to_string()).into(),
+                    }),
             )
+            // Bodies read whole (the API's JSON): larger ones are a 413.
+            .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),

@@ -244,8 +244,9 @@ pub async fn run_inquiry(
         ))
     })
     .await;
-    let floor = started + state.transfer.answer_floor;
-    tokio::time::sleep_until(floor.into()).await;
+    let floor = &state.transfer.answer_floor;
+    floor.observe(started.elapsed());
+    tokio::time::sleep_until((started + floor.current()).into()).await;
     match out? {
         Err(TransferError::Tenancy(e)) => Err(e.into()),
         other => Ok(other),

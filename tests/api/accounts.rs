@@ -316,7 +316,7 @@ async fn a_changed_or_deleted_log_line_is_detected() {
     app.login_as("082040-staff", DEMO_PASSWORD).await;
     app.post_login("082040-staff", "wrong password 1").await;
     let mut conn = app.conn();
-    let intact = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040")).unwrap();
+    let intact = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), None).unwrap();
     assert_eq!(intact[0].broken_at, None);
     assert!(intact[0].lines >= 4, "{intact:?}");
 
@@ -329,7 +329,7 @@ async fn a_changed_or_deleted_log_line_is_detected() {
     .set(audit_log::outcome.eq("refused"))
     .execute(&mut *conn)
     .unwrap();
-    let r = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040")).unwrap();
+    let r = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), None).unwrap();
     assert_eq!(r[0].broken_at, Some(3));
     // The administrator's screen says so.
     let admin = TestApp::handle(&app);
@@ -378,8 +378,120 @@ async fn a_changed_or_deleted_log_line_is_detected() {
     )
     .execute(&mut *conn2)
     .unwrap();
-    let r = vrs::audit::verify(&mut conn2, &app2.state.audit, Some("131016")).unwrap();
+    let r = vrs::audit::verify(&mut conn2, &app2.state.audit, Some("131016"), None).unwrap();
     assert_eq!(r[0].broken_at, Some(1));
+}
+
+#[tokio::test]
+async fn a_chain_cut_short_or_deleted_does_not_verify_against_the_witness() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    app.login_as("082040-staff", DEMO_PASSWORD).await;
+    app.post_login("082040-staff", "wrong password 1").await;
+    let mut conn = app.conn();
+    vrs::audit::flush(&mut conn, &app.state.audit).unwrap();
+    assert!(
+        app.state
+            .witness
+            .record(&mut conn, &app.state.audit)
+            .unwrap()
+            >= 3
+    );
+    // Nothing grew: nothing more to witness.
+    assert_eq!(
+        app.state
+            .witness
+            .record(&mut conn, &app.state.audit)
+            .unwrap(),
+        0
+    );
+    let heads = app.state.witness.heads();
+    let all = vrs::audit::verify(&mut conn, &app.state.audit, None, Some(&heads)).unwrap();
+    assert!(all.iter().all(|r| r.intact()), "{all:?}");
+    let held = all.iter().find(|r| r.chain == "082040").unwrap().lines;
+    assert!(held >= 4);
+
+    // The newest two lines of 古河市's chain deleted: what is left still
+    // links, but the witness saw more.
+    diesel::delete(
+        audit_log::table
+            .filter(audit_log::chain.eq("082040"))
+            .filter(audit_log::seq.gt(held - 2)),
+    )
+    .execute(&mut *conn)
+    .unwrap();
+    let r = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), Some(&heads))
+        .unwrap()
+        .remove(0);
+    assert_eq!(r.broken_at, None);
+    assert!(r.truncated && !r.intact(), "{r:?}");
+    assert_eq!(
+        (r.witnessed, r.lines, r.vouched()),
+        (Some(held), held - 2, held - 2)
+    );
+
+    // 千代田区's whole chain deleted.
+    diesel::delete(audit_log::table.filter(audit_log::chain.eq("131016")))
+        .execute(&mut *conn)
+        .unwrap();
+    // A municipality enabled since, its chain deleted before the witness
+    // saw it: still found, as an active municipality without a chain.
+    vrs::flows::municipalities::enable(&mut conn, app.master(), code("011002")).unwrap();
+    vrs::audit::flush(&mut conn, &app.state.audit).unwrap();
+    diesel::delete(audit_log::table.filter(audit_log::chain.eq("011002")))
+        .execute(&mut *conn)
+        .unwrap();
+    let all = vrs::audit::verify(&mut conn, &app.state.audit, None, Some(&heads)).unwrap();
+    let of = |c: &str| all.iter().find(|r| r.chain == c).unwrap().clone();
+    assert!(of("131016").truncated && of("131016").missing);
+    assert!(!of("011002").truncated && of("011002").missing);
+    assert!(of("012025").intact());
+
+    // The command line, against the witness file, names each finding and
+    // the last line each chain vouches for.
+    let witness = app.state.witness.path().to_path_buf();
+    let verify = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vrs"))
+            .env_remove("VRS_MASTER_KEY")
+            .env("VRS_DATABASE_URL", app.db.url_string())
+            .env("VRS_MASTER_KEY_FILE", app.data_dir().join("master.key"))
+            .args(["audit", "verify", "--witness"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let o = verify(&witness);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success());
+    assert!(
+        out.contains(&format!(
+            "082040: TRUNCATED: the witness saw line {held}, the log holds {} lines as they were; intact up to line {}",
+            held - 2,
+            held - 2
+        )),
+        "{out}"
+    );
+    assert!(out.contains("131016: MISSING"), "{out}");
+    assert!(out.contains("011002: MISSING"), "{out}");
+
+    // A witness line changed by hand is named, never believed.
+    let text = std::fs::read_to_string(&witness).unwrap();
+    let forged = text.replacen("\t082040\t", "\t082040\t9", 1);
+    assert_ne!(forged, text);
+    let copy = app.data_dir().join("witness-copy.log");
+    std::fs::write(&copy, forged).unwrap();
+    let o = verify(&copy);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("does not verify"), "{out}");
+
+    // The administrator's screen says so (signing in adds lines after
+    // the cut: they link, yet the chain stays short of what was seen).
+    let admin = TestApp::handle(&app);
+    admin.login_as("082040-admin", DEMO_PASSWORD).await;
+    let doc = html(&admin.get("/admin/log").await.text().await.unwrap());
+    let notice = select_text(&doc, "#log-integrity.notice--error");
+    assert_eq!(notice.len(), 1, "{notice:?}");
+    assert!(notice[0].contains("削除"), "{notice:?}");
 }
 
 #[tokio::test]

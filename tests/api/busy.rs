@@ -138,7 +138,7 @@ async fn many_concurrent_log_appends_are_each_answered_as_if_alone() {
 
     // Every request left its one line, and every chain still holds.
     let mut conn = app.conn();
-    let reports = vrs::audit::verify(&mut conn, &app.state.audit, None).expect("verify");
+    let reports = vrs::audit::verify(&mut conn, &app.state.audit, None, None).expect("verify");
     assert!(reports.iter().all(|r| r.broken_at.is_none()), "{reports:?}");
     let count = |action: &str, outcome: &str| {
         use diesel::prelude::*;

@@ -1054,6 +1054,6 @@ async fn recording_log_lines_are_chained_by_the_log_writer_in_order() {
         .load(&mut conn)
         .unwrap();
     assert_eq!(order, ["test.later", "test.direct"]);
-    let report = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040")).unwrap();
+    let report = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), None).unwrap();
     assert_eq!(report[0].broken_at, None);
 }

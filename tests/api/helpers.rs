@@ -114,6 +114,7 @@ pub struct TestApp {
 pub fn common_for(dir: &std::path::Path, db: &TestDb) -> Common {
     Common {
         data_dir: dir.join("data"),
+        audit_witness: None,
         database_url: Some(db.url.clone()),
         master_key_file: Some(dir.join("data/master.key")),
         production: false,

@@ -100,6 +100,72 @@ async fn error_pages_show_a_request_id_and_nothing_of_the_request() {
 }
 
 #[tokio::test]
+async fn over_long_addresses_and_oversized_bodies_get_their_page_on_every_route() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let long = "x".repeat(10 * 1024);
+    // Pages, the API, static files, redirects: each answers 414 with its
+    // page (or JSON) and the request id, never a 5xx or a bare answer.
+    for path in [
+        format!("/login?notice={long}"),
+        format!("/residents?q={long}"),
+        format!("/lang/en?next=/{long}"),
+        format!("/static/css/app.css?v={long}"),
+        format!("/{long}"),
+        format!("/api/v1/doses?x={long}"),
+    ] {
+        let res = app.get(&path).await;
+        assert_eq!(res.status(), 414, "{}", &path[..30]);
+        let rid = res.headers()["x-request-id"].to_str().unwrap().to_string();
+        let body = res.text().await.unwrap();
+        if path.starts_with("/api/") {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(json["error"], "uri_too_long");
+            assert_eq!(json["request_id"], rid.as_str());
+        } else {
+            let doc = html(&body);
+            assert_eq!(select_text(&doc, "h1"), vec!["アドレスが長すぎます"]);
+            assert_eq!(select_text(&doc, ".error-page__request code"), vec![rid]);
+            assert!(!body.contains(&long[..100]));
+        }
+    }
+
+    // Bodies over a route's limit: 413, with the page or JSON.
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let big = "あ".repeat(40 * 1024);
+    for path in ["/residents/search", "/login"] {
+        let res = app
+            .client
+            .post(app.url(path))
+            .form(&[("csrf", csrf.as_str()), ("addressee", big.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 413, "{path}");
+        let rid = res.headers()["x-request-id"].to_str().unwrap().to_string();
+        let doc = html(&res.text().await.unwrap());
+        assert_eq!(
+            select_text(&doc, "h1"),
+            vec!["送信されたデータが大きすぎます"]
+        );
+        assert_eq!(select_text(&doc, ".error-page__request code"), vec![rid]);
+    }
+    let res = app
+        .client
+        .post(app.url("/api/v1/doses"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"lot\": \"{}\"}}", "x".repeat(300 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let rid = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    let json: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(json["error"], "too_large");
+    assert_eq!(json["request_id"], rid.as_str());
+}
+
+#[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = spawn_app().await;
     for path in ["/", "/nope", "/health", "/static/css/app.css"] {
