@@ -67,6 +67,7 @@ fn main() {
     let common = Common {
         data_dir: dir.path().join("data"),
         audit_witness: None,
+        migration_database_url: None,
         database_url: Some(DatabaseUrl::Sqlite(dir.path().join("data/vrs.db"))),
         master_key_file: None,
         production: false,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs a command against a throwaway PostgreSQL 15 cluster on a free loopback
 # port, with TEST_DATABASE_URL pointing at an ordinary (non-superuser) role
-# that owns the database, so row-level security applies to it. The cluster is
+# that owns the database (the tables' owner, which migrates) and a second one
+# the server runs as (TEST_SERVER_ROLE, user:password), so row-level security
+# and the server's grants apply. The cluster is
 # stopped and removed when the command ends, whatever its outcome.
 # TEST_DATABASE_SOCKET_URL names the same database over the Unix socket.
 #   scripts/with-postgres.sh cargo test
@@ -41,9 +43,15 @@ trap cleanup EXIT
 "${as_pg[@]}" "$PGBIN/psql" -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -p "$port" -U postgres -d postgres <<'SQL'
 CREATE ROLE vrs LOGIN PASSWORD 'vrs' NOSUPERUSER NOBYPASSRLS;
 CREATE DATABASE vrs OWNER vrs;
+CREATE ROLE vrs_server LOGIN PASSWORD 'vrs_server' NOSUPERUSER NOBYPASSRLS;
+-- The tests cut the server's connections as a network fault would.
+GRANT pg_signal_backend TO vrs;
 SQL
 
 export TEST_DATABASE_URL="postgres://vrs:vrs@127.0.0.1:$port/vrs"
+# The server runs as a second role that owns nothing; the owner above
+# migrates and grants it what it needs (README, "Two database roles").
+export TEST_SERVER_ROLE="vrs_server:vrs_server"
 # The same database over the cluster's Unix socket (its folder as the host,
 # percent-encoded), as an application on the database's own machine connects.
 export TEST_DATABASE_SOCKET_URL="postgres://vrs:vrs@${work//\//%2F}:$port/vrs"

@@ -300,10 +300,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = crate::db::connect(&url, 1)?;
             let mut conn = pool.get()?;
             if revert_all {
-                let n = crate::db::revert_all(&mut conn)?;
+                let mut owner = startup::owner_connection(&common)?;
+                let n = crate::db::revert_all(owner.as_mut().unwrap_or(&mut *conn))?;
                 println!("reverted {n} migrations on {url}");
             } else {
-                let n = crate::db::migrate(&mut conn)?;
+                let n = startup::migrate(&common, &mut conn)?;
                 println!("applied {n} migrations on {url}");
             }
             Ok(())
@@ -506,6 +507,13 @@ fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
             password.as_str()
         );
     }
+    if prepared.owns_tables {
+        tracing::warn!(
+            "the server's PostgreSQL role owns the tables, so it could lift row-level security \
+             or change a policy; give the owner's URL as --migration-database-url and run the \
+             server as a role that owns nothing (see README, \"Two database roles\")"
+        );
+    }
     if prepared.rls_bypassed {
         tracing::warn!(
             "the PostgreSQL role bypasses row-level security (superuser or BYPASSRLS); \
@@ -578,7 +586,10 @@ fn municipality(common: &Common, cmd: MunicipalityCmd) -> anyhow::Result<()> {
                 code == confirm,
                 "--confirm {confirm} does not repeat {code}; nothing erased"
             );
-            let n = flows::municipalities::erase(&mut conn, code)?;
+            // Erasure removes what the server's role may not (provision
+            // records): as the tables' owner when one is configured.
+            let mut owner = startup::owner_connection(common)?;
+            let n = flows::municipalities::erase(owner.as_mut().unwrap_or(&mut *conn), code)?;
             println!("erased {code}: keys destroyed, {n} rows deleted");
         }
         MunicipalityCmd::Show { .. } => unreachable!("handled above"),

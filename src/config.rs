@@ -18,6 +18,13 @@ pub struct Common {
     #[arg(long, env = "VRS_DATABASE_URL", value_parser = DatabaseUrl::parse, global = true)]
     pub database_url: Option<DatabaseUrl>,
 
+    /// postgres://OWNER:PASSWORD@HOST/DB: the role that owns the tables,
+    /// used for migrations only (and to grant the server's role what it
+    /// needs); the server then runs as VRS_DATABASE_URL's role, which owns
+    /// nothing. Without it, migrations run as the server's role.
+    #[arg(long, env = "VRS_MIGRATION_DATABASE_URL", value_parser = DatabaseUrl::parse, global = true)]
+    pub migration_database_url: Option<DatabaseUrl>,
+
     /// File holding the master key (default: DATA_DIR/master.key). The key
     /// can instead be given in VRS_MASTER_KEY (base64 or hex).
     #[arg(long, env = "VRS_MASTER_KEY_FILE", global = true)]

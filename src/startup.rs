@@ -69,8 +69,38 @@ pub struct Prepared {
     pub created_issuer_key: bool,
     pub migrations_applied: usize,
     pub rls_bypassed: bool,
+    /// The server's PostgreSQL role owns tables (it could lift the wall).
+    pub owns_tables: bool,
     /// Login and one-time password of the first operator, when created now.
     pub bootstrap_operator: Option<(String, crate::domain::NewPassword)>,
+}
+
+/// Applies pending migrations: as the tables' owner when one is configured
+/// (`--migration-database-url`), granting the server's role (that of `conn`)
+/// what it needs; otherwise as the server's own role.
+pub fn migrate(common: &Common, conn: &mut db::DbConn) -> anyhow::Result<usize> {
+    let Some(owner_url) = &common.migration_database_url else {
+        return Ok(db::migrate(conn)?);
+    };
+    let mut owner = db::Manager::new(owner_url.clone()).establish()?;
+    let applied = db::migrate(&mut owner)?;
+    let owner_role = db::current_role(&mut owner)?;
+    if let Some(role) = db::current_role(conn)?
+        && Some(&role) != owner_role.as_ref()
+    {
+        db::grant_server_role(&mut owner, &role)?;
+    }
+    Ok(applied)
+}
+
+/// The tables' owner's connection when one is configured, for the few
+/// operator commands that remove what the server's role may not (erasing a
+/// municipality's provision records).
+pub fn owner_connection(common: &Common) -> anyhow::Result<Option<db::DbConn>> {
+    Ok(match &common.migration_database_url {
+        Some(url) => Some(db::Manager::new(url.clone()).establish()?),
+        None => None,
+    })
 }
 
 /// Opens everything a command needs. Outside production, a first run creates
@@ -80,8 +110,9 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
     let url = common.database_url();
     let pool = db::connect(&url, pool_size)?;
     let mut conn = pool.get().context("database pool")?;
-    let migrations_applied = db::migrate(&mut conn)?;
+    let migrations_applied = migrate(common, &mut conn)?;
     let rls_bypassed = db::role_bypasses_rls(&mut conn)?;
+    let owns_tables = db::role_owns_tables(&mut conn)?;
 
     let mut wrapped_ids: Vec<String> = TenantKeyRow::all(&mut conn)?
         .into_iter()
@@ -152,6 +183,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
         created_issuer_key,
         migrations_applied,
         rls_bypassed,
+        owns_tables,
     })
 }
 

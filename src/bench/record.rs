@@ -604,6 +604,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     let common = Common {
         data_dir: scratch.dir().join("data"),
         audit_witness: None,
+        migration_database_url: None,
         database_url: Some(scratch.url().clone()),
         master_key_file: Some(scratch.dir().join("data/master.key")),
         production: false,

@@ -195,7 +195,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         let took = t.elapsed();
         // Held back as the server holds its answer (slept, as it sleeps).
         floor.observe(took);
-        std::thread::sleep(floor.current().saturating_sub(t.elapsed()));
+        std::thread::sleep(floor.hold().saturating_sub(t.elapsed()));
         (took, t.elapsed(), answer)
     };
     let mut matched = Vec::with_capacity(inquiries);

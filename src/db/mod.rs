@@ -340,6 +340,19 @@ pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
 
 /// Applies every pending migration of the connection's backend.
 pub fn migrate(conn: &mut DbConn) -> Result<usize, DbError> {
+    if let DbConn::Postgresql(c) = conn
+        && !may_create(c)?
+    {
+        // The server's role, which owns nothing: it cannot migrate, only
+        // find that nothing is left to do.
+        return match pending_postgres(c)? {
+            0 => Ok(0),
+            n => Err(DbError::Migration(format!(
+                "{n} migrations are pending and this role may not apply them: run \
+                 `vrs migrate` (or the server) with --migration-database-url, the tables' owner"
+            ))),
+        };
+    }
     let applied = match conn {
         DbConn::Postgresql(c) => c
             .run_pending_migrations(POSTGRES_MIGRATIONS)
@@ -347,6 +360,43 @@ pub fn migrate(conn: &mut DbConn) -> Result<usize, DbError> {
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Whether the role may create tables in the current schema.
+fn may_create(c: &mut diesel::PgConnection) -> Result<bool, DbError> {
+    #[derive(QueryableByName)]
+    struct Flag {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        may: bool,
+    }
+    let f: Flag = diesel::sql_query(
+        "SELECT coalesce(has_schema_privilege(current_schema(), 'CREATE'), false) AS may",
+    )
+    .get_result(c)?;
+    Ok(f.may)
+}
+
+/// How many of our migrations the database has not applied, read without
+/// creating anything.
+fn pending_postgres(c: &mut diesel::PgConnection) -> Result<usize, DbError> {
+    use diesel::migration::MigrationSource;
+    #[derive(QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let applied: std::collections::HashSet<String> =
+        diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations")
+            .load::<Applied>(c)?
+            .into_iter()
+            .map(|a| a.version)
+            .collect();
+    let ours = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(ours
+        .iter()
+        .filter(|m| !applied.contains(&m.name().version().to_string()))
+        .count())
 }
 
 /// Reverts every applied migration (used by `vrs migrate --revert-all` and the
@@ -379,6 +429,79 @@ pub fn role_bypasses_rls(conn: &mut DbConn) -> Result<bool, DbError> {
         }
         DbConn::Sqlite(_) => Ok(false),
     }
+}
+
+/// Whether the PostgreSQL role we run as owns (or may act as the owner of)
+/// a table of our schema: it could then lift row-level security, change a
+/// policy or drop the log's triggers. SQLite has no such notion.
+pub fn role_owns_tables(conn: &mut DbConn) -> Result<bool, DbError> {
+    #[derive(QueryableByName)]
+    struct Flag {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        owns: bool,
+    }
+    match conn {
+        DbConn::Postgresql(c) => {
+            let f: Flag = diesel::sql_query(
+                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
+                 AND pg_has_role(current_user, c.relowner, 'USAGE')) AS owns",
+            )
+            .get_result(c)?;
+            Ok(f.owns)
+        }
+        DbConn::Sqlite(_) => Ok(false),
+    }
+}
+
+/// The PostgreSQL role a connection runs as.
+pub fn current_role(conn: &mut DbConn) -> Result<Option<String>, DbError> {
+    #[derive(QueryableByName)]
+    struct Role {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    match conn {
+        DbConn::Postgresql(c) => {
+            let r: Role = diesel::sql_query("SELECT current_user::text AS name").get_result(c)?;
+            Ok(Some(r.name))
+        }
+        DbConn::Sqlite(_) => Ok(None),
+    }
+}
+
+/// Gives the server's role what it needs of the schema and no more, as the
+/// tables' owner (`owner`), after the migrations: rows to read and write,
+/// but the operation log and the provision records to read and add to only
+/// (the retention purge goes through the owner's function), the migration
+/// journal to read only, no ownership, no DDL. Run at every start, so a
+/// table a new migration adds is granted too.
+pub fn grant_server_role(owner: &mut DbConn, role: &str) -> Result<(), DbError> {
+    #[derive(QueryableByName)]
+    struct Names {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        role: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        schema: String,
+    }
+    let DbConn::Postgresql(c) = owner else {
+        return Ok(());
+    };
+    let n: Names = diesel::sql_query(
+        "SELECT quote_ident($1) AS role, quote_ident(current_schema()) AS schema",
+    )
+    .bind::<diesel::sql_types::Text, _>(role)
+    .get_result(c)?;
+    let (r, s) = (n.role, n.schema);
+    c.batch_execute(&format!(
+        "GRANT USAGE ON SCHEMA {s} TO {r};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r};
+         REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, provision_records FROM {r};
+         REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON __diesel_schema_migrations FROM {r};
+         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r};
+         GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {r};"
+    ))?;
+    Ok(())
 }
 
 /// The turn of one writing transaction on SQLite (see [`write_turn`]); the
@@ -481,15 +604,20 @@ impl Drop for WriteTurn {
 }
 
 /// For a bulk job that writes in batches: whether to commit now, after a
-/// batch, rather than write the next one in the same transaction. Always,
-/// today: on SQLite a transaction kept open while no writer waited in the
+/// batch, rather than write the next one in the same transaction.
+/// SQLite: always — a transaction kept open while no writer waited in the
 /// write queue (fewer commits, each writing its changed pages to the log
-/// once) made the writers that do not queue — single statements outside
-/// a transaction, polling SQLite's lock — wait for seconds (`vrs bench
-/// contention`: p99 1.5 s instead of 0.2 s). On PostgreSQL writers of
-/// other rows never wait; a batch commits to hold its row locks briefly.
-pub fn should_commit(_conn: &DbConn, _began: std::time::Instant) -> bool {
-    true
+/// once) made the writers that do not queue (single statements outside a
+/// transaction, polling SQLite's lock) wait for seconds (`vrs bench
+/// contention`: p99 1.5 s instead of 0.2 s). PostgreSQL: once the
+/// transaction has worked for a fifth of a second — writers of other rows
+/// never wait for it, the few stored rows a batch changes are held that
+/// long at most, and a commit (with its flush to disk) per batch is saved.
+pub fn should_commit(conn: &DbConn, began: std::time::Instant) -> bool {
+    match conn {
+        DbConn::Sqlite(_) => true,
+        DbConn::Postgresql(_) => began.elapsed() >= std::time::Duration::from_millis(200),
+    }
 }
 
 /// The sequence number and MAC of a chain's last operation-log line, with
@@ -540,11 +668,10 @@ pub fn refresh_statistics(conn: &mut DbConn) -> Result<(), DbError> {
 /// columns' statistics, of sealed values, would cost most of the time).
 pub fn refresh_resident_statistics(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
+    // Through a function of the tables' owner: the server's own role owns
+    // nothing, and ANALYZE needs the owner.
     if let DbConn::Postgresql(c) = conn {
-        c.batch_execute(
-            "ANALYZE residents (municipality_code), resident_next (municipality_code), \
-             tickets (municipality_code)",
-        )?;
+        c.batch_execute("SELECT refresh_resident_statistics()")?;
     }
     Ok(())
 }

@@ -304,6 +304,8 @@ pub fn differences_from_doses(conn: &mut DbConn) -> Result<Differences, DbError>
                     *by_key.entry(k).or_insert(0) += n;
                 }
             }
+            // The counts of every municipality: read unscoped again.
+            crate::db::set_transaction_municipality(conn, "")?;
             for (k, n) in table.kept(conn)? {
                 *by_key.entry(k).or_insert(0) -= n;
             }

@@ -117,9 +117,19 @@ impl AnswerFloor {
         }
     }
 
-    /// The time after arrival at which an answer may leave: the minimum,
-    /// or half as much again as the recent 99th percentile if that is
-    /// later.
+    /// How long after arrival this answer leaves: the floor, plus up to
+    /// two milliseconds drawn at random, so that what differs by some
+    /// microseconds between the two paths after the work (waking up,
+    /// rendering) is lost in the draw.
+    pub fn hold(&self) -> std::time::Duration {
+        use rand::Rng;
+        let jitter = rand::thread_rng().gen_range(0..2000u64);
+        self.current() + std::time::Duration::from_micros(jitter)
+    }
+
+    /// The earliest time after arrival at which an answer may leave: the
+    /// minimum, or half as much again as the recent 99th percentile if
+    /// that is later.
     pub fn current(&self) -> std::time::Duration {
         let p99 = self
             .recent

@@ -246,7 +246,7 @@ pub async fn run_inquiry(
     .await;
     let floor = &state.transfer.answer_floor;
     floor.observe(started.elapsed());
-    tokio::time::sleep_until((started + floor.current()).into()).await;
+    tokio::time::sleep_until((started + floor.hold()).into()).await;
     match out? {
         Err(TransferError::Tenancy(e)) => Err(e.into()),
         other => Ok(other),

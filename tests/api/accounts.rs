@@ -315,7 +315,7 @@ async fn a_changed_or_deleted_log_line_is_detected() {
     app.seed_demo();
     app.login_as("082040-staff", DEMO_PASSWORD).await;
     app.post_login("082040-staff", "wrong password 1").await;
-    let mut conn = app.conn();
+    let mut conn = app.db.owner_conn();
     let intact = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), None).unwrap();
     assert_eq!(intact[0].broken_at, None);
     assert!(intact[0].lines >= 4, "{intact:?}");
@@ -327,7 +327,7 @@ async fn a_changed_or_deleted_log_line_is_detected() {
             .filter(audit_log::seq.eq(3)),
     )
     .set(audit_log::outcome.eq("refused"))
-    .execute(&mut *conn)
+    .execute(&mut conn)
     .unwrap();
     let r = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), None).unwrap();
     assert_eq!(r[0].broken_at, Some(3));
@@ -370,13 +370,13 @@ async fn a_changed_or_deleted_log_line_is_detected() {
     // Deleting a line in another chain is detected as well.
     let app2 = spawn_app().await;
     app2.seed_demo();
-    let mut conn2 = app2.conn();
+    let mut conn2 = app2.db.owner_conn();
     diesel::delete(
         audit_log::table
             .filter(audit_log::chain.eq("131016"))
             .filter(audit_log::seq.eq(1)),
     )
-    .execute(&mut *conn2)
+    .execute(&mut conn2)
     .unwrap();
     let r = vrs::audit::verify(&mut conn2, &app2.state.audit, Some("131016"), None).unwrap();
     assert_eq!(r[0].broken_at, Some(1));
@@ -388,7 +388,7 @@ async fn a_chain_cut_short_or_deleted_does_not_verify_against_the_witness() {
     app.seed_demo();
     app.login_as("082040-staff", DEMO_PASSWORD).await;
     app.post_login("082040-staff", "wrong password 1").await;
-    let mut conn = app.conn();
+    let mut conn = app.db.owner_conn();
     vrs::audit::flush(&mut conn, &app.state.audit).unwrap();
     assert!(
         app.state
@@ -418,7 +418,7 @@ async fn a_chain_cut_short_or_deleted_does_not_verify_against_the_witness() {
             .filter(audit_log::chain.eq("082040"))
             .filter(audit_log::seq.gt(held - 2)),
     )
-    .execute(&mut *conn)
+    .execute(&mut conn)
     .unwrap();
     let r = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), Some(&heads))
         .unwrap()
@@ -432,14 +432,14 @@ async fn a_chain_cut_short_or_deleted_does_not_verify_against_the_witness() {
 
     // 千代田区's whole chain deleted.
     diesel::delete(audit_log::table.filter(audit_log::chain.eq("131016")))
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .unwrap();
     // A municipality enabled since, its chain deleted before the witness
     // saw it: still found, as an active municipality without a chain.
     vrs::flows::municipalities::enable(&mut conn, app.master(), code("011002")).unwrap();
     vrs::audit::flush(&mut conn, &app.state.audit).unwrap();
     diesel::delete(audit_log::table.filter(audit_log::chain.eq("011002")))
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .unwrap();
     let all = vrs::audit::verify(&mut conn, &app.state.audit, None, Some(&heads)).unwrap();
     let of = |c: &str| all.iter().find(|r| r.chain == c).unwrap().clone();

@@ -50,7 +50,7 @@ fn both_migration_sets_give_the_same_tables_and_columns() {
     if on_postgres() {
         let dir = tempfile::tempdir().unwrap();
         let db = TestDb::new(dir.path());
-        let mut conn = db.connect();
+        let mut conn = db.owner_conn();
         vrs::db::migrate(&mut conn).unwrap();
         let pg = live_columns(&mut conn).unwrap();
         assert_eq!(sqlite, pg, "SQLite and PostgreSQL migrations differ");
@@ -65,7 +65,7 @@ fn both_migration_sets_give_the_same_tables_and_columns() {
 fn every_migration_goes_down_and_up_again() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(dir.path());
-    let mut conn = db.connect();
+    let mut conn = db.owner_conn();
     let up = vrs::db::migrate(&mut conn).unwrap();
     assert!(up >= 1);
     let with_tables = live_columns(&mut conn).unwrap();
@@ -87,7 +87,7 @@ fn ts(s: &str) -> chrono::NaiveDateTime {
 fn a_row_of_every_table_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(dir.path());
-    let mut conn: DbConn = db.connect();
+    let mut conn: DbConn = db.owner_conn();
     vrs::db::migrate(&mut conn).unwrap();
 
     let tenant = TenantRow {

@@ -11,8 +11,27 @@ use vrs::startup::{self, AppState, Application};
 /// fresh schema in the PostgreSQL that TEST_DATABASE_URL names (dropped
 /// when the test ends).
 pub struct TestDb {
+    /// The server's connection: on PostgreSQL with `TEST_SERVER_ROLE` set,
+    /// a role that owns nothing.
     pub url: DatabaseUrl,
+    /// The tables' owner, which migrates (PostgreSQL with two roles).
+    pub owner_url: Option<DatabaseUrl>,
     pg: Option<(String, String)>,
+}
+
+/// The server's role for PostgreSQL tests (`user:password` in
+/// `TEST_SERVER_ROLE`); without it the server runs as the owner.
+fn server_role() -> Option<(String, String)> {
+    let v = std::env::var("TEST_SERVER_ROLE").ok()?;
+    let (user, password) = v.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// `url` with another user and password.
+fn as_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let host = rest.split_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{user}:{password}@{host}")
 }
 
 pub fn pg_base_url() -> Option<String> {
@@ -40,23 +59,45 @@ impl TestDb {
                 let url = format!(
                     "{base}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
                 );
-                TestDb {
-                    url: DatabaseUrl::parse(&url).expect("valid url"),
-                    pg: Some((base, schema)),
+                let owner = DatabaseUrl::parse(&url).expect("valid url");
+                match server_role() {
+                    Some((user, password)) => TestDb {
+                        url: DatabaseUrl::parse(&as_user(&url, &user, &password))
+                            .expect("valid url"),
+                        owner_url: Some(owner),
+                        pg: Some((base, schema)),
+                    },
+                    None => TestDb {
+                        url: owner,
+                        owner_url: None,
+                        pg: Some((base, schema)),
+                    },
                 }
             }
             None => TestDb {
                 url: DatabaseUrl::Sqlite(dir.join("vrs.db")),
+                owner_url: None,
                 pg: None,
             },
         }
     }
 
     /// A direct connection, outside the application's pool.
-    pub fn connect(&self) -> DbConn {
-        vrs::db::Manager::new(self.url.clone())
+    /// A connection as the tables' owner (the server's own where there is
+    /// one role): what someone with the database's keys could do.
+    pub fn owner_conn(&self) -> DbConn {
+        vrs::db::Manager::new(self.owner_url.clone().unwrap_or_else(|| self.url.clone()))
             .establish()
-            .expect("connect")
+            .expect("connect as owner")
+    }
+
+    /// A copy naming the same database, for another handle.
+    pub fn same(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            owner_url: self.owner_url.clone(),
+            pg: None,
+        }
     }
 
     /// Ends every server process of this database's connections but the
@@ -115,6 +156,7 @@ pub fn common_for(dir: &std::path::Path, db: &TestDb) -> Common {
     Common {
         data_dir: dir.join("data"),
         audit_witness: None,
+        migration_database_url: db.owner_url.clone(),
         database_url: Some(db.url.clone()),
         master_key_file: Some(dir.join("data/master.key")),
         production: false,
@@ -206,10 +248,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             state: prepared.state,
-            db: TestDb {
-                url: db.url.clone(),
-                pg: None,
-            },
+            db: db.same(),
             operator: (String::new(), String::new()),
             _dir: tempfile::tempdir().unwrap(),
         }
@@ -232,10 +271,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             state: app.state.clone(),
-            db: TestDb {
-                url: app.db.url.clone(),
-                pg: None,
-            },
+            db: app.db.same(),
             operator: app.operator.clone(),
             _dir: tempfile::tempdir().unwrap(),
         }
@@ -357,6 +393,9 @@ pub fn vrs_cmd(dir: &std::path::Path, db: &TestDb) -> std::process::Command {
         .env_remove("VRS_CRASH_AT")
         .env("VRS_DATABASE_URL", db.url_string())
         .env("VRS_LOG", "info");
+    if let Some(DatabaseUrl::Postgres(owner)) = &db.owner_url {
+        c.env("VRS_MIGRATION_DATABASE_URL", owner);
+    }
     c
 }
 

@@ -231,6 +231,111 @@ async fn postgres_row_level_security_refuses_other_municipalities() {
     assert!(err.to_string().contains("row-level security"), "{err}");
 }
 
+/// The server's own role cannot lift the wall: it owns nothing, so it can
+/// neither disable row-level security nor change a policy; it may only add
+/// to the operation log; and inside one municipality's transaction it sees
+/// no other municipality's accounts, networks, sites or keys.
+#[tokio::test]
+async fn postgres_the_servers_role_cannot_lift_the_wall() {
+    if !on_postgres() {
+        eprintln!("SQLite run: database roles exist only on PostgreSQL");
+        return;
+    }
+    let app = spawn_app().await;
+    app.seed_demo();
+    app.declare_lgwan("131016");
+    app.declare_lgwan("082040");
+    app.login_as("082040-staff", vrs::demo::DEMO_PASSWORD).await;
+    let mut conn = app.conn();
+    vrs::audit::flush(&mut conn, &app.state.audit).unwrap();
+    assert!(
+        app.db.owner_url.is_some(),
+        "the PostgreSQL run has two roles (scripts/with-postgres.sh sets TEST_SERVER_ROLE)"
+    );
+    assert!(!vrs::db::role_owns_tables(&mut conn).unwrap());
+    let refused = |conn: &mut DbConn, sql: &str| {
+        let r = conn.transaction(|c| {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute(sql)
+        });
+        let e = r.expect_err(sql).to_string();
+        assert!(
+            e.contains("must be owner") || e.contains("permission denied"),
+            "{sql}: {e}"
+        );
+    };
+    refused(
+        &mut conn,
+        "ALTER TABLE residents NO FORCE ROW LEVEL SECURITY",
+    );
+    refused(
+        &mut conn,
+        "ALTER TABLE residents DISABLE ROW LEVEL SECURITY",
+    );
+    refused(
+        &mut conn,
+        "ALTER POLICY tenant_isolation ON residents USING (true)",
+    );
+    refused(&mut conn, "DROP POLICY tenant_isolation ON residents");
+    refused(&mut conn, "DELETE FROM audit_log");
+    refused(&mut conn, "UPDATE audit_log SET outcome = 'ok'");
+    refused(&mut conn, "TRUNCATE audit_log");
+    refused(&mut conn, "DELETE FROM provision_records");
+    refused(&mut conn, "DELETE FROM __diesel_schema_migrations");
+    refused(&mut conn, "CREATE TABLE smuggled (x int)");
+
+    // Scoped to 082040: nothing of 131016 in the tables that carry a
+    // municipality, though it has accounts, a network, a site and keys.
+    let count = |conn: &mut DbConn, table: &str, column: &str| -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        conn.transaction(|c| {
+            vrs::db::set_transaction_municipality(c, "082040").unwrap();
+            diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM {table} WHERE {column} = '131016'"
+            ))
+            .get_result::<N>(c)
+        })
+        .unwrap()
+        .n
+    };
+    for (table, column) in [
+        ("accounts", "municipality_code"),
+        ("lgwan_networks", "municipality_code"),
+        ("sites", "municipality_code"),
+        ("tenants", "municipality_code"),
+        ("tenant_keys", "municipality_code"),
+        ("stat_municipal", "municipality_code"),
+        ("audit_log", "chain"),
+    ] {
+        assert_eq!(count(&mut conn, table, column), 0, "{table}");
+    }
+    // The owner sees that they are there: the wall, not an empty table.
+    let mut owner = app.db.owner_conn();
+    for table in ["accounts", "lgwan_networks", "sites", "tenant_keys"] {
+        assert!(
+            count(&mut owner, table, "municipality_code") == 0,
+            "the owner is under the same policies (FORCE)"
+        );
+    }
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let unscoped: N =
+        diesel::sql_query("SELECT count(*) AS n FROM accounts WHERE municipality_code = '131016'")
+            .get_result(&mut *conn)
+            .unwrap();
+    assert!(
+        unscoped.n > 0,
+        "the platform's flows (sign-in) see every account"
+    );
+}
+
 #[tokio::test]
 async fn key_rotation_keeps_every_record_readable() {
     let app = spawn_app().await;
@@ -413,7 +518,10 @@ async fn erasing_a_municipality_destroys_its_keys_and_rows_only() {
     for table in ["residents", "tickets", "doses"] {
         assert!(before.iter().any(|(t, n)| *t == table && *n > 0), "{table}");
     }
-    let deleted = vrs::flows::municipalities::erase(&mut conn, code("012025")).unwrap();
+    // As `vrs municipality erase` does: as the tables' owner, the server's
+    // role may not remove provision records.
+    let deleted =
+        vrs::flows::municipalities::erase(&mut app.db.owner_conn(), code("012025")).unwrap();
     assert_eq!(deleted as i64, before.iter().map(|(_, n)| n).sum::<i64>());
     assert!(before.contains(&("residents", RESIDENTS_PER_MUNICIPALITY as i64)));
     assert!(

@@ -214,12 +214,28 @@ impl ProvisionRow {
         conn: &mut DbConn,
         before: NaiveDateTime,
     ) -> Result<usize, DbError> {
-        Ok(diesel::delete(
-            provision_records::table
-                .filter(provision_records::municipality_code.eq(scope.code().as_str()))
-                .filter(provision_records::requested_at.lt(before)),
-        )
-        .execute(conn)?)
+        match conn {
+            // The server may only insert provision records: the owner's
+            // function deletes, and never what is not yet past retention.
+            DbConn::Postgresql(c) => {
+                #[derive(QueryableByName)]
+                struct Gone {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let gone: Gone = diesel::sql_query("SELECT purge_provision_records($1, $2) AS n")
+                    .bind::<diesel::sql_types::Text, _>(scope.code().as_str())
+                    .bind::<diesel::sql_types::Timestamp, _>(before)
+                    .get_result(c)?;
+                Ok(usize::try_from(gone.n).unwrap_or(0))
+            }
+            DbConn::Sqlite(_) => Ok(diesel::delete(
+                provision_records::table
+                    .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+                    .filter(provision_records::requested_at.lt(before)),
+            )
+            .execute(conn)?),
+        }
     }
 }
 
