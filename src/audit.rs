@@ -14,7 +14,6 @@ use crate::db::{DbConn, DbError};
 use crate::flows::now;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::HashMap;
 
 pub mod witness;
 
@@ -320,6 +319,9 @@ pub struct ChainReport {
     pub broken_at: Option<i64>,
     /// The furthest line of the chain the witness saw, if it saw any.
     pub witnessed: Option<i64>,
+    /// The furthest line the witness saw that the chain still holds as it
+    /// was seen.
+    pub confirmed: Option<i64>,
     /// The chain does not reach, as it was, the line the witness saw: its
     /// newest lines were cut (or the chain replaced).
     pub truncated: bool,
@@ -347,7 +349,7 @@ pub fn verify(
     conn: &mut DbConn,
     key: &AuditKey,
     only: Option<&str>,
-    witnessed: Option<&HashMap<String, witness::Head>>,
+    witnessed: Option<&witness::Heads>,
 ) -> Result<Vec<ChainReport>, DbError> {
     // Lines still waiting to be chained are chained first: they are part
     // of the log as much as the rest.
@@ -372,12 +374,15 @@ pub fn verify(
     };
     let mut out = Vec::new();
     for chain in chains {
-        let seen = witnessed.and_then(|w| w.get(&chain));
+        let seen: &[witness::Head] = witnessed
+            .and_then(|w| w.get(&chain))
+            .map_or(&[], Vec::as_slice);
         let mut report = ChainReport {
             chain: chain.clone(),
             lines: 0,
             broken_at: None,
-            witnessed: seen.map(|h| h.seq),
+            witnessed: seen.iter().map(|h| h.seq).max(),
+            confirmed: None,
             truncated: false,
             missing: false,
         };
@@ -394,16 +399,22 @@ pub fn verify(
                     report.broken_at = Some(expected_seq.min(row.seq));
                     break 'pages;
                 }
-                if seen.is_some_and(|h| h.seq == row.seq && h.mac != row.mac) {
-                    report.truncated = true;
+                for h in seen.iter().filter(|h| h.seq == row.seq) {
+                    if h.mac == row.mac {
+                        report.confirmed = report.confirmed.max(Some(h.seq));
+                    } else {
+                        report.truncated = true;
+                    }
                 }
                 prev_mac = row.mac;
                 expected_seq += 1;
             }
         }
-        if seen.is_some_and(|h| h.seq > report.lines) {
-            report.truncated = true;
-        }
+        // A broken link is reported as such; otherwise a head the witness
+        // saw beyond what the chain holds, or different from it, means the
+        // chain was cut (and perhaps grew again).
+        report.truncated = report.broken_at.is_none()
+            && (report.truncated || seen.iter().any(|h| h.seq > report.lines));
         report.missing = report.lines == 0 && active.contains(&chain);
         out.push(report);
     }

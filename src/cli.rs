@@ -477,6 +477,13 @@ fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo && common.production {
         return Err(crate::config::ConfigError::DemoInProduction.into());
     }
+    // A server that holds the owner's URL could lift the wall it runs
+    // behind: in production the owner migrates (`vrs migrate`) apart.
+    anyhow::ensure!(
+        !(common.production && common.migration_database_url.is_some()),
+        "in production the server does not take --migration-database-url: run `vrs migrate` \
+         with the tables' owner's URL first, then serve with the server's role alone"
+    );
     let prepared = startup::prepare(common, 16)?;
     if common.production
         && !args
@@ -505,6 +512,12 @@ fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
             "Created the platform operator account: log in as `{login}` with the one-time \
              password {} (you will be asked to change it).",
             password.as_str()
+        );
+    }
+    if common.migration_database_url.is_some() {
+        tracing::warn!(
+            "the server holds the tables' owner's URL (--migration-database-url): in production \
+             run `vrs migrate` with it, then serve without it"
         );
     }
     if prepared.owns_tables {
@@ -716,7 +729,7 @@ fn audit_verify(
     key: &crate::audit::AuditKey,
     files: &[std::path::PathBuf],
 ) -> anyhow::Result<()> {
-    let mut heads = std::collections::HashMap::new();
+    let mut all = crate::audit::witness::Witnessed::default();
     let mut findings = 0;
     for file in files {
         let w = crate::audit::witness::read(file, key)?;
@@ -727,16 +740,9 @@ fn audit_verify(
                 file.display()
             );
         }
-        for (chain, head) in w.heads {
-            match heads.get(&chain) {
-                Some(crate::audit::witness::Head { seq, .. }) if *seq >= head.seq => {}
-                _ => {
-                    heads.insert(chain, head);
-                }
-            }
-        }
+        all.merge(w);
     }
-    for r in crate::audit::verify(conn, key, None, Some(&heads))? {
+    for r in crate::audit::verify(conn, key, None, Some(&all.heads))? {
         let witnessed = r
             .witnessed
             .map(|w| format!(", witnessed up to line {w}"))
@@ -759,11 +765,11 @@ fn audit_verify(
             );
         } else {
             println!(
-                "{}: TRUNCATED: the witness saw line {}, the log holds {} lines as they were; intact up to line {}",
+                "{}: TRUNCATED: the witness saw line {}, which the log no longer holds as it was ({} lines now); the witness vouches up to line {}",
                 r.chain,
                 r.witnessed.unwrap_or_default(),
                 r.lines,
-                r.vouched()
+                r.confirmed.unwrap_or_default()
             );
         }
     }

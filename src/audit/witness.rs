@@ -28,22 +28,40 @@ pub struct Head {
     pub mac: String,
 }
 
-/// What a witness file says: the furthest head of each chain, and the
+/// The heads witnessed of each chain. Every one of them must still hold:
+/// a chain cut and grown again past its old length is caught by the old
+/// head, not by the newest.
+pub type Heads = HashMap<String, Vec<Head>>;
+
+/// What a witness file says: every head of each chain it recorded, and the
 /// lines of the file that do not verify (numbered from 1).
 #[derive(Debug, Default, Clone)]
 pub struct Witnessed {
-    pub heads: HashMap<String, Head>,
+    pub heads: Heads,
     pub bad_lines: Vec<u64>,
 }
 
 impl Witnessed {
     fn saw(&mut self, chain: &str, head: Head) {
-        match self.heads.get(chain) {
-            Some(h) if h.seq >= head.seq => {}
-            _ => {
-                self.heads.insert(chain.to_string(), head);
+        let heads = self.heads.entry(chain.to_string()).or_default();
+        if !heads.contains(&head) {
+            heads.push(head);
+        }
+    }
+
+    /// The furthest head of each chain.
+    fn last(&self, chain: &str) -> Option<&Head> {
+        self.heads.get(chain)?.iter().max_by_key(|h| h.seq)
+    }
+
+    /// Every head of every file, together.
+    pub fn merge(&mut self, other: Witnessed) {
+        for (chain, heads) in other.heads {
+            for h in heads {
+                self.saw(&chain, h);
             }
         }
+        self.bad_lines.extend(other.bad_lines);
     }
 }
 
@@ -66,9 +84,15 @@ pub enum WitnessError {
 }
 
 impl Witness {
-    /// The witness at `path`, with what it already holds.
+    /// The witness at `path`, with the last head it holds of each chain.
     pub fn open(path: &Path, key: &AuditKey) -> Result<Witness, WitnessError> {
-        let seen = read(path, key)?;
+        let all = read(path, key)?;
+        let mut seen = Witnessed::default();
+        for chain in all.heads.keys() {
+            if let Some(h) = all.last(chain) {
+                seen.saw(chain, h.clone());
+            }
+        }
         Ok(Witness {
             path: path.to_path_buf(),
             seen: Mutex::new(seen),
@@ -79,8 +103,8 @@ impl Witness {
         &self.path
     }
 
-    /// The furthest head this server has witnessed of each chain.
-    pub fn heads(&self) -> HashMap<String, Head> {
+    /// The last head this server witnessed of each chain.
+    pub fn heads(&self) -> Heads {
         self.seen
             .lock()
             .map(|s| s.heads.clone())
@@ -118,7 +142,21 @@ impl Witness {
                 seq: last.seq,
                 mac: last.mac,
             };
-            if !fresh && seen.heads.get(&chain) == Some(&head) {
+            let last = seen.last(&chain).cloned();
+            if !fresh && last.as_ref() == Some(&head) {
+                continue;
+            }
+            // The head witnessed before must still be there as it was; if
+            // not, it is kept (and reported by every verification) rather
+            // than replaced by a head of what grew after the cut.
+            if let Some(last) = &last
+                && AuditRow::mac_at(conn, &chain, last.seq)?.as_deref() != Some(last.mac.as_str())
+            {
+                tracing::error!(
+                    chain = %chain,
+                    line = last.seq,
+                    "the operation log no longer holds, as it was, a line its witness saw"
+                );
                 continue;
             }
             out.push_str(&line(key, &at, &chain, &head));
@@ -136,7 +174,7 @@ impl Witness {
         file.sync_data().map_err(io)?;
         let n = written.len();
         for (chain, head) in written {
-            seen.saw(&chain, head);
+            seen.heads.insert(chain, vec![head]);
         }
         Ok(n)
     }

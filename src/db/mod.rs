@@ -499,7 +499,8 @@ pub fn grant_server_role(owner: &mut DbConn, role: &str) -> Result<(), DbError> 
          REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, provision_records FROM {r};
          REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON __diesel_schema_migrations FROM {r};
          GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r};
-         GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {r};"
+         GRANT EXECUTE ON FUNCTION purge_provision_records(text, timestamp),
+             refresh_resident_statistics() TO {r};"
     ))?;
     Ok(())
 }

@@ -97,6 +97,9 @@ pub struct AnswerFloor {
 
 impl AnswerFloor {
     pub const DEFAULT_MIN: std::time::Duration = std::time::Duration::from_millis(15);
+    /// However slow the recent inquiries were (a stalled disk), no answer
+    /// is held longer than this.
+    pub const MAX: std::time::Duration = std::time::Duration::from_millis(500);
     /// Working times remembered (the newest).
     const WINDOW: usize = 256;
 
@@ -142,7 +145,7 @@ impl AnswerFloor {
                     .copied()
             })
             .unwrap_or_default();
-        self.min.max(p99 * 3 / 2)
+        self.min.max((p99 * 3 / 2).min(Self::MAX))
     }
 }
 

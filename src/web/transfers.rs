@@ -245,7 +245,11 @@ pub async fn run_inquiry(
     })
     .await;
     let floor = &state.transfer.answer_floor;
-    floor.observe(started.elapsed());
+    // Only inquiries that were asked of the other municipality teach the
+    // floor: a flood of cheap refusals must not pull it down.
+    if matches!(out, Ok(Ok(_))) {
+        floor.observe(started.elapsed());
+    }
     tokio::time::sleep_until((started + floor.hold()).into()).await;
     match out? {
         Err(TransferError::Tenancy(e)) => Err(e.into()),

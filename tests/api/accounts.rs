@@ -430,6 +430,26 @@ async fn a_chain_cut_short_or_deleted_does_not_verify_against_the_witness() {
         (Some(held), held - 2, held - 2)
     );
 
+    // The chain grows again past its old length (three refused sign-ins):
+    // every link holds, but line `held` is not the one the witness saw, and
+    // the witness does not move on to a head of what grew after the cut.
+    for n in 2..5 {
+        app.post_login("082040-staff", &format!("wrong password {n}"))
+            .await;
+    }
+    vrs::audit::flush(&mut conn, &app.state.audit).unwrap();
+    app.state
+        .witness
+        .record(&mut conn, &app.state.audit)
+        .unwrap();
+    assert_eq!(app.state.witness.heads()["082040"], heads["082040"]);
+    let r = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), Some(&heads))
+        .unwrap()
+        .remove(0);
+    assert!(r.lines > held, "{r:?}");
+    assert!(r.truncated && r.broken_at.is_none(), "{r:?}");
+    assert_eq!(r.confirmed, None, "{r:?}");
+
     // 千代田区's whole chain deleted.
     diesel::delete(audit_log::table.filter(audit_log::chain.eq("131016")))
         .execute(&mut conn)
@@ -465,9 +485,7 @@ async fn a_chain_cut_short_or_deleted_does_not_verify_against_the_witness() {
     assert!(!o.status.success());
     assert!(
         out.contains(&format!(
-            "082040: TRUNCATED: the witness saw line {held}, the log holds {} lines as they were; intact up to line {}",
-            held - 2,
-            held - 2
+            "082040: TRUNCATED: the witness saw line {held}, which the log no longer holds as it was"
         )),
         "{out}"
     );

@@ -148,17 +148,45 @@ fn a_bad_master_key_file_is_named_and_no_data_is_touched() {
 fn production_refuses_to_start_without_an_explicit_master_key() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(dir.path());
-    let o = vrs(
-        dir.path(),
-        &db,
-        &["--production", "serve", "--bind", "127.0.0.1:0"],
-    );
+    // A production server is started without the owner's URL (it migrates
+    // apart, see below).
+    let production = |args: &[&str]| {
+        base_cmd(dir.path(), &db)
+            .env_remove("VRS_MIGRATION_DATABASE_URL")
+            .arg("--production")
+            .args(args)
+            .output()
+            .expect("run vrs")
+    };
+    let o = production(&["serve", "--bind", "127.0.0.1:0"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("VRS_MASTER_KEY"), "{}", stderr(&o));
     assert!(!dir.path().join("data").exists(), "nothing may be created");
 
-    let o = vrs(dir.path(), &db, &["--production", "serve", "--demo"]);
+    let o = production(&["serve", "--demo"]);
     assert!(!o.status.success());
+
+    // Given the tables' owner's URL, a production server refuses to start:
+    // a server holding it could lift the wall it runs behind.
+    let o = vrs(
+        dir.path(),
+        &db,
+        &[
+            "--production",
+            "--migration-database-url",
+            "postgres://owner:secret@127.0.0.1:1/vrs",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("does not take --migration-database-url"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("secret"), "{}", stderr(&o));
 }
 
 #[test]

@@ -37,22 +37,32 @@ CREATE POLICY scoped ON audit_log
     WITH CHECK (chain = 'platform' OR vrs_scope_allows(chain));
 
 -- Provision records are insert-only for the server; the retention purge
--- removes only what is past seven years, whatever it is asked.
-CREATE FUNCTION purge_provision_records(code text, before timestamp) RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-  WITH gone AS (
-    DELETE FROM provision_records
-     WHERE municipality_code = code
-       AND requested_at < least(before, (now() AT TIME ZONE 'UTC') - interval '7 years')
-    RETURNING 1)
-  SELECT count(*) FROM gone
-$$;
-
--- Planner statistics of the tables a resident import grows, taken by the
--- import as it goes (ANALYZE needs the owner).
-CREATE FUNCTION refresh_resident_statistics() RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+-- removes only what is past seven years, whatever it is asked. Planner
+-- statistics of the tables a resident import grows are taken by the import
+-- as it goes (ANALYZE needs the owner). Both run as the owner, with the
+-- search path pinned to this schema (temporary tables last), and may be
+-- called only by the roles granted them (`db::grant_server_role`).
+DO $$
 BEGIN
-  ANALYZE residents (municipality_code), resident_next (municipality_code), tickets (municipality_code);
+  EXECUTE format($f$
+    CREATE FUNCTION purge_provision_records(code text, before timestamp) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, %1$I, pg_temp AS $body$
+      WITH gone AS (
+        DELETE FROM provision_records
+         WHERE municipality_code = code
+           AND requested_at < least(before, (now() AT TIME ZONE 'UTC') - interval '7 years')
+        RETURNING 1)
+      SELECT count(*) FROM gone
+    $body$;
+    CREATE FUNCTION refresh_resident_statistics() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, %1$I, pg_temp AS $body$
+    BEGIN
+      ANALYZE residents (municipality_code), resident_next (municipality_code),
+              tickets (municipality_code);
+    END
+    $body$;
+  $f$, current_schema());
 END
 $$;
+REVOKE ALL ON FUNCTION purge_provision_records(text, timestamp) FROM PUBLIC;
+REVOKE ALL ON FUNCTION refresh_resident_statistics() FROM PUBLIC;

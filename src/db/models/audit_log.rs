@@ -37,6 +37,16 @@ impl AuditRow {
             .optional()?)
     }
 
+    /// The MAC of one line of a chain, if the chain holds it.
+    pub fn mac_at(conn: &mut DbConn, chain: &str, seq: i64) -> Result<Option<String>, DbError> {
+        Ok(audit_log::table
+            .filter(audit_log::chain.eq(chain))
+            .filter(audit_log::seq.eq(seq))
+            .select(audit_log::mac)
+            .first(conn)
+            .optional()?)
+    }
+
     pub fn chains(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
         Ok(audit_log::table
             .select(audit_log::chain)
