@@ -49,16 +49,15 @@ fn the_pages_work_in_a_real_browser() {
 
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(dir.path());
-    let server = ServerProcess::start(
-        Command::new(env!("CARGO_BIN_EXE_vrs"))
-            .current_dir(dir.path())
-            .env_remove("VRS_MASTER_KEY")
-            .env_remove("VRS_MASTER_KEY_FILE")
-            .env_remove("VRS_PRODUCTION")
-            .env("VRS_DATA_DIR", dir.path().join("data"))
-            .env("VRS_DATABASE_URL", db.url_string())
-            .args(["serve", "--bind", "127.0.0.1:0", "--demo"]),
-    );
+    let server = ServerProcess::start(vrs_cmd(dir.path(), &db).args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--demo",
+    ]));
+    // This machine is one of 古河市's LG-WAN terminals: its staff import
+    // files with individual numbers and look people up by number from it.
+    TestApp::attach(server.base_url(), dir.path(), &db).declare_lgwan("082040");
 
     // The first start prints the operator's one-time password: the script
     // signs in with it to create the viewer accounts, as an operator would.
