@@ -160,7 +160,9 @@ fn create(
     let name: String = req
         .file_name
         .chars()
-        .filter(|c| !c.is_control())
+        // Shown to staff: nothing that displays as something else (a
+        // right-to-left override can make "a\u{202E}vsc.exe" read "aexe.csv").
+        .filter(|c| !crate::domain::is_hidden(*c))
         .take(100)
         .collect();
     let mut row = ImportJobRow {

@@ -311,9 +311,13 @@ async fn new_account_form(
     })
 }
 
-fn optional(s: &str) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.chars().take(100).collect())
+/// An optional text field: empty is none; otherwise parsed as any text
+/// (at most 100 characters, nothing hidden), never silently cut.
+fn optional(field: &'static str, s: &str) -> Result<Option<String>, crate::domain::FieldError> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    crate::domain::parse_text(field, s, 100).map(Some)
 }
 
 #[post("/admin/accounts")]
@@ -357,11 +361,16 @@ async fn create_account(
             None
         }
     };
-    let (device, responsible) = (
-        optional(&form.device_name),
-        optional(&form.responsible_person),
-    );
-    if role == Some(Role::SiteTablet) && (device.is_none() || responsible.is_none()) {
+    let device = optional("端末名", &form.device_name)
+        .map_err(|e| errors.device = Some(msg("admin.accounts.device", e)))
+        .unwrap_or_default();
+    let responsible = optional("責任者", &form.responsible_person)
+        .map_err(|e| errors.device = Some(msg("admin.accounts.responsible", e)))
+        .unwrap_or_default();
+    if errors.device.is_none()
+        && role == Some(Role::SiteTablet)
+        && (device.is_none() || responsible.is_none())
+    {
         errors.device = Some(t.s("admin.accounts.tablet_needs_device").to_string());
     }
     // A tablet records for one of this municipality's open sites.

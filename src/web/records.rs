@@ -663,7 +663,20 @@ async fn protection(
     let code = staff(&auth)?;
     let id = path_id(&path)?;
     auth.check_csrf(&form.csrf)?;
-    let on = form.protected == "on";
+    // The two values the page sends; anything else is refused, never read
+    // as "off" (which would lift a resident's protection).
+    let on = match form.protected.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => {
+            let e = FieldError {
+                field: "",
+                reason: crate::domain::Reason::UnknownChoice,
+            };
+            let m = field_error(&ctx.t, "records.protection", e);
+            return detail_page(ctx, &auth, &state, code, id, Some(m), None).await;
+        }
+    };
     let reason = match ChangeReason::parse(&form.reason) {
         Ok(r) => r,
         Err(e) => {
@@ -914,7 +927,13 @@ impl DoseAction {
         let field = |key: &'static str| move |e: FieldError| field_error(t, key, e);
         let reason = ChangeReason::parse(&form.reason).map_err(field("dose.reason"));
         Some(match form.action.as_str() {
-            "confirm" => Ok(DoseAction::Confirm(reason.ok())),
+            // A reason is optional when confirming, but one given must be
+            // a valid one: never dropped silently.
+            "confirm" => match reason {
+                Ok(r) => Ok(DoseAction::Confirm(Some(r))),
+                Err(_) if form.reason.trim().is_empty() => Ok(DoseAction::Confirm(None)),
+                Err(e) => Err(e),
+            },
             "reject" => reason.map(DoseAction::Reject),
             "delete" => reason.map(DoseAction::Delete),
             "correct" => (|| {

@@ -266,9 +266,11 @@ async fn scan(
 ) -> Result<HttpResponse, AppError> {
     auth.check_csrf(&form.csrf)?;
     let rec = recorder(&auth)?;
+    // Shown back on the page at most 40 characters long; parsed whole, so
+    // what is cut off is refused, never ignored.
     let input = form.ticket.trim().chars().take(40).collect::<String>();
     // The check digit is verified here, before anything is looked up.
-    let t = match TicketRef::parse(&input) {
+    let t = match TicketRef::parse(form.ticket.trim()) {
         Ok(t) => t,
         Err(e) => return scan_again(&ctx, &auth, &rec, input, scan_error(&ctx.t, e)).await,
     };

@@ -228,7 +228,12 @@ async fn in_use(
     auth.check_csrf(&form.csrf)?;
     auth.require(&[Role::Operator])?;
     let (st, actor) = (state.clone(), auth.actor());
-    let (product, flag) = (form.product.clone(), form.in_use == "1");
+    let flag = match form.in_use.as_str() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(AppError::BadRequest("in_use".into())),
+    };
+    let product = form.product.clone();
     let changed = with_db(&state, move |conn| {
         vaccines::set_in_use(conn, &st.audit, &actor, &product, flag).map_err(AppError::failed)
     })

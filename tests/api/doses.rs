@@ -818,6 +818,19 @@ async fn an_administrator_registers_a_site_and_binds_a_tablet_account_to_it() {
     assert_eq!(res.status(), 422, "no site");
     form.pop();
     form.push(("site_id", site_id.clone()));
+    // A responsible person whose name hides a right-to-left override is
+    // refused, naming the field, not stored cut or as typed.
+    let mut hidden = form.clone();
+    hidden[6].1 = "会館\u{202E}太郎".to_string();
+    let res = admin
+        .client
+        .post(admin.url("/admin/accounts"))
+        .form(&hidden)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("責任者: 制御文字"));
     let res = admin
         .client
         .post(admin.url("/admin/accounts"))
@@ -910,6 +923,13 @@ async fn the_operator_keeps_the_vaccine_master() {
         post("/operator/vaccines/products", product).await.status(),
         303
     );
+    // A value the page never sends changes nothing.
+    let res = post(
+        "/operator/vaccines/in-use",
+        vec![("product", "PFZ_LP81_12P"), ("in_use", "no")],
+    )
+    .await;
+    assert_eq!(res.status(), 400);
     // Withdrawn, a product leaves the sites' choice.
     let res = post(
         "/operator/vaccines/in-use",

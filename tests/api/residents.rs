@@ -544,6 +544,19 @@ async fn staff_find_correct_flag_and_reissue_and_every_step_is_logged() {
     assert_eq!(res.status(), 422);
     assert_eq!(staff.get(&format!("{link}/ticket")).await.status(), 404);
 
+    // A value the page never sends is refused, not read as "off".
+    let res = post(
+        format!("{link}/protection"),
+        vec![
+            ("csrf", csrf.clone()),
+            ("protected", "yes".into()),
+            ("reason", "支援措置申出".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("選択肢にない値です"));
+
     // Address protection on and off, each with a reason.
     for (on, reason) in [("on", "支援措置申出"), ("off", "支援措置終了")] {
         let res = post(
@@ -994,7 +1007,8 @@ async fn a_file_with_individual_numbers_is_held_to_the_rules_of_the_lookup_by_nu
         .text("encoding", "auto")
         .part(
             "file",
-            reqwest::multipart::Part::bytes(resident_csv(3, 43).into_bytes()).file_name("r.csv"),
+            reqwest::multipart::Part::bytes(resident_csv(3, 43).into_bytes())
+                .file_name("r\u{202E}vsc.exe.csv"),
         );
     let res = outside
         .client
@@ -1006,8 +1020,10 @@ async fn a_file_with_individual_numbers_is_held_to_the_rules_of_the_lookup_by_nu
         .unwrap();
     assert_eq!(res.status(), 303);
     let job = res.headers()["location"].to_str().unwrap().to_string();
-    let (status, _) = outside.finished(&job).await;
+    let (status, page) = outside.finished(&job).await;
     assert_eq!(status, "rejected");
+    // The file's name is shown without what would make it read otherwise.
+    assert!(page.contains("rvsc.exe.csv") && !page.contains('\u{202E}'));
     assert_eq!(app.count_rows("131016"), before);
     let (outcome, _, detail) = logged(&app, "131016", "my_number.access").pop().unwrap();
     assert_eq!(
