@@ -53,6 +53,8 @@ pub enum Reason {
     SexCode,
     NotADate,
     FutureDate,
+    /// A date of something done to a person before they were born.
+    BeforeBirth,
     DateTooOld,
     LoginIdChars,
     PasswordShort,
@@ -91,6 +93,7 @@ impl Reason {
             Reason::SexCode => "1（男）、2（女）、9（未設定）のいずれかで入力してください".into(),
             Reason::NotADate => "日付はYYYY-MM-DDの形式で、実在する日付を入力してください".into(),
             Reason::FutureDate => "未来の日付は入力できません".into(),
+            Reason::BeforeBirth => "生年月日より前の日付は入力できません".into(),
             Reason::DateTooOld => "1900年より前の日付は入力できません".into(),
             Reason::LoginIdChars => {
                 "3文字以上の半角英小文字・数字・「.」「_」「-」で入力してください".into()
@@ -153,6 +156,7 @@ impl Reason {
             Reason::SexCode => "must be 1 (male), 2 (female) or 9 (unspecified)".into(),
             Reason::NotADate => "must be a real date as YYYY-MM-DD".into(),
             Reason::FutureDate => "must not be in the future".into(),
+            Reason::BeforeBirth => "must not be before the date of birth".into(),
             Reason::DateTooOld => "must not be before 1900".into(),
             Reason::LoginIdChars => "must be at least 3 of a-z, 0-9, '.', '_' or '-'".into(),
             Reason::PasswordShort => "must be at least 12 characters".into(),

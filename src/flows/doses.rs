@@ -97,6 +97,10 @@ pub enum DoseError {
     Stale,
     #[error("the product is not in the vaccine master")]
     UnknownProduct,
+    /// A corrected date no dose can have: in the future, or before the
+    /// person was born.
+    #[error("impossible date of administration: {0:?}")]
+    ImpossibleDate(crate::domain::Reason),
     /// Too many tickets looked up in vain: scans pause for a while.
     #[error("too many unknown tickets: scans are paused")]
     Paused,
@@ -667,6 +671,20 @@ pub fn correct(
     reason: &ChangeReason,
 ) -> Result<String, DoseError> {
     let old = dose(scope, conn, id)?;
+    let resident = ResidentRow::find_by_id_and_municipality(scope, conn, &old.resident_id)?
+        .ok_or(DoseError::NotFound)?;
+    let facts = residents::site_facts(scope, &resident)?;
+    // A corrected dose is valid at once, without the checks a recorded one
+    // meets: a date it could not have is refused here, before anything is
+    // written (certificates are issued from it).
+    if c.administered_on > super::today_in_japan() {
+        return Err(DoseError::ImpossibleDate(crate::domain::Reason::FutureDate));
+    }
+    if c.administered_on < facts.birth_date {
+        return Err(DoseError::ImpossibleDate(
+            crate::domain::Reason::BeforeBirth,
+        ));
+    }
     if !DoseRow::set_status(
         scope,
         conn,
@@ -676,9 +694,6 @@ pub fn correct(
     )? {
         return Err(DoseError::Stale);
     }
-    let resident = ResidentRow::find_by_id_and_municipality(scope, conn, &old.resident_id)?
-        .ok_or(DoseError::NotFound)?;
-    let facts = residents::site_facts(scope, &resident)?;
     let new = DoseRow {
         id: uuid::Uuid::now_v7().to_string(),
         dose_number: c.dose_number.get().into(),

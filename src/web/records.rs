@@ -475,6 +475,8 @@ async fn detail(
                 "unchanged",
                 "dose",
                 "dose_stale",
+                "dose_future",
+                "dose_before_birth",
             ]
             .contains(d)
         })
@@ -898,6 +900,13 @@ async fn dose_action(
                     ),
                 )),
                 Err(DoseError::Stale) => Ok(("dose_stale", format!("dose:{} stale", row.id))),
+                Err(DoseError::ImpossibleDate(r)) => Ok((
+                    match r {
+                        crate::domain::Reason::BeforeBirth => "dose_before_birth",
+                        _ => "dose_future",
+                    },
+                    format!("dose:{} refused date", row.id),
+                )),
                 Err(DoseError::NotFound) => Err(AppError::NotFound),
                 Err(e) => Err(AppError::failed(e)),
             }

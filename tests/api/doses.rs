@@ -613,6 +613,59 @@ async fn staff_correct_a_dose_with_a_new_row_and_the_old_one_stays() {
         .unwrap();
     assert_eq!(res.status(), 422);
     assert!(res.text().await.unwrap().contains("ロット番号"));
+
+    // A date no dose can have — tomorrow, or before the person was born —
+    // is refused (a corrected dose is valid at once, and certificates are
+    // issued from it), and nothing changes.
+    let valid_id: String = {
+        let mut conn = app.conn();
+        conn.transaction(|c| {
+            vrs::db::set_transaction_municipality(c, muni).unwrap();
+            doses::table
+                .filter(doses::municipality_code.eq(muni))
+                .filter(doses::resident_id.eq(&resident))
+                .filter(doses::status.eq("valid"))
+                .filter(doses::dose_number.eq(1))
+                .select(doses::id)
+                .first::<String>(c)
+        })
+        .unwrap()
+    };
+    let before = doses_of(&app, muni);
+    let tomorrow = (vrs::flows::today_in_japan() + chrono::Duration::days(1)).to_string();
+    for (date, done, says) in [
+        (
+            tomorrow.as_str(),
+            "dose_future",
+            "未来の日付は入力できません",
+        ),
+        (
+            "1900-01-01",
+            "dose_before_birth",
+            "生年月日より前の日付は入力できません",
+        ),
+    ] {
+        let res = staff
+            .client
+            .post(staff.url(&format!("/residents/{resident}/doses/{valid_id}")))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("action", "correct"),
+                ("reason", "日付の誤記"),
+                ("dose_number", "1"),
+                ("administered_on", date),
+                ("product", "PFZ_ORIG_12P"),
+                ("lot", "FA1004"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "{date}");
+        let to = res.headers()["location"].to_str().unwrap().to_string();
+        assert!(to.ends_with(&format!("done={done}")), "{to}");
+        assert!(staff.get(&to).await.text().await.unwrap().contains(says));
+    }
+    assert_eq!(doses_of(&app, muni), before);
 }
 
 #[tokio::test]
