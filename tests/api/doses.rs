@@ -557,18 +557,22 @@ async fn staff_correct_a_dose_with_a_new_row_and_the_old_one_stays() {
     let csrf = staff.login_as("082040-staff", DEMO_PASSWORD).await;
     let stored = doses_of(&app, muni);
     let (resident, ..) = stored[0].clone();
-    let dose_id: String = {
+    // The id of one of the resident's doses in a given status.
+    let dose_in = |status: &'static [&'static str]| -> String {
         let mut conn = app.conn();
         conn.transaction(|c| {
             vrs::db::set_transaction_municipality(c, muni).unwrap();
             doses::table
                 .filter(doses::municipality_code.eq(muni))
                 .filter(doses::resident_id.eq(&resident))
+                .filter(doses::status.eq_any(status))
+                .filter(doses::dose_number.eq(1))
                 .select(doses::id)
                 .first::<String>(c)
         })
         .unwrap()
     };
+    let dose_id = dose_in(&["valid", "pending"]);
     let res = staff
         .client
         .post(staff.url(&format!("/residents/{resident}/doses/{dose_id}")))
@@ -617,20 +621,7 @@ async fn staff_correct_a_dose_with_a_new_row_and_the_old_one_stays() {
     // A date no dose can have — tomorrow, or before the person was born —
     // is refused (a corrected dose is valid at once, and certificates are
     // issued from it), and nothing changes.
-    let valid_id: String = {
-        let mut conn = app.conn();
-        conn.transaction(|c| {
-            vrs::db::set_transaction_municipality(c, muni).unwrap();
-            doses::table
-                .filter(doses::municipality_code.eq(muni))
-                .filter(doses::resident_id.eq(&resident))
-                .filter(doses::status.eq("valid"))
-                .filter(doses::dose_number.eq(1))
-                .select(doses::id)
-                .first::<String>(c)
-        })
-        .unwrap()
-    };
+    let valid_id = dose_in(&["valid"]);
     let before = doses_of(&app, muni);
     let tomorrow = (vrs::flows::today_in_japan() + chrono::Duration::days(1)).to_string();
     for (date, done, says) in [
