@@ -604,6 +604,16 @@ async fn add_network(
     let code = auth.require_admin()?;
     auth.check_csrf(&form.csrf)?;
     let form = form.into_inner();
+    // The label is optional, but one given is text like any other: nothing
+    // hidden, not cut silently.
+    if let Err(e) = optional("名称", &form.label) {
+        let msg = format!(
+            "{}: {}",
+            ctx.t.s("admin.networks.label"),
+            field_message(&ctx.t, e.reason)
+        );
+        return networks_render(ctx, &auth, &state, form.cidr, form.label, Some(msg)).await;
+    }
     match Network::parse(&form.cidr) {
         Ok(net) => {
             let (st, actor, label) = (state.clone(), auth.actor(), form.label.clone());

@@ -108,11 +108,27 @@ async fn register(
 ) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Operator])?;
     auth.check_csrf(&form.csrf)?;
-    let name = form.name.trim().to_string();
-    let kind = Channel::parse(form.kind.trim()).filter(|k| *k != Channel::Window);
     let t = ctx.t;
-    let (Some(kind), false) = (kind, name.is_empty() || name.chars().count() > 80) else {
-        let msg = t.s("channels.invalid").to_string();
+    let shown = form.name.trim().chars().take(80).collect::<String>();
+    // Each field's own error: the name as any text, the kind one of the
+    // machine channels.
+    let name = match crate::domain::parse_text("名称", &form.name, 80) {
+        Ok(n) => n,
+        Err(e) => {
+            let msg = format!(
+                "{}: {}",
+                t.s("channels.name"),
+                super::field_message(&t, e.reason)
+            );
+            return page(t, &auth, &state, None, Some(msg), shown).await;
+        }
+    };
+    let Some(kind) = Channel::parse(form.kind.trim()).filter(|k| *k != Channel::Window) else {
+        let msg = format!(
+            "{}: {}",
+            t.s("channels.kind"),
+            super::field_message(&t, crate::domain::Reason::UnknownChoice)
+        );
         return page(t, &auth, &state, None, Some(msg), name).await;
     };
     let parsed: Result<Vec<Network>, _> = form

@@ -505,6 +505,23 @@ async fn individual_number_pages_answer_only_inside_declared_lgwan_networks() {
         select_text(&html(&bad.text().await.unwrap()), ".field__error"),
         vec!["ネットワーク（CIDR）: 範囲が広すぎます（IPv4は/8、IPv6は/32より狭くしてください）"]
     );
+    // A label hiding a right-to-left override is refused, naming it.
+    let hidden = app
+        .client
+        .post(app.url("/admin/networks"))
+        .form(&[
+            ("csrf", admin_csrf.as_str()),
+            ("cidr", "10.1.0.0/16"),
+            ("label", "本庁\u{202E}舎"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), 422);
+    assert_eq!(
+        select_text(&html(&hidden.text().await.unwrap()), ".field__error"),
+        vec!["名称: 制御文字や見えない書式文字は使えません"]
+    );
     assert_eq!(add("10.0.0.0/8").await.unwrap().status(), 303);
     assert_eq!(staff.get("/residents/by-number").await.status(), 403);
     // A number posted from outside is refused before it is even read.
@@ -766,4 +783,40 @@ async fn the_operator_enables_a_municipality_with_its_first_administrator() {
         2,
         "the bootstrap operator's and the viewer's: {actions:?}"
     );
+}
+
+#[tokio::test]
+async fn the_operators_channel_form_names_the_field_it_refuses() {
+    let app = spawn_app().await;
+    let pw = app.create_account("operator2", Role::Operator, None, &[]);
+    let op = TestApp::handle(&app);
+    let csrf = op.login_as("operator2", &pw).await;
+    let post = |name: &'static str, kind: &'static str| {
+        let (op, csrf) = (&op, &csrf);
+        async move {
+            let res = op
+                .client
+                .post(op.url("/operator/channels"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("name", name),
+                    ("kind", kind),
+                    ("networks", "10.2.0.0/16"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.text().await.unwrap())
+        }
+    };
+    let (status, page) = post("コンビニ\u{200B}交付", "kiosk").await;
+    assert_ne!(status, 303);
+    assert!(
+        page.contains("名称: 制御文字や見えない書式文字は使えません"),
+        "{page}"
+    );
+    let (status, page) = post("コンビニ交付", "window").await;
+    assert_ne!(status, 303);
+    assert!(page.contains("経路: 選択肢にない値です"), "{page}");
 }
