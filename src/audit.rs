@@ -377,6 +377,12 @@ pub fn verify(
         let seen: &[witness::Head] = witnessed
             .and_then(|w| w.get(&chain))
             .map_or(&[], Vec::as_slice);
+        // The MACs witnessed at each line number, looked up as the walk
+        // reaches it (a year of witness lines holds hundreds of thousands).
+        let mut seen_at: std::collections::HashMap<i64, Vec<&str>> = Default::default();
+        for h in seen {
+            seen_at.entry(h.seq).or_default().push(&h.mac);
+        }
         let mut report = ChainReport {
             chain: chain.clone(),
             lines: 0,
@@ -399,9 +405,9 @@ pub fn verify(
                     report.broken_at = Some(expected_seq.min(row.seq));
                     break 'pages;
                 }
-                for h in seen.iter().filter(|h| h.seq == row.seq) {
-                    if h.mac == row.mac {
-                        report.confirmed = report.confirmed.max(Some(h.seq));
+                for mac in seen_at.get(&row.seq).into_iter().flatten() {
+                    if *mac == row.mac {
+                        report.confirmed = report.confirmed.max(Some(row.seq));
                     } else {
                         report.truncated = true;
                     }

@@ -42,11 +42,10 @@ pub struct Witnessed {
 }
 
 impl Witnessed {
+    /// A head the file records (the same one twice is harmless: each is
+    /// checked against the chain by its line number).
     fn saw(&mut self, chain: &str, head: Head) {
-        let heads = self.heads.entry(chain.to_string()).or_default();
-        if !heads.contains(&head) {
-            heads.push(head);
-        }
+        self.heads.entry(chain.to_string()).or_default().push(head);
     }
 
     /// The furthest head of each chain.

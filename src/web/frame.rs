@@ -195,6 +195,28 @@ fn lang_of(req: &ServiceRequest) -> Lang {
 /// above any link or search this application makes.
 const MAX_URI_BYTES: usize = 8 * 1024;
 
+/// The answer to a request refused before any handler runs: its error page
+/// (or JSON), the security headers and the request id, as every answer.
+fn refused_before_handlers(
+    req: ServiceRequest,
+    status: u16,
+    path: &str,
+    info: &RequestInfo,
+    secure: bool,
+) -> ServiceResponse<BoxBody> {
+    let (r, _) = req.into_parts();
+    let mut res = ServiceResponse::new(r, error_body(status, path, info, None));
+    set_security_headers(res.headers_mut(), secure, false);
+    set_request_id(res.headers_mut(), info);
+    res
+}
+
+fn set_request_id(headers: &mut actix_web::http::header::HeaderMap, info: &RequestInfo) {
+    if let Ok(v) = HeaderValue::from_str(&info.request_id) {
+        headers.insert(HeaderName::from_static("x-request-id"), v);
+    }
+}
+
 pub async fn frame(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -225,14 +247,7 @@ pub async fn frame(
     if req.uri().to_string().len() > MAX_URI_BYTES {
         tracing::debug!(request_id = %info.request_id, "over-long address refused");
         let short: String = path.chars().take(64).collect();
-        let (r, _) = req.into_parts();
-        let mut res = ServiceResponse::new(r, error_body(414, &short, &info, None));
-        set_security_headers(res.headers_mut(), secure, false);
-        if let Ok(v) = HeaderValue::from_str(&info.request_id) {
-            res.headers_mut()
-                .insert(HeaderName::from_static("x-request-id"), v);
-        }
-        return Ok(res);
+        return Ok(refused_before_handlers(req, 414, &short, &info, secure));
     }
 
     // A state-changing request from another origin is refused before any
@@ -241,10 +256,7 @@ pub async fn frame(
         && cross_origin(&req, transport.as_ref().map(|t| t.get_ref()), peer)
     {
         tracing::warn!(request_id = %info.request_id, path = %mask_number_like(&path), "cross-origin request refused");
-        let (r, _) = req.into_parts();
-        let mut res = ServiceResponse::new(r, error_body(403, &path, &info, None));
-        set_security_headers(res.headers_mut(), secure, false);
-        return Ok(res);
+        return Ok(refused_before_handlers(req, 403, &path, &info, secure));
     }
 
     let res = next.call(req).await?;
@@ -288,10 +300,7 @@ pub async fn frame(
         res.map_into_boxed_body()
     };
     set_security_headers(res.headers_mut(), secure, path.starts_with("/static/"));
-    if let Ok(v) = HeaderValue::from_str(&info.request_id) {
-        res.headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), v);
-    }
+    set_request_id(res.headers_mut(), &info);
     tracing::info!(
         request_id = %info.request_id,
         method = %method,
