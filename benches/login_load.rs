@@ -92,6 +92,7 @@ fn main() {
         inquiry_answer_ms: 15,
         issuer_url: None,
         stats_min_cell: 10,
+        access_log: vrs::config::AccessLog::All,
     };
     let app = vrs::startup::Application::build(prepared.state, &args).expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -267,7 +267,7 @@ pub enum BenchCmd {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    crate::logging::init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -275,16 +275,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("VRS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -525,6 +515,14 @@ fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
             "the server's PostgreSQL role owns the tables, so it could lift row-level security \
              or change a policy; give the owner's URL as --migration-database-url and run the \
              server as a role that owns nothing (see README, \"Two database roles\")"
+        );
+    }
+    if !prepared.durability.durable {
+        tracing::warn!(
+            settings = %prepared.durability.settings,
+            "the database does not put a commit on disk before it returns: a power cut can lose \
+             doses already answered as recorded; run PostgreSQL with fsync=on, \
+             synchronous_commit=on and full_page_writes=on (README, \"Durability\")"
         );
     }
     if prepared.rls_bypassed {

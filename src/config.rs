@@ -106,6 +106,11 @@ pub struct ServeArgs {
     /// cell could single a person out): it is marked suppressed instead.
     #[arg(long, env = "VRS_STATS_MIN_CELL", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub stats_min_cell: i64,
+
+    /// Which requests get an access-log line: `all`, `errors` (4xx and
+    /// 5xx only), `off`, or `1/N` (every error and one in N of the rest).
+    #[arg(long, env = "VRS_ACCESS_LOG", default_value = "all", value_parser = AccessLog::parse)]
+    pub access_log: AccessLog,
 }
 
 /// An http(s) URL with a host and no trailing slash, query or fragment, as
@@ -243,4 +248,70 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
     b.create(dir)
+}
+
+/// Which requests get a line in the access log. Errors (5xx) also get
+/// their own line with the cause, whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// One line per request.
+    All,
+    /// Every request that failed or was refused (4xx, 5xx), and one in
+    /// `n` of the others.
+    Sample(u64),
+    /// Only requests that failed or were refused.
+    Errors,
+    Off,
+}
+
+impl AccessLog {
+    /// `all`, `errors`, `off`, or `1/N` (one in N of the requests that
+    /// succeeded).
+    pub fn parse(input: &str) -> Result<AccessLog, String> {
+        match input.trim() {
+            "all" => Ok(AccessLog::All),
+            "errors" => Ok(AccessLog::Errors),
+            "off" => Ok(AccessLog::Off),
+            other => other
+                .strip_prefix("1/")
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| *n >= 1)
+                .map(AccessLog::Sample)
+                .ok_or_else(|| {
+                    format!("{other:?}: expected all, errors, off or 1/N (N a whole number ≥ 1)")
+                }),
+        }
+    }
+
+    pub fn wants(&self, status: u16) -> bool {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEEN: AtomicU64 = AtomicU64::new(0);
+        match self {
+            AccessLog::All => true,
+            AccessLog::Off => false,
+            _ if status >= 400 => true,
+            AccessLog::Errors => false,
+            AccessLog::Sample(n) => SEEN.fetch_add(1, Ordering::Relaxed).is_multiple_of(*n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_log_setting_is_parsed_and_sampled() {
+        assert_eq!(AccessLog::parse("all"), Ok(AccessLog::All));
+        assert_eq!(AccessLog::parse("1/100"), Ok(AccessLog::Sample(100)));
+        for bad in ["", "1/0", "1/x", "some", "2/3"] {
+            assert!(AccessLog::parse(bad).is_err(), "{bad}");
+        }
+        assert!(AccessLog::Errors.wants(404) && !AccessLog::Errors.wants(200));
+        assert!(!AccessLog::Off.wants(500));
+        let sample = AccessLog::Sample(4);
+        let kept = (0..400).filter(|_| sample.wants(200)).count();
+        assert_eq!(kept, 100);
+        assert!((0..10).all(|_| sample.wants(503)));
+    }
 }

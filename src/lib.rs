@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod flows;
 pub mod i18n;
+pub mod logging;
 pub mod qr;
 pub mod shc;
 pub mod startup;

@@ -69,6 +69,8 @@ pub struct Prepared {
     pub created_issuer_key: bool,
     pub migrations_applied: usize,
     pub rls_bypassed: bool,
+    /// Whether a commit is on disk when it returns, and the settings.
+    pub durability: db::Durability,
     /// The server's PostgreSQL role owns tables (it could lift the wall).
     pub owns_tables: bool,
     /// Login and one-time password of the first operator, when created now.
@@ -113,6 +115,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
     let migrations_applied = migrate(common, &mut conn)?;
     let rls_bypassed = db::role_bypasses_rls(&mut conn)?;
     let owns_tables = db::role_owns_tables(&mut conn)?;
+    let durability = db::durability(&mut conn)?;
 
     let mut wrapped_ids: Vec<String> = TenantKeyRow::all(&mut conn)?
         .into_iter()
@@ -184,6 +187,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
         migrations_applied,
         rls_bypassed,
         owns_tables,
+        durability,
     })
 }
 
@@ -333,6 +337,7 @@ impl Application {
             secure,
             trusted_proxies: serve.trusted_proxies.clone(),
         });
+        let access_log = actix_web::web::Data::new(serve.access_log);
         // Bound first: the issuer URL defaults to the address it gets.
         let listener = std::net::TcpListener::bind(serve.bind)
             .with_context(|| format!("cannot listen on {} (--bind / VRS_BIND)", serve.bind))?;
@@ -362,7 +367,9 @@ impl Application {
             let _held = &alive;
             actix_web::App::new()
                 .app_data(app_state.clone())
-                .configure(|cfg| crate::web::configure(cfg, &static_dir, transport.clone()))
+                .configure(|cfg| {
+                    crate::web::configure(cfg, &static_dir, transport.clone(), access_log.clone())
+                })
         };
         let mut http = actix_web::HttpServer::new(factory);
         if let Some(w) = serve.workers {

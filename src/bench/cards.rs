@@ -4,7 +4,7 @@
 //! ES256 signature of a message of the same size (the step no issuer can
 //! skip) measured in the same run.
 
-use super::{cores, cpu_model};
+use super::cores;
 use crate::demo::demo_resident;
 use crate::domain::MunicipalityCode;
 use crate::flows::certificates::cvx_of;
@@ -61,6 +61,7 @@ fn issue_one(signer: &Signer, p: &Patient, d: &[Immunization], i: usize) -> usiz
 }
 
 pub fn run(n: usize, doses: usize) -> String {
+    let machine = super::Machine::now();
     let n = n.max(200);
     let key = SigningKey::random(&mut rand::rngs::OsRng);
     let signer = Signer::new(key.clone(), "bench-kid".into());
@@ -162,7 +163,7 @@ pub fn run(n: usize, doses: usize) -> String {
         "bench cards: {n} SMART Health Cards of {doses} doses each (JWS {} characters, QR version {version})",
         jws.len()
     );
-    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(out, "  {}", machine.line());
     let _ = writeln!(
         out,
         "  ES256 signature alone, one core (baseline): {sign_rate:.0}/s"

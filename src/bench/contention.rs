@@ -12,7 +12,7 @@
 use super::record::{
     self, BenchServer, LOT, LUA_COMMON, LUA_RECORD, POOL_SIZE, PRODUCT, WRK_THREADS, WrkRun,
 };
-use super::{BenchImport, Scratch, cores, cpu_model, write_resident_file};
+use super::{BenchImport, Scratch, cores, write_resident_file};
 use crate::config::Common;
 use crate::domain::MunicipalityCode;
 use anyhow::Context;
@@ -125,6 +125,7 @@ fn interrupt(child: &std::process::Child) -> anyhow::Result<()> {
 }
 
 pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    let machine = super::Machine::now();
     record::require_wrk()?;
     anyhow::ensure!(opts.seconds >= 1, "--seconds must be at least 1");
     anyhow::ensure!(
@@ -356,7 +357,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         out,
         "bench contention: {what} next to doses recorded through POST /api/v1/doses, on {backend}"
     );
-    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(out, "  {}", machine.line());
     let _ = writeln!(
         out,
         "  database: {database}; server pool {POOL_SIZE} connections, {} HTTP workers",

@@ -20,6 +20,7 @@ pub mod transfer;
 /// sealed fields, two indexes) on one thread, and compares with raw
 /// AES-256-GCM over the same field sizes with a fixed nonce (no AAD, no RNG).
 pub fn seal(n: usize) -> String {
+    let machine = Machine::now();
     let n = n.max(1000);
     let code = MunicipalityCode::parse("082040").expect("valid");
     let people: Vec<_> = (0..1000).map(|i| demo_resident(code, i)).collect();
@@ -97,14 +98,7 @@ pub fn seal(n: usize) -> String {
         out,
         "bench seal: {n} residents, 7 sealed fields + 2 blind indexes each, one thread"
     );
-    let _ = writeln!(
-        out,
-        "  machine: {} cores, {}",
-        std::thread::available_parallelism()
-            .map(|p| p.get())
-            .unwrap_or(1),
-        cpu_model()
-    );
+    let _ = writeln!(out, "  {}", machine.line());
     let _ = writeln!(
         out,
         "  raw AES-256-GCM, same 7 fields:   {:.3} µs/resident",
@@ -126,6 +120,38 @@ pub fn seal(n: usize) -> String {
         if per(product) < 5.0 { "met" } else { "NOT met" }
     );
     out
+}
+
+/// The machine a benchmark ran on and how busy it was: its load average
+/// when the run began and when it ended. A ratio to a baseline holds only
+/// if nothing else was competing for the cores, and this says whether.
+pub(crate) struct Machine {
+    before: String,
+}
+
+impl Machine {
+    pub(crate) fn now() -> Machine {
+        Machine {
+            before: load_average(),
+        }
+    }
+
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "machine: {} cores, {}; load average (1/5/15 min) {} at the start, {} at the end",
+            cores(),
+            cpu_model(),
+            self.before,
+            load_average()
+        )
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 pub(crate) fn cpu_model() -> String {
@@ -539,6 +565,7 @@ pub(crate) fn import_file(
 /// validate, seal, match, issue tickets, write) against the plain insert of
 /// the same rows, each into a fresh database of the same backend.
 pub fn import(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    let machine = Machine::now();
     let work = std::env::temp_dir().join(format!("vrs-bench-file-{}", uuid::Uuid::new_v4()));
     crate::config::create_private_dir(&work)?;
     let file = work.join("residents.csv");
@@ -588,7 +615,7 @@ pub fn import(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
         "bench import: {rows} lines ({:.1} MiB, UTF-8) on {backend}",
         bytes as f64 / (1024.0 * 1024.0)
     );
-    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(out, "  {}", machine.line());
     let _ = writeln!(
         out,
         "  plain insert, unsealed, the product's index keys (baseline): {base_rate:>9.0} lines/s  ({base_secs:.2} s, peak RSS {base_peak:.0} MiB)"
@@ -764,6 +791,7 @@ pub(crate) fn cores() -> usize {
 /// (four per resident), streamed to a sink that only counts bytes, against
 /// reading the same rows with the same query and doing nothing with them.
 pub fn export(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    let machine = Machine::now();
     use crate::db::models::doses::DoseRow;
     use crate::db::models::residents::ResidentRow;
     use crate::flows::exports::{self, CsvEncoding};
@@ -880,7 +908,7 @@ pub fn export(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
         "bench export: {rows} doses ({} residents) on {backend}",
         rows.div_ceil(4)
     );
-    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(out, "  {}", machine.line());
     let _ = writeln!(
         out,
         "  same query, rows only (baseline): {:>9.0} rows/s  ({base_secs:.2} s)",

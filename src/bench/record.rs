@@ -10,9 +10,9 @@
 //! and their operation-log lines are counted in the database: what wrk saw
 //! answered must be there.
 
-use super::{Scratch, cores, cpu_model};
+use super::{Scratch, cores};
 use crate::audit::Actor;
-use crate::config::{Common, ServeArgs};
+use crate::config::{AccessLog, Common, ServeArgs};
 use crate::db::DbConn;
 use crate::db::models::audit_log::AuditRow;
 use crate::db::models::doses::{self as dose_rows, DoseRow};
@@ -407,6 +407,7 @@ impl BenchServer {
             inquiry_answer_ms: 15,
             issuer_url: None,
             stats_min_cell: 10,
+            access_log: AccessLog::All,
         };
         let app = Application::build(state, &args)?;
         let port = app.port();
@@ -540,52 +541,36 @@ pub(super) fn stored(
     Ok((per_status, logged))
 }
 
-/// What the database behind the bench says about its durability settings.
+/// What the database behind the bench is, and its durability settings.
 pub(super) fn durability(conn: &mut DbConn) -> String {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
-    struct Settings {
+    struct About {
         #[diesel(sql_type = diesel::sql_types::Text)]
-        version: String,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        fsync: String,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        synchronous_commit: String,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        transport: String,
+        about: String,
     }
-    match conn {
+    let about = match conn {
         DbConn::Postgresql(c) => diesel::sql_query(
-            "SELECT current_setting('server_version') AS version, \
-             current_setting('fsync') AS fsync, \
-             current_setting('synchronous_commit') AS synchronous_commit, \
+            "SELECT 'PostgreSQL ' || current_setting('server_version') || ' over ' || \
              CASE WHEN inet_server_addr() IS NULL THEN 'Unix socket' \
-                  ELSE 'TCP ' || host(inet_server_addr()) END AS transport",
+                  ELSE 'TCP ' || host(inet_server_addr()) END AS about",
         )
-        .get_result::<Settings>(c)
-        .map(|s| {
-            format!(
-                "PostgreSQL {} over {} (fsync={}, synchronous_commit={})",
-                s.version, s.transport, s.fsync, s.synchronous_commit
-            )
-        })
-        .unwrap_or_else(|_| "PostgreSQL".into()),
-        DbConn::Sqlite(c) => {
-            #[derive(diesel::QueryableByName)]
-            struct Version {
-                #[diesel(sql_type = diesel::sql_types::Text)]
-                version: String,
-            }
-            diesel::sql_query("SELECT sqlite_version() AS version")
-                .get_result::<Version>(c)
-                .map(|v| format!("SQLite {} (WAL, synchronous=NORMAL)", v.version))
-                .unwrap_or_else(|_| "SQLite".into())
-        }
+        .get_result::<About>(c),
+        DbConn::Sqlite(c) => diesel::sql_query("SELECT 'SQLite ' || sqlite_version() AS about")
+            .get_result::<About>(c),
+    }
+    .map(|a| a.about)
+    .unwrap_or_else(|_| "the database".into());
+    match crate::db::durability(conn) {
+        Ok(d) if d.durable => format!("{about} ({}, durable)", d.settings),
+        Ok(d) => format!("{about} ({}, NOT durable)", d.settings),
+        Err(_) => about,
     }
 }
 
 /// `vrs bench record`.
 pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    let machine = super::Machine::now();
     anyhow::ensure!(opts.seconds >= 1, "--seconds must be at least 1");
     anyhow::ensure!(
         opts.connections >= WRK_THREADS,
@@ -677,19 +662,21 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
             &format!("{base}/health"),
         )?;
         let start = crate::flows::now();
+        let logged_before = crate::logging::bytes_written();
         let doses = run_wrk(
             opts.connections,
             opts.seconds,
             &record_script,
             &format!("{base}/api/v1/doses"),
         )?;
-        Ok((health, doses, start))
+        let log_bytes = crate::logging::bytes_written() - logged_before;
+        Ok((health, doses, start, log_bytes))
     })();
 
     // Every request wrk sent is answered or dropped before anything is
     // counted.
     server.stop();
-    let (health, doses, start) = measured?;
+    let (health, doses, start, log_bytes) = measured?;
 
     let mut conn = state.pool.get()?;
     let (mut per_status, logged) = stored(&mut conn, &state.master, &state.audit, &codes)?;
@@ -753,7 +740,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         "bench record: doses through POST /api/v1/doses on {backend}, {} s, wrk -t{WRK_THREADS} -c{} on loopback",
         opts.seconds, opts.connections
     );
-    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(out, "  {}", machine.line());
     let _ = writeln!(
         out,
         "  database: {database}; server pool {POOL_SIZE} connections, {} HTTP workers",
@@ -769,6 +756,12 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         out,
         "  stored by the run: {stored_total} doses (all valid), {logged} doses.record log lines; wrk counted {} answered (the rest were in flight when wrk stopped)",
         doses.requests
+    );
+    let _ = writeln!(
+        out,
+        "  log: {log_bytes} bytes written while recording, {:.0} bytes per 1,000 recorded doses (VRS_LOG={}, access log: every request)",
+        log_bytes as f64 * 1000.0 / stored_total.max(1) as f64,
+        std::env::var("VRS_LOG").unwrap_or_else(|_| "info".into())
     );
     if let Some((lo, hi)) = spread {
         let _ = writeln!(

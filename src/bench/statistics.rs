@@ -6,8 +6,8 @@
 //! same breakdowns counted straight from the doses table, one municipality
 //! at a time, as a system without running counts would have to.
 
+use super::Scratch;
 use super::transfer::summary;
-use super::{Scratch, cores, cpu_model};
 use crate::db::models::doses::DoseRow;
 use crate::db::models::residents::ResidentRow;
 use crate::domain::{MunicipalityCode, MunicipalityKind, Registry};
@@ -44,6 +44,7 @@ fn municipalities() -> Vec<MunicipalityCode> {
 }
 
 pub fn run(doses: usize, requests: usize, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    let machine = super::Machine::now();
     let doses = doses.max(10_000);
     let db = Scratch::new(postgres_url)?;
     let master =
@@ -152,7 +153,7 @@ pub fn run(doses: usize, requests: usize, postgres_url: Option<&str>) -> anyhow:
         munis.len(),
         db.backend()
     );
-    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(out, "  {}", machine.line());
     let _ = writeln!(
         out,
         "  set-up (residents, doses through the counting triggers): {setup_secs:.1} s; {cells} daily cells"

@@ -11,7 +11,7 @@
 //! - The bulk inquiry: a file of all movers through the job's flow, against
 //!   the resident import of the same number of lines in the same run.
 
-use super::{Scratch, cores, cpu_model, import_file, write_resident_file};
+use super::{Scratch, import_file, write_resident_file};
 use crate::audit::Actor;
 use crate::db::models::residents::ResidentRow;
 use crate::domain::{Consent, IdDocument, InquiryPurpose, MunicipalityCode, MyNumber};
@@ -81,6 +81,7 @@ pub(crate) fn summary(mut d: Vec<Duration>) -> String {
 }
 
 pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String> {
+    let machine = super::Machine::now();
     let residents = opts.residents.max(1000);
     let movers = opts.movers.clamp(100, residents);
     let inquiries = opts.inquiries.clamp(10, movers / 2);
@@ -280,7 +281,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         out,
         "bench transfer: {residents} residents in the municipality asked, {movers} movers (2 doses each), on {backend}"
     );
-    let _ = writeln!(out, "  machine: {} cores, {}", cores(), cpu_model());
+    let _ = writeln!(out, "  {}", machine.line());
     let _ = writeln!(
         out,
         "  set-up (import, doses, statistics): {setup_secs:.1} s"

@@ -217,16 +217,27 @@ impl Manager {
             DatabaseUrl::Postgres(u) => {
                 let mut conn = diesel::PgConnection::establish(u).map_err(connect_err)?;
                 conn.set_instrumentation(lost::watch);
+                // A dose answered as recorded must survive the server's loss:
+                // a cluster or role configured with `synchronous_commit=off`
+                // is overruled for our sessions (`local` and the standby
+                // levels already wait for the WAL flush, and are kept).
+                conn.batch_execute(
+                    "SELECT set_config('synchronous_commit', 'on', false) \
+                     WHERE current_setting('synchronous_commit') = 'off'",
+                )?;
                 Ok(DbConn::Postgresql(conn))
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(connect_err)?;
                 // Foreign keys are off unless asked for on every connection;
-                // WAL lets readers proceed while a writer commits.
+                // WAL lets readers proceed while a writer commits, and
+                // `synchronous = FULL` syncs the log at every commit, so what
+                // was answered as recorded survives a power cut (NORMAL
+                // would sync only at checkpoints).
                 conn.batch_execute(&format!(
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; \
-                     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
+                     PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
                     SQLITE_BUSY_TIMEOUT.as_millis()
                 ))?;
                 Ok(DbConn::Sqlite(conn))
@@ -409,6 +420,64 @@ pub fn revert_all(conn: &mut DbConn) -> Result<usize, DbError> {
         DbConn::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     };
     reverted.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Whether a commit this connection makes is on disk when it returns, and
+/// the settings that say so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durability {
+    pub durable: bool,
+    /// The settings as the database reports them (`synchronous=FULL, WAL`).
+    pub settings: String,
+}
+
+/// The durability of this connection's commits: on SQLite its
+/// `synchronous` level in WAL mode; on PostgreSQL the server's `fsync` and
+/// `full_page_writes` and the session's `synchronous_commit`.
+pub fn durability(conn: &mut DbConn) -> Result<Durability, DbError> {
+    #[derive(QueryableByName)]
+    struct Settings {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        a: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        b: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        c: String,
+    }
+    match conn {
+        DbConn::Postgresql(c) => {
+            let s: Settings = diesel::sql_query(
+                "SELECT current_setting('fsync') AS a, current_setting('synchronous_commit') AS b, \
+                 current_setting('full_page_writes') AS c",
+            )
+            .get_result(c)?;
+            Ok(Durability {
+                durable: s.a == "on" && s.b != "off" && s.c == "on",
+                settings: format!(
+                    "fsync={}, synchronous_commit={}, full_page_writes={}",
+                    s.a, s.b, s.c
+                ),
+            })
+        }
+        DbConn::Sqlite(c) => {
+            let s: Settings = diesel::sql_query(
+                "SELECT CAST((SELECT synchronous FROM pragma_synchronous) AS TEXT) AS a, \
+                 (SELECT journal_mode FROM pragma_journal_mode) AS b, '' AS c",
+            )
+            .get_result(c)?;
+            let level = match s.a.as_str() {
+                "0" => "OFF",
+                "1" => "NORMAL",
+                "2" => "FULL",
+                "3" => "EXTRA",
+                other => other,
+            };
+            Ok(Durability {
+                durable: matches!(level, "FULL" | "EXTRA"),
+                settings: format!("synchronous={level}, journal_mode={}", s.b.to_uppercase()),
+            })
+        }
+    }
 }
 
 /// Whether the PostgreSQL role we run as would skip row-level security

@@ -13,6 +13,7 @@ pub enum CertificateKind {
 
 impl CertificateKind {
     pub const FIELD: &'static str = "証明書の種類";
+    pub const ALL: [CertificateKind; 2] = [CertificateKind::Domestic, CertificateKind::Overseas];
 
     pub fn code(&self) -> &'static str {
         match self {

@@ -27,7 +27,7 @@ pub use ticket::{
     TicketNumber, TicketRef,
 };
 pub use transfer::{Consent, IdDocument, InquiryPurpose, consent_mark, source_municipality};
-pub use vaccines::{Catalog as VaccineCatalog, Product as VaccineProduct};
+pub use vaccines::{Catalog as VaccineCatalog, Product as VaccineProduct, ProductCode};
 
 /// Why a piece of input was refused. `field` names what the user typed into,
 /// so a form or CSV report can point at it.

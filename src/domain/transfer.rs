@@ -16,6 +16,18 @@ pub enum IdDocument {
     Other,
 }
 
+/// The Japanese names a municipal system writes for each document.
+const NAMES: [(&str, IdDocument); 8] = [
+    ("個人番号カード", IdDocument::MyNumberCard),
+    ("マイナンバーカード", IdDocument::MyNumberCard),
+    ("運転免許証", IdDocument::DriversLicence),
+    ("旅券", IdDocument::Passport),
+    ("パスポート", IdDocument::Passport),
+    ("在留カード", IdDocument::ResidenceCard),
+    ("特別永住者証明書", IdDocument::ResidenceCard),
+    ("その他", IdDocument::Other),
+];
+
 impl IdDocument {
     pub const FIELD: &'static str = "本人確認書類";
     pub const ALL: [IdDocument; 5] = [
@@ -46,6 +58,14 @@ impl IdDocument {
         }
     }
 
+    /// Every spelling `parse` accepts: the codes, then the Japanese names.
+    pub fn spellings() -> impl Iterator<Item = &'static str> {
+        Self::ALL
+            .iter()
+            .map(|d| d.code())
+            .chain(NAMES.iter().map(|(n, _)| *n))
+    }
+
     /// The code, or the Japanese name a municipal system writes in a file.
     pub fn parse(input: &str) -> Result<IdDocument, FieldError> {
         let s = input.trim();
@@ -55,18 +75,10 @@ impl IdDocument {
                 reason: Reason::Empty,
             });
         }
-        let by_name = match s {
-            "個人番号カード" | "マイナンバーカード" => {
-                Some(IdDocument::MyNumberCard)
-            }
-            "運転免許証" => Some(IdDocument::DriversLicence),
-            "旅券" | "パスポート" => Some(IdDocument::Passport),
-            "在留カード" | "特別永住者証明書" => Some(IdDocument::ResidenceCard),
-            "その他" => Some(IdDocument::Other),
-            _ => None,
-        };
-        by_name
-            .or_else(|| Self::ALL.into_iter().find(|d| d.code() == s))
+        Self::ALL
+            .into_iter()
+            .find(|d| d.code() == s)
+            .or_else(|| NAMES.iter().find(|(n, _)| *n == s).map(|(_, d)| *d))
             .ok_or(FieldError {
                 field: Self::FIELD,
                 reason: Reason::UnknownChoice,

@@ -3,8 +3,44 @@
 //! the seed of the national vaccine master that the operator keeps in the
 //! database (`flows::vaccines`).
 
+use super::{FieldError, Reason};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+
+/// A product's code in the national vaccine master (PFZ_ORIG_12P): 3 to 40
+/// of A–Z, 0–9 and `_`, read upper-case. Whether the master holds it is for
+/// the database to say; what cannot be a code never reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductCode(String);
+
+impl ProductCode {
+    pub const FIELD: &'static str = "ワクチン（製品）";
+
+    pub fn parse(input: &str) -> Result<ProductCode, FieldError> {
+        Self::parse_field(Self::FIELD, input)
+    }
+
+    /// Same rules under another field name (e.g. 製品コード).
+    pub fn parse_field(field: &'static str, input: &str) -> Result<ProductCode, FieldError> {
+        let code = input.trim().to_ascii_uppercase();
+        let reason = if code.is_empty() {
+            Reason::Empty
+        } else if (3..=40).contains(&code.len())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Ok(ProductCode(code));
+        } else {
+            Reason::ProductCodeChars
+        };
+        Err(FieldError { field, reason })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 const VACCINES_CSV: &str = include_str!("../../reference/vaccines.csv");
 
@@ -61,6 +97,31 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_product_code_is_read_upper_case_and_nothing_else_reaches_the_database() {
+        assert_eq!(
+            ProductCode::parse(" pfz_orig_12p ")
+                .ok()
+                .map(|c| c.as_str().to_string()),
+            Some("PFZ_ORIG_12P".to_string())
+        );
+        for (bad, reason) in [
+            ("", Reason::Empty),
+            ("  ", Reason::Empty),
+            ("AB", Reason::ProductCodeChars),
+            ("PFZ\0ORIG", Reason::ProductCodeChars),
+            ("PFZ-ORIG", Reason::ProductCodeChars),
+            ("ＰＦＺ", Reason::ProductCodeChars),
+        ] {
+            assert_eq!(
+                ProductCode::parse(bad).map_err(|e| e.reason),
+                Err(reason),
+                "{bad:?}"
+            );
+        }
+        assert!(ProductCode::parse(&"A".repeat(41)).is_err());
+    }
 
     #[test]
     fn the_shipped_list_loads_whole() {

@@ -235,19 +235,10 @@ impl ProductForm {
         use crate::domain::{parse_number, parse_text};
         let mut errors = Vec::new();
         let mut take = |r: Result<String, FieldError>| r.map_err(|e| errors.push(e)).ok();
-        let code = self.product_code.trim().to_ascii_uppercase();
-        let code_ok = (3..=40).contains(&code.len())
-            && code
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-        let product_code = take(if code_ok {
-            Ok(code)
-        } else {
-            Err(FieldError {
-                field: "製品コード",
-                reason: Reason::ProductCodeChars,
-            })
-        });
+        let product_code = take(
+            crate::domain::ProductCode::parse_field("製品コード", &self.product_code)
+                .map(|c| c.as_str().to_string()),
+        );
         let manufacturer_ja = take(parse_text("製造販売元", &self.manufacturer_ja, 100));
         let manufacturer_en = take(parse_text("製造販売元（英語）", &self.manufacturer_en, 100));
         let product_ja = take(parse_text("製品名", &self.product_ja, 100));

@@ -15,17 +15,6 @@ pub(super) fn busy_messages() -> (&'static str, &'static str) {
     )
 }
 
-/// The JSON answer of a request that met a busy database.
-pub(super) fn busy_json(request_id: &str) -> serde_json::Value {
-    let (ja, en) = busy_messages();
-    serde_json::json!({
-        "error": "busy",
-        "request_id": request_id,
-        "message_ja": ja,
-        "message_en": en,
-    })
-}
-
 /// Closed set of error kinds. The person sees a calm page with a request id
 /// (rendered by the frame); the cause goes to the log only.
 #[derive(Debug, thiserror::Error)]

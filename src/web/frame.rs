@@ -2,6 +2,7 @@
 //! error pages, and one access-log line with individual-number-like digit
 //! runs masked.
 
+use crate::config::AccessLog;
 use crate::domain::mask_number_like;
 use crate::i18n::{Lang, T};
 use actix_web::body::{BoxBody, MessageBody};
@@ -153,20 +154,23 @@ fn error_body(
         builder.insert_header((header::RETRY_AFTER, super::error::BUSY_RETRY_AFTER_SECS));
     }
     if wants_json(path) {
-        if busy {
-            return builder.json(super::error::busy_json(&info.request_id));
-        }
+        use super::api::{ApiError, ErrorCode};
         let code = match status {
-            400 | 422 => "bad_request",
-            401 | 403 => "forbidden",
-            404 => "not_found",
-            405 => "method_not_allowed",
-            413 => "too_large",
-            414 => "uri_too_long",
-            503 => "unavailable",
-            _ => "internal",
+            _ if busy => ErrorCode::Busy,
+            400 | 422 => ErrorCode::BadRequest,
+            401 | 403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            413 => ErrorCode::TooLarge,
+            414 => ErrorCode::UriTooLong,
+            503 => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
         };
-        return builder.json(serde_json::json!({ "error": code, "request_id": info.request_id }));
+        let body = ApiError {
+            request_id: Some(info.request_id.clone()),
+            ..ApiError::of(code)
+        };
+        return builder.json(if busy { body.saying_busy() } else { body });
     }
     let t = T::new(info.lang, path);
     let (title_key, message_key) = error_keys(status, err);
@@ -223,6 +227,7 @@ pub async fn frame(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = std::time::Instant::now();
     let transport = req.app_data::<web::Data<Transport>>().cloned();
+    let access_log = req.app_data::<web::Data<AccessLog>>().cloned();
     let secure = transport.as_ref().is_some_and(|t| t.secure);
     let forwarded = req
         .headers()
@@ -301,14 +306,17 @@ pub async fn frame(
     };
     set_security_headers(res.headers_mut(), secure, path.starts_with("/static/"));
     set_request_id(res.headers_mut(), &info);
-    tracing::info!(
-        request_id = %info.request_id,
-        method = %method,
-        path = %mask_number_like(&path),
-        status,
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    let access_log = access_log.as_ref().map_or(AccessLog::All, |a| *a.get_ref());
+    if access_log.wants(status) {
+        // One short line: the path without its query, digits that could be
+        // an individual number masked.
+        tracing::info!(
+            "{method} {} {status} {}ms id={}",
+            mask_number_like(&path),
+            started.elapsed().as_millis(),
+            info.request_id
+        );
+    }
     Ok(res)
 }
 
@@ -370,6 +378,7 @@ fn set_security_headers(h: &mut header::HeaderMap, secure: bool, is_static: bool
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
 
     fn t(proxies: &[&str]) -> Transport {

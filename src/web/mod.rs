@@ -4,7 +4,6 @@
 
 mod admin;
 mod api;
-mod api_certificates;
 mod auth;
 mod certificates;
 mod channels;
@@ -40,11 +39,17 @@ const FORM_LIMIT: usize = 64 * 1024;
 /// The largest body read whole: the API's JSON requests.
 const BODY_LIMIT: usize = 256 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path, transport: web::Data<Transport>) {
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    static_dir: &Path,
+    transport: web::Data<Transport>,
+    access_log: web::Data<crate::config::AccessLog>,
+) {
     cfg.service(
         web::scope("")
             .wrap(actix_web::middleware::from_fn(frame::frame))
             .app_data(transport)
+            .app_data(access_log)
             .app_data(
                 web::FormConfig::default()
                     .limit(FORM_LIMIT)

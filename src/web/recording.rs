@@ -10,7 +10,9 @@ use crate::db::DbConn;
 use crate::db::models::sites::SiteRow;
 use crate::db::models::tenants::{KeysAndProduct, TenantKeyRow, TenantRow};
 use crate::db::models::vaccines::{LotRow, ProductRow};
-use crate::domain::{IdempotencyKey, LotNumber, MunicipalityCode, Permission, Role, TicketRef};
+use crate::domain::{
+    IdempotencyKey, LotNumber, MunicipalityCode, Permission, ProductCode, Role, TicketRef,
+};
 use crate::flows::accounts;
 use crate::flows::doses::{self, DoseError, Preview, Recorded, Recorder, Recording};
 use crate::flows::vaccines::Master;
@@ -182,7 +184,7 @@ pub fn preview_on(
     st: &AppState,
     rec: &RecorderCtx,
     t: TicketRef,
-    product: Option<String>,
+    product: Option<ProductCode>,
 ) -> Result<Result<Preview, DoseError>, AppError> {
     let code = t.municipality;
     let open = |conn: &mut DbConn| Ok((Partition::open(conn, &st.master, code)?, ()));
@@ -191,7 +193,7 @@ pub fn preview_on(
             scope,
             conn,
             &t,
-            product.as_deref(),
+            product.as_ref().map(ProductCode::as_str),
             crate::flows::today_in_japan(),
         )?;
         log(
@@ -210,7 +212,7 @@ pub async fn preview(
     state: &AppState,
     rec: &RecorderCtx,
     t: TicketRef,
-    product: Option<String>,
+    product: Option<ProductCode>,
 ) -> Result<Result<Preview, DoseError>, AppError> {
     let (st, r) = (state.clone(), rec.clone());
     with_db(state, move |conn| preview_on(conn, &st, &r, t, product)).await
@@ -221,7 +223,7 @@ pub async fn preview(
 pub struct RecordInput {
     pub ticket: TicketRef,
     pub administered_on: NaiveDate,
-    pub product_code: String,
+    pub product_code: ProductCode,
     pub lot: LotNumber,
     pub expected_dose: Option<u8>,
     pub key: IdempotencyKey,
@@ -276,7 +278,7 @@ fn open_with_product(
         None => TenantRow::with_keys_and_product(
             conn,
             code.as_str(),
-            &input.product_code,
+            input.product_code.as_str(),
             input.lot.as_str(),
         )?,
     };
@@ -301,13 +303,13 @@ pub async fn record(
 /// The products a site may choose and the lots known for one of them.
 pub async fn choices(
     state: &AppState,
-    product: Option<String>,
+    product: Option<ProductCode>,
 ) -> Result<(Vec<ProductRow>, Vec<String>), AppError> {
     with_db(state, move |conn| {
         let master = Master::load(conn)?;
         let products: Vec<ProductRow> = master.in_use().cloned().collect();
         let lots = match product {
-            Some(p) => LotRow::of_product(conn, &p)?
+            Some(p) => LotRow::of_product(conn, p.as_str())?
                 .into_iter()
                 .map(|l| l.lot_number)
                 .collect(),

@@ -878,8 +878,9 @@ async fn dose_action(
                     lot,
                     reason,
                 } => {
-                    let product = crate::db::models::vaccines::ProductRow::find(conn, product)?
-                        .ok_or(AppError::BadRequest("product".into()))?;
+                    let product =
+                        crate::db::models::vaccines::ProductRow::find(conn, product.as_str())?
+                            .ok_or(AppError::BadRequest("product".into()))?;
                     let c = doses::Correction {
                         dose_number: *number,
                         administered_on: *date,
@@ -923,7 +924,7 @@ enum DoseAction {
     Correct {
         number: crate::domain::DoseNumber,
         date: chrono::NaiveDate,
-        product: String,
+        product: crate::domain::ProductCode,
         lot: crate::domain::LotNumber,
         reason: ChangeReason,
     },
@@ -952,7 +953,8 @@ impl DoseAction {
                         .map_err(field("ticket.dose"))?,
                     date: crate::domain::parse_date_field("接種日", &form.administered_on)
                         .map_err(field("records.dose_date"))?,
-                    product: form.product.trim().to_string(),
+                    product: crate::domain::ProductCode::parse(&form.product)
+                        .map_err(field("records.product"))?,
                     lot: crate::domain::LotNumber::parse(&form.lot)
                         .map_err(field("records.lot"))?,
                 })

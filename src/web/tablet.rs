@@ -6,7 +6,9 @@
 use super::recording::{self, NotRecorder, RecordInput, RecorderCtx};
 use super::{AppError, Authed, Ctx, Nav, field_message, render};
 use crate::db::models::vaccines::ProductRow;
-use crate::domain::{FieldError, IdempotencyKey, LotNumber, MunicipalityCode, Reason, TicketRef};
+use crate::domain::{
+    FieldError, IdempotencyKey, LotNumber, MunicipalityCode, ProductCode, Reason, TicketRef,
+};
 use crate::flows::dose_checks::Rule;
 use crate::flows::doses::{DoseError, Preview};
 use crate::i18n::T;
@@ -28,7 +30,10 @@ fn remembered(req: &HttpRequest) -> (Option<String>, Option<String>) {
         return (None, None);
     };
     let mut parts = c.value().splitn(2, '|');
-    let product = parts.next().filter(|p| !p.is_empty()).map(str::to_string);
+    let product = parts
+        .next()
+        .and_then(|p| ProductCode::parse(p).ok())
+        .map(|p| p.as_str().to_string());
     let lot = parts
         .next()
         .and_then(|l| LotNumber::parse(l).ok())
@@ -193,7 +198,8 @@ async fn confirm_page(
     let (last_product, last_lot) = remembered(req);
     let (product, lot, date) = chosen;
     let product = product.or(last_product);
-    let (products, lots) = recording::choices(state, product.clone()).await?;
+    let listed = product.as_deref().and_then(|p| ProductCode::parse(p).ok());
+    let (products, lots) = recording::choices(state, listed).await?;
     let status = if errors.any() {
         actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -274,7 +280,7 @@ async fn scan(
         Ok(t) => t,
         Err(e) => return scan_again(&ctx, &auth, &rec, input, scan_error(&ctx.t, e)).await,
     };
-    let (product, _) = remembered(&req);
+    let product = remembered(&req).0.and_then(|p| ProductCode::parse(&p).ok());
     match recording::preview(&state, &rec, t, product).await? {
         Ok(p) => {
             confirm_page(
@@ -350,15 +356,9 @@ async fn record(
     let date = crate::domain::parse_date_field("接種日", &form.administered_on)
         .map_err(|e| errors.administered_on = Some(msg("site.date", e)))
         .ok();
-    if form.product.trim().is_empty() {
-        errors.product = Some(msg(
-            "site.product",
-            FieldError {
-                field: "製品",
-                reason: Reason::Empty,
-            },
-        ));
-    }
+    let product = ProductCode::parse(&form.product)
+        .map_err(|e| errors.product = Some(msg("site.product", e)))
+        .ok();
     // A dose with a block on screen is recorded only when staff said they
     // saw it; it then goes to the municipality's queue.
     if form.blocked.is_some() && form.acknowledged.is_none() {
@@ -379,11 +379,13 @@ async fn record(
         Some(form.lot.clone()),
         Some(form.administered_on.clone()),
     );
-    if let (Some(lot), Some(date), false) = (lot, date, errors.any()) {
+    if let (Some(lot), Some(date), Some(product), false) =
+        (lot, date, product.clone(), errors.any())
+    {
         let input = RecordInput {
             ticket: ticket.clone(),
             administered_on: date,
-            product_code: form.product.trim().to_string(),
+            product_code: product,
             lot: lot.clone(),
             expected_dose: expected,
             key: key.clone(),
@@ -431,7 +433,7 @@ async fn record(
         }
     }
     // Show the confirm screen again, freshly looked up, with the errors.
-    match recording::preview(&state, &rec, ticket, chosen.0.clone()).await? {
+    match recording::preview(&state, &rec, ticket, product).await? {
         Ok(p) => {
             confirm_page(
                 &req,

@@ -707,3 +707,39 @@ async fn lost_database_connections_are_replaced() {
         "only the first request after the loss may fail: {statuses:?}"
     );
 }
+
+/// A dose answered as recorded is on disk: every connection of the pool
+/// commits durably (SQLite syncs its log at each commit; PostgreSQL
+/// sessions overrule a cluster's `synchronous_commit=off`), and a server
+/// whose database cannot keep that promise (the test cluster runs with
+/// `fsync=off` for speed) says so when it starts.
+#[tokio::test]
+async fn every_pooled_connection_commits_durably() {
+    let app = spawn_app().await;
+    let pool = &app.state.pool;
+    let held: Vec<_> = (0..pool.max_size()).map(|_| pool.get().unwrap()).collect();
+    assert_eq!(held.len() as u32, pool.max_size());
+    let mut fsync_off = false;
+    for mut conn in held {
+        let d = vrs::db::durability(&mut conn).unwrap();
+        if on_postgres() {
+            assert!(
+                d.settings.contains("synchronous_commit=on"),
+                "{}",
+                d.settings
+            );
+            fsync_off |= d.settings.contains("fsync=off");
+        } else {
+            assert!(d.durable, "{}", d.settings);
+            assert_eq!(d.settings, "synchronous=FULL, journal_mode=WAL");
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let server =
+        ServerProcess::start(vrs_cmd(dir.path(), &db).args(["serve", "--bind", "127.0.0.1:0"]));
+    let (_, logged) = server.stop();
+    let warned = logged.contains("does not put a commit on disk");
+    assert_eq!(warned, fsync_off, "{logged}");
+}

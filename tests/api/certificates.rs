@@ -574,24 +574,10 @@ async fn correcting_a_carried_dose_revokes_the_card_and_offers_reissue() {
 async fn the_channel_api_answers_only_registered_clients_for_municipalities_that_enabled_it() {
     let app = spawn_app().await;
     app.seed_demo();
-    let (_, app_secret) = vrs::flows::certificates::register_client(
-        &mut app.conn(),
-        &app.state.audit,
-        &vrs::audit::Actor::default(),
-        "市民向けアプリ",
-        vrs::flows::certificates::Channel::App,
-        &[],
-    )
-    .unwrap();
-    let (kiosk, kiosk_secret) = vrs::flows::certificates::register_client(
-        &mut app.conn(),
-        &app.state.audit,
-        &vrs::audit::Actor::default(),
-        "証明書交付センター",
-        vrs::flows::certificates::Channel::Kiosk,
-        &[vrs::domain::Network::parse("127.0.0.0/8").unwrap()],
-    )
-    .unwrap();
+    use vrs::flows::certificates::Channel;
+    let (_, app_secret) = app.register_channel_client("市民向けアプリ", Channel::App, &[]);
+    let (kiosk, kiosk_secret) =
+        app.register_channel_client("証明書交付センター", Channel::Kiosk, &["127.0.0.0/8"]);
     let ask = |secret: Option<String>, body: Value| {
         let (client, url) = (app.client.clone(), app.url("/api/v1/certificates"));
         async move {
@@ -625,16 +611,7 @@ async fn the_channel_api_answers_only_registered_clients_for_municipalities_that
     );
 
     // Its administrator enables the app channel only.
-    let admin = TestApp::handle(&app);
-    let csrf = admin.login_as("131016-admin", DEMO_PASSWORD).await;
-    let res = admin
-        .client
-        .post(admin.url("/admin/certificate-channels"))
-        .form(&[("csrf", csrf.as_str()), ("app", "1")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
+    app.enable_certificate_channels(MUNI, &[("app", "1")]).await;
 
     let (status, body) = ask(Some(app_secret.clone()), person(5)).await;
     assert_eq!(status, 201, "{body}");
@@ -662,15 +639,8 @@ async fn the_channel_api_answers_only_registered_clients_for_municipalities_that
     assert!(body.contains("\"field\":\"individual_number\""), "{body}");
 
     // A kiosk centre calls only from its own (LGWAN) networks.
-    let (_, elsewhere) = vrs::flows::certificates::register_client(
-        &mut app.conn(),
-        &app.state.audit,
-        &vrs::audit::Actor::default(),
-        "別の交付センター",
-        vrs::flows::certificates::Channel::Kiosk,
-        &[vrs::domain::Network::parse("10.99.0.0/16").unwrap()],
-    )
-    .unwrap();
+    let (_, elsewhere) =
+        app.register_channel_client("別の交付センター", Channel::Kiosk, &["10.99.0.0/16"]);
     let (status, body) = ask(Some(elsewhere), person(5)).await;
     assert_eq!(
         (status, body.contains("outside_network")),

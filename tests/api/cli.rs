@@ -297,6 +297,60 @@ fn the_server_log_never_holds_an_individual_number() {
     assert!(!logged.contains(&digits) && !printed.contains(&digits));
 }
 
+/// One short line per request, without its query string; `--access-log
+/// errors` keeps the refused and failed ones only, and a bad setting stops
+/// the command naming it.
+#[test]
+fn the_access_log_is_one_short_line_per_request_and_can_be_turned_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let lines = |setting: &str| {
+        let server = ServerProcess::start(base_cmd(dir.path(), &db).args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--access-log",
+            setting,
+        ]));
+        let port = server.port.clone();
+        assert_eq!(
+            reqwest::blocking_get(&format!("http://127.0.0.1:{port}/?q=secret")),
+            200
+        );
+        assert_eq!(
+            reqwest::blocking_get(&format!("http://127.0.0.1:{port}/nowhere")),
+            404
+        );
+        let (_, logged) = server.stop();
+        assert!(!logged.contains("secret"), "{logged}");
+        let line = |path: &str| {
+            logged
+                .lines()
+                .find(|l| l.contains(&format!("INFO GET {path} ")))
+                .map(str::to_string)
+        };
+        (line("/"), line("/nowhere"))
+    };
+    let (home, missing) = lines("all");
+    let home = home.expect("the page's line");
+    assert!(home.contains(" 200 ") && home.contains("ms id="), "{home}");
+    assert!(home.len() < 100, "{home}");
+    assert!(
+        !home.contains('\u{1b}'),
+        "no colour codes off a terminal: {home}"
+    );
+    assert!(missing.is_some());
+    let (home, missing) = lines("errors");
+    assert!(home.is_none() && missing.is_some());
+
+    let o = base_cmd(dir.path(), &db)
+        .args(["serve", "--access-log", "sometimes"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--access-log"), "{}", stderr(&o));
+}
+
 /// A tiny blocking GET without another HTTP client dependency.
 mod reqwest {
     pub fn blocking_get(url: &str) -> u16 {

@@ -180,6 +180,7 @@ pub fn serve_args(static_dir: Option<PathBuf>) -> ServeArgs {
         inquiry_answer_ms: 15,
         issuer_url: None,
         stats_min_cell: 10,
+        access_log: vrs::config::AccessLog::All,
     }
 }
 
@@ -351,6 +352,48 @@ impl TestApp {
     }
 
     /// Fills the demo municipalities, as `vrs demo` does.
+    /// Registers a certificate channel client as the operator would;
+    /// returns its id and secret.
+    pub fn register_channel_client(
+        &self,
+        name: &str,
+        channel: vrs::flows::certificates::Channel,
+        networks: &[&str],
+    ) -> (vrs::db::models::certificates::ChannelClientRow, String) {
+        let networks: Vec<vrs::domain::Network> = networks
+            .iter()
+            .map(|n| vrs::domain::Network::parse(n).unwrap())
+            .collect();
+        vrs::flows::certificates::register_client(
+            &mut self.conn(),
+            &self.state.audit,
+            &vrs::audit::Actor::default(),
+            name,
+            channel,
+            &networks,
+        )
+        .unwrap()
+    }
+
+    /// An administrator of `muni` enables certificate channels on the
+    /// channels page (`fields`: the form's checkboxes, e.g. `("app", "1")`).
+    pub async fn enable_certificate_channels(&self, muni: &str, fields: &[(&str, &str)]) {
+        let admin = TestApp::handle(self);
+        let csrf = admin
+            .login_as(&format!("{muni}-admin"), vrs::demo::DEMO_PASSWORD)
+            .await;
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let res = admin
+            .client
+            .post(admin.url("/admin/certificate-channels"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+    }
+
     pub fn seed_demo(&self) {
         let mut conn = self.conn();
         vrs::demo::seed(&mut conn, self.master(), &self.state.audit).expect("demo seed");

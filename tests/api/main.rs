@@ -12,6 +12,7 @@ mod cli;
 mod doses;
 mod exports;
 mod jobs;
+mod openapi;
 mod partitions;
 mod residents;
 mod roles;

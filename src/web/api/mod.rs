@@ -4,37 +4,37 @@
 //! a bearer token from `POST /api/v1/sessions` instead of a cookie (so no
 //! browser can be made to call it cross-site).
 
+mod certificates;
+mod document;
+mod wire;
+
+pub(super) use wire::{ApiError, ErrorCode};
+
 use super::recording::{self, NotRecorder, RecordInput, RecorderCtx};
 use super::{AppError, Authed, with_db};
 use crate::audit;
 use crate::db::{DbConn, DbError};
-use crate::domain::{FieldError, IdempotencyKey, LotNumber, Reason, TicketRef};
+use crate::domain::{FieldError, IdempotencyKey, LotNumber, ProductCode, Reason, TicketRef};
 use crate::flows::accounts::{self, Live, LoginError};
 use crate::flows::doses::{DoseError, Recorded};
 use crate::flows::transfer::{Answer, Channel, Inquiry, TransferError};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::{HttpRequest, HttpResponse, delete, post, web};
+use wire::{
+    BadJson, Busy, CheckRequest, Dose, DoseRequest, DoseStatus, InquiryRequest, LoginRequest,
+    Session, TicketCheck, TooLarge, TransferAnswer, TransferredDose, Unauthorized,
+};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(openapi)
+    cfg.configure(document::routes)
         .service(login)
         .service(logout)
         .service(check_ticket)
         .service(record_dose)
         .service(transfer_inquiry)
-        .service(super::api_certificates::request_certificate);
-}
-
-const OPENAPI: &str = include_str!("../../reference/openapi.json");
-
-#[get("/api/v1/openapi.json")]
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(OPENAPI)
+        .service(certificates::request_certificate)
+        .configure(document::method_fallbacks);
 }
 
 /// A refusal as plain data: a stable code, the field at fault, and its
@@ -43,7 +43,7 @@ async fn openapi() -> HttpResponse {
 #[derive(Debug)]
 pub(super) struct Refusal {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     field: Option<String>,
     reason: Option<Reason>,
     /// For `dose_changed`: the dose number now due.
@@ -54,7 +54,7 @@ pub(super) struct Refusal {
 }
 
 impl Refusal {
-    pub(super) fn new(status: StatusCode, code: &'static str) -> Refusal {
+    pub(super) fn new(status: StatusCode, code: ErrorCode) -> Refusal {
         Refusal {
             status,
             code,
@@ -69,7 +69,7 @@ impl Refusal {
     pub(super) fn busy() -> Refusal {
         Refusal {
             retry_after: Some(super::error::BUSY_RETRY_AFTER_SECS),
-            ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "busy")
+            ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy)
         }
     }
 
@@ -86,30 +86,25 @@ impl Refusal {
     /// The JSON answer: the code, the field when one is at fault, and a
     /// message in Japanese and English.
     pub(super) fn response(&self) -> HttpResponse {
-        let mut body = json!({ "error": self.code });
-        if let Some(f) = &self.field {
-            body["field"] = json!(f);
-        }
-        if let Some(r) = self.reason {
-            body["message_ja"] = json!(r.message_ja());
-            body["message_en"] = json!(r.message_en());
-        }
-        if let Some(n) = self.due {
-            body["dose_number_due"] = json!(n);
-        }
+        let body = ApiError {
+            field: self.field.clone(),
+            message_ja: self.reason.map(|r| r.message_ja()),
+            message_en: self.reason.map(|r| r.message_en()),
+            dose_number_due: self.due,
+            ..ApiError::of(self.code)
+        };
         let mut answer = HttpResponse::build(self.status);
-        if let Some(secs) = self.retry_after {
-            let (ja, en) = super::error::busy_messages();
-            body["message_ja"] = json!(ja);
-            body["message_en"] = json!(en);
-            answer.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        match self.retry_after {
+            Some(secs) => answer
+                .insert_header((actix_web::http::header::RETRY_AFTER, secs))
+                .json(body.saying_busy()),
+            None => answer.json(body),
         }
-        answer.json(body)
     }
 }
 
 pub(super) fn field_error(api_field: &str, e: FieldError) -> Refusal {
-    Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+    Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField)
         .field(api_field)
         .reason(e.reason)
 }
@@ -119,7 +114,7 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
-        let refusal = Refusal::new(StatusCode::BAD_REQUEST, "bad_json");
+        let refusal = Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::BadJson);
         if field != "." {
             refusal.field(&field)
         } else {
@@ -129,7 +124,7 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
 }
 
 fn unauthorized() -> Refusal {
-    Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized")
+    Refusal::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized)
 }
 
 fn answer<T>(outcome: Result<T, Refusal>, ok: impl FnOnce(T) -> HttpResponse) -> HttpResponse {
@@ -183,9 +178,11 @@ fn recorder(auth: &Authed) -> Result<Result<RecorderCtx, Refusal>, AppError> {
     let forbidden = |code| Refusal::new(StatusCode::FORBIDDEN, code);
     Ok(match recording::recorder_of(auth) {
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(NotRecorder::NoSite)) => Err(forbidden("no_site")),
-        Ok(Err(NotRecorder::Role)) | Err(AppError::Forbidden) => Err(forbidden("forbidden")),
-        Err(AppError::PasswordChangeRequired) => Err(forbidden("password_change_required")),
+        Ok(Err(NotRecorder::NoSite)) => Err(forbidden(ErrorCode::NoSite)),
+        Ok(Err(NotRecorder::Role)) | Err(AppError::Forbidden) => {
+            Err(forbidden(ErrorCode::Forbidden))
+        }
+        Err(AppError::PasswordChangeRequired) => Err(forbidden(ErrorCode::PasswordChangeRequired)),
         Err(e) => return Err(e),
     })
 }
@@ -198,32 +195,34 @@ pub(super) fn internal(e: AppError) -> Refusal {
     }
     tracing::error!(error = %cause, "api request failed");
     match e {
-        AppError::Forbidden => Refusal::new(StatusCode::FORBIDDEN, "forbidden"),
-        AppError::Unavailable(_) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        _ => Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        AppError::Forbidden => Refusal::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+        AppError::Unavailable(_) => {
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
+        }
+        _ => Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
     }
 }
 
 fn refusal(e: DoseError) -> Refusal {
     match e {
         DoseError::NotIssued => {
-            Refusal::new(StatusCode::NOT_FOUND, "ticket_not_issued").field("ticket")
+            Refusal::new(StatusCode::NOT_FOUND, ErrorCode::TicketNotIssued).field("ticket")
         }
         DoseError::Invalidated => {
-            Refusal::new(StatusCode::CONFLICT, "ticket_invalidated").field("ticket")
+            Refusal::new(StatusCode::CONFLICT, ErrorCode::TicketInvalidated).field("ticket")
         }
         DoseError::DoseChanged { current, .. } => Refusal {
             due: Some(current),
-            ..Refusal::new(StatusCode::CONFLICT, "dose_changed").field("dose_number")
+            ..Refusal::new(StatusCode::CONFLICT, ErrorCode::DoseChanged).field("dose_number")
         },
-        DoseError::Paused => {
-            Refusal::new(StatusCode::TOO_MANY_REQUESTS, "too_many_unknown_tickets")
-        }
-        DoseError::KeyReused => {
-            Refusal::new(StatusCode::CONFLICT, "idempotency_key_reused").field("Idempotency-Key")
-        }
+        DoseError::Paused => Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyUnknownTickets,
+        ),
+        DoseError::KeyReused => Refusal::new(StatusCode::CONFLICT, ErrorCode::IdempotencyKeyReused)
+            .field("Idempotency-Key"),
         DoseError::UnknownProduct => {
-            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField)
                 .field("product_code")
                 .reason(Reason::UnknownProduct)
         }
@@ -275,20 +274,50 @@ where
     .await
 }
 
-#[derive(Deserialize)]
-struct LoginRequest {
-    login_id: Option<String>,
-    password: Option<String>,
-    totp_code: Option<String>,
-}
-
+/// Sign in
+///
 /// Signs a machine client in; the token goes in `Authorization: Bearer`.
+/// A missing login id or password is refused before anything is checked
+/// (and counts as no attempt).
+#[utoipa::path(
+    tag = "sessions",
+    request_body = LoginRequest,
+    responses(
+        (status = 201, description = "Signed in.", body = Session),
+        (status = 400, response = BadJson),
+        (status = 401, description = "`login_refused`", body = ApiError),
+        (status = 413, response = TooLarge),
+        (status = 422, description = "`invalid_field`: `login_id` or `password` is empty", body = ApiError),
+        (status = 503, response = Busy),
+    ),
+)]
 #[post("/api/v1/sessions")]
 async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let r: LoginRequest = match parse_json(&body) {
         Ok(r) => r,
         Err(refused) => return refused.response(),
     };
+    // What is missing or malformed is no attempt at an account: it is
+    // refused by its field before anything is checked.
+    let invalid = |field: &str, reason| {
+        Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField)
+            .field(field)
+            .reason(reason)
+            .response()
+    };
+    for (field, value) in [("login_id", &r.login_id), ("password", &r.password)] {
+        if value.as_deref().is_none_or(str::is_empty) {
+            return invalid(field, Reason::Empty);
+        }
+    }
+    if let Some(code) = r.totp_code.as_deref().filter(|c| !c.is_empty()) {
+        if !code.bytes().all(|b| b.is_ascii_digit()) {
+            return invalid("totp_code", Reason::NotDigits);
+        }
+        if code.len() != 6 {
+            return invalid("totp_code", Reason::WrongLength(6));
+        }
+    }
     let addr = super::auth::client_addr(&req);
     let st = state.clone();
     let outcome = web::block(move || {
@@ -301,19 +330,29 @@ async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -
     })
     .await;
     match outcome {
-        Ok(Ok(s)) => HttpResponse::Created().json(json!({
-            "token": s.token,
-            "token_type": "Bearer",
-            "idle_timeout_minutes": accounts::IDLE_MINUTES,
-            "role": s.account.role,
-        })),
+        Ok(Ok(s)) => HttpResponse::Created().json(Session {
+            token: s.token,
+            token_type: "Bearer",
+            idle_timeout_minutes: accounts::IDLE_MINUTES,
+            role: s.account.role,
+        }),
         Ok(Err(LoginError::Refused)) => {
-            Refusal::new(StatusCode::UNAUTHORIZED, "login_refused").response()
+            Refusal::new(StatusCode::UNAUTHORIZED, ErrorCode::LoginRefused).response()
         }
-        _ => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable").response(),
+        _ => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable).response(),
     }
 }
 
+/// Sign out
+#[utoipa::path(
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out."),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Busy),
+    ),
+)]
 #[delete("/api/v1/sessions")]
 async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let st = state.clone();
@@ -325,14 +364,27 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     answer(done, |()| HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
-struct CheckRequest {
-    ticket: Option<String>,
-    product_code: Option<String>,
-}
-
+/// Check a ticket before recording
+///
 /// What a site sees before recording: municipality, ticket, masked hint,
 /// the dose due and any block. Nothing is written but the log line.
+#[utoipa::path(
+    tag = "sites",
+    security(("bearer" = [])),
+    request_body = CheckRequest,
+    responses(
+        (status = 200, description = "The ticket and what a dose today would be.", body = TicketCheck),
+        (status = 400, response = BadJson),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden` (not a recording account), `no_site`, `password_change_required`", body = ApiError),
+        (status = 404, description = "`ticket_not_issued`", body = ApiError),
+        (status = 409, description = "`ticket_invalidated`", body = ApiError),
+        (status = 413, response = TooLarge),
+        (status = 422, description = "`invalid_field` naming the field", body = ApiError),
+        (status = 429, description = "`too_many_unknown_tickets`: the site is paused after many unknown tickets", body = ApiError),
+        (status = 503, response = Busy),
+    ),
+)]
 #[post("/api/v1/tickets/check")]
 async fn check_ticket(
     req: HttpRequest,
@@ -342,7 +394,12 @@ async fn check_ticket(
     let input = parse_json::<CheckRequest>(&body).and_then(|r| {
         let ticket = TicketRef::parse(r.ticket.as_deref().unwrap_or_default())
             .map_err(|e| field_error("ticket", e))?;
-        Ok((ticket, r.product_code))
+        // Optional: without one, the check leaves the product out.
+        let product = match r.product_code.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(p) => Some(ProductCode::parse(p).map_err(|e| field_error("product_code", e))?),
+        };
+        Ok((ticket, product))
     });
     let outcome = as_recorder(
         &req,
@@ -355,36 +412,35 @@ async fn check_ticket(
     )
     .await;
     answer(outcome, |p| {
-        HttpResponse::Ok().json(json!({
-            "municipality_code": p.municipality.as_str(),
-            "ticket_number": p.ticket.as_str(),
-            "hint": p.hint,
-            "dose_number_due": p.dose_number,
-            "blocks": p.blocks.iter().map(|b| b.code()).collect::<Vec<_>>(),
-            "earliest_date": p.earliest.map(|d| d.to_string()),
-        }))
+        HttpResponse::Ok().json(TicketCheck {
+            municipality_code: p.municipality.as_str().to_string(),
+            ticket_number: p.ticket.as_str().to_string(),
+            hint: wire::Hint {
+                kana_initials: p.hint.kana_initials,
+                birth_year: p.hint.birth_year,
+                birth_month: p.hint.birth_month,
+            },
+            dose_number_due: p.dose_number,
+            blocks: p.blocks.iter().map(|b| b.code().to_string()).collect(),
+            earliest_date: p.earliest.map(|d| d.to_string()),
+        })
     })
 }
 
-#[derive(Deserialize)]
-struct DoseRequest {
-    ticket: Option<String>,
-    administered_on: Option<String>,
-    product_code: Option<String>,
-    lot_number: Option<String>,
-    dose_number: Option<u8>,
-}
-
-fn recorded_body(d: &Recorded) -> serde_json::Value {
-    json!({
-        "dose_id": d.dose_id,
-        "municipality_code": d.municipality.as_str(),
-        "ticket_number": d.ticket.as_str(),
-        "dose_number": d.dose_number,
-        "status": if d.queued() { "queued" } else { "recorded" },
-        "rules": d.rules.iter().map(|r| r.code()).collect::<Vec<_>>(),
-        "replayed": d.replayed,
-    })
+fn recorded_body(d: &Recorded) -> Dose {
+    Dose {
+        dose_id: d.dose_id.clone(),
+        municipality_code: d.municipality.as_str().to_string(),
+        ticket_number: d.ticket.as_str().to_string(),
+        dose_number: d.dose_number,
+        status: if d.queued() {
+            DoseStatus::Queued
+        } else {
+            DoseStatus::Recorded
+        },
+        rules: d.rules.iter().map(|r| r.code().to_string()).collect(),
+        replayed: d.replayed,
+    }
 }
 
 /// The recording a request asks for, every field parsed and named if bad.
@@ -404,21 +460,15 @@ fn record_input(req: &HttpRequest, body: &[u8]) -> Result<RecordInput, Refusal> 
         r.administered_on.as_deref().unwrap_or_default(),
     )
     .map_err(|e| field_error("administered_on", e))?;
-    let product_code = r.product_code.unwrap_or_default().trim().to_string();
-    if product_code.is_empty() {
-        return Err(
-            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
-                .field("product_code")
-                .reason(Reason::Empty),
-        );
-    }
+    let product_code = ProductCode::parse(r.product_code.as_deref().unwrap_or_default())
+        .map_err(|e| field_error("product_code", e))?;
     let lot = LotNumber::parse(r.lot_number.as_deref().unwrap_or_default())
         .map_err(|e| field_error("lot_number", e))?;
     if let Some(n) = r.dose_number
         && !(1..=9).contains(&n)
     {
         return Err(
-            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField)
                 .field("dose_number")
                 .reason(Reason::OutOfRange(1, 9)),
         );
@@ -433,8 +483,32 @@ fn record_input(req: &HttpRequest, body: &[u8]) -> Result<RecordInput, Refusal> 
     })
 }
 
-/// Records a dose by ticket. The `Idempotency-Key` header makes a retry
-/// (same key) answer with the dose the first request recorded.
+/// Record a dose by ticket
+///
+/// The `Idempotency-Key` header makes a retry (same key) answer with the
+/// dose the first request recorded.
+#[utoipa::path(
+    tag = "sites",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header, min_length = 16, max_length = 64, pattern = "^[A-Za-z0-9_-]+$",
+         description = "16–64 of A–Z a–z 0–9 - _ (a UUID fits), new for each dose. Sending the same key again (a retry after a dropped connection, a double tap) records nothing new and answers with the dose the first request recorded."),
+    ),
+    request_body = DoseRequest,
+    responses(
+        (status = 201, description = "Recorded (status recorded), or recorded into the municipality's to-check queue (status queued).", body = Dose),
+        (status = 200, description = "A repeat of an earlier request with the same Idempotency-Key: nothing new was recorded.", body = Dose),
+        (status = 400, response = BadJson),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`, `no_site`, `password_change_required`", body = ApiError),
+        (status = 404, description = "`ticket_not_issued`", body = ApiError),
+        (status = 409, description = "`ticket_invalidated`, `dose_changed` (with `dose_number_due`), `idempotency_key_reused`", body = ApiError),
+        (status = 413, response = TooLarge),
+        (status = 422, description = "`invalid_field` naming the field (or the `Idempotency-Key` header)", body = ApiError),
+        (status = 429, description = "`too_many_unknown_tickets`", body = ApiError),
+        (status = 503, response = Busy),
+    ),
+)]
 #[post("/api/v1/doses")]
 async fn record_dose(
     req: HttpRequest,
@@ -447,7 +521,7 @@ async fn record_dose(
             conn,
             token,
             i.ticket.municipality,
-            &i.product_code,
+            i.product_code.as_str(),
             i.lot.as_str(),
         )
         .map(|found| found.map(|(live, read)| (live, Some(read))))
@@ -461,23 +535,6 @@ async fn record_dose(
         };
         HttpResponse::build(status).json(recorded_body(&d))
     })
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ConsentRequest {
-    form_received: Option<bool>,
-    id_document: Option<String>,
-    checked_by: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InquiryRequest {
-    individual_number: Option<String>,
-    source_municipality_code: Option<String>,
-    consent: Option<ConsentRequest>,
-    purpose: Option<String>,
 }
 
 /// The API's name for a field the domain names in Japanese.
@@ -494,10 +551,30 @@ fn api_field(domain: &str) -> &'static str {
     }
 }
 
+/// Ask a former municipality for a person's dose history (転出元への接種記録照会)
+///
 /// Flow 4 for municipal systems: one person's transfer inquiry, under the
-/// window's rules — inquiry permission, the municipality's LG-WAN networks,
-/// consent recorded, rate limits — and answered no sooner than the same
-/// floor. A miss is one uniform answer whatever its cause.
+/// window's rules — inquiry and individual-number permissions, the
+/// municipality's LG-WAN networks, consent recorded, rate limits — and
+/// answered no sooner than the same floor. A miss is one uniform answer
+/// whatever its cause. Every inquiry and refusal is in the asking
+/// municipality's operation log; both sides keep a provision record
+/// (metadata only).
+#[utoipa::path(
+    tag = "municipal systems",
+    security(("bearer" = [])),
+    request_body = InquiryRequest,
+    responses(
+        (status = 200, description = "The answer: matched, or the one uniform no_match.", body = TransferAnswer),
+        (status = 400, description = "`bad_json` (also for a field the request does not take)", body = ApiError),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden` (not municipal staff with the inquiry and individual-number permissions), `outside_lgwan` (not from the municipality's LG-WAN networks), `second_factor_required`", body = ApiError),
+        (status = 413, response = TooLarge),
+        (status = 422, description = "`invalid_field` naming the field, or `not_a_resident` (nothing was sent)", body = ApiError),
+        (status = 429, description = "`rate_limited` (the administrators of both municipalities are notified)", body = ApiError),
+        (status = 503, response = Busy),
+    ),
+)]
 #[post("/api/v1/transfer-inquiries")]
 async fn transfer_inquiry(
     req: HttpRequest,
@@ -515,7 +592,7 @@ async fn transfer_inquiry(
         move |conn, auth, (), input| {
             use crate::domain::{Permission, Role};
             use crate::flows::networks::NumberRefusal;
-            let refuse = |conn: &mut DbConn, code: &'static str, reason: &str| {
+            let refuse = |conn: &mut DbConn, code: ErrorCode, reason: &str| {
                 audit::record(
                     conn,
                     &st.audit,
@@ -538,7 +615,7 @@ async fn transfer_inquiry(
                 && permissions.contains(&Permission::Inquiry)
                 && permissions.contains(&Permission::MyNumber);
             let Some(code) = auth.municipality().filter(|_| staff) else {
-                return refuse(conn, "forbidden", NumberRefusal::Role.code());
+                return refuse(conn, ErrorCode::Forbidden, NumberRefusal::Role.code());
             };
             let has_second_factor = auth.account.totp_secret_wrapped.is_some();
             match crate::flows::networks::terminal_check(
@@ -548,8 +625,10 @@ async fn transfer_inquiry(
                 has_second_factor,
             )? {
                 Ok(()) => {}
-                Err(r @ NumberRefusal::Network) => return refuse(conn, "outside_lgwan", r.code()),
-                Err(r) => return refuse(conn, "second_factor_required", r.code()),
+                Err(r @ NumberRefusal::Network) => {
+                    return refuse(conn, ErrorCode::OutsideLgwan, r.code());
+                }
+                Err(r) => return refuse(conn, ErrorCode::SecondFactorRequired, r.code()),
             }
             let r = match input {
                 Ok(r) => r,
@@ -574,7 +653,9 @@ async fn transfer_inquiry(
                     let first = errors.into_iter().next();
                     Err(match first {
                         Some(e) => field_error(api_field(e.field), e),
-                        None => Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+                        None => {
+                            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField)
+                        }
                     })
                 }
             })
@@ -594,32 +675,36 @@ async fn transfer_inquiry(
         channel: Channel::Api,
     };
     match super::transfers::run_inquiry(&state, actor, inquiry, started).await {
-        Ok(Ok(Answer::NoMatch)) => HttpResponse::Ok().json(json!({ "outcome": "no_match" })),
+        Ok(Ok(Answer::NoMatch)) => HttpResponse::Ok().json(TransferAnswer::NoMatch),
         Ok(Ok(Answer::Matched {
             inquiry_id,
             resident_id,
             doses,
             newly_copied,
-        })) => HttpResponse::Ok().json(json!({
-            "outcome": "matched",
-            "inquiry_id": inquiry_id,
-            "resident_id": resident_id,
-            "newly_copied": newly_copied,
-            "doses": doses.iter().map(|d| json!({
-                "dose_number": d.dose_number,
-                "administered_on": d.administered_on.to_string(),
-                "product_code": d.product_code,
-                "lot_number": d.lot_number,
-                "site_name": d.site_name,
-                "site_municipality_code": d.site_municipality_code,
-            })).collect::<Vec<_>>(),
-        })),
+        })) => HttpResponse::Ok().json(TransferAnswer::Matched {
+            inquiry_id,
+            resident_id,
+            newly_copied,
+            doses: doses
+                .iter()
+                .map(|d| TransferredDose {
+                    dose_number: d.dose_number,
+                    administered_on: d.administered_on.to_string(),
+                    product_code: d.product_code.clone(),
+                    lot_number: d.lot_number.clone(),
+                    site_name: d.site_name.clone(),
+                    site_municipality_code: d.site_municipality_code.clone(),
+                })
+                .collect(),
+        }),
         Ok(Err(TransferError::NotResident)) => {
-            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "not_a_resident")
+            Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::NotAResident)
                 .field("individual_number")
                 .response()
         }
-        Ok(Err(_)) => Refusal::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited").response(),
+        Ok(Err(_)) => {
+            Refusal::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited).response()
+        }
         Err(e) => internal(e).response(),
     }
 }

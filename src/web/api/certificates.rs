@@ -6,8 +6,8 @@
 //! Nothing of the request is kept but the issued certificate's record and
 //! the operation-log lines.
 
-use super::api::{Refusal, field_error, internal, parse_json};
-use super::{AppError, with_db};
+use super::wire::{BadJson, Busy, CertificateRequest, IssuedCertificate, NoMatch, TooLarge};
+use super::{ApiError, ErrorCode, Refusal, field_error, internal, parse_json};
 use crate::audit::{self, Actor, Entry};
 use crate::db::models::tenants::{self, TenantRow};
 use crate::domain::{CertificateKind, MunicipalityCode, MyNumber, Passport};
@@ -15,28 +15,9 @@ use crate::flows::certificates::{self as flow, CertError, ChannelRequest, Issuer
 use crate::shc;
 use crate::startup::AppState;
 use crate::tenancy::Partition;
+use crate::web::{AppError, with_db};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use serde::Deserialize;
-use serde_json::json;
-
-#[derive(Deserialize)]
-struct CertificateRequest {
-    municipality_code: Option<String>,
-    individual_number: Option<String>,
-    birth_date: Option<String>,
-    kind: Option<String>,
-    passport: Option<PassportFields>,
-}
-
-#[derive(Deserialize, Default)]
-struct PassportFields {
-    family: Option<String>,
-    given: Option<String>,
-    nationality: Option<String>,
-    number: Option<String>,
-    other_name: Option<String>,
-}
 
 fn api_field(domain: &str) -> &'static str {
     use crate::domain::certificate_fields as f;
@@ -85,7 +66,7 @@ fn parse(r: CertificateRequest) -> Result<(MunicipalityCode, ChannelRequest), Re
                 )
                 .map_err(|errors| match errors.into_iter().next() {
                     Some(e) => bad(e),
-                    None => Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+                    None => Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField),
                 })?,
             )
         }
@@ -138,18 +119,43 @@ fn refused(
     )
 }
 
-/// `POST /api/v1/certificates`: see the OpenAPI document.
+/// Issue a vaccination certificate to a person through an app or kiosk channel (電子交付・コンビニ交付)
+///
+/// For registered channel clients only (a citizen app's backend, the kiosk
+/// issuance centre). The person is found by individual number and birth
+/// date in the named municipality, which must have enabled the client's
+/// channel. Nothing of the request is stored beyond the issued
+/// certificate's record; every request, refusal and issue is in the
+/// operation log, never with the individual number.
+#[utoipa::path(
+    tag = "certificate channels",
+    security(("channelClient" = [])),
+    request_body = CertificateRequest,
+    responses(
+        (status = 201, description = "The certificate was issued.", body = IssuedCertificate),
+        (status = 400, response = BadJson),
+        (status = 401, description = "`unknown_client`: no, an unknown or a revoked secret", body = ApiError),
+        (status = 403, description = "`outside_network` (the client calls from outside the networks registered for it; a kiosk centre must call over LG-WAN), `channel_not_enabled` (the municipality does not answer this channel, or is not on the platform)", body = ApiError),
+        (status = 404, description = "No resident with this number and birth date: one answer whatever the cause.", body = NoMatch),
+        (status = 413, response = TooLarge),
+        (status = 422, description = "`invalid_field` naming the field (`passport.*` for an overseas certificate), or `no_valid_doses`", body = ApiError),
+        (status = 503, response = Busy),
+    ),
+)]
 #[post("/api/v1/certificates")]
 pub async fn request_certificate(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let unauthorized = || Refusal::new(StatusCode::UNAUTHORIZED, "unknown_client");
+    let unauthorized = || Refusal::new(StatusCode::UNAUTHORIZED, ErrorCode::UnknownClient);
     let Some(secret) = secret_of(&req) else {
         return unauthorized().response();
     };
-    let (addr, ip) = (super::auth::client_addr(&req), super::auth::client_ip(&req));
+    let (addr, ip) = (
+        crate::web::auth::client_addr(&req),
+        crate::web::auth::client_ip(&req),
+    );
     let input = parse_json::<CertificateRequest>(&body).and_then(parse);
     let st = state.clone();
     let outcome = with_db(&state, move |conn| {
@@ -176,14 +182,14 @@ pub async fn request_certificate(
             )?;
             return Ok(Outcome::Refused(Refusal::new(
                 StatusCode::FORBIDDEN,
-                "outside_network",
+                ErrorCode::OutsideNetwork,
             )));
         }
         let (code, request) = match input {
             Ok(v) => v,
             Err(r) => return Ok(Outcome::Refused(r)),
         };
-        let closed = || Refusal::new(StatusCode::FORBIDDEN, "channel_not_enabled");
+        let closed = || Refusal::new(StatusCode::FORBIDDEN, ErrorCode::ChannelNotEnabled);
         let tenant = TenantRow::find(conn, code.as_str())?.filter(|t| t.status == tenants::ACTIVE);
         let Some(tenant) = tenant else {
             refused(
@@ -217,7 +223,7 @@ pub async fn request_certificate(
                 Err(CertError::ChannelClosed) => Ok(Err(closed())),
                 Err(CertError::NoDoses) => Ok(Err(Refusal::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "no_valid_doses",
+                    ErrorCode::NoValidDoses,
                 ))),
                 Err(e) => Err(e),
                 Ok(v) => Ok(Ok(v)),
@@ -233,14 +239,14 @@ pub async fn request_certificate(
     match outcome {
         Ok(Outcome::Issued(i)) => HttpResponse::Created()
             .insert_header(("cache-control", "no-store"))
-            .json(json!({
-                "certificate_id": i.row.id,
-                "issued_on": i.row.issued_on.to_string(),
-                "kind": i.row.kind,
-                "qr_text": shc::numeric(&i.jws),
-                "verifiableCredential": [i.jws],
-            })),
-        Ok(Outcome::NoMatch) => HttpResponse::NotFound().json(json!({ "outcome": "no_match" })),
+            .json(IssuedCertificate {
+                certificate_id: i.row.id.clone(),
+                issued_on: i.row.issued_on.to_string(),
+                kind: i.row.kind.clone(),
+                qr_text: shc::numeric(&i.jws),
+                verifiable_credential: vec![i.jws],
+            }),
+        Ok(Outcome::NoMatch) => HttpResponse::NotFound().json(NoMatch::NoMatch),
         Ok(Outcome::Refused(r)) => r.response(),
         Err(e) => internal(e).response(),
     }
