@@ -31,6 +31,9 @@ pub struct AppState {
     pub runner: Arc<str>,
     /// The operation log's witness file (see `audit::witness`).
     pub witness: Arc<crate::audit::witness::Witness>,
+    /// On SQLite, where dose recordings are committed in groups (see
+    /// `db::commit_group`); none on PostgreSQL.
+    pub commits: Option<Arc<db::commit_group::CommitGroup>>,
 }
 
 /// How long a job's lease lasts without being renewed (every write
@@ -165,6 +168,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
         flows::accounts::bootstrap_operator(&mut conn, &audit)?
     };
     drop(conn);
+    let commits = commit_group(&pool)?;
     Ok(Prepared {
         state: AppState {
             pool,
@@ -180,6 +184,7 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
                 &common.audit_witness_path(),
                 &audit,
             )?),
+            commits,
         },
         bootstrap_operator,
         created_master_key,
@@ -189,6 +194,22 @@ pub fn prepare(common: &Common, pool_size: u32) -> anyhow::Result<Prepared> {
         owns_tables,
         durability,
     })
+}
+
+/// The commit group of a SQLite database (see `db::commit_group`).
+pub fn commit_group(
+    pool: &db::Pool,
+) -> std::io::Result<Option<Arc<db::commit_group::CommitGroup>>> {
+    let sqlite = pool
+        .get()
+        .map(|c| matches!(*c, db::DbConn::Sqlite(_)))
+        .unwrap_or(false);
+    if !sqlite {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(db::commit_group::CommitGroup::start(
+        pool.clone(),
+    )?)))
 }
 
 /// How often the log writer chains the operation-log lines written to be

@@ -778,6 +778,7 @@ pub(crate) fn bench_state(
         stats_min_cell: crate::flows::statistics::DEFAULT_MIN_CELL,
         runner: "bench".into(),
         witness: std::sync::Arc::new(witness),
+        commits: crate::startup::commit_group(&db.pool)?,
     })
 }
 

@@ -2,6 +2,7 @@
 //! embedded migrations, and the row models. Backend-specific SQL lives here
 //! and only here, as a `match` on `DbConn`.
 
+pub mod commit_group;
 pub mod models;
 pub mod schema;
 pub mod stat_counts;
@@ -726,8 +727,11 @@ pub fn chain_head(conn: &mut DbConn, chain: &str) -> Result<Option<(i64, String)
 /// by their indexes without statistics.
 pub fn refresh_statistics(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
-    if let DbConn::Postgresql(c) = conn {
-        c.batch_execute("ANALYZE residents, tickets, doses")?;
+    match conn {
+        DbConn::Postgresql(c) => c.batch_execute("ANALYZE residents, tickets, doses")?,
+        // The bulk load's write-ahead log copied back and emptied, as the
+        // server's own checkpoints would have done while it loaded.
+        DbConn::Sqlite(c) => c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")?,
     }
     Ok(())
 }
@@ -832,6 +836,15 @@ where
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     type Manager = <DbConn as Connection>::TransactionManager;
+    if Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .map_err(E::from)?
+        .is_some()
+    {
+        // Inside a transaction already (a commit group's): it is the
+        // snapshot.
+        return work(conn);
+    }
     match conn {
         DbConn::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
             c,

@@ -123,6 +123,24 @@ where
     .map_err(|e| AppError::Internal(e.to_string()))?
 }
 
+/// Runs writing work as `with_db` does, but on SQLite in the next commit
+/// group (see `db::commit_group`): answered once its group is on disk. Work
+/// the group could not take or run changed nothing, and is answered as a
+/// busy database.
+pub async fn with_db_grouped<T, F>(state: &crate::startup::AppState, work: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::db::DbConn) -> Result<T, AppError> + Send + 'static,
+{
+    match &state.commits {
+        Some(group) => group
+            .run(work)
+            .await
+            .unwrap_or_else(|_| Err(AppError::Busy("the commit group took no more work".into()))),
+        None => with_db(state, work).await,
+    }
+}
+
 /// A field error in the page's language.
 pub fn field_message(t: &crate::i18n::T, reason: crate::domain::Reason) -> String {
     if t.is_en() {

@@ -297,7 +297,7 @@ pub async fn record(
     input: RecordInput,
 ) -> Result<Result<Recorded, DoseError>, AppError> {
     let (st, r) = (state.clone(), rec.clone());
-    with_db(state, move |conn| record_on(conn, &st, &r, input, None)).await
+    super::with_db_grouped(state, move |conn| record_on(conn, &st, &r, input, None)).await
 }
 
 /// The products a site may choose and the lots known for one of them.

@@ -1121,3 +1121,55 @@ async fn recording_log_lines_are_chained_by_the_log_writer_in_order() {
     let report = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), None).unwrap();
     assert_eq!(report[0].broken_at, None);
 }
+
+/// Many sites recording at once: the doses of one moment are committed
+/// together (on SQLite, in one commit group), and each is answered only
+/// once it is stored — every answer names a stored dose of its own ticket,
+/// with its operation-log line, in the partition that issued the ticket.
+#[tokio::test]
+async fn many_recordings_at_once_are_each_answered_once_stored() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let token = app.api_token("082040-tablet", DEMO_PASSWORD).await;
+    let tickets: Vec<(String, String)> = ["082040", "131016"]
+        .into_iter()
+        .flat_map(|m| demo_tickets(&app, m).into_iter().skip(20).take(15))
+        .collect();
+    let before = doses_of(&app, "082040").len() + doses_of(&app, "131016").len();
+    let answers = futures_util::future::join_all(tickets.iter().enumerate().map(|(i, (t, _))| {
+        let body = serde_json::json!({"ticket": t, "administered_on": today(),
+            "product_code": "PFZ_JN1_12P", "lot_number": "FA1001"});
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.api_dose(&token, &format!("many-at-once-{i:08}"), body)
+                .await
+        }
+    }))
+    .await;
+    let mut ids = Vec::new();
+    for ((status, body), (ticket, _)) in answers.iter().zip(&tickets) {
+        assert!(*status == 201, "{status} {body}");
+        assert_eq!(
+            format!(
+                "{}{}",
+                body["municipality_code"].as_str().unwrap(),
+                body["ticket_number"].as_str().unwrap()
+            ),
+            *ticket
+        );
+        ids.push(body["dose_id"].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), tickets.len());
+    let after = doses_of(&app, "082040").len() + doses_of(&app, "131016").len();
+    assert_eq!(after - before, tickets.len());
+    vrs::audit::flush(&mut app.conn(), &app.state.audit).unwrap();
+    let logged: i64 = audit_log::table
+        .filter(audit_log::action.eq("doses.record"))
+        .filter(audit_log::login_id.eq("082040-tablet"))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(logged, tickets.len() as i64);
+}

@@ -134,12 +134,22 @@ fn answer<T>(outcome: Result<T, Refusal>, ok: impl FnOnce(T) -> HttpResponse) ->
     }
 }
 
+/// How a request's database work is committed.
+#[derive(Clone, Copy)]
+enum Commit {
+    /// On its own connection, as it goes.
+    Alone,
+    /// In the next commit group (a recording: see `db::commit_group`).
+    Grouped,
+}
+
 /// Resolves the bearer token to its live session (with whatever else
 /// `resolve` reads in the same query, given the request's `input`) and runs
-/// `work` as that caller, on one pooled connection for the whole request.
+/// `work` as that caller, on one connection for the whole request.
 async fn as_caller<I, T, X, R, F>(
     req: &HttpRequest,
     state: &AppState,
+    commit: Commit,
     input: I,
     resolve: R,
     work: F,
@@ -159,13 +169,16 @@ where
         .filter(|t| !t.is_empty())
         .ok_or_else(unauthorized)?;
     let (addr, ip) = (super::auth::client_addr(req), super::auth::client_ip(req));
-    let outcome = with_db(state, move |conn| {
+    let request = move |conn: &mut DbConn| {
         let Some((live, read)) = resolve(conn, &token, &input)? else {
             return Ok(Err(unauthorized()));
         };
         work(conn, Authed::of(live, token, addr, ip), read, input)
-    })
-    .await;
+    };
+    let outcome = match commit {
+        Commit::Alone => with_db(state, request).await,
+        Commit::Grouped => super::with_db_grouped(state, request).await,
+    };
     outcome.unwrap_or_else(|e| Err(internal(e)))
 }
 
@@ -236,6 +249,7 @@ fn refusal(e: DoseError) -> Refusal {
 async fn as_recorder<I, X, T, R, F>(
     req: &HttpRequest,
     state: &AppState,
+    commit: Commit,
     input: Result<I, Refusal>,
     resolve: R,
     work: F,
@@ -257,6 +271,7 @@ where
     as_caller(
         req,
         state,
+        commit,
         input,
         resolve,
         move |conn, auth, read, input| {
@@ -356,10 +371,17 @@ async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -
 #[delete("/api/v1/sessions")]
 async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let st = state.clone();
-    let done = as_caller(&req, &state, (), session, move |conn, auth, (), ()| {
-        accounts::logout(conn, &st.audit, &auth.token, &auth.account, &auth.addr)?;
-        Ok(Ok(()))
-    })
+    let done = as_caller(
+        &req,
+        &state,
+        Commit::Alone,
+        (),
+        session,
+        move |conn, auth, (), ()| {
+            accounts::logout(conn, &st.audit, &auth.token, &auth.account, &auth.addr)?;
+            Ok(Ok(()))
+        },
+    )
     .await;
     answer(done, |()| HttpResponse::NoContent().finish())
 }
@@ -404,6 +426,7 @@ async fn check_ticket(
     let outcome = as_recorder(
         &req,
         &state,
+        Commit::Alone,
         input,
         session,
         |conn, st, rec, (ticket, product), ()| {
@@ -526,7 +549,15 @@ async fn record_dose(
         )
         .map(|found| found.map(|(live, read)| (live, Some(read))))
     };
-    let outcome = as_recorder(&req, &state, input, resolve, recording::record_on).await;
+    let outcome = as_recorder(
+        &req,
+        &state,
+        Commit::Grouped,
+        input,
+        resolve,
+        recording::record_on,
+    )
+    .await;
     answer(outcome, |d| {
         let status = if d.replayed {
             StatusCode::OK
@@ -587,6 +618,7 @@ async fn transfer_inquiry(
     let allowed = as_caller(
         &req,
         &state,
+        Commit::Alone,
         input,
         session,
         move |conn, auth, (), input| {
