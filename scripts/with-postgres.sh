@@ -7,7 +7,8 @@
 # stopped and removed when the command ends, whatever its outcome.
 # TEST_DATABASE_SOCKET_URL names the same database over the Unix socket.
 # The cluster skips the disk syncs (fsync=off) so the tests run fast;
-# VRS_PG_DURABLE=1 keeps PostgreSQL's durable defaults, for benchmarks.
+# VRS_PG_DURABLE=1 keeps PostgreSQL's durable defaults, for benchmarks;
+# VRS_PG_OPTIONS adds server settings (-c name=value ...).
 #   scripts/with-postgres.sh cargo test
 #   VRS_PG_DURABLE=1 scripts/with-postgres.sh sh -c 'vrs bench record --postgres "$TEST_DATABASE_SOCKET_URL"'
 set -euo pipefail
@@ -44,7 +45,7 @@ if [ "${VRS_PG_DURABLE:-}" = 1 ]; then
   fast="-c shared_buffers=1GB -c max_wal_size=8GB"
 fi
 "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w -t 60 \
-  -o "-p $port -k $work -c listen_addresses=127.0.0.1 -c max_connections=300 $fast" \
+  -o "-p $port -k $work -c listen_addresses=127.0.0.1 -c max_connections=300 $fast ${VRS_PG_OPTIONS:-}" \
   start >/dev/null || { cat "$work/server.log" >&2; exit 1; }
 
 "${as_pg[@]}" "$PGBIN/psql" -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -p "$port" -U postgres -d postgres <<'SQL'
