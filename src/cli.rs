@@ -188,6 +188,22 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Every page of the route table opened by a city's staff, administrator
+    /// and site tablet, in a municipality of a city's size.
+    Pages {
+        /// Residents of the municipality, each with an active ticket.
+        #[arg(long, default_value_t = 1_000_000)]
+        residents: usize,
+        /// Doses spread over them.
+        #[arg(long, default_value_t = 3_000_000)]
+        doses: usize,
+        /// Timed requests per page.
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        /// As for `bench import`.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// A large resident import of one municipality next to doses recorded
     /// for others' tickets (wrk), each against itself alone.
     Contention {
@@ -385,6 +401,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 workers,
             };
             print!("{}", crate::bench::record::run(&opts, postgres.as_deref())?);
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Pages {
+            residents,
+            doses,
+            requests,
+            postgres,
+        }) => {
+            let opts = crate::bench::pages::Options {
+                residents,
+                doses,
+                requests,
+            };
+            print!("{}", crate::bench::pages::run(&opts, postgres.as_deref())?);
             Ok(())
         }
         Command::Bench(BenchCmd::Transfer {

@@ -13,7 +13,6 @@ use super::record::{
     self, BenchServer, LOT, LUA_COMMON, LUA_RECORD, POOL_SIZE, PRODUCT, WRK_THREADS, WrkRun,
 };
 use super::{BenchImport, Scratch, cores, write_resident_file};
-use crate::config::Common;
 use crate::domain::MunicipalityCode;
 use anyhow::Context;
 use std::fmt::Write as _;
@@ -146,14 +145,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
 
     let scratch = Scratch::new(postgres_url)?;
     let backend = scratch.backend();
-    let common = Common {
-        data_dir: scratch.dir().join("data"),
-        audit_witness: None,
-        migration_database_url: None,
-        database_url: Some(scratch.url().clone()),
-        master_key_file: Some(scratch.dir().join("data/master.key")),
-        production: false,
-    };
+    let common = scratch.common();
     let prepared = crate::startup::prepare(&common, POOL_SIZE)?;
     let state = prepared.state.clone();
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 pub mod cards;
 pub mod contention;
+pub mod pages;
 pub mod record;
 pub mod statistics;
 pub mod transfer;
@@ -212,12 +213,49 @@ impl Scratch {
         &self.dir
     }
 
+    /// The settings `vrs serve` would be started with on this database,
+    /// its data folder (master key) inside the scratch folder.
+    pub fn common(&self) -> crate::config::Common {
+        crate::config::Common {
+            data_dir: self.dir.join("data"),
+            audit_witness: None,
+            migration_database_url: None,
+            database_url: Some(self.url.clone()),
+            master_key_file: Some(self.dir.join("data/master.key")),
+            production: false,
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         if self.pg.is_some() {
             "PostgreSQL"
         } else {
             "SQLite"
         }
+    }
+}
+
+/// An active ticket the bench issued, for the given dose number.
+pub(crate) fn active_ticket(
+    code: &str,
+    ticket_number: String,
+    resident_id: String,
+    dose_number: i32,
+    at: chrono::NaiveDateTime,
+) -> crate::db::models::tickets::TicketRow {
+    crate::db::models::tickets::TicketRow {
+        municipality_code: code.into(),
+        ticket_number,
+        resident_id,
+        kind: 1,
+        dose_number,
+        status: crate::db::models::tickets::ACTIVE.into(),
+        issued_at: at,
+        issued_by: "bench".into(),
+        invalidated_at: None,
+        invalidated_reason: None,
+        staged_seq: None,
+        retired_seq: None,
     }
 }
 
@@ -448,20 +486,13 @@ fn plain_insert(
                 birth_bucket: Some(bucket),
                 staged_seq: None,
             });
-            tix.push(TicketRow {
-                municipality_code: code.into(),
-                ticket_number: String::from_utf8_lossy(&cell(7)).into_owned(),
-                resident_id: id,
-                kind: 1,
-                dose_number: 1,
-                status: "active".into(),
-                issued_at: at,
-                issued_by: "bench".into(),
-                invalidated_at: None,
-                invalidated_reason: None,
-                staged_seq: None,
-                retired_seq: None,
-            });
+            tix.push(active_ticket(
+                code,
+                String::from_utf8_lossy(&cell(7)).into_owned(),
+                id,
+                1,
+                at,
+            ));
             lines += 1;
             // The same batch size as the import's.
             if people.len() == 5000 {

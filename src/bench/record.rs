@@ -12,12 +12,12 @@
 
 use super::{Scratch, cores};
 use crate::audit::Actor;
-use crate::config::{AccessLog, Common, ServeArgs};
+use crate::config::{AccessLog, ServeArgs};
 use crate::db::DbConn;
 use crate::db::models::audit_log::AuditRow;
 use crate::db::models::doses::{self as dose_rows, DoseRow};
 use crate::db::models::residents::ResidentRow;
-use crate::db::models::tickets::{self as ticket_rows, TicketRow};
+use crate::db::models::tickets::TicketRow;
 use crate::db::models::vaccines::LotRow;
 use crate::domain::{AddresseeNumber, LoginId, MunicipalityCode, MyNumber, NewPassword, Role};
 use crate::flows::doses::NewDose;
@@ -100,7 +100,7 @@ fn bench_resident(code: MunicipalityCode, i: usize) -> anyhow::Result<NewResiden
     Ok(r)
 }
 
-pub(super) fn ticket_number(i: usize) -> String {
+pub fn ticket_number(i: usize) -> String {
     format!("{:010}", 1_000_000_000 + i)
 }
 
@@ -108,7 +108,7 @@ pub(super) fn ticket_number(i: usize) -> String {
 /// partition transaction, `n` residents with one active ticket each (the
 /// run's tickets), and as many again with a dose already recorded: a
 /// campaign under way, whose doses table has rows and statistics.
-pub(super) fn fill_municipality(
+pub fn fill_municipality(
     conn: &mut DbConn,
     master: &crate::crypto::MasterKey,
     code: MunicipalityCode,
@@ -154,20 +154,13 @@ pub(super) fn fill_municipality(
             let mut tickets = Vec::with_capacity(chunk.len());
             for (k, p) in chunk.iter().enumerate() {
                 let id = uuid::Uuid::now_v7().to_string();
-                tickets.push(TicketRow {
-                    municipality_code: code.to_string(),
-                    ticket_number: ticket_number(chunk_no * BATCH + k),
-                    resident_id: id.clone(),
-                    kind: 1,
-                    dose_number: 1,
-                    status: ticket_rows::ACTIVE.into(),
-                    issued_at: at,
-                    issued_by: "bench".into(),
-                    invalidated_at: None,
-                    invalidated_reason: None,
-                    staged_seq: None,
-                    retired_seq: None,
-                });
+                tickets.push(super::active_ticket(
+                    code.as_str(),
+                    ticket_number(chunk_no * BATCH + k),
+                    id.clone(),
+                    1,
+                    at,
+                ));
                 rows.push(residents::new_row(scope, p, id, at));
             }
             ResidentRow::insert_many(scope, conn, &rows)?;
@@ -180,7 +173,7 @@ pub(super) fn fill_municipality(
 
 /// A known lot of the product, so no dose waits in the queue for an
 /// unknown lot.
-pub(super) fn add_lot(conn: &mut DbConn) -> anyhow::Result<()> {
+pub fn add_lot(conn: &mut DbConn) -> anyhow::Result<()> {
     if !LotRow::exists(conn, PRODUCT, LOT)? {
         LotRow {
             product_code: PRODUCT.into(),
@@ -196,7 +189,7 @@ pub(super) fn add_lot(conn: &mut DbConn) -> anyhow::Result<()> {
 
 /// A mass vaccination site of `code` and a tablet account bound to it;
 /// returns the tablet's login and password.
-pub(super) fn site_tablet(
+pub fn site_tablet(
     conn: &mut DbConn,
     audit: &crate::audit::AuditKey,
     code: MunicipalityCode,
@@ -586,14 +579,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     // The database and the application state, as `vrs serve` opens them.
     let scratch = Scratch::new(postgres_url)?;
     let backend = scratch.backend();
-    let common = Common {
-        data_dir: scratch.dir().join("data"),
-        audit_witness: None,
-        migration_database_url: None,
-        database_url: Some(scratch.url().clone()),
-        master_key_file: Some(scratch.dir().join("data/master.key")),
-        production: false,
-    };
+    let common = scratch.common();
     let prepared = startup::prepare(&common, POOL_SIZE)?;
     let state = prepared.state.clone();
 

@@ -427,6 +427,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    resident_counts (municipality_code, staged_seq) {
+        municipality_code -> Text,
+        staged_seq -> BigInt,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    dose_progress (municipality_code, month, dose_number) {
+        municipality_code -> Text,
+        month -> Text,
+        dose_number -> Integer,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
     stat_open (prefecture_code, administered_on, dose_number, age_group, sex) {
         prefecture_code -> Text,
         administered_on -> Date,
@@ -500,7 +517,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     stat_monthly,
     stat_demographic,
     stat_municipal,
-    stat_open
+    stat_open,
+    resident_counts,
+    dose_progress
 );
 
 /// Every table the migrations create, in dependency order (parents first).
@@ -536,6 +555,8 @@ pub const ALL_TABLES: &[&str] = &[
     "stat_open",
     "job_leases",
     "resident_next",
+    "resident_counts",
+    "dose_progress",
 ];
 
 /// Tables holding one municipality's personal data: keyed by

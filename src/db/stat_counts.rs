@@ -1,4 +1,4 @@
-//! The statistics' running counts (migration 000012) as rows of text keys,
+//! The statistics' running counts (migrations 000012 and 000016) as rows of text keys,
 //! for recounting them from the doses while doses go on being recorded
 //! (see `flows::statistics::recount`). The tables, keys and expressions
 //! are those of the migration's triggers.
@@ -19,6 +19,10 @@ enum Kind {
 pub struct Table {
     pub name: &'static str,
     columns: &'static [(&'static str, Kind, &'static str)],
+    /// Whether a dose transferred from another municipality counts: only
+    /// in the municipality's own progress (the statistics count a dose
+    /// where it was given).
+    transferred: bool,
 }
 
 const AGE_GROUP: &str =
@@ -27,7 +31,7 @@ const PREFECTURE: &str = "substr(d.municipality_code, 1, 2)";
 
 /// `{month}` and `{age_group}` stand for the backend's month of a date and
 /// the open data's age group.
-pub const TABLES: [Table; 5] = [
+pub const TABLES: [Table; 6] = [
     Table {
         name: "stat_daily",
         columns: &[
@@ -35,6 +39,7 @@ pub const TABLES: [Table; 5] = [
             ("administered_on", Kind::Date, "d.administered_on"),
             ("dose_number", Kind::Int, "d.dose_number"),
         ],
+        transferred: false,
     },
     Table {
         name: "stat_monthly",
@@ -44,6 +49,7 @@ pub const TABLES: [Table; 5] = [
             ("dose_number", Kind::Int, "d.dose_number"),
             ("product_code", Kind::Text, "d.product_code"),
         ],
+        transferred: false,
     },
     Table {
         name: "stat_demographic",
@@ -53,6 +59,7 @@ pub const TABLES: [Table; 5] = [
             ("age_band", Kind::Int, "coalesce(d.age_band, -1)"),
             ("sex", Kind::Text, "coalesce(d.sex, '9')"),
         ],
+        transferred: false,
     },
     Table {
         name: "stat_municipal",
@@ -61,6 +68,7 @@ pub const TABLES: [Table; 5] = [
             ("month", Kind::Text, "{month}"),
             ("dose_number", Kind::Int, "d.dose_number"),
         ],
+        transferred: false,
     },
     Table {
         name: "stat_open",
@@ -71,6 +79,16 @@ pub const TABLES: [Table; 5] = [
             ("age_group", Kind::Text, "{age_group}"),
             ("sex", Kind::Text, "coalesce(d.sex, '9')"),
         ],
+        transferred: false,
+    },
+    Table {
+        name: "dose_progress",
+        columns: &[
+            ("municipality_code", Kind::Text, "d.municipality_code"),
+            ("month", Kind::Text, "{month}"),
+            ("dose_number", Kind::Int, "d.dose_number"),
+        ],
+        transferred: true,
     },
 ];
 
@@ -113,10 +131,14 @@ impl Table {
                 .replace("{age_group}", AGE_GROUP)
         });
         let key = key_text(conn, cells);
+        let origin = if self.transferred {
+            ""
+        } else {
+            "AND d.origin <> 'transferred' "
+        };
         let sql = format!(
             "SELECT {key} AS k, CAST(count(*) AS BIGINT) AS n FROM doses d \
-             WHERE d.municipality_code = $1 AND d.status = 'valid' \
-             AND d.origin <> 'transferred' GROUP BY 1"
+             WHERE d.municipality_code = $1 AND d.status = 'valid' {origin}GROUP BY 1"
         );
         Ok(diesel::sql_query(numbered(conn, sql))
             .bind::<Text, _>(code)

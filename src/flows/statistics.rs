@@ -424,12 +424,25 @@ pub fn quality(
     use crate::db::models::doses::DoseRow;
     use crate::flows::dose_checks::Rule;
     use std::collections::HashMap;
-    let queued = DoseRow::ever_queued(scope, conn)?;
-    let events = DoseEventRow::timeline(
+    let today = super::today_in_japan();
+    let first = today - chrono::Duration::days(days - 1);
+    // Only doses waiting at some moment of the window matter: those still
+    // waiting now, and those an event moved in or out of the queue during
+    // it. Their whole history is read; nothing else is (a city's queue
+    // history is tens of thousands of doses).
+    let kinds = ["queued", "confirmed", "rejected", "deleted", "corrected"];
+    let window_start = first.and_hms_opt(0, 0, 0).unwrap_or_default() - chrono::Duration::hours(9);
+    let mut ids = DoseRow::pending_ids(scope, conn)?;
+    ids.extend(DoseEventRow::doses_with_events_since(
         scope,
         conn,
-        &["queued", "confirmed", "rejected", "deleted", "corrected"],
-    )?;
+        &kinds,
+        window_start,
+    )?);
+    ids.sort_unstable();
+    ids.dedup();
+    let queued = DoseRow::queued_among(scope, conn, &ids)?;
+    let events = DoseEventRow::timeline_of(scope, conn, &kinds, &ids)?;
     // (entered, left) per dose, in Japan's time.
     let jst = |t: chrono::NaiveDateTime| t + chrono::Duration::hours(9);
     let mut spans: HashMap<&str, (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>)> =
@@ -442,8 +455,6 @@ pub fn quality(
             span.1 = Some(jst(*at));
         }
     }
-    let today = super::today_in_japan();
-    let first = today - chrono::Duration::days(days - 1);
     let day_list: Vec<NaiveDate> = (0..days)
         .map(|i| first + chrono::Duration::days(i))
         .collect();

@@ -26,6 +26,14 @@ mod tablet;
 mod transfers;
 mod vaccines;
 
+pub use auth::SESSION_COOKIE;
+
+/// Every GET route of the server, read from the handlers' `#[get]`
+/// attributes when the server is built (build.rs).
+pub mod route_table {
+    include!(concat!(env!("OUT_DIR"), "/routes.rs"));
+}
+
 pub use auth::Authed;
 pub use error::AppError;
 pub use frame::{Ctx, RequestInfo, Transport};

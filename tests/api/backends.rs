@@ -675,8 +675,37 @@ fn a_row_of_every_table_round_trips() {
             stat_open::table.first(&mut conn).unwrap();
         assert_eq!(open, ("08".into(), day, 2, "65-".into(), "2".into(), 11));
     }
+    // The municipality's own kept counts (the resident above has moved
+    // out and the dose is pending, so the triggers counted neither).
+    {
+        use schema::{dose_progress, resident_counts};
+        conn.transaction(|c| {
+            vrs::db::set_transaction_municipality(c, "082040").unwrap();
+            diesel::insert_into(resident_counts::table)
+                .values((
+                    resident_counts::municipality_code.eq("082040"),
+                    resident_counts::staged_seq.eq(0i64),
+                    resident_counts::n.eq(3_000_000_000i64),
+                ))
+                .execute(c)?;
+            diesel::insert_into(dose_progress::table)
+                .values((
+                    dose_progress::municipality_code.eq("082040"),
+                    dose_progress::month.eq("2021-06"),
+                    dose_progress::dose_number.eq(2),
+                    dose_progress::n.eq(4i64),
+                ))
+                .execute(c)?;
+            let residents: (String, i64, i64) = resident_counts::table.first(c)?;
+            assert_eq!(residents, ("082040".into(), 0, 3_000_000_000));
+            let progress: (String, String, i32, i64) = dose_progress::table.first(c)?;
+            assert_eq!(progress, ("082040".into(), "2021-06".into(), 2, 4));
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+    }
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 31);
+    assert_eq!(schema::ALL_TABLES.len(), 33);
 }
 
 /// A restart or failover of PostgreSQL ends the server processes behind the

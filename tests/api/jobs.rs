@@ -327,6 +327,8 @@ async fn a_crash_at_any_moment_of_an_import_leaves_all_of_the_file_or_none_and_s
         )
         .len();
         let rows = app.count_rows("082040");
+        let (kept, counted) = app.current_residents("082040");
+        assert_eq!(kept, counted, "{stop:?}: the kept count of residents");
         let logged = job_log_lines(&app, "082040", &job_id);
         if status.status == "succeeded" {
             // All of it: every resident and ticket, found, logged once.
@@ -360,6 +362,11 @@ async fn a_crash_at_any_moment_of_an_import_leaves_all_of_the_file_or_none_and_s
             assert_eq!(
                 app.count_rows("082040"),
                 (before.0 + lines as i64, before.1 + lines as i64)
+            );
+            let (kept, counted) = app.current_residents("082040");
+            assert_eq!(
+                kept, counted,
+                "{stop:?}: the kept count after the second import"
             );
         }
         match stop {

@@ -113,6 +113,39 @@ impl TestApp {
         .unwrap()
     }
 
+    /// The current residents of `muni` as the kept count gives them, and
+    /// as counting the rows a reader sees gives them.
+    pub fn current_residents(&self, muni: &str) -> (i64, i64) {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.conn();
+        let p = vrs::tenancy::Partition::open(&mut conn, self.master(), code(muni)).unwrap();
+        let kept = p
+            .run(&mut conn, |s, c| {
+                vrs::db::models::residents::ResidentRow::count_current(s, c)
+            })
+            .unwrap();
+        let counted = p
+            .run(&mut conn, |_, c| {
+                diesel::sql_query(format!(
+                    "SELECT CAST(count(*) AS BIGINT) AS n FROM residents r \
+                     WHERE r.municipality_code = '{muni}' \
+                     AND r.moved_out_on IS NULL AND r.deceased_on IS NULL \
+                     AND (r.staged_seq IS NULL OR r.staged_seq <= \
+                       (SELECT coalesce(max(j.seq), 0) FROM import_jobs j \
+                        WHERE j.municipality_code = '{muni}' AND j.status = 'succeeded'))"
+                ))
+                .get_result::<N>(c)
+                .map_err(vrs::db::DbError::from)
+            })
+            .unwrap()
+            .n;
+        (kept, counted)
+    }
+
     pub fn sealed_rows(&self, muni: &str) -> Vec<(String, Vec<u8>, Vec<u8>)> {
         let mut conn = self.conn();
         conn.transaction(|c| {

@@ -39,11 +39,17 @@ type Daily = BTreeMap<(String, String, i32), i64>;
 type Monthly = BTreeMap<(String, String, i32, String), i64>;
 type Demographic = BTreeMap<(String, String, i32, String), i64>;
 type Municipal = BTreeMap<(String, String, i32), i64>;
-type Counts = (Daily, Monthly, Demographic, Municipal);
+type Counts = (Daily, Monthly, Demographic, Municipal, Municipal);
 
-/// The counts as the definition gives them: valid doses given here.
+/// The counts as the definition gives them: valid doses given here, and
+/// (the municipality's own progress) valid doses transferred here too.
 fn recount(doses: &[DoseRow]) -> Counts {
     let mut c = Counts::default();
+    for d in doses.iter().filter(|d| d.status == "valid") {
+        let month = d.administered_on.format("%Y-%m").to_string();
+        *c.4.entry((d.municipality_code.clone(), month, d.dose_number))
+            .or_default() += 1;
+    }
     for d in doses
         .iter()
         .filter(|d| d.status == "valid" && d.origin != "transferred")
@@ -73,7 +79,7 @@ fn recount(doses: &[DoseRow]) -> Counts {
 }
 
 fn kept(app: &TestApp) -> Counts {
-    use schema::{stat_daily, stat_demographic, stat_monthly, stat_municipal};
+    use schema::{dose_progress, stat_daily, stat_demographic, stat_monthly, stat_municipal};
     let mut conn = app.conn();
     let daily: Vec<(String, chrono::NaiveDate, i32, i64)> = stat_daily::table
         .filter(stat_daily::n.ne(0))
@@ -91,6 +97,10 @@ fn kept(app: &TestApp) -> Counts {
         .filter(stat_municipal::n.ne(0))
         .load(&mut conn)
         .unwrap();
+    let progress: Vec<(String, String, i32, i64)> = dose_progress::table
+        .filter(dose_progress::n.ne(0))
+        .load(&mut conn)
+        .unwrap();
     (
         daily
             .into_iter()
@@ -104,6 +114,10 @@ fn kept(app: &TestApp) -> Counts {
             .map(|(p, m, a, s, c)| ((p, m, a, s), c))
             .collect(),
         municipal
+            .into_iter()
+            .map(|(m, mo, n, c)| ((m, mo, n), c))
+            .collect(),
+        progress
             .into_iter()
             .map(|(m, mo, n, c)| ((m, mo, n), c))
             .collect(),
@@ -192,7 +206,7 @@ async fn a_recount_next_to_recording_counts_every_dose_once() {
     app.conn()
         .batch_execute(
             "UPDATE stat_daily SET n = n + 7; DELETE FROM stat_monthly WHERE dose_number = 1; \
-             DELETE FROM stat_open",
+             DELETE FROM stat_open; UPDATE dose_progress SET n = n - 1",
         )
         .unwrap();
     assert_ne!(kept(&app), recount(&all_doses(&app)));
@@ -495,4 +509,153 @@ async fn a_municipality_sees_its_own_progress_and_queue_and_nothing_personal() {
     let viewer = TestApp::handle(&app);
     viewer.login_as("nat-viewer", &pw).await;
     assert_eq!(viewer.get("/statistics/municipality").await.status(), 403);
+}
+
+/// The number of current residents on the progress page, read from the
+/// page of a logged-in staff member.
+async fn current_residents_shown(staff: &TestApp) -> i64 {
+    let page = staff
+        .get("/statistics/municipality")
+        .await
+        .text()
+        .await
+        .unwrap();
+    select_text(&html(&page), "#current-residents")
+        .join("")
+        .replace(',', "")
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_current_residents_count_follows_imports_flags_and_registrations() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let base = vrs::demo::RESIDENTS_PER_MUNICIPALITY as i64;
+    let (staff, csrf) = app.staff_of("082040").await;
+    assert_eq!(current_residents_shown(&staff).await, base);
+
+    staff
+        .import(
+            &csrf,
+            crate::residents::resident_csv(7, 31).into_bytes(),
+            "auto",
+        )
+        .await;
+    assert_eq!(current_residents_shown(&staff).await, base + 7);
+    assert_eq!(app.current_residents("082040"), (base + 7, base + 7));
+
+    // One moves out, one dies: neither is a current resident any more.
+    for (addressee, flag) in [("A-31-000000", "moved_out"), ("A-31-000001", "deceased")] {
+        let link = crate::residents::resident_link(&staff.find_addressee(&csrf, addressee).await);
+        let res = staff
+            .client
+            .post(staff.url(&format!("{link}/flag")))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("flag", flag),
+                ("date", "2026-09-30"),
+                ("reason", "届出"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+    }
+    assert_eq!(current_residents_shown(&staff).await, base + 5);
+
+    // The same file again changes nobody's count; the other municipality's
+    // count never moved.
+    staff
+        .import(
+            &csrf,
+            crate::residents::resident_csv(7, 31).into_bytes(),
+            "auto",
+        )
+        .await;
+    assert_eq!(app.current_residents("082040"), (base + 5, base + 5));
+    assert_eq!(app.current_residents("131016"), (base, base));
+}
+
+/// The queue's history over the last 60 days reads only the doses that
+/// waited in them, and counts each on exactly the days it waited: one that
+/// left the queue before the window and was deleted in it not at all.
+#[tokio::test]
+async fn the_queue_history_counts_each_dose_on_the_days_it_waited() {
+    use vrs::db::models::dose_events::DoseEventRow;
+    use vrs::db::schema::doses;
+    let app = spawn_app().await;
+    app.seed_demo();
+    let muni = "131016";
+    let mut conn = app.conn();
+    let p = Partition::open(&mut conn, app.master(), code(muni)).unwrap();
+    let history = |conn: &mut vrs::db::PooledConn| {
+        p.run(conn, |s, c| vrs::flows::statistics::quality(s, c, 60))
+            .unwrap()
+            .total
+    };
+    let before = history(&mut conn);
+    let picked: Vec<DoseRow> = all_doses(&app)
+        .into_iter()
+        .filter(|d| d.municipality_code == muni && d.status == "valid" && d.quality_flags.is_none())
+        .take(3)
+        .collect();
+    let now = vrs::flows::now();
+    let days = |n: i64| now - chrono::Duration::days(n);
+    let plan = [
+        (
+            &picked[0],
+            vec![
+                ("queued", days(100)),
+                ("confirmed", days(90)),
+                ("deleted", days(10)),
+            ],
+            "deleted",
+        ),
+        (&picked[1], vec![("queued", days(100))], "pending"),
+        (
+            &picked[2],
+            vec![("queued", days(100)), ("confirmed", days(30))],
+            "valid",
+        ),
+    ];
+    p.run(&mut conn, |s, c| {
+        for (dose, events, status) in &plan {
+            diesel::update(
+                doses::table
+                    .filter(doses::municipality_code.eq(muni))
+                    .filter(doses::id.eq(&dose.id)),
+            )
+            .set((
+                doses::status.eq(*status),
+                doses::quality_flags.eq(Some("unknown_lot")),
+            ))
+            .execute(c)?;
+            for (kind, at) in events {
+                DoseEventRow {
+                    municipality_code: muni.into(),
+                    id: uuid::Uuid::now_v7().to_string(),
+                    dose_id: dose.id.clone(),
+                    resident_id: dose.resident_id.clone(),
+                    at: *at,
+                    kind: (*kind).into(),
+                    account_id: None,
+                    detail: None,
+                    reason_sealed: None,
+                }
+                .insert(s, c)?;
+            }
+        }
+        Ok::<_, vrs::db::DbError>(())
+    })
+    .unwrap();
+    let after = history(&mut conn);
+    let added: Vec<i64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    // The one still waiting on every day, the one confirmed 30 days ago on
+    // the days before that, the deleted one on none.
+    assert_eq!(added[0], 2, "{added:?}");
+    assert_eq!(added[59], 1, "{added:?}");
+    assert!(added.iter().all(|n| *n == 1 || *n == 2), "{added:?}");
+    let both = added.iter().filter(|n| **n == 2).count();
+    assert!((29..=31).contains(&both), "{added:?}");
 }

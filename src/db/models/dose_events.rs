@@ -41,18 +41,43 @@ impl DoseEventRow {
             .load(conn)?)
     }
 
-    /// Every event of the municipality's doses of these kinds, by time:
-    /// (dose, kind, when), for the queue's history.
-    pub fn timeline(
+    /// The doses with an event of these kinds since `since`: those whose
+    /// place in the queue changed in a window that begins then.
+    pub fn doses_with_events_since(
         scope: &Scope<'_>,
         conn: &mut DbConn,
         kinds: &[&str],
-    ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
+        since: NaiveDateTime,
+    ) -> Result<Vec<String>, DbError> {
         Ok(dose_events::table
             .filter(dose_events::municipality_code.eq(scope.code().as_str()))
+            .filter(dose_events::at.ge(since))
             .filter(dose_events::kind.eq_any(kinds))
-            .order(dose_events::at)
-            .select((dose_events::dose_id, dose_events::kind, dose_events::at))
+            .select(dose_events::dose_id)
+            .distinct()
             .load(conn)?)
+    }
+
+    /// Every event of these kinds of these doses, by time: (dose, kind,
+    /// when), for the queue's history.
+    pub fn timeline_of(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        kinds: &[&str],
+        dose_ids: &[String],
+    ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
+        let mut out = Vec::new();
+        for chunk in dose_ids.chunks(500) {
+            out.extend(
+                dose_events::table
+                    .filter(dose_events::municipality_code.eq(scope.code().as_str()))
+                    .filter(dose_events::dose_id.eq_any(chunk))
+                    .filter(dose_events::kind.eq_any(kinds))
+                    .select((dose_events::dose_id, dose_events::kind, dose_events::at))
+                    .load::<(String, String, NaiveDateTime)>(conn)?,
+            );
+        }
+        out.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+        Ok(out)
     }
 }

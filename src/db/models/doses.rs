@@ -187,45 +187,54 @@ impl DoseRow {
             .load(conn)?)
     }
 
-    /// Every dose that failed a data-quality rule when recorded (and so
-    /// went to the queue): id, site and rules.
-    pub fn ever_queued(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<QueuedDose>, DbError> {
+    /// The doses waiting in the queue now (the partial index of migration
+    /// 000016 holds exactly these).
+    pub fn pending_ids(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<String>, DbError> {
         Ok(doses::table
             .filter(doses::municipality_code.eq(scope.code().as_str()))
-            .filter(doses::quality_flags.is_not_null())
-            .select((doses::id, doses::site_name, doses::quality_flags))
+            .filter(doses::status.eq(PENDING))
+            .select(doses::id)
             .load(conn)?)
     }
 
-    /// Valid doses per month (YYYY-MM) and dose number, transferred copies
-    /// included: the municipality's own residents' progress.
+    /// Of these doses, those that failed a data-quality rule when recorded
+    /// (and so went to the queue): id, site and rules.
+    pub fn queued_among(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        ids: &[String],
+    ) -> Result<Vec<QueuedDose>, DbError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            out.extend(
+                doses::table
+                    .filter(doses::municipality_code.eq(scope.code().as_str()))
+                    .filter(doses::id.eq_any(chunk))
+                    .filter(doses::quality_flags.is_not_null())
+                    .select((doses::id, doses::site_name, doses::quality_flags))
+                    .load::<QueuedDose>(conn)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Valid doses (transferred copies included) per month and dose
+    /// number, from the counts the triggers keep (migration 000016).
     pub fn per_month_and_number(
         scope: &Scope<'_>,
         conn: &mut DbConn,
     ) -> Result<Vec<(String, i32, i64)>, DbError> {
-        #[derive(QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            month: String,
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            dose_number: i32,
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let (month, p) = match conn {
-            DbConn::Postgresql(_) => ("to_char(administered_on, 'YYYY-MM')", "$1"),
-            DbConn::Sqlite(_) => ("substr(administered_on, 1, 7)", "?"),
-        };
-        let rows: Vec<Row> = diesel::sql_query(format!(
-            "SELECT {month} AS month, dose_number, CAST(count(*) AS BIGINT) AS n FROM doses \
-             WHERE municipality_code = {p} AND status = 'valid' GROUP BY 1, 2 ORDER BY 1, 2"
-        ))
-        .bind::<diesel::sql_types::Text, _>(scope.code().as_str())
-        .load(conn)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.month, r.dose_number, r.n))
-            .collect())
+        use crate::db::schema::dose_progress;
+        Ok(dose_progress::table
+            .filter(dose_progress::municipality_code.eq(scope.code().as_str()))
+            .filter(dose_progress::n.ne(0))
+            .select((
+                dose_progress::month,
+                dose_progress::dose_number,
+                dose_progress::n,
+            ))
+            .order((dose_progress::month, dose_progress::dose_number))
+            .load(conn)?)
     }
 
     /// How many doses wait in the queue, per site (name as recorded).

@@ -315,20 +315,23 @@ impl ResidentRow {
     }
 
     /// Residents neither moved out nor deceased: those a programme covers.
+    /// Current residents (neither moved out nor deceased) as the reader
+    /// sees them: the counts the triggers keep per import (migration
+    /// 000016), a few rows whatever the size of the city.
     pub fn count_current(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
-        Ok(residents::table
-            .filter(residents::municipality_code.eq(scope.code().as_str()))
-            .filter(residents::moved_out_on.is_null())
-            .filter(residents::deceased_on.is_null())
+        use crate::db::schema::resident_counts;
+        Ok(resident_counts::table
+            .filter(resident_counts::municipality_code.eq(scope.code().as_str()))
             .filter(
-                residents::staged_seq
-                    .is_null()
-                    .or(residents::staged_seq.le(seen_seq::<
-                        diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
-                    >(scope))),
+                resident_counts::staged_seq
+                    .eq(0)
+                    .or(resident_counts::staged_seq
+                        .le(seen_seq::<diesel::sql_types::BigInt>(scope))),
             )
-            .count()
-            .get_result(conn)?)
+            .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CAST(coalesce(sum(n), 0) AS BIGINT)",
+            ))
+            .first(conn)?)
     }
 
     pub fn count_of_municipality(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {

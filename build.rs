@@ -1,0 +1,54 @@
+//! Writes the route table: every `#[get("…")]` path of the web modules, with
+//! the file that serves it, read from the sources so that nothing that
+//! lists pages (`vrs bench pages`) can fall behind the handlers.
+
+use std::path::{Path, PathBuf};
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn main() {
+    let web = Path::new("src/web");
+    println!("cargo::rerun-if-changed=src/web");
+    let mut files = Vec::new();
+    sources(web, &mut files);
+    files.sort();
+    let mut rows = String::new();
+    for file in &files {
+        println!("cargo::rerun-if-changed={}", file.display());
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines() {
+            let Some(rest) = line.trim().strip_prefix("#[get(\"") else {
+                continue;
+            };
+            let Some((path, _)) = rest.split_once('"') else {
+                continue;
+            };
+            let name = file
+                .strip_prefix("src")
+                .unwrap_or(file)
+                .display()
+                .to_string();
+            rows.push_str(&format!("    ({name:?}, {path:?}),\n"));
+        }
+    }
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()));
+    let table = format!(
+        "/// Every GET route: (source file, path pattern), in file order.\n\
+         pub const GET_ROUTES: &[(&str, &str)] = &[\n{rows}];\n"
+    );
+    if let Err(e) = std::fs::write(out.join("routes.rs"), table) {
+        panic!("writing the route table: {e}");
+    }
+}

@@ -1,0 +1,15 @@
+DROP INDEX doses_pending;
+DROP TRIGGER doses_progress_delete ON doses;
+DROP TRIGGER doses_progress_update ON doses;
+DROP TRIGGER doses_progress_insert ON doses;
+DROP FUNCTION doses_progress_delete();
+DROP FUNCTION doses_progress_update();
+DROP FUNCTION doses_progress_insert();
+DROP TABLE dose_progress;
+DROP TRIGGER residents_count_delete ON residents;
+DROP TRIGGER residents_count_update ON residents;
+DROP TRIGGER residents_count_insert ON residents;
+DROP FUNCTION residents_count_delete();
+DROP FUNCTION residents_count_update();
+DROP FUNCTION residents_count_insert();
+DROP TABLE resident_counts;

@@ -1,0 +1,9 @@
+DROP INDEX doses_pending;
+DROP TRIGGER doses_progress_update;
+DROP TRIGGER doses_progress_delete;
+DROP TRIGGER doses_progress_insert;
+DROP TABLE dose_progress;
+DROP TRIGGER residents_count_update;
+DROP TRIGGER residents_count_delete;
+DROP TRIGGER residents_count_insert;
+DROP TABLE resident_counts;
