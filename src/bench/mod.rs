@@ -263,6 +263,11 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         use diesel::Connection;
         use diesel::connection::SimpleConnection;
+        // Kept for a look at what the bench measured (query plans).
+        if std::env::var_os("VRS_BENCH_KEEP").is_some() {
+            eprintln!("bench: kept {} and its database", self.dir.display());
+            return;
+        }
         if let Some((base, schema)) = &self.pg
             && let Ok(mut c) = diesel::PgConnection::establish(base)
         {

@@ -7,7 +7,7 @@
 //! redirect to the login or another page, 403, 404) is listed with the
 //! answers it gave, not timed.
 
-use super::record::{BenchServer, add_lot, durability, site_tablet, ticket_number};
+use super::record::{BenchServer, add_lot, durability, site_tablet};
 use super::{Machine, Scratch};
 use crate::audit::Actor;
 use crate::db::DbConn;
@@ -37,6 +37,8 @@ const WAITING_EVERY: usize = 2000;
 /// Targets of the issue: daily pages, and the statistics pages.
 const PAGE_TARGET_MS: f64 = 100.0;
 const STATISTICS_TARGET_MS: f64 = 300.0;
+/// Lines of the resident import whose job pages are timed.
+const IMPORT_LINES: usize = 2000;
 /// Requests of a download (CSV, NDJSON): each is timed to its first byte.
 const DOWNLOAD_REQUESTS: usize = 5;
 
@@ -65,7 +67,8 @@ struct Timed {
     p99: f64,
 }
 
-/// A made-up resident of the city: unique 宛名番号 and individual number.
+/// A made-up resident of the city: unique 宛名番号 and individual number
+/// (its ticket numbers start at 5,000,000,000, clear of the import file's).
 fn city_resident(code: MunicipalityCode, i: usize) -> anyhow::Result<residents::NewResident> {
     let mut r = crate::demo::demo_resident(code, i % 1000);
     r.addressee_number = AddresseeNumber::parse(&format!("C{i:09}"))?;
@@ -174,7 +177,7 @@ fn fill_city(
                 }
                 tickets.push(super::active_ticket(
                     code.as_str(),
-                    ticket_number(i),
+                    format!("{:010}", 5_000_000_000 + i),
                     id.clone(),
                     owed as i32 + 1,
                     at,
@@ -371,7 +374,7 @@ fn time_path(
 
 /// A path of the pattern with every parameter filled, or the parameter no
 /// value is known for.
-fn fill(pattern: &str, resident: &str) -> Result<String, String> {
+fn fill(pattern: &str, resident: &str, job: &str) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
@@ -382,6 +385,7 @@ fn fill(pattern: &str, resident: &str) -> Result<String, String> {
         let name = &rest[open + 1..open + close];
         let value = match (name, &rest[..open]) {
             ("id", before) if before.ends_with("/residents/") => resident.to_string(),
+            ("id", before) if before.ends_with("/residents/imports/") => job.to_string(),
             ("code", _) => "ja".to_string(),
             _ => return Err(format!("{{{name}}}")),
         };
@@ -421,6 +425,10 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         "bench",
     )?;
     drop(conn);
+    // A resident import of the day's changes, for the job's pages.
+    let file = scratch.dir().join("changes.csv");
+    super::write_resident_file(&file, IMPORT_LINES)?;
+    let job = super::import_file(&scratch, &state.master, code, &file)?;
     let setup_secs = setup_start.elapsed().as_secs_f64();
 
     let accounts = logins
@@ -439,7 +447,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         let mut timed = Vec::new();
         let mut untimed: Vec<(&'static str, String)> = Vec::new();
         for &(file, pattern) in crate::web::route_table::GET_ROUTES {
-            let path = match fill(pattern, &resident) {
+            let path = match fill(pattern, &resident, &job.id) {
                 Ok(p) => p,
                 Err(missing) => {
                     untimed.push((pattern, format!("no value for {missing} in the bench")));
@@ -527,7 +535,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         writeln!(
             out,
             "| `{}`{} | {} | {} | {} | {:.1} | {:.1} | {:.0} | < {target:.0} ms | {} |",
-            t.path.replace(&resident, "{id}"),
+            t.path.replace(&resident, "{id}").replace(&job.id, "{id}"),
             if t.download { " (first byte)" } else { "" },
             t.file,
             t.account,
@@ -560,12 +568,16 @@ mod tests {
     #[test]
     fn parameters_are_filled_or_named() {
         assert_eq!(
-            fill("/residents/{id}/ticket", "r1"),
+            fill("/residents/{id}/ticket", "r1", "j1"),
             Ok("/residents/r1/ticket".into())
         );
-        assert_eq!(fill("/lang/{code}", "r1"), Ok("/lang/ja".into()));
-        assert_eq!(fill("/transfers/bulk/{id}", "r1"), Err("{id}".into()));
-        assert_eq!(fill("/statistics", "r1"), Ok("/statistics".into()));
+        assert_eq!(
+            fill("/residents/imports/{id}/status", "r1", "j1"),
+            Ok("/residents/imports/j1/status".into())
+        );
+        assert_eq!(fill("/lang/{code}", "r1", "j1"), Ok("/lang/ja".into()));
+        assert_eq!(fill("/transfers/bulk/{id}", "r1", "j1"), Err("{id}".into()));
+        assert_eq!(fill("/statistics", "r1", "j1"), Ok("/statistics".into()));
     }
 
     #[test]

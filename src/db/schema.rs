@@ -394,6 +394,7 @@ diesel::table! {
         administered_on -> Date,
         dose_number -> Integer,
         n -> BigInt,
+        shard -> SmallInt,
     }
 }
 
@@ -404,6 +405,7 @@ diesel::table! {
         dose_number -> Integer,
         product_code -> Text,
         n -> BigInt,
+        shard -> SmallInt,
     }
 }
 
@@ -414,6 +416,7 @@ diesel::table! {
         age_band -> Integer,
         sex -> Text,
         n -> BigInt,
+        shard -> SmallInt,
     }
 }
 
@@ -423,6 +426,7 @@ diesel::table! {
         month -> Text,
         dose_number -> Integer,
         n -> BigInt,
+        shard -> SmallInt,
     }
 }
 
@@ -440,6 +444,7 @@ diesel::table! {
         month -> Text,
         dose_number -> Integer,
         n -> BigInt,
+        shard -> SmallInt,
     }
 }
 
@@ -451,6 +456,7 @@ diesel::table! {
         age_group -> Text,
         sex -> Text,
         n -> BigInt,
+        shard -> SmallInt,
     }
 }
 

@@ -148,11 +148,11 @@ impl Table {
             .collect())
     }
 
-    /// Every row of the table as it stands.
+    /// Every count of the table as it stands (its shards added up).
     pub fn kept(&self, conn: &mut DbConn) -> Result<Vec<(String, i64)>, DbError> {
         let key = key_text(conn, self.columns.iter().map(|(c, _, _)| c.to_string()));
         let sql = format!(
-            "SELECT {key} AS k, CAST(n AS BIGINT) AS n FROM {}",
+            "SELECT {key} AS k, CAST(sum(n) AS BIGINT) AS n FROM {} GROUP BY 1",
             self.name
         );
         Ok(diesel::sql_query(sql)
@@ -181,11 +181,13 @@ impl Table {
             })
             .collect();
         let n = self.columns.len() + 1;
+        // Into shard 0, the key's row on SQLite (migration 000017).
+        let target = if pg { ", shard" } else { "" };
         let sql = numbered(
             conn,
             format!(
                 "INSERT INTO {t} ({cols}, n) VALUES ({vals}, ${n}) \
-                 ON CONFLICT ({cols}) DO UPDATE SET n = {t}.n + excluded.n",
+                 ON CONFLICT ({cols}{target}) DO UPDATE SET n = {t}.n + excluded.n",
                 t = self.name,
                 cols = names.join(", "),
                 vals = values.join(", "),

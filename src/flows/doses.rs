@@ -768,10 +768,19 @@ pub struct Queue {
 }
 
 pub fn queue(scope: &Scope<'_>, conn: &mut DbConn, limit: i64) -> Result<Queue, DoseError> {
-    let per_site = DoseRow::pending_per_site(scope, conn)?;
+    // The waiting doses are few beside a city's valid ones: their ids from
+    // the status index, then their rows.
+    let ids = DoseRow::pending_ids(scope, conn)?;
+    let mut doses = DoseRow::by_ids(scope, conn, &ids)?;
+    let mut per_site: std::collections::BTreeMap<Option<String>, i64> = Default::default();
+    for d in &doses {
+        *per_site.entry(d.site_name.clone()).or_insert(0) += 1;
+    }
+    doses.sort_by(|a, b| (a.recorded_at, &a.id).cmp(&(b.recorded_at, &b.id)));
+    doses.truncate(usize::try_from(limit).unwrap_or(0));
     Ok(Queue {
-        doses: DoseRow::pending(scope, conn, limit)?,
-        total: per_site.iter().map(|(_, n)| n).sum(),
-        per_site,
+        doses,
+        total: ids.len() as i64,
+        per_site: per_site.into_iter().collect(),
     })
 }

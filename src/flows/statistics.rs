@@ -246,25 +246,29 @@ pub fn open_rows(
     period: Period,
     min_cell: i64,
 ) -> Result<Vec<OpenRow>, DbError> {
+    // A count may be kept in several rows (shards, migration 000017): the
+    // threshold applies to their sum.
+    let key = (
+        stat_open::administered_on,
+        stat_open::prefecture_code,
+        stat_open::dose_number,
+        stat_open::age_group,
+        stat_open::sex,
+    );
     Ok(stat_open::table
         .filter(stat_open::prefecture_code.like(area.pattern()))
         .filter(stat_open::administered_on.between(period.from, period.to))
-        .filter(stat_open::n.ge(min_cell.max(1)))
+        .group_by(key)
+        .having(sum_n().ge(min_cell.max(1)))
         .select((
             stat_open::administered_on,
             stat_open::prefecture_code,
             stat_open::dose_number,
             stat_open::age_group,
             stat_open::sex,
-            stat_open::n,
+            sum_n(),
         ))
-        .order((
-            stat_open::administered_on,
-            stat_open::prefecture_code,
-            stat_open::dose_number,
-            stat_open::age_group,
-            stat_open::sex,
-        ))
+        .order(key)
         .load(conn)?)
 }
 

@@ -655,25 +655,26 @@ fn a_row_of_every_table_round_trips() {
             ))
             .execute(&mut conn)
             .unwrap();
-        let daily: (String, NaiveDate, i32, i64) = stat_daily::table.first(&mut conn).unwrap();
-        assert_eq!(daily, ("08".into(), day, 2, 5_000_000_000));
-        let monthly: (String, String, i32, String, i64) =
+        let daily: (String, NaiveDate, i32, i64, i16) = stat_daily::table.first(&mut conn).unwrap();
+        assert_eq!(daily, ("08".into(), day, 2, 5_000_000_000, 0));
+        let monthly: (String, String, i32, String, i64, i16) =
             stat_monthly::table.first(&mut conn).unwrap();
         assert_eq!(
             monthly,
-            ("08".into(), "2021-06".into(), 2, "MOD_ORIG".into(), 9)
+            ("08".into(), "2021-06".into(), 2, "MOD_ORIG".into(), 9, 0)
         );
-        let municipal: (String, String, i32, i64) = stat_municipal::table.first(&mut conn).unwrap();
-        assert_eq!(municipal, ("082040".into(), "2021-06".into(), 2, 7));
-        let demographic: (String, String, i32, String, i64) =
+        let municipal: (String, String, i32, i64, i16) =
+            stat_municipal::table.first(&mut conn).unwrap();
+        assert_eq!(municipal, ("082040".into(), "2021-06".into(), 2, 7, 0));
+        let demographic: (String, String, i32, String, i64, i16) =
             stat_demographic::table.first(&mut conn).unwrap();
         assert_eq!(
             demographic,
-            ("08".into(), "2021-06".into(), -1, "9".into(), 3)
+            ("08".into(), "2021-06".into(), -1, "9".into(), 3, 0)
         );
-        let open: (String, NaiveDate, i32, String, String, i64) =
+        let open: (String, NaiveDate, i32, String, String, i64, i16) =
             stat_open::table.first(&mut conn).unwrap();
-        assert_eq!(open, ("08".into(), day, 2, "65-".into(), "2".into(), 11));
+        assert_eq!(open, ("08".into(), day, 2, "65-".into(), "2".into(), 11, 0));
     }
     // The municipality's own kept counts (the resident above has moved
     // out and the dose is pending, so the triggers counted neither).
@@ -698,8 +699,8 @@ fn a_row_of_every_table_round_trips() {
                 .execute(c)?;
             let residents: (String, i64, i64) = resident_counts::table.first(c)?;
             assert_eq!(residents, ("082040".into(), 0, 3_000_000_000));
-            let progress: (String, String, i32, i64) = dose_progress::table.first(c)?;
-            assert_eq!(progress, ("082040".into(), "2021-06".into(), 2, 4));
+            let progress: (String, String, i32, i64, i16) = dose_progress::table.first(c)?;
+            assert_eq!(progress, ("082040".into(), "2021-06".into(), 2, 4, 0));
             Ok::<_, diesel::result::Error>(())
         })
         .unwrap();

@@ -78,50 +78,54 @@ fn recount(doses: &[DoseRow]) -> Counts {
     c
 }
 
+/// The counts as kept, each key's shards (migration 000017) added up.
 fn kept(app: &TestApp) -> Counts {
     use schema::{dose_progress, stat_daily, stat_demographic, stat_monthly, stat_municipal};
+    fn add<K: Ord>(into: &mut BTreeMap<K, i64>, rows: impl IntoIterator<Item = (K, i64)>) {
+        for (k, n) in rows {
+            *into.entry(k).or_default() += n;
+        }
+        into.retain(|_, n| *n != 0);
+    }
     let mut conn = app.conn();
-    let daily: Vec<(String, chrono::NaiveDate, i32, i64)> = stat_daily::table
-        .filter(stat_daily::n.ne(0))
-        .load(&mut conn)
-        .unwrap();
-    let monthly: Vec<(String, String, i32, String, i64)> = stat_monthly::table
-        .filter(stat_monthly::n.ne(0))
-        .load(&mut conn)
-        .unwrap();
-    let demo: Vec<(String, String, i32, String, i64)> = stat_demographic::table
-        .filter(stat_demographic::n.ne(0))
-        .load(&mut conn)
-        .unwrap();
-    let municipal: Vec<(String, String, i32, i64)> = stat_municipal::table
-        .filter(stat_municipal::n.ne(0))
-        .load(&mut conn)
-        .unwrap();
-    let progress: Vec<(String, String, i32, i64)> = dose_progress::table
-        .filter(dose_progress::n.ne(0))
-        .load(&mut conn)
-        .unwrap();
-    (
+    let mut c = Counts::default();
+    let daily: Vec<(String, chrono::NaiveDate, i32, i64, i16)> =
+        stat_daily::table.load(&mut conn).unwrap();
+    add(
+        &mut c.0,
         daily
             .into_iter()
-            .map(|(p, d, n, c)| ((p, d.to_string(), n), c))
-            .collect(),
+            .map(|(p, d, n, k, _)| ((p, d.to_string(), n), k)),
+    );
+    let monthly: Vec<(String, String, i32, String, i64, i16)> =
+        stat_monthly::table.load(&mut conn).unwrap();
+    add(
+        &mut c.1,
         monthly
             .into_iter()
-            .map(|(p, m, n, pr, c)| ((p, m, n, pr), c))
-            .collect(),
-        demo.into_iter()
-            .map(|(p, m, a, s, c)| ((p, m, a, s), c))
-            .collect(),
+            .map(|(p, m, n, pr, k, _)| ((p, m, n, pr), k)),
+    );
+    let demo: Vec<(String, String, i32, String, i64, i16)> =
+        stat_demographic::table.load(&mut conn).unwrap();
+    add(
+        &mut c.2,
+        demo.into_iter().map(|(p, m, a, s, k, _)| ((p, m, a, s), k)),
+    );
+    let municipal: Vec<(String, String, i32, i64, i16)> =
+        stat_municipal::table.load(&mut conn).unwrap();
+    add(
+        &mut c.3,
         municipal
             .into_iter()
-            .map(|(m, mo, n, c)| ((m, mo, n), c))
-            .collect(),
-        progress
-            .into_iter()
-            .map(|(m, mo, n, c)| ((m, mo, n), c))
-            .collect(),
-    )
+            .map(|(m, mo, n, k, _)| ((m, mo, n), k)),
+    );
+    let progress: Vec<(String, String, i32, i64, i16)> =
+        dose_progress::table.load(&mut conn).unwrap();
+    add(
+        &mut c.4,
+        progress.into_iter().map(|(m, mo, n, k, _)| ((m, mo, n), k)),
+    );
+    c
 }
 
 #[tokio::test]
@@ -658,4 +662,83 @@ async fn the_queue_history_counts_each_dose_on_the_days_it_waited() {
     assert!(added.iter().all(|n| *n == 1 || *n == 2), "{added:?}");
     let both = added.iter().filter(|n| **n == 2).count();
     assert!((29..=31).contains(&both), "{added:?}");
+}
+
+/// On PostgreSQL a dose's counts are kept in its connection's shard, so two
+/// doses of the same prefecture, day and dose number, recorded at once on
+/// two connections, do not wait for each other's commit (before, the
+/// second waited for the first's row locks, WAL flush included).
+#[tokio::test]
+async fn two_doses_of_one_day_recorded_at_once_do_not_wait_for_each_other() {
+    use diesel::connection::SimpleConnection;
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    if !on_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    app.seed_demo();
+    let muni = "131016";
+    // Two connections of different shards (the shard is the server
+    // process's id modulo 8).
+    let mut conns: Vec<(i32, vrs::db::PooledConn)> = Vec::new();
+    for _ in 0..4 {
+        let mut c = app.conn();
+        let pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result::<Pid>(&mut c)
+            .unwrap()
+            .pid;
+        conns.push((pid, c));
+    }
+    let (pa, mut a) = conns.remove(0);
+    let (_, mut b) = conns
+        .into_iter()
+        .find(|(p, _)| p % 8 != pa % 8)
+        .expect("two connections in different shards");
+    b.batch_execute("SET lock_timeout = '3s'").unwrap();
+    let residents: Vec<String> = all_doses(&app)
+        .into_iter()
+        .filter(|d| d.municipality_code == muni)
+        .map(|d| d.resident_id)
+        .take(2)
+        .collect();
+    let dose = |resident: &str| vrs::flows::doses::NewDose {
+        resident_id: resident.to_string(),
+        dose_number: vrs::domain::DoseNumber::default(),
+        administered_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+        ticket_number: None,
+        site_municipality: Some(code(muni)),
+        site_name: Some("同日会場".into()),
+        product_code: "PFZ_JN1_12P".into(),
+        lot_number: Some("FA1000".into()),
+        recorded_by: None,
+        age_band: Some(70),
+        sex: Some("1".into()),
+    };
+    let p = Partition::open(&mut a, app.master(), code(muni)).unwrap();
+    let second_partition = Partition::open(&mut b, app.master(), code(muni)).unwrap();
+    let before = kept(&app);
+    p.run(&mut a, |s, c| {
+        vrs::flows::doses::append(s, c, &[dose(&residents[0])])?;
+        // The first transaction holds its count rows; the second records
+        // and commits meanwhile, or runs into the lock timeout.
+        let (other, second, b) = (&second_partition, residents[1].clone(), &mut b);
+        std::thread::scope(|t| {
+            t.spawn(|| other.run(b, |s, c| vrs::flows::doses::append(s, c, &[dose(&second)])))
+                .join()
+                .unwrap()
+        })?;
+        Ok::<_, vrs::flows::residents::ResidentError>(())
+    })
+    .unwrap();
+    let after = kept(&app);
+    let day = ("13".to_string(), "2026-11-03".to_string(), 1);
+    assert_eq!(
+        after.0.get(&day).copied().unwrap_or(0) - before.0.get(&day).copied().unwrap_or(0),
+        2
+    );
+    assert_eq!(kept(&app), recount(&all_doses(&app)));
 }

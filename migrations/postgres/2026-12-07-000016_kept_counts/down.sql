@@ -1,4 +1,4 @@
-DROP INDEX doses_pending;
+DROP INDEX dose_events_resident;
 DROP TRIGGER doses_progress_delete ON doses;
 DROP TRIGGER doses_progress_update ON doses;
 DROP TRIGGER doses_progress_insert ON doses;

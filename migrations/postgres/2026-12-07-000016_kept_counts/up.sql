@@ -138,10 +138,10 @@ INSERT INTO dose_progress (municipality_code, month, dose_number, n)
     WHERE status = 'valid'
     GROUP BY 1, 2, 3;
 
--- The 要確認 queue: the few doses waiting, found without reading a city's
--- millions of valid ones (the planner takes a partial index whose
--- condition the query states).
-CREATE INDEX doses_pending ON doses (municipality_code, recorded_at) WHERE status = 'pending';
+
+-- A resident's record page lists what happened to their doses: found by
+-- the resident, not by reading the municipality's whole history.
+CREATE INDEX dose_events_resident ON dose_events (municipality_code, resident_id);
 
 -- One municipality's counts, as its other tables (migration 000015).
 DO $$

@@ -172,29 +172,34 @@ impl DoseRow {
         Ok(n == 1)
     }
 
-    /// The 要確認 queue: doses waiting for staff, oldest first.
-    pub fn pending(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        limit: i64,
-    ) -> Result<Vec<DoseRow>, DbError> {
-        Ok(doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
-            .filter(doses::status.eq(PENDING))
-            .order(doses::recorded_at)
-            .limit(limit)
-            .select(DoseRow::as_select())
-            .load(conn)?)
-    }
-
-    /// The doses waiting in the queue now (the partial index of migration
-    /// 000016 holds exactly these).
+    /// The doses waiting in the queue now, read from the status index
+    /// alone: SQLite, which keeps no statistics here, would otherwise walk a
+    /// city's millions of doses by the primary key (see `of_resident`).
     pub fn pending_ids(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<String>, DbError> {
         Ok(doses::table
             .filter(doses::municipality_code.eq(scope.code().as_str()))
             .filter(doses::status.eq(PENDING))
             .select(doses::id)
             .load(conn)?)
+    }
+
+    /// These doses, by primary key (any order).
+    pub fn by_ids(
+        scope: &Scope<'_>,
+        conn: &mut DbConn,
+        ids: &[String],
+    ) -> Result<Vec<DoseRow>, DbError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            out.extend(
+                doses::table
+                    .filter(doses::municipality_code.eq(scope.code().as_str()))
+                    .filter(doses::id.eq_any(chunk))
+                    .select(DoseRow::as_select())
+                    .load(conn)?,
+            );
+        }
+        Ok(out)
     }
 
     /// Of these doses, those that failed a data-quality rule when recorded
@@ -225,29 +230,14 @@ impl DoseRow {
         conn: &mut DbConn,
     ) -> Result<Vec<(String, i32, i64)>, DbError> {
         use crate::db::schema::dose_progress;
+        // Summed over the count's shards (migration 000017).
+        let n = diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(n) AS BIGINT)");
         Ok(dose_progress::table
             .filter(dose_progress::municipality_code.eq(scope.code().as_str()))
-            .filter(dose_progress::n.ne(0))
-            .select((
-                dose_progress::month,
-                dose_progress::dose_number,
-                dose_progress::n,
-            ))
+            .group_by((dose_progress::month, dose_progress::dose_number))
+            .having(n.clone().ne(0))
+            .select((dose_progress::month, dose_progress::dose_number, n))
             .order((dose_progress::month, dose_progress::dose_number))
-            .load(conn)?)
-    }
-
-    /// How many doses wait in the queue, per site (name as recorded).
-    pub fn pending_per_site(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-    ) -> Result<Vec<(Option<String>, i64)>, DbError> {
-        Ok(doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
-            .filter(doses::status.eq(PENDING))
-            .group_by(doses::site_name)
-            .select((doses::site_name, diesel::dsl::count_star()))
-            .order(doses::site_name)
             .load(conn)?)
     }
 

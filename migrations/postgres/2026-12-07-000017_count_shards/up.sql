@@ -1,0 +1,156 @@
+-- Every dose recorded adds to a handful of count rows (its prefecture's
+-- day, month and age band, its municipality's month): on PostgreSQL each
+-- of those rows stays locked from the dose's insert to its commit, WAL
+-- flush included, so every dose of a prefecture's day waited for the one
+-- before it. Each count is now kept in up to eight rows (shards), a
+-- connection writing always the same one, and readers add them up. SQLite
+-- writes one transaction at a time and needs no shards: its rows keep
+-- shard 0.
+CREATE FUNCTION vrs_count_shard() RETURNS smallint
+LANGUAGE sql STABLE AS $$ SELECT CAST(pg_backend_pid() % 8 AS smallint) $$;
+
+ALTER TABLE stat_daily ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE stat_daily DROP CONSTRAINT stat_daily_pkey;
+ALTER TABLE stat_daily ADD PRIMARY KEY (prefecture_code, administered_on, dose_number, shard);
+
+ALTER TABLE stat_monthly ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE stat_monthly DROP CONSTRAINT stat_monthly_pkey;
+ALTER TABLE stat_monthly ADD PRIMARY KEY (prefecture_code, month, dose_number, product_code, shard);
+
+ALTER TABLE stat_demographic ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE stat_demographic DROP CONSTRAINT stat_demographic_pkey;
+ALTER TABLE stat_demographic ADD PRIMARY KEY (prefecture_code, month, age_band, sex, shard);
+
+ALTER TABLE stat_municipal ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE stat_municipal DROP CONSTRAINT stat_municipal_pkey;
+ALTER TABLE stat_municipal ADD PRIMARY KEY (municipality_code, month, dose_number, shard);
+
+ALTER TABLE stat_open ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE stat_open DROP CONSTRAINT stat_open_pkey;
+ALTER TABLE stat_open ADD PRIMARY KEY (prefecture_code, administered_on, dose_number, age_group, sex, shard);
+
+ALTER TABLE dose_progress ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE dose_progress DROP CONSTRAINT dose_progress_pkey;
+ALTER TABLE dose_progress ADD PRIMARY KEY (municipality_code, month, dose_number, shard);
+
+CREATE OR REPLACE FUNCTION doses_count_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stat_daily (prefecture_code, administered_on, dose_number, shard, n)
+        SELECT prefecture_code, administered_on, dose_number, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), r.administered_on, r.dose_number, 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, administered_on, dose_number, n)
+        GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (prefecture_code, administered_on, dose_number, shard) DO UPDATE SET n = stat_daily.n + excluded.n;
+    INSERT INTO stat_monthly (prefecture_code, month, dose_number, product_code, shard, n)
+        SELECT prefecture_code, month, dose_number, product_code, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), to_char(r.administered_on, 'YYYY-MM'), r.dose_number, r.product_code, 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, month, dose_number, product_code, n)
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (prefecture_code, month, dose_number, product_code, shard) DO UPDATE SET n = stat_monthly.n + excluded.n;
+    INSERT INTO stat_demographic (prefecture_code, month, age_band, sex, shard, n)
+        SELECT prefecture_code, month, age_band, sex, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), to_char(r.administered_on, 'YYYY-MM'), coalesce(r.age_band, -1), coalesce(r.sex, '9'), 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, month, age_band, sex, n)
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (prefecture_code, month, age_band, sex, shard) DO UPDATE SET n = stat_demographic.n + excluded.n;
+    INSERT INTO stat_municipal (municipality_code, month, dose_number, shard, n)
+        SELECT municipality_code, month, dose_number, vrs_count_shard(), sum(n) FROM (SELECT r.municipality_code, to_char(r.administered_on, 'YYYY-MM'), r.dose_number, 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (municipality_code, month, dose_number, n)
+        GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (municipality_code, month, dose_number, shard) DO UPDATE SET n = stat_municipal.n + excluded.n;
+    INSERT INTO stat_open (prefecture_code, administered_on, dose_number, age_group, sex, shard, n)
+        SELECT prefecture_code, administered_on, dose_number, age_group, sex, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), r.administered_on, r.dose_number, CASE WHEN r.age_band IS NULL THEN 'unknown' WHEN r.age_band >= 65 THEN '65-' ELSE '-64' END, coalesce(r.sex, '9'), 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, administered_on, dose_number, age_group, sex, n)
+        GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (prefecture_code, administered_on, dose_number, age_group, sex, shard) DO UPDATE SET n = stat_open.n + excluded.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION doses_count_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stat_daily (prefecture_code, administered_on, dose_number, shard, n)
+        SELECT prefecture_code, administered_on, dose_number, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), r.administered_on, r.dose_number, -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred' UNION ALL SELECT substr(r.municipality_code, 1, 2), r.administered_on, r.dose_number, 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, administered_on, dose_number, n)
+        GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (prefecture_code, administered_on, dose_number, shard) DO UPDATE SET n = stat_daily.n + excluded.n;
+    INSERT INTO stat_monthly (prefecture_code, month, dose_number, product_code, shard, n)
+        SELECT prefecture_code, month, dose_number, product_code, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), to_char(r.administered_on, 'YYYY-MM'), r.dose_number, r.product_code, -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred' UNION ALL SELECT substr(r.municipality_code, 1, 2), to_char(r.administered_on, 'YYYY-MM'), r.dose_number, r.product_code, 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, month, dose_number, product_code, n)
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (prefecture_code, month, dose_number, product_code, shard) DO UPDATE SET n = stat_monthly.n + excluded.n;
+    INSERT INTO stat_demographic (prefecture_code, month, age_band, sex, shard, n)
+        SELECT prefecture_code, month, age_band, sex, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), to_char(r.administered_on, 'YYYY-MM'), coalesce(r.age_band, -1), coalesce(r.sex, '9'), -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred' UNION ALL SELECT substr(r.municipality_code, 1, 2), to_char(r.administered_on, 'YYYY-MM'), coalesce(r.age_band, -1), coalesce(r.sex, '9'), 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, month, age_band, sex, n)
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (prefecture_code, month, age_band, sex, shard) DO UPDATE SET n = stat_demographic.n + excluded.n;
+    INSERT INTO stat_municipal (municipality_code, month, dose_number, shard, n)
+        SELECT municipality_code, month, dose_number, vrs_count_shard(), sum(n) FROM (SELECT r.municipality_code, to_char(r.administered_on, 'YYYY-MM'), r.dose_number, -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred' UNION ALL SELECT r.municipality_code, to_char(r.administered_on, 'YYYY-MM'), r.dose_number, 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (municipality_code, month, dose_number, n)
+        GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (municipality_code, month, dose_number, shard) DO UPDATE SET n = stat_municipal.n + excluded.n;
+    INSERT INTO stat_open (prefecture_code, administered_on, dose_number, age_group, sex, shard, n)
+        SELECT prefecture_code, administered_on, dose_number, age_group, sex, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), r.administered_on, r.dose_number, CASE WHEN r.age_band IS NULL THEN 'unknown' WHEN r.age_band >= 65 THEN '65-' ELSE '-64' END, coalesce(r.sex, '9'), -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred' UNION ALL SELECT substr(r.municipality_code, 1, 2), r.administered_on, r.dose_number, CASE WHEN r.age_band IS NULL THEN 'unknown' WHEN r.age_band >= 65 THEN '65-' ELSE '-64' END, coalesce(r.sex, '9'), 1 AS n FROM new_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, administered_on, dose_number, age_group, sex, n)
+        GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (prefecture_code, administered_on, dose_number, age_group, sex, shard) DO UPDATE SET n = stat_open.n + excluded.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION doses_count_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stat_daily (prefecture_code, administered_on, dose_number, shard, n)
+        SELECT prefecture_code, administered_on, dose_number, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), r.administered_on, r.dose_number, -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, administered_on, dose_number, n)
+        GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (prefecture_code, administered_on, dose_number, shard) DO UPDATE SET n = stat_daily.n + excluded.n;
+    INSERT INTO stat_monthly (prefecture_code, month, dose_number, product_code, shard, n)
+        SELECT prefecture_code, month, dose_number, product_code, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), to_char(r.administered_on, 'YYYY-MM'), r.dose_number, r.product_code, -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, month, dose_number, product_code, n)
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (prefecture_code, month, dose_number, product_code, shard) DO UPDATE SET n = stat_monthly.n + excluded.n;
+    INSERT INTO stat_demographic (prefecture_code, month, age_band, sex, shard, n)
+        SELECT prefecture_code, month, age_band, sex, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), to_char(r.administered_on, 'YYYY-MM'), coalesce(r.age_band, -1), coalesce(r.sex, '9'), -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, month, age_band, sex, n)
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (prefecture_code, month, age_band, sex, shard) DO UPDATE SET n = stat_demographic.n + excluded.n;
+    INSERT INTO stat_municipal (municipality_code, month, dose_number, shard, n)
+        SELECT municipality_code, month, dose_number, vrs_count_shard(), sum(n) FROM (SELECT r.municipality_code, to_char(r.administered_on, 'YYYY-MM'), r.dose_number, -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (municipality_code, month, dose_number, n)
+        GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (municipality_code, month, dose_number, shard) DO UPDATE SET n = stat_municipal.n + excluded.n;
+    INSERT INTO stat_open (prefecture_code, administered_on, dose_number, age_group, sex, shard, n)
+        SELECT prefecture_code, administered_on, dose_number, age_group, sex, vrs_count_shard(), sum(n) FROM (SELECT substr(r.municipality_code, 1, 2), r.administered_on, r.dose_number, CASE WHEN r.age_band IS NULL THEN 'unknown' WHEN r.age_band >= 65 THEN '65-' ELSE '-64' END, coalesce(r.sex, '9'), -1 AS n FROM old_rows r WHERE r.status = 'valid' AND r.origin <> 'transferred') c (prefecture_code, administered_on, dose_number, age_group, sex, n)
+        GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (prefecture_code, administered_on, dose_number, age_group, sex, shard) DO UPDATE SET n = stat_open.n + excluded.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION doses_progress_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO dose_progress (municipality_code, month, dose_number, shard, n)
+        SELECT r.municipality_code, to_char(r.administered_on, 'YYYY-MM'), r.dose_number, vrs_count_shard(), count(*)
+        FROM new_rows r WHERE r.status = 'valid'
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (municipality_code, month, dose_number, shard) DO UPDATE SET n = dose_progress.n + excluded.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION doses_progress_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO dose_progress (municipality_code, month, dose_number, shard, n)
+        SELECT municipality_code, month, dose_number, vrs_count_shard(), sum(n) FROM (
+            SELECT r.municipality_code, to_char(r.administered_on, 'YYYY-MM'), r.dose_number, -1
+            FROM old_rows r WHERE r.status = 'valid'
+            UNION ALL
+            SELECT r.municipality_code, to_char(r.administered_on, 'YYYY-MM'), r.dose_number, 1
+            FROM new_rows r WHERE r.status = 'valid'
+        ) c (municipality_code, month, dose_number, n)
+        GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (municipality_code, month, dose_number, shard) DO UPDATE SET n = dose_progress.n + excluded.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION doses_progress_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO dose_progress (municipality_code, month, dose_number, shard, n)
+        SELECT r.municipality_code, to_char(r.administered_on, 'YYYY-MM'), r.dose_number, vrs_count_shard(), -count(*)
+        FROM old_rows r WHERE r.status = 'valid'
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (municipality_code, month, dose_number, shard) DO UPDATE SET n = dose_progress.n + excluded.n;
+    RETURN NULL;
+END
+$$;
