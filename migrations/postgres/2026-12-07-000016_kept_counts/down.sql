@@ -1,3 +1,4 @@
+DROP INDEX tickets_issued_by;
 DROP INDEX dose_events_resident;
 DROP TRIGGER doses_progress_delete ON doses;
 DROP TRIGGER doses_progress_update ON doses;

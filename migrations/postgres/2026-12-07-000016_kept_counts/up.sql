@@ -143,6 +143,11 @@ INSERT INTO dose_progress (municipality_code, month, dose_number, n)
 -- the resident, not by reading the municipality's whole history.
 CREATE INDEX dose_events_resident ON dose_events (municipality_code, resident_id);
 
+-- The tickets a resident import issued, for its printable sheets: found
+-- (and counted) by the import, in ticket-number order, not by reading
+-- every ticket of the city.
+CREATE INDEX tickets_issued_by ON tickets (municipality_code, issued_by, ticket_number);
+
 -- One municipality's counts, as its other tables (migration 000015).
 DO $$
 DECLARE t text;

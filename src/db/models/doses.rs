@@ -210,7 +210,7 @@ impl DoseRow {
         ids: &[String],
     ) -> Result<Vec<QueuedDose>, DbError> {
         let mut out = Vec::new();
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(5000) {
             out.extend(
                 doses::table
                     .filter(doses::municipality_code.eq(scope.code().as_str()))
