@@ -1,7 +1,8 @@
-//! The statistics' running counts (migrations 000012 and 000016) as rows of text keys,
-//! for recounting them from the doses while doses go on being recorded
-//! (see `flows::statistics::recount`). The tables, keys and expressions
-//! are those of the migration's triggers.
+//! The running counts (migrations 000012 and 000016: the statistics, a
+//! municipality's progress and its current residents) as rows of text
+//! keys, for recounting them from the records while doses go on being
+//! recorded (see `flows::statistics::recount`). The tables, keys and
+//! expressions are those of the migrations' triggers.
 
 use super::{DbConn, DbError, numbered};
 use diesel::prelude::*;
@@ -12,18 +13,26 @@ use diesel::sql_types::{BigInt, Text};
 enum Kind {
     Text,
     Int,
+    BigInt,
     Date,
 }
 
-/// One count table: its key columns and how a dose gives each.
+/// One count table: its key columns and how a counted row (`d`) gives
+/// each, the rows it counts, and whether it is kept in shards.
 pub struct Table {
     pub name: &'static str,
     columns: &'static [(&'static str, Kind, &'static str)],
-    /// Whether a dose transferred from another municipality counts: only
-    /// in the municipality's own progress (the statistics count a dose
-    /// where it was given).
-    transferred: bool,
+    /// The counted rows, as `FROM … d WHERE d.municipality_code = $1 AND …`.
+    from: &'static str,
+    counted: &'static str,
+    /// Kept in shards on PostgreSQL (migration 000017).
+    sharded: bool,
 }
+
+/// Doses that count where they were given…
+const GIVEN_HERE: &str = "d.status = 'valid' AND d.origin <> 'transferred'";
+/// …and, for the municipality's own progress, those transferred here too.
+const VALID: &str = "d.status = 'valid'";
 
 const AGE_GROUP: &str =
     "CASE WHEN d.age_band IS NULL THEN 'unknown' WHEN d.age_band >= 65 THEN '65-' ELSE '-64' END";
@@ -31,7 +40,7 @@ const PREFECTURE: &str = "substr(d.municipality_code, 1, 2)";
 
 /// `{month}` and `{age_group}` stand for the backend's month of a date and
 /// the open data's age group.
-pub const TABLES: [Table; 6] = [
+pub const TABLES: [Table; 7] = [
     Table {
         name: "stat_daily",
         columns: &[
@@ -39,7 +48,9 @@ pub const TABLES: [Table; 6] = [
             ("administered_on", Kind::Date, "d.administered_on"),
             ("dose_number", Kind::Int, "d.dose_number"),
         ],
-        transferred: false,
+        from: "doses",
+        counted: GIVEN_HERE,
+        sharded: true,
     },
     Table {
         name: "stat_monthly",
@@ -49,7 +60,9 @@ pub const TABLES: [Table; 6] = [
             ("dose_number", Kind::Int, "d.dose_number"),
             ("product_code", Kind::Text, "d.product_code"),
         ],
-        transferred: false,
+        from: "doses",
+        counted: GIVEN_HERE,
+        sharded: true,
     },
     Table {
         name: "stat_demographic",
@@ -59,7 +72,9 @@ pub const TABLES: [Table; 6] = [
             ("age_band", Kind::Int, "coalesce(d.age_band, -1)"),
             ("sex", Kind::Text, "coalesce(d.sex, '9')"),
         ],
-        transferred: false,
+        from: "doses",
+        counted: GIVEN_HERE,
+        sharded: true,
     },
     Table {
         name: "stat_municipal",
@@ -68,7 +83,9 @@ pub const TABLES: [Table; 6] = [
             ("month", Kind::Text, "{month}"),
             ("dose_number", Kind::Int, "d.dose_number"),
         ],
-        transferred: false,
+        from: "doses",
+        counted: GIVEN_HERE,
+        sharded: true,
     },
     Table {
         name: "stat_open",
@@ -79,7 +96,9 @@ pub const TABLES: [Table; 6] = [
             ("age_group", Kind::Text, "{age_group}"),
             ("sex", Kind::Text, "coalesce(d.sex, '9')"),
         ],
-        transferred: false,
+        from: "doses",
+        counted: GIVEN_HERE,
+        sharded: true,
     },
     Table {
         name: "dose_progress",
@@ -88,7 +107,19 @@ pub const TABLES: [Table; 6] = [
             ("month", Kind::Text, "{month}"),
             ("dose_number", Kind::Int, "d.dose_number"),
         ],
-        transferred: true,
+        from: "doses",
+        counted: VALID,
+        sharded: true,
+    },
+    Table {
+        name: "resident_counts",
+        columns: &[
+            ("municipality_code", Kind::Text, "d.municipality_code"),
+            ("staged_seq", Kind::BigInt, "coalesce(d.staged_seq, 0)"),
+        ],
+        from: "residents",
+        counted: "d.moved_out_on IS NULL AND d.deceased_on IS NULL",
+        sharded: false,
     },
 ];
 
@@ -114,10 +145,10 @@ fn key_text(conn: &DbConn, cells: impl Iterator<Item = String>) -> String {
 }
 
 impl Table {
-    /// What the doses of one municipality add to this table, as its
+    /// What the records of one municipality add to this table, as its
     /// triggers would have counted them (inside a transaction that sees
     /// that municipality).
-    pub fn counted_from_doses(
+    pub fn counted_from_rows(
         &self,
         conn: &mut DbConn,
         code: &str,
@@ -131,14 +162,10 @@ impl Table {
                 .replace("{age_group}", AGE_GROUP)
         });
         let key = key_text(conn, cells);
-        let origin = if self.transferred {
-            ""
-        } else {
-            "AND d.origin <> 'transferred' "
-        };
         let sql = format!(
-            "SELECT {key} AS k, CAST(count(*) AS BIGINT) AS n FROM doses d \
-             WHERE d.municipality_code = $1 AND d.status = 'valid' {origin}GROUP BY 1"
+            "SELECT {key} AS k, CAST(count(*) AS BIGINT) AS n FROM {} d \
+             WHERE d.municipality_code = $1 AND {} GROUP BY 1",
+            self.from, self.counted
         );
         Ok(diesel::sql_query(numbered(conn, sql))
             .bind::<Text, _>(code)
@@ -175,6 +202,7 @@ impl Table {
                 let p = format!("${}", i + 1);
                 match (kind, pg) {
                     (Kind::Int, _) => format!("CAST({p} AS INTEGER)"),
+                    (Kind::BigInt, _) => format!("CAST({p} AS BIGINT)"),
                     (Kind::Date, true) => format!("CAST({p} AS DATE)"),
                     (Kind::Text, _) | (Kind::Date, false) => p,
                 }
@@ -182,7 +210,7 @@ impl Table {
             .collect();
         let n = self.columns.len() + 1;
         // Into shard 0, the key's row on SQLite (migration 000017).
-        let target = if pg { ", shard" } else { "" };
+        let target = if pg && self.sharded { ", shard" } else { "" };
         let sql = numbered(
             conn,
             format!(

@@ -304,7 +304,7 @@ pub fn differences_from_doses(conn: &mut DbConn) -> Result<Differences, DbError>
                 // Row-level security shows one municipality's doses at a
                 // time; the snapshot stays the same across them.
                 crate::db::set_transaction_municipality(conn, code)?;
-                for (k, n) in table.counted_from_doses(conn, code)? {
+                for (k, n) in table.counted_from_rows(conn, code)? {
                     *by_key.entry(k).or_insert(0) += n;
                 }
             }

@@ -579,6 +579,18 @@ async fn the_current_residents_count_follows_imports_flags_and_registrations() {
         .await;
     assert_eq!(app.current_residents("082040"), (base + 5, base + 5));
     assert_eq!(app.current_residents("131016"), (base, base));
+
+    // A count gone wrong is put right by the recount, as the doses' are.
+    app.conn()
+        .batch_execute(
+            "UPDATE resident_counts SET n = n + 5 WHERE staged_seq = 0; DELETE FROM dose_progress",
+        )
+        .unwrap();
+    assert_eq!(app.current_residents("082040"), (base + 10, base + 5));
+    vrs::flows::statistics::recount(&mut app.conn()).unwrap();
+    assert_eq!(app.current_residents("082040"), (base + 5, base + 5));
+    assert_eq!(app.current_residents("131016"), (base, base));
+    assert_eq!(kept(&app), recount(&all_doses(&app)));
 }
 
 /// The queue's history over the last 60 days reads only the doses that
