@@ -141,7 +141,7 @@ INSERT INTO dose_progress (municipality_code, month, dose_number, n)
 
 -- A resident's record page lists what happened to their doses: found by
 -- the resident, not by reading the municipality's whole history.
-CREATE INDEX dose_events_resident ON dose_events (municipality_code, resident_id);
+CREATE INDEX dose_events_resident ON dose_events (municipality_code, resident_id, at);
 
 -- The tickets a resident import issued, for its printable sheets: found
 -- (and counted) by the import, in ticket-number order, not by reading
