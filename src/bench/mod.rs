@@ -235,6 +235,35 @@ impl Scratch {
     }
 }
 
+/// The `p` quantile (0–1) of sorted times, in milliseconds.
+pub(crate) fn percentile(sorted: &[std::time::Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// An account of a bench municipality with a known password (no change
+/// asked at first login); returns its login and password.
+pub(crate) fn bench_account(
+    conn: &mut crate::db::DbConn,
+    audit: &crate::audit::AuditKey,
+    new: crate::flows::accounts::NewAccount,
+) -> anyhow::Result<(String, String)> {
+    let password =
+        crate::domain::NewPassword::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple()))?;
+    let login = new.login_id.as_str().to_string();
+    let (_, password) = crate::flows::accounts::create(
+        conn,
+        audit,
+        &crate::audit::Actor::default(),
+        new,
+        Some(password),
+    )?;
+    Ok((login, password.as_str().to_string()))
+}
+
 /// An active ticket the bench issued, for the given dose number.
 pub(crate) fn active_ticket(
     code: &str,

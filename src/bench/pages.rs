@@ -8,16 +8,14 @@
 //! answers it gave, not timed.
 
 use super::record::{BenchServer, add_lot, durability, site_tablet};
-use super::{Machine, Scratch};
+use super::{Machine, Scratch, percentile};
 use crate::audit::Actor;
 use crate::db::DbConn;
 use crate::db::models::dose_events::DoseEventRow;
 use crate::db::models::doses::{self as dose_rows, DoseRow};
 use crate::db::models::residents::ResidentRow;
 use crate::db::models::tickets::TicketRow;
-use crate::domain::{
-    AddresseeNumber, LoginId, MunicipalityCode, MyNumber, NewPassword, Permission, Role,
-};
+use crate::domain::{AddresseeNumber, LoginId, MunicipalityCode, MyNumber, Permission, Role};
 use crate::flows::residents;
 use crate::startup;
 use anyhow::Context;
@@ -223,14 +221,11 @@ fn city_accounts(
         ),
         ("administrator", Role::MunicipalAdmin, Vec::new()),
     ] {
-        let login = LoginId::parse(&format!("{code}-bench-{label}"))?;
-        let password = NewPassword::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple()))?;
-        let (_, password) = accounts::create(
+        let (login, password) = super::bench_account(
             conn,
             audit,
-            &Actor::default(),
             accounts::NewAccount {
-                login_id: login.clone(),
+                login_id: LoginId::parse(&format!("{code}-bench-{label}"))?,
                 role,
                 municipality: Some(code),
                 prefecture_code: None,
@@ -242,13 +237,8 @@ fn city_accounts(
                 site_id: None,
                 must_change_password: false,
             },
-            Some(password),
         )?;
-        out.push((
-            label,
-            login.as_str().to_string(),
-            password.as_str().to_string(),
-        ));
+        out.push((label, login, password));
     }
     Ok(out)
 }
@@ -340,14 +330,6 @@ fn get(port: u16, path: &str, cookie: &str) -> anyhow::Result<Answer> {
         bytes: raw.len() - head_end - 4,
         took: began.elapsed(),
     })
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
 fn time_path(

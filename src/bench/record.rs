@@ -19,7 +19,7 @@ use crate::db::models::doses::{self as dose_rows, DoseRow};
 use crate::db::models::residents::ResidentRow;
 use crate::db::models::tickets::TicketRow;
 use crate::db::models::vaccines::LotRow;
-use crate::domain::{AddresseeNumber, LoginId, MunicipalityCode, MyNumber, NewPassword, Role};
+use crate::domain::{AddresseeNumber, LoginId, MunicipalityCode, MyNumber, Role};
 use crate::flows::doses::NewDose;
 use crate::flows::residents::{self, NewResident};
 use crate::startup::{self, Application};
@@ -203,14 +203,11 @@ pub fn site_tablet(
         &sites::SiteName::parse("ベンチ集団接種会場")?,
         sites::SiteKind::Mass,
     )?;
-    let login = LoginId::parse(&format!("{code}-tablet"))?;
-    let password = NewPassword::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple()))?;
-    let (_, password) = accounts::create(
+    super::bench_account(
         conn,
         audit,
-        &Actor::default(),
         accounts::NewAccount {
-            login_id: login.clone(),
+            login_id: LoginId::parse(&format!("{code}-tablet"))?,
             role: Role::SiteTablet,
             municipality: Some(code),
             prefecture_code: None,
@@ -222,9 +219,7 @@ pub fn site_tablet(
             site_id: Some(site.id),
             must_change_password: false,
         },
-        Some(password),
-    )?;
-    Ok((login.as_str().to_string(), password.as_str().to_string()))
+    )
 }
 
 /// One HTTP/1.1 request on its own connection; the status and the body.

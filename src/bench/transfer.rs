@@ -11,6 +11,7 @@
 //! - The bulk inquiry: a file of all movers through the job's flow, against
 //!   the resident import of the same number of lines in the same run.
 
+use super::percentile;
 use super::{Scratch, import_file, write_resident_file};
 use crate::audit::Actor;
 use crate::db::models::residents::ResidentRow;
@@ -23,14 +24,6 @@ pub struct Options {
     pub residents: usize,
     pub movers: usize,
     pub inquiries: usize,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 /// Two samples of times side by side: their medians and the two-sample

@@ -719,6 +719,18 @@ pub fn chain_head(conn: &mut DbConn, chain: &str) -> Result<Option<(i64, String)
     }
 }
 
+/// The sum of a count table's `n` column as a BIGINT on both backends
+/// (PostgreSQL's sum of a BIGINT is a NUMERIC), for counts kept in shards
+/// and grouped by their key.
+pub fn sum_n() -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
+    diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(n) AS BIGINT)")
+}
+
+/// Ids named per query when rows are read by a list of ids: few round
+/// trips for a city's thousands, well under both backends' limits on
+/// bound parameters.
+pub const IDS_PER_QUERY: usize = 5000;
+
 /// Refreshes PostgreSQL's planner statistics after a bulk load, so the next
 /// query over a table that just grew by a million rows is planned for that
 /// size rather than waiting for autovacuum. Not on SQLite: its ANALYZE of a

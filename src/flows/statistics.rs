@@ -7,11 +7,9 @@
 //! month, the time series per day.
 
 use crate::db::schema::{stat_daily, stat_demographic, stat_monthly, stat_municipal, stat_open};
-use crate::db::{DbConn, DbError};
+use crate::db::{DbConn, DbError, sum_n};
 use chrono::{Datelike, NaiveDate};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 
 /// Cells below this are shown as suppressed (and left out of downloads),
 /// so a small village's numbers cannot single a person out.
@@ -107,10 +105,6 @@ fn fold<K: Ord>(items: impl Iterator<Item = (K, i64)>) -> Vec<Count<K>> {
         *m.entry(k).or_insert(0) += n;
     }
     m.into_iter().map(|(key, n)| Count { key, n }).collect()
-}
-
-fn sum_n() -> diesel::expression::SqlLiteral<BigInt> {
-    sql::<BigInt>("CAST(SUM(n) AS BIGINT)")
 }
 
 pub fn dashboard(conn: &mut DbConn, area: &Area, period: Period) -> Result<Dashboard, DbError> {

@@ -67,9 +67,7 @@ impl DoseEventRow {
         dose_ids: &[String],
     ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
         let mut out = Vec::new();
-        // Large chunks: a city's 60 days can name tens of thousands of
-        // doses, and each query is a round trip.
-        for chunk in dose_ids.chunks(5000) {
+        for chunk in dose_ids.chunks(crate::db::IDS_PER_QUERY) {
             out.extend(
                 dose_events::table
                     .filter(dose_events::municipality_code.eq(scope.code().as_str()))

@@ -190,7 +190,7 @@ impl DoseRow {
         ids: &[String],
     ) -> Result<Vec<DoseRow>, DbError> {
         let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(crate::db::IDS_PER_QUERY) {
             out.extend(
                 doses::table
                     .filter(doses::municipality_code.eq(scope.code().as_str()))
@@ -210,7 +210,7 @@ impl DoseRow {
         ids: &[String],
     ) -> Result<Vec<QueuedDose>, DbError> {
         let mut out = Vec::new();
-        for chunk in ids.chunks(5000) {
+        for chunk in ids.chunks(crate::db::IDS_PER_QUERY) {
             out.extend(
                 doses::table
                     .filter(doses::municipality_code.eq(scope.code().as_str()))
@@ -231,7 +231,7 @@ impl DoseRow {
     ) -> Result<Vec<(String, i32, i64)>, DbError> {
         use crate::db::schema::dose_progress;
         // Summed over the count's shards (migration 000017).
-        let n = diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(n) AS BIGINT)");
+        let n = crate::db::sum_n();
         Ok(dose_progress::table
             .filter(dose_progress::municipality_code.eq(scope.code().as_str()))
             .group_by((dose_progress::month, dose_progress::dose_number))
