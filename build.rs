@@ -21,6 +21,9 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() {
     let web = Path::new("src/web");
     println!("cargo::rerun-if-changed=src/web");
+    // `embed_migrations!` reads the migration folders at compile time but
+    // does not tell cargo, so a new migration would not be built in.
+    println!("cargo::rerun-if-changed=migrations");
     let mut files = Vec::new();
     sources(web, &mut files);
     files.sort();

@@ -40,20 +40,85 @@ pub struct ImportJobRow {
 /// expression inside the statement being built, so that the rows and the
 /// import's state are read from one snapshot. `Seen::Published`: the
 /// newest import that succeeded (0 before any); an import's own reads see
-/// its own rows too. The code is six checked digits and the number ours,
-/// so both can stand in the text.
-pub fn seen_seq<ST>(scope: &Scope<'_>) -> diesel::expression::SqlLiteral<ST>
+/// its own rows too.
+pub fn seen_seq<ST>(scope: &Scope<'_>) -> SeenSeq<ST> {
+    SeenSeq {
+        seen: match scope.seen() {
+            Seen::Published => SeenBy::Published(scope.code().to_string()),
+            Seen::Through(seq) => SeenBy::Through(seq),
+        },
+        _type: std::marker::PhantomData,
+    }
+}
+
+/// `seen_seq`'s expression. The code and the number are bound, never
+/// spliced into the text, so that a statement using it stays one prepared
+/// statement per shape: a literal (`diesel::dsl::sql`) would make every
+/// ticket lookup re-parsed and re-planned, which on PostgreSQL cost more
+/// than the rest of a recorded dose.
+#[derive(Debug, Clone)]
+pub struct SeenSeq<ST> {
+    seen: SeenBy,
+    _type: std::marker::PhantomData<ST>,
+}
+
+#[derive(Debug, Clone)]
+enum SeenBy {
+    Published(String),
+    Through(i64),
+}
+
+impl<ST> diesel::Expression for SeenSeq<ST>
 where
     ST: diesel::expression::TypedExpressionType,
 {
-    match scope.seen() {
-        Seen::Published => diesel::dsl::sql(&format!(
-            "CAST((SELECT coalesce(max(j.seq), 0) FROM import_jobs j \
-             WHERE j.municipality_code = '{}' AND j.status = 'succeeded') AS BIGINT)",
-            scope.code().as_str()
-        )),
-        Seen::Through(seq) => diesel::dsl::sql(&format!("CAST({seq} AS BIGINT)")),
+    type SqlType = ST;
+}
+
+impl<ST, DB> diesel::query_builder::QueryFragment<DB> for SeenSeq<ST>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        match &self.seen {
+            SeenBy::Published(code) => {
+                out.push_sql(
+                    "CAST((SELECT coalesce(max(j.seq), 0) FROM import_jobs j \
+                     WHERE j.municipality_code = ",
+                );
+                out.push_bind_param::<diesel::sql_types::Text, _>(code)?;
+                out.push_sql(" AND j.status = 'succeeded') AS BIGINT)");
+            }
+            SeenBy::Through(seq) => {
+                out.push_sql("CAST(");
+                out.push_bind_param::<diesel::sql_types::BigInt, _>(seq)?;
+                out.push_sql(" AS BIGINT)");
+            }
+        }
+        Ok(())
     }
+}
+
+/// The text differs by variant, so the statement cache is keyed by the
+/// text (`HAS_STATIC_QUERY_ID = false`), not by the Rust type.
+impl<ST> diesel::query_builder::QueryId for SeenSeq<ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<ST, QS> diesel::SelectableExpression<QS> for SeenSeq<ST> where Self: diesel::Expression {}
+
+impl<ST, QS> diesel::AppearsOnTable<QS> for SeenSeq<ST> where Self: diesel::Expression {}
+
+impl<ST, GB> diesel::expression::ValidGrouping<GB> for SeenSeq<ST> {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
 }
 
 impl ImportJobRow {
@@ -212,5 +277,38 @@ impl ImportJobRow {
             .select(ImportJobRow::as_select())
             .first(conn)
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::schema::tickets;
+    use diesel::pg::Pg;
+    use diesel::query_builder::QueryFragment;
+    use diesel::sql_types::{BigInt, Nullable};
+    use diesel::sqlite::Sqlite;
+
+    fn seen(by: SeenBy) -> SeenSeq<Nullable<BigInt>> {
+        SeenSeq {
+            seen: by,
+            _type: std::marker::PhantomData,
+        }
+    }
+
+    /// A statement that reads what a scope sees stays one prepared
+    /// statement, whatever the municipality: the code is a bind parameter.
+    #[test]
+    fn a_statement_reading_what_is_seen_is_prepared_once() {
+        for by in [SeenBy::Published("082040".into()), SeenBy::Through(7)] {
+            let query = tickets::table
+                .filter(tickets::staged_seq.le(seen(by)))
+                .select(tickets::ticket_number);
+            assert!(QueryFragment::<Pg>::is_safe_to_cache_prepared(&query, &Pg).unwrap());
+            assert!(QueryFragment::<Sqlite>::is_safe_to_cache_prepared(&query, &Sqlite).unwrap());
+            let text = diesel::debug_query::<Pg, _>(&query).to_string();
+            let sql = text.split("-- binds").next().unwrap_or_default();
+            assert!(!sql.contains("082040") && !sql.contains('7'), "{sql}");
+        }
     }
 }
