@@ -4,18 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
+/// The Rust files under `dir`, in path order.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+        .map(walkdir::DirEntry::into_path)
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect()
 }
 
 fn main() {
@@ -24,9 +21,7 @@ fn main() {
     // `embed_migrations!` reads the migration folders at compile time but
     // does not tell cargo, so a new migration would not be built in.
     println!("cargo::rerun-if-changed=migrations");
-    let mut files = Vec::new();
-    sources(web, &mut files);
-    files.sort();
+    let files = sources(web);
     let mut rows = String::new();
     for file in &files {
         println!("cargo::rerun-if-changed={}", file.display());

@@ -7,11 +7,11 @@
 //! reordering a line breaks every MAC after it, and someone with write access
 //! to the database alone cannot forge a new chain.
 
+use crate::clock::now;
 use crate::crypto::MasterKey;
 use crate::db::models::accounts::PlatformSecretRow;
 use crate::db::models::audit_log::{AuditRow, PendingRow};
 use crate::db::{DbConn, DbError};
-use crate::flows::now;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -36,9 +36,7 @@ impl AuditKey {
             let key = master
                 .unwrap_bytes(&secret_label(), &row.wrapped_value)
                 .ok_or_else(|| {
-                    DbError::Migration(
-                        "the operation log key does not open with this master key".into(),
-                    )
+                    DbError::Key("the operation log key does not open with this master key".into())
                 })?;
             return Ok(AuditKey(key));
         }
@@ -65,7 +63,7 @@ impl AuditKey {
             let value = old
                 .unwrap_bytes(&label, &row.wrapped_value)
                 .ok_or_else(|| {
-                    DbError::Migration(format!("platform secret {} does not open", row.name))
+                    DbError::Key(format!("platform secret {} does not open", row.name))
                 })?;
             PlatformSecretRow::rewrap(conn, &row.name, &new.wrap(&label, &value), &new.key_id())?;
             n += 1;

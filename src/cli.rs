@@ -367,7 +367,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 &prepared.state.audit,
                 &crate::audit::Actor::default(),
                 "command",
-                crate::flows::now(),
+                crate::clock::now(),
             )?;
             if purged.is_empty() {
                 println!("no provision records past retention");

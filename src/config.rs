@@ -236,20 +236,6 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ConfigE
         .map_err(|e| ConfigError::Tls(format!("TLS certificate and key do not match: {e}")))
 }
 
-/// Creates a folder (and its parents) that only the service's own user may
-/// enter: it holds the database and, by default, the master key. An existing
-/// folder is left as it is.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.as_os_str().is_empty() || dir.exists() {
-        return Ok(());
-    }
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
-}
-
 /// Which requests get a line in the access log. Errors (5xx) also get
 /// their own line with the cause, whatever this says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -239,7 +239,7 @@ fn demo_lots(conn: &mut DbConn) -> anyhow::Result<()> {
                     lot_number: lot,
                     expires_on: None,
                     created_by: None,
-                    created_at: crate::flows::now(),
+                    created_at: crate::clock::now(),
                 }
                 .insert(conn)?;
             }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod csvout;
@@ -13,6 +14,7 @@ pub mod domain;
 pub mod flows;
 pub mod i18n;
 pub mod logging;
+pub mod private_dir;
 pub mod qr;
 pub mod shc;
 pub mod startup;

@@ -3,52 +3,13 @@
 
 use crate::config::{Common, ConfigError, ServeArgs};
 use crate::crypto::MasterKey;
+use crate::db;
 use crate::db::models::issuer_keys::IssuerKeyRow;
 use crate::db::models::tenants::TenantKeyRow;
-use crate::db::{self, Pool};
-use crate::flows;
+use crate::flows::{self, AppState, JOB_LEASE};
 use actix_web::dev::Server;
 use anyhow::Context;
 use std::sync::Arc;
-
-/// What every request handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: Pool,
-    pub master: Arc<MasterKey>,
-    pub audit: crate::audit::AuditKey,
-    /// Where uploads wait, sealed, for their import job.
-    pub spool_dir: std::path::PathBuf,
-    pub import_limits: crate::flows::imports::Limits,
-    pub transfer: crate::flows::transfer::Settings,
-    /// `iss` of the certificates this deployment signs.
-    pub issuer_url: String,
-    /// The smallest count statistics show or publish.
-    pub stats_min_cell: i64,
-    /// This server's name on the leases of the jobs it runs: kept in its
-    /// data folder, so that after a restart it knows which jobs were its
-    /// own (and are certainly dead).
-    pub runner: Arc<str>,
-    /// The operation log's witness file (see `audit::witness`).
-    pub witness: Arc<crate::audit::witness::Witness>,
-    /// On SQLite, where dose recordings are committed in groups (see
-    /// `db::commit_group`); none on PostgreSQL.
-    pub commits: Option<Arc<db::commit_group::CommitGroup>>,
-}
-
-/// How long a job's lease lasts without being renewed (every write
-/// transaction of a job renews it) before any server may declare it dead.
-pub const JOB_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
-
-impl AppState {
-    /// For `serve` only: the spools and running jobs of this server's
-    /// previous life are gone, so their journal lines are closed as failed
-    /// (with their log lines) and what they wrote is settled.
-    pub fn recover_interrupted_jobs(&self) -> anyhow::Result<usize> {
-        crate::crypto::spool::clear_dir(&self.spool_dir);
-        Ok(flows::import_jobs::reap(self, true, JOB_LEASE)?)
-    }
-}
 
 /// This server's runner name (see `AppState::runner`), made on first start.
 fn runner_name(data_dir: &std::path::Path) -> anyhow::Result<Arc<str>> {
@@ -59,7 +20,7 @@ fn runner_name(data_dir: &std::path::Path) -> anyhow::Result<Arc<str>> {
             return Ok(name.into());
         }
     }
-    crate::config::create_private_dir(data_dir)?;
+    crate::private_dir::create(data_dir)?;
     let name = uuid::Uuid::new_v4().to_string();
     std::fs::write(&path, &name).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(name.into())
@@ -302,7 +263,7 @@ fn housekeeping(
                                 &state.audit,
                                 &crate::audit::Actor::default(),
                                 "schedule",
-                                flows::now(),
+                                crate::clock::now(),
                             )?)
                         });
                     match purged {

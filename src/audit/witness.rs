@@ -128,7 +128,7 @@ impl Witness {
             .map(|t| t.municipality_code)
             .collect();
         chains.push(PLATFORM_CHAIN.to_string());
-        let at = crate::flows::now()
+        let at = crate::clock::now()
             .format("%Y-%m-%dT%H:%M:%S%.6f")
             .to_string();
         let mut out = String::new();

@@ -79,7 +79,7 @@ fn script(
     token: &str,
     pause_ms: u64,
 ) -> anyhow::Result<std::path::PathBuf> {
-    let date = crate::flows::today_in_japan() - chrono::Duration::days(1);
+    let date = crate::clock::today_in_japan() - chrono::Duration::days(1);
     let path = dir.join(format!("{phase}.lua"));
     std::fs::write(
         &path,
@@ -164,7 +164,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
     let (before, _) = record::stored(&mut conn, &state.master, &state.audit, &recorded)?;
     drop(conn);
     let work = scratch.dir().join("files");
-    crate::config::create_private_dir(&work)?;
+    crate::private_dir::create(&work)?;
     let file = work.join("residents.csv");
     let importer = BenchImport::from_state(state.clone());
     // What the job works on, made ready: the import's two requests; the
@@ -183,7 +183,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         }
         Job::Recount => {
             let mut conn = state.pool.get()?;
-            let start = crate::flows::today_in_japan() - chrono::Duration::days(720);
+            let start = crate::clock::today_in_japan() - chrono::Duration::days(720);
             super::statistics::fill_doses(
                 &mut conn,
                 &state.master,

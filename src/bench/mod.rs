@@ -182,7 +182,7 @@ impl Scratch {
         use diesel::Connection;
         use diesel::connection::SimpleConnection;
         let dir = std::env::temp_dir().join(format!("vrs-bench-{}", uuid::Uuid::new_v4()));
-        crate::config::create_private_dir(&dir)?;
+        crate::private_dir::create(&dir)?;
         let (url, pg) = match postgres_url {
             Some(base) => {
                 let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
@@ -374,7 +374,7 @@ fn write_index_file(
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let today = crate::flows::now().date();
+    let today = crate::clock::now().date();
     let mut reader = csv::Reader::from_path(path)?;
     let mut w = std::io::BufWriter::new(std::fs::File::create(out)?);
     for rec in reader.records() {
@@ -434,7 +434,7 @@ fn plain_insert(
         )?;
     }
     let start = Instant::now();
-    let at = crate::flows::now();
+    let at = crate::clock::now();
     let lines = crate::db::write_transaction(&mut conn, |conn| {
         let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(
             std::io::BufReader::with_capacity(
@@ -543,7 +543,7 @@ fn plain_insert(
 /// of the municipality (journal line, lease, operation-log line), run on
 /// this thread. The file is spooled first, as an upload is, untimed.
 pub(crate) struct BenchImport {
-    state: crate::startup::AppState,
+    state: crate::flows::AppState,
 }
 
 impl BenchImport {
@@ -560,7 +560,7 @@ impl BenchImport {
     }
 
     /// Imports with the state of a running bench server.
-    pub(crate) fn from_state(state: crate::startup::AppState) -> BenchImport {
+    pub(crate) fn from_state(state: crate::flows::AppState) -> BenchImport {
         BenchImport { state }
     }
 
@@ -632,7 +632,7 @@ pub(crate) fn import_file(
 pub fn import(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String> {
     let machine = Machine::now();
     let work = std::env::temp_dir().join(format!("vrs-bench-file-{}", uuid::Uuid::new_v4()));
-    crate::config::create_private_dir(&work)?;
+    crate::private_dir::create(&work)?;
     let file = work.join("residents.csv");
     let bytes = write_resident_file(&file, rows)?;
 
@@ -830,9 +830,9 @@ pub(crate) fn bench_state(
     master: &std::sync::Arc<crate::crypto::MasterKey>,
     audit: crate::audit::AuditKey,
     work: &std::path::Path,
-) -> anyhow::Result<crate::startup::AppState> {
+) -> anyhow::Result<crate::flows::AppState> {
     let witness = crate::audit::witness::Witness::open(&work.join("audit-witness.log"), &audit)?;
-    Ok(crate::startup::AppState {
+    Ok(crate::flows::AppState {
         pool: db.pool.clone(),
         master: master.clone(),
         audit,
@@ -873,7 +873,7 @@ pub fn export(rows: usize, postgres_url: Option<&str>) -> anyhow::Result<String>
 
     // The residents, through the import; then their doses.
     let work = std::env::temp_dir().join(format!("vrs-bench-file-{}", uuid::Uuid::new_v4()));
-    crate::config::create_private_dir(&work)?;
+    crate::private_dir::create(&work)?;
     let file = work.join("residents.csv");
     write_resident_file(&file, rows.div_ceil(4))?;
     import_file(&db, &master, code, &file)?;

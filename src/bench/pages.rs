@@ -88,7 +88,7 @@ fn fill_city(
 ) -> anyhow::Result<String> {
     crate::flows::municipalities::enable(conn, master, code)?;
     let partition = crate::tenancy::Partition::open(conn, master, code)?;
-    let at = crate::flows::now();
+    let at = crate::clock::now();
     let start = chrono::NaiveDate::from_ymd_opt(2021, 3, 1).unwrap_or_default();
     let mut middle = String::new();
     let mut given = 0usize;
@@ -245,7 +245,7 @@ fn city_accounts(
 
 /// Signs an account in as the login form does and returns its cookie.
 fn sign_in(
-    state: &crate::startup::AppState,
+    state: &crate::flows::AppState,
     label: &'static str,
     login: &str,
     password: &str,

@@ -122,7 +122,7 @@ pub fn fill_municipality(
     let vaccinated = (n..2 * n)
         .map(|i| bench_resident(code, i))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let at = crate::flows::now();
+    let at = crate::clock::now();
     let given_on = chrono::NaiveDate::from_ymd_opt(2024, 10, 15).unwrap_or_default();
     partition.run(conn, |scope, conn| {
         for chunk in vaccinated.chunks(BATCH) {
@@ -180,7 +180,7 @@ pub fn add_lot(conn: &mut DbConn) -> anyhow::Result<()> {
             lot_number: LOT.into(),
             expires_on: None,
             created_by: None,
-            created_at: crate::flows::now(),
+            created_at: crate::clock::now(),
         }
         .insert(conn)?;
     }
@@ -377,7 +377,7 @@ pub(super) struct BenchServer {
 
 impl BenchServer {
     pub(super) fn start(
-        state: crate::startup::AppState,
+        state: crate::flows::AppState,
         workers: Option<usize>,
     ) -> anyhow::Result<BenchServer> {
         let args = ServeArgs {
@@ -619,7 +619,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
         );
         // Yesterday in Japan: never a future date, whatever the clock does
         // during the run.
-        let date = crate::flows::today_in_japan() - chrono::Duration::days(1);
+        let date = crate::clock::today_in_japan() - chrono::Duration::days(1);
         let record_script = scratch.dir().join("record.lua");
         std::fs::write(
             &record_script,
@@ -642,7 +642,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
             &health_script,
             &format!("{base}/health"),
         )?;
-        let start = crate::flows::now();
+        let start = crate::clock::now();
         let logged_before = crate::logging::bytes_written();
         let doses = run_wrk(
             opts.connections,

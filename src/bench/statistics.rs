@@ -211,8 +211,8 @@ pub(super) fn fill_doses(
                 name_kana_sealed: vec![0; 8],
                 birth_date_sealed: vec![0; 8],
                 sex_sealed: vec![0; 8],
-                created_at: crate::flows::now(),
-                updated_at: crate::flows::now(),
+                created_at: crate::clock::now(),
+                updated_at: crate::clock::now(),
                 ..ResidentRow::default()
             })
             .collect();
@@ -231,7 +231,7 @@ pub(super) fn fill_doses(
                 resident_id: format!("{m:03}-{person:08}"),
                 dose_number: n,
                 administered_on: on,
-                recorded_at: crate::flows::now(),
+                recorded_at: crate::clock::now(),
                 ticket_number: None,
                 site_municipality_code: Some(code.to_string()),
                 site_name: None,

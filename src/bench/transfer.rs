@@ -94,7 +94,7 @@ pub fn run(opts: &Options, postgres_url: Option<&str>) -> anyhow::Result<String>
 
     // The source's residents, through the import; two doses for each mover.
     let work = db.dir().join("files");
-    crate::config::create_private_dir(&work)?;
+    crate::private_dir::create(&work)?;
     let big = work.join("source.csv");
     write_resident_file(&big, residents)?;
     let source_p = crate::tenancy::Partition::open(&mut conn, &master, source)?;

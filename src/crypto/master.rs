@@ -97,7 +97,7 @@ impl MasterKey {
         use std::io::Write;
         let source = MasterKeySource::File(path.to_path_buf());
         if let Some(dir) = path.parent() {
-            crate::config::create_private_dir(dir)
+            crate::private_dir::create(dir)
                 .map_err(|e| MasterKeyError::Write(source.clone(), e))?;
         }
         let mut opts = std::fs::OpenOptions::new();

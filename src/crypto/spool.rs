@@ -49,7 +49,7 @@ pub struct Spool {
 
 impl SpoolWriter {
     pub fn create(dir: &Path, limit: u64) -> Result<SpoolWriter, SpoolError> {
-        crate::config::create_private_dir(dir)?;
+        crate::private_dir::create(dir)?;
         let path = dir.join(format!("{}.spool", uuid::Uuid::new_v4()));
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);

@@ -252,7 +252,7 @@ mod tests {
         let second = group.run(|conn| insert(conn, 2));
         let failing = group.run(|conn| {
             insert(conn, 3)?;
-            Err::<(), DbError>(DbError::Migration("refused".into()))
+            Err::<(), DbError>(DbError::Stored("refused".into()))
         });
         let fourth = group.run(|conn| {
             // Inside the group, what an earlier piece wrote is seen.

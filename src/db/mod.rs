@@ -38,8 +38,26 @@ pub enum DbError {
     Folder(String, std::io::Error),
     #[error("database pool: {0}")]
     Pool(#[from] r2d2::PoolError),
-    #[error("migrations: {0}")]
-    Migration(String),
+    /// The schema could not be brought to this version's (the migration
+    /// tool's own error is kept).
+    #[error("the database schema could not be migrated: {0}")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A key or secret held in the database does not open with the master
+    /// key given.
+    #[error("a key does not open: {0}")]
+    Key(String),
+    /// Stored rows are not as this version wrote them.
+    #[error("stored data is not as expected: {0}")]
+    Stored(String),
+    #[error("cannot encode as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The database takes no more work for now; the same request a moment
+    /// later succeeds.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// A thread that does part of the work could not start or stopped.
+    #[error("a worker thread failed: {0}")]
+    Worker(String),
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
 }
@@ -80,7 +98,7 @@ impl DbError {
     /// request a moment later succeeds.
     pub fn is_busy(&self) -> bool {
         match self {
-            DbError::Pool(_) => true,
+            DbError::Pool(_) | DbError::Busy(_) => true,
             DbError::Query(e) => is_busy(e),
             _ => false,
         }
@@ -337,7 +355,7 @@ pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
     if let DatabaseUrl::Sqlite(path) = url
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
-        crate::config::create_private_dir(dir)
+        crate::private_dir::create(dir)
             .map_err(|e| DbError::Folder(dir.display().to_string(), e))?;
     }
     let manager = Manager::new(url.clone());
@@ -359,10 +377,13 @@ pub fn migrate(conn: &mut DbConn) -> Result<usize, DbError> {
         // find that nothing is left to do.
         return match pending_postgres(c)? {
             0 => Ok(0),
-            n => Err(DbError::Migration(format!(
-                "{n} migrations are pending and this role may not apply them: run \
-                 `vrs migrate` (or the server) with --migration-database-url, the tables' owner"
-            ))),
+            n => Err(DbError::Migration(
+                format!(
+                    "{n} migrations are pending and this role may not apply them: run \
+                     `vrs migrate` (or the server) with --migration-database-url, the tables' owner"
+                )
+                .into(),
+            )),
         };
     }
     let applied = match conn {
@@ -371,7 +392,7 @@ pub fn migrate(conn: &mut DbConn) -> Result<usize, DbError> {
             .map(|v| v.len()),
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     };
-    applied.map_err(|e| DbError::Migration(e.to_string()))
+    applied.map_err(DbError::Migration)
 }
 
 /// Whether the role may create tables in the current schema.
@@ -404,7 +425,7 @@ fn pending_postgres(c: &mut diesel::PgConnection) -> Result<usize, DbError> {
             .map(|a| a.version)
             .collect();
     let ours = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
-        .map_err(|e| DbError::Migration(e.to_string()))?;
+        .map_err(DbError::Migration)?;
     Ok(ours
         .iter()
         .filter(|m| !applied.contains(&m.name().version().to_string()))
@@ -420,7 +441,7 @@ pub fn revert_all(conn: &mut DbConn) -> Result<usize, DbError> {
             .map(|v| v.len()),
         DbConn::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     };
-    reverted.map_err(|e| DbError::Migration(e.to_string()))
+    reverted.map_err(DbError::Migration)
 }
 
 /// Whether a commit this connection makes is on disk when it returns, and

@@ -224,7 +224,7 @@ impl Table {
         for (key, by) in rows {
             let cells: Vec<&str> = key.split(SEPARATOR).collect();
             if cells.len() != self.columns.len() {
-                return Err(DbError::Migration(format!(
+                return Err(DbError::Stored(format!(
                     "a key of {} has {} cells",
                     self.name,
                     cells.len()

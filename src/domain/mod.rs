@@ -26,7 +26,10 @@ pub use ticket::{
     Address, ChangeReason, DoseNumber, IdempotencyKey, LotNumber, OcrLine, TicketKind,
     TicketNumber, TicketRef,
 };
-pub use transfer::{Consent, IdDocument, InquiryPurpose, consent_mark, source_municipality};
+pub use transfer::{
+    Consent, IdDocument, InquiryFields, InquiryPurpose, ParsedInquiry, SOURCE_FIELD, consent_mark,
+    parse_inquiry, source_municipality,
+};
 pub use vaccines::{Catalog as VaccineCatalog, Product as VaccineProduct, ProductCode};
 
 /// Why a piece of input was refused. `field` names what the user typed into,
@@ -220,6 +223,19 @@ pub fn parse_text(field: &'static str, input: &str, max: usize) -> Result<String
         return Err(err(Reason::ControlChars));
     }
     Ok(s.to_string())
+}
+
+/// An optional text field: empty is none; otherwise as `parse_text`
+/// (never silently cut).
+pub fn parse_optional_text(
+    field: &'static str,
+    input: &str,
+    max: usize,
+) -> Result<Option<String>, FieldError> {
+    if input.trim().is_empty() {
+        return Ok(None);
+    }
+    parse_text(field, input, max).map(Some)
 }
 
 /// A character that is not shown as itself: a control character, or an

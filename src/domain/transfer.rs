@@ -2,7 +2,7 @@
 //! identity check (番号法第16条) the asking municipality recorded, the
 //! source municipality, and the stated purpose.
 
-use super::{FieldError, MunicipalityCode, Reason, Registry, parse_text};
+use super::{FieldError, MunicipalityCode, MyNumber, Reason, Registry, parse_text};
 
 /// The document by which staff checked the person's identity and number
 /// (番号法第16条: the number card alone, or a number document with a photo
@@ -197,6 +197,70 @@ pub fn source_municipality(
         return Err(err(Reason::OwnMunicipality));
     }
     Ok(m.code)
+}
+
+/// The field naming the municipality asked (the person's former one).
+pub const SOURCE_FIELD: &str = "転出元市区町村コード";
+const AGAIN_FIELD: &str = "個人番号（確認）";
+
+/// Everything an inquiry needs from a person's input, or every field's
+/// problem (field name and reason, for the page's language).
+pub struct ParsedInquiry {
+    pub number: MyNumber,
+    pub source: MunicipalityCode,
+    pub consent: Consent,
+    pub purpose: InquiryPurpose,
+}
+
+/// An inquiry's fields as typed or sent.
+pub struct InquiryFields<'a> {
+    pub number: &'a str,
+    /// The number typed again, where the client confirms it that way.
+    pub again: Option<&'a str>,
+    pub source: &'a str,
+    pub consent: bool,
+    pub id_document: &'a str,
+    pub checked_by: &'a str,
+    pub purpose: &'a str,
+}
+
+/// Parses an inquiry's fields, the same for the form and the API. The
+/// number must be typed twice alike (F26); `again` is `None` where the
+/// client confirmed it otherwise.
+pub fn parse_inquiry(
+    asking: MunicipalityCode,
+    f: &InquiryFields<'_>,
+) -> Result<ParsedInquiry, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let number = MyNumber::parse(f.number).map_err(|e| errors.push(e)).ok();
+    if let (Some(n), Some(again)) = (&number, f.again)
+        && MyNumber::parse(again).ok().as_ref() != Some(n)
+    {
+        errors.push(FieldError {
+            field: AGAIN_FIELD,
+            reason: Reason::EntriesDiffer,
+        });
+    }
+    let source = source_municipality(SOURCE_FIELD, f.source, asking)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let consent = Consent::parse(f.consent, f.id_document, f.checked_by)
+        .map_err(|es| errors.extend(es))
+        .ok();
+    let purpose = InquiryPurpose::parse(f.purpose)
+        .map_err(|e| errors.push(e))
+        .ok();
+    match (number, source, consent, purpose) {
+        (Some(number), Some(source), Some(consent), Some(purpose)) if errors.is_empty() => {
+            Ok(ParsedInquiry {
+                number,
+                source,
+                consent,
+                purpose,
+            })
+        }
+        _ => Err(errors),
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! lock an account (or an unknown name) for 15 minutes; twenty from one
 //! address lock that address.
 
-use super::now;
 use crate::audit::{self, Actor, AuditKey, Entry, PLATFORM_CHAIN};
+use crate::clock::now;
 use crate::crypto::password;
 use crate::db::models::accounts::{AccountRow, SessionParts, SessionRow, ThrottleRow};
 use crate::db::models::sites::SiteRow;

@@ -6,9 +6,9 @@
 //! carries revokes that card: its rid goes on the key's public revocation
 //! list.
 
-use super::now;
 use super::residents::{self, MyNumberPurpose, Resident};
 use crate::audit::{self, Actor, Entry};
+use crate::clock::now;
 use crate::crypto::AadContext;
 use crate::db::models::certificates::{
     self as rows, CertificateRow, ChannelClientRow, RevocationRow,
@@ -262,7 +262,7 @@ pub fn issue(
     let passport_sealed = passport
         .map(|p| serde_json::to_vec(p).map(|json| scope.seal(ctx("passport", &id), &json)))
         .transpose()
-        .map_err(|e| DbError::Migration(e.to_string()))?;
+        .map_err(DbError::from)?;
     let row = CertificateRow {
         municipality_code: scope.code().to_string(),
         id: id.clone(),
@@ -270,7 +270,7 @@ pub fn issue(
         kind: app.kind.code().into(),
         channel: app.channel.code().into(),
         issued_at: at,
-        issued_on: super::today_in_japan(),
+        issued_on: crate::clock::today_in_japan(),
         issued_by: app.issued_by.clone(),
         kid: issuer.signer.kid().to_string(),
         rid,

@@ -13,7 +13,7 @@
 //! the parser, and a record belongs to the first line with content at or
 //! after the byte the parser began it at (`Position::byte`).
 
-use super::imports::{Conflict, LineError};
+use super::line_errors::{Conflict, LineError};
 use crate::domain::{FieldError, Reason};
 use std::collections::VecDeque;
 use std::io::{self, Read};

@@ -4,9 +4,9 @@
 //! each move is an event with the staff member's reason.
 
 use super::dose_checks::{self, Facts, Prior, Rule};
-use super::now;
 use super::residents::{self, ResidentError, SiteFacts};
 use super::vaccines::Interval;
+use crate::clock::now;
 use crate::crypto::AadContext;
 use crate::db::DbConn;
 use crate::db::models::dose_events::DoseEventRow;
@@ -108,6 +108,11 @@ pub enum DoseError {
     Resident(#[from] ResidentError),
     #[error("certificates carrying the dose could not be revoked: {0}")]
     Certificates(String),
+    /// A municipal system records only its own municipality's tickets.
+    #[error("the ticket is another municipality's")]
+    NotOurs,
+    #[error(transparent)]
+    Stopped(#[from] super::Stopped),
 }
 
 impl crate::db::DbCause for DoseError {
@@ -677,7 +682,7 @@ pub fn correct(
     // A corrected dose is valid at once, without the checks a recorded one
     // meets: a date it could not have is refused here, before anything is
     // written (certificates are issued from it).
-    if c.administered_on > super::today_in_japan() {
+    if c.administered_on > crate::clock::today_in_japan() {
         return Err(DoseError::ImpossibleDate(crate::domain::Reason::FutureDate));
     }
     if c.administered_on < facts.birth_date {

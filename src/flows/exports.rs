@@ -243,8 +243,8 @@ pub fn stream_doses(
         });
         drop(tx);
         let written = writer.join().map_err(|_| {
-            TenancyError::Db(crate::db::DbError::Migration(
-                "export writer panicked".into(),
+            TenancyError::Db(crate::db::DbError::Worker(
+                "the export's writer panicked".into(),
             ))
         })??;
         read?;

@@ -4,17 +4,17 @@
 //! the process running the job and read by the progress page.
 
 use super::imports::{self, FileEncoding, ImportError, Limits, Progress};
-use super::now;
 use super::transfer_bulk;
 use super::{faults, import_settle};
 use crate::audit::{self, Actor, Entry};
+use crate::clock::now;
 use crate::crypto::spool::Spool;
 use crate::db::models::import_jobs::ImportJobRow;
 use crate::db::models::job_leases::JobLeaseRow;
 use crate::db::models::tenants::TenantKeyRow;
 use crate::domain::InquiryPurpose;
 use crate::domain::MunicipalityCode;
-use crate::startup::AppState;
+use crate::flows::AppState;
 use crate::tenancy::{Partition, TenancyError};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -127,9 +127,9 @@ pub fn start(state: &AppState, req: Request) -> Result<String, JobError> {
             execute(&state, &partition, row, &req, &progress);
         })
         .map_err(|e| {
-            JobError::Tenancy(TenancyError::Db(crate::db::DbError::Migration(
-                e.to_string(),
-            )))
+            JobError::Tenancy(TenancyError::Db(crate::db::DbError::Worker(format!(
+                "the import's thread did not start: {e}"
+            ))))
         })?;
     Ok(id)
 }
@@ -144,7 +144,7 @@ pub fn run_now(state: &AppState, req: Request) -> Result<ImportJobRow, JobError>
     partition
         .read(&mut conn, |s, c| find(s, c, req.kind.code(), &id))?
         .ok_or(JobError::Tenancy(TenancyError::Db(
-            crate::db::DbError::Migration("the job's journal line is gone".into()),
+            crate::db::DbError::Stored("the job's journal line is gone".into()),
         )))
 }
 

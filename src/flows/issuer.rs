@@ -2,7 +2,7 @@
 //! the public halves are published as a JWKS. A key's `kid` is derived from
 //! the key itself (RFC 7638 thumbprint), never chosen.
 
-use super::now;
+use crate::clock::now;
 use crate::crypto::MasterKey;
 use crate::db::models::issuer_keys::IssuerKeyRow;
 use crate::db::{DbConn, DbError};
@@ -72,7 +72,7 @@ fn create_key(conn: &mut DbConn, master: &MasterKey) -> Result<String, DbError> 
     IssuerKeyRow {
         kid: kid.clone(),
         status: ACTIVE.into(),
-        public_jwk: serde_json::to_string(&jwk).map_err(|e| DbError::Migration(e.to_string()))?,
+        public_jwk: serde_json::to_string(&jwk).map_err(DbError::from)?,
         wrapped_private_key: master.wrap(&wrap_label(&kid), &key.to_bytes()),
         master_key_id: master.key_id(),
         crl_version: 0,

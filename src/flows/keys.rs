@@ -59,7 +59,10 @@ pub fn rotate_master(
         let mut done = MasterRotation::default();
         for row in TenantKeyRow::all(conn)? {
             let code = MunicipalityCode::parse(&row.municipality_code).map_err(|_| {
-                TenancyError::Db(DbError::Migration("bad code in tenant_keys".into()))
+                TenancyError::Db(DbError::Stored(format!(
+                    "tenant_keys holds a municipality code that is not one: {}",
+                    row.municipality_code
+                )))
             })?;
             let keys = unwrap_all(old, code, std::slice::from_ref(&row))?;
             let w = keys[0].wrap(new, code);

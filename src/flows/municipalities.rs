@@ -1,6 +1,6 @@
 //! Tenants: enabling a municipality creates its keys; erasing destroys them.
 
-use super::now;
+use crate::clock::now;
 use crate::crypto::{MasterKey, TenantKeyMaterial};
 use crate::db::models::accounts::{AccountRow, SessionRow};
 use crate::db::models::tenants::{ACTIVE, TenantKeyRow, TenantRow};

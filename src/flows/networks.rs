@@ -1,8 +1,8 @@
 //! LG-WAN networks: each municipality declares the networks its terminals
 //! use; individual numbers are shown to and accepted from those only.
 
-use super::now;
 use crate::audit::{self, Actor, AuditKey, Entry};
+use crate::clock::now;
 use crate::db::models::networks::NetworkRow;
 use crate::db::{DbConn, DbError};
 use crate::domain::{MunicipalityCode, Network};

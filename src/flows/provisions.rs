@@ -4,9 +4,9 @@
 
 use crate::audit::{self, Actor, AuditKey, Entry};
 use crate::crypto::MasterKey;
-use crate::db::DbConn;
-use crate::db::models::provisions::{ProvisionRow, REQUESTER};
+use crate::db::models::provisions::{NoticeRow, ProvisionRow, REQUESTER};
 use crate::db::models::tenants::TenantRow;
+use crate::db::{DbConn, DbError};
 use crate::domain::{MunicipalityCode, Registry};
 use crate::tenancy::{Partition, Scope, TenancyError};
 use chrono::{Months, NaiveDateTime};
@@ -62,7 +62,7 @@ pub const CSV_HEADER: [&str; 19] = [
 /// One record as a CSV line (Japan time).
 pub fn csv_line(r: &ProvisionRow) -> Vec<String> {
     let jst = |t: NaiveDateTime| {
-        (t + chrono::Duration::hours(9))
+        crate::clock::in_japan(t)
             .format("%Y-%m-%d %H:%M:%S")
             .to_string()
     };
@@ -138,4 +138,34 @@ pub fn purge_expired(
         }
     }
     Ok(purged)
+}
+
+/// A notice for the municipality's administrators, as they read it.
+pub struct Notice {
+    pub id: String,
+    pub at: NaiveDateTime,
+    pub kind: String,
+    pub subject: String,
+}
+
+/// The municipality's open notices, newest first.
+pub fn open_notices(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<Notice>, DbError> {
+    Ok(NoticeRow::open(scope, conn)?
+        .into_iter()
+        .map(|n| Notice {
+            subject: notice_subject(&n.subject),
+            id: n.id,
+            at: n.at,
+            kind: n.kind,
+        })
+        .collect())
+}
+
+/// What a notice is about: the asking municipality with its name
+/// ("municipality:131016"), or the account.
+fn notice_subject(subject: &str) -> String {
+    match subject.strip_prefix("municipality:") {
+        Some(c) => format!("{c} {}", name_of(c)),
+        None => subject.trim_start_matches("account:").to_string(),
+    }
 }

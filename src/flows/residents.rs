@@ -1,7 +1,7 @@
 //! Residents of one municipality: sealing on the way in, opening on the way
 //! out. Everything here runs inside a `Scope`.
 
-use super::now;
+use crate::clock::now;
 use crate::crypto::AadContext;
 use crate::db::DbConn;
 use crate::db::models::residents::ResidentRow;

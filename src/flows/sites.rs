@@ -2,8 +2,8 @@
 //! tablet accounts bound to it. A site records doses for tickets of any
 //! municipality; what it may see of a person is the masked hint only.
 
-use super::now;
 use crate::audit::{self, Actor, AuditKey, Entry};
+use crate::clock::now;
 use crate::db::models::accounts::AccountRow;
 use crate::db::models::sites::SiteRow;
 use crate::db::{DbConn, DbError};

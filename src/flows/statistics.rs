@@ -422,7 +422,7 @@ pub fn quality(
     use crate::db::models::doses::DoseRow;
     use crate::flows::dose_checks::Rule;
     use std::collections::HashMap;
-    let today = super::today_in_japan();
+    let today = crate::clock::today_in_japan();
     let first = today - chrono::Duration::days(days - 1);
     // Only doses waiting at some moment of the window matter: those still
     // waiting now, and those an event moved in or out of the queue during
@@ -442,7 +442,7 @@ pub fn quality(
     let queued = DoseRow::queued_among(scope, conn, &ids)?;
     let events = DoseEventRow::timeline_of(scope, conn, &kinds, &ids)?;
     // (entered, left) per dose, in Japan's time.
-    let jst = |t: chrono::NaiveDateTime| t + chrono::Duration::hours(9);
+    let jst = crate::clock::in_japan;
     let mut spans: HashMap<&str, (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>)> =
         HashMap::new();
     for (dose, kind, at) in &events {

@@ -1,8 +1,8 @@
 //! Vaccination tickets: issuing, reissuing (the old one is invalidated), and
 //! the labels printed on the A4 sticker sheet.
 
-use super::now;
 use super::residents::{self, ResidentError};
+use crate::clock::now;
 use crate::db::DbConn;
 use crate::db::models::residents::ResidentRow;
 use crate::db::models::tickets::{self as rows, TicketRow};

@@ -9,9 +9,9 @@
 //! through its own blind index. Both sides keep a provision record
 //! (metadata only); the source keeps nothing of the number it was sent.
 
-use super::now;
 use super::residents::{self, MyNumberPurpose};
 use crate::audit::{self, Actor, AuditKey, Entry};
+use crate::clock::now;
 use crate::crypto::MasterKey;
 use crate::db::DbConn;
 use crate::db::models::audit_log::PendingRow;
@@ -185,6 +185,8 @@ pub enum TransferError {
     RateLimited,
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
+    #[error(transparent)]
+    Stopped(#[from] super::Stopped),
 }
 
 impl crate::db::DbCause for TransferError {
@@ -287,6 +289,39 @@ impl Asked<'_> {
             line_no: self.job.map(|(_, line)| line),
         }
     }
+}
+
+/// Asks on the blocking pool and answers no sooner than the configured
+/// floor after `started`, whatever the outcome: how long an answer takes
+/// must not say whether anyone matched. (Window, API: a bulk inquiry's
+/// lines are answered in its result file, not one by one.)
+pub async fn inquire_held(
+    state: &super::AppState,
+    actor: Actor,
+    inquiry: Inquiry,
+    started: std::time::Instant,
+) -> Result<Answer, TransferError> {
+    let st = state.clone();
+    let out = state
+        .blocking(move |conn| {
+            inquire(
+                conn,
+                &st.master,
+                &st.audit,
+                st.transfer.rates,
+                &actor,
+                &inquiry,
+            )
+        })
+        .await;
+    let floor = &state.transfer.answer_floor;
+    // Only inquiries that were asked of the other municipality teach the
+    // floor: a flood of cheap refusals must not pull it down.
+    if out.is_ok() {
+        floor.observe(started.elapsed());
+    }
+    tokio::time::sleep_until((started + floor.hold()).into()).await;
+    out
 }
 
 /// Sends one inquiry and brings back the answer. Writes, in order: the

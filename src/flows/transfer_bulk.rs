@@ -12,9 +12,8 @@
 //! its own, keyed by job and line, from which the result file is made.
 
 use super::csv_lines::Next;
-use super::imports::{
-    self, Conflict, FileEncoding, ImportError, Limits, LineError, Opener, Progress,
-};
+use super::imports::{self, FileEncoding, ImportError, Limits, Opener, Progress};
+use super::line_errors::{Conflict, LineError};
 use super::residents;
 use super::transfer::{self, Asked, Channel};
 use crate::audit::{self, Actor, Entry};
@@ -28,7 +27,7 @@ use crate::domain::{
     AddresseeNumber, Consent, FieldError, IdDocument, InquiryPurpose, MunicipalityCode, MyNumber,
     Reason, Sex, consent_mark, source_municipality,
 };
-use crate::startup::AppState;
+use crate::flows::AppState;
 use crate::tenancy::Partition;
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -486,7 +485,7 @@ fn send_batch_within(
         .iter()
         .map(|_| uuid::Uuid::now_v7().to_string())
         .collect();
-    let at = super::now();
+    let at = crate::clock::now();
     let asked_of = |i: usize| Asked {
         inquiry_id: &ids[i],
         at,
@@ -539,7 +538,7 @@ fn send_batch_within(
             let mut record = asked.record(asking.code(), REQUESTER, source);
             transfer::mark_consent(&mut record, &r.consent);
             record.resident_id = Some(r.resident_id.clone());
-            record.answered_at = Some(super::now());
+            record.answered_at = Some(crate::clock::now());
             let (result, detail) = match g {
                 Some((_, doses)) => {
                     let theirs = existing

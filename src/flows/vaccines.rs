@@ -2,8 +2,8 @@
 //! the operator, seeded on first start with the products of Japan's
 //! programme (reference/vaccines.csv).
 
-use super::now;
 use crate::audit::{self, Actor, AuditKey, Entry, PLATFORM_CHAIN};
+use crate::clock::now;
 use crate::db::models::vaccines::{LotRow, ProductRow};
 use crate::db::{DbConn, DbError};
 use crate::domain::{FieldError, LotNumber, Reason, VaccineCatalog};

@@ -5,17 +5,18 @@
 
 use super::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
 use crate::audit::{self, Entry};
+use crate::clock::now;
 use crate::db::models::accounts::AccountRow;
 use crate::db::models::audit_log::AuditRow;
 use crate::db::models::networks::NetworkRow;
-use crate::domain::{LoginId, MunicipalityCode, Network, Permission, Role};
-use crate::flows::accounts::{self, AccountError, AccountStatus, NewAccount};
-use crate::flows::{networks, now};
+use crate::domain::{MunicipalityCode, Network, Permission, Role};
+use crate::flows::AppState;
+use crate::flows::account_issue::{self, AccountField, AccountRequest, IssueError, Problem};
+use crate::flows::accounts::{self, AccountStatus};
+use crate::flows::networks;
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
-use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -70,7 +71,7 @@ fn view(a: &AccountRow) -> AccountView {
             .map(|t| {
                 format!(
                     "{} {}",
-                    super::auth::jst(t),
+                    crate::clock::jst(t),
                     a.last_login_addr.clone().unwrap_or_default()
                 )
             })
@@ -184,15 +185,6 @@ pub fn csv_download(name: String, body: Vec<u8>) -> HttpResponse {
 
 /// The end of the current fiscal year (31 March), the usual term of a
 /// municipal post.
-fn fiscal_year_end(today: NaiveDate) -> NaiveDate {
-    let year = if today.month() >= 4 {
-        today.year() + 1
-    } else {
-        today.year()
-    };
-    NaiveDate::from_ymd_opt(year, 3, 31).unwrap_or(today)
-}
-
 #[derive(Default, Deserialize)]
 struct AccountForm {
     #[serde(default)]
@@ -251,13 +243,39 @@ struct AccountErrors {
 }
 
 impl AccountErrors {
-    fn any(&self) -> bool {
-        self.login_id.is_some()
-            || self.display_name.is_some()
-            || self.role.is_some()
-            || self.expires_on.is_some()
-            || self.device.is_some()
-            || self.site.is_some()
+    /// Each problem beside its field, in the page's language.
+    fn of(t: &T, problems: &[(AccountField, Problem)]) -> AccountErrors {
+        let mut e = AccountErrors::default();
+        for (field, problem) in problems {
+            let text = match problem {
+                Problem::Field(f) => {
+                    let label = match field {
+                        AccountField::LoginId => "login.id",
+                        AccountField::DisplayName => "admin.accounts.name",
+                        AccountField::Responsible => "admin.accounts.responsible",
+                        _ => "admin.accounts.device",
+                    };
+                    format!("{}: {}", t.s(label), field_message(t, f.reason))
+                }
+                Problem::RoleNotMunicipal => t.s("admin.accounts.role_invalid").to_string(),
+                Problem::ExpiryPast => t.s("admin.accounts.expiry_past").to_string(),
+                Problem::ExpiryInvalid => t.s("admin.accounts.expiry_invalid").to_string(),
+                Problem::TabletNeedsDevice => t.s("admin.accounts.tablet_needs_device").to_string(),
+                Problem::TabletNeedsSite => t.s("admin.accounts.tablet_needs_site").to_string(),
+                Problem::LoginTaken => t.s("admin.accounts.login_taken").to_string(),
+            };
+            let slot = match field {
+                AccountField::LoginId => &mut e.login_id,
+                AccountField::DisplayName => &mut e.display_name,
+                AccountField::Role => &mut e.role,
+                AccountField::ExpiresOn => &mut e.expires_on,
+                // One line under the device fields says what is missing.
+                AccountField::Device | AccountField::Responsible => &mut e.device,
+                AccountField::Site => &mut e.site,
+            };
+            *slot = Some(text);
+        }
+        e
     }
 }
 
@@ -275,16 +293,10 @@ struct NewAccountPage {
 
 async fn open_sites(
     state: &AppState,
-    code: crate::domain::MunicipalityCode,
+    code: MunicipalityCode,
 ) -> Result<Vec<(String, String)>, AppError> {
     with_db(state, move |conn| {
-        Ok(
-            crate::db::models::sites::SiteRow::of_municipality(conn, code.as_str())?
-                .into_iter()
-                .filter(|s| s.closed_at.is_none())
-                .map(|s| (s.id, s.name))
-                .collect(),
-        )
+        Ok(account_issue::open_sites(conn, code)?)
     })
     .await
 }
@@ -303,21 +315,12 @@ async fn new_account_form(
         csrf: auth.session.csrf_token.clone(),
         form: AccountForm {
             role: "municipal_staff".into(),
-            expires_on: fiscal_year_end(now().date()).to_string(),
+            expires_on: account_issue::fiscal_year_end(now().date()).to_string(),
             ..Default::default()
         },
         errors: AccountErrors::default(),
         t: ctx.t,
     })
-}
-
-/// An optional text field: empty is none; otherwise parsed as any text
-/// (at most 100 characters, nothing hidden), never silently cut.
-fn optional(field: &'static str, s: &str) -> Result<Option<String>, crate::domain::FieldError> {
-    if s.trim().is_empty() {
-        return Ok(None);
-    }
-    crate::domain::parse_text(field, s, 100).map(Some)
 }
 
 #[post("/admin/accounts")]
@@ -330,136 +333,54 @@ async fn create_account(
     let code = auth.require_admin()?;
     auth.check_csrf(&form.csrf)?;
     let form = form.into_inner();
-    let t = &ctx.t;
-    let msg = |label: &str, e: crate::domain::FieldError| {
-        format!("{}: {}", t.s(label), field_message(t, e.reason))
-    };
-    let mut errors = AccountErrors::default();
-    let login = LoginId::parse(&form.login_id)
-        .map_err(|e| errors.login_id = Some(msg("login.id", e)))
-        .ok();
-    let name = crate::domain::PersonName::parse(&form.display_name)
-        .map_err(|e| errors.display_name = Some(msg("admin.accounts.name", e)))
-        .ok();
-    // Administrators issue municipal accounts only; never another operator or viewer.
-    let role = match Role::parse(&form.role) {
-        Some(r) if r.is_municipal() => Some(r),
-        _ => {
-            errors.role = Some(t.s("admin.accounts.role_invalid").to_string());
-            None
-        }
-    };
-    let today = now().date();
-    let expires = match NaiveDate::parse_from_str(form.expires_on.trim(), "%Y-%m-%d") {
-        Ok(d) if d >= today => Some(d),
-        Ok(_) => {
-            errors.expires_on = Some(t.s("admin.accounts.expiry_past").to_string());
-            None
-        }
-        Err(_) => {
-            errors.expires_on = Some(t.s("admin.accounts.expiry_invalid").to_string());
-            None
-        }
-    };
-    let device = optional("端末名", &form.device_name)
-        .map_err(|e| errors.device = Some(msg("admin.accounts.device", e)))
-        .unwrap_or_default();
-    let responsible = optional("責任者", &form.responsible_person)
-        .map_err(|e| errors.device = Some(msg("admin.accounts.responsible", e)))
-        .unwrap_or_default();
-    if errors.device.is_none()
-        && role == Some(Role::SiteTablet)
-        && (device.is_none() || responsible.is_none())
-    {
-        errors.device = Some(t.s("admin.accounts.tablet_needs_device").to_string());
-    }
-    // A tablet records for one of this municipality's open sites.
-    let sites = open_sites(&state, code).await?;
-    let site = sites
-        .iter()
-        .find(|(id, _)| *id == form.site_id)
-        .map(|(id, _)| id.clone());
-    if role == Some(Role::SiteTablet) && site.is_none() {
-        errors.site = Some(t.s("admin.accounts.tablet_needs_site").to_string());
-    }
-    let permissions = if role == Some(Role::MunicipalStaff) {
-        form.permissions()
-    } else {
-        Vec::new()
-    };
-
-    let again = |errors: AccountErrors, form: AccountForm, t: T| {
-        let mut r = render(&NewAccountPage {
-            sites: sites.clone(),
-            nav: Nav::for_account(&auth, "/admin/accounts"),
-            csrf: auth.session.csrf_token.clone(),
-            form,
-            errors,
-            t,
-        })?;
-        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-        Ok::<_, AppError>(r)
-    };
-    let (Some(login), Some(name), Some(role), Some(expires)) = (login, name, role, expires) else {
-        return again(errors, form, ctx.t.clone());
-    };
-    if errors.any() {
-        return again(errors, form, ctx.t.clone());
-    }
-    let new = NewAccount {
-        login_id: login,
-        role,
-        municipality: Some(code),
-        prefecture_code: None,
-        display_name: name.as_str().to_string(),
-        permissions: permissions.iter().map(|p| p.code().to_string()).collect(),
-        expires_on: Some(expires),
-        device_name: if role == Role::SiteTablet {
-            device
-        } else {
-            None
-        },
-        responsible_person: if role == Role::SiteTablet {
-            responsible
-        } else {
-            None
-        },
-        site_id: if role == Role::SiteTablet { site } else { None },
-        must_change_password: true,
+    let req = AccountRequest {
+        login_id: form.login_id.clone(),
+        display_name: form.display_name.clone(),
+        role: form.role.clone(),
+        expires_on: form.expires_on.clone(),
+        device_name: form.device_name.clone(),
+        responsible_person: form.responsible_person.clone(),
+        site_id: form.site_id.clone(),
+        permissions: form.permissions(),
     };
     let (st, actor) = (state.clone(), auth.actor());
-    let created = with_db(&state, move |conn| {
-        match accounts::create(conn, &st.audit, &actor, new, None) {
-            Ok((row, pw)) => Ok(Ok((row.login_id, pw.as_str().to_string()))),
-            Err(AccountError::LoginTaken) => Ok(Err(())),
-            Err(AccountError::Db(e)) => Err(e.into()),
-        }
-    })
-    .await?;
-    match created {
-        Ok(pair) => {
+    let issued = state
+        .blocking(move |conn| {
+            account_issue::issue(conn, &st.audit, &actor, code, &req, now().date())
+        })
+        .await;
+    let problems = match issued {
+        Ok((row, pw)) => {
+            let created = (row.login_id, pw.as_str().to_string());
             let rows = with_db(&state, move |conn| {
                 Ok(AccountRow::of_municipality(conn, code.as_str())?)
             })
             .await?;
             let accounts: Vec<AccountView> = rows.iter().map(view).collect();
-            render(&AccountsPage {
+            return render(&AccountsPage {
                 nav: Nav::for_account(&auth, "/admin/accounts"),
                 csrf: auth.session.csrf_token.clone(),
                 locked_count: accounts.iter().filter(|a| a.locked).count(),
                 accounts,
-                created: Some(pair),
+                created: Some(created),
                 t: ctx.t,
-            })
+            });
         }
-        Err(()) => {
-            let e = AccountErrors {
-                login_id: Some(ctx.t.s("admin.accounts.login_taken").to_string()),
-                ..Default::default()
-            };
-            again(e, form, ctx.t.clone())
-        }
-    }
+        Err(IssueError::Invalid(problems)) => problems,
+        Err(e) => return Err(AppError::failed(e)),
+    };
+    let errors = AccountErrors::of(&ctx.t, &problems);
+    let sites = open_sites(&state, code).await?;
+    let mut r = render(&NewAccountPage {
+        sites,
+        nav: Nav::for_account(&auth, "/admin/accounts"),
+        csrf: auth.session.csrf_token.clone(),
+        form,
+        errors,
+        t: ctx.t,
+    })?;
+    *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(r)
 }
 
 #[derive(Deserialize)]
@@ -606,7 +527,7 @@ async fn add_network(
     let form = form.into_inner();
     // The label is optional, but one given is text like any other: nothing
     // hidden, not cut silently.
-    if let Err(e) = optional("名称", &form.label) {
+    if let Err(e) = crate::domain::parse_optional_text("名称", &form.label, 100) {
         let msg = format!(
             "{}: {}",
             ctx.t.s("admin.networks.label"),
@@ -733,7 +654,7 @@ pub struct LogLine {
 pub fn log_line(r: &AuditRow) -> LogLine {
     LogLine {
         seq: r.seq,
-        at: super::auth::jst(r.at),
+        at: crate::clock::jst(r.at),
         login_id: r.login_id.clone().unwrap_or_default(),
         addr: r.client_addr.clone().unwrap_or_default(),
         action: r.action.clone(),

@@ -9,9 +9,9 @@ use super::{AppError, Ctx, render, with_db};
 use crate::db::models::accounts::{AccountRow, SessionRow};
 use crate::db::models::sites::SiteRow;
 use crate::domain::NewPassword;
+use crate::flows::AppState;
 use crate::flows::accounts::{self, LoginError, PasswordChangeError};
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, get, post, web};
@@ -168,7 +168,7 @@ async fn login_form(
         notice,
     })?;
     resp.add_cookie(&cookie(&req, PRELOGIN_COOKIE, csrf))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AppError::Internal(e.into()))?;
     Ok(resp)
 }
 
@@ -212,7 +212,7 @@ async fn login_submit(
         }
     })
     .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
+    .map_err(|e| AppError::Internal(e.into()))??;
     match outcome {
         Ok(success) => {
             // A site's tablet goes straight to its one task.
@@ -290,7 +290,7 @@ struct DashboardPage {
     previous_addr: Option<String>,
     expires_on: Option<String>,
     /// For administrators: open notices (inquiries past the rate, …).
-    notices: Vec<super::transfers::NoticeLine>,
+    notices: Vec<NoticeLine>,
     is_admin: bool,
 }
 
@@ -298,7 +298,7 @@ struct DashboardPage {
 async fn dashboard(
     ctx: Ctx,
     auth: Authed,
-    state: web::Data<crate::startup::AppState>,
+    state: web::Data<crate::flows::AppState>,
 ) -> Result<HttpResponse, AppError> {
     if auth.account.must_change_password {
         return Ok(HttpResponse::SeeOther()
@@ -318,7 +318,7 @@ async fn dashboard(
         });
     let is_admin = role == crate::domain::Role::MunicipalAdmin;
     let notices = match auth.municipality() {
-        Some(code) if is_admin => super::transfers::open_notices(&state, code).await?,
+        Some(code) if is_admin => open_notices(&state, code).await?,
         _ => Vec::new(),
     };
     render(&DashboardPage {
@@ -330,18 +330,10 @@ async fn dashboard(
         login_id: auth.account.login_id.clone(),
         role_key: role.label_key(),
         municipality,
-        previous_login: auth.session.previous_login_at.map(jst),
+        previous_login: auth.session.previous_login_at.map(crate::clock::jst),
         previous_addr: auth.session.previous_login_addr.clone(),
         expires_on: auth.account.expires_on.map(|d| d.to_string()),
     })
-}
-
-/// UTC as stored, shown in Japan time.
-pub fn jst(t: chrono::NaiveDateTime) -> String {
-    (t + chrono::Duration::hours(9))
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-        + " JST"
 }
 
 #[derive(Template)]
@@ -426,7 +418,7 @@ async fn password_submit(
         }
     })
     .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
+    .map_err(|e| AppError::Internal(e.into()))??;
     match result {
         Ok(()) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", "/dashboard"))
@@ -541,4 +533,30 @@ async fn totp_enrol(
     } else {
         totp_page(ctx, &auth, &secret, true, false)
     }
+}
+
+pub struct NoticeLine {
+    pub id: String,
+    pub at: String,
+    pub kind: String,
+    pub subject: String,
+}
+
+/// The municipality's open notices, for its administrators' dashboard.
+pub async fn open_notices(
+    state: &AppState,
+    code: crate::domain::MunicipalityCode,
+) -> Result<Vec<NoticeLine>, AppError> {
+    super::in_partition(state, code, |scope, conn| {
+        Ok(crate::flows::provisions::open_notices(scope, conn)?
+            .into_iter()
+            .map(|n| NoticeLine {
+                id: n.id,
+                at: crate::clock::jst(n.at),
+                kind: n.kind,
+                subject: n.subject,
+            })
+            .collect())
+    })
+    .await
 }

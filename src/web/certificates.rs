@@ -7,11 +7,11 @@ use super::{AppError, Authed, Ctx, Nav, field_message, in_partition, render, req
 use crate::audit::Actor;
 use crate::db::models::certificates::{self as rows, CertificateRow};
 use crate::domain::{CertificateKind, FieldError, IdDocument, Passport, Permission};
+use crate::flows::AppState;
 use crate::flows::certificates::{self as flow, Application, CertError, Channel, Issuer, Verdict};
 use crate::flows::residents::{self, Resident};
 use crate::i18n::T;
 use crate::shc;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
@@ -404,7 +404,7 @@ async fn show(
         Ok((o, r))
     })
     .await?;
-    let qr = shc::qr(&opened.jws).map_err(|e| AppError::Internal(e.to_string()))?;
+    let qr = shc::qr(&opened.jws).map_err(|e| AppError::Internal(e.into()))?;
     let municipality = crate::domain::Registry::global().get(&code);
     let performers: Vec<String> = opened
         .contents
@@ -449,7 +449,7 @@ async fn show(
         revoked_at: opened
             .row
             .revoked_at
-            .map(super::auth::jst)
+            .map(crate::clock::jst)
             .unwrap_or_default(),
         revoked_reason: opened.row.revoked_reason.clone().unwrap_or_default(),
         can_open_record: auth.permissions().contains(&Permission::Residents),
@@ -600,7 +600,7 @@ async fn verify(
                 .unwrap_or_default(),
             issued: c
                 .and_then(|c| chrono::DateTime::from_timestamp(c.nbf, 0))
-                .map(|d| super::auth::jst(d.naive_utc()))
+                .map(|d| crate::clock::jst(d.naive_utc()))
                 .unwrap_or_default(),
             doses: c.map(|c| c.doses.clone()).unwrap_or_default(),
         }

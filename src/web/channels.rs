@@ -5,9 +5,9 @@
 use super::{AppError, Authed, Ctx, Nav, render, with_db};
 use crate::db::models::certificates::ChannelClientRow;
 use crate::domain::{Network, Role};
+use crate::flows::AppState;
 use crate::flows::certificates::{self as flow, Channel};
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
@@ -58,8 +58,8 @@ async fn page(
                 name: c.name,
                 kind: c.kind,
                 networks: c.networks.replace(',', ", "),
-                created_at: super::auth::jst(c.created_at),
-                revoked_at: c.revoked_at.map(super::auth::jst).unwrap_or_default(),
+                created_at: crate::clock::jst(c.created_at),
+                revoked_at: c.revoked_at.map(crate::clock::jst).unwrap_or_default(),
             })
             .collect(),
         created,

@@ -45,10 +45,14 @@ pub enum AppError {
     /// past our wait, or no connection came free. Nothing was changed, and
     /// the same request a moment later succeeds.
     #[error("busy: {0}")]
-    Busy(String),
+    Busy(Cause),
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(Cause),
 }
+
+/// The error underneath a failed request, kept whole (its own sources
+/// too) until the request's log line is written.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 impl AppError {
     /// A stable code for machine clients and logs.
@@ -97,12 +101,34 @@ impl ResponseError for AppError {
 impl AppError {
     /// What a request that a flow could not complete is answered: busy when
     /// the database was (see `DbError::is_busy`), otherwise a fault.
-    pub fn failed(e: impl DbCause + std::fmt::Display) -> AppError {
+    pub fn failed<E>(e: E) -> AppError
+    where
+        E: DbCause + std::error::Error + Send + Sync + 'static,
+    {
         if e.is_busy() {
-            AppError::Busy(e.to_string())
+            AppError::Busy(Box::new(e))
         } else {
-            AppError::Internal(e.to_string())
+            AppError::Internal(Box::new(e))
         }
+    }
+
+    /// The error and each of its sources, for the log: a source whose
+    /// text the line already holds (a transparent wrapper) is not repeated.
+    pub fn cause_chain(&self) -> String {
+        let mut line = self.to_string();
+        let mut next = match self {
+            AppError::Busy(c) | AppError::Internal(c) => c.source(),
+            _ => None,
+        };
+        while let Some(e) = next {
+            let text = e.to_string();
+            if !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            next = e.source();
+        }
+        line
     }
 }
 
@@ -113,6 +139,52 @@ impl From<crate::db::DbError> for AppError {
 }
 
 crate::db::from_diesel_via_db_error!(AppError);
+
+/// A flow's error is either a refusal the page or the API explains (an
+/// unknown ticket, a rate limit) or a fault underneath (the database, a
+/// stopped worker), which becomes the request's error.
+pub trait FlowError: Sized {
+    /// The refusal, or the fault as the request's error.
+    fn refusal(self) -> Result<Self, AppError>;
+}
+
+impl FlowError for crate::flows::transfer::TransferError {
+    fn refusal(self) -> Result<Self, AppError> {
+        use crate::flows::transfer::TransferError;
+        match self {
+            TransferError::Tenancy(e) => Err(e.into()),
+            TransferError::Stopped(e) => Err(e.into()),
+            refusal => Ok(refusal),
+        }
+    }
+}
+
+impl FlowError for crate::flows::doses::DoseError {
+    fn refusal(self) -> Result<Self, AppError> {
+        use crate::flows::doses::DoseError;
+        match self {
+            e @ DoseError::Resident(_) => Err(AppError::failed(e)),
+            DoseError::Stopped(e) => Err(e.into()),
+            DoseError::NotOurs => Err(AppError::Forbidden),
+            refusal => Ok(refusal),
+        }
+    }
+}
+
+/// A flow's outcome as a handler takes it: what it did, or its refusal;
+/// a fault is the request's error.
+pub fn outcome<T, E: FlowError>(r: Result<T, E>) -> Result<Result<T, E>, AppError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => e.refusal().map(Err),
+    }
+}
+
+impl From<crate::flows::Stopped> for AppError {
+    fn from(e: crate::flows::Stopped) -> Self {
+        AppError::Internal(Box::new(e))
+    }
+}
 
 impl From<crate::tenancy::TenancyError> for AppError {
     fn from(e: crate::tenancy::TenancyError) -> Self {
@@ -127,5 +199,34 @@ impl From<crate::flows::residents::ResidentError> for AppError {
             ResidentError::NotFound => AppError::NotFound,
             other => AppError::failed(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed query reaches the log with the database's own words, under
+    /// the flow's error that carried it.
+    #[test]
+    fn a_fault_keeps_its_cause_for_the_log() {
+        let db = crate::db::DbError::Query(diesel::result::Error::QueryBuilderError(
+            "the column set was empty".into(),
+        ));
+        let e = AppError::from(crate::tenancy::TenancyError::Db(db));
+        let AppError::Internal(cause) = &e else {
+            panic!("a query error is a fault, not {e:?}");
+        };
+        assert!(
+            cause
+                .downcast_ref::<crate::tenancy::TenancyError>()
+                .is_some(),
+            "the cause is the flow's error itself, not a string"
+        );
+        assert!(
+            e.cause_chain().contains("the column set was empty"),
+            "{}",
+            e.cause_chain()
+        );
     }
 }

@@ -5,9 +5,9 @@
 use super::{AppError, Authed, Ctx, Nav, render};
 use crate::audit::{self, Entry};
 use crate::domain::Permission;
+use crate::flows::AppState;
 use crate::flows::exports::{self, CsvEncoding};
 use crate::i18n::T;
-use crate::startup::AppState;
 use crate::tenancy::Partition;
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
@@ -55,7 +55,7 @@ async fn doses_csv(
         let pool = st.pool.clone();
         web::block(move || pool.get())
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| AppError::Internal(e.into()))?
             .map_err(|e| AppError::from(crate::db::DbError::from(e)))?
     };
     std::thread::Builder::new()
@@ -86,13 +86,13 @@ async fn doses_csv(
                 },
             );
         })
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AppError::Internal(e.into()))?;
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|chunk| (Ok::<_, actix_web::Error>(web::Bytes::from(chunk)), rx))
     });
-    let today = crate::flows::now().date().format("%Y%m%d");
+    let today = crate::clock::now().date().format("%Y%m%d");
     Ok(HttpResponse::Ok()
         .content_type(encoding.content_type())
         .insert_header((

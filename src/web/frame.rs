@@ -154,7 +154,7 @@ fn error_body(
         builder.insert_header((header::RETRY_AFTER, super::error::BUSY_RETRY_AFTER_SECS));
     }
     if wants_json(path) {
-        use super::api::{ApiError, ErrorCode};
+        use super::api::wire::{ApiError, ErrorCode};
         let code = match status {
             _ if busy => ErrorCode::Busy,
             400 | 422 => ErrorCode::BadRequest,
@@ -287,7 +287,10 @@ pub async fn frame(
             .finish();
         ServiceResponse::new(req, redirect)
     } else if let Some(err) = res.response().error() {
-        let cause = mask_number_like(&err.to_string());
+        let cause = mask_number_like(&match err.as_error::<super::AppError>() {
+            Some(e) => e.cause_chain(),
+            None => err.to_string(),
+        });
         if matches!(
             err.as_error::<super::AppError>(),
             Some(super::AppError::Busy(_))

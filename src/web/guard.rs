@@ -5,9 +5,11 @@
 use super::{AppError, Authed, with_db};
 use crate::audit::{self, Actor, Entry};
 use crate::domain::{MunicipalityCode, Permission, Role};
+use crate::flows::AppState;
 use crate::flows::accounts::chain_of;
+use crate::flows::doses::Recorder;
 use crate::flows::networks::NumberRefusal;
-use crate::startup::AppState;
+use crate::flows::recording::RecorderCtx;
 
 impl Authed {
     pub fn role(&self) -> Option<Role> {
@@ -209,5 +211,39 @@ impl Nav {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Why an account cannot record.
+pub enum NotRecorder {
+    /// Not a role that records at all.
+    Role,
+    /// A tablet account whose site is missing or closed.
+    NoSite,
+}
+
+/// The signed-in account as a recorder: a tablet with an open site, or a
+/// municipal system (staff with the residents permission).
+pub fn recorder_of(auth: &Authed) -> Result<Result<RecorderCtx, NotRecorder>, AppError> {
+    let ctx = |site, only| RecorderCtx {
+        recorder: Recorder {
+            account_id: auth.account.id.clone(),
+            site,
+        },
+        actor: auth.actor(),
+        chain: chain_of(&auth.account),
+        only,
+        paused: auth.scans_paused,
+    };
+    match auth.require(&[Role::SiteTablet, Role::MunicipalStaff])? {
+        Role::SiteTablet => Ok(auth
+            .site
+            .clone()
+            .map(|s| ctx(Some(s), None))
+            .ok_or(NotRecorder::NoSite)),
+        _ => Ok(auth
+            .require_staff(Permission::Residents)
+            .map(|code| ctx(None, Some(code)))
+            .map_err(|_| NotRecorder::Role)),
     }
 }

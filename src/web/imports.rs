@@ -7,11 +7,11 @@ use super::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, ren
 use crate::crypto::spool::{SpoolError, SpoolWriter};
 use crate::db::models::import_jobs::ImportJobRow;
 use crate::domain::{MunicipalityCode, Permission};
+use crate::flows::AppState;
 use crate::flows::import_jobs::{self, JobKind};
 use crate::flows::imports::{FileEncoding, LineError};
 use crate::flows::tickets;
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_multipart::Multipart;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
@@ -164,7 +164,7 @@ pub(super) async fn receive(mut form: Multipart, state: &AppState) -> Result<Upl
                 .and_then(|d| d.get_filename().map(str::to_string))
                 .unwrap_or_default();
             let mut w = SpoolWriter::create(&state.spool_dir, limit)
-                .map_err(|e| AppError::Internal(e.to_string()))?;
+                .map_err(|e| AppError::Internal(e.into()))?;
             while let Some(chunk) = field.next().await {
                 let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
                 match w.write(&chunk) {
@@ -173,7 +173,7 @@ pub(super) async fn receive(mut form: Multipart, state: &AppState) -> Result<Upl
                         up.too_large = true;
                         break;
                     }
-                    Err(e) => return Err(AppError::Internal(e.to_string())),
+                    Err(e) => return Err(AppError::Internal(e.into())),
                 }
             }
             if up.too_large {
@@ -185,7 +185,7 @@ pub(super) async fn receive(mut form: Multipart, state: &AppState) -> Result<Upl
                 }
                 continue;
             }
-            up.spool = Some(w.finish().map_err(|e| AppError::Internal(e.to_string()))?);
+            up.spool = Some(w.finish().map_err(|e| AppError::Internal(e.into()))?);
         } else {
             let mut value = Vec::new();
             while let Some(chunk) = field.next().await {
@@ -239,7 +239,7 @@ async fn upload(
     };
     let started = web::block(move || import_jobs::start(&st, req))
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AppError::Internal(e.into()))?;
     match started {
         Ok(id) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", format!("/residents/imports/{id}")))

@@ -16,7 +16,6 @@ mod imports;
 mod operator;
 mod pages;
 mod queue;
-mod recording;
 mod records;
 mod residents;
 mod sites;
@@ -35,9 +34,9 @@ pub mod route_table {
 }
 
 pub use auth::Authed;
-pub use error::AppError;
+pub use error::{AppError, outcome};
 pub use frame::{Ctx, RequestInfo, Transport};
-pub use guard::{Nav, require_lgwan, require_lgwan_for};
+pub use guard::{Nav, NotRecorder, recorder_of, require_lgwan, require_lgwan_for};
 
 use actix_web::web;
 use std::path::Path;
@@ -105,48 +104,31 @@ pub fn configure(
 
 /// Renders an askama template as an HTML response.
 pub fn render<T: askama::Template>(tpl: &T) -> Result<actix_web::HttpResponse, AppError> {
-    let body = tpl
-        .render()
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let body = tpl.render().map_err(|e| AppError::Internal(e.into()))?;
     Ok(actix_web::HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(body))
 }
 
 /// Runs database work on the blocking pool with a pooled connection.
-pub async fn with_db<T, F>(state: &crate::startup::AppState, work: F) -> Result<T, AppError>
+pub async fn with_db<T, F>(state: &crate::flows::AppState, work: F) -> Result<T, AppError>
 where
     T: Send + 'static,
     F: FnOnce(&mut crate::db::DbConn) -> Result<T, AppError> + Send + 'static,
 {
-    let pool = state.pool.clone();
-    web::block(move || {
-        // A checkout that timed out found every connection in use.
-        let mut conn = pool
-            .get()
-            .map_err(|e| AppError::from(crate::db::DbError::from(e)))?;
-        work(&mut conn)
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?
+    state.blocking(work).await
 }
 
 /// Runs writing work as `with_db` does, but on SQLite in the next commit
 /// group (see `db::commit_group`): answered once its group is on disk. Work
 /// the group could not take or run changed nothing, and is answered as a
 /// busy database.
-pub async fn with_db_grouped<T, F>(state: &crate::startup::AppState, work: F) -> Result<T, AppError>
+pub async fn with_db_grouped<T, F>(state: &crate::flows::AppState, work: F) -> Result<T, AppError>
 where
     T: Send + 'static,
     F: FnOnce(&mut crate::db::DbConn) -> Result<T, AppError> + Send + 'static,
 {
-    match &state.commits {
-        Some(group) => group
-            .run(work)
-            .await
-            .unwrap_or_else(|_| Err(AppError::Busy("the commit group took no more work".into()))),
-        None => with_db(state, work).await,
-    }
+    state.grouped(work).await
 }
 
 /// A field error in the page's language.
@@ -161,7 +143,7 @@ pub fn field_message(t: &crate::i18n::T, reason: crate::domain::Reason) -> Strin
 /// Runs work inside one municipality's partition (one scoped transaction)
 /// on the blocking pool.
 pub async fn in_partition<T, F>(
-    state: &crate::startup::AppState,
+    state: &crate::flows::AppState,
     code: crate::domain::MunicipalityCode,
     work: F,
 ) -> Result<T, AppError>

@@ -6,10 +6,10 @@ use super::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
 use crate::audit::{self, Entry, PLATFORM_CHAIN};
 use crate::db::models::audit_log::AuditRow;
 use crate::domain::{LoginId, MunicipalityCode, PersonName, Registry, Role};
+use crate::flows::AppState;
 use crate::flows::accounts::{self, AccountError, NewAccount};
 use crate::flows::municipalities::{self, TenantError};
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
@@ -105,7 +105,7 @@ async fn page(
                 code: t.municipality_code,
                 status: t.status,
                 key_version: t.active_key_version,
-                enabled_at: super::auth::jst(t.enabled_at),
+                enabled_at: crate::clock::jst(t.enabled_at),
             })
             .collect(),
         log: log.iter().map(super::admin::log_line).collect(),

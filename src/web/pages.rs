@@ -3,8 +3,8 @@
 use super::{AppError, Ctx, render, with_db};
 use crate::db::models::tenants::TenantRow;
 use crate::domain::{MunicipalityCode, MunicipalityKind, Registry};
+use crate::flows::AppState;
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
 use serde::Deserialize;

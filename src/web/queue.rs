@@ -4,9 +4,9 @@
 
 use super::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, render};
 use crate::domain::Permission;
+use crate::flows::AppState;
 use crate::flows::dose_checks::Rule;
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
 
@@ -88,7 +88,7 @@ async fn queue(
         .into_iter()
         .map(|d| Item {
             resident_id: d.resident_id,
-            recorded_at: super::auth::jst(d.recorded_at),
+            recorded_at: crate::clock::jst(d.recorded_at),
             site: d.site_name.unwrap_or_default(),
             dose_number: d.dose_number,
             date: d.administered_on.to_string(),

@@ -11,10 +11,10 @@ use crate::domain::{
     AddresseeNumber, BirthDate, ChangeReason, FieldError, KanaName, MunicipalityCode, Permission,
     PersonName, Sex, TicketNumber,
 };
+use crate::flows::AppState;
 use crate::flows::residents::{self, Correction, Flag, Resident, Search};
 use crate::flows::tickets::{self, Label, ReissueReason, Ticket};
 use crate::i18n::T;
-use crate::startup::AppState;
 use crate::tenancy::Scope;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
@@ -117,7 +117,7 @@ async fn search(
     auth.check_csrf(&form.csrf)?;
     let f = form.into_inner();
     let t = &ctx.t;
-    let today = crate::flows::now().date();
+    let today = crate::clock::now().date();
     // The search is by whichever field was filled in, in this order.
     let by = if !f.addressee.trim().is_empty() {
         "addressee"
@@ -322,7 +322,7 @@ fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loa
         .map_err(AppError::failed)?
         .into_iter()
         .map(|e| DoseEventView {
-            at: super::auth::jst(e.at),
+            at: crate::clock::jst(e.at),
             dose_number: number_of(&e.dose_id),
             kind: e.kind,
             detail: e
@@ -557,7 +557,7 @@ async fn correct(
     let code = staff(&auth)?;
     let id = path_id(&path)?;
     auth.check_csrf(&form.csrf)?;
-    let today = crate::flows::now().date();
+    let today = crate::clock::now().date();
     let parsed = (|| {
         Ok::<_, FieldError>((
             Correction {
@@ -615,7 +615,7 @@ async fn flag(
     let id = path_id(&path)?;
     auth.check_csrf(&form.csrf)?;
     let which = Flag::parse(&form.flag).ok_or_else(|| AppError::BadRequest("flag".into()))?;
-    let today = crate::flows::now().date();
+    let today = crate::clock::now().date();
     let t = &ctx.t;
     // A flag's date follows the rules of a birth date: real, not in the future.
     let date = match form.date.trim() {

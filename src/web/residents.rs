@@ -4,9 +4,9 @@
 use super::{AppError, Authed, Ctx, Nav, field_message, render, require_lgwan, with_db};
 use crate::audit::{self, Entry};
 use crate::domain::{MyNumber, Permission};
+use crate::flows::AppState;
 use crate::flows::residents::{self, MyNumberPurpose};
 use crate::i18n::T;
-use crate::startup::AppState;
 use crate::tenancy::Partition;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;

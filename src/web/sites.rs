@@ -6,9 +6,9 @@ use super::{AppError, Authed, Ctx, Nav, field_message, path_id, render, with_db}
 use crate::db::models::accounts::AccountRow;
 use crate::db::models::sites::SiteRow;
 use crate::domain::Role;
+use crate::flows::AppState;
 use crate::flows::sites::{self, SiteKind, SiteName};
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;

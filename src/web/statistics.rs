@@ -7,9 +7,9 @@
 use super::charts;
 use super::{AppError, Authed, Ctx, Nav, render, with_db};
 use crate::domain::{MunicipalityCode, MunicipalityKind, Registry, Role, VaccineCatalog};
+use crate::flows::AppState;
 use crate::flows::statistics::{self as stats, Area, Dashboard, Period};
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
 use chrono::NaiveDate;

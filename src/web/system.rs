@@ -1,8 +1,8 @@
 //! Machine-facing system endpoints: health, issuer keys, language switch.
 
 use super::{AppError, with_db};
+use crate::flows::AppState;
 use crate::i18n::Lang;
-use crate::startup::AppState;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;

@@ -3,16 +3,17 @@
 //! hint, the dose due and any block, pick product and lot (remembered for
 //! the next person), confirm, see a clear success, scan the next.
 
-use super::recording::{self, NotRecorder, RecordInput, RecorderCtx};
 use super::{AppError, Authed, Ctx, Nav, field_message, render};
+use super::{NotRecorder, recorder_of};
 use crate::db::models::vaccines::ProductRow;
 use crate::domain::{
     FieldError, IdempotencyKey, LotNumber, MunicipalityCode, ProductCode, Reason, TicketRef,
 };
+use crate::flows::AppState;
 use crate::flows::dose_checks::Rule;
 use crate::flows::doses::{DoseError, Preview};
+use crate::flows::recording::{self, RecordInput, RecorderCtx};
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
@@ -42,7 +43,7 @@ fn remembered(req: &HttpRequest) -> (Option<String>, Option<String>) {
 }
 
 fn recorder(auth: &Authed) -> Result<RecorderCtx, AppError> {
-    match recording::recorder_of(auth)? {
+    match recorder_of(auth)? {
         Ok(r) if r.site().is_some() => Ok(r),
         Ok(_) | Err(NotRecorder::Role) => Err(AppError::Forbidden),
         Err(NotRecorder::NoSite) => Err(AppError::Forbidden),
@@ -104,7 +105,7 @@ async fn home(ctx: Ctx, auth: Authed, q: web::Query<HomeQuery>) -> Result<HttpRe
         error: None,
         previous_login: done
             .is_none()
-            .then(|| auth.session.previous_login_at.map(super::auth::jst))
+            .then(|| auth.session.previous_login_at.map(crate::clock::jst))
             .flatten(),
         done,
         t: ctx.t,
@@ -199,7 +200,9 @@ async fn confirm_page(
     let (product, lot, date) = chosen;
     let product = product.or(last_product);
     let listed = product.as_deref().and_then(|p| ProductCode::parse(p).ok());
-    let (products, lots) = recording::choices(state, listed).await?;
+    let (products, lots) = recording::choices(state, listed)
+        .await
+        .map_err(AppError::failed)?;
     let status = if errors.any() {
         actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -222,7 +225,7 @@ async fn confirm_page(
         product: product.unwrap_or_default(),
         lots,
         lot: lot.or(last_lot).unwrap_or_default(),
-        administered_on: date.unwrap_or_else(|| crate::flows::today_in_japan().to_string()),
+        administered_on: date.unwrap_or_else(|| crate::clock::today_in_japan().to_string()),
         key: key.as_str().to_string(),
         errors,
         t: ctx.t.clone(),
@@ -281,7 +284,7 @@ async fn scan(
         Err(e) => return scan_again(&ctx, &auth, &rec, input, scan_error(&ctx.t, e)).await,
     };
     let product = remembered(&req).0.and_then(|p| ProductCode::parse(&p).ok());
-    match recording::preview(&state, &rec, t, product).await? {
+    match super::outcome(recording::preview(&state, &rec, t, product).await)? {
         Ok(p) => {
             confirm_page(
                 &req,
@@ -390,7 +393,7 @@ async fn record(
             expected_dose: expected,
             key: key.clone(),
         };
-        match recording::record(&state, &rec, input).await? {
+        match super::outcome(recording::record(&state, &rec, input).await)? {
             Ok(done) => {
                 let location = format!(
                     "/site?recorded={}&queued={}&m={}",
@@ -433,7 +436,7 @@ async fn record(
         }
     }
     // Show the confirm screen again, freshly looked up, with the errors.
-    match recording::preview(&state, &rec, ticket, product).await? {
+    match super::outcome(recording::preview(&state, &rec, ticket, product).await)? {
         Ok(p) => {
             confirm_page(
                 &req,

@@ -5,9 +5,9 @@
 use super::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
 use crate::db::models::vaccines::{LotRow, ProductRow};
 use crate::domain::{LotNumber, Role};
+use crate::flows::AppState;
 use crate::flows::vaccines::{self, ProductForm, VaccineError};
 use crate::i18n::T;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;

@@ -267,7 +267,7 @@ async fn lockout_engages_after_five_failures_and_releases() {
     );
     // Fifteen minutes pass.
     diesel::update(accounts::table.filter(accounts::login_id.eq("131016-staff")))
-        .set(accounts::locked_until.eq(Some(vrs::flows::now() - chrono::Duration::seconds(1))))
+        .set(accounts::locked_until.eq(Some(vrs::clock::now() - chrono::Duration::seconds(1))))
         .execute(&mut *conn)
         .unwrap();
     assert_eq!(
@@ -282,7 +282,7 @@ async fn an_expired_account_cannot_log_in() {
     app.seed_demo();
     let mut conn = app.conn();
     diesel::update(accounts::table.filter(accounts::login_id.eq("012025-staff")))
-        .set(accounts::expires_on.eq(Some(vrs::flows::now().date() - chrono::Duration::days(1))))
+        .set(accounts::expires_on.eq(Some(vrs::clock::now().date() - chrono::Duration::days(1))))
         .execute(&mut *conn)
         .unwrap();
     assert_eq!(
@@ -299,7 +299,7 @@ async fn an_idle_session_logs_out() {
     assert_eq!(app.get("/dashboard").await.status(), 200);
     let mut conn = app.conn();
     diesel::update(sessions::table)
-        .set(sessions::last_seen_at.eq(vrs::flows::now() - chrono::Duration::minutes(16)))
+        .set(sessions::last_seen_at.eq(vrs::clock::now() - chrono::Duration::minutes(16)))
         .execute(&mut *conn)
         .unwrap();
     let res = app.get("/dashboard").await;

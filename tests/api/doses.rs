@@ -135,7 +135,7 @@ impl TestApp {
 }
 
 fn today() -> String {
-    vrs::flows::today_in_japan().to_string()
+    vrs::clock::today_in_japan().to_string()
 }
 
 #[tokio::test]
@@ -404,7 +404,7 @@ async fn each_data_quality_rule_sends_its_case_to_the_queue_where_staff_resolve_
             "product_code": "PFZ_JN1_12P", "lot_number": lot});
         site.api_dose(&token, key, body)
     };
-    let tomorrow = (vrs::flows::today_in_japan() + chrono::Duration::days(1)).to_string();
+    let tomorrow = (vrs::clock::today_in_japan() + chrono::Duration::days(1)).to_string();
     // Flag one person as moved out, as staff would (this invalidates the
     // ticket; the site still reaches the municipality through the queue).
     {
@@ -623,7 +623,7 @@ async fn staff_correct_a_dose_with_a_new_row_and_the_old_one_stays() {
     // issued from it), and nothing changes.
     let valid_id = dose_in(&["valid"]);
     let before = doses_of(&app, muni);
-    let tomorrow = (vrs::flows::today_in_japan() + chrono::Duration::days(1)).to_string();
+    let tomorrow = (vrs::clock::today_in_japan() + chrono::Duration::days(1)).to_string();
     for (date, done, says) in [
         (
             tomorrow.as_str(),

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use vrs::config::{Common, ServeArgs};
 use vrs::crypto::MasterKey;
 use vrs::db::{DatabaseUrl, DbConn, PooledConn};
-use vrs::startup::{self, AppState, Application};
+use vrs::flows::AppState;
+use vrs::startup::{self, Application};
 
 /// A database of one's own for one test: a SQLite file in a temp dir, or a
 /// fresh schema in the PostgreSQL that TEST_DATABASE_URL names (dropped

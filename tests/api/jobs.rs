@@ -108,7 +108,7 @@ async fn a_large_import_runs_while_other_municipalities_record_log_in_and_search
                         &token,
                         &format!("contention-{i:08}-key"),
                         serde_json::json!({"ticket": ticket,
-                            "administered_on": vrs::flows::today_in_japan().to_string(),
+                            "administered_on": vrs::clock::today_in_japan().to_string(),
                             "product_code": "PFZ_JN1_12P", "lot_number": "FA1000"}),
                     )
                     .await;

@@ -66,7 +66,7 @@ async fn record_then_cut(mode: SyncMode) -> Outcome {
     // Clients record until the server is gone; each keeps the dose ids it
     // was answered with.
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let date = (vrs::flows::today_in_japan() - chrono::Duration::days(1)).to_string();
+    let date = (vrs::clock::today_in_japan() - chrono::Duration::days(1)).to_string();
     let mut clients = Vec::new();
     for k in 0..CLIENTS {
         let (client, url, token, date) = (

@@ -616,7 +616,7 @@ async fn the_queue_history_counts_each_dose_on_the_days_it_waited() {
         .filter(|d| d.municipality_code == muni && d.status == "valid" && d.quality_flags.is_none())
         .take(3)
         .collect();
-    let now = vrs::flows::now();
+    let now = vrs::clock::now();
     let days = |n: i64| now - chrono::Duration::days(n);
     let plan = [
         (

@@ -641,7 +641,7 @@ async fn the_retention_purge_removes_exactly_the_records_past_seven_years_and_re
 {
     let app = spawn_app().await;
     app.seed_demo();
-    let now = vrs::flows::now();
+    let now = vrs::clock::now();
     let cutoff = vrs::flows::provisions::cutoff(now);
     let record = |id: &str, at: chrono::NaiveDateTime| ProvisionRow {
         municipality_code: SOURCE.into(),

@@ -6,19 +6,20 @@
 
 mod certificates;
 mod document;
-mod wire;
+pub(super) mod wire;
 
 pub(super) use wire::{ApiError, ErrorCode};
 
-use super::recording::{self, NotRecorder, RecordInput, RecorderCtx};
 use super::{AppError, Authed, with_db};
+use super::{NotRecorder, recorder_of};
 use crate::audit;
 use crate::db::{DbConn, DbError};
 use crate::domain::{FieldError, IdempotencyKey, LotNumber, ProductCode, Reason, TicketRef};
+use crate::flows::AppState;
 use crate::flows::accounts::{self, Live, LoginError};
 use crate::flows::doses::{DoseError, Recorded};
-use crate::flows::transfer::{Answer, Channel, Inquiry, TransferError};
-use crate::startup::AppState;
+use crate::flows::recording::{self, RecordInput, RecorderCtx};
+use crate::flows::transfer::{self, Answer, Channel, Inquiry, TransferError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, post, web};
 use wire::{
@@ -189,7 +190,7 @@ fn session<I>(conn: &mut DbConn, token: &str, _: &I) -> Result<Option<(Live, ())
 
 fn recorder(auth: &Authed) -> Result<Result<RecorderCtx, Refusal>, AppError> {
     let forbidden = |code| Refusal::new(StatusCode::FORBIDDEN, code);
-    Ok(match recording::recorder_of(auth) {
+    Ok(match recorder_of(auth) {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(NotRecorder::NoSite)) => Err(forbidden(ErrorCode::NoSite)),
         Ok(Err(NotRecorder::Role)) | Err(AppError::Forbidden) => {
@@ -201,7 +202,7 @@ fn recorder(auth: &Authed) -> Result<Result<RecorderCtx, Refusal>, AppError> {
 }
 
 pub(super) fn internal(e: AppError) -> Refusal {
-    let cause = crate::domain::mask_number_like(&e.to_string());
+    let cause = crate::domain::mask_number_like(&e.cause_chain());
     if let AppError::Busy(_) = e {
         tracing::warn!(error = %cause, "api request met a busy database");
         return Refusal::busy();
@@ -259,9 +260,7 @@ where
     X: Default,
     T: Send + 'static,
     R: FnOnce(&mut DbConn, &str, &I) -> Result<Option<(Live, X)>, DbError> + Send + 'static,
-    F: FnOnce(&mut DbConn, &AppState, &RecorderCtx, I, X) -> Result<Result<T, DoseError>, AppError>
-        + Send
-        + 'static,
+    F: FnOnce(&mut DbConn, &AppState, &RecorderCtx, I, X) -> Result<T, DoseError> + Send + 'static,
 {
     let st = state.clone();
     let resolve = move |conn: &mut DbConn, token: &str, input: &Result<I, Refusal>| match input {
@@ -283,7 +282,7 @@ where
                 Ok(r) => r,
                 Err(r) => return Ok(Err(r)),
             };
-            Ok(work(conn, &st, &rec, input, read)?.map_err(refusal))
+            Ok(super::outcome(work(conn, &st, &rec, input, read))?.map_err(refusal))
         },
     )
     .await
@@ -573,7 +572,7 @@ fn api_field(domain: &str) -> &'static str {
     use crate::domain::{Consent, IdDocument, InquiryPurpose, MyNumber};
     match domain {
         f if f == MyNumber::FIELD => "individual_number",
-        f if f == super::transfers::SOURCE_FIELD => "source_municipality_code",
+        f if f == crate::domain::SOURCE_FIELD => "source_municipality_code",
         f if f == Consent::FORM_FIELD => "consent.form_received",
         f if f == Consent::CHECKED_BY_FIELD => "consent.checked_by",
         f if f == IdDocument::FIELD => "consent.id_document",
@@ -667,9 +666,9 @@ async fn transfer_inquiry(
                 Err(refused) => return Ok(Err(refused)),
             };
             let consent = r.consent.unwrap_or_default();
-            let parsed = super::transfers::parse_inquiry(
+            let parsed = crate::domain::parse_inquiry(
                 code,
-                &super::transfers::InquiryFields {
+                &crate::domain::InquiryFields {
                     number: r.individual_number.as_deref().unwrap_or_default(),
                     again: None,
                     source: r.source_municipality_code.as_deref().unwrap_or_default(),
@@ -706,7 +705,7 @@ async fn transfer_inquiry(
         purpose: p.purpose,
         channel: Channel::Api,
     };
-    match super::transfers::run_inquiry(&state, actor, inquiry, started).await {
+    match super::outcome(transfer::inquire_held(&state, actor, inquiry, started).await) {
         Ok(Ok(Answer::NoMatch)) => HttpResponse::Ok().json(TransferAnswer::NoMatch),
         Ok(Ok(Answer::Matched {
             inquiry_id,

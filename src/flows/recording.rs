@@ -1,22 +1,20 @@
-//! The one path from a signed-in recorder — a site's tablet or site system,
-//! or a municipal system — to the dose flows, shared by the tablet pages and
-//! the machine API: who may record, the issuing municipality's partition
-//! opened for the ticket's code, the flow, and the operation-log line in
-//! that municipality's log.
+//! The one path from a recorder — a site's tablet or site system, or a
+//! municipal system — to the dose flows, shared by the tablet pages and the
+//! machine API: the issuing municipality's partition opened for the
+//! ticket's code, the flow, and the operation-log line in that
+//! municipality's log.
 
-use super::{AppError, Authed, with_db};
+use super::residents::ResidentError;
 use crate::audit::{self, Actor, Entry};
 use crate::db::DbConn;
 use crate::db::models::sites::SiteRow;
 use crate::db::models::tenants::{KeysAndProduct, TenantKeyRow, TenantRow};
 use crate::db::models::vaccines::{LotRow, ProductRow};
-use crate::domain::{
-    IdempotencyKey, LotNumber, MunicipalityCode, Permission, ProductCode, Role, TicketRef,
-};
+use crate::domain::{IdempotencyKey, LotNumber, MunicipalityCode, ProductCode, TicketRef};
+use crate::flows::AppState;
 use crate::flows::accounts;
 use crate::flows::doses::{self, DoseError, Preview, Recorded, Recorder, Recording};
 use crate::flows::vaccines::Master;
-use crate::startup::AppState;
 use crate::tenancy::{Partition, Scope, TenancyError};
 use chrono::NaiveDate;
 
@@ -40,40 +38,6 @@ impl RecorderCtx {
     }
 }
 
-/// Why an account cannot record.
-pub enum NotRecorder {
-    /// Not a role that records at all.
-    Role,
-    /// A tablet account whose site is missing or closed.
-    NoSite,
-}
-
-/// The signed-in account as a recorder: a tablet with an open site, or a
-/// municipal system (staff with the residents permission).
-pub fn recorder_of(auth: &Authed) -> Result<Result<RecorderCtx, NotRecorder>, AppError> {
-    let ctx = |site, only| RecorderCtx {
-        recorder: Recorder {
-            account_id: auth.account.id.clone(),
-            site,
-        },
-        actor: auth.actor(),
-        chain: accounts::chain_of(&auth.account),
-        only,
-        paused: auth.scans_paused,
-    };
-    match auth.require(&[Role::SiteTablet, Role::MunicipalStaff])? {
-        Role::SiteTablet => Ok(auth
-            .site
-            .clone()
-            .map(|s| ctx(Some(s), None))
-            .ok_or(NotRecorder::NoSite)),
-        _ => Ok(auth
-            .require_staff(Permission::Residents)
-            .map(|code| ctx(None, Some(code)))
-            .map_err(|_| NotRecorder::Role)),
-    }
-}
-
 /// Opens the ticket's municipality's partition and runs `work` in it. A
 /// municipality that holds no partition answers exactly as a ticket it did
 /// not issue.
@@ -84,17 +48,17 @@ fn in_issuer<T, C, F>(
     code: MunicipalityCode,
     open: impl FnOnce(&mut DbConn) -> Result<(Partition, C), TenancyError>,
     work: F,
-) -> Result<Result<T, DoseError>, AppError>
+) -> Result<T, DoseError>
 where
     F: Fn(&Scope<'_>, &mut DbConn, &C) -> Result<T, DoseError>,
 {
     if rec.only.is_some_and(|own| own != code) {
-        return Err(AppError::Forbidden);
+        return Err(DoseError::NotOurs);
     }
     if rec.paused {
-        return Ok(Err(DoseError::Paused));
+        return Err(DoseError::Paused);
     }
-    let outcome = in_partition_of(conn, open, &work)?;
+    let outcome = in_partition_of(conn, open, &work);
     if matches!(outcome, Err(DoseError::NotIssued)) {
         // A miss is counted, and logged where the recorder's own
         // administrator reviews it; the number looked up is not kept.
@@ -112,7 +76,7 @@ where
             },
         )?;
     }
-    Ok(outcome)
+    outcome
 }
 
 /// Opens the partition and runs the work, retrying a lost race.
@@ -120,16 +84,16 @@ fn in_partition_of<T, C, F>(
     conn: &mut DbConn,
     open: impl FnOnce(&mut DbConn) -> Result<(Partition, C), TenancyError>,
     work: &F,
-) -> Result<Result<T, DoseError>, AppError>
+) -> Result<T, DoseError>
 where
     F: Fn(&Scope<'_>, &mut DbConn, &C) -> Result<T, DoseError>,
 {
     let (partition, read) = match open(conn) {
         Ok(p) => p,
         Err(TenancyError::NotATenant(_) | TenancyError::Erased(_)) => {
-            return Ok(Err(DoseError::NotIssued));
+            return Err(DoseError::NotIssued);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(ResidentError::from(e).into()),
     };
     // Two requests with one idempotency key can both pass the lookup on
     // PostgreSQL; the loser's insert fails, and its retry finds the
@@ -139,8 +103,7 @@ where
         attempt += 1;
         match partition.run(conn, |scope, conn| work(scope, conn, &read)) {
             Err(e) if e.is_race() && attempt < 3 => continue,
-            Err(e @ DoseError::Resident(_)) => return Err(AppError::failed(e)),
-            other => return Ok(other),
+            other => return other,
         }
     }
 }
@@ -185,7 +148,7 @@ pub fn preview_on(
     rec: &RecorderCtx,
     t: TicketRef,
     product: Option<ProductCode>,
-) -> Result<Result<Preview, DoseError>, AppError> {
+) -> Result<Preview, DoseError> {
     let code = t.municipality;
     let open = |conn: &mut DbConn| Ok((Partition::open(conn, &st.master, code)?, ()));
     in_issuer(conn, st, rec, code, open, |scope, conn, ()| {
@@ -194,7 +157,7 @@ pub fn preview_on(
             conn,
             &t,
             product.as_ref().map(ProductCode::as_str),
-            crate::flows::today_in_japan(),
+            crate::clock::today_in_japan(),
         )?;
         log(
             scope,
@@ -213,9 +176,11 @@ pub async fn preview(
     rec: &RecorderCtx,
     t: TicketRef,
     product: Option<ProductCode>,
-) -> Result<Result<Preview, DoseError>, AppError> {
+) -> Result<Preview, DoseError> {
     let (st, r) = (state.clone(), rec.clone());
-    with_db(state, move |conn| preview_on(conn, &st, &r, t, product)).await
+    state
+        .blocking(move |conn| preview_on(conn, &st, &r, t, product))
+        .await
 }
 
 /// A recording as parsed at the edge (form or JSON).
@@ -239,7 +204,7 @@ pub fn record_on(
     rec: &RecorderCtx,
     input: RecordInput,
     preread: Option<Vec<KeysAndProduct>>,
-) -> Result<Result<Recorded, DoseError>, AppError> {
+) -> Result<Recorded, DoseError> {
     let code = input.ticket.municipality;
     let open = |conn: &mut DbConn| open_with_product(conn, st, code, &input, preread);
     in_issuer(conn, st, rec, code, open, |scope, conn, product| {
@@ -258,7 +223,7 @@ pub fn record_on(
                 recorder: &rec.recorder,
                 actor: &rec.actor,
             },
-            crate::flows::today_in_japan(),
+            crate::clock::today_in_japan(),
         )?;
         Ok(done)
     })
@@ -295,27 +260,30 @@ pub async fn record(
     state: &AppState,
     rec: &RecorderCtx,
     input: RecordInput,
-) -> Result<Result<Recorded, DoseError>, AppError> {
+) -> Result<Recorded, DoseError> {
     let (st, r) = (state.clone(), rec.clone());
-    super::with_db_grouped(state, move |conn| record_on(conn, &st, &r, input, None)).await
+    state
+        .grouped(move |conn| record_on(conn, &st, &r, input, None))
+        .await
 }
 
 /// The products a site may choose and the lots known for one of them.
 pub async fn choices(
     state: &AppState,
     product: Option<ProductCode>,
-) -> Result<(Vec<ProductRow>, Vec<String>), AppError> {
-    with_db(state, move |conn| {
-        let master = Master::load(conn)?;
-        let products: Vec<ProductRow> = master.in_use().cloned().collect();
-        let lots = match product {
-            Some(p) => LotRow::of_product(conn, p.as_str())?
-                .into_iter()
-                .map(|l| l.lot_number)
-                .collect(),
-            None => Vec::new(),
-        };
-        Ok((products, lots))
-    })
-    .await
+) -> Result<(Vec<ProductRow>, Vec<String>), DoseError> {
+    state
+        .blocking(move |conn| {
+            let master = Master::load(conn)?;
+            let products: Vec<ProductRow> = master.in_use().cloned().collect();
+            let lots = match product {
+                Some(p) => LotRow::of_product(conn, p.as_str())?
+                    .into_iter()
+                    .map(|l| l.lot_number)
+                    .collect(),
+                None => Vec::new(),
+            };
+            Ok((products, lots))
+        })
+        .await
 }

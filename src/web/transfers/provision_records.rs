@@ -1,0 +1,166 @@
+//! The provision records about a resident (who asked for or was given their
+//! record, and when), and the notices administrators close.
+
+use crate::db::models::provisions::{NoticeRow, ProvisionRow};
+use crate::domain::Permission;
+use crate::flows::AppState;
+use crate::flows::{provisions, residents};
+use crate::i18n::T;
+use crate::web::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render};
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+pub struct ProvisionLine {
+    pub requested: String,
+    pub side: String,
+    pub requester: String,
+    pub account: String,
+    pub provider: String,
+    pub channel: String,
+    pub purpose: String,
+    pub items: Vec<String>,
+    pub dose_count: i32,
+    pub outcome: String,
+}
+
+impl From<&ProvisionRow> for ProvisionLine {
+    fn from(r: &ProvisionRow) -> Self {
+        ProvisionLine {
+            requested: crate::clock::jst(r.requested_at),
+            side: r.side.clone(),
+            requester: format!(
+                "{} {}",
+                r.requester_code,
+                provisions::name_of(&r.requester_code)
+            ),
+            account: r.requester_login_id.clone().unwrap_or_default(),
+            provider: format!(
+                "{} {}",
+                r.provider_code,
+                provisions::name_of(&r.provider_code)
+            ),
+            channel: r.channel.clone(),
+            purpose: r.purpose.clone(),
+            items: r
+                .items
+                .split(',')
+                .filter(|i| !i.is_empty())
+                .map(str::to_string)
+                .collect(),
+            dose_count: r.dose_count,
+            outcome: r.outcome.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "transfers/provisions.html")]
+struct ProvisionsPage {
+    t: T,
+    nav: Nav,
+    resident_id: String,
+    lines: Vec<ProvisionLine>,
+}
+
+/// Reads the records about one resident, with the log line of the read.
+async fn provisions_of(
+    state: &AppState,
+    auth: &Authed,
+    id: String,
+    how: &'static str,
+) -> Result<Vec<ProvisionRow>, AppError> {
+    let code = auth.require_staff(Permission::Residents)?;
+    let (st, actor) = (state.clone(), auth.actor());
+    in_partition(state, code, move |scope, conn| {
+        // A foreign or unknown id is simply not found.
+        residents::get(scope, conn, &id)?.ok_or(AppError::NotFound)?;
+        let rows = provisions::of_resident(scope, conn, &id)?;
+        log_in_scope(
+            scope,
+            conn,
+            &st.audit,
+            &actor,
+            "provisions.read",
+            Some(format!("resident:{id}")),
+            Some(format!("as={how} records={}", rows.len())),
+        )?;
+        Ok(rows)
+    })
+    .await
+}
+
+#[get("/residents/{id}/provisions")]
+pub(super) async fn provisions_page(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_id(&path)?;
+    let rows = provisions_of(&state, &auth, id.clone(), "page").await?;
+    render(&ProvisionsPage {
+        nav: Nav::for_account(&auth, "/residents"),
+        resident_id: id,
+        lines: rows.iter().map(ProvisionLine::from).collect(),
+        t: ctx.t,
+    })
+}
+
+#[get("/residents/{id}/provisions.csv")]
+pub(super) async fn provisions_csv(
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_id(&path)?;
+    let rows = provisions_of(&state, &auth, id, "csv").await?;
+    let body = crate::csvout::utf8_bom(
+        &provisions::CSV_HEADER,
+        rows.iter().map(provisions::csv_line),
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "content-disposition",
+            "attachment; filename=\"provision-records.csv\"",
+        ))
+        .insert_header(("cache-control", "no-store"))
+        .body(body))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+#[post("/admin/notices/{id}/close")]
+pub(super) async fn close_notice(
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = auth.require_admin()?;
+    auth.check_csrf(&form.csrf)?;
+    let id = path_id(&path)?;
+    let (st, actor, by) = (state.clone(), auth.actor(), auth.account.login_id.clone());
+    in_partition(&state, code, move |scope, conn| {
+        if !NoticeRow::close(scope, conn, &id, &by, crate::clock::now())? {
+            return Err(AppError::NotFound);
+        }
+        log_in_scope(
+            scope,
+            conn,
+            &st.audit,
+            &actor,
+            "notice.close",
+            Some(format!("notice:{id}")),
+            None,
+        )
+    })
+    .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("location", "/dashboard"))
+        .finish())
+}
