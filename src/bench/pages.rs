@@ -566,7 +566,7 @@ mod tests {
     fn the_route_table_is_read_from_the_handlers() {
         let table = crate::web::route_table::GET_ROUTES;
         assert!(table.contains(&("web/statistics.rs", "/statistics/municipality")));
-        assert!(table.contains(&("web/records.rs", "/residents")));
+        assert!(table.contains(&("web/records/search.rs", "/residents")));
         assert!(table.len() >= 40, "{table:?}");
     }
 }

@@ -2,7 +2,7 @@
 //! page, its JSON status for the progress bar, the journal, and the ticket
 //! sheets of an import.
 
-use super::records::{SheetPage, into_sheets};
+use super::sheets::{SheetPage, into_sheets};
 use super::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render};
 use crate::crypto::spool::{SpoolError, SpoolWriter};
 use crate::db::models::import_jobs::ImportJobRow;

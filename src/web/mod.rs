@@ -14,10 +14,12 @@ mod frame;
 mod guard;
 mod imports;
 mod operator;
+mod oplog;
 mod pages;
 mod queue;
 mod records;
 mod residents;
+mod sheets;
 mod sites;
 mod statistics;
 mod system;
@@ -108,6 +110,17 @@ pub fn render<T: askama::Template>(tpl: &T) -> Result<actix_web::HttpResponse, A
     Ok(actix_web::HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(body))
+}
+
+/// A CSV file as a download.
+pub fn csv_download(name: String, body: Vec<u8>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .body(body)
 }
 
 /// Runs database work on the blocking pool with a pooled connection.

@@ -68,7 +68,7 @@ struct OperatorPage {
     nav: Nav,
     csrf: String,
     tenants: Vec<TenantLine>,
-    log: Vec<super::admin::LogLine>,
+    log: Vec<super::oplog::LogLine>,
     form: EnableForm,
     errors: EnableErrors,
     created: Option<(String, String, String)>,
@@ -108,7 +108,7 @@ async fn page(
                 enabled_at: crate::clock::jst(t.enabled_at),
             })
             .collect(),
-        log: log.iter().map(super::admin::log_line).collect(),
+        log: log.iter().map(super::oplog::log_line).collect(),
         form,
         errors,
         created,

@@ -1,0 +1,26 @@
+//! The municipal administrator's screens: accounts (issue with least
+//! privilege and an expiry, end, unlock, review, CSV), LG-WAN networks, and
+//! the operation log (search, verify, CSV). Every query names the
+//! administrator's own municipality; another municipality's ids are not found.
+
+mod accounts;
+mod log;
+mod settings;
+
+use actix_web::web;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(accounts::accounts_page)
+        .service(accounts::accounts_csv)
+        .service(accounts::new_account_form)
+        .service(accounts::create_account)
+        .service(accounts::disable_account)
+        .service(accounts::unlock_account)
+        .service(settings::networks_page)
+        .service(settings::add_network)
+        .service(settings::remove_network)
+        .service(settings::set_security)
+        .service(settings::set_channels)
+        .service(log::log_page)
+        .service(log::log_csv);
+}

@@ -1,0 +1,310 @@
+//! A resident's record: the person, their tickets, doses with their
+//! events, certificates and the history of changes.
+
+use super::staff;
+use crate::db::models::doses::DoseRow;
+use crate::domain::MunicipalityCode;
+use crate::flows::AppState;
+use crate::flows::residents::{self, Resident};
+use crate::flows::tickets::{self, Ticket};
+use crate::i18n::T;
+use crate::tenancy::Scope;
+use crate::web::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render};
+use actix_web::{HttpResponse, get, web};
+use askama::Template;
+use serde::Deserialize;
+
+pub struct DoseView {
+    pub id: String,
+    pub dose_number: i32,
+    pub status: String,
+    pub rules: Vec<&'static str>,
+    pub date: String,
+    pub product: String,
+    pub lot: String,
+    pub site: String,
+    pub origin: String,
+}
+
+impl DoseView {
+    pub fn status_key(&self) -> &'static str {
+        match self.status.as_str() {
+            crate::db::models::doses::VALID => "dose.status.valid",
+            crate::db::models::doses::PENDING => "dose.status.pending",
+            crate::db::models::doses::CORRECTED => "dose.status.corrected",
+            crate::db::models::doses::DELETED => "dose.status.deleted",
+            _ => "dose.status.rejected",
+        }
+    }
+    pub fn pending(&self) -> bool {
+        self.status == crate::db::models::doses::PENDING
+    }
+    /// Staff may still correct or delete it.
+    pub fn open(&self) -> bool {
+        self.pending() || self.status == crate::db::models::doses::VALID
+    }
+}
+
+pub struct DoseEventView {
+    pub at: String,
+    pub dose_number: i32,
+    pub kind: String,
+    pub detail: String,
+    pub reason: String,
+}
+
+impl DoseEventView {
+    pub fn kind_key(&self) -> &'static str {
+        match self.kind.as_str() {
+            "queued" => "dose.event.queued",
+            "confirmed" => "dose.event.confirmed",
+            "corrected" => "dose.event.corrected",
+            "deleted" => "dose.event.deleted",
+            _ => "dose.event.rejected",
+        }
+    }
+}
+
+pub struct HistoryView {
+    pub at: String,
+    pub kind: String,
+    pub reason: String,
+    pub changes: Vec<(String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "records/detail.html")]
+struct DetailPage {
+    t: T,
+    nav: Nav,
+    csrf: String,
+    r: Resident,
+    tickets: Vec<Ticket>,
+    doses: Vec<DoseView>,
+    dose_events: Vec<DoseEventView>,
+    products: Vec<(String, String)>,
+    history: Vec<HistoryView>,
+    certificates: Vec<CertificateView>,
+    /// Whether this account issues certificates (the list links to them).
+    can_certify: bool,
+    error: Option<String>,
+    done: Option<String>,
+}
+
+impl DetailPage {
+    fn sex_is(&self, code: &str) -> bool {
+        self.r.sex.code() == code
+    }
+    fn address(&self) -> &str {
+        self.r.address.as_deref().unwrap_or("")
+    }
+    fn date_or_empty(d: &Option<chrono::NaiveDate>) -> String {
+        d.map(|d| d.to_string()).unwrap_or_default()
+    }
+    fn moved_out(&self) -> String {
+        Self::date_or_empty(&self.r.moved_out_on)
+    }
+    fn deceased(&self) -> String {
+        Self::date_or_empty(&self.r.deceased_on)
+    }
+    fn flagged(&self) -> bool {
+        self.r.moved_out_on.is_some() || self.r.deceased_on.is_some()
+    }
+    fn has_active_ticket(&self) -> bool {
+        self.tickets.iter().any(|t| t.active)
+    }
+}
+
+struct Loaded {
+    r: Resident,
+    tickets: Vec<Ticket>,
+    doses: Vec<DoseView>,
+    dose_events: Vec<DoseEventView>,
+    products: Vec<(String, String)>,
+    history: Vec<HistoryView>,
+    certificates: Vec<CertificateView>,
+}
+
+/// A certificate in the record's list.
+pub struct CertificateView {
+    pub id: String,
+    pub kind: String,
+    pub channel: String,
+    pub issued_on: String,
+    pub valid: bool,
+}
+
+fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loaded, AppError> {
+    let r = residents::get(scope, conn, id)?.ok_or(AppError::NotFound)?;
+    let master = crate::flows::vaccines::Master::load(conn)?;
+    let rows = DoseRow::of_resident(scope, conn, id)?;
+    let number_of = |dose_id: &str| {
+        rows.iter()
+            .find(|d| d.id == dose_id)
+            .map_or(0, |d| d.dose_number)
+    };
+    let dose_events = crate::flows::doses::events_of_resident(scope, conn, id)
+        .map_err(AppError::failed)?
+        .into_iter()
+        .map(|e| DoseEventView {
+            at: crate::clock::jst(e.at),
+            dose_number: number_of(&e.dose_id),
+            kind: e.kind,
+            detail: e
+                .detail
+                .as_deref()
+                .map(|d| {
+                    crate::flows::dose_checks::Rule::split(Some(d))
+                        .iter()
+                        .map(|r| r.code())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+            reason: e.reason.unwrap_or_default(),
+        })
+        .collect();
+    let products = master
+        .in_use()
+        .map(|p| (p.product_code.clone(), p.product_ja.clone()))
+        .collect();
+    let doses = rows
+        .into_iter()
+        .map(|d| DoseView {
+            id: d.id.clone(),
+            dose_number: d.dose_number,
+            status: d.status.clone(),
+            rules: crate::flows::dose_checks::Rule::split(d.quality_flags.as_deref())
+                .iter()
+                .map(|r| r.label_key())
+                .collect(),
+            date: d.administered_on.to_string(),
+            product: master
+                .get(&d.product_code)
+                .map(|p| p.product_ja.clone())
+                .unwrap_or(d.product_code),
+            lot: d.lot_number.unwrap_or_default(),
+            site: d.site_name.unwrap_or_default(),
+            origin: d.origin,
+        })
+        .collect();
+    let history = residents::history(scope, conn, id)?
+        .into_iter()
+        .map(|h| HistoryView {
+            at: h.at.format("%Y-%m-%d %H:%M").to_string(),
+            kind: h.kind,
+            reason: h.detail.reason.unwrap_or_default(),
+            changes: h
+                .detail
+                .changes
+                .into_iter()
+                .map(|c| (c.field, c.before, c.after))
+                .collect(),
+        })
+        .collect();
+    let certificates =
+        crate::db::models::certificates::CertificateRow::of_resident(scope, conn, id)?
+            .into_iter()
+            .map(|c| CertificateView {
+                valid: c.status == crate::db::models::certificates::VALID,
+                id: c.id,
+                kind: c.kind,
+                channel: c.channel,
+                issued_on: c.issued_on.to_string(),
+            })
+            .collect();
+    Ok(Loaded {
+        certificates,
+        tickets: tickets::of_resident(scope, conn, id)?,
+        r,
+        doses,
+        dose_events,
+        products,
+        history,
+    })
+}
+
+pub(super) async fn detail_page(
+    ctx: Ctx,
+    auth: &Authed,
+    state: &AppState,
+    code: MunicipalityCode,
+    id: String,
+    error: Option<String>,
+    done: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let (st, actor) = (state.clone(), auth.actor());
+    let loaded = in_partition(state, code, move |scope, conn| {
+        let loaded = load(scope, conn, &id)?;
+        log_in_scope(
+            scope,
+            conn,
+            &st.audit,
+            &actor,
+            "resident.view",
+            Some(format!("resident:{id}")),
+            None,
+        )?;
+        Ok(loaded)
+    })
+    .await?;
+    let bad = error.is_some();
+    let mut resp = render(&DetailPage {
+        nav: Nav::for_account(auth, "/residents"),
+        csrf: auth.session.csrf_token.clone(),
+        r: loaded.r,
+        tickets: loaded.tickets,
+        doses: loaded.doses,
+        dose_events: loaded.dose_events,
+        products: loaded.products,
+        history: loaded.history,
+        certificates: loaded.certificates,
+        can_certify: auth
+            .permissions()
+            .contains(&crate::domain::Permission::Certificates),
+        error,
+        done,
+        t: ctx.t,
+    })?;
+    if bad {
+        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
+}
+
+#[get("/residents/{id}")]
+pub(super) async fn detail(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<DoneQuery>,
+) -> Result<HttpResponse, AppError> {
+    let code = staff(&auth)?;
+    let id = path_id(&path)?;
+    // Only known notices are shown; nothing from the URL is echoed.
+    let done = q
+        .done
+        .as_deref()
+        .filter(|d| {
+            [
+                "corrected",
+                "flag",
+                "protection",
+                "reissued",
+                "unchanged",
+                "dose",
+                "dose_stale",
+                "dose_future",
+                "dose_before_birth",
+            ]
+            .contains(d)
+        })
+        .map(|d| format!("records.done.{d}"));
+    detail_page(ctx, &auth, &state, code, id, None, done).await
+}

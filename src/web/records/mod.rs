@@ -1,0 +1,82 @@
+//! Staff pages over their own residents: search, the record with its
+//! tickets, doses and history, corrections with a reason, the moved-out /
+//! deceased flags, address protection, ticket reissue and printing. Every
+//! read and change leaves a line in the operation log.
+
+mod changes;
+mod detail;
+mod search;
+mod ticket;
+
+use super::{AppError, Authed, field_message, in_partition, log_in_scope};
+use crate::domain::{FieldError, MunicipalityCode, Permission};
+use crate::flows::AppState;
+use crate::i18n::T;
+use crate::tenancy::Scope;
+use actix_web::{HttpResponse, web};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(search::search_form)
+        .service(changes::dose_action)
+        .service(search::search)
+        .service(detail::detail)
+        .service(changes::correct)
+        .service(changes::flag)
+        .service(changes::protection)
+        .service(ticket::reissue)
+        .service(ticket::ticket_sheet);
+}
+
+fn staff(auth: &Authed) -> Result<MunicipalityCode, AppError> {
+    auth.require_staff(Permission::Residents)
+}
+
+fn back(id: &str, done: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("location", format!("/residents/{id}?done={done}")))
+        .finish()
+}
+
+/// Runs one change to a record inside the municipality's partition and logs
+/// it there, in the same transaction. `work` gets the record's id and the
+/// account's id, and returns its result with the log line's detail.
+async fn change<T, F>(
+    state: &AppState,
+    auth: &Authed,
+    code: MunicipalityCode,
+    id: &str,
+    action: &'static str,
+    work: F,
+) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Scope<'_>, &mut crate::db::DbConn, &str, &str) -> Result<(T, String), AppError>
+        + Send
+        + 'static,
+{
+    let (st, actor, account, rid) = (
+        state.clone(),
+        auth.actor(),
+        auth.account.id.clone(),
+        id.to_string(),
+    );
+    in_partition(state, code, move |scope, conn| {
+        let (out, note) = work(scope, conn, &rid, &account)?;
+        log_in_scope(
+            scope,
+            conn,
+            &st.audit,
+            &actor,
+            action,
+            Some(format!("resident:{rid}")),
+            Some(note),
+        )?;
+        Ok(out)
+    })
+    .await
+}
+
+/// A field error as the page shows it: the field's label and the reason.
+fn field_error(t: &T, label_key: &str, e: FieldError) -> String {
+    format!("{}: {}", t.s(label_key), field_message(t, e.reason))
+}
