@@ -53,7 +53,7 @@ pub enum DbError {
     Json(#[from] serde_json::Error),
     /// The database takes no more work for now; the same request a moment
     /// later succeeds.
-    #[error("busy: {0}")]
+    #[error("{0}")]
     Busy(String),
     /// A thread that does part of the work could not start or stopped.
     #[error("a worker thread failed: {0}")]

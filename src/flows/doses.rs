@@ -125,6 +125,14 @@ impl crate::db::DbCause for DoseError {
 }
 
 impl DoseError {
+    /// A fault underneath (the database, a stopped worker) rather than a
+    /// refusal: what the work wrote before it is rolled back. A refusal
+    /// keeps what was written for it (an unknown ticket's counted miss and
+    /// its log line).
+    pub fn is_fault(&self) -> bool {
+        matches!(self, DoseError::Resident(_) | DoseError::Stopped(_))
+    }
+
     /// A concurrent request recorded with the same key first: retrying the
     /// transaction finds its dose.
     pub fn is_race(&self) -> bool {

@@ -262,9 +262,16 @@ pub async fn record(
     input: RecordInput,
 ) -> Result<Recorded, DoseError> {
     let (st, r) = (state.clone(), rec.clone());
+    // Only a fault is an error to the commit group, which rolls back the
+    // failed piece's savepoint: a refusal's writes (a miss counted and
+    // logged) must stay.
     state
-        .grouped(move |conn| record_on(conn, &st, &r, input, None))
+        .grouped(move |conn| match record_on(conn, &st, &r, input, None) {
+            Err(e) if e.is_fault() => Err(e),
+            answered => Ok(answered),
+        })
         .await
+        .and_then(|answered| answered)
 }
 
 /// The products a site may choose and the lots known for one of them.

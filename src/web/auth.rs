@@ -535,7 +535,7 @@ async fn totp_enrol(
     }
 }
 
-pub struct NoticeLine {
+struct NoticeLine {
     pub id: String,
     pub at: String,
     pub kind: String,
@@ -543,7 +543,7 @@ pub struct NoticeLine {
 }
 
 /// The municipality's open notices, for its administrators' dashboard.
-pub async fn open_notices(
+async fn open_notices(
     state: &AppState,
     code: crate::domain::MunicipalityCode,
 ) -> Result<Vec<NoticeLine>, AppError> {

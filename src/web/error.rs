@@ -163,9 +163,8 @@ impl FlowError for crate::flows::doses::DoseError {
     fn refusal(self) -> Result<Self, AppError> {
         use crate::flows::doses::DoseError;
         match self {
-            e @ DoseError::Resident(_) => Err(AppError::failed(e)),
-            DoseError::Stopped(e) => Err(e.into()),
             DoseError::NotOurs => Err(AppError::Forbidden),
+            fault if fault.is_fault() => Err(AppError::failed(fault)),
             refusal => Ok(refusal),
         }
     }

@@ -36,9 +36,11 @@ pub mod route_table {
 }
 
 pub use auth::Authed;
-pub use error::{AppError, outcome};
+pub use error::AppError;
+pub(crate) use error::outcome;
 pub use frame::{Ctx, RequestInfo, Transport};
-pub use guard::{Nav, NotRecorder, recorder_of, require_lgwan, require_lgwan_for};
+pub use guard::{Nav, require_lgwan, require_lgwan_for};
+pub(crate) use guard::{NotRecorder, recorder_of};
 
 use actix_web::web;
 use std::path::Path;
@@ -113,7 +115,7 @@ pub fn render<T: askama::Template>(tpl: &T) -> Result<actix_web::HttpResponse, A
 }
 
 /// A CSV file as a download.
-pub fn csv_download(name: String, body: Vec<u8>) -> actix_web::HttpResponse {
+pub(crate) fn csv_download(name: String, body: Vec<u8>) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

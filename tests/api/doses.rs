@@ -1049,6 +1049,51 @@ async fn a_site_walking_through_ticket_numbers_is_stopped() {
     );
 }
 
+/// Unknown tickets sent straight to the recording form count as misses
+/// too, and are logged, on SQLite's commit groups as everywhere: a refusal
+/// is an answer, and what was written for it stays.
+#[tokio::test]
+async fn unknown_tickets_posted_to_the_recording_form_are_counted_and_logged() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let site = TestApp::handle(&app);
+    let csrf = site.login_as("082040-tablet", DEMO_PASSWORD).await;
+    for n in 0..vrs::flows::accounts::MAX_SCAN_MISSES {
+        let form = [
+            ("csrf", csrf.clone()),
+            (
+                "ticket",
+                format!("131016{:010}", 9_100_000_000u64 + n as u64),
+            ),
+            ("key", format!("unknown-ticket-miss-{n:04}")),
+            ("dose_number", "1".into()),
+            ("product", "PFZ_JN1_12P".into()),
+            ("lot", "FA1000".into()),
+            ("administered_on", today()),
+        ];
+        let res = site
+            .client
+            .post(site.url("/site/doses"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        // The form is shown again with the ticket's error.
+        assert_eq!(res.status(), 422);
+    }
+    let misses: i64 = audit_log::table
+        .filter(audit_log::action.eq("tickets.scan"))
+        .filter(audit_log::outcome.eq("not_found"))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(misses, i64::from(vrs::flows::accounts::MAX_SCAN_MISSES));
+    let (real, _) = demo_tickets(&app, "131016").remove(0);
+    let (status, page) = site.scan(&csrf, &real).await;
+    assert_eq!(status, 422);
+    assert!(select_text(&html(&page), "#scan-error")[0].contains("停止"));
+}
+
 /// A recording's operation-log line is written with the dose and chained
 /// into the municipality's log moments later by the server's log writer,
 /// with no reader asking; lines written directly by other actions meanwhile

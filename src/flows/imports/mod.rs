@@ -14,14 +14,14 @@ mod write;
 
 pub use parse::FileEncoding;
 use parse::{Column, ColumnMap, ParsedLine, parse_line};
-pub(crate) use parse::{csv_lines, resolve_encoding};
+pub(super) use parse::{csv_lines, resolve_encoding};
 use write::Writer;
 
 use super::csv_lines::Next;
 use super::line_errors::Conflict;
 pub use super::line_errors::LineError;
 use super::networks::NumberRefusal;
-use super::residents::{self};
+use super::residents;
 use crate::db::DbConn;
 use crate::db::models::residents::ResidentRow;
 use crate::db::models::tickets::TicketRow;

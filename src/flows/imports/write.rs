@@ -10,7 +10,7 @@ use crate::db::models::tickets::{self as ticket_rows, TicketRow};
 use crate::domain::{AddresseeNumber, TicketNumber};
 use crate::flows::line_errors::Conflict;
 use crate::flows::line_errors::LineError;
-use crate::flows::residents::{self};
+use crate::flows::residents;
 use crate::tenancy::Scope;
 use chrono::NaiveDateTime;
 use diesel::Connection;

@@ -5,7 +5,7 @@ use super::detail::detail_page;
 use super::{back, change, field_error, staff};
 use crate::domain::ChangeReason;
 use crate::flows::AppState;
-use crate::flows::residents::{self};
+use crate::flows::residents;
 use crate::flows::tickets::{self, ReissueReason};
 use crate::web::sheets::{SheetPage, into_sheets};
 use crate::web::{AppError, Authed, Ctx, in_partition, log_in_scope, path_id, render};
