@@ -391,8 +391,16 @@ pub fn migrate(conn: &mut DbConn) -> Result<usize, DbError> {
             .run_pending_migrations(POSTGRES_MIGRATIONS)
             .map(|v| v.len()),
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-    };
-    applied.map_err(DbError::Migration)
+    }
+    .map_err(DbError::Migration)?;
+    // A migration that adds a kept count starts it from nothing: the rows
+    // already stored are counted by the recount, one municipality at a
+    // time (a migration's own query of a tenant table sees no rows under
+    // PostgreSQL's row-level security).
+    if applied > 0 {
+        stat_counts::recount(conn)?;
+    }
+    Ok(applied)
 }
 
 /// Whether the role may create tables in the current schema.

@@ -439,6 +439,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    queue_days (municipality_code, day, flags) {
+        municipality_code -> Text,
+        day -> Date,
+        flags -> Text,
+        shard -> SmallInt,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
     dose_progress (municipality_code, month, dose_number) {
         municipality_code -> Text,
         month -> Text,
@@ -525,7 +535,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     stat_municipal,
     stat_open,
     resident_counts,
-    dose_progress
+    dose_progress,
+    queue_days
 );
 
 /// Every table the migrations create, in dependency order (parents first).
@@ -563,6 +574,7 @@ pub const ALL_TABLES: &[&str] = &[
     "resident_next",
     "resident_counts",
     "dose_progress",
+    "queue_days",
 ];
 
 /// Tables holding one municipality's personal data: keyed by

@@ -1,7 +1,8 @@
-//! The running counts (migrations 000012 and 000016: the statistics, a
-//! municipality's progress and its current residents) as rows of text
+//! The running counts (migrations 000012, 000016 and 000018: the
+//! statistics, a municipality's progress, its current residents and its
+//! 要確認 queue's history) as rows of text
 //! keys, for recounting them from the records while doses go on being
-//! recorded (see `flows::statistics::recount`). The tables, keys and
+//! recorded (see [`recount`]). The tables, keys and
 //! expressions are those of the migrations' triggers.
 
 use super::{DbConn, DbError, numbered};
@@ -25,6 +26,8 @@ pub struct Table {
     /// The counted rows, as `FROM … d WHERE d.municipality_code = $1 AND …`.
     from: &'static str,
     counted: &'static str,
+    /// What each counted row adds.
+    weight: &'static str,
     /// Kept in shards on PostgreSQL (migration 000017).
     sharded: bool,
 }
@@ -40,7 +43,7 @@ const PREFECTURE: &str = "substr(d.municipality_code, 1, 2)";
 
 /// `{month}` and `{age_group}` stand for the backend's month of a date and
 /// the open data's age group.
-pub const TABLES: [Table; 7] = [
+pub const TABLES: [Table; 8] = [
     Table {
         name: "stat_daily",
         columns: &[
@@ -50,6 +53,7 @@ pub const TABLES: [Table; 7] = [
         ],
         from: "doses",
         counted: GIVEN_HERE,
+        weight: "1",
         sharded: true,
     },
     Table {
@@ -62,6 +66,7 @@ pub const TABLES: [Table; 7] = [
         ],
         from: "doses",
         counted: GIVEN_HERE,
+        weight: "1",
         sharded: true,
     },
     Table {
@@ -74,6 +79,7 @@ pub const TABLES: [Table; 7] = [
         ],
         from: "doses",
         counted: GIVEN_HERE,
+        weight: "1",
         sharded: true,
     },
     Table {
@@ -85,6 +91,7 @@ pub const TABLES: [Table; 7] = [
         ],
         from: "doses",
         counted: GIVEN_HERE,
+        weight: "1",
         sharded: true,
     },
     Table {
@@ -98,6 +105,7 @@ pub const TABLES: [Table; 7] = [
         ],
         from: "doses",
         counted: GIVEN_HERE,
+        weight: "1",
         sharded: true,
     },
     Table {
@@ -109,6 +117,7 @@ pub const TABLES: [Table; 7] = [
         ],
         from: "doses",
         counted: VALID,
+        weight: "1",
         sharded: true,
     },
     Table {
@@ -119,9 +128,39 @@ pub const TABLES: [Table; 7] = [
         ],
         from: "residents",
         counted: "d.moved_out_on IS NULL AND d.deceased_on IS NULL",
+        weight: "1",
         sharded: false,
     },
+    Table {
+        name: "queue_days",
+        columns: &[
+            ("municipality_code", Kind::Text, "d.municipality_code"),
+            ("day", Kind::Date, "{day_in_japan}"),
+            ("flags", Kind::Text, "d.flags"),
+        ],
+        from: QUEUE_MOVES,
+        counted: "1 = 1",
+        weight: "d.w",
+        sharded: true,
+    },
 ];
+
+/// The events that move a dose in (+1) or out (-1) of the 要確認 queue, with
+/// the rules it was queued for: its first `queued` event, and the first
+/// event that settled a dose that had one (migration 000018's trigger).
+const QUEUE_MOVES: &str = "(SELECT e.municipality_code, e.at, \
+       coalesce(x.quality_flags, '') AS flags, \
+       CASE WHEN e.kind = 'queued' THEN 1 ELSE -1 END AS w \
+     FROM dose_events e \
+     JOIN doses x ON x.municipality_code = e.municipality_code AND x.id = e.dose_id \
+     WHERE e.municipality_code = $1 \
+       AND e.id = (SELECT f.id FROM dose_events f \
+                   WHERE f.municipality_code = e.municipality_code AND f.dose_id = e.dose_id \
+                     AND (f.kind = 'queued') = (e.kind = 'queued') \
+                   ORDER BY f.at, f.id LIMIT 1) \
+       AND EXISTS (SELECT 1 FROM dose_events q \
+                   WHERE q.municipality_code = e.municipality_code AND q.dose_id = e.dose_id \
+                     AND q.kind = 'queued'))";
 
 /// Key cells are joined with this; none of the keys' values (codes, dates,
 /// numbers, age groups) can hold it.
@@ -153,19 +192,23 @@ impl Table {
         conn: &mut DbConn,
         code: &str,
     ) -> Result<Vec<(String, i64)>, DbError> {
-        let month = match conn {
-            DbConn::Postgresql(_) => "to_char(d.administered_on, 'YYYY-MM')",
-            DbConn::Sqlite(_) => "substr(d.administered_on, 1, 7)",
+        let (month, day_in_japan) = match conn {
+            DbConn::Postgresql(_) => (
+                "to_char(d.administered_on, 'YYYY-MM')",
+                "CAST(d.at + interval '9 hours' AS DATE)",
+            ),
+            DbConn::Sqlite(_) => ("substr(d.administered_on, 1, 7)", "date(d.at, '+9 hours')"),
         };
         let cells = self.columns.iter().map(|(_, _, e)| {
             e.replace("{month}", month)
                 .replace("{age_group}", AGE_GROUP)
+                .replace("{day_in_japan}", day_in_japan)
         });
         let key = key_text(conn, cells);
         let sql = format!(
-            "SELECT {key} AS k, CAST(count(*) AS BIGINT) AS n FROM {} d \
+            "SELECT {key} AS k, CAST(sum({}) AS BIGINT) AS n FROM {} d \
              WHERE d.municipality_code = $1 AND {} GROUP BY 1",
-            self.from, self.counted
+            self.weight, self.from, self.counted
         );
         Ok(diesel::sql_query(numbered(conn, sql))
             .bind::<Text, _>(code)
@@ -238,4 +281,91 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// Every count recomputed from the doses themselves, while doses go on
+/// being recorded: for a database whose counts were never kept, or to
+/// check them. Returns how many municipalities were counted and how many
+/// counts it corrected.
+///
+/// Nothing waits on it: the doses and the counts are read in one snapshot
+/// (a reading transaction, no lock), and what the snapshot's counts miss
+/// or have too many is added in short writing transactions as a
+/// difference, as the triggers add. A dose recorded after the snapshot was
+/// counted by its trigger and is not in the difference, so it is counted
+/// once, however long the recount takes.
+pub fn recount(conn: &mut DbConn) -> Result<Recount, DbError> {
+    let differences = differences_from_doses(conn)?;
+    apply(conn, &differences)
+}
+
+/// What each count lacks (or has too many) against the doses, read in one
+/// snapshot: the first half of [`recount`].
+pub fn differences_from_doses(conn: &mut DbConn) -> Result<Differences, DbError> {
+    let codes: Vec<String> = crate::db::models::tenants::TenantRow::active(conn)?
+        .into_iter()
+        .map(|t| t.municipality_code)
+        .collect();
+    let per_table = super::snapshot_read(conn, |conn| {
+        let mut all = Vec::with_capacity(TABLES.len());
+        for table in &TABLES {
+            let mut by_key = std::collections::HashMap::<String, i64>::new();
+            for code in &codes {
+                // Row-level security shows one municipality's doses at a
+                // time; the snapshot stays the same across them.
+                super::set_transaction_municipality(conn, code)?;
+                for (k, n) in table.counted_from_rows(conn, code)? {
+                    *by_key.entry(k).or_insert(0) += n;
+                }
+            }
+            // The counts of every municipality: read unscoped again.
+            super::set_transaction_municipality(conn, "")?;
+            for (k, n) in table.kept(conn)? {
+                *by_key.entry(k).or_insert(0) -= n;
+            }
+            let mut diff: Vec<(String, i64)> =
+                by_key.into_iter().filter(|(_, n)| *n != 0).collect();
+            diff.sort();
+            all.push(diff);
+        }
+        Ok::<_, DbError>(all)
+    })?;
+    Ok(Differences {
+        municipalities: codes.len(),
+        per_table,
+    })
+}
+
+/// The second half of [`recount`]: adds the differences to the counts as
+/// they stand now.
+pub fn apply(conn: &mut DbConn, differences: &Differences) -> Result<Recount, DbError> {
+    let mut corrected = 0;
+    for (table, diff) in TABLES.iter().zip(&differences.per_table) {
+        for batch in diff.chunks(RECOUNT_BATCH) {
+            super::write_transaction(conn, |conn| table.add(conn, batch))?;
+            corrected += batch.len();
+        }
+    }
+    Ok(Recount {
+        municipalities: differences.municipalities,
+        corrected,
+    })
+}
+
+/// Per count table (in the order of `db::stat_counts::TABLES`), each key
+/// whose count differs from the doses and by how much.
+pub struct Differences {
+    municipalities: usize,
+    per_table: Vec<Vec<(String, i64)>>,
+}
+
+/// Counts corrected per writing transaction: short enough that the
+/// recording tablets' writes are not kept waiting.
+const RECOUNT_BATCH: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recount {
+    pub municipalities: usize,
+    /// Count cells that differed from the doses.
+    pub corrected: usize,
 }

@@ -129,6 +129,7 @@ pub fn erase(conn: &mut DbConn, code: MunicipalityCode) -> Result<usize, TenantE
             deleted += db::delete_tenant_rows(conn, table, code.as_str())?;
         }
         crate::db::models::job_leases::JobLeaseRow::delete_of_municipality(conn, code.as_str())?;
+        crate::db::models::dose_events::QueueMoves::delete_of_municipality(conn, code.as_str())?;
         // Its people can no longer sign in, and anyone signed in is out.
         for account in AccountRow::of_municipality(conn, code.as_str())? {
             AccountRow::disable(conn, &account.id, now())?;

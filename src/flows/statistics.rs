@@ -266,94 +266,9 @@ pub fn open_rows(
         .load(conn)?)
 }
 
-/// Every count recomputed from the doses themselves, while doses go on
-/// being recorded: for a database whose counts were never kept, or to
-/// check them. Returns how many municipalities were counted and how many
-/// counts it corrected.
-///
-/// Nothing waits on it: the doses and the counts are read in one snapshot
-/// (a reading transaction, no lock), and what the snapshot's counts miss
-/// or have too many is added in short writing transactions as a
-/// difference, as the triggers add. A dose recorded after the snapshot was
-/// counted by its trigger and is not in the difference, so it is counted
-/// once, however long the recount takes.
-pub fn recount(conn: &mut DbConn) -> Result<Recount, DbError> {
-    let differences = differences_from_doses(conn)?;
-    apply(conn, &differences)
-}
-
-/// What each count lacks (or has too many) against the doses, read in one
-/// snapshot: the first half of [`recount`].
-pub fn differences_from_doses(conn: &mut DbConn) -> Result<Differences, DbError> {
-    use crate::db::stat_counts::TABLES;
-    let codes: Vec<String> = crate::db::models::tenants::TenantRow::active(conn)?
-        .into_iter()
-        .map(|t| t.municipality_code)
-        .collect();
-    let per_table = crate::db::snapshot_read(conn, |conn| {
-        let mut all = Vec::with_capacity(TABLES.len());
-        for table in &TABLES {
-            let mut by_key = std::collections::HashMap::<String, i64>::new();
-            for code in &codes {
-                // Row-level security shows one municipality's doses at a
-                // time; the snapshot stays the same across them.
-                crate::db::set_transaction_municipality(conn, code)?;
-                for (k, n) in table.counted_from_rows(conn, code)? {
-                    *by_key.entry(k).or_insert(0) += n;
-                }
-            }
-            // The counts of every municipality: read unscoped again.
-            crate::db::set_transaction_municipality(conn, "")?;
-            for (k, n) in table.kept(conn)? {
-                *by_key.entry(k).or_insert(0) -= n;
-            }
-            let mut diff: Vec<(String, i64)> =
-                by_key.into_iter().filter(|(_, n)| *n != 0).collect();
-            diff.sort();
-            all.push(diff);
-        }
-        Ok::<_, DbError>(all)
-    })?;
-    Ok(Differences {
-        municipalities: codes.len(),
-        per_table,
-    })
-}
-
-/// The second half of [`recount`]: adds the differences to the counts as
-/// they stand now.
-pub fn apply(conn: &mut DbConn, differences: &Differences) -> Result<Recount, DbError> {
-    use crate::db::stat_counts::TABLES;
-    let mut corrected = 0;
-    for (table, diff) in TABLES.iter().zip(&differences.per_table) {
-        for batch in diff.chunks(RECOUNT_BATCH) {
-            crate::db::write_transaction(conn, |conn| table.add(conn, batch))?;
-            corrected += batch.len();
-        }
-    }
-    Ok(Recount {
-        municipalities: differences.municipalities,
-        corrected,
-    })
-}
-
-/// Per count table (in the order of `db::stat_counts::TABLES`), each key
-/// whose count differs from the doses and by how much.
-pub struct Differences {
-    municipalities: usize,
-    per_table: Vec<Vec<(String, i64)>>,
-}
-
-/// Counts corrected per writing transaction: short enough that the
-/// recording tablets' writes are not kept waiting.
-const RECOUNT_BATCH: usize = 500;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recount {
-    pub municipalities: usize,
-    /// Count cells that differed from the doses.
-    pub corrected: usize,
-}
+// The recount is the database's own (it follows every migration); the
+// command and the tests reach it here too.
+pub use crate::db::stat_counts::{Differences, Recount, apply, differences_from_doses, recount};
 
 /// A municipality's own progress: how many of its current residents have
 /// had each dose, month by month (cumulative).
@@ -412,98 +327,71 @@ pub struct Quality {
 }
 
 /// The queue over the last `days` days (days in Japan), from when each dose
-/// was queued to when staff confirmed, rejected, deleted or corrected it.
+/// was queued to when staff confirmed, rejected, deleted or corrected it:
+/// read from the history the database keeps with the events (migration
+/// 000018), a few rows per day whatever the size of the city.
 pub fn quality(
     scope: &crate::tenancy::Scope<'_>,
     conn: &mut DbConn,
     days: i64,
 ) -> Result<Quality, DbError> {
-    use crate::db::models::dose_events::DoseEventRow;
+    use crate::db::models::dose_events::QueueMoves;
     use crate::db::models::doses::DoseRow;
     use crate::flows::dose_checks::Rule;
-    use std::collections::HashMap;
     let today = crate::clock::today_in_japan();
     let first = today - chrono::Duration::days(days - 1);
-    // Only doses waiting at some moment of the window matter: those still
-    // waiting now, and those an event moved in or out of the queue during
-    // it. Their whole history is read; nothing else is (a city's queue
-    // history is tens of thousands of doses).
-    let kinds = ["queued", "confirmed", "rejected", "deleted", "corrected"];
-    let window_start = first.and_hms_opt(0, 0, 0).unwrap_or_default() - chrono::Duration::hours(9);
-    let mut ids = DoseRow::pending_ids(scope, conn)?;
-    ids.extend(DoseEventRow::doses_with_events_since(
-        scope,
-        conn,
-        &kinds,
-        window_start,
-    )?);
-    ids.sort_unstable();
-    ids.dedup();
-    let queued = DoseRow::queued_among(scope, conn, &ids)?;
-    let events = DoseEventRow::timeline_of(scope, conn, &kinds, &ids)?;
-    // (entered, left) per dose, in Japan's time.
-    let jst = crate::clock::in_japan;
-    let mut spans: HashMap<&str, (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>)> =
-        HashMap::new();
-    for (dose, kind, at) in &events {
-        let span = spans.entry(dose.as_str()).or_default();
-        if kind == "queued" {
-            span.0.get_or_insert(jst(*at));
-        } else if span.0.is_some() && span.1.is_none() {
-            span.1 = Some(jst(*at));
-        }
-    }
     let day_list: Vec<NaiveDate> = (0..days)
         .map(|i| first + chrono::Duration::days(i))
         .collect();
-    let waiting_at = |span: &(Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>),
-                      day: NaiveDate| {
-        let end = day
-            .succ_opt()
-            .unwrap_or(day)
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default();
-        matches!(span, (Some(a), left) if *a < end && left.is_none_or(|l| l >= end))
-    };
+    let moves = QueueMoves::since(scope, conn, first)?;
+    // Waiting at the end of each day: those waiting before the window, and
+    // what entered less what left up to that day, per rule as queued.
     let mut total = vec![0i64; day_list.len()];
     let mut per_rule: Vec<(Rule, Vec<i64>)> = Rule::ALL
         .iter()
         .map(|r| (*r, vec![0i64; day_list.len()]))
         .collect();
-    let mut now_by_site: Vec<(String, i64)> = Vec::new();
     let mut now_by_rule: Vec<(Rule, i64)> = Vec::new();
-    for (id, site, flags) in &queued {
-        let Some(span) = spans.get(id.as_str()) else {
-            continue;
-        };
-        let rules = Rule::split(flags.as_deref());
-        for (i, day) in day_list.iter().enumerate() {
-            if waiting_at(span, *day) {
-                total[i] += 1;
-                for r in &rules {
-                    if let Some((_, v)) = per_rule.iter_mut().find(|(k, _)| k == r) {
-                        v[i] += 1;
-                    }
+    let mut add = |from: usize, flags: &str, n: i64| {
+        for v in &mut total[from..] {
+            *v += n;
+        }
+        for rule in Rule::split(Some(flags)) {
+            if let Some((_, v)) = per_rule.iter_mut().find(|(k, _)| *k == rule) {
+                for x in &mut v[from..] {
+                    *x += n;
                 }
             }
-        }
-        if span.0.is_some() && span.1.is_none() {
-            let site = site.clone().unwrap_or_default();
-            match now_by_site.iter_mut().find(|(s, _)| *s == site) {
-                Some(e) => e.1 += 1,
-                None => now_by_site.push((site, 1)),
-            }
-            for r in rules {
-                match now_by_rule.iter_mut().find(|(k, _)| *k == r) {
-                    Some(e) => e.1 += 1,
-                    None => now_by_rule.push((r, 1)),
-                }
+            match now_by_rule.iter_mut().find(|(k, _)| *k == rule) {
+                Some(e) => e.1 += n,
+                None => now_by_rule.push((rule, n)),
             }
         }
+    };
+    for (flags, n) in &moves.before {
+        add(0, flags, *n);
+    }
+    for (day, flags, n) in &moves.days {
+        // A day after today (a clock set back) counts from today.
+        let from = usize::try_from((*day - first).num_days())
+            .unwrap_or(0)
+            .min(day_list.len().saturating_sub(1));
+        add(from, flags, *n);
     }
     per_rule.retain(|(_, v)| v.iter().any(|n| *n > 0));
-    now_by_site.sort();
+    now_by_rule.retain(|(_, n)| *n > 0);
     now_by_rule.sort_by_key(|(r, _)| r.code());
+    // Per site: the waiting doses themselves, few beside a city's valid ones.
+    let ids = DoseRow::pending_ids(scope, conn)?;
+    let mut now_by_site: Vec<(String, i64)> = Vec::new();
+    for dose in DoseRow::by_ids(scope, conn, &ids)? {
+        let site = dose.site_name.unwrap_or_default();
+        match now_by_site.iter_mut().find(|(s, _)| *s == site) {
+            Some(e) => e.1 += 1,
+            None => now_by_site.push((site, 1)),
+        }
+    }
+    now_by_site.sort();
     Ok(Quality {
         days: day_list,
         total,

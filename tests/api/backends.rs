@@ -679,7 +679,7 @@ fn a_row_of_every_table_round_trips() {
     // The municipality's own kept counts (the resident above has moved
     // out and the dose is pending, so the triggers counted neither).
     {
-        use schema::{dose_progress, resident_counts};
+        use schema::{dose_progress, queue_days, resident_counts};
         conn.transaction(|c| {
             vrs::db::set_transaction_municipality(c, "082040").unwrap();
             diesel::insert_into(resident_counts::table)
@@ -701,12 +701,69 @@ fn a_row_of_every_table_round_trips() {
             assert_eq!(residents, ("082040".into(), 0, 3_000_000_000));
             let progress: (String, String, i32, i64, i16) = dose_progress::table.first(c)?;
             assert_eq!(progress, ("082040".into(), "2021-06".into(), 2, 4, 0));
+            // The queued event above entered the queue on its day in Japan
+            // (in its connection's shard on PostgreSQL).
+            let queue: (String, NaiveDate, String, i64) = queue_days::table
+                .select((
+                    queue_days::municipality_code,
+                    queue_days::day,
+                    queue_days::flags,
+                    queue_days::n,
+                ))
+                .first(c)?;
+            assert_eq!(
+                queue,
+                (
+                    "082040".into(),
+                    NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+                    "too_soon,unknown_lot".into(),
+                    1
+                )
+            );
             Ok::<_, diesel::result::Error>(())
         })
         .unwrap();
     }
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 33);
+    assert_eq!(schema::ALL_TABLES.len(), 34);
+
+    // A database upgraded with events already stored gets the queue's
+    // history the trigger would have kept: migration 000018 starts it from
+    // nothing and the recount that follows every migration counts them.
+    let history = |conn: &mut DbConn| {
+        use schema::queue_days;
+        queue_days::table
+            .group_by((
+                queue_days::municipality_code,
+                queue_days::day,
+                queue_days::flags,
+            ))
+            .select((
+                queue_days::municipality_code,
+                queue_days::day,
+                queue_days::flags,
+                vrs::db::sum_n(),
+            ))
+            .load::<(String, NaiveDate, String, i64)>(conn)
+            .unwrap()
+    };
+    let kept = history(&mut conn);
+    assert_eq!(kept.len(), 1);
+    {
+        use diesel_migrations::MigrationHarness;
+        let reverted = match &mut conn {
+            DbConn::Sqlite(c) => c
+                .revert_last_migration(vrs::db::SQLITE_MIGRATIONS)
+                .map(|v| v.to_string()),
+            DbConn::Postgresql(c) => c
+                .revert_last_migration(vrs::db::POSTGRES_MIGRATIONS)
+                .map(|v| v.to_string()),
+        }
+        .unwrap();
+        assert_eq!(reverted, "20261207000018");
+    }
+    vrs::db::migrate(&mut conn).unwrap();
+    assert_eq!(history(&mut conn), kept);
 }
 
 /// A restart or failover of PostgreSQL ends the server processes behind the

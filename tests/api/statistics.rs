@@ -676,6 +676,112 @@ async fn the_queue_history_counts_each_dose_on_the_days_it_waited() {
     assert!((29..=31).contains(&both), "{added:?}");
 }
 
+/// The queue's history is kept by the database with each event (migration
+/// 000018): after doses are queued and then confirmed, rejected and
+/// deleted by the flows staff use, it equals what the recount derives from
+/// the events; a deleted dose that never waited moves nothing; and a
+/// history gone wrong is put right by the recount.
+#[tokio::test]
+async fn the_kept_queue_history_equals_a_recount_from_the_events() {
+    use vrs::db::models::dose_events::DoseEventRow;
+    use vrs::db::schema::doses;
+    use vrs::domain::ChangeReason;
+    use vrs::flows::dose_checks::Rule;
+    let app = spawn_app().await;
+    app.seed_demo();
+    let muni = "131016";
+    let mut conn = app.conn();
+    let p = Partition::open(&mut conn, app.master(), code(muni)).unwrap();
+    let quality = |conn: &mut vrs::db::PooledConn| {
+        p.run(conn, |s, c| vrs::flows::statistics::quality(s, c, 60))
+            .unwrap()
+    };
+    let before = quality(&mut conn);
+    assert_eq!(before.total, vec![0; 60]);
+    let picked: Vec<DoseRow> = all_doses(&app)
+        .into_iter()
+        .filter(|d| d.municipality_code == muni && d.status == "valid")
+        .take(5)
+        .collect();
+    let flags = [
+        "unknown_lot",
+        "too_soon,unknown_lot",
+        "too_soon",
+        "too_soon",
+    ];
+    let queued_at = vrs::clock::now() - chrono::Duration::days(5);
+    p.run(&mut conn, |s, c| {
+        for (dose, flags) in picked.iter().zip(flags) {
+            diesel::update(
+                doses::table
+                    .filter(doses::municipality_code.eq(muni))
+                    .filter(doses::id.eq(&dose.id)),
+            )
+            .set((doses::status.eq("pending"), doses::quality_flags.eq(flags)))
+            .execute(c)?;
+            DoseEventRow {
+                municipality_code: muni.into(),
+                id: uuid::Uuid::now_v7().to_string(),
+                dose_id: dose.id.clone(),
+                resident_id: dose.resident_id.clone(),
+                at: queued_at,
+                kind: "queued".into(),
+                account_id: None,
+                detail: Some(flags.into()),
+                reason_sealed: None,
+            }
+            .insert(s, c)?;
+        }
+        Ok::<_, vrs::db::DbError>(())
+    })
+    .unwrap();
+    let queued = quality(&mut conn);
+    assert_eq!(queued.total[53], 0, "{:?}", queued.total);
+    assert_eq!(queued.total[54..], [4; 6], "{:?}", queued.total);
+    assert_eq!(
+        queued.now_by_rule,
+        vec![(Rule::TooSoon, 3), (Rule::UnknownLot, 2)]
+    );
+    let reason = ChangeReason::parse("確認済み").unwrap();
+    p.run(&mut conn, |s, c| {
+        use vrs::flows::doses as flow;
+        flow::confirm(s, c, &picked[0].id, "acc", None)?;
+        flow::reject(s, c, &picked[1].id, "acc", &reason)?;
+        flow::delete(s, c, &picked[2].id, "acc", &reason)?;
+        // Valid, never queued: its deletion leaves the queue as it was.
+        flow::delete(s, c, &picked[4].id, "acc", &reason)?;
+        Ok::<_, vrs::flows::doses::DoseError>(())
+    })
+    .unwrap();
+    let settled = quality(&mut conn);
+    assert_eq!(settled.total[54..59], [4; 5], "{:?}", settled.total);
+    assert_eq!(settled.total[59], 1, "{:?}", settled.total);
+    assert_eq!(settled.now_by_rule, vec![(Rule::TooSoon, 1)]);
+    assert_eq!(
+        settled.now_by_site.iter().map(|(_, n)| n).sum::<i64>(),
+        1,
+        "{:?}",
+        settled.now_by_site
+    );
+    // The trigger kept what the recount derives from the events.
+    assert_eq!(
+        vrs::flows::statistics::recount(&mut app.conn())
+            .unwrap()
+            .corrected,
+        0
+    );
+    // Lost, and put right.
+    app.conn().batch_execute("DELETE FROM queue_days").unwrap();
+    assert_eq!(quality(&mut conn).total, vec![0; 60]);
+    assert!(
+        vrs::flows::statistics::recount(&mut app.conn())
+            .unwrap()
+            .corrected
+            > 0
+    );
+    assert_eq!(quality(&mut conn), settled);
+}
+
 /// On PostgreSQL a dose's counts are kept in its connection's shard, so two
 /// doses of the same prefecture, day and dose number, recorded at once on
 /// two connections, do not wait for each other's commit (before, the

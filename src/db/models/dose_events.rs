@@ -1,7 +1,7 @@
-use crate::db::schema::dose_events;
+use crate::db::schema::{dose_events, queue_days};
 use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 /// Something that happened to a dose after it was recorded. Never updated.
@@ -40,44 +40,47 @@ impl DoseEventRow {
             .select(DoseEventRow::as_select())
             .load(conn)?)
     }
+}
 
-    /// The doses with an event of these kinds since `since`: those whose
-    /// place in the queue changed in a window that begins then.
-    pub fn doses_with_events_since(
+/// The 要確認 queue's history as the trigger keeps it (migration 000018):
+/// per day in Japan and the rules a dose was queued for, the doses that
+/// entered the queue less those that left it, its shards added up.
+pub struct QueueMoves {
+    /// Before the first day asked for, per rules: those still waiting then.
+    pub before: Vec<(String, i64)>,
+    /// From that day on, per day and rules.
+    pub days: Vec<(NaiveDate, String, i64)>,
+}
+
+impl QueueMoves {
+    pub fn since(
         scope: &Scope<'_>,
         conn: &mut DbConn,
-        kinds: &[&str],
-        since: NaiveDateTime,
-    ) -> Result<Vec<String>, DbError> {
-        Ok(dose_events::table
-            .filter(dose_events::municipality_code.eq(scope.code().as_str()))
-            .filter(dose_events::at.ge(since))
-            .filter(dose_events::kind.eq_any(kinds))
-            .select(dose_events::dose_id)
-            .distinct()
-            .load(conn)?)
+        first: NaiveDate,
+    ) -> Result<QueueMoves, DbError> {
+        let n = crate::db::sum_n();
+        let before = queue_days::table
+            .filter(queue_days::municipality_code.eq(scope.code().as_str()))
+            .filter(queue_days::day.lt(first))
+            .group_by(queue_days::flags)
+            .select((queue_days::flags, n.clone()))
+            .load(conn)?;
+        let days = queue_days::table
+            .filter(queue_days::municipality_code.eq(scope.code().as_str()))
+            .filter(queue_days::day.ge(first))
+            .group_by((queue_days::day, queue_days::flags))
+            .select((queue_days::day, queue_days::flags, n))
+            .order((queue_days::day, queue_days::flags))
+            .load(conn)?;
+        Ok(QueueMoves { before, days })
     }
 
-    /// Every event of these kinds of these doses, by time: (dose, kind,
-    /// when), for the queue's history.
-    pub fn timeline_of(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        kinds: &[&str],
-        dose_ids: &[String],
-    ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
-        let mut out = Vec::new();
-        for chunk in dose_ids.chunks(crate::db::IDS_PER_QUERY) {
-            out.extend(
-                dose_events::table
-                    .filter(dose_events::municipality_code.eq(scope.code().as_str()))
-                    .filter(dose_events::dose_id.eq_any(chunk))
-                    .filter(dose_events::kind.eq_any(kinds))
-                    .select((dose_events::dose_id, dose_events::kind, dose_events::at))
-                    .load::<(String, String, NaiveDateTime)>(conn)?,
-            );
-        }
-        out.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
-        Ok(out)
+    /// Forgets a municipality's history, when it is erased (its events go
+    /// with its other rows).
+    pub fn delete_of_municipality(conn: &mut DbConn, code: &str) -> Result<usize, DbError> {
+        Ok(
+            diesel::delete(queue_days::table.filter(queue_days::municipality_code.eq(code)))
+                .execute(conn)?,
+        )
     }
 }

@@ -5,9 +5,6 @@ use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
-/// A dose that went to the 要確認 queue: id, site name, failed rules.
-pub type QueuedDose = (String, Option<String>, Option<String>);
-
 /// A dose that counts.
 pub const VALID: &str = "valid";
 /// A dose that failed a data-quality check and waits in the 要確認 queue.
@@ -197,27 +194,6 @@ impl DoseRow {
                     .filter(doses::id.eq_any(chunk))
                     .select(DoseRow::as_select())
                     .load(conn)?,
-            );
-        }
-        Ok(out)
-    }
-
-    /// Of these doses, those that failed a data-quality rule when recorded
-    /// (and so went to the queue): id, site and rules.
-    pub fn queued_among(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        ids: &[String],
-    ) -> Result<Vec<QueuedDose>, DbError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(crate::db::IDS_PER_QUERY) {
-            out.extend(
-                doses::table
-                    .filter(doses::municipality_code.eq(scope.code().as_str()))
-                    .filter(doses::id.eq_any(chunk))
-                    .filter(doses::quality_flags.is_not_null())
-                    .select((doses::id, doses::site_name, doses::quality_flags))
-                    .load::<QueuedDose>(conn)?,
             );
         }
         Ok(out)

@@ -1,0 +1,2 @@
+DROP TRIGGER dose_events_queue_day;
+DROP TABLE queue_days;
