@@ -152,6 +152,24 @@ pub struct Entry<'a> {
     pub detail: Option<String>,
 }
 
+impl<'a> Entry<'a> {
+    /// A change that was made (outcome `ok`).
+    pub fn done(
+        chain: &'a str,
+        action: &'a str,
+        target: Option<String>,
+        detail: Option<String>,
+    ) -> Entry<'a> {
+        Entry {
+            chain,
+            action,
+            target,
+            outcome: "ok",
+            detail,
+        }
+    }
+}
+
 /// Appends a line to its chain. Call inside the transaction of the operation
 /// it records, so the two commit together; on SQLite the write lock, on
 /// PostgreSQL a lock on the chain held to the end of the transaction, keeps

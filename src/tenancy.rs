@@ -8,7 +8,7 @@
 
 use crate::crypto::{AadContext, BlindIndexer, MasterKey, SealError, Sealer, TenantKeyMaterial};
 use crate::db::models::tenants::{ACTIVE, TenantKeyRow, TenantRow};
-use crate::db::{self, DbConn, DbError};
+use crate::db::{self, DbConn, DbError, TenantConn};
 use crate::domain::{MunicipalityCode, MyNumber};
 
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +117,8 @@ impl Partition {
 
     /// A scope for sealing and indexing only, on a thread that holds no
     /// transaction (the import pipeline seals while another thread writes).
-    /// Queries made with it outside `run` see nothing on PostgreSQL, where the
-    /// transaction's municipality setting is what row-level security checks.
+    /// It reaches no table: the row functions take the scoped connection
+    /// that only `run` and `read` hand out.
     pub fn sealing_scope(&self) -> Scope<'_> {
         Scope {
             partition: self,
@@ -127,11 +127,12 @@ impl Partition {
     }
 
     /// Runs `work` in one writing transaction scoped to this municipality
-    /// (see `db::scoped_transaction`).
+    /// (see `db::scoped_transaction`), with the scoped connection
+    /// (`db::TenantConn`) that is the only way to its tables.
     pub fn run<T, E>(
         &self,
         conn: &mut DbConn,
-        work: impl FnOnce(&Scope<'_>, &mut DbConn) -> Result<T, E>,
+        work: impl FnOnce(&Scope<'_>, &mut TenantConn<'_>) -> Result<T, E>,
     ) -> Result<T, E>
     where
         E: From<diesel::result::Error> + From<DbError>,
@@ -152,7 +153,7 @@ impl Partition {
     pub fn read<T, E>(
         &self,
         conn: &mut DbConn,
-        work: impl FnOnce(&Scope<'_>, &mut DbConn) -> Result<T, E>,
+        work: impl FnOnce(&Scope<'_>, &mut TenantConn<'_>) -> Result<T, E>,
     ) -> Result<T, E>
     where
         E: From<diesel::result::Error> + From<DbError>,
@@ -199,8 +200,9 @@ pub(crate) fn to_wrapped(row: &TenantKeyRow) -> crate::crypto::WrappedTenantKeys
     }
 }
 
-/// Proof that the current transaction is scoped to one municipality, and the
-/// means to seal, open and index its fields.
+/// The means to seal, open and index one municipality's fields, and which
+/// of its resident imports a reader sees. (The proof that a transaction is
+/// scoped to the municipality is the connection `run` hands out with it.)
 pub struct Scope<'a> {
     partition: &'a Partition,
     seen: Seen,

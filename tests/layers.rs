@@ -146,3 +146,143 @@ fn the_check_sees_an_import_that_runs_up() {
         .collect();
     assert_eq!(named(text), names);
 }
+
+/// Every `.rs` file under `src/`.
+fn source_files() -> Vec<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    walkdir::WalkDir::new(&src)
+        .into_iter()
+        .flatten()
+        .map(walkdir::DirEntry::into_path)
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect()
+}
+
+/// The code of a file with its comments left out, line by line.
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.split("//").next().unwrap_or_default()))
+}
+
+/// Where a text names one of the municipality's tables of the diesel
+/// schema: `schema::doses`, or `doses` in a `use …schema::{…}` group.
+fn tenant_tables_named(text: &str) -> Vec<(usize, &'static str)> {
+    let mut found = Vec::new();
+    for (n, code) in code_lines(text) {
+        let Some(at) = code.find("schema::") else {
+            continue;
+        };
+        let path = &code[at + "schema::".len()..];
+        for name in leading_names(path) {
+            if let Some(t) = vrs::db::schema::TENANT_TABLES.iter().find(|t| **t == name) {
+                found.push((n, *t));
+            }
+        }
+    }
+    found
+}
+
+/// The row functions of `db::models` that may reach a municipality's table
+/// without its scoped connection, and why (none so far).
+const UNSCOPED: &[(&str, &str)] = &[];
+
+/// A municipality's tables are reached only through the connection of a
+/// transaction scoped to it (`db::TenantConn`, made by `Partition::run`
+/// and `read` and nowhere else: its constructor is private to `db`). Code
+/// outside `db` does not name them at all; in `db::models`, a function that
+/// names one takes a `TenantConn`, starts its queries from
+/// `TenantConn::rows` (the municipality filter, written once), and checks
+/// its inserts with `TenantConn::check`.
+#[test]
+fn tenant_tables_are_reached_only_through_the_scoped_connection() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let db = src.join("db");
+    let models = db.join("models");
+    let mut wrong = Vec::new();
+    let mut model_functions = 0;
+    for file in source_files() {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if !file.starts_with(&db) {
+            // The bench's baseline: the database's own insert speed, with
+            // no application code in the way.
+            if file.ends_with("bench/mod.rs") {
+                continue;
+            }
+            for (line, t) in tenant_tables_named(&text) {
+                wrong.push(format!("{}:{line}: names `{t}` outside db", file.display()));
+            }
+            continue;
+        }
+        if !file.starts_with(&models) {
+            continue;
+        }
+        let tables: Vec<&str> = tenant_tables_named(&text)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        if tables.is_empty() {
+            continue;
+        }
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        // Each function, from its `fn` to the next.
+        let starts: Vec<usize> = text.match_indices("fn ").map(|(i, _)| i).collect();
+        for (k, &start) in starts.iter().enumerate() {
+            let end = starts.get(k + 1).copied().unwrap_or(text.len());
+            let item = &text[start..end];
+            let head = item.split('{').next().unwrap_or_default();
+            let line = text[..start].lines().count() + 1;
+            let reaches = tables.iter().any(|t| {
+                item.contains(&format!("{t}::table")) || item.contains(&format!("FROM {t}"))
+            });
+            if !reaches {
+                continue;
+            }
+            model_functions += 1;
+            let excused = UNSCOPED
+                .iter()
+                .any(|(f, sig)| *f == name && head.starts_with(sig));
+            if head.contains("&mut DbConn") && !excused {
+                wrong.push(format!(
+                    "{}:{line}: `{}` reaches a municipality's table with a plain connection",
+                    file.display(),
+                    head.trim()
+                ));
+            }
+        }
+        for (line, code) in code_lines(&text) {
+            // A join's condition names the other table's column; a filter
+            // by hand names a value.
+            let by_hand = tables.iter().any(|t| {
+                code.split(&format!("{t}::municipality_code.eq("))
+                    .skip(1)
+                    .any(|rest| !rest.split(')').next().unwrap_or_default().contains("::"))
+            });
+            // An alias (a table read twice in one query) filters its copy.
+            if by_hand && !code.contains("field(") {
+                wrong.push(format!(
+                    "{}:{line}: a municipality filter written by hand (use TenantConn::rows)",
+                    file.display()
+                ));
+            }
+            if code.contains("debug_assert") {
+                wrong.push(format!(
+                    "{}:{line}: an insert checked in debug builds only (use TenantConn::check)",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        model_functions > 50,
+        "only {model_functions} row functions found"
+    );
+    assert!(
+        wrong.is_empty(),
+        "a municipality's table reached outside its scope:\n{}",
+        wrong.join("\n")
+    );
+}

@@ -182,13 +182,13 @@ fn fill_city(
                 ));
                 rows.push(residents::new_row(scope, p, id, at));
             }
-            ResidentRow::insert_many(scope, conn, &rows)?;
-            TicketRow::insert_many(scope, conn, &tickets)?;
+            ResidentRow::insert_many(conn, &rows)?;
+            TicketRow::insert_many(conn, &tickets)?;
             for chunk in dose_rows.chunks(BATCH) {
-                DoseRow::insert_many(scope, conn, chunk)?;
+                DoseRow::insert_many(conn, chunk)?;
             }
             for event in &events {
-                event.insert(scope, conn)?;
+                event.insert(conn)?;
             }
             Ok::<_, residents::ResidentError>(())
         })?;

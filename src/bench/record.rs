@@ -130,7 +130,7 @@ pub fn fill_municipality(
                 .iter()
                 .map(|p| residents::new_row(scope, p, uuid::Uuid::now_v7().to_string(), at))
                 .collect();
-            ResidentRow::insert_many(scope, conn, &rows)?;
+            ResidentRow::insert_many(conn, &rows)?;
             let doses: Vec<NewDose> = rows
                 .iter()
                 .map(|r| NewDose {
@@ -163,8 +163,8 @@ pub fn fill_municipality(
                 ));
                 rows.push(residents::new_row(scope, p, id, at));
             }
-            ResidentRow::insert_many(scope, conn, &rows)?;
-            TicketRow::insert_many(scope, conn, &tickets)?;
+            ResidentRow::insert_many(conn, &rows)?;
+            TicketRow::insert_many(conn, &tickets)?;
         }
         Ok::<_, residents::ResidentError>(())
     })?;
@@ -486,9 +486,7 @@ fn windows(
     let mut counts = vec![0u64; full];
     for &code in codes {
         let partition = crate::tenancy::Partition::open(conn, master, code)?;
-        let times = partition.read(conn, |scope, conn| {
-            DoseRow::recorded_since(scope, conn, start)
-        })?;
+        let times = partition.read(conn, |_scope, conn| DoseRow::recorded_since(conn, start))?;
         for t in times {
             let i = (t - start).num_seconds() / WINDOW;
             if let Some(c) = usize::try_from(i).ok().and_then(|i| counts.get_mut(i)) {
@@ -520,7 +518,7 @@ pub(super) fn stored(
     crate::audit::flush(conn, key)?;
     for &code in codes {
         let partition = crate::tenancy::Partition::open(conn, master, code)?;
-        let counts = partition.read(conn, DoseRow::count_per_status)?;
+        let counts = partition.read(conn, |_, conn| DoseRow::count_per_status(conn))?;
         for (status, n) in counts {
             *per_status.entry(status).or_insert(0) += n;
         }

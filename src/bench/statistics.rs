@@ -126,7 +126,7 @@ pub fn run(doses: usize, requests: usize, postgres_url: Option<&str>) -> anyhow:
                      WHERE municipality_code = {p} AND status = 'valid' GROUP BY {q}"
                 ))
                 .bind::<diesel::sql_types::Text, _>(&muni)
-                .load::<CountRow>(conn)?
+                .load::<CountRow>(conn.db())?
                 .into_iter()
                 .map(|r| (r.n,))
                 .collect();
@@ -198,7 +198,7 @@ pub(super) fn fill_doses(
 ) -> anyhow::Result<()> {
     let people_per_muni = count.div_ceil(3);
     let partition = crate::tenancy::Partition::open(conn, master, code)?;
-    partition.run(conn, |scope, conn| {
+    partition.run(conn, |_scope, conn| {
         // Residents as stored rows (their sealed fields are filler: the
         // statistics never read them).
         let residents: Vec<ResidentRow> = (0..people_per_muni)
@@ -217,7 +217,7 @@ pub(super) fn fill_doses(
             })
             .collect();
         for chunk in residents.chunks(20_000) {
-            ResidentRow::insert_many(scope, conn, chunk)?;
+            ResidentRow::insert_many(conn, chunk)?;
         }
         let mut batch = Vec::with_capacity(20_000);
         for i in 0..count {
@@ -249,11 +249,11 @@ pub(super) fn fill_doses(
                 sex: Some(["1", "2"][person % 2].into()),
             });
             if batch.len() == 20_000 {
-                DoseRow::insert_many(scope, conn, &batch)?;
+                DoseRow::insert_many(conn, &batch)?;
                 batch.clear();
             }
         }
-        DoseRow::insert_many(scope, conn, &batch)?;
+        DoseRow::insert_many(conn, &batch)?;
         Ok::<_, crate::db::DbError>(())
     })?;
     Ok(())

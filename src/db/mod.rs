@@ -6,7 +6,11 @@ pub mod commit_group;
 pub mod models;
 pub mod schema;
 pub mod stat_counts;
+mod tenant_conn;
 mod url;
+
+pub(crate) use tenant_conn::insert_owned;
+pub use tenant_conn::{Owned, TENANT_TABLE_NAMES, TenantConn, TenantTable};
 
 pub use url::{DatabaseUrl, DatabaseUrlError, redact};
 
@@ -58,6 +62,10 @@ pub enum DbError {
     /// A thread that does part of the work could not start or stopped.
     #[error("a worker thread failed: {0}")]
     Worker(String),
+    /// A row about to be written to a tenant table belongs to another
+    /// municipality than the transaction's: refused before the write.
+    #[error("a row for {0} belongs to another municipality than the transaction's")]
+    OutsidePartition(&'static str),
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
 }
@@ -913,12 +921,14 @@ pub fn scoped_transaction<T, E>(
     conn: &mut DbConn,
     code: crate::domain::MunicipalityCode,
     writes: bool,
-    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
+    work: impl FnOnce(&mut TenantConn<'_>) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {
-    transaction_as(conn, Some(code), writes, work)
+    transaction_as(conn, Some(code), writes, |conn| {
+        work(&mut TenantConn::new(conn, code))
+    })
 }
 
 fn transaction_as<T, E>(

@@ -33,6 +33,24 @@ pub fn chain_of(account: &AccountRow) -> String {
         .unwrap_or_else(|| PLATFORM_CHAIN.to_string())
 }
 
+/// The log line of a change to an account, in its municipality's chain.
+fn account_line(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    account: &AccountRow,
+    action: &str,
+    detail: Option<String>,
+) -> Result<(), DbError> {
+    let target = Some(format!("account:{}", account.id));
+    audit::append(
+        conn,
+        key,
+        actor,
+        Entry::done(&chain_of(account), action, target, detail),
+    )
+}
+
 pub fn role_of(account: &AccountRow) -> Option<Role> {
     Role::parse(&account.role)
 }
@@ -112,17 +130,13 @@ pub fn create(
             site_id: new.site_id,
         };
         row.insert(conn)?;
-        audit::append(
+        account_line(
             conn,
             key,
             actor,
-            Entry {
-                chain: &chain_of(&row),
-                action: "account.create",
-                target: Some(format!("account:{}", row.id)),
-                outcome: "ok",
-                detail: Some(format!("role={}", row.role)),
-            },
+            &row,
+            "account.create",
+            Some(format!("role={}", row.role)),
         )?;
         Ok((row, password))
     })
@@ -336,17 +350,13 @@ pub fn login(
                     },
                 )?;
                 if newly_locked {
-                    audit::append(
+                    account_line(
                         conn,
                         key,
                         &actor,
-                        Entry {
-                            chain: &chain,
-                            action: "account.locked",
-                            target: Some(format!("account:{}", acc.id)),
-                            outcome: "ok",
-                            detail: Some(format!("minutes={LOCK_MINUTES}")),
-                        },
+                        &acc,
+                        "account.locked",
+                        Some(format!("minutes={LOCK_MINUTES}")),
                     )?;
                 }
                 Ok::<_, LoginError>(())
@@ -567,18 +577,7 @@ pub fn change_password(
             k.insert(conn)?;
         }
         let actor = Actor::account(&account.id, &account.login_id, addr);
-        audit::append(
-            conn,
-            key,
-            &actor,
-            Entry {
-                chain: &chain_of(account),
-                action: "account.password_change",
-                target: Some(format!("account:{}", account.id)),
-                outcome: "ok",
-                detail: None,
-            },
-        )
+        account_line(conn, key, &actor, account, "account.password_change", None)
     })
     .map_err(|e: DbError| PasswordChangeError::Db(e))
 }
@@ -600,18 +599,7 @@ pub fn disable(
             AccountRow::disable(conn, &acc.id, now())?;
         }
         SessionRow::delete_for_account(conn, &acc.id)?;
-        audit::append(
-            conn,
-            key,
-            actor,
-            Entry {
-                chain: code.as_str(),
-                action: "account.disable",
-                target: Some(format!("account:{}", acc.id)),
-                outcome: "ok",
-                detail: None,
-            },
-        )?;
+        account_line(conn, key, actor, &acc, "account.disable", None)?;
         Ok(true)
     })
 }
@@ -629,18 +617,7 @@ pub fn unlock(
             return Ok(false);
         };
         AccountRow::unlock(conn, &acc.id)?;
-        audit::append(
-            conn,
-            key,
-            actor,
-            Entry {
-                chain: code.as_str(),
-                action: "account.unlock",
-                target: Some(format!("account:{}", acc.id)),
-                outcome: "ok",
-                detail: None,
-            },
-        )?;
+        account_line(conn, key, actor, &acc, "account.unlock", None)?;
         Ok(true)
     })
 }
@@ -703,18 +680,7 @@ pub fn enrol_totp(
     crate::db::write_transaction(conn, |conn| {
         AccountRow::set_totp(conn, &account.id, &wrapped, step)?;
         let actor = Actor::account(&account.id, &account.login_id, addr);
-        audit::append(
-            conn,
-            key,
-            &actor,
-            Entry {
-                chain: &chain_of(account),
-                action: "account.totp_enrol",
-                target: Some(format!("account:{}", account.id)),
-                outcome: "ok",
-                detail: None,
-            },
-        )?;
+        account_line(conn, key, &actor, account, "account.totp_enrol", None)?;
         Ok(true)
     })
 }

@@ -10,6 +10,7 @@ use super::residents::{self, MyNumberPurpose, Resident};
 use crate::audit::{self, Actor, Entry};
 use crate::clock::now;
 use crate::crypto::AadContext;
+use crate::db::TenantConn;
 use crate::db::models::certificates::{
     self as rows, CertificateRow, ChannelClientRow, RevocationRow,
 };
@@ -205,7 +206,7 @@ fn performer(scope: &Scope<'_>, d: &DoseRow) -> String {
 /// The doses a certificate carries: the valid ones, in order of date.
 fn certified_doses(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
 ) -> Result<Vec<DoseRow>, CertError> {
     let mut doses: Vec<DoseRow> = DoseRow::of_resident(scope, conn, resident_id)?
@@ -222,7 +223,7 @@ fn certified_doses(
 /// signs the card, keeps the record (card and passport sealed) and logs it.
 pub fn issue(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     issuer: &Issuer<'_>,
     resident: &Resident,
     app: &Application,
@@ -290,7 +291,7 @@ pub fn issue(
         revoked_at: None,
         revoked_reason: None,
     };
-    row.insert(scope, conn)?;
+    row.insert(conn)?;
     log(
         scope,
         conn,
@@ -312,7 +313,7 @@ pub fn issue(
 /// A line in the municipality's operation log, chained after the commit.
 fn log(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     actor: &Actor,
     action: &str,
     resident: Option<&str>,
@@ -344,8 +345,8 @@ pub struct Opened {
     pub doses: Vec<DoseRow>,
 }
 
-pub fn open(scope: &Scope<'_>, conn: &mut DbConn, id: &str) -> Result<Opened, CertError> {
-    let row = CertificateRow::find(scope, conn, id)?.ok_or(CertError::NotFound)?;
+pub fn open(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Opened, CertError> {
+    let row = CertificateRow::find(conn, id)?.ok_or(CertError::NotFound)?;
     let jws = scope.open_string(ctx("card", &row.id), &row.card_sealed)?;
     let malformed = || TenancyError::Seal(scope.code(), crate::crypto::SealError::Malformed);
     let contents = shc::parse(&jws)
@@ -377,13 +378,13 @@ pub fn open(scope: &Scope<'_>, conn: &mut DbConn, id: &str) -> Result<Opened, Ce
 /// and counts the list's change (`crlVersion`). False when it was not valid.
 pub fn revoke(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     row: &CertificateRow,
     reason: &str,
     actor: &Actor,
 ) -> Result<bool, CertError> {
     let at = now();
-    if !CertificateRow::revoke(scope, conn, &row.id, at, reason)? {
+    if !CertificateRow::revoke(conn, &row.id, at, reason)? {
         return Ok(false);
     }
     RevocationRow {
@@ -409,13 +410,13 @@ pub fn revoke(
 /// dose is corrected or deleted). Returns how many were revoked.
 pub fn revoke_carrying(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
     dose_id: &str,
     actor: &Actor,
 ) -> Result<usize, CertError> {
     let mut n = 0;
-    for row in CertificateRow::of_resident(scope, conn, resident_id)? {
+    for row in CertificateRow::of_resident(conn, resident_id)? {
         if row.status == rows::VALID
             && row.carries(dose_id)
             && revoke(scope, conn, &row, "dose_changed", actor)?
@@ -484,13 +485,13 @@ pub struct ChannelCaller<'a> {
 /// kept but the certificate's record and the log line.
 pub fn issue_by_channel(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     issuer: &Issuer<'_>,
     caller: &ChannelCaller<'_>,
     request: &ChannelRequest,
     actor: &Actor,
 ) -> Result<Option<Issued>, CertError> {
-    let log = |conn: &mut DbConn, outcome: &str, detail: String| {
+    let log = |conn: &mut TenantConn<'_>, outcome: &str, detail: String| {
         log(
             scope,
             conn,

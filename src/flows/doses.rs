@@ -8,7 +8,7 @@ use super::residents::{self, ResidentError, SiteFacts};
 use super::vaccines::Interval;
 use crate::clock::now;
 use crate::crypto::AadContext;
-use crate::db::DbConn;
+use crate::db::TenantConn;
 use crate::db::models::dose_events::DoseEventRow;
 use crate::db::models::doses::{self as rows, DoseRow};
 use crate::db::models::residents::ResidentRow;
@@ -41,7 +41,7 @@ pub struct NewDose {
 /// Appends trusted doses (the demo's) in this municipality's name.
 pub fn append(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     doses: &[NewDose],
 ) -> Result<(), ResidentError> {
     let at = now();
@@ -71,7 +71,7 @@ pub fn append(
             sex: d.sex.clone(),
         })
         .collect();
-    DoseRow::insert_many(scope, conn, &rows)?;
+    DoseRow::insert_many(conn, &rows)?;
     Ok(())
 }
 
@@ -201,7 +201,7 @@ struct Found {
 
 fn lookup(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     t: &TicketRef,
     key: Option<&IdempotencyKey>,
 ) -> Result<Found, DoseError> {
@@ -292,7 +292,7 @@ const DEFAULT_INTERVAL: Interval = Interval {
 /// today would be. `product` is the one the site has chosen, if any.
 pub fn preview(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     t: &TicketRef,
     product: Option<&str>,
     today: NaiveDate,
@@ -386,7 +386,7 @@ impl Recorded {
 /// inside the transaction, against the record as it stands.
 pub fn record(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     r: &Recording<'_>,
     today: NaiveDate,
 ) -> Result<Recorded, DoseError> {
@@ -524,7 +524,7 @@ fn reason_ctx(id: &str) -> AadContext<'_> {
 
 fn add_event(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     dose: &DoseRow,
     kind: EventKind,
     account_id: Option<&str>,
@@ -544,12 +544,12 @@ fn add_event(
         detail,
         reason_sealed,
     }
-    .insert(scope, conn)?;
+    .insert(conn)?;
     Ok(())
 }
 
-fn dose(scope: &Scope<'_>, conn: &mut DbConn, id: &str) -> Result<DoseRow, DoseError> {
-    DoseRow::find(scope, conn, id)?.ok_or(DoseError::NotFound)
+fn dose(_scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<DoseRow, DoseError> {
+    DoseRow::find(conn, id)?.ok_or(DoseError::NotFound)
 }
 
 /// A status move staff make, and the event that records it.
@@ -562,14 +562,14 @@ struct Move {
 /// Moves a dose's status and records why.
 fn resolve(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     id: &str,
     m: Move,
     account_id: &str,
     reason: Option<&ChangeReason>,
 ) -> Result<DoseRow, DoseError> {
     let row = dose(scope, conn, id)?;
-    if !DoseRow::set_status(scope, conn, id, m.from, m.to)? {
+    if !DoseRow::set_status(conn, id, m.from, m.to)? {
         return Err(DoseError::Stale);
     }
     add_event(scope, conn, &row, m.kind, Some(account_id), None, reason)?;
@@ -583,7 +583,7 @@ fn resolve(
 /// they are revoked in the same transaction, and staff reissue.
 fn revoke_certificates(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     dose: &DoseRow,
     account_id: &str,
 ) -> Result<usize, DoseError> {
@@ -599,7 +599,7 @@ fn revoke_certificates(
 /// Staff confirm a queued dose: it counts as recorded.
 pub fn confirm(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     id: &str,
     account_id: &str,
     reason: Option<&ChangeReason>,
@@ -621,7 +621,7 @@ pub fn confirm(
 /// Staff reject a queued dose: it never counts.
 pub fn reject(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     id: &str,
     account_id: &str,
     reason: &ChangeReason,
@@ -644,7 +644,7 @@ pub fn reject(
 /// reason, and stops counting.
 pub fn delete(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     id: &str,
     account_id: &str,
     reason: &ChangeReason,
@@ -677,7 +677,7 @@ pub struct Correction<'a> {
 /// corrected, with the reason. Returns the new dose's id.
 pub fn correct(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     id: &str,
     c: &Correction<'_>,
     account_id: &str,
@@ -698,13 +698,7 @@ pub fn correct(
             crate::domain::Reason::BeforeBirth,
         ));
     }
-    if !DoseRow::set_status(
-        scope,
-        conn,
-        id,
-        &[rows::VALID, rows::PENDING],
-        rows::CORRECTED,
-    )? {
+    if !DoseRow::set_status(conn, id, &[rows::VALID, rows::PENDING], rows::CORRECTED)? {
         return Err(DoseError::Stale);
     }
     let new = DoseRow {
@@ -723,7 +717,7 @@ pub fn correct(
         sex: Some(facts.sex.code().to_string()),
         ..old.clone()
     };
-    new.insert(scope, conn)?;
+    new.insert(conn)?;
     if old.status == rows::VALID {
         revoke_certificates(scope, conn, &old, account_id)?;
     }
@@ -751,10 +745,10 @@ pub struct Event {
 
 pub fn events_of_resident(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
 ) -> Result<Vec<Event>, DoseError> {
-    DoseEventRow::of_resident(scope, conn, resident_id)?
+    DoseEventRow::of_resident(conn, resident_id)?
         .into_iter()
         .map(|e| {
             let reason = e
@@ -780,11 +774,15 @@ pub struct Queue {
     pub total: i64,
 }
 
-pub fn queue(scope: &Scope<'_>, conn: &mut DbConn, limit: i64) -> Result<Queue, DoseError> {
+pub fn queue(
+    _scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    limit: i64,
+) -> Result<Queue, DoseError> {
     // The waiting doses are few beside a city's valid ones: their ids from
     // the status index, then their rows.
-    let ids = DoseRow::pending_ids(scope, conn)?;
-    let mut doses = DoseRow::by_ids(scope, conn, &ids)?;
+    let ids = DoseRow::pending_ids(conn)?;
+    let mut doses = DoseRow::by_ids(conn, &ids)?;
     let mut per_site: std::collections::BTreeMap<Option<String>, i64> = Default::default();
     for d in &doses {
         *per_site.entry(d.site_name.clone()).or_insert(0) += 1;

@@ -9,6 +9,7 @@ use super::{faults, import_settle};
 use crate::audit::{self, Actor, Entry};
 use crate::clock::now;
 use crate::crypto::spool::Spool;
+use crate::db::TenantConn;
 use crate::db::models::import_jobs::ImportJobRow;
 use crate::db::models::job_leases::JobLeaseRow;
 use crate::db::models::tenants::TenantKeyRow;
@@ -191,8 +192,8 @@ fn create(
         finished_at: None,
         seq: None,
     };
-    let created = partition.run(&mut conn, |scope, conn| {
-        if ImportJobRow::count_unfinished(scope, conn)? > 0 {
+    let created = partition.run(&mut conn, |_scope, conn| {
+        if ImportJobRow::count_unfinished(conn)? > 0 {
             return Err(JobError::Busy);
         }
         // A key rotation seals rows again with a new key: an import would
@@ -203,9 +204,9 @@ fn create(
             return Err(JobError::KeysRotating);
         }
         if req.kind == JobKind::Residents {
-            row.seq = Some(ImportJobRow::next_seq(scope, conn)?);
+            row.seq = Some(ImportJobRow::next_seq(conn)?);
         }
-        row.insert(scope, conn)?;
+        row.insert(conn)?;
         JobLeaseRow {
             job_id: id.clone(),
             municipality_code: req.municipality.to_string(),
@@ -264,9 +265,9 @@ fn execute(
             .map_err(|e| ImportError::Unreadable(e.to_string()))?;
         row.status = RUNNING.into();
         row.started_at = Some(now());
-        partition.run(&mut conn, |s, c| {
+        partition.run(&mut conn, |_s, c| {
             keep_alive(c)?;
-            row.save_progress(s, c)?;
+            row.save_progress(c)?;
             Ok::<_, ImportError>(())
         })?;
         faults::point("import.started");
@@ -345,11 +346,11 @@ fn execute(
     // The journal line, the end of the lease and the operation-log line
     // commit together — and for a resident import that succeeded, that
     // commit is what makes the whole file visible at once.
-    let closed = partition.run(&mut conn, |s, c| {
+    let closed = partition.run(&mut conn, |_s, c| {
         if !JobLeaseRow::release(c, &row.id, &state.runner)? {
             return Ok::<_, ImportError>(false);
         }
-        row.save_progress(s, c)?;
+        row.save_progress(c)?;
         let target = format!("import:{}", row.id);
         if req.kind == JobKind::Residents && progress.numbers_column.load(Ordering::Relaxed) {
             // Individual numbers handed over in a file are a use of them
@@ -494,11 +495,11 @@ pub fn reap(state: &AppState, mine: bool, stale: std::time::Duration) -> Result<
             continue;
         };
         let partition = Partition::open(&mut conn, &state.master, code)?;
-        let ended = partition.run(&mut conn, |s, c| {
+        let ended = partition.run(&mut conn, |_s, c| {
             if !JobLeaseRow::revoke(c, &lease)? {
                 return Ok::<_, JobError>(false);
             }
-            let Some(job) = ImportJobRow::fail_interrupted(s, c, &lease.job_id, now())? else {
+            let Some(job) = ImportJobRow::fail_interrupted(c, &lease.job_id, now())? else {
                 return Ok(true);
             };
             let action = if job.kind == JobKind::TRANSFER {
@@ -538,19 +539,19 @@ pub fn reap(state: &AppState, mine: bool, stale: std::time::Duration) -> Result<
 
 /// The journal line of one job, for the municipality's own staff.
 pub fn find(
-    scope: &crate::tenancy::Scope<'_>,
-    conn: &mut crate::db::DbConn,
+    _scope: &crate::tenancy::Scope<'_>,
+    conn: &mut TenantConn<'_>,
     kind: &str,
     id: &str,
 ) -> Result<Option<ImportJobRow>, crate::db::DbError> {
-    ImportJobRow::find(scope, conn, kind, id)
+    ImportJobRow::find(conn, kind, id)
 }
 
 /// The municipality's latest imports, newest first.
 pub fn recent(
-    scope: &crate::tenancy::Scope<'_>,
-    conn: &mut crate::db::DbConn,
+    _scope: &crate::tenancy::Scope<'_>,
+    conn: &mut TenantConn<'_>,
     kind: &str,
 ) -> Result<Vec<ImportJobRow>, crate::db::DbError> {
-    ImportJobRow::recent(scope, conn, kind, 50)
+    ImportJobRow::recent(conn, kind, 50)
 }

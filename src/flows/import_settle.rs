@@ -26,7 +26,12 @@ pub struct Settled {
 }
 
 /// One batch of a settling step: rows changed, 0 when done.
-type Step<'a> = &'a dyn Fn(&Scope<'_>, &mut DbConn, i64, i64) -> Result<usize, crate::db::DbError>;
+type Step<'a> = &'a dyn Fn(
+    &Scope<'_>,
+    &mut crate::db::TenantConn<'_>,
+    i64,
+    i64,
+) -> Result<usize, crate::db::DbError>;
 
 /// Settles every import of the municipality that has finished. Each batch
 /// first calls `keep_alive` in its transaction (a job settling before it
@@ -39,11 +44,11 @@ pub fn settle<E>(
 where
     E: From<TenancyError> + From<crate::db::DbError> + From<diesel::result::Error>,
 {
-    let (failed, mut succeeded) = partition.read(conn, |scope, conn| {
-        let published = ImportJobRow::published_seq(scope, conn)?;
-        let failed = ImportJobRow::unsucceeded_after(scope, conn, published)?;
-        let mut succeeded: Vec<i64> = NextRow::seqs(scope, conn)?;
-        succeeded.extend(TicketRow::retired_seqs(scope, conn)?);
+    let (failed, mut succeeded) = partition.read(conn, |_scope, conn| {
+        let published = ImportJobRow::published_seq(conn)?;
+        let failed = ImportJobRow::unsucceeded_after(conn, published)?;
+        let mut succeeded: Vec<i64> = NextRow::seqs(conn)?;
+        succeeded.extend(TicketRow::retired_seqs(conn)?);
         succeeded.retain(|s| *s <= published);
         Ok::<_, E>((failed, succeeded))
     })?;
@@ -94,7 +99,9 @@ pub fn fold<E>(
 where
     E: From<TenancyError> + From<crate::db::DbError> + From<diesel::result::Error>,
 {
-    let retire = |s: &Scope<'_>, c: &mut DbConn, q, l| staging::RETIRE_REPLACED.run(s, c, q, l);
+    let retire = |s: &Scope<'_>, c: &mut crate::db::TenantConn<'_>, q, l| {
+        staging::RETIRE_REPLACED.run(s, c, q, l)
+    };
     let steps: [Step<'_>; 2] = [&NextRow::fold, &retire];
     let mut n = 0;
     for step in steps {

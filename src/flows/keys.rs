@@ -157,11 +157,11 @@ pub fn begin_rotation(
     // rows, so that every row the rotation re-seals is a row readers see.
     let current = Partition::open(conn, master, code)?;
     crate::flows::import_settle::settle(conn, &current, &|_| Ok::<_, RotationError>(()))?;
-    current.run(conn, |scope, conn| {
+    current.run(conn, |_scope, conn| {
         // A running import writes with the keys it opened, and looks
         // residents up by the active index only: not now. (An import
         // asked for while the rotation runs is refused the same way.)
-        if crate::db::models::import_jobs::ImportJobRow::count_unfinished(scope, conn)? > 0 {
+        if crate::db::models::import_jobs::ImportJobRow::count_unfinished(conn)? > 0 {
             return Err(RotationError::ImportRunning(code));
         }
         let tenant = TenantRow::find(conn, code.as_str())?.ok_or(TenancyError::NotATenant(code))?;
@@ -239,10 +239,14 @@ fn reseal_pages<T>(
     partition: &Partition,
     mut read: impl FnMut(
         &crate::tenancy::Scope<'_>,
-        &mut DbConn,
+        &mut crate::db::TenantConn<'_>,
         &str,
     ) -> Result<(Option<String>, Vec<T>), RotationError>,
-    write: impl Fn(&crate::tenancy::Scope<'_>, &mut DbConn, &T) -> Result<bool, RotationError>,
+    write: impl Fn(
+        &crate::tenancy::Scope<'_>,
+        &mut crate::db::TenantConn<'_>,
+        &T,
+    ) -> Result<bool, RotationError>,
 ) -> Result<usize, RotationError> {
     let mut done = 0;
     let mut after = String::new();

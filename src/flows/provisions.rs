@@ -4,6 +4,7 @@
 
 use crate::audit::{self, Actor, AuditKey, Entry};
 use crate::crypto::MasterKey;
+use crate::db::TenantConn;
 use crate::db::models::provisions::{NoticeRow, ProvisionRow, REQUESTER};
 use crate::db::models::tenants::TenantRow;
 use crate::db::{DbConn, DbError};
@@ -22,11 +23,11 @@ pub fn cutoff(at: NaiveDateTime) -> NaiveDateTime {
 
 /// The keeper's records about one of its residents, newest first.
 pub fn of_resident(
-    scope: &Scope<'_>,
-    conn: &mut DbConn,
+    _scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
 ) -> Result<Vec<ProvisionRow>, TenancyError> {
-    Ok(ProvisionRow::of_resident(scope, conn, resident_id)?)
+    Ok(ProvisionRow::of_resident(conn, resident_id)?)
 }
 
 /// A municipality's name for a code, or the code alone.
@@ -149,8 +150,8 @@ pub struct Notice {
 }
 
 /// The municipality's open notices, newest first.
-pub fn open_notices(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<Notice>, DbError> {
-    Ok(NoticeRow::open(scope, conn)?
+pub fn open_notices(_scope: &Scope<'_>, conn: &mut TenantConn<'_>) -> Result<Vec<Notice>, DbError> {
+    Ok(NoticeRow::open(conn)?
         .into_iter()
         .map(|n| Notice {
             subject: notice_subject(&n.subject),

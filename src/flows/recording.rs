@@ -7,6 +7,7 @@
 use super::residents::ResidentError;
 use crate::audit::{self, Actor, Entry};
 use crate::db::DbConn;
+use crate::db::TenantConn;
 use crate::db::models::sites::SiteRow;
 use crate::db::models::tenants::{KeysAndProduct, TenantKeyRow, TenantRow};
 use crate::db::models::vaccines::{LotRow, ProductRow};
@@ -50,7 +51,7 @@ fn in_issuer<T, C, F>(
     work: F,
 ) -> Result<T, DoseError>
 where
-    F: Fn(&Scope<'_>, &mut DbConn, &C) -> Result<T, DoseError>,
+    F: Fn(&Scope<'_>, &mut crate::db::TenantConn<'_>, &C) -> Result<T, DoseError>,
 {
     if rec.only.is_some_and(|own| own != code) {
         return Err(DoseError::NotOurs);
@@ -86,7 +87,7 @@ fn in_partition_of<T, C, F>(
     work: &F,
 ) -> Result<T, DoseError>
 where
-    F: Fn(&Scope<'_>, &mut DbConn, &C) -> Result<T, DoseError>,
+    F: Fn(&Scope<'_>, &mut crate::db::TenantConn<'_>, &C) -> Result<T, DoseError>,
 {
     let (partition, read) = match open(conn) {
         Ok(p) => p,
@@ -114,7 +115,7 @@ where
 /// with the dose itself, by `doses::record`.)
 fn log(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     actor: &Actor,
     action: &str,
     target: String,

@@ -3,7 +3,7 @@
 
 use crate::clock::now;
 use crate::crypto::AadContext;
-use crate::db::DbConn;
+use crate::db::TenantConn;
 use crate::db::models::residents::ResidentRow;
 use crate::domain::{AddresseeNumber, BirthDate, KanaName, MyNumber, PersonName, Sex};
 use crate::tenancy::{Scope, TenancyError};
@@ -97,11 +97,19 @@ impl From<crate::db::DbError> for ResidentError {
     }
 }
 
+/// The one rule for an individual number already on file, on the staff's
+/// form and in a resident file alike: it stays with the resident who holds
+/// it. Given under another 宛名番号 (a new one, or another resident's), it is
+/// refused, never re-filed: which record is right is for staff to resolve.
+pub fn number_held_elsewhere(filed_under: Option<&str>, holder: &str) -> bool {
+    filed_under != Some(holder)
+}
+
 /// Registers a resident, or updates the one with the same 宛名番号 (re-imports
 /// never duplicate). Returns the resident's id and whether it was new.
 pub fn register(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     new: &NewResident,
 ) -> Result<(String, bool), ResidentError> {
     let addressee_index = scope.addressee_index(new.addressee_number.as_str());
@@ -117,7 +125,7 @@ pub fn register(
             conn,
             &scope.my_number_indexes(n),
         )?
-        && existing.as_ref().map(|e| &e.id) != Some(&holder.id)
+        && number_held_elsewhere(existing.as_ref().map(|e| e.id.as_str()), &holder.id)
     {
         return Err(ResidentError::DuplicateMyNumber);
     }
@@ -133,7 +141,7 @@ pub fn register(
         }
         None => {
             let row = new_row(scope, new, uuid::Uuid::now_v7().to_string(), at);
-            row.insert(scope, conn)?;
+            row.insert(conn)?;
             Ok((row.id, true))
         }
     }
@@ -275,7 +283,7 @@ pub fn site_facts(scope: &Scope<'_>, row: &ResidentRow) -> Result<SiteFacts, Ten
 
 pub fn get(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     id: &str,
 ) -> Result<Option<Resident>, ResidentError> {
     match ResidentRow::find_by_id_and_municipality(scope, conn, id)? {
@@ -286,7 +294,7 @@ pub fn get(
 
 pub fn find_by_addressee(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     addressee: &AddresseeNumber,
 ) -> Result<Option<Resident>, ResidentError> {
     let idx = scope.addressee_indexes(addressee.as_str());
@@ -300,7 +308,7 @@ pub fn find_by_addressee(
 /// the three permitted purposes.
 pub fn find_by_my_number(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     number: &MyNumber,
     purpose: MyNumberPurpose,
 ) -> Result<Option<Resident>, ResidentError> {
@@ -312,7 +320,7 @@ pub fn find_by_my_number(
     }
 }
 
-pub fn count(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, ResidentError> {
+pub fn count(scope: &Scope<'_>, conn: &mut TenantConn<'_>) -> Result<i64, ResidentError> {
     Ok(ResidentRow::count_of_municipality(scope, conn)?)
 }
 
@@ -376,14 +384,14 @@ const EVENTS: &str = "resident_events";
 #[allow(clippy::too_many_arguments)]
 pub fn append_event(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
     kind: &str,
     account_id: Option<&str>,
     detail: &EventDetail,
     at: chrono::NaiveDateTime,
 ) -> Result<(), ResidentError> {
-    event_row(scope, resident_id, kind, account_id, detail, at).insert(scope, conn)?;
+    event_row(scope, resident_id, kind, account_id, detail, at).insert(conn)?;
     Ok(())
 }
 
@@ -420,7 +428,7 @@ pub fn event_row(
 
 pub fn history(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
 ) -> Result<Vec<HistoryEntry>, ResidentError> {
     use crate::db::models::resident_events::ResidentEventRow;
@@ -473,7 +481,7 @@ pub const SEARCH_LIMIT: i64 = 50;
 
 pub fn search(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     query: &Search,
 ) -> Result<Vec<Resident>, ResidentError> {
     use crate::db::models::tickets::TicketRow;
@@ -534,7 +542,7 @@ pub struct Correction {
 /// history. Returns false when nothing differed.
 pub fn correct(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     id: &str,
     fix: &Correction,
     reason: &crate::domain::ChangeReason,
@@ -635,7 +643,7 @@ impl Flag {
 /// municipality must still answer inquiries about a person who moved.
 pub fn set_flag(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     id: &str,
     flag: Flag,
     on: Option<NaiveDate>,
@@ -652,7 +660,7 @@ pub fn set_flag(
         Flag::Deceased => std::mem::replace(&mut died, on),
     };
     let at = now();
-    ResidentRow::set_flags(scope, conn, id, moved, died, at)?;
+    ResidentRow::set_flags(conn, id, moved, died, at)?;
     if on.is_some() {
         TicketRow::invalidate_active(scope, conn, id, flag.code(), at)?;
         // A ticket a running import issues them is published invalid too.
@@ -688,7 +696,7 @@ pub fn set_flag(
 /// Sets or clears address protection (DV支援措置).
 pub fn set_protection(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     id: &str,
     protected: bool,
     reason: &crate::domain::ChangeReason,
@@ -701,7 +709,7 @@ pub fn set_protection(
         return Ok(());
     }
     let at = now();
-    ResidentRow::set_protected(scope, conn, id, protected, at)?;
+    ResidentRow::set_protected(conn, id, protected, at)?;
     append_event(
         scope,
         conn,

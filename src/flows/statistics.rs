@@ -6,6 +6,7 @@
 //! A period is whole months: the area and demographic counts are kept per
 //! month, the time series per day.
 
+use crate::db::TenantConn;
 use crate::db::schema::{stat_daily, stat_demographic, stat_monthly, stat_municipal, stat_open};
 use crate::db::{DbConn, DbError, sum_n};
 use chrono::{Datelike, NaiveDate};
@@ -280,10 +281,13 @@ pub struct Progress {
     pub cumulative: Vec<(i32, Vec<i64>)>,
 }
 
-pub fn progress(scope: &crate::tenancy::Scope<'_>, conn: &mut DbConn) -> Result<Progress, DbError> {
+pub fn progress(
+    scope: &crate::tenancy::Scope<'_>,
+    conn: &mut TenantConn<'_>,
+) -> Result<Progress, DbError> {
     use crate::db::models::doses::DoseRow;
     let residents = crate::db::models::residents::ResidentRow::count_current(scope, conn)?;
-    let rows = DoseRow::per_month_and_number(scope, conn)?;
+    let rows = DoseRow::per_month_and_number(conn)?;
     let mut months: Vec<String> = rows.iter().map(|(m, _, _)| m.clone()).collect();
     months.dedup();
     let mut numbers: Vec<i32> = rows.iter().map(|(_, d, _)| *d).collect();
@@ -331,8 +335,8 @@ pub struct Quality {
 /// read from the history the database keeps with the events (migration
 /// 000018), a few rows per day whatever the size of the city.
 pub fn quality(
-    scope: &crate::tenancy::Scope<'_>,
-    conn: &mut DbConn,
+    _scope: &crate::tenancy::Scope<'_>,
+    conn: &mut TenantConn<'_>,
     days: i64,
 ) -> Result<Quality, DbError> {
     use crate::db::models::dose_events::QueueMoves;
@@ -343,7 +347,7 @@ pub fn quality(
     let day_list: Vec<NaiveDate> = (0..days)
         .map(|i| first + chrono::Duration::days(i))
         .collect();
-    let moves = QueueMoves::since(scope, conn, first)?;
+    let moves = QueueMoves::since(conn, first)?;
     // Waiting at the end of each day: those waiting before the window, and
     // what entered less what left up to that day, per rule as queued.
     let mut total = vec![0i64; day_list.len()];
@@ -382,9 +386,9 @@ pub fn quality(
     now_by_rule.retain(|(_, n)| *n > 0);
     now_by_rule.sort_by_key(|(r, _)| r.code());
     // Per site: the waiting doses themselves, few beside a city's valid ones.
-    let ids = DoseRow::pending_ids(scope, conn)?;
+    let ids = DoseRow::pending_ids(conn)?;
     let mut now_by_site: Vec<(String, i64)> = Vec::new();
-    for dose in DoseRow::by_ids(scope, conn, &ids)? {
+    for dose in DoseRow::by_ids(conn, &ids)? {
         let site = dose.site_name.unwrap_or_default();
         match now_by_site.iter_mut().find(|(s, _)| *s == site) {
             Some(e) => e.1 += 1,

@@ -3,7 +3,7 @@
 
 use super::residents::{self, ResidentError};
 use crate::clock::now;
-use crate::db::DbConn;
+use crate::db::TenantConn;
 use crate::db::models::residents::ResidentRow;
 use crate::db::models::tickets::{self as rows, TicketRow};
 use crate::domain::{
@@ -46,7 +46,7 @@ fn view(code: MunicipalityCode, r: TicketRow) -> Option<Ticket> {
 
 pub fn of_resident(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
 ) -> Result<Vec<Ticket>, ResidentError> {
     Ok(TicketRow::of_resident(scope, conn, resident_id)?
@@ -88,7 +88,10 @@ impl ReissueReason {
 
 /// An unused number, drawn at random so that numbers cannot be guessed
 /// from one another.
-fn fresh_number(scope: &Scope<'_>, conn: &mut DbConn) -> Result<TicketNumber, ResidentError> {
+fn fresh_number(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+) -> Result<TicketNumber, ResidentError> {
     let mut rng = rand::thread_rng();
     loop {
         let n = TicketNumber::random(&mut rng);
@@ -101,7 +104,7 @@ fn fresh_number(scope: &Scope<'_>, conn: &mut DbConn) -> Result<TicketNumber, Re
 /// Refuses a resident who is not ours, or is flagged moved-out or deceased.
 fn may_have_ticket(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
 ) -> Result<(), ResidentError> {
     match ResidentRow::find_by_id_and_municipality(scope, conn, resident_id)? {
@@ -125,7 +128,7 @@ fn may_have_ticket(
 /// Stores a fresh active ticket of the given (kind, dose).
 fn insert_new(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
     (kind, dose): (i32, i32),
     issued_by: &str,
@@ -133,7 +136,6 @@ fn insert_new(
 ) -> Result<TicketNumber, ResidentError> {
     let number = fresh_number(scope, conn)?;
     let inserted = TicketRow::insert_many(
-        scope,
         conn,
         &[TicketRow {
             municipality_code: scope.code().to_string(),
@@ -166,7 +168,7 @@ fn insert_new(
 /// Issues a first ticket to a resident who has no active one.
 pub fn issue(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
     kind: TicketKind,
     dose: DoseNumber,
@@ -193,7 +195,7 @@ pub fn issue(
 /// moved-out or deceased gets none.
 pub fn reissue(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
     why: ReissueReason,
     note: &ChangeReason,
@@ -257,7 +259,7 @@ pub fn qr_svg(digits: &str) -> String {
 
 fn label(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     t: TicketRow,
 ) -> Result<Option<Label>, ResidentError> {
     let code = scope.code();
@@ -289,7 +291,7 @@ pub const PER_SHEET: i64 = 12;
 /// A page of the active tickets one import issued, for printing.
 pub fn labels_of_import(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     job_id: &str,
     offset: i64,
     limit: i64,
@@ -306,7 +308,7 @@ pub fn labels_of_import(
 /// The resident's active ticket as one sticker.
 pub fn label_of_resident(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     resident_id: &str,
 ) -> Result<Option<Label>, ResidentError> {
     match TicketRow::of_resident(scope, conn, resident_id)?

@@ -14,6 +14,7 @@ use crate::audit::{self, Actor, AuditKey, Entry};
 use crate::clock::now;
 use crate::crypto::MasterKey;
 use crate::db::DbConn;
+use crate::db::TenantConn;
 use crate::db::models::audit_log::PendingRow;
 use crate::db::models::doses::{self as dose_rows, DoseRow};
 use crate::db::models::provisions::{self as prov, NoticeRow, PROVIDER, ProvisionRow, REQUESTER};
@@ -373,7 +374,7 @@ pub fn inquire(
             refused.outcome = prov::REFUSED.into();
             refused.refusal = Some("rate_limit".into());
             mark_consent(&mut refused, &inquiry.consent);
-            ProvisionRow::insert_many(scope, conn, &[refused])?;
+            ProvisionRow::insert_many(conn, &[refused])?;
             audit::append(
                 conn,
                 key,
@@ -425,7 +426,7 @@ pub fn inquire(
         record.answered_at = Some(now());
         let existing = DoseRow::of_resident(scope, conn, &resident.id)?;
         let Some(given) = given else {
-            ProvisionRow::insert_many(scope, conn, &[record])?;
+            ProvisionRow::insert_many(conn, &[record])?;
             audit::append(
                 conn,
                 key,
@@ -448,11 +449,11 @@ pub fn inquire(
             &existing,
             &given,
         );
-        DoseRow::insert_many(scope, conn, &fresh)?;
+        DoseRow::insert_many(conn, &fresh)?;
         record.outcome = prov::PROVIDED.into();
         record.items = ITEMS.into();
         record.dose_count = given.len() as i32;
-        ProvisionRow::insert_many(scope, conn, &[record])?;
+        ProvisionRow::insert_many(conn, &[record])?;
         audit::append(
             conn,
             key,
@@ -481,15 +482,14 @@ pub fn mark_consent(record: &mut ProvisionRow, consent: &Consent) {
 /// Whether the account, or its municipality, has sent as many inquiries in
 /// the last hour as it may.
 fn over_rate(
-    scope: &Scope<'_>,
-    conn: &mut DbConn,
+    _scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
     limits: RateLimits,
     actor: &Actor,
     at: NaiveDateTime,
 ) -> Result<bool, TransferError> {
     let account = actor.account_id.as_deref().unwrap_or("");
-    let (all, mine) =
-        ProvisionRow::sent_since(scope, conn, account, at - chrono::Duration::hours(1))?;
+    let (all, mine) = ProvisionRow::sent_since(conn, account, at - chrono::Duration::hours(1))?;
     Ok(
         mine >= i64::from(limits.per_account_hour)
             || all >= i64::from(limits.per_municipality_hour),
@@ -499,8 +499,8 @@ fn over_rate(
 /// A notice on the administrators' screen of the municipality `scope` is
 /// in, unless one about the same asking account is still open.
 fn raise_rate_notice(
-    scope: &Scope<'_>,
-    conn: &mut DbConn,
+    _scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
     actor: &Actor,
     asking: MunicipalityCode,
     keeper: MunicipalityCode,
@@ -512,7 +512,7 @@ fn raise_rate_notice(
     } else {
         format!("municipality:{asking}")
     };
-    if NoticeRow::is_open(scope, conn, RATE_NOTICE, &subject)? {
+    if NoticeRow::is_open(conn, RATE_NOTICE, &subject)? {
         return Ok(());
     }
     NoticeRow {
@@ -525,7 +525,7 @@ fn raise_rate_notice(
         closed_at: None,
         closed_by: None,
     }
-    .insert(scope, conn)?;
+    .insert(conn)?;
     Ok(())
 }
 
@@ -561,7 +561,7 @@ pub fn answer(
             .next()
             .flatten();
         let record = provider_record(asked, scope.code(), given.as_ref());
-        ProvisionRow::insert_many(scope, conn, std::slice::from_ref(&record))?;
+        ProvisionRow::insert_many(conn, std::slice::from_ref(&record))?;
         if let Some((resident_id, doses)) = &given {
             answer_line(asked, scope.code(), resident_id, doses.len()).insert(conn)?;
         }
@@ -616,7 +616,7 @@ pub fn answer_line(
 /// difference behind the answer floor.)
 pub fn find_and_give(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     numbers: &[MyNumber],
 ) -> Result<Vec<Given>, TransferError> {
     // Each number under every index key the source holds (more than one

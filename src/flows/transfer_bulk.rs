@@ -151,9 +151,9 @@ pub fn run(
         .store(ready.len().max(1) as u64, Ordering::Relaxed);
     // The journal names how many lines are to be sent before any is, so
     // that a job stopped halfway says how far it got.
-    asking.run(conn, |scope, conn| {
+    asking.run(conn, |_scope, conn| {
         (job.keep_alive)(conn)?;
-        ImportJobRow::set_lines(scope, conn, job.id, ready.len() as i64)?;
+        ImportJobRow::set_lines(conn, job.id, ready.len() as i64)?;
         Ok::<_, ImportError>(())
     })?;
     let mut by_source: BTreeMap<MunicipalityCode, Vec<Ready>> = BTreeMap::new();
@@ -514,7 +514,7 @@ fn send_batch_within(
                     ));
                 }
             }
-            ProvisionRow::insert_many(scope, conn, &records)?;
+            ProvisionRow::insert_many(conn, &records)?;
             PendingRow::insert_many(conn, &lines)?;
             Ok::<_, transfer::TransferError>(given)
         })?,
@@ -586,8 +586,8 @@ fn send_batch_within(
             ));
             records.push(record);
         }
-        DoseRow::insert_many(scope, conn, &fresh)?;
-        ProvisionRow::insert_many(scope, conn, &records)?;
+        DoseRow::insert_many(conn, &fresh)?;
+        ProvisionRow::insert_many(conn, &records)?;
         PendingRow::insert_many(conn, &lines)?;
         Ok::<_, transfer::TransferError>(())
     })?;

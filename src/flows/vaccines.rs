@@ -162,13 +162,7 @@ fn log(
         conn,
         key,
         actor,
-        Entry {
-            chain: PLATFORM_CHAIN,
-            action,
-            target: Some(target),
-            outcome: "ok",
-            detail,
-        },
+        Entry::done(PLATFORM_CHAIN, action, Some(target), detail),
     )
 }
 

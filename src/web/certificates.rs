@@ -521,7 +521,7 @@ async fn revoke(
     let actor: Actor = auth.actor();
     let cert = id.clone();
     in_partition(&state, code, move |scope, conn| {
-        let row = CertificateRow::find(scope, conn, &cert)?.ok_or(AppError::NotFound)?;
+        let row = CertificateRow::find(conn, &cert)?.ok_or(AppError::NotFound)?;
         flow::revoke(scope, conn, &row, "withdrawn", &actor)?;
         Ok(())
     })

@@ -42,6 +42,7 @@ pub use frame::{Ctx, RequestInfo, Transport};
 pub use guard::{Nav, require_lgwan, require_lgwan_for};
 pub(crate) use guard::{NotRecorder, recorder_of};
 
+use crate::db::TenantConn;
 use actix_web::web;
 use std::path::Path;
 
@@ -164,7 +165,7 @@ pub async fn in_partition<T, F>(
 ) -> Result<T, AppError>
 where
     T: Send + 'static,
-    F: FnOnce(&crate::tenancy::Scope<'_>, &mut crate::db::DbConn) -> Result<T, AppError>
+    F: FnOnce(&crate::tenancy::Scope<'_>, &mut TenantConn<'_>) -> Result<T, AppError>
         + Send
         + 'static,
 {
@@ -188,7 +189,7 @@ pub fn path_id(raw: &str) -> Result<String, AppError> {
 /// record of a read or change commits (or not) with it.
 pub fn log_in_scope(
     scope: &crate::tenancy::Scope<'_>,
-    conn: &mut crate::db::DbConn,
+    conn: &mut TenantConn<'_>,
     key: &crate::audit::AuditKey,
     actor: &crate::audit::Actor,
     action: &str,

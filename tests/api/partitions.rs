@@ -144,13 +144,13 @@ async fn a_ciphertext_moved_to_another_row_or_municipality_does_not_open() {
     // Copy row a, as it is, into another municipality's partition.
     let chiyoda = Partition::open(&mut conn, app.master(), code("131016")).unwrap();
     chiyoda
-        .run(&mut conn, |scope, c| {
+        .run(&mut conn, |_scope, c| {
             let mut copy = a.clone();
             copy.municipality_code = "131016".into();
             copy.id = "copied-row".into();
             copy.addressee_index = vec![1; 32];
             copy.my_number_index = Some(vec![2; 32]);
-            copy.insert(scope, c)?;
+            copy.insert(c)?;
             Ok::<_, vrs::db::DbError>(())
         })
         .unwrap();
@@ -188,6 +188,83 @@ async fn finders_see_only_their_own_municipality() {
     assert!(by_number.is_none());
     let count = chiyoda.run(&mut conn, res::count).unwrap();
     assert_eq!(count, RESIDENTS_PER_MUNICIPALITY as i64);
+}
+
+/// A row for another municipality is refused before it is written, on
+/// both databases and in release builds alike (the check is the scoped
+/// connection's, not an assertion): the insert fails, names the table, and
+/// leaves nothing behind.
+#[tokio::test]
+async fn a_row_of_another_municipality_is_refused_by_the_scoped_connection() {
+    use vrs::db::models::dose_events::DoseEventRow;
+    use vrs::db::models::residents::NextRow;
+    let app = spawn_app().await;
+    app.seed_demo();
+    let mut conn = app.conn();
+    let koga = rows_of(&mut conn, app.master(), "082040")[0].clone();
+    let before = tenant_row_counts(&mut conn, "082040");
+    let chiyoda = Partition::open(&mut conn, app.master(), code("131016")).unwrap();
+    let event = DoseEventRow {
+        municipality_code: "082040".into(),
+        id: uuid::Uuid::now_v7().to_string(),
+        dose_id: "d".into(),
+        resident_id: koga.id.clone(),
+        at: vrs::clock::now(),
+        kind: "queued".into(),
+        account_id: None,
+        detail: None,
+        reason_sealed: None,
+    };
+    let refused = chiyoda.run(&mut conn, |_, c| event.insert(c)).unwrap_err();
+    assert!(
+        matches!(refused, vrs::db::DbError::OutsidePartition("dose_events")),
+        "{refused:?}"
+    );
+    // A batch with one stray row among its own is refused whole.
+    let mut own = rows_of(&mut conn, app.master(), "131016")[0].clone();
+    own.id = uuid::Uuid::now_v7().to_string();
+    let mut stray = own.clone();
+    stray.municipality_code = "082040".into();
+    stray.id = uuid::Uuid::now_v7().to_string();
+    let refused = chiyoda
+        .run(&mut conn, |_, c| {
+            ResidentRow::insert_many(c, &[own.clone(), stray.clone()])
+        })
+        .unwrap_err();
+    assert!(
+        matches!(refused, vrs::db::DbError::OutsidePartition("residents")),
+        "{refused:?}"
+    );
+    let next = NextRow {
+        municipality_code: "082040".into(),
+        resident_id: stray.id.clone(),
+        seq: 1,
+        reindexed: false,
+        addressee_index: None,
+        my_number_index: None,
+        addressee_number_sealed: vec![1],
+        my_number_sealed: None,
+        name_kanji_sealed: vec![1],
+        name_kana_sealed: vec![1],
+        birth_date_sealed: vec![1],
+        sex_sealed: vec![1],
+        address_sealed: None,
+        content_mac: None,
+        birth_bucket: None,
+        updated_at: vrs::clock::now(),
+    };
+    assert!(matches!(
+        chiyoda.run(&mut conn, |_, c| NextRow::insert_many(
+            c,
+            std::slice::from_ref(&next)
+        )),
+        Err(vrs::db::DbError::OutsidePartition("resident_next"))
+    ));
+    assert_eq!(tenant_row_counts(&mut conn, "082040"), before);
+    assert_eq!(
+        rows_of(&mut conn, app.master(), "131016").len(),
+        RESIDENTS_PER_MUNICIPALITY
+    );
 }
 
 /// On PostgreSQL the database itself refuses: a query with no municipality

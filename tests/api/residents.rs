@@ -138,7 +138,7 @@ impl TestApp {
                        (SELECT coalesce(max(j.seq), 0) FROM import_jobs j \
                         WHERE j.municipality_code = '{muni}' AND j.status = 'succeeded'))"
                 ))
-                .get_result::<N>(c)
+                .get_result::<N>(&mut **c)
                 .map_err(vrs::db::DbError::from)
             })
             .unwrap()

@@ -23,7 +23,7 @@ fn all_doses(app: &TestApp) -> Vec<DoseRow> {
                     .filter(schema::doses::municipality_code.eq(s.code().as_str()))
                     .select(schema::doses::resident_id)
                     .distinct()
-                    .load::<String>(c)
+                    .load::<String>(&mut **c)
                     .map_err(vrs::db::DbError::from)
             })
             .unwrap();
@@ -635,7 +635,7 @@ async fn the_queue_history_counts_each_dose_on_the_days_it_waited() {
             "valid",
         ),
     ];
-    p.run(&mut conn, |s, c| {
+    p.run(&mut conn, |_s, c| {
         for (dose, events, status) in &plan {
             diesel::update(
                 doses::table
@@ -646,7 +646,7 @@ async fn the_queue_history_counts_each_dose_on_the_days_it_waited() {
                 doses::status.eq(*status),
                 doses::quality_flags.eq(Some("unknown_lot")),
             ))
-            .execute(c)?;
+            .execute(&mut **c)?;
             for (kind, at) in events {
                 DoseEventRow {
                     municipality_code: muni.into(),
@@ -659,7 +659,7 @@ async fn the_queue_history_counts_each_dose_on_the_days_it_waited() {
                     detail: None,
                     reason_sealed: None,
                 }
-                .insert(s, c)?;
+                .insert(c)?;
             }
         }
         Ok::<_, vrs::db::DbError>(())
@@ -710,7 +710,7 @@ async fn the_kept_queue_history_equals_a_recount_from_the_events() {
         "too_soon",
     ];
     let queued_at = vrs::clock::now() - chrono::Duration::days(5);
-    p.run(&mut conn, |s, c| {
+    p.run(&mut conn, |_s, c| {
         for (dose, flags) in picked.iter().zip(flags) {
             diesel::update(
                 doses::table
@@ -718,7 +718,7 @@ async fn the_kept_queue_history_equals_a_recount_from_the_events() {
                     .filter(doses::id.eq(&dose.id)),
             )
             .set((doses::status.eq("pending"), doses::quality_flags.eq(flags)))
-            .execute(c)?;
+            .execute(&mut **c)?;
             DoseEventRow {
                 municipality_code: muni.into(),
                 id: uuid::Uuid::now_v7().to_string(),
@@ -730,7 +730,7 @@ async fn the_kept_queue_history_equals_a_recount_from_the_events() {
                 detail: Some(flags.into()),
                 reason_sealed: None,
             }
-            .insert(s, c)?;
+            .insert(c)?;
         }
         Ok::<_, vrs::db::DbError>(())
     })

@@ -88,14 +88,14 @@ impl TestApp {
     fn provisions(&self, muni: &str) -> Vec<ProvisionRow> {
         let mut conn = self.conn();
         let p = Partition::open(&mut conn, self.master(), code(muni)).unwrap();
-        p.run(&mut conn, |s, c| ProvisionRow::recent(s, c, 100_000))
+        p.run(&mut conn, |_s, c| ProvisionRow::recent(c, 100_000))
             .unwrap()
     }
 
     fn notices(&self, muni: &str) -> Vec<NoticeRow> {
         let mut conn = self.conn();
         let p = Partition::open(&mut conn, self.master(), code(muni)).unwrap();
-        p.run(&mut conn, NoticeRow::open).unwrap()
+        p.run(&mut conn, |_, c| NoticeRow::open(c)).unwrap()
     }
 
     /// Every row a municipality holds, per table, and its log lines.
@@ -677,13 +677,13 @@ async fn the_retention_purge_removes_exactly_the_records_past_seven_years_and_re
     ];
     let mut conn = app.conn();
     let p = Partition::open(&mut conn, app.master(), code(SOURCE)).unwrap();
-    p.run(&mut conn, |s, c| ProvisionRow::insert_many(s, c, &rows))
+    p.run(&mut conn, |_s, c| ProvisionRow::insert_many(c, &rows))
         .unwrap();
     // The database refuses to change one.
     let changed = p.run(&mut conn, |_, c| {
         diesel::update(schema::provision_records::table)
             .set(schema::provision_records::outcome.eq("provided"))
-            .execute(c)
+            .execute(&mut **c)
             .map_err(vrs::db::DbError::from)
     });
     assert!(changed.is_err(), "a provision record was changed");

@@ -1,6 +1,6 @@
+use crate::db::TenantConn;
 use crate::db::schema::{card_revocations, certificates, channel_clients};
 use crate::db::{DbConn, DbError};
-use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
@@ -36,52 +36,41 @@ pub struct CertificateRow {
 }
 
 impl CertificateRow {
-    pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
-        debug_assert_eq!(self.municipality_code, scope.code().as_str());
-        diesel::insert_into(certificates::table)
-            .values(self)
-            .execute(conn)?;
-        Ok(())
+    pub fn insert(&self, conn: &mut TenantConn<'_>) -> Result<(), DbError> {
+        crate::db::insert_owned!(conn, certificates::table, self)
     }
 
-    pub fn find(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        id: &str,
-    ) -> Result<Option<CertificateRow>, DbError> {
-        Ok(certificates::table
-            .filter(certificates::municipality_code.eq(scope.code().as_str()))
+    pub fn find(conn: &mut TenantConn<'_>, id: &str) -> Result<Option<CertificateRow>, DbError> {
+        Ok(conn
+            .rows(certificates::table)
             .filter(certificates::id.eq(id))
             .select(CertificateRow::as_select())
-            .first(conn)
+            .first(conn.db())
             .optional()?)
     }
 
     /// A resident's certificates, newest first.
     pub fn of_resident(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
     ) -> Result<Vec<CertificateRow>, DbError> {
-        Ok(certificates::table
-            .filter(certificates::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(certificates::table)
             .filter(certificates::resident_id.eq(resident_id))
             .order(certificates::issued_at.desc())
             .select(CertificateRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// Marks a valid certificate revoked; false when it was not valid.
     pub fn revoke(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         id: &str,
         at: NaiveDateTime,
         reason: &str,
     ) -> Result<bool, DbError> {
         let n = diesel::update(
-            certificates::table
-                .filter(certificates::municipality_code.eq(scope.code().as_str()))
+            conn.rows(certificates::table)
                 .filter(certificates::id.eq(id))
                 .filter(certificates::status.eq(VALID)),
         )
@@ -90,7 +79,7 @@ impl CertificateRow {
             certificates::revoked_at.eq(Some(at)),
             certificates::revoked_reason.eq(Some(reason)),
         ))
-        .execute(conn)?;
+        .execute(conn.db())?;
         Ok(n == 1)
     }
 

@@ -1,6 +1,6 @@
+use crate::db::TenantConn;
 use crate::db::schema::{dose_events, queue_days};
 use crate::db::{DbConn, DbError};
-use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
@@ -20,25 +20,20 @@ pub struct DoseEventRow {
 }
 
 impl DoseEventRow {
-    pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
-        debug_assert_eq!(self.municipality_code, scope.code().as_str());
-        diesel::insert_into(dose_events::table)
-            .values(self)
-            .execute(conn)?;
-        Ok(())
+    pub fn insert(&self, conn: &mut TenantConn<'_>) -> Result<(), DbError> {
+        crate::db::insert_owned!(conn, dose_events::table, self)
     }
 
     pub fn of_resident(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
     ) -> Result<Vec<DoseEventRow>, DbError> {
-        Ok(dose_events::table
-            .filter(dose_events::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(dose_events::table)
             .filter(dose_events::resident_id.eq(resident_id))
             .order(dose_events::at)
             .select(DoseEventRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 }
 
@@ -53,25 +48,21 @@ pub struct QueueMoves {
 }
 
 impl QueueMoves {
-    pub fn since(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        first: NaiveDate,
-    ) -> Result<QueueMoves, DbError> {
+    pub fn since(conn: &mut TenantConn<'_>, first: NaiveDate) -> Result<QueueMoves, DbError> {
         let n = crate::db::sum_n();
-        let before = queue_days::table
-            .filter(queue_days::municipality_code.eq(scope.code().as_str()))
+        let before = conn
+            .rows(queue_days::table)
             .filter(queue_days::day.lt(first))
             .group_by(queue_days::flags)
             .select((queue_days::flags, n.clone()))
-            .load(conn)?;
-        let days = queue_days::table
-            .filter(queue_days::municipality_code.eq(scope.code().as_str()))
+            .load(conn.db())?;
+        let days = conn
+            .rows(queue_days::table)
             .filter(queue_days::day.ge(first))
             .group_by((queue_days::day, queue_days::flags))
             .select((queue_days::day, queue_days::flags, n))
             .order((queue_days::day, queue_days::flags))
-            .load(conn)?;
+            .load(conn.db())?;
         Ok(QueueMoves { before, days })
     }
 

@@ -1,3 +1,4 @@
+use crate::db::TenantConn;
 use crate::db::models::audit_log::PendingRow;
 use crate::db::schema::{audit_pending, doses, resident_next, residents};
 use crate::db::{DbConn, DbError};
@@ -49,16 +50,9 @@ pub struct DoseRow {
 }
 
 impl DoseRow {
-    pub fn insert_many(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        rows: &[DoseRow],
-    ) -> Result<(), DbError> {
-        debug_assert!(
-            rows.iter()
-                .all(|r| r.municipality_code == scope.code().as_str())
-        );
-        match conn {
+    pub fn insert_many(conn: &mut TenantConn<'_>, rows: &[DoseRow]) -> Result<(), DbError> {
+        conn.check(rows)?;
+        match conn.db() {
             DbConn::Postgresql(c) => {
                 use diesel::sql_types::{Date, Integer, Nullable, Text, Timestamp};
                 crate::db::unnest_insert!(c, "doses", rows, |r| {
@@ -87,7 +81,7 @@ impl DoseRow {
                     sex: Nullable<Text> as "text" = r.sex.as_deref(),
                 })?;
             }
-            DbConn::Sqlite(_) => crate::db::bulk_insert!(conn, doses::table, rows, 500)?,
+            DbConn::Sqlite(_) => crate::db::bulk_insert!(conn.db(), doses::table, rows, 500)?,
         }
         Ok(())
     }
@@ -97,12 +91,12 @@ impl DoseRow {
     /// round trip; one after the other on SQLite.
     pub fn insert_logged(
         &self,
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        _scope: &Scope<'_>,
+        conn: &mut TenantConn<'_>,
         line: &PendingRow,
     ) -> Result<(), DbError> {
-        debug_assert_eq!(self.municipality_code, scope.code().as_str());
-        if let DbConn::Postgresql(c) = conn {
+        conn.check([self])?;
+        if let DbConn::Postgresql(c) = conn.db() {
             WithInsert {
                 first: diesel::insert_into(audit_pending::table).values(line),
                 then: diesel::insert_into(doses::table).values(self),
@@ -110,90 +104,74 @@ impl DoseRow {
             .execute(c)?;
             return Ok(());
         }
-        self.insert(scope, conn)?;
+        self.insert(conn)?;
         line.insert(conn)
     }
 
-    pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
-        debug_assert_eq!(self.municipality_code, scope.code().as_str());
-        diesel::insert_into(doses::table)
-            .values(self)
-            .execute(conn)?;
-        Ok(())
+    pub fn insert(&self, conn: &mut TenantConn<'_>) -> Result<(), DbError> {
+        crate::db::insert_owned!(conn, doses::table, self)
     }
 
-    pub fn find(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        id: &str,
-    ) -> Result<Option<DoseRow>, DbError> {
-        Ok(doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
+    pub fn find(conn: &mut TenantConn<'_>, id: &str) -> Result<Option<DoseRow>, DbError> {
+        Ok(conn
+            .rows(doses::table)
             .filter(doses::id.eq(id))
             .select(DoseRow::as_select())
-            .first(conn)
+            .first(conn.db())
             .optional()?)
     }
 
     /// The dose an earlier request with this idempotency key recorded.
     pub fn find_by_idempotency_key(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         key: &str,
     ) -> Result<Option<DoseRow>, DbError> {
-        Ok(doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(doses::table)
             .filter(doses::idempotency_key.eq(key))
             .select(DoseRow::as_select())
-            .first(conn)
+            .first(conn.db())
             .optional()?)
     }
 
     /// Moves a dose from one status to another; false if it was no longer
     /// in `from` (someone else acted first).
     pub fn set_status(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         id: &str,
         from: &[&str],
         to: &str,
     ) -> Result<bool, DbError> {
         let n = diesel::update(
-            doses::table
-                .filter(doses::municipality_code.eq(scope.code().as_str()))
+            conn.rows(doses::table)
                 .filter(doses::id.eq(id))
                 .filter(doses::status.eq_any(from)),
         )
         .set(doses::status.eq(to))
-        .execute(conn)?;
+        .execute(conn.db())?;
         Ok(n == 1)
     }
 
     /// The doses waiting in the queue now, read from the status index
     /// alone: SQLite, which keeps no statistics here, would otherwise walk a
     /// city's millions of doses by the primary key (see `of_resident`).
-    pub fn pending_ids(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<String>, DbError> {
-        Ok(doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
+    pub fn pending_ids(conn: &mut TenantConn<'_>) -> Result<Vec<String>, DbError> {
+        Ok(conn
+            .rows(doses::table)
             .filter(doses::status.eq(PENDING))
             .select(doses::id)
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// These doses, by primary key (any order).
-    pub fn by_ids(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        ids: &[String],
-    ) -> Result<Vec<DoseRow>, DbError> {
+    pub fn by_ids(conn: &mut TenantConn<'_>, ids: &[String]) -> Result<Vec<DoseRow>, DbError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(crate::db::IDS_PER_QUERY) {
             out.extend(
-                doses::table
-                    .filter(doses::municipality_code.eq(scope.code().as_str()))
+                conn.rows(doses::table)
                     .filter(doses::id.eq_any(chunk))
                     .select(DoseRow::as_select())
-                    .load(conn)?,
+                    .load(conn.db())?,
             );
         }
         Ok(out)
@@ -202,56 +180,51 @@ impl DoseRow {
     /// Valid doses (transferred copies included) per month and dose
     /// number, from the counts the triggers keep (migration 000016).
     pub fn per_month_and_number(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
     ) -> Result<Vec<(String, i32, i64)>, DbError> {
         use crate::db::schema::dose_progress;
         // Summed over the count's shards (migration 000017).
         let n = crate::db::sum_n();
-        Ok(dose_progress::table
-            .filter(dose_progress::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(dose_progress::table)
             .group_by((dose_progress::month, dose_progress::dose_number))
             .having(n.clone().ne(0))
             .select((dose_progress::month, dose_progress::dose_number, n))
             .order((dose_progress::month, dose_progress::dose_number))
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// When each dose recorded after `since` was recorded.
     pub fn recorded_since(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         since: NaiveDateTime,
     ) -> Result<Vec<NaiveDateTime>, DbError> {
-        Ok(doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(doses::table)
             .filter(doses::recorded_at.ge(since))
             .select(doses::recorded_at)
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// How many doses the municipality holds, per status.
-    pub fn count_per_status(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-    ) -> Result<Vec<(String, i64)>, DbError> {
-        Ok(doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
+    pub fn count_per_status(conn: &mut TenantConn<'_>) -> Result<Vec<(String, i64)>, DbError> {
+        Ok(conn
+            .rows(doses::table)
             .group_by(doses::status)
             .select((doses::status, diesel::dsl::count_star()))
             .order(doses::status)
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// A resident's doses, in order.
     pub fn of_resident(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
     ) -> Result<Vec<DoseRow>, DbError> {
         let code = scope.code();
         let order = (doses::administered_on, doses::dose_number);
-        if let DbConn::Sqlite(_) = conn {
+        if let DbConn::Sqlite(_) = conn.db() {
             // SQLite: the ids from the resident index, then the rows by
             // primary key. Asked for in one go, SQLite (doses is a WITHOUT
             // ROWID table) walks every dose of the municipality by the
@@ -266,19 +239,19 @@ impl DoseRow {
                 )
                 .filter(by_resident.field(doses::resident_id).eq(resident_id))
                 .select(by_resident.field(doses::id));
-            return Ok(doses::table
-                .filter(doses::municipality_code.eq(code.as_str()))
+            return Ok(conn
+                .rows(doses::table)
                 .filter(doses::id.eq_any(ids))
                 .order(order)
                 .select(DoseRow::as_select())
-                .load(conn)?);
+                .load(conn.db())?);
         }
-        Ok(doses::table
-            .filter(doses::municipality_code.eq(code.as_str()))
+        Ok(conn
+            .rows(doses::table)
             .filter(doses::resident_id.eq(resident_id))
             .order(order)
             .select(DoseRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// The doses of many residents (a bulk transfer inquiry's batch), in
@@ -286,7 +259,7 @@ impl DoseRow {
     /// SQLite, see `of_resident`).
     pub fn of_residents(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_ids: &[String],
     ) -> Result<Vec<DoseRow>, DbError> {
         if resident_ids.is_empty() {
@@ -294,16 +267,15 @@ impl DoseRow {
         }
         let code = scope.code();
         let mut out = Vec::new();
-        if let DbConn::Postgresql(_) = conn {
+        if let DbConn::Postgresql(_) = conn.db() {
             // PostgreSQL plans the plain query on the resident index; the
             // SQLite form below made it scan the municipality's doses.
             for chunk in resident_ids.chunks(1000) {
                 out.extend(
-                    doses::table
-                        .filter(doses::municipality_code.eq(code.as_str()))
+                    conn.rows(doses::table)
                         .filter(doses::resident_id.eq_any(chunk))
                         .select(DoseRow::as_select())
-                        .load(conn)?,
+                        .load(conn.db())?,
                 );
             }
             return Ok(out);
@@ -319,11 +291,10 @@ impl DoseRow {
                 .filter(by_resident.field(doses::resident_id).eq_any(chunk))
                 .select(by_resident.field(doses::id));
             out.extend(
-                doses::table
-                    .filter(doses::municipality_code.eq(code.as_str()))
+                conn.rows(doses::table)
                     .filter(doses::id.eq_any(ids))
                     .select(DoseRow::as_select())
-                    .load(conn)?,
+                    .load(conn.db())?,
             );
         }
         Ok(out)
@@ -335,21 +306,21 @@ impl DoseRow {
     /// trip and each is planned on its own index.
     pub fn of_resident_or_key(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
         key: &str,
     ) -> Result<Vec<DoseRow>, DbError> {
-        if let DbConn::Sqlite(_) = conn {
+        if let DbConn::Sqlite(_) = conn.db() {
             let mut rows = DoseRow::of_resident(scope, conn, resident_id)?;
-            if let Some(keyed) = DoseRow::find_by_idempotency_key(scope, conn, key)?
+            if let Some(keyed) = DoseRow::find_by_idempotency_key(conn, key)?
                 && keyed.resident_id != resident_id
             {
                 rows.push(keyed);
             }
             return Ok(rows);
         }
-        Ok(doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(doses::table)
             .filter(
                 doses::resident_id
                     .eq(resident_id)
@@ -357,7 +328,7 @@ impl DoseRow {
             )
             .order((doses::administered_on, doses::dose_number))
             .select(DoseRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// A page of valid doses in id order, each with its resident's sealed
@@ -366,7 +337,7 @@ impl DoseRow {
     /// each (a person has several doses).
     pub fn export_page(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<ExportRow>, DbError> {
@@ -382,8 +353,8 @@ impl DoseRow {
             String,
             Option<String>,
         );
-        let page: Vec<Cols> = doses::table
-            .filter(doses::municipality_code.eq(scope.code().as_str()))
+        let page: Vec<Cols> = conn
+            .rows(doses::table)
             .filter(doses::id.gt(after_id))
             .filter(doses::status.eq(VALID))
             .order(doses::id)
@@ -400,21 +371,20 @@ impl DoseRow {
                 doses::product_code,
                 doses::lot_number,
             ))
-            .load(conn)?;
+            .load(conn.db())?;
         let mut ids: Vec<&str> = page.iter().map(|d| d.1.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut sealed: std::collections::HashMap<String, Vec<u8>> = residents::table
-            .filter(residents::municipality_code.eq(scope.code().as_str()))
+        let mut sealed: std::collections::HashMap<String, Vec<u8>> = conn
+            .rows(residents::table)
             .filter(residents::id.eq_any(&ids))
             .select((residents::id, residents::addressee_number_sealed))
-            .load::<(String, Vec<u8>)>(conn)?
+            .load::<(String, Vec<u8>)>(conn.db())?
             .into_iter()
             .collect();
         // A 宛名番号 an import that succeeded gave, not yet moved into the row.
         sealed.extend(
-            resident_next::table
-                .filter(resident_next::municipality_code.eq(scope.code().as_str()))
+            conn.rows(resident_next::table)
                 .filter(resident_next::resident_id.eq_any(&ids))
                 .filter(
                     resident_next::seq.le(crate::db::models::import_jobs::seen_seq::<
@@ -425,7 +395,7 @@ impl DoseRow {
                     resident_next::resident_id,
                     resident_next::addressee_number_sealed,
                 ))
-                .load::<(String, Vec<u8>)>(conn)?,
+                .load::<(String, Vec<u8>)>(conn.db())?,
         );
         Ok(page
             .into_iter()

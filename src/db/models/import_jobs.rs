@@ -1,5 +1,6 @@
+use crate::db::DbError;
+use crate::db::TenantConn;
 use crate::db::schema::import_jobs;
-use crate::db::{DbConn, DbError};
 use crate::tenancy::{Scope, Seen};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -122,110 +123,90 @@ impl<ST, GB> diesel::expression::ValidGrouping<GB> for SeenSeq<ST> {
 }
 
 impl ImportJobRow {
-    pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
-        debug_assert_eq!(self.municipality_code, scope.code().as_str());
-        diesel::insert_into(import_jobs::table)
-            .values(self)
-            .execute(conn)?;
-        Ok(())
+    pub fn insert(&self, conn: &mut TenantConn<'_>) -> Result<(), DbError> {
+        crate::db::insert_owned!(conn, import_jobs::table, self)
     }
 
     /// The job of this kind with this id.
     pub fn find(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         kind: &str,
         id: &str,
     ) -> Result<Option<ImportJobRow>, DbError> {
-        Ok(import_jobs::table
-            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(import_jobs::table)
             .filter(import_jobs::id.eq(id))
             .filter(import_jobs::kind.eq(kind))
             .select(ImportJobRow::as_select())
-            .first(conn)
+            .first(conn.db())
             .optional()?)
     }
 
     pub fn recent(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         kind: &str,
         limit: i64,
     ) -> Result<Vec<ImportJobRow>, DbError> {
-        Ok(import_jobs::table
-            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(import_jobs::table)
             .filter(import_jobs::kind.eq(kind))
             .order(import_jobs::created_at.desc())
             .limit(limit)
             .select(ImportJobRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// The sequence number the municipality's next resident import takes.
-    pub fn next_seq(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
-        let max: Option<i64> = import_jobs::table
-            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+    pub fn next_seq(conn: &mut TenantConn<'_>) -> Result<i64, DbError> {
+        let max: Option<i64> = conn
+            .rows(import_jobs::table)
             .select(diesel::dsl::max(import_jobs::seq))
-            .first(conn)?;
+            .first(conn.db())?;
         Ok(max.unwrap_or(0) + 1)
     }
 
     /// The newest resident import that succeeded (0 before any).
-    pub fn published_seq(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
-        let max: Option<i64> = import_jobs::table
-            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+    pub fn published_seq(conn: &mut TenantConn<'_>) -> Result<i64, DbError> {
+        let max: Option<i64> = conn
+            .rows(import_jobs::table)
             .filter(import_jobs::status.eq("succeeded"))
             .select(diesel::dsl::max(import_jobs::seq))
-            .first(conn)?;
+            .first(conn.db())?;
         Ok(max.unwrap_or(0))
     }
 
     /// Sequence numbers of finished imports that did not succeed, newer
     /// than `after`: what they wrote is invisible and must go.
-    pub fn unsucceeded_after(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        after: i64,
-    ) -> Result<Vec<i64>, DbError> {
-        let seqs: Vec<Option<i64>> = import_jobs::table
-            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+    pub fn unsucceeded_after(conn: &mut TenantConn<'_>, after: i64) -> Result<Vec<i64>, DbError> {
+        let seqs: Vec<Option<i64>> = conn
+            .rows(import_jobs::table)
             .filter(import_jobs::seq.gt(after))
             .filter(import_jobs::status.eq_any(["rejected", "failed"]))
             .select(import_jobs::seq)
-            .load(conn)?;
+            .load(conn.db())?;
         Ok(seqs.into_iter().flatten().collect())
     }
 
-    pub fn count_unfinished(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
-        Ok(import_jobs::table
-            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+    pub fn count_unfinished(conn: &mut TenantConn<'_>) -> Result<i64, DbError> {
+        Ok(conn
+            .rows(import_jobs::table)
             .filter(import_jobs::status.eq_any(["queued", "running"]))
             .count()
-            .get_result(conn)?)
+            .get_result(conn.db())?)
     }
 
     /// Records how many lines a job is to work through.
-    pub fn set_lines(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        id: &str,
-        lines: i64,
-    ) -> Result<(), DbError> {
-        diesel::update(
-            import_jobs::table
-                .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
-                .filter(import_jobs::id.eq(id)),
-        )
-        .set(import_jobs::lines_seen.eq(lines))
-        .execute(conn)?;
+    pub fn set_lines(conn: &mut TenantConn<'_>, id: &str, lines: i64) -> Result<(), DbError> {
+        diesel::update(conn.rows(import_jobs::table).filter(import_jobs::id.eq(id)))
+            .set(import_jobs::lines_seen.eq(lines))
+            .execute(conn.db())?;
         Ok(())
     }
 
     /// Writes back the progress and outcome columns.
-    pub fn save_progress(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
+    pub fn save_progress(&self, conn: &mut TenantConn<'_>) -> Result<(), DbError> {
         diesel::update(
-            import_jobs::table
-                .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+            conn.rows(import_jobs::table)
                 .filter(import_jobs::id.eq(&self.id)),
         )
         .set((
@@ -243,7 +224,7 @@ impl ImportJobRow {
             import_jobs::started_at.eq(self.started_at),
             import_jobs::finished_at.eq(self.finished_at),
         ))
-        .execute(conn)?;
+        .execute(conn.db())?;
         Ok(())
     }
 
@@ -251,14 +232,12 @@ impl ImportJobRow {
     /// process's key): failed, interrupted. Returns the job as it now
     /// stands, or None when it had finished after all.
     pub fn fail_interrupted(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         id: &str,
         at: NaiveDateTime,
     ) -> Result<Option<ImportJobRow>, DbError> {
         let n = diesel::update(
-            import_jobs::table
-                .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+            conn.rows(import_jobs::table)
                 .filter(import_jobs::id.eq(id))
                 .filter(import_jobs::status.eq_any(["queued", "running"])),
         )
@@ -267,15 +246,15 @@ impl ImportJobRow {
             import_jobs::message.eq("interrupted"),
             import_jobs::finished_at.eq(at),
         ))
-        .execute(conn)?;
+        .execute(conn.db())?;
         if n == 0 {
             return Ok(None);
         }
-        Ok(import_jobs::table
-            .filter(import_jobs::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(import_jobs::table)
             .filter(import_jobs::id.eq(id))
             .select(ImportJobRow::as_select())
-            .first(conn)
+            .first(conn.db())
             .optional()?)
     }
 }

@@ -1,3 +1,4 @@
+use crate::db::TenantConn;
 use crate::db::schema::{notices, provision_records};
 use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
@@ -56,16 +57,9 @@ pub struct JobTally {
 }
 
 impl ProvisionRow {
-    pub fn insert_many(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        rows: &[ProvisionRow],
-    ) -> Result<(), DbError> {
-        debug_assert!(
-            rows.iter()
-                .all(|r| r.municipality_code == scope.code().as_str())
-        );
-        match conn {
+    pub fn insert_many(conn: &mut TenantConn<'_>, rows: &[ProvisionRow]) -> Result<(), DbError> {
+        conn.check(rows)?;
+        match conn.db() {
             DbConn::Postgresql(c) => {
                 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
                 crate::db::unnest_insert!(c, "provision_records", rows, |r| {
@@ -97,7 +91,7 @@ impl ProvisionRow {
                 })?;
             }
             DbConn::Sqlite(_) => {
-                crate::db::bulk_insert!(conn, provision_records::table, rows, 1000)?
+                crate::db::bulk_insert!(conn.db(), provision_records::table, rows, 1000)?
             }
         }
         Ok(())
@@ -106,63 +100,53 @@ impl ProvisionRow {
     /// The records about one of the keeper's residents, newest first (for a
     /// disclosure request).
     pub fn of_resident(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
     ) -> Result<Vec<ProvisionRow>, DbError> {
-        Ok(provision_records::table
-            .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(provision_records::table)
             .filter(provision_records::resident_id.eq(resident_id))
             .order((
                 provision_records::requested_at.desc(),
                 provision_records::id.desc(),
             ))
             .select(ProvisionRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// The keeper's latest records, newest first.
-    pub fn recent(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        limit: i64,
-    ) -> Result<Vec<ProvisionRow>, DbError> {
-        Ok(provision_records::table
-            .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+    pub fn recent(conn: &mut TenantConn<'_>, limit: i64) -> Result<Vec<ProvisionRow>, DbError> {
+        Ok(conn
+            .rows(provision_records::table)
             .order((
                 provision_records::requested_at.desc(),
                 provision_records::id.desc(),
             ))
             .limit(limit)
             .select(ProvisionRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// A page of one bulk job's records, in line order, after `after_line`.
     pub fn of_job(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         job_id: &str,
         after_line: i64,
         limit: i64,
     ) -> Result<Vec<ProvisionRow>, DbError> {
-        Ok(provision_records::table
-            .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(provision_records::table)
             .filter(provision_records::job_id.eq(job_id))
             .filter(provision_records::line_no.gt(after_line))
             .order(provision_records::line_no)
             .limit(limit)
             .select(ProvisionRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
-    pub fn tally_of_job(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        job_id: &str,
-    ) -> Result<JobTally, DbError> {
-        let rows: Vec<(String, i64, Option<i64>)> = provision_records::table
-            .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+    pub fn tally_of_job(conn: &mut TenantConn<'_>, job_id: &str) -> Result<JobTally, DbError> {
+        let rows: Vec<(String, i64, Option<i64>)> = conn
+            .rows(provision_records::table)
             .filter(provision_records::job_id.eq(job_id))
             .group_by(provision_records::outcome)
             .select((
@@ -170,7 +154,7 @@ impl ProvisionRow {
                 diesel::dsl::count_star(),
                 diesel::dsl::sum(provision_records::dose_count),
             ))
-            .load(conn)?;
+            .load(conn.db())?;
         let mut t = JobTally::default();
         for (outcome, n, doses) in rows {
             match outcome.as_str() {
@@ -186,24 +170,20 @@ impl ProvisionRow {
     /// Inquiries the keeper sent since `since` through the window or the
     /// API: all of them, and those of one account.
     pub fn sent_since(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         account_id: &str,
         since: NaiveDateTime,
     ) -> Result<(i64, i64), DbError> {
-        let code = scope.code();
-        let sent = || {
-            provision_records::table
-                .filter(provision_records::municipality_code.eq(code.as_str()))
-                .filter(provision_records::side.eq(REQUESTER))
-                .filter(provision_records::requested_at.ge(since))
-                .filter(provision_records::channel.ne("bulk"))
-        };
-        let all: i64 = sent().count().get_result(conn)?;
-        let mine: i64 = sent()
+        let sent = conn
+            .rows(provision_records::table)
+            .filter(provision_records::side.eq(REQUESTER))
+            .filter(provision_records::requested_at.ge(since))
+            .filter(provision_records::channel.ne("bulk"));
+        let all: i64 = sent.clone().count().get_result(conn.db())?;
+        let mine: i64 = sent
             .filter(provision_records::requester_account_id.eq(account_id))
             .count()
-            .get_result(conn)?;
+            .get_result(conn.db())?;
         Ok((all, mine))
     }
 
@@ -211,10 +191,10 @@ impl ProvisionRow {
     /// many.
     pub fn purge_before(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         before: NaiveDateTime,
     ) -> Result<usize, DbError> {
-        match conn {
+        match conn.db() {
             // The server may only insert provision records: the owner's
             // function deletes, and never what is not yet past retention.
             DbConn::Postgresql(c) => {
@@ -230,11 +210,10 @@ impl ProvisionRow {
                 Ok(usize::try_from(gone.n).unwrap_or(0))
             }
             DbConn::Sqlite(_) => Ok(diesel::delete(
-                provision_records::table
-                    .filter(provision_records::municipality_code.eq(scope.code().as_str()))
+                conn.rows(provision_records::table)
                     .filter(provision_records::requested_at.lt(before)),
             )
-            .execute(conn)?),
+            .execute(conn.db())?),
         }
     }
 }
@@ -256,57 +235,46 @@ pub struct NoticeRow {
 }
 
 impl NoticeRow {
-    pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
-        debug_assert_eq!(self.municipality_code, scope.code().as_str());
-        diesel::insert_into(notices::table)
-            .values(self)
-            .execute(conn)?;
-        Ok(())
+    pub fn insert(&self, conn: &mut TenantConn<'_>) -> Result<(), DbError> {
+        crate::db::insert_owned!(conn, notices::table, self)
     }
 
     /// Whether a notice of this kind and subject is open.
-    pub fn is_open(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        kind: &str,
-        subject: &str,
-    ) -> Result<bool, DbError> {
-        let n: i64 = notices::table
-            .filter(notices::municipality_code.eq(scope.code().as_str()))
+    pub fn is_open(conn: &mut TenantConn<'_>, kind: &str, subject: &str) -> Result<bool, DbError> {
+        let n: i64 = conn
+            .rows(notices::table)
             .filter(notices::closed_at.is_null())
             .filter(notices::kind.eq(kind))
             .filter(notices::subject.eq(subject))
             .count()
-            .get_result(conn)?;
+            .get_result(conn.db())?;
         Ok(n > 0)
     }
 
-    pub fn open(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<NoticeRow>, DbError> {
-        Ok(notices::table
-            .filter(notices::municipality_code.eq(scope.code().as_str()))
+    pub fn open(conn: &mut TenantConn<'_>) -> Result<Vec<NoticeRow>, DbError> {
+        Ok(conn
+            .rows(notices::table)
             .filter(notices::closed_at.is_null())
             .order(notices::at.desc())
             .limit(100)
             .select(NoticeRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// Closes an open notice; false if there was none with this id.
     pub fn close(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         id: &str,
         by: &str,
         at: NaiveDateTime,
     ) -> Result<bool, DbError> {
         let n = diesel::update(
-            notices::table
-                .filter(notices::municipality_code.eq(scope.code().as_str()))
+            conn.rows(notices::table)
                 .filter(notices::id.eq(id))
                 .filter(notices::closed_at.is_null()),
         )
         .set((notices::closed_at.eq(at), notices::closed_by.eq(by)))
-        .execute(conn)?;
+        .execute(conn.db())?;
         Ok(n == 1)
     }
 }

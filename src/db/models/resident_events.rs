@@ -1,6 +1,7 @@
+use crate::db::DbError;
+use crate::db::TenantConn;
 use crate::db::models::import_jobs::seen_seq;
 use crate::db::schema::resident_events;
-use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -22,21 +23,17 @@ pub struct ResidentEventRow {
 }
 
 impl ResidentEventRow {
-    pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
-        debug_assert_eq!(self.municipality_code, scope.code().as_str());
-        diesel::insert_into(resident_events::table)
-            .values(self)
-            .execute(conn)?;
-        Ok(())
+    pub fn insert(&self, conn: &mut TenantConn<'_>) -> Result<(), DbError> {
+        crate::db::insert_owned!(conn, resident_events::table, self)
     }
 
     pub fn of_resident(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
     ) -> Result<Vec<ResidentEventRow>, DbError> {
-        Ok(resident_events::table
-            .filter(resident_events::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(resident_events::table)
             .filter(resident_events::resident_id.eq(resident_id))
             .filter(
                 resident_events::staged_seq
@@ -47,19 +44,15 @@ impl ResidentEventRow {
             )
             .order(resident_events::at.desc())
             .select(ResidentEventRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     pub fn insert_many(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         rows: &[ResidentEventRow],
     ) -> Result<(), DbError> {
-        debug_assert!(
-            rows.iter()
-                .all(|r| r.municipality_code == scope.code().as_str())
-        );
-        crate::db::bulk_insert!(conn, resident_events::table, rows, 1000)?;
+        conn.check(rows)?;
+        crate::db::bulk_insert!(conn.db(), resident_events::table, rows, 1000)?;
         Ok(())
     }
 }

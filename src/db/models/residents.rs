@@ -1,3 +1,4 @@
+use crate::db::TenantConn;
 use crate::db::models::import_jobs::seen_seq;
 use crate::db::schema::{resident_next, residents};
 use crate::db::{DbConn, DbError};
@@ -142,10 +143,10 @@ impl From<(ResidentRow, Option<NextRow>)> for Visible {
 /// whose import has not succeeded are left out. Every read of residents
 /// starts here, and passes what it loads through [`with_next`].
 macro_rules! visible_residents {
-    ($scope:expr) => {{
+    ($scope:expr, $conn:expr) => {{
         let scope = $scope;
-        residents::table
-            .filter(residents::municipality_code.eq(scope.code().to_string()))
+        $conn
+            .rows(residents::table)
             .filter(
                 residents::staged_seq
                     .is_null()
@@ -163,20 +164,20 @@ macro_rules! visible_residents {
 /// outdated, comparing every pair of rows.)
 fn with_next(
     scope: &Scope<'_>,
-    conn: &mut DbConn,
+    conn: &mut TenantConn<'_>,
     rows: Vec<ResidentRow>,
 ) -> Result<Vec<(ResidentRow, Option<NextRow>)>, DbError> {
     let mut next: std::collections::HashMap<String, NextRow> = Default::default();
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     for chunk in ids.chunks(1000) {
-        let found: Vec<NextRow> = resident_next::table
-            .filter(resident_next::municipality_code.eq(scope.code().to_string()))
+        let found: Vec<NextRow> = conn
+            .rows(resident_next::table)
             .filter(resident_next::resident_id.eq_any(chunk))
             // `seq + 0`: compared, never searched by (SQLite would read
             // every row of the running import through the sequence index).
             .filter((resident_next::seq + 0i64).le(seen_seq::<diesel::sql_types::BigInt>(scope)))
             .select(NextRow::as_select())
-            .load(conn)?;
+            .load(conn.db())?;
         next.extend(found.into_iter().map(|n| (n.resident_id.clone(), n)));
     }
     Ok(rows
@@ -195,27 +196,27 @@ fn with_next(
 macro_rules! by_index {
     ($scope:expr, $conn:expr, $col:ident, $method:ident($arg:expr), $keep:expr) => {{
         let scope = $scope;
-        let rows: Vec<ResidentRow> = visible_residents!(scope)
+        let rows: Vec<ResidentRow> = visible_residents!(scope, $conn)
             .filter(residents::$col.$method($arg))
-            .load($conn)?;
+            .load($conn.db())?;
         let mut found = with_next(scope, $conn, rows)?;
         // Attributes an import gave: found from the side table's own index,
         // then their residents by primary key.
-        let given: Vec<NextRow> = resident_next::table
-            .filter(resident_next::municipality_code.eq(scope.code().to_string()))
+        let given: Vec<NextRow> = $conn
+            .rows(resident_next::table)
             .filter(resident_next::$col.$method($arg))
             // `seq + 0`: compared, never searched by (the sequence number's
             // index would read every row of the running import).
             .filter((resident_next::seq + 0i64).le(seen_seq::<diesel::sql_types::BigInt>(scope)))
             .select(NextRow::as_select())
-            .load($conn)?;
+            .load($conn.db())?;
         if !given.is_empty() {
             let ids: Vec<&str> = given.iter().map(|n| n.resident_id.as_str()).collect();
             let mut rows: std::collections::HashMap<String, ResidentRow> = Default::default();
             for chunk in ids.chunks(1000) {
-                let loaded: Vec<ResidentRow> = visible_residents!(scope)
+                let loaded: Vec<ResidentRow> = visible_residents!(scope, $conn)
                     .filter(residents::id.eq_any(chunk))
-                    .load($conn)?;
+                    .load($conn.db())?;
                 rows.extend(loaded.into_iter().map(|r| (r.id.clone(), r)));
             }
             found.extend(
@@ -235,22 +236,18 @@ macro_rules! by_index {
 }
 
 impl ResidentRow {
-    pub fn insert(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
-        debug_assert_eq!(self.municipality_code, scope.code().as_str());
-        diesel::insert_into(residents::table)
-            .values(self)
-            .execute(conn)?;
-        Ok(())
+    pub fn insert(&self, conn: &mut TenantConn<'_>) -> Result<(), DbError> {
+        crate::db::insert_owned!(conn, residents::table, self)
     }
 
     pub fn find_by_id_and_municipality(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         id: &str,
     ) -> Result<Option<ResidentRow>, DbError> {
-        let found: Vec<ResidentRow> = visible_residents!(scope)
+        let found: Vec<ResidentRow> = visible_residents!(scope, conn)
             .filter(residents::id.eq(id))
-            .load(conn)?;
+            .load(conn.db())?;
         Ok(with_next(scope, conn, found)?
             .into_iter()
             .next()
@@ -261,7 +258,7 @@ impl ResidentRow {
     /// it may be stored under (`Scope::my_number_indexes`).
     pub fn find_by_my_number_index_and_municipality(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         indexes: &[Vec<u8>],
     ) -> Result<Option<ResidentRow>, DbError> {
         let found = by_index!(
@@ -282,7 +279,7 @@ impl ResidentRow {
     /// under (`Scope::addressee_indexes`).
     pub fn find_by_addressee_index_and_municipality(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         indexes: &[Vec<u8>],
     ) -> Result<Option<ResidentRow>, DbError> {
         let found = by_index!(
@@ -299,15 +296,15 @@ impl ResidentRow {
     /// (re-sealing) that must not hold every row in memory.
     pub fn page_of_municipality(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<ResidentRow>, DbError> {
-        let page: Vec<ResidentRow> = visible_residents!(scope)
+        let page: Vec<ResidentRow> = visible_residents!(scope, conn)
             .filter(residents::id.gt(after_id))
             .order(residents::id)
             .limit(limit)
-            .load(conn)?;
+            .load(conn.db())?;
         Ok(with_next(scope, conn, page)?
             .into_iter()
             .map(|p| Visible::from(p).row)
@@ -318,10 +315,10 @@ impl ResidentRow {
     /// Current residents (neither moved out nor deceased) as the reader
     /// sees them: the counts the triggers keep per import (migration
     /// 000016), a few rows whatever the size of the city.
-    pub fn count_current(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
+    pub fn count_current(scope: &Scope<'_>, conn: &mut TenantConn<'_>) -> Result<i64, DbError> {
         use crate::db::schema::resident_counts;
-        Ok(resident_counts::table
-            .filter(resident_counts::municipality_code.eq(scope.code().as_str()))
+        Ok(conn
+            .rows(resident_counts::table)
             .filter(
                 resident_counts::staged_seq
                     .eq(0)
@@ -331,12 +328,15 @@ impl ResidentRow {
             .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
                 "CAST(coalesce(sum(n), 0) AS BIGINT)",
             ))
-            .first(conn)?)
+            .first(conn.db())?)
     }
 
-    pub fn count_of_municipality(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
-        Ok(residents::table
-            .filter(residents::municipality_code.eq(scope.code().as_str()))
+    pub fn count_of_municipality(
+        scope: &Scope<'_>,
+        conn: &mut TenantConn<'_>,
+    ) -> Result<i64, DbError> {
+        Ok(conn
+            .rows(residents::table)
             .filter(
                 residents::staged_seq
                     .is_null()
@@ -345,20 +345,23 @@ impl ResidentRow {
                     >(scope))),
             )
             .count()
-            .get_result(conn)?)
+            .get_result(conn.db())?)
     }
 
     /// Writes back every sealed column and index of this row (a correction,
     /// or re-sealing). Attributes an import that succeeded gave and that are
     /// not yet moved into the row are what the writer read: they go.
-    pub fn update_sealed(&self, scope: &Scope<'_>, conn: &mut DbConn) -> Result<(), DbError> {
+    pub fn update_sealed(
+        &self,
+        scope: &Scope<'_>,
+        conn: &mut TenantConn<'_>,
+    ) -> Result<(), DbError> {
         diesel::delete(
-            resident_next::table
-                .filter(resident_next::municipality_code.eq(scope.code().as_str()))
+            conn.rows(resident_next::table)
                 .filter(resident_next::resident_id.eq(&self.id))
                 .filter(resident_next::seq.le(seen_seq::<diesel::sql_types::BigInt>(scope))),
         )
-        .execute(conn)?;
+        .execute(conn.db())?;
         self.write_sealed(scope, conn, None)?;
         Ok(())
     }
@@ -370,7 +373,7 @@ impl ResidentRow {
     pub fn replace_sealed(
         &self,
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         was: &[u8],
     ) -> Result<bool, DbError> {
         Ok(self.write_sealed(scope, conn, Some(was))? == 1)
@@ -379,12 +382,12 @@ impl ResidentRow {
     fn write_sealed(
         &self,
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         was: Option<&[u8]>,
     ) -> Result<usize, DbError> {
-        let code = scope.code();
-        let row = residents::table
-            .filter(residents::municipality_code.eq(code.as_str()))
+        let _code = scope.code();
+        let row = conn
+            .rows(residents::table)
             .filter(residents::id.eq(&self.id));
         let values = (
             residents::addressee_index.eq(&self.addressee_index),
@@ -401,10 +404,10 @@ impl ResidentRow {
             residents::updated_at.eq(self.updated_at),
         );
         Ok(match was {
-            None => diesel::update(row).set(values).execute(conn)?,
+            None => diesel::update(row).set(values).execute(conn.db())?,
             Some(was) => diesel::update(row.filter(residents::addressee_number_sealed.eq(was)))
                 .set(values)
-                .execute(conn)?,
+                .execute(conn.db())?,
         })
     }
 }
@@ -413,19 +416,12 @@ impl ResidentRow {
     /// Inserts many rows the fastest way each backend offers: column arrays
     /// on PostgreSQL, multi-row INSERT statements of a fixed size (so SQLite
     /// reuses one prepared statement) on SQLite.
-    pub fn insert_many(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        rows: &[ResidentRow],
-    ) -> Result<(), DbError> {
-        debug_assert!(
-            rows.iter()
-                .all(|r| r.municipality_code == scope.code().as_str())
-        );
+    pub fn insert_many(conn: &mut TenantConn<'_>, rows: &[ResidentRow]) -> Result<(), DbError> {
+        conn.check(rows)?;
         if rows.is_empty() {
             return Ok(());
         }
-        match conn {
+        match conn.db() {
             DbConn::Postgresql(c) => {
                 use diesel::sql_types::{BigInt, Binary, Bool, Date, Nullable, Text, Timestamp};
                 crate::db::unnest_insert!(c, "residents", rows, |r| {
@@ -467,7 +463,7 @@ impl ResidentRow {
     /// scope sees them.
     pub fn by_my_number_indexes(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         my_number: &[Vec<u8>],
     ) -> Result<Vec<Visible>, DbError> {
         let mut out = Vec::new();
@@ -491,7 +487,7 @@ impl ResidentRow {
 
     fn by_addressee(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         addressee: &[Vec<u8>],
     ) -> Result<Vec<Visible>, DbError> {
         let mut out = Vec::new();
@@ -517,14 +513,14 @@ impl ResidentRow {
     /// there). One index search per 1,000 indexes, nothing else.
     pub fn settled_by_addressee(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         addressee: &[Vec<u8>],
     ) -> Result<Vec<ResidentRow>, DbError> {
         let mut out = Vec::with_capacity(addressee.len());
         for chunk in addressee.chunks(1000) {
-            let rows: Vec<ResidentRow> = visible_residents!(scope)
+            let rows: Vec<ResidentRow> = visible_residents!(scope, conn)
                 .filter(residents::addressee_index.eq_any(chunk))
-                .load(conn)?;
+                .load(conn.db())?;
             out.extend(rows);
         }
         Ok(out)
@@ -533,7 +529,7 @@ impl ResidentRow {
     /// The residents with any of these 宛名番号 indexes.
     pub fn by_addressee_indexes(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         addressee: &[Vec<u8>],
     ) -> Result<Vec<ResidentRow>, DbError> {
         Ok(Self::by_addressee(scope, conn, addressee)?
@@ -546,7 +542,7 @@ impl ResidentRow {
     /// one's id and index.
     pub fn holders_of_numbers(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         my_number: &[Vec<u8>],
     ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
         Ok(Self::by_my_number_indexes(scope, conn, my_number)?
@@ -560,7 +556,7 @@ impl ResidentRow {
     /// the buckets the date may be stored under (`Scope::birth_buckets`).
     pub fn in_birth_bucket(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         buckets: &[Vec<u8>],
     ) -> Result<Vec<ResidentRow>, DbError> {
         Ok(by_index!(
@@ -576,75 +572,58 @@ impl ResidentRow {
     }
 
     pub fn set_flags(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         id: &str,
         moved_out_on: Option<NaiveDate>,
         deceased_on: Option<NaiveDate>,
         at: NaiveDateTime,
     ) -> Result<(), DbError> {
-        diesel::update(
-            residents::table
-                .filter(residents::municipality_code.eq(scope.code().as_str()))
-                .filter(residents::id.eq(id)),
-        )
-        .set((
-            residents::moved_out_on.eq(moved_out_on),
-            residents::deceased_on.eq(deceased_on),
-            residents::updated_at.eq(at),
-        ))
-        .execute(conn)?;
+        diesel::update(conn.rows(residents::table).filter(residents::id.eq(id)))
+            .set((
+                residents::moved_out_on.eq(moved_out_on),
+                residents::deceased_on.eq(deceased_on),
+                residents::updated_at.eq(at),
+            ))
+            .execute(conn.db())?;
         Ok(())
     }
 
     pub fn set_protected(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         id: &str,
         protected: bool,
         at: NaiveDateTime,
     ) -> Result<(), DbError> {
-        diesel::update(
-            residents::table
-                .filter(residents::municipality_code.eq(scope.code().as_str()))
-                .filter(residents::id.eq(id)),
-        )
-        .set((
-            residents::address_protected.eq(protected),
-            residents::updated_at.eq(at),
-        ))
-        .execute(conn)?;
+        diesel::update(conn.rows(residents::table).filter(residents::id.eq(id)))
+            .set((
+                residents::address_protected.eq(protected),
+                residents::updated_at.eq(at),
+            ))
+            .execute(conn.db())?;
         Ok(())
     }
 }
 
 impl NextRow {
-    pub fn insert_many(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        rows: &[NextRow],
-    ) -> Result<(), DbError> {
-        debug_assert!(
-            rows.iter()
-                .all(|r| r.municipality_code == scope.code().as_str())
-        );
-        crate::db::bulk_insert!(conn, resident_next::table, rows, 400)?;
+    pub fn insert_many(conn: &mut TenantConn<'_>, rows: &[NextRow]) -> Result<(), DbError> {
+        conn.check(rows)?;
+        crate::db::bulk_insert!(conn.db(), resident_next::table, rows, 400)?;
         Ok(())
     }
 
     /// Sequence numbers of imports whose attributes are not yet settled.
-    pub fn seqs(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<i64>, DbError> {
-        Ok(resident_next::table
-            .filter(resident_next::municipality_code.eq(scope.code().as_str()))
+    pub fn seqs(conn: &mut TenantConn<'_>) -> Result<Vec<i64>, DbError> {
+        Ok(conn
+            .rows(resident_next::table)
             .select(resident_next::seq)
             .distinct()
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     /// Moves one resident's attributes from the side table into the row.
-    fn fold_one(conn: &mut DbConn, code: &str, n: &NextRow) -> Result<(), DbError> {
-        let target = residents::table
-            .filter(residents::municipality_code.eq(code))
+    fn fold_one(conn: &mut TenantConn<'_>, n: &NextRow) -> Result<(), DbError> {
+        let target = conn
+            .rows(residents::table)
             .filter(residents::id.eq(&n.resident_id));
         let sealed = (
             residents::addressee_number_sealed.eq(&n.addressee_number_sealed),
@@ -659,21 +638,23 @@ impl NextRow {
         // The indexed columns only when they change: setting them costs
         // index work even when the value stays.
         if n.reindexed {
-            diesel::update(target)
+            diesel::update(target.clone())
                 .set((
                     sealed,
                     residents::addressee_index.eq(n.addressee_index.clone().unwrap_or_default()),
                     residents::my_number_index.eq(&n.my_number_index),
                     residents::birth_bucket.eq(&n.birth_bucket),
                 ))
-                .execute(conn)?;
+                .execute(conn.db())?;
         } else {
-            diesel::update(target).set(sealed).execute(conn)?;
+            diesel::update(target.clone())
+                .set(sealed)
+                .execute(conn.db())?;
         }
         if let Some(number) = &n.my_number_sealed {
-            diesel::update(target)
+            diesel::update(target.clone())
                 .set(residents::my_number_sealed.eq(number))
-                .execute(conn)?;
+                .execute(conn.db())?;
         }
         Ok(())
     }
@@ -683,19 +664,19 @@ impl NextRow {
     /// side table. Returns how many.
     pub fn fold(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         seq: i64,
         limit: i64,
     ) -> Result<usize, DbError> {
         let code = scope.code();
-        let batch: Vec<NextRow> = resident_next::table
-            .filter(resident_next::municipality_code.eq(code.as_str()))
+        let batch: Vec<NextRow> = conn
+            .rows(resident_next::table)
             .filter(resident_next::seq.eq(seq))
             .limit(limit)
             .select(NextRow::as_select())
-            .load(conn)?;
+            .load(conn.db())?;
         let ids: Vec<&str> = batch.iter().map(|n| n.resident_id.as_str()).collect();
-        match conn {
+        match conn.db() {
             // One statement for the batch: a round trip per resident would
             // be most of the work.
             DbConn::Postgresql(c) => {
@@ -725,17 +706,16 @@ impl NextRow {
             // SQLite runs each cached statement in-process: one per row.
             DbConn::Sqlite(_) => {
                 for n in &batch {
-                    Self::fold_one(conn, code.as_str(), n)?;
+                    Self::fold_one(conn, n)?;
                 }
             }
         }
         for chunk in ids.chunks(500) {
             diesel::delete(
-                resident_next::table
-                    .filter(resident_next::municipality_code.eq(code.as_str()))
+                conn.rows(resident_next::table)
                     .filter(resident_next::resident_id.eq_any(chunk)),
             )
-            .execute(conn)?;
+            .execute(conn.db())?;
         }
         Ok(batch.len())
     }

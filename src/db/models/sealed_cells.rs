@@ -2,7 +2,8 @@
 //! index made from it, read and replaced one column at a time: what a key
 //! rotation re-seals besides the residents (see `flows::keys`).
 
-use crate::db::{DbConn, DbError, numbered};
+use crate::db::TenantConn;
+use crate::db::{DbError, numbered};
 use crate::tenancy::Scope;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Text};
@@ -55,7 +56,7 @@ impl SealedColumn {
     pub fn page(
         &self,
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         after: &str,
         limit: i64,
     ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
@@ -69,7 +70,7 @@ impl SealedColumn {
             .bind::<Text, _>(scope.code().as_str())
             .bind::<Text, _>(after)
             .bind::<BigInt, _>(limit)
-            .load::<Cell>(conn)?
+            .load::<Cell>(conn.db())?
             .into_iter()
             .map(|c| (c.id, c.sealed))
             .collect())
@@ -80,7 +81,7 @@ impl SealedColumn {
     pub fn replace(
         &self,
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         id: &str,
         was: &[u8],
         sealed: &[u8],
@@ -95,7 +96,7 @@ impl SealedColumn {
             .bind::<Text, _>(scope.code().as_str())
             .bind::<Text, _>(id)
             .bind::<Binary, _>(was)
-            .execute(conn)?
+            .execute(conn.db())?
             == 1)
     }
 }

@@ -2,7 +2,8 @@
 //! `flows::import_settle`), as data: each removes or finalises, a batch at
 //! a time, rows that carry one import's sequence number.
 
-use crate::db::{DbConn, DbError, RowsWhere};
+use crate::db::TenantConn;
+use crate::db::{DbError, RowsWhere};
 use crate::tenancy::Scope;
 
 /// One bulk change of rows marked with an import's number.
@@ -18,7 +19,7 @@ impl Change {
     pub fn run(
         &self,
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         seq: i64,
         limit: i64,
     ) -> Result<usize, DbError> {

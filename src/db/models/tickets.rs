@@ -1,3 +1,4 @@
+use crate::db::TenantConn;
 use crate::db::models::import_jobs::seen_seq;
 use crate::db::models::residents::ResidentRow;
 use crate::db::schema::{resident_next, residents, tickets};
@@ -35,10 +36,10 @@ pub struct TicketRow {
 /// Tickets a reader of the scope sees, each with the newest import the
 /// reader sees (which decides whether a ticket being replaced still is).
 macro_rules! visible_tickets {
-    ($scope:expr) => {{
+    ($scope:expr, $conn:expr) => {{
         let scope = $scope;
-        tickets::table
-            .filter(tickets::municipality_code.eq(scope.code().to_string()))
+        $conn
+            .rows(tickets::table)
             .filter(
                 tickets::staged_seq
                     .is_null()
@@ -87,16 +88,9 @@ impl TicketRow {
 }
 
 impl TicketRow {
-    pub fn insert_many(
-        scope: &Scope<'_>,
-        conn: &mut DbConn,
-        rows: &[TicketRow],
-    ) -> Result<(), DbError> {
-        debug_assert!(
-            rows.iter()
-                .all(|r| r.municipality_code == scope.code().as_str())
-        );
-        match conn {
+    pub fn insert_many(conn: &mut TenantConn<'_>, rows: &[TicketRow]) -> Result<(), DbError> {
+        conn.check(rows)?;
+        match conn.db() {
             DbConn::Postgresql(c) => {
                 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
                 crate::db::unnest_insert!(c, "tickets", rows, |t| {
@@ -114,58 +108,63 @@ impl TicketRow {
                     retired_seq: Nullable<BigInt> as "bigint" = t.retired_seq,
                 })?;
             }
-            DbConn::Sqlite(_) => crate::db::bulk_insert!(conn, tickets::table, rows, 1000)?,
+            DbConn::Sqlite(_) => crate::db::bulk_insert!(conn.db(), tickets::table, rows, 1000)?,
         }
         Ok(())
     }
 
-    pub fn count_of_municipality(scope: &Scope<'_>, conn: &mut DbConn) -> Result<i64, DbError> {
-        Ok(visible_tickets!(scope).count().get_result(conn)?)
+    pub fn count_of_municipality(
+        scope: &Scope<'_>,
+        conn: &mut TenantConn<'_>,
+    ) -> Result<i64, DbError> {
+        Ok(visible_tickets!(scope, conn)
+            .count()
+            .get_result(conn.db())?)
     }
 
     /// Which of these numbers the municipality has already used, whether or
     /// not a reader sees the ticket yet: a number is never given twice.
     pub fn existing(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         numbers: &[String],
     ) -> Result<Vec<TicketRow>, DbError> {
-        let rows: Vec<(TicketRow, i64)> = tickets::table
-            .filter(tickets::municipality_code.eq(scope.code().as_str()))
+        let rows: Vec<(TicketRow, i64)> = conn
+            .rows(tickets::table)
             .filter(tickets::ticket_number.eq_any(numbers))
             .select((
                 TicketRow::as_select(),
                 seen_seq::<diesel::sql_types::BigInt>(scope),
             ))
-            .load(conn)?;
+            .load(conn.db())?;
         Ok(Self::load_seen(rows))
     }
 
     pub fn active_of_residents(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_ids: &[String],
     ) -> Result<Vec<TicketRow>, DbError> {
-        Ok(visible_tickets!(scope)
+        Ok(visible_tickets!(scope, conn)
             .filter(tickets::resident_id.eq_any(resident_ids))
             .filter(active_ticket!(scope))
             .select(TicketRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     pub fn of_resident(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
     ) -> Result<Vec<TicketRow>, DbError> {
-        let rows: Vec<(TicketRow, i64)> = visible_tickets!(scope)
+        let rows: Vec<(TicketRow, i64)> = visible_tickets!(scope, conn)
             .filter(tickets::resident_id.eq(resident_id))
             .order(tickets::issued_at.desc())
             .select((
                 TicketRow::as_select(),
                 seen_seq::<diesel::sql_types::BigInt>(scope),
             ))
-            .load(conn)?;
+            .load(conn.db())?;
         Ok(Self::load_seen(rows))
     }
 
@@ -177,7 +176,7 @@ impl TicketRow {
     /// lock the outer side of a join).
     pub fn find_with_resident_for_update(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         number: &str,
     ) -> Result<Option<(TicketRow, ResidentRow)>, DbError> {
         use diesel::sql_types::{BigInt, Nullable};
@@ -187,7 +186,7 @@ impl TicketRow {
                 .filter(resident_next::resident_id.eq(residents::id))
                 .filter(resident_next::seq.le(seen_seq::<BigInt>(scope))),
         );
-        let joined = visible_tickets!(scope)
+        let joined = visible_tickets!(scope, conn)
             .inner_join(
                 residents::table.on(residents::municipality_code
                     .eq(tickets::municipality_code)
@@ -200,7 +199,7 @@ impl TicketRow {
                     .or(residents::staged_seq.le(seen_seq::<Nullable<BigInt>>(scope))),
             );
         type Found = (TicketRow, ResidentRow, i64, bool);
-        let found: Option<Found> = match conn {
+        let found: Option<Found> = match conn.db() {
             DbConn::Postgresql(c) => joined
                 .select((
                     TicketRow::as_select(),
@@ -234,16 +233,16 @@ impl TicketRow {
 
     pub fn find(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         number: &str,
     ) -> Result<Option<TicketRow>, DbError> {
-        let row: Option<(TicketRow, i64)> = visible_tickets!(scope)
+        let row: Option<(TicketRow, i64)> = visible_tickets!(scope, conn)
             .filter(tickets::ticket_number.eq(number))
             .select((
                 TicketRow::as_select(),
                 seen_seq::<diesel::sql_types::BigInt>(scope),
             ))
-            .first(conn)
+            .first(conn.db())
             .optional()?;
         Ok(row.map(|(t, seen)| t.seen_as_of(seen)))
     }
@@ -252,44 +251,44 @@ impl TicketRow {
     /// time in number order, for printing.
     pub fn active_issued_by(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         issued_by: &str,
         offset: i64,
         limit: i64,
     ) -> Result<Vec<TicketRow>, DbError> {
-        Ok(visible_tickets!(scope)
+        Ok(visible_tickets!(scope, conn)
             .filter(tickets::issued_by.eq(issued_by))
             .filter(active_ticket!(scope))
             .order(tickets::ticket_number)
             .offset(offset)
             .limit(limit)
             .select(TicketRow::as_select())
-            .load(conn)?)
+            .load(conn.db())?)
     }
 
     pub fn count_active_issued_by(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         issued_by: &str,
     ) -> Result<i64, DbError> {
-        Ok(visible_tickets!(scope)
+        Ok(visible_tickets!(scope, conn)
             .filter(tickets::issued_by.eq(issued_by))
             .filter(active_ticket!(scope))
             .count()
-            .get_result(conn)?)
+            .get_result(conn.db())?)
     }
 
     /// Invalidates a resident's active ticket(s) as the scope sees them;
     /// returns how many.
     pub fn invalidate_active(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
         reason: &str,
         at: NaiveDateTime,
     ) -> Result<usize, DbError> {
         Ok(diesel::update(
-            visible_tickets!(scope)
+            visible_tickets!(scope, conn)
                 .filter(tickets::resident_id.eq(resident_id))
                 .filter(active_ticket!(scope)),
         )
@@ -298,20 +297,20 @@ impl TicketRow {
             tickets::invalidated_at.eq(at),
             tickets::invalidated_reason.eq(reason),
         ))
-        .execute(conn)?)
+        .execute(conn.db())?)
     }
 
     /// Marks a resident's active ticket as replaced by import `seq`: it
     /// stays active for every other reader until that import succeeds.
     pub fn retire_active(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
         seq: i64,
         at: NaiveDateTime,
     ) -> Result<usize, DbError> {
         Ok(diesel::update(
-            visible_tickets!(scope)
+            visible_tickets!(scope, conn)
                 .filter(tickets::resident_id.eq(resident_id))
                 .filter(active_ticket!(scope)),
         )
@@ -320,7 +319,7 @@ impl TicketRow {
             tickets::invalidated_at.eq(at),
             tickets::invalidated_reason.eq("replaced"),
         ))
-        .execute(conn)?)
+        .execute(conn.db())?)
     }
 
     /// Whether an import that has not succeeded yet issues this resident a
@@ -328,12 +327,11 @@ impl TicketRow {
     /// issued now would be a second active one once it succeeds.
     pub fn issued_by_running_import(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
     ) -> Result<bool, DbError> {
         Ok(diesel::select(diesel::dsl::exists(
-            tickets::table
-                .filter(tickets::municipality_code.eq(scope.code().to_string()))
+            conn.rows(tickets::table)
                 .filter(tickets::resident_id.eq(resident_id))
                 .filter(tickets::status.eq(ACTIVE))
                 .filter(tickets::retired_seq.is_null())
@@ -341,7 +339,7 @@ impl TicketRow {
                     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
                 >(scope))),
         ))
-        .get_result(conn)?)
+        .get_result(conn.db())?)
     }
 
     /// Invalidates the active tickets an import that has not succeeded yet
@@ -349,14 +347,13 @@ impl TicketRow {
     /// it ran): they are published invalid.
     pub fn invalidate_unpublished(
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         resident_id: &str,
         reason: &str,
         at: NaiveDateTime,
     ) -> Result<usize, DbError> {
         Ok(diesel::update(
-            tickets::table
-                .filter(tickets::municipality_code.eq(scope.code().to_string()))
+            conn.rows(tickets::table)
                 .filter(tickets::resident_id.eq(resident_id))
                 .filter(tickets::status.eq(ACTIVE))
                 .filter(tickets::retired_seq.is_null())
@@ -369,17 +366,17 @@ impl TicketRow {
             tickets::invalidated_at.eq(at),
             tickets::invalidated_reason.eq(reason),
         ))
-        .execute(conn)?)
+        .execute(conn.db())?)
     }
 
     /// Sequence numbers of imports whose replaced tickets are not settled.
-    pub fn retired_seqs(scope: &Scope<'_>, conn: &mut DbConn) -> Result<Vec<i64>, DbError> {
-        let seqs: Vec<Option<i64>> = tickets::table
-            .filter(tickets::municipality_code.eq(scope.code().as_str()))
+    pub fn retired_seqs(conn: &mut TenantConn<'_>) -> Result<Vec<i64>, DbError> {
+        let seqs: Vec<Option<i64>> = conn
+            .rows(tickets::table)
             .filter(tickets::retired_seq.is_not_null())
             .select(tickets::retired_seq)
             .distinct()
-            .load(conn)?;
+            .load(conn.db())?;
         Ok(seqs.into_iter().flatten().collect())
     }
 }

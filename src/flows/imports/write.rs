@@ -3,7 +3,7 @@
 //! error; any error rolls the whole import back.
 
 use super::{ImportError, MAX_REPORTED_ERRORS, Outcome, ParsedLine, Prepared};
-use crate::db::DbConn;
+use crate::db::TenantConn;
 use crate::db::models::resident_events::ResidentEventRow;
 use crate::db::models::residents::{NextRow, ResidentRow, Visible};
 use crate::db::models::tickets::{self as ticket_rows, TicketRow};
@@ -13,7 +13,6 @@ use crate::flows::line_errors::LineError;
 use crate::flows::residents;
 use crate::tenancy::Scope;
 use chrono::NaiveDateTime;
-use diesel::Connection;
 use std::collections::{HashMap, HashSet};
 
 /// The writing side: decides insert / update / unchanged per line, writes,
@@ -118,7 +117,7 @@ impl<'a> Writer<'a> {
     pub(super) fn batch(
         &mut self,
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         lines: Vec<Result<Prepared, Vec<LineError>>>,
     ) -> Result<(), ImportError> {
         self.outcome.lines += lines.len() as u64;
@@ -233,28 +232,19 @@ impl<'a> Writer<'a> {
                 )]);
                 continue;
             }
-            match (&a, &n) {
-                (Some(x), Some(y)) if x.m.id != y.m.id => {
-                    let c = if self.touched(y) {
-                        Conflict::DuplicateInFile
-                    } else {
-                        Conflict::NumberHeldByOther
-                    };
-                    self.reject(vec![LineError::conflict(line, "個人番号", c)]);
-                    continue;
-                }
-                // The number belongs to a resident filed under another
-                // 宛名番号: staff resolve it; the file never re-files them.
-                (None, Some(y)) => {
-                    let c = if self.touched(y) {
-                        Conflict::DuplicateInFile
-                    } else {
-                        Conflict::NumberHeldByOther
-                    };
-                    self.reject(vec![LineError::conflict(line, "個人番号", c)]);
-                    continue;
-                }
-                _ => {}
+            if let Some(y) = &n
+                && crate::flows::residents::number_held_elsewhere(
+                    a.as_ref().map(|x| x.m.id.as_str()),
+                    &y.m.id,
+                )
+            {
+                let c = if self.touched(y) {
+                    Conflict::DuplicateInFile
+                } else {
+                    Conflict::NumberHeldByOther
+                };
+                self.reject(vec![LineError::conflict(line, "個人番号", c)]);
+                continue;
             }
             let target = a;
             let resident_id = target
@@ -407,10 +397,10 @@ impl<'a> Writer<'a> {
             }
         }
         self.assign_numbers(scope, conn, &mut new_tickets, &need_number, &tickets)?;
-        ResidentRow::insert_many(scope, conn, &inserts)?;
-        NextRow::insert_many(scope, conn, &changes)?;
-        ResidentEventRow::insert_many(scope, conn, &events)?;
-        TicketRow::insert_many(scope, conn, &new_tickets)?;
+        ResidentRow::insert_many(conn, &inserts)?;
+        NextRow::insert_many(conn, &changes)?;
+        ResidentEventRow::insert_many(conn, &events)?;
+        TicketRow::insert_many(conn, &new_tickets)?;
         Ok(())
     }
 
@@ -447,7 +437,7 @@ impl<'a> Writer<'a> {
     fn try_fresh(
         &mut self,
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         good: &mut [Prepared],
     ) -> Result<bool, ImportError> {
         let rows: Vec<ResidentRow> = good
@@ -478,9 +468,9 @@ impl<'a> Writer<'a> {
                 self.ticket_row(scope, number, &row.id, &p.parsed)
             })
             .collect();
-        let written = conn.transaction(|c| {
-            ResidentRow::insert_many(scope, c, &rows)?;
-            TicketRow::insert_many(scope, c, &tickets)
+        let written = conn.savepoint(|c| {
+            ResidentRow::insert_many(c, &rows)?;
+            TicketRow::insert_many(c, &tickets)
         });
         match written {
             Ok(()) => {
@@ -505,7 +495,7 @@ impl<'a> Writer<'a> {
     fn assign_numbers(
         &mut self,
         scope: &Scope<'_>,
-        conn: &mut DbConn,
+        conn: &mut TenantConn<'_>,
         rows: &mut [TicketRow],
         need: &[usize],
         batch_known: &HashMap<String, TicketRow>,

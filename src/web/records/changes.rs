@@ -228,7 +228,7 @@ pub(super) async fn dose_action(
         move |scope, conn, rid, account| {
             use crate::flows::doses::{self, DoseError};
             // The dose must be this resident's: a foreign id is simply not found.
-            let row = DoseRow::find(scope, conn, &did)?
+            let row = DoseRow::find(conn, &did)?
                 .filter(|d| d.resident_id == rid)
                 .ok_or(AppError::NotFound)?;
             let done = match &action {

@@ -2,6 +2,7 @@
 //! events, certificates and the history of changes.
 
 use super::staff;
+use crate::db::TenantConn;
 use crate::db::models::doses::DoseRow;
 use crate::domain::MunicipalityCode;
 use crate::flows::AppState;
@@ -134,7 +135,7 @@ pub struct CertificateView {
     pub valid: bool,
 }
 
-fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loaded, AppError> {
+fn load(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Loaded, AppError> {
     let r = residents::get(scope, conn, id)?.ok_or(AppError::NotFound)?;
     let master = crate::flows::vaccines::Master::load(conn)?;
     let rows = DoseRow::of_resident(scope, conn, id)?;
@@ -202,17 +203,16 @@ fn load(scope: &Scope<'_>, conn: &mut crate::db::DbConn, id: &str) -> Result<Loa
                 .collect(),
         })
         .collect();
-    let certificates =
-        crate::db::models::certificates::CertificateRow::of_resident(scope, conn, id)?
-            .into_iter()
-            .map(|c| CertificateView {
-                valid: c.status == crate::db::models::certificates::VALID,
-                id: c.id,
-                kind: c.kind,
-                channel: c.channel,
-                issued_on: c.issued_on.to_string(),
-            })
-            .collect();
+    let certificates = crate::db::models::certificates::CertificateRow::of_resident(conn, id)?
+        .into_iter()
+        .map(|c| CertificateView {
+            valid: c.status == crate::db::models::certificates::VALID,
+            id: c.id,
+            kind: c.kind,
+            channel: c.channel,
+            issued_on: c.issued_on.to_string(),
+        })
+        .collect();
     Ok(Loaded {
         certificates,
         tickets: tickets::of_resident(scope, conn, id)?,

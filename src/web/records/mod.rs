@@ -50,7 +50,12 @@ async fn change<T, F>(
 ) -> Result<T, AppError>
 where
     T: Send + 'static,
-    F: FnOnce(&Scope<'_>, &mut crate::db::DbConn, &str, &str) -> Result<(T, String), AppError>
+    F: FnOnce(
+            &Scope<'_>,
+            &mut crate::db::TenantConn<'_>,
+            &str,
+            &str,
+        ) -> Result<(T, String), AppError>
         + Send
         + 'static,
 {

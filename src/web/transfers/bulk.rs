@@ -152,7 +152,7 @@ async fn load_bulk(
 ) -> Result<(ImportJobRow, JobTally), AppError> {
     in_partition(state, code, move |s, c| {
         let job = import_jobs::find(s, c, JobKind::TRANSFER, &id)?.ok_or(AppError::NotFound)?;
-        let tally = ProvisionRow::tally_of_job(s, c, &job.id)?;
+        let tally = ProvisionRow::tally_of_job(c, &job.id)?;
         Ok((job, tally))
     })
     .await
@@ -235,7 +235,7 @@ pub(super) async fn bulk_result(
         let mut rows = Vec::new();
         let mut after = 0;
         loop {
-            let page = ProvisionRow::of_job(scope, conn, &job.id, after, 5000)?;
+            let page = ProvisionRow::of_job(conn, &job.id, after, 5000)?;
             let Some(last) = page.last() else { break };
             after = last.line_no.unwrap_or(i64::MAX);
             for r in page {

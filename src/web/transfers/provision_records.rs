@@ -146,7 +146,7 @@ pub(super) async fn close_notice(
     let id = path_id(&path)?;
     let (st, actor, by) = (state.clone(), auth.actor(), auth.account.login_id.clone());
     in_partition(&state, code, move |scope, conn| {
-        if !NoticeRow::close(scope, conn, &id, &by, crate::clock::now())? {
+        if !NoticeRow::close(conn, &id, &by, crate::clock::now())? {
             return Err(AppError::NotFound);
         }
         log_in_scope(
