@@ -53,6 +53,16 @@ pub struct Status {
 impl TestApp {
     /// Uploads a resident file; returns the job's page path.
     pub async fn upload(&self, csrf: &str, bytes: Vec<u8>, encoding: &str) -> reqwest::Response {
+        self.try_upload(csrf, bytes, encoding).await.unwrap()
+    }
+
+    /// The upload, and whether an answer came back at all.
+    pub async fn try_upload(
+        &self,
+        csrf: &str,
+        bytes: Vec<u8>,
+        encoding: &str,
+    ) -> reqwest::Result<reqwest::Response> {
         let form = reqwest::multipart::Form::new()
             .text("csrf", csrf.to_string())
             .text("encoding", encoding.to_string())
@@ -65,7 +75,6 @@ impl TestApp {
             .multipart(form)
             .send()
             .await
-            .unwrap()
     }
 
     /// Uploads and waits for the job to finish; returns its page.
