@@ -342,7 +342,7 @@ pub struct Opened {
     pub contents: shc::Contents,
     pub passport: Option<Passport>,
     /// The doses carried, as recorded (a corrected one shows its old values).
-    pub doses: Vec<DoseRow>,
+    pub doses: Vec<super::resident_doses::Dose>,
 }
 
 pub fn open(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Opened, CertError> {
@@ -360,7 +360,7 @@ pub fn open(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Op
         None => None,
     };
     let ids: Vec<&str> = row.dose_ids.split(',').collect();
-    let mut doses: Vec<DoseRow> = DoseRow::of_resident(scope, conn, &row.resident_id)?
+    let mut doses: Vec<_> = super::resident_doses::of_resident(scope, conn, &row.resident_id)?
         .into_iter()
         .filter(|d| ids.contains(&d.id.as_str()))
         .collect();
@@ -425,6 +425,31 @@ pub fn revoke_carrying(
         }
     }
     Ok(n)
+}
+
+/// A certificate as a resident's record lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub kind: String,
+    pub channel: String,
+    pub issued_on: chrono::NaiveDate,
+    /// Neither revoked nor replaced.
+    pub valid: bool,
+}
+
+/// The resident's certificates, newest first.
+pub fn of_resident(conn: &mut TenantConn<'_>, resident_id: &str) -> Result<Vec<Listed>, DbError> {
+    Ok(rows::CertificateRow::of_resident(conn, resident_id)?
+        .into_iter()
+        .map(|c| Listed {
+            valid: c.status == rows::VALID,
+            id: c.id,
+            kind: c.kind,
+            channel: c.channel,
+            issued_on: c.issued_on,
+        })
+        .collect())
 }
 
 /// The certificate channels a municipality has enabled.

@@ -665,10 +665,12 @@ pub fn delete(
 
 /// What staff put right in a dose.
 #[derive(Debug, Clone)]
-pub struct Correction<'a> {
+pub struct Correction {
     pub dose_number: DoseNumber,
     pub administered_on: NaiveDate,
-    pub product: &'a ProductRow,
+    /// A product of the vaccine master (refused as `UnknownProduct`
+    /// otherwise, before anything else is looked at).
+    pub product: crate::domain::ProductCode,
     pub lot: LotNumber,
 }
 
@@ -679,10 +681,11 @@ pub fn correct(
     scope: &Scope<'_>,
     conn: &mut TenantConn<'_>,
     id: &str,
-    c: &Correction<'_>,
+    c: &Correction,
     account_id: &str,
     reason: &ChangeReason,
 ) -> Result<String, DoseError> {
+    let product = ProductRow::find(conn, c.product.as_str())?.ok_or(DoseError::UnknownProduct)?;
     let old = dose(scope, conn, id)?;
     let resident = ResidentRow::find_by_id_and_municipality(scope, conn, &old.resident_id)?
         .ok_or(DoseError::NotFound)?;
@@ -706,7 +709,7 @@ pub fn correct(
         dose_number: c.dose_number.get().into(),
         administered_on: c.administered_on,
         recorded_at: now(),
-        product_code: c.product.product_code.clone(),
+        product_code: product.product_code,
         lot_number: Some(c.lot.as_str().to_string()),
         recorded_by: Some(account_id.to_string()),
         status: rows::VALID.into(),

@@ -19,6 +19,7 @@ pub mod municipalities;
 pub mod networks;
 pub mod provisions;
 pub mod recording;
+pub mod resident_doses;
 pub mod residents;
 pub mod sites;
 pub mod statistics;

@@ -166,6 +166,35 @@ pub fn set_require_totp(
     })
 }
 
+/// What a municipality served here has chosen: its staff's second factor
+/// and the certificate channels it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub require_totp: bool,
+    pub channels: Vec<crate::flows::certificates::Channel>,
+}
+
+/// The settings of a municipality served here; `None` when it is not (never
+/// enabled, or erased).
+pub fn served(conn: &mut DbConn, code: MunicipalityCode) -> Result<Option<Settings>, DbError> {
+    Ok(TenantRow::find(conn, code.as_str())?
+        .filter(|t| t.status == ACTIVE)
+        .map(|t| Settings {
+            require_totp: t.require_totp,
+            channels: crate::flows::certificates::channels_enabled(&t.certificate_channels),
+        }))
+}
+
+/// The municipalities served here, in code order, with their registry
+/// entries.
+pub fn served_all(conn: &mut DbConn) -> Result<Vec<&'static Municipality>, DbError> {
+    let reg = Registry::global();
+    Ok(TenantRow::active(conn)?
+        .into_iter()
+        .filter_map(|t| reg.get(&MunicipalityCode::parse(&t.municipality_code).ok()?))
+        .collect())
+}
+
 /// Enabled tenants with their registry entries (for `vrs municipality list`).
 pub fn list(
     conn: &mut DbConn,

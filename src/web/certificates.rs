@@ -9,6 +9,7 @@ use crate::db::models::certificates::{self as rows, CertificateRow};
 use crate::domain::{CertificateKind, FieldError, IdDocument, Passport, Permission};
 use crate::flows::AppState;
 use crate::flows::certificates::{self as flow, Application, CertError, Channel, Issuer, Verdict};
+use crate::flows::resident_doses;
 use crate::flows::residents::{self, Resident};
 use crate::i18n::T;
 use crate::shc;
@@ -74,7 +75,7 @@ pub struct DoseLine {
     pub performer: String,
 }
 
-fn dose_lines(doses: &[crate::db::models::doses::DoseRow], performers: &[String]) -> Vec<DoseLine> {
+fn dose_lines(doses: &[resident_doses::Dose], performers: &[String]) -> Vec<DoseLine> {
     let catalog = crate::domain::VaccineCatalog::global();
     doses
         .iter()
@@ -143,9 +144,9 @@ async fn person(
     let (st, actor) = (state.clone(), auth.actor());
     in_partition(state, code, move |scope, conn| {
         let resident = residents::get(scope, conn, &id)?.ok_or(AppError::NotFound)?;
-        let doses: Vec<_> = crate::db::models::doses::DoseRow::of_resident(scope, conn, &id)?
+        let doses: Vec<_> = resident_doses::of_resident(scope, conn, &id)?
             .into_iter()
-            .filter(|d| d.status == crate::db::models::doses::VALID)
+            .filter(|d| d.standing == resident_doses::Standing::Valid)
             .collect();
         super::log_in_scope(
             scope,

@@ -1,7 +1,6 @@
 //! Public pages: the top page and the municipality-code checker.
 
 use super::{AppError, Ctx, render, with_db};
-use crate::db::models::tenants::TenantRow;
 use crate::domain::{MunicipalityCode, MunicipalityKind, Registry};
 use crate::flows::AppState;
 use crate::i18n::T;
@@ -27,17 +26,15 @@ struct HomePage {
 
 #[get("/")]
 async fn home(ctx: Ctx, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let rows = with_db(&state, |conn| Ok(TenantRow::active(conn)?)).await?;
-    let reg = Registry::global();
-    let tenants = rows
+    let served = with_db(&state, |conn| {
+        Ok(crate::flows::municipalities::served_all(conn)?)
+    })
+    .await?;
+    let tenants = served
         .into_iter()
-        .filter_map(|r| {
-            let code = MunicipalityCode::parse(&r.municipality_code).ok()?;
-            let m = reg.get(&code)?;
-            Some(TenantView {
-                code: code.to_string(),
-                name: m.full_name(),
-            })
+        .map(|m| TenantView {
+            code: m.code.to_string(),
+            name: m.full_name(),
         })
         .collect();
     render(&HomePage { t: ctx.t, tenants })
@@ -79,10 +76,12 @@ async fn check_code(
         match Registry::global().lookup(MunicipalityCode::FIELD, &input) {
             Ok(m) => {
                 let code = m.code.to_string();
-                let lookup = code.clone();
-                let tenant = with_db(&state, move |conn| Ok(TenantRow::find(conn, &lookup)?))
-                    .await?
-                    .is_some_and(|t| t.status == crate::db::models::tenants::ACTIVE);
+                let lookup = m.code;
+                let tenant = with_db(&state, move |conn| {
+                    Ok(crate::flows::municipalities::served(conn, lookup)?)
+                })
+                .await?
+                .is_some();
                 result = Some(CodeView {
                     code,
                     name: m.full_name(),

@@ -37,15 +37,13 @@ async fn networks_render(
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_admin()?;
-    let (rows, tenant) = with_db(state, move |conn| {
-        let tenant = crate::db::models::tenants::TenantRow::find(conn, code.as_str())?;
-        Ok((networks::list(conn, code)?, tenant))
+    let (rows, settings) = with_db(state, move |conn| {
+        let settings = crate::flows::municipalities::served(conn, code)?;
+        Ok((networks::list(conn, code)?, settings))
     })
     .await?;
-    let require_totp = tenant.as_ref().is_some_and(|t| t.require_totp);
-    let channels = tenant
-        .map(|t| crate::flows::certificates::channels_enabled(&t.certificate_channels))
-        .unwrap_or_default();
+    let require_totp = settings.as_ref().is_some_and(|t| t.require_totp);
+    let channels = settings.map(|t| t.channels).unwrap_or_default();
     use crate::flows::certificates::Channel;
     let client_inside = auth.client_ip.is_some_and(|ip| {
         rows.iter()

@@ -9,7 +9,6 @@
 use super::wire::{BadJson, Busy, CertificateRequest, IssuedCertificate, NoMatch, TooLarge};
 use super::{ApiError, ErrorCode, Refusal, field_error, internal, parse_json};
 use crate::audit::{self, Actor, Entry};
-use crate::db::models::tenants::{self, TenantRow};
 use crate::domain::{CertificateKind, MunicipalityCode, MyNumber, Passport};
 use crate::flows::AppState;
 use crate::flows::certificates::{self as flow, CertError, ChannelRequest, Issuer};
@@ -190,8 +189,7 @@ pub async fn request_certificate(
             Err(r) => return Ok(Outcome::Refused(r)),
         };
         let closed = || Refusal::new(StatusCode::FORBIDDEN, ErrorCode::ChannelNotEnabled);
-        let tenant = TenantRow::find(conn, code.as_str())?.filter(|t| t.status == tenants::ACTIVE);
-        let Some(tenant) = tenant else {
+        let Some(settings) = crate::flows::municipalities::served(conn, code)? else {
             refused(
                 conn,
                 &st.audit,
@@ -204,7 +202,7 @@ pub async fn request_certificate(
             )?;
             return Ok(Outcome::Refused(closed()));
         };
-        let enabled = flow::channels_enabled(&tenant.certificate_channels);
+        let enabled = settings.channels;
         let signer = crate::flows::issuer::signer(conn, &st.master).map_err(AppError::failed)?;
         let partition = Partition::open(conn, &st.master, code)?;
         let issuer = Issuer {

@@ -4,7 +4,6 @@
 
 use super::detail::detail_page;
 use super::{back, change, field_error, staff};
-use crate::db::models::doses::DoseRow;
 use crate::domain::{BirthDate, ChangeReason, FieldError, KanaName, PersonName, Sex};
 use crate::flows::AppState;
 use crate::flows::residents::{self, Correction, Flag};
@@ -228,19 +227,15 @@ pub(super) async fn dose_action(
         move |scope, conn, rid, account| {
             use crate::flows::doses::{self, DoseError};
             // The dose must be this resident's: a foreign id is simply not found.
-            let row = DoseRow::find(conn, &did)?
-                .filter(|d| d.resident_id == rid)
-                .ok_or(AppError::NotFound)?;
+            if !crate::flows::resident_doses::belongs_to(conn, rid, &did)? {
+                return Err(AppError::NotFound);
+            }
             let done = match &action {
                 DoseAction::Confirm(r) => {
-                    doses::confirm(scope, conn, &row.id, account, r.as_ref()).map(|_| None)
+                    doses::confirm(scope, conn, &did, account, r.as_ref()).map(|_| None)
                 }
-                DoseAction::Reject(r) => {
-                    doses::reject(scope, conn, &row.id, account, r).map(|_| None)
-                }
-                DoseAction::Delete(r) => {
-                    doses::delete(scope, conn, &row.id, account, r).map(|_| None)
-                }
+                DoseAction::Reject(r) => doses::reject(scope, conn, &did, account, r).map(|_| None),
+                DoseAction::Delete(r) => doses::delete(scope, conn, &did, account, r).map(|_| None),
                 DoseAction::Correct {
                     number,
                     date,
@@ -248,16 +243,13 @@ pub(super) async fn dose_action(
                     lot,
                     reason,
                 } => {
-                    let product =
-                        crate::db::models::vaccines::ProductRow::find(conn, product.as_str())?
-                            .ok_or(AppError::BadRequest("product".into()))?;
                     let c = doses::Correction {
                         dose_number: *number,
                         administered_on: *date,
-                        product: &product,
+                        product: product.clone(),
                         lot: lot.clone(),
                     };
-                    doses::correct(scope, conn, &row.id, &c, account, reason).map(Some)
+                    doses::correct(scope, conn, &did, &c, account, reason).map(Some)
                 }
             };
             match done {
@@ -265,20 +257,21 @@ pub(super) async fn dose_action(
                     "dose",
                     format!(
                         "dose:{} action={}{}",
-                        row.id,
+                        did,
                         action.code(),
                         new_id.map(|n| format!(" new=dose:{n}")).unwrap_or_default()
                     ),
                 )),
-                Err(DoseError::Stale) => Ok(("dose_stale", format!("dose:{} stale", row.id))),
+                Err(DoseError::Stale) => Ok(("dose_stale", format!("dose:{} stale", did))),
                 Err(DoseError::ImpossibleDate(r)) => Ok((
                     match r {
                         crate::domain::Reason::BeforeBirth => "dose_before_birth",
                         _ => "dose_future",
                     },
-                    format!("dose:{} refused date", row.id),
+                    format!("dose:{} refused date", did),
                 )),
                 Err(DoseError::NotFound) => Err(AppError::NotFound),
+                Err(DoseError::UnknownProduct) => Err(AppError::BadRequest("product".into())),
                 Err(e) => Err(AppError::failed(e)),
             }
         },

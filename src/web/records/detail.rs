@@ -3,9 +3,9 @@
 
 use super::staff;
 use crate::db::TenantConn;
-use crate::db::models::doses::DoseRow;
 use crate::domain::MunicipalityCode;
 use crate::flows::AppState;
+use crate::flows::resident_doses::{self, Standing};
 use crate::flows::residents::{self, Resident};
 use crate::flows::tickets::{self, Ticket};
 use crate::i18n::T;
@@ -19,30 +19,25 @@ pub struct DoseView {
     pub id: String,
     pub dose_number: i32,
     pub status: String,
+    pub standing: Standing,
     pub rules: Vec<&'static str>,
     pub date: String,
     pub product: String,
     pub lot: String,
     pub site: String,
-    pub origin: String,
+    pub transferred: bool,
 }
 
 impl DoseView {
     pub fn status_key(&self) -> &'static str {
-        match self.status.as_str() {
-            crate::db::models::doses::VALID => "dose.status.valid",
-            crate::db::models::doses::PENDING => "dose.status.pending",
-            crate::db::models::doses::CORRECTED => "dose.status.corrected",
-            crate::db::models::doses::DELETED => "dose.status.deleted",
-            _ => "dose.status.rejected",
-        }
+        self.standing.label_key()
     }
     pub fn pending(&self) -> bool {
-        self.status == crate::db::models::doses::PENDING
+        self.standing == Standing::Pending
     }
     /// Staff may still correct or delete it.
     pub fn open(&self) -> bool {
-        self.pending() || self.status == crate::db::models::doses::VALID
+        self.standing.open()
     }
 }
 
@@ -138,7 +133,7 @@ pub struct CertificateView {
 fn load(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Loaded, AppError> {
     let r = residents::get(scope, conn, id)?.ok_or(AppError::NotFound)?;
     let master = crate::flows::vaccines::Master::load(conn)?;
-    let rows = DoseRow::of_resident(scope, conn, id)?;
+    let rows = resident_doses::of_resident(scope, conn, id)?;
     let number_of = |dose_id: &str| {
         rows.iter()
             .find(|d| d.id == dose_id)
@@ -175,10 +170,8 @@ fn load(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Loaded
             id: d.id.clone(),
             dose_number: d.dose_number,
             status: d.status.clone(),
-            rules: crate::flows::dose_checks::Rule::split(d.quality_flags.as_deref())
-                .iter()
-                .map(|r| r.label_key())
-                .collect(),
+            standing: d.standing,
+            rules: d.rules.iter().map(|r| r.label_key()).collect(),
             date: d.administered_on.to_string(),
             product: master
                 .get(&d.product_code)
@@ -186,7 +179,7 @@ fn load(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Loaded
                 .unwrap_or(d.product_code),
             lot: d.lot_number.unwrap_or_default(),
             site: d.site_name.unwrap_or_default(),
-            origin: d.origin,
+            transferred: d.transferred,
         })
         .collect();
     let history = residents::history(scope, conn, id)?
@@ -203,10 +196,10 @@ fn load(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Loaded
                 .collect(),
         })
         .collect();
-    let certificates = crate::db::models::certificates::CertificateRow::of_resident(conn, id)?
+    let certificates = crate::flows::certificates::of_resident(conn, id)?
         .into_iter()
         .map(|c| CertificateView {
-            valid: c.status == crate::db::models::certificates::VALID,
+            valid: c.valid,
             id: c.id,
             kind: c.kind,
             channel: c.channel,
