@@ -170,6 +170,39 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// A line of the log as it reads: who, when, what, with its MAC (which
+/// an export carries so that the file can be checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub seq: i64,
+    pub at: chrono::NaiveDateTime,
+    pub login_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub mac: String,
+}
+
+/// The newest `limit` lines of a chain, newest first.
+pub fn recent(conn: &mut DbConn, chain: &str, limit: i64) -> Result<Vec<Recorded>, DbError> {
+    Ok(AuditRow::recent_of_chain(conn, chain, limit)?
+        .into_iter()
+        .map(|r| Recorded {
+            seq: r.seq,
+            at: r.at,
+            login_id: r.login_id,
+            client_addr: r.client_addr,
+            action: r.action,
+            target: r.target,
+            outcome: r.outcome,
+            detail: r.detail,
+            mac: r.mac,
+        })
+        .collect())
+}
+
 /// Appends a line to its chain. Call inside the transaction of the operation
 /// it records, so the two commit together; on SQLite the write lock, on
 /// PostgreSQL a lock on the chain held to the end of the transaction, keeps

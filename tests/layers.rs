@@ -293,19 +293,13 @@ fn tenant_tables_are_reached_only_through_the_scoped_connection() {
 /// no other module may start.
 const WEB_NAMING_ROWS: &[&str] = &[
     "admin/accounts.rs",
-    "admin/log.rs",
-    "admin/settings.rs",
     "auth.rs",
     "certificates.rs",
-    "channels.rs",
     "imports.rs",
-    "operator.rs",
-    "oplog.rs",
     "sites.rs",
     "tablet.rs",
     "transfers/bulk.rs",
     "transfers/provision_records.rs",
-    "transfers/window.rs",
     "vaccines.rs",
 ];
 

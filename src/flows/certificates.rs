@@ -674,6 +674,39 @@ pub fn revoke_client(
     })
 }
 
+/// A registered channel client as the operator's register lists it (its
+/// secret's hash stays in the flow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    /// Where it may call from (CIDRs); empty: anywhere.
+    pub networks: Vec<String>,
+    pub created_at: chrono::NaiveDateTime,
+    pub revoked_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Every client ever registered, oldest first.
+pub fn clients(conn: &mut DbConn) -> Result<Vec<Client>, DbError> {
+    Ok(ChannelClientRow::all(conn)?
+        .into_iter()
+        .map(|c| Client {
+            networks: c
+                .networks
+                .split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect(),
+            id: c.id,
+            name: c.name,
+            kind: c.kind,
+            created_at: c.created_at,
+            revoked_at: c.revoked_at,
+        })
+        .collect())
+}
+
 /// Whether a client may call from this address: anywhere when it has no
 /// networks, else only from inside one of them.
 pub fn client_may_call_from(client: &ChannelClientRow, ip: Option<std::net::IpAddr>) -> bool {

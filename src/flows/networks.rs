@@ -8,8 +8,21 @@ use crate::db::{DbConn, DbError};
 use crate::domain::{MunicipalityCode, Network};
 use std::net::IpAddr;
 
-pub fn list(conn: &mut DbConn, code: MunicipalityCode) -> Result<Vec<NetworkRow>, DbError> {
-    NetworkRow::of_municipality(conn, code.as_str())
+pub fn list(conn: &mut DbConn, code: MunicipalityCode) -> Result<Vec<Declared>, DbError> {
+    Ok(NetworkRow::of_municipality(conn, code.as_str())?
+        .into_iter()
+        .map(|n| Declared {
+            cidr: n.cidr,
+            label: n.label,
+        })
+        .collect())
+}
+
+/// A network the municipality declared as its LG-WAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    pub cidr: String,
+    pub label: String,
 }
 
 /// Why an account may not handle individual numbers where it is.

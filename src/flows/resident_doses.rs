@@ -58,6 +58,7 @@ pub struct Dose {
     pub product_code: String,
     pub lot_number: Option<String>,
     pub site_name: Option<String>,
+    pub site_municipality_code: Option<String>,
     /// Copied from the municipality the person moved from.
     pub transferred: bool,
     /// The stored status word, for the page's data attribute.
@@ -79,6 +80,7 @@ impl From<DoseRow> for Dose {
             product_code: d.product_code,
             lot_number: d.lot_number,
             site_name: d.site_name,
+            site_municipality_code: d.site_municipality_code,
             status: d.status,
         }
     }

@@ -168,7 +168,7 @@ pub enum Answer {
     Matched {
         inquiry_id: String,
         resident_id: String,
-        doses: Vec<DoseRow>,
+        doses: Vec<super::resident_doses::Dose>,
         newly_copied: usize,
     },
     /// Nobody with this number at that municipality — or no such partition.
@@ -468,7 +468,10 @@ pub fn inquire(
             inquiry_id: inquiry_id.clone(),
             resident_id: resident.id.clone(),
             newly_copied: fresh.len(),
-            doses: copies,
+            doses: copies
+                .into_iter()
+                .map(super::resident_doses::Dose::from)
+                .collect(),
         })
     })
 }

@@ -3,7 +3,6 @@
 //! once, and can be revoked. Municipalities choose which channels answer.
 
 use super::{AppError, Authed, Ctx, Nav, render, with_db};
-use crate::db::models::certificates::ChannelClientRow;
 use crate::domain::{Network, Role};
 use crate::flows::AppState;
 use crate::flows::certificates::{self as flow, Channel};
@@ -46,7 +45,7 @@ async fn page(
     error: Option<String>,
     name: String,
 ) -> Result<HttpResponse, AppError> {
-    let rows = with_db(state, |conn| Ok(ChannelClientRow::all(conn)?)).await?;
+    let rows = with_db(state, |conn| Ok(flow::clients(conn)?)).await?;
     let bad = error.is_some();
     let mut r = render(&ChannelsPage {
         nav: Nav::for_account(auth, "/operator/channels"),
@@ -57,7 +56,7 @@ async fn page(
                 id: c.id,
                 name: c.name,
                 kind: c.kind,
-                networks: c.networks.replace(',', ", "),
+                networks: c.networks.join(", "),
                 created_at: crate::clock::jst(c.created_at),
                 revoked_at: c.revoked_at.map(crate::clock::jst).unwrap_or_default(),
             })

@@ -4,7 +4,6 @@
 
 use super::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
 use crate::audit::{self, Entry, PLATFORM_CHAIN};
-use crate::db::models::audit_log::AuditRow;
 use crate::domain::{LoginId, MunicipalityCode, PersonName, Registry, Role};
 use crate::flows::AppState;
 use crate::flows::accounts::{self, AccountError, NewAccount};
@@ -87,7 +86,7 @@ async fn page(
     let (tenants, log) = with_db(state, |conn| {
         Ok((
             municipalities::list(conn).map_err(AppError::failed)?,
-            AuditRow::recent_of_chain(conn, PLATFORM_CHAIN, 100)?,
+            crate::audit::recent(conn, PLATFORM_CHAIN, 100)?,
         ))
     })
     .await?;

@@ -1,7 +1,7 @@
 //! An operation-log line as the pages show it (the administrator's log
 //! and the operator's), in Japan's time.
 
-use crate::db::models::audit_log::AuditRow;
+use crate::audit::Recorded;
 
 pub struct LogLine {
     pub seq: i64,
@@ -14,7 +14,7 @@ pub struct LogLine {
     pub detail: String,
 }
 
-pub fn log_line(r: &AuditRow) -> LogLine {
+pub fn log_line(r: &Recorded) -> LogLine {
     LogLine {
         seq: r.seq,
         at: crate::clock::jst(r.at),

@@ -2,7 +2,6 @@
 //! verification (and the witness's), and the CSV export.
 
 use crate::audit::{self, Entry};
-use crate::db::models::audit_log::AuditRow;
 use crate::domain::MunicipalityCode;
 use crate::flows::AppState;
 use crate::i18n::T;
@@ -20,7 +19,7 @@ struct LogQuery {
 }
 
 impl LogQuery {
-    fn keep(&self, r: &AuditRow) -> bool {
+    fn keep(&self, r: &audit::Recorded) -> bool {
         let has = |f: &Option<String>, v: &str| {
             f.as_deref()
                 .map(str::trim)
@@ -58,7 +57,7 @@ fn load_log(
     code: MunicipalityCode,
     q: &LogQuery,
     limit: i64,
-) -> Result<(Vec<AuditRow>, audit::ChainReport), AppError> {
+) -> Result<(Vec<audit::Recorded>, audit::ChainReport), AppError> {
     let report = audit::verify(
         conn,
         &state.audit,
@@ -67,7 +66,7 @@ fn load_log(
     )?
     .pop()
     .ok_or_else(|| AppError::Internal("no report".into()))?;
-    let rows = AuditRow::recent_of_chain(conn, code.as_str(), limit)?
+    let rows = audit::recent(conn, code.as_str(), limit)?
         .into_iter()
         .filter(|r| q.keep(r))
         .collect();

@@ -1,7 +1,6 @@
 //! The municipality's settings: its LG-WAN networks, the second-factor
 //! requirement, and which certificate channels answer.
 
-use crate::db::models::networks::NetworkRow;
 use crate::domain::Network;
 use crate::flows::AppState;
 use crate::flows::networks;
@@ -17,7 +16,7 @@ struct NetworksPage {
     t: T,
     nav: Nav,
     csrf: String,
-    networks: Vec<NetworkRow>,
+    networks: Vec<networks::Declared>,
     client: String,
     client_inside: bool,
     input: String,

@@ -2,7 +2,6 @@
 //! asked of their former municipality and answered no sooner than the floor.
 
 use super::inquirer;
-use crate::db::models::doses::DoseRow;
 use crate::domain::{
     IdDocument, InquiryFields, InquiryPurpose, Permission, Registry, parse_inquiry,
 };
@@ -268,7 +267,10 @@ pub(super) async fn inquire(
 }
 
 /// Doses as the result page lists them, with product names.
-async fn dose_lines(state: &AppState, doses: Vec<DoseRow>) -> Result<Vec<DoseLine>, AppError> {
+async fn dose_lines(
+    state: &AppState,
+    doses: Vec<crate::flows::resident_doses::Dose>,
+) -> Result<Vec<DoseLine>, AppError> {
     with_db(state, move |conn| {
         let master = crate::flows::vaccines::Master::load(conn)?;
         Ok(doses
