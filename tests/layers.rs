@@ -292,11 +292,9 @@ fn tenant_tables_are_reached_only_through_the_scoped_connection() {
 /// The list only shrinks: a module that stops naming them leaves it, and
 /// no other module may start.
 const WEB_NAMING_ROWS: &[&str] = &[
-    "admin/accounts.rs",
     "auth.rs",
     "certificates.rs",
     "imports.rs",
-    "sites.rs",
     "tablet.rs",
     "transfers/bulk.rs",
     "transfers/provision_records.rs",

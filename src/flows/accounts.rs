@@ -622,6 +622,51 @@ pub fn unlock(
     })
 }
 
+/// An account as its municipality's administrator lists it: no password
+/// hash, no second-factor secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub login_id: String,
+    pub display_name: String,
+    /// The stored role and permission codes (`Role::parse`,
+    /// `Permission::parse_list` read them).
+    pub role: String,
+    pub permissions: String,
+    pub expires_on: Option<chrono::NaiveDate>,
+    /// As of the moment the list was read.
+    pub status: AccountStatus,
+    pub last_login_at: Option<NaiveDateTime>,
+    pub last_login_addr: Option<String>,
+    pub device_name: Option<String>,
+    pub responsible_person: Option<String>,
+    pub site_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// The municipality's accounts.
+pub fn of_municipality(conn: &mut DbConn, code: MunicipalityCode) -> Result<Vec<Listed>, DbError> {
+    let at = now();
+    Ok(AccountRow::of_municipality(conn, code.as_str())?
+        .into_iter()
+        .map(|a| Listed {
+            status: AccountStatus::of(&a, at),
+            id: a.id,
+            login_id: a.login_id,
+            display_name: a.display_name,
+            role: a.role,
+            permissions: a.permissions,
+            expires_on: a.expires_on,
+            last_login_at: a.last_login_at,
+            last_login_addr: a.last_login_addr,
+            device_name: a.device_name,
+            responsible_person: a.responsible_person,
+            site_id: a.site_id,
+            created_at: a.created_at,
+        })
+        .collect())
+}
+
 /// How an account stands today, for the administrator's list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountStatus {

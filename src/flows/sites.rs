@@ -115,6 +115,31 @@ pub fn close(
     })
 }
 
+/// A site as the administrator's list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub name: String,
+    pub kind: Option<SiteKind>,
+    pub open: bool,
+}
+
+/// The municipality's sites, closed ones included.
+pub fn of_municipality(
+    conn: &mut crate::db::DbConn,
+    code: crate::domain::MunicipalityCode,
+) -> Result<Vec<Listed>, crate::db::DbError> {
+    Ok(SiteRow::of_municipality(conn, code.as_str())?
+        .into_iter()
+        .map(|s| Listed {
+            kind: SiteKind::parse(&s.kind),
+            open: s.closed_at.is_none(),
+            id: s.id,
+            name: s.name,
+        })
+        .collect())
+}
+
 /// The open site a tablet account records for, if it has one, from the
 /// site row read with the account.
 pub fn usable_for(account: &AccountRow, site: Option<SiteRow>) -> Option<SiteRow> {

@@ -3,8 +3,6 @@
 //! to one of these sites.
 
 use super::{AppError, Authed, Ctx, Nav, field_message, path_id, render, with_db};
-use crate::db::models::accounts::AccountRow;
-use crate::db::models::sites::SiteRow;
 use crate::domain::Role;
 use crate::flows::AppState;
 use crate::flows::sites::{self, SiteKind, SiteName};
@@ -53,8 +51,8 @@ async fn page(
     let code = auth.require_admin()?;
     let (rows, accounts) = with_db(state, move |conn| {
         Ok((
-            SiteRow::of_municipality(conn, code.as_str())?,
-            AccountRow::of_municipality(conn, code.as_str())?,
+            crate::flows::sites::of_municipality(conn, code)?,
+            crate::flows::accounts::of_municipality(conn, code)?,
         ))
     })
     .await?;
@@ -74,11 +72,11 @@ async fn page(
                     )
                 })
                 .collect(),
-            kind: match SiteKind::parse(&s.kind) {
+            kind: match s.kind {
                 Some(SiteKind::Clinic) => "sites.kind.clinic",
                 _ => "sites.kind.mass",
             },
-            open: s.closed_at.is_none(),
+            open: s.open,
             id: s.id,
             name: s.name,
         })

@@ -3,7 +3,6 @@
 
 use crate::audit::{self, Entry};
 use crate::clock::now;
-use crate::db::models::accounts::AccountRow;
 use crate::domain::{MunicipalityCode, Permission, Role};
 use crate::flows::AppState;
 use crate::flows::account_issue::{self, AccountField, AccountRequest, IssueError, Problem};
@@ -29,8 +28,8 @@ pub struct AccountView {
     pub locked: bool,
 }
 
-fn view(a: &AccountRow) -> AccountView {
-    let status = AccountStatus::of(a, now());
+fn view(a: &accounts::Listed) -> AccountView {
+    let status = a.status;
     AccountView {
         id: a.id.clone(),
         login_id: a.login_id.clone(),
@@ -83,7 +82,7 @@ pub(super) async fn accounts_page(
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_admin()?;
     let rows = with_db(&state, move |conn| {
-        Ok(AccountRow::of_municipality(conn, code.as_str())?)
+        Ok(accounts::of_municipality(conn, code)?)
     })
     .await?;
     let accounts: Vec<AccountView> = rows.iter().map(view).collect();
@@ -105,7 +104,7 @@ pub(super) async fn accounts_csv(
     let code = auth.require_admin()?;
     let (st, actor) = (state.clone(), auth.actor());
     let rows = with_db(&state, move |conn| {
-        let rows = AccountRow::of_municipality(conn, code.as_str())?;
+        let rows = accounts::of_municipality(conn, code)?;
         audit::record(
             conn,
             &st.audit,
@@ -121,7 +120,6 @@ pub(super) async fn accounts_csv(
         Ok(rows)
     })
     .await?;
-    let at = now();
     let body = crate::csvout::utf8_bom(
         &[
             "ログインID",
@@ -143,7 +141,7 @@ pub(super) async fn accounts_csv(
                 a.role.clone(),
                 a.permissions.clone(),
                 a.expires_on.map(|d| d.to_string()).unwrap_or_default(),
-                format!("{:?}", AccountStatus::of(a, at)).to_lowercase(),
+                format!("{:?}", a.status).to_lowercase(),
                 a.last_login_at.map(|t| t.to_string()).unwrap_or_default(),
                 a.last_login_addr.clone().unwrap_or_default(),
                 a.device_name.clone().unwrap_or_default(),
@@ -326,7 +324,7 @@ pub(super) async fn create_account(
         Ok((row, pw)) => {
             let created = (row.login_id, pw.as_str().to_string());
             let rows = with_db(&state, move |conn| {
-                Ok(AccountRow::of_municipality(conn, code.as_str())?)
+                Ok(accounts::of_municipality(conn, code)?)
             })
             .await?;
             let accounts: Vec<AccountView> = rows.iter().map(view).collect();
