@@ -46,7 +46,9 @@ pub struct Prepared {
 /// what it needs; otherwise as the server's own role.
 pub fn migrate(common: &Common, conn: &mut db::DbConn) -> anyhow::Result<usize> {
     let Some(owner_url) = &common.migration_database_url else {
-        return Ok(db::migrate(conn)?);
+        let applied = db::migrate(conn)?;
+        db::settle_counts(conn)?;
+        return Ok(applied);
     };
     let mut owner = db::Manager::new(owner_url.clone()).establish()?;
     let applied = db::migrate(&mut owner)?;
@@ -56,6 +58,9 @@ pub fn migrate(common: &Common, conn: &mut db::DbConn) -> anyhow::Result<usize> 
     {
         db::grant_server_role(&mut owner, &role)?;
     }
+    // After the grant: a server already running records with the new
+    // tables while the counts are settled.
+    db::settle_counts(&mut owner)?;
     Ok(applied)
 }
 

@@ -399,16 +399,24 @@ pub fn migrate(conn: &mut DbConn) -> Result<usize, DbError> {
             .run_pending_migrations(POSTGRES_MIGRATIONS)
             .map(|v| v.len()),
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    };
+    applied.map_err(DbError::Migration)
+}
+
+/// Runs the recount a migration asked for (a row in `counts_owed`: a
+/// migration that adds a kept count starts it from nothing, and its own
+/// query of a tenant table would see no rows under PostgreSQL's row-level
+/// security), then clears the request. One cut short leaves the request
+/// standing and runs again at the next start. Returns whether it ran.
+pub fn settle_counts(conn: &mut DbConn) -> Result<bool, DbError> {
+    use schema::counts_owed;
+    let owed: i64 = counts_owed::table.count().get_result(conn)?;
+    if owed == 0 {
+        return Ok(false);
     }
-    .map_err(DbError::Migration)?;
-    // A migration that adds a kept count starts it from nothing: the rows
-    // already stored are counted by the recount, one municipality at a
-    // time (a migration's own query of a tenant table sees no rows under
-    // PostgreSQL's row-level security).
-    if applied > 0 {
-        stat_counts::recount(conn)?;
-    }
-    Ok(applied)
+    stat_counts::recount(conn)?;
+    diesel::delete(counts_owed::table).execute(conn)?;
+    Ok(true)
 }
 
 /// Whether the role may create tables in the current schema.

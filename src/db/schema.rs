@@ -439,6 +439,12 @@ diesel::table! {
 }
 
 diesel::table! {
+    counts_owed (since) {
+        since -> Timestamp,
+    }
+}
+
+diesel::table! {
     queue_days (municipality_code, day, flags) {
         municipality_code -> Text,
         day -> Date,
@@ -536,7 +542,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     stat_open,
     resident_counts,
     dose_progress,
-    queue_days
+    queue_days,
+    counts_owed
 );
 
 /// Every table the migrations create, in dependency order (parents first).
@@ -575,6 +582,7 @@ pub const ALL_TABLES: &[&str] = &[
     "resident_counts",
     "dose_progress",
     "queue_days",
+    "counts_owed",
 ];
 
 /// Tables holding one municipality's personal data: keyed by

@@ -1,2 +1,3 @@
+DROP TABLE counts_owed;
 DROP TRIGGER dose_events_queue_day;
 DROP TABLE queue_days;
