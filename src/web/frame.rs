@@ -264,7 +264,13 @@ pub async fn frame(
         return Ok(refused_before_handlers(req, 403, &path, &info, secure));
     }
 
-    let res = next.call(req).await?;
+    // Whatever a handler logs while it runs (an API refusal's fault, which
+    // never reaches the error page below) carries the request id.
+    let res = tracing::Instrument::instrument(
+        next.call(req),
+        tracing::error_span!("request", id = %info.request_id),
+    )
+    .await?;
     let status = res.status().as_u16();
     // Errors raised by handlers (and unknown routes) get the full error page;
     // a page that chose its own status (a form shown again with a 422) keeps it.
@@ -383,6 +389,70 @@ fn set_security_headers(h: &mut header::HeaderMap, secure: bool, is_static: bool
 mod tests {
 
     use super::*;
+
+    /// A log writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A fault a handler logs itself (as the API does for the JSON refusals
+    /// it answers with) names the request it happened in, the same id the
+    /// answer carries.
+    #[actix_web::test]
+    async fn what_a_handler_logs_names_its_request() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = actix_web::test::init_service(
+            actix_web::App::new()
+                .wrap(actix_web::middleware::from_fn(frame))
+                .route(
+                    "/api/v1/fails",
+                    web::get().to(|| async {
+                        crate::web::api::internal(crate::web::AppError::Internal("x".into()))
+                            .response()
+                    }),
+                ),
+        )
+        .await;
+        let res = actix_web::test::call_service(
+            &app,
+            actix_web::test::TestRequest::get()
+                .uri("/api/v1/fails")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), 500);
+        let id = res
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(!id.is_empty());
+        let logged = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line = logged
+            .lines()
+            .find(|l| l.contains("api request failed"))
+            .unwrap_or_else(|| panic!("no line for the fault in {logged:?}"));
+        assert!(line.contains(&format!("id={id}")), "{line}");
+    }
 
     fn t(proxies: &[&str]) -> Transport {
         Transport {
