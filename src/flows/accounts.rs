@@ -299,18 +299,7 @@ pub fn login(
                 }
                 .insert(conn)?;
                 AccountRow::record_login(conn, &acc.id, at, addr)?;
-                audit::append(
-                    conn,
-                    key,
-                    &actor,
-                    Entry {
-                        chain: &chain,
-                        action: "login",
-                        target: None,
-                        outcome: "ok",
-                        detail: None,
-                    },
-                )?;
+                audit::append(conn, key, &actor, Entry::done(&chain, "login", None, None))?;
                 Ok::<_, LoginError>(())
             })?;
             Ok(LoginSuccess {
@@ -520,13 +509,7 @@ pub fn logout(
             conn,
             key,
             &actor,
-            Entry {
-                chain: &chain_of(account),
-                action: "logout",
-                target: None,
-                outcome: "ok",
-                detail: None,
-            },
+            Entry::done(&chain_of(account), "logout", None, None),
         )
     })
 }

@@ -476,13 +476,12 @@ pub fn set_channels(
             conn,
             audit_key,
             actor,
-            Entry {
-                chain: code.as_str(),
-                action: "tenant.certificate_channels",
-                target: None,
-                outcome: "ok",
-                detail: Some(format!("channels={list}")),
-            },
+            Entry::done(
+                code.as_str(),
+                "tenant.certificate_channels",
+                None,
+                Some(format!("channels={list}")),
+            ),
         )
     })
 }
@@ -638,13 +637,12 @@ pub fn register_client(
             conn,
             audit_key,
             actor,
-            Entry {
-                chain: audit::PLATFORM_CHAIN,
-                action: "channel_client.register",
-                target: Some(format!("channel_client:{}", row.id)),
-                outcome: "ok",
-                detail: Some(format!("kind={} networks={}", row.kind, row.networks)),
-            },
+            Entry::done(
+                audit::PLATFORM_CHAIN,
+                "channel_client.register",
+                Some(format!("channel_client:{}", row.id)),
+                Some(format!("kind={} networks={}", row.kind, row.networks)),
+            ),
         )
     })?;
     Ok((row, secret))

@@ -134,13 +134,12 @@ pub fn rotate(
             conn,
             audit_key,
             actor,
-            crate::audit::Entry {
-                chain: crate::audit::PLATFORM_CHAIN,
-                action: "issuer.rotate",
-                target: Some(format!("issuer_key:{new}")),
-                outcome: "ok",
-                detail: Some(format!("retained={}", old.as_deref().unwrap_or("-"))),
-            },
+            crate::audit::Entry::done(
+                crate::audit::PLATFORM_CHAIN,
+                "issuer.rotate",
+                Some(format!("issuer_key:{new}")),
+                Some(format!("retained={}", old.as_deref().unwrap_or("-"))),
+            ),
         )?;
         Ok((old, new))
     })

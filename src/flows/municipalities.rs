@@ -82,13 +82,12 @@ pub fn enable(
         crate::audit::append_later(
             conn,
             &crate::audit::Actor::default(),
-            crate::audit::Entry {
-                chain: code.as_str(),
-                action: "municipality.enable",
-                target: None,
-                outcome: "ok",
-                detail: Some(format!("key_version={version}")),
-            },
+            crate::audit::Entry::done(
+                code.as_str(),
+                "municipality.enable",
+                None,
+                Some(format!("key_version={version}")),
+            ),
         )?;
         Ok(m)
     })
@@ -155,13 +154,12 @@ pub fn set_require_totp(
             conn,
             key,
             actor,
-            crate::audit::Entry {
-                chain: code.as_str(),
-                action: "tenant.require_totp",
-                target: None,
-                outcome: "ok",
-                detail: Some(format!("on={on}")),
-            },
+            crate::audit::Entry::done(
+                code.as_str(),
+                "tenant.require_totp",
+                None,
+                Some(format!("on={on}")),
+            ),
         )
     })
 }

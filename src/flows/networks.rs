@@ -107,13 +107,12 @@ pub fn add(
             conn,
             key,
             actor,
-            Entry {
-                chain: code.as_str(),
-                action: "network.add",
-                target: Some(format!("network:{cidr}")),
-                outcome: "ok",
-                detail: None,
-            },
+            Entry::done(
+                code.as_str(),
+                "network.add",
+                Some(format!("network:{cidr}")),
+                None,
+            ),
         )?;
         Ok(true)
     })
@@ -134,13 +133,12 @@ pub fn remove(
                 conn,
                 key,
                 actor,
-                Entry {
-                    chain: code.as_str(),
-                    action: "network.remove",
-                    target: Some(format!("network:{cidr}")),
-                    outcome: "ok",
-                    detail: None,
-                },
+                Entry::done(
+                    code.as_str(),
+                    "network.remove",
+                    Some(format!("network:{cidr}")),
+                    None,
+                ),
             )?;
         }
         Ok(n > 0)

@@ -74,13 +74,12 @@ pub fn register(
             conn,
             key,
             actor,
-            Entry {
-                chain: municipality.as_str(),
-                action: "sites.register",
-                target: Some(format!("site:{}", row.id)),
-                outcome: "ok",
-                detail: Some(format!("kind={}", kind.code())),
-            },
+            Entry::done(
+                municipality.as_str(),
+                "sites.register",
+                Some(format!("site:{}", row.id)),
+                Some(format!("kind={}", kind.code())),
+            ),
         )?;
         Ok(row.clone())
     })
@@ -102,13 +101,12 @@ pub fn close(
                 conn,
                 key,
                 actor,
-                Entry {
-                    chain: municipality.as_str(),
-                    action: "sites.close",
-                    target: Some(format!("site:{id}")),
-                    outcome: "ok",
-                    detail: None,
-                },
+                Entry::done(
+                    municipality.as_str(),
+                    "sites.close",
+                    Some(format!("site:{id}")),
+                    None,
+                ),
             )?;
         }
         Ok(closed)

@@ -179,13 +179,12 @@ async fn enable_municipality(
             conn,
             &st.audit,
             &actor,
-            Entry {
-                chain: PLATFORM_CHAIN,
-                action: "municipality.enable",
-                target: Some(format!("municipality:{code}")),
-                outcome: "ok",
-                detail: None,
-            },
+            Entry::done(
+                PLATFORM_CHAIN,
+                "municipality.enable",
+                Some(format!("municipality:{code}")),
+                None,
+            ),
         )?;
         let new = NewAccount {
             login_id: login,

@@ -109,13 +109,12 @@ pub(super) async fn accounts_csv(
             conn,
             &st.audit,
             &actor,
-            Entry {
-                chain: code.as_str(),
-                action: "account.export",
-                target: None,
-                outcome: "ok",
-                detail: Some(format!("rows={}", rows.len())),
-            },
+            Entry::done(
+                code.as_str(),
+                "account.export",
+                None,
+                Some(format!("rows={}", rows.len())),
+            ),
         )?;
         Ok(rows)
     })

@@ -120,13 +120,12 @@ pub(super) async fn log_csv(
             conn,
             &st.audit,
             &actor,
-            Entry {
-                chain: code.as_str(),
-                action: "log.export",
-                target: None,
-                outcome: "ok",
-                detail: Some(format!("rows={}", rows.len())),
-            },
+            Entry::done(
+                code.as_str(),
+                "log.export",
+                None,
+                Some(format!("rows={}", rows.len())),
+            ),
         )?;
         Ok(rows)
     })
