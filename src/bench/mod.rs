@@ -600,14 +600,17 @@ impl BenchImport {
     pub(crate) fn run(
         &self,
         req: crate::flows::import_jobs::Request,
-    ) -> anyhow::Result<crate::db::models::import_jobs::ImportJobRow> {
+    ) -> anyhow::Result<crate::flows::import_jobs::Job> {
         let job = crate::flows::import_jobs::run_now(&self.state, req)?;
         anyhow::ensure!(
             job.status == crate::flows::import_jobs::SUCCEEDED,
             "import {}: {} {}",
             job.status,
             job.message.clone().unwrap_or_default(),
-            job.errors.clone().unwrap_or_default()
+            job.errors
+                .first()
+                .map(|e| e.message_en.clone())
+                .unwrap_or_default()
         );
         Ok(job)
     }
@@ -619,7 +622,7 @@ pub(crate) fn import_file(
     master: &std::sync::Arc<crate::crypto::MasterKey>,
     code: MunicipalityCode,
     file: &std::path::Path,
-) -> anyhow::Result<crate::db::models::import_jobs::ImportJobRow> {
+) -> anyhow::Result<crate::flows::import_jobs::Job> {
     let work = file.parent().unwrap_or(std::path::Path::new("."));
     let b = BenchImport::new(db, master, work)?;
     let req = b.request(code, file)?;

@@ -273,6 +273,11 @@ impl Manager {
     }
 }
 
+/// One round trip: whether the database answers (the health check).
+pub fn ping(conn: &mut DbConn) -> Result<(), DbError> {
+    conn.batch_execute("SELECT 1").map_err(DbError::Query)
+}
+
 impl ManageConnection for Manager {
     type Connection = DbConn;
     type Error = DbError;
@@ -287,11 +292,11 @@ impl ManageConnection for Manager {
     /// too). A lost connection is dropped when it is checked in.
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
         if lost::recently()
-            && let Err(e) = conn.batch_execute("SELECT 1")
+            && let Err(e) = ping(conn)
         {
             // The pool drops it; no other connection is to blame.
             lost::reported_here();
-            return Err(DbError::Query(e));
+            return Err(e);
         }
         Ok(())
     }

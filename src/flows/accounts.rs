@@ -10,7 +10,6 @@ use crate::audit::{self, Actor, AuditKey, Entry, PLATFORM_CHAIN};
 use crate::clock::now;
 use crate::crypto::password;
 use crate::db::models::accounts::{AccountRow, SessionParts, SessionRow, ThrottleRow};
-use crate::db::models::sites::SiteRow;
 use crate::db::models::tenants::KeysAndProduct;
 use crate::db::{DbConn, DbError};
 use crate::domain::{LoginId, MunicipalityCode, NewPassword, Role};
@@ -25,12 +24,88 @@ pub const LOCK_MINUTES: i64 = 15;
 pub const IDLE_MINUTES: i64 = 15;
 pub const ABSOLUTE_HOURS: i64 = 12;
 
+/// The signed-in account as a request sees it. The password hash and the
+/// wrapped second factor stay in the database.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub login_id: String,
+    pub role: String,
+    pub municipality_code: Option<String>,
+    pub prefecture_code: Option<String>,
+    pub display_name: String,
+    pub permissions: String,
+    pub must_change_password: bool,
+    pub expires_on: Option<chrono::NaiveDate>,
+    /// Whether the account enrolled a TOTP second factor.
+    pub second_factor: bool,
+}
+
+impl From<AccountRow> for Account {
+    fn from(a: AccountRow) -> Account {
+        Account {
+            second_factor: a.totp_secret_wrapped.is_some(),
+            id: a.id,
+            login_id: a.login_id,
+            role: a.role,
+            municipality_code: a.municipality_code,
+            prefecture_code: a.prefecture_code,
+            display_name: a.display_name,
+            permissions: a.permissions,
+            must_change_password: a.must_change_password,
+            expires_on: a.expires_on,
+        }
+    }
+}
+
+/// A live session as pages show it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub csrf_token: String,
+    pub previous_login_at: Option<NaiveDateTime>,
+    pub previous_login_addr: Option<String>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(s: SessionRow) -> Session {
+        Session {
+            csrf_token: s.csrf_token,
+            previous_login_at: s.previous_login_at,
+            previous_login_addr: s.previous_login_addr,
+        }
+    }
+}
+
+/// What the log line of an account's own operation needs of it, whether it
+/// was read whole (a row) or is the signed-in account.
+pub trait Held {
+    fn id(&self) -> &str;
+    fn municipality(&self) -> Option<&str>;
+}
+
+impl Held for AccountRow {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn municipality(&self) -> Option<&str> {
+        self.municipality_code.as_deref()
+    }
+}
+
+impl Held for Account {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn municipality(&self) -> Option<&str> {
+        self.municipality_code.as_deref()
+    }
+}
+
 /// The chain an account's operations are logged in.
-pub fn chain_of(account: &AccountRow) -> String {
+pub fn chain_of(account: &impl Held) -> String {
     account
-        .municipality_code
-        .clone()
-        .unwrap_or_else(|| PLATFORM_CHAIN.to_string())
+        .municipality()
+        .map_or_else(|| PLATFORM_CHAIN.to_string(), str::to_string)
 }
 
 /// The log line of a change to an account, in its municipality's chain.
@@ -38,11 +113,11 @@ fn account_line(
     conn: &mut DbConn,
     key: &AuditKey,
     actor: &Actor,
-    account: &AccountRow,
+    account: &impl Held,
     action: &str,
     detail: Option<String>,
 ) -> Result<(), DbError> {
-    let target = Some(format!("account:{}", account.id));
+    let target = Some(format!("account:{}", account.id()));
     audit::append(
         conn,
         key,
@@ -51,7 +126,7 @@ fn account_line(
     )
 }
 
-pub fn role_of(account: &AccountRow) -> Option<Role> {
+pub fn role_of(account: &Account) -> Option<Role> {
     Role::parse(&account.role)
 }
 
@@ -177,7 +252,7 @@ pub fn bootstrap_operator(
 /// A logged-in session: the cookie token (returned once) and what to show.
 pub struct LoginSuccess {
     pub token: String,
-    pub account: AccountRow,
+    pub account: Account,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -304,7 +379,7 @@ pub fn login(
             })?;
             Ok(LoginSuccess {
                 token,
-                account: acc,
+                account: acc.into(),
             })
         }
         Some(acc) => {
@@ -477,8 +552,8 @@ fn live(conn: &mut DbConn, hash: &str, parts: SessionParts) -> Result<Option<Liv
     }
     let site = crate::flows::sites::usable_for(&account, site);
     Ok(Some(Live {
-        session,
-        account,
+        session: session.into(),
+        account: account.into(),
         site,
         scans_paused: scans_locked_until.is_some_and(|t| t > at),
     }))
@@ -487,10 +562,10 @@ fn live(conn: &mut DbConn, hash: &str, parts: SessionParts) -> Result<Option<Liv
 /// A live session, read with what every request asks of it.
 #[derive(Debug, Clone)]
 pub struct Live {
-    pub session: SessionRow,
-    pub account: AccountRow,
+    pub session: Session,
+    pub account: Account,
     /// A tablet's site, if it is open and of the account's municipality.
-    pub site: Option<SiteRow>,
+    pub site: Option<crate::flows::sites::OpenSite>,
     /// Whether the account's ticket scans are paused after too many misses.
     pub scans_paused: bool,
 }
@@ -499,7 +574,7 @@ pub fn logout(
     conn: &mut DbConn,
     key: &AuditKey,
     token: &str,
-    account: &AccountRow,
+    account: &Account,
     addr: &str,
 ) -> Result<(), DbError> {
     crate::db::write_transaction(conn, |conn| {
@@ -538,20 +613,21 @@ impl crate::db::DbCause for PasswordChangeError {
 pub fn change_password(
     pool: &crate::db::Pool,
     key: &AuditKey,
-    account: &AccountRow,
+    account: &Account,
     keep_session: &str,
     current: &str,
     new: &NewPassword,
     addr: &str,
 ) -> Result<(), PasswordChangeError> {
-    if !password::verify(&account.password_hash, current) {
+    let mut pooled = pool.get().map_err(DbError::from)?;
+    let stored = AccountRow::find(&mut pooled, &account.id)?.map(|a| a.password_hash);
+    if !stored.is_some_and(|h| password::verify(&h, current)) {
         return Err(PasswordChangeError::WrongCurrent);
     }
     if current == new.as_str() {
         return Err(PasswordChangeError::Unchanged);
     }
     let hash = password::hash(new.as_str());
-    let mut pooled = pool.get().map_err(DbError::from)?;
     crate::db::write_transaction(&mut pooled, |conn| {
         AccountRow::set_password(conn, &account.id, &hash, false)?;
         let keep = SessionRow::find(conn, &token_hash(keep_session))?;
@@ -695,7 +771,7 @@ pub fn enrol_totp(
     conn: &mut DbConn,
     master: &crate::crypto::MasterKey,
     key: &AuditKey,
-    account: &AccountRow,
+    account: &Account,
     secret: &[u8],
     code: &str,
     addr: &str,

@@ -110,10 +110,37 @@ impl crate::db::DbCause for CertError {
 }
 crate::db::from_diesel_via_db_error!(CertError);
 
+/// A certificate as pages and answers show it; its sealed card is opened
+/// apart (`open`).
+#[derive(Debug, Clone)]
+pub struct Certificate {
+    pub id: String,
+    pub resident_id: String,
+    pub kind: String,
+    pub issued_on: chrono::NaiveDate,
+    pub valid: bool,
+    pub revoked_at: Option<chrono::NaiveDateTime>,
+    pub revoked_reason: Option<String>,
+}
+
+impl From<&CertificateRow> for Certificate {
+    fn from(r: &CertificateRow) -> Certificate {
+        Certificate {
+            id: r.id.clone(),
+            resident_id: r.resident_id.clone(),
+            kind: r.kind.clone(),
+            issued_on: r.issued_on,
+            valid: r.status == rows::VALID,
+            revoked_at: r.revoked_at,
+            revoked_reason: r.revoked_reason.clone(),
+        }
+    }
+}
+
 /// A certificate as issued: its record and its card.
 #[derive(Debug, Clone)]
 pub struct Issued {
-    pub row: CertificateRow,
+    pub certificate: Certificate,
     pub jws: String,
 }
 
@@ -307,7 +334,10 @@ pub fn issue(
             row.kid
         ),
     )?;
-    Ok(Issued { row, jws })
+    Ok(Issued {
+        certificate: (&row).into(),
+        jws,
+    })
 }
 
 /// A line in the municipality's operation log, chained after the commit.
@@ -337,7 +367,7 @@ fn log(
 /// it says, and the passport details kept with it.
 #[derive(Debug, Clone)]
 pub struct Opened {
-    pub row: CertificateRow,
+    pub certificate: Certificate,
     pub jws: String,
     pub contents: shc::Contents,
     pub passport: Option<Passport>,
@@ -366,7 +396,7 @@ pub fn open(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Op
         .collect();
     doses.sort_by_key(|d| ids.iter().position(|i| *i == d.id));
     Ok(Opened {
-        row,
+        certificate: (&row).into(),
         jws,
         contents,
         passport,
@@ -374,9 +404,20 @@ pub fn open(scope: &Scope<'_>, conn: &mut TenantConn<'_>, id: &str) -> Result<Op
     })
 }
 
+/// Withdraws a certificate at staff's request (see `revoke`).
+pub fn withdraw(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    id: &str,
+    actor: &Actor,
+) -> Result<bool, CertError> {
+    let row = CertificateRow::find(conn, id)?.ok_or(CertError::NotFound)?;
+    revoke(scope, conn, &row, "withdrawn", actor)
+}
+
 /// Revokes one certificate: marks it, puts its rid on its key's public list
 /// and counts the list's change (`crlVersion`). False when it was not valid.
-pub fn revoke(
+fn revoke(
     scope: &Scope<'_>,
     conn: &mut TenantConn<'_>,
     row: &CertificateRow,

@@ -12,7 +12,6 @@ use crate::db::TenantConn;
 use crate::db::models::dose_events::DoseEventRow;
 use crate::db::models::doses::{self as rows, DoseRow};
 use crate::db::models::residents::ResidentRow;
-use crate::db::models::sites::SiteRow;
 use crate::db::models::tickets::{self as ticket_rows, TicketRow};
 use crate::db::models::vaccines::ProductRow;
 use crate::domain::{
@@ -329,7 +328,7 @@ pub fn preview(
 #[derive(Debug, Clone)]
 pub struct Recorder {
     pub account_id: String,
-    pub site: Option<SiteRow>,
+    pub site: Option<crate::flows::sites::OpenSite>,
 }
 
 /// One recording as a site sends it, parsed.

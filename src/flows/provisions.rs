@@ -21,13 +21,70 @@ pub fn cutoff(at: NaiveDateTime) -> NaiveDateTime {
         .unwrap_or(NaiveDateTime::MIN)
 }
 
+/// A provision record as its keeper discloses it, on the page and in the
+/// file.
+#[derive(Debug, Clone)]
+pub struct Provision {
+    pub id: String,
+    pub inquiry_id: String,
+    /// Whether the keeper asked (`requester`) or was asked (`provider`).
+    pub side: String,
+    pub requested_at: NaiveDateTime,
+    pub answered_at: Option<NaiveDateTime>,
+    pub requester_code: String,
+    pub requester_login_id: Option<String>,
+    pub provider_code: String,
+    pub channel: String,
+    pub procedure_code: String,
+    pub purpose: String,
+    /// The record items given, none when nothing was.
+    pub items: Vec<String>,
+    pub dose_count: i32,
+    pub outcome: String,
+    pub refusal: Option<String>,
+    pub id_document: Option<String>,
+    pub id_checked_by: Option<String>,
+}
+
+impl From<ProvisionRow> for Provision {
+    fn from(r: ProvisionRow) -> Provision {
+        Provision {
+            items: r
+                .items
+                .split(',')
+                .filter(|i| !i.is_empty())
+                .map(str::to_string)
+                .collect(),
+            id: r.id,
+            inquiry_id: r.inquiry_id,
+            side: r.side,
+            requested_at: r.requested_at,
+            answered_at: r.answered_at,
+            requester_code: r.requester_code,
+            requester_login_id: r.requester_login_id,
+            provider_code: r.provider_code,
+            channel: r.channel,
+            procedure_code: r.procedure_code,
+            purpose: r.purpose,
+            dose_count: r.dose_count,
+            outcome: r.outcome,
+            refusal: r.refusal,
+            id_document: r.id_document,
+            id_checked_by: r.id_checked_by,
+        }
+    }
+}
+
 /// The keeper's records about one of its residents, newest first.
 pub fn of_resident(
     _scope: &Scope<'_>,
     conn: &mut TenantConn<'_>,
     resident_id: &str,
-) -> Result<Vec<ProvisionRow>, TenancyError> {
-    Ok(ProvisionRow::of_resident(conn, resident_id)?)
+) -> Result<Vec<Provision>, TenancyError> {
+    Ok(ProvisionRow::of_resident(conn, resident_id)?
+        .into_iter()
+        .map(Provision::from)
+        .collect())
 }
 
 /// A municipality's name for a code, or the code alone.
@@ -61,7 +118,7 @@ pub const CSV_HEADER: [&str; 19] = [
 ];
 
 /// One record as a CSV line (Japan time).
-pub fn csv_line(r: &ProvisionRow) -> Vec<String> {
+pub fn csv_line(r: &Provision) -> Vec<String> {
     let jst = |t: NaiveDateTime| {
         crate::clock::in_japan(t)
             .format("%Y-%m-%d %H:%M:%S")
@@ -86,7 +143,7 @@ pub fn csv_line(r: &ProvisionRow) -> Vec<String> {
         r.channel.clone(),
         r.procedure_code.clone(),
         r.purpose.clone(),
-        r.items.clone(),
+        r.items.join(","),
         r.dose_count.to_string(),
         r.outcome.clone(),
         r.refusal.clone().unwrap_or_default(),
@@ -160,6 +217,16 @@ pub fn open_notices(_scope: &Scope<'_>, conn: &mut TenantConn<'_>) -> Result<Vec
             kind: n.kind,
         })
         .collect())
+}
+
+/// Closes an open notice; false when there is none by that id.
+pub fn close_notice(
+    _scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    id: &str,
+    by: &str,
+) -> Result<bool, DbError> {
+    NoticeRow::close(conn, id, by, crate::clock::now())
 }
 
 /// What a notice is about: the asking municipality with its name

@@ -8,7 +8,6 @@ use super::residents::ResidentError;
 use crate::audit::{self, Actor, Entry};
 use crate::db::DbConn;
 use crate::db::TenantConn;
-use crate::db::models::sites::SiteRow;
 use crate::db::models::tenants::{KeysAndProduct, TenantKeyRow, TenantRow};
 use crate::db::models::vaccines::{LotRow, ProductRow};
 use crate::domain::{IdempotencyKey, LotNumber, MunicipalityCode, ProductCode, TicketRef};
@@ -34,7 +33,7 @@ pub struct RecorderCtx {
 }
 
 impl RecorderCtx {
-    pub fn site(&self) -> Option<&SiteRow> {
+    pub fn site(&self) -> Option<&crate::flows::sites::OpenSite> {
         self.recorder.site.as_ref()
     }
 }
@@ -279,11 +278,11 @@ pub async fn record(
 pub async fn choices(
     state: &AppState,
     product: Option<ProductCode>,
-) -> Result<(Vec<ProductRow>, Vec<String>), DoseError> {
+) -> Result<(Vec<super::vaccines::ProductLine>, Vec<String>), DoseError> {
     state
         .blocking(move |conn| {
             let master = Master::load(conn)?;
-            let products: Vec<ProductRow> = master.in_use().cloned().collect();
+            let products = master.in_use().map(Into::into).collect();
             let lots = match product {
                 Some(p) => LotRow::of_product(conn, p.as_str())?
                     .into_iter()

@@ -138,12 +138,25 @@ pub fn of_municipality(
         .collect())
 }
 
+/// The open site a tablet records at.
+#[derive(Debug, Clone)]
+pub struct OpenSite {
+    pub id: String,
+    pub municipality_code: String,
+    pub name: String,
+}
+
 /// The open site a tablet account records for, if it has one, from the
 /// site row read with the account.
-pub fn usable_for(account: &AccountRow, site: Option<SiteRow>) -> Option<SiteRow> {
+pub fn usable_for(account: &AccountRow, site: Option<SiteRow>) -> Option<OpenSite> {
     site.filter(|s| account.site_id.as_deref() == Some(s.id.as_str()))
         .filter(|s| s.closed_at.is_none())
         .filter(|s| account.municipality_code.as_deref() == Some(s.municipality_code.as_str()))
+        .map(|s| OpenSite {
+            id: s.id,
+            municipality_code: s.municipality_code,
+            name: s.name,
+        })
 }
 
 #[cfg(test)]

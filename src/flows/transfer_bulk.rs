@@ -602,3 +602,66 @@ impl From<transfer::TransferError> for ImportError {
         }
     }
 }
+
+/// What a bulk job's lines came to: matched, not matched, doses received.
+pub use crate::db::models::provisions::JobTally as Tally;
+
+/// A bulk job's tally so far (the lines answered before a stop stay
+/// answered).
+pub fn tally(
+    _scope: &crate::tenancy::Scope<'_>,
+    conn: &mut crate::db::TenantConn<'_>,
+    job_id: &str,
+) -> Result<Tally, crate::db::DbError> {
+    ProvisionRow::tally_of_job(conn, job_id)
+}
+
+/// The result file's columns.
+pub const RESULT_HEADER: [&str; 7] = [
+    "行番号",
+    "宛名番号",
+    "転出元市区町村コード",
+    "転出元市区町村名",
+    "照会結果",
+    "取得した接種記録の件数",
+    "照会ID",
+];
+
+/// The job's result, one line per file line: keyed by line number and
+/// 宛名番号 — never the individual number.
+pub fn result_lines(
+    scope: &crate::tenancy::Scope<'_>,
+    conn: &mut crate::db::TenantConn<'_>,
+    job_id: &str,
+) -> Result<Vec<Vec<String>>, residents::ResidentError> {
+    let mut lines = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = ProvisionRow::of_job(conn, job_id, after, 5000)
+            .map_err(crate::tenancy::TenancyError::from)?;
+        let Some(last) = page.last() else { break };
+        after = last.line_no.unwrap_or(i64::MAX);
+        for r in page {
+            let addressee = match &r.resident_id {
+                Some(rid) => residents::get(scope, conn, rid)?
+                    .map(|p| p.addressee_number.as_str().to_string())
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            lines.push(vec![
+                r.line_no.map(|l| l.to_string()).unwrap_or_default(),
+                addressee,
+                r.provider_code.clone(),
+                super::provisions::name_of(&r.provider_code),
+                match r.outcome.as_str() {
+                    prov::PROVIDED => "該当あり",
+                    _ => "該当なし",
+                }
+                .to_string(),
+                r.dose_count.to_string(),
+                r.inquiry_id,
+            ]);
+        }
+    }
+    Ok(lines)
+}

@@ -40,6 +40,68 @@ pub fn seed(conn: &mut DbConn) -> Result<usize, DbError> {
     Ok(rows.len())
 }
 
+/// A product as pages show it: its names, its intervals, whether sites may
+/// choose it.
+#[derive(Debug, Clone)]
+pub struct ProductLine {
+    pub product_code: String,
+    pub manufacturer_ja: String,
+    pub manufacturer_en: String,
+    pub product_ja: String,
+    pub product_en: String,
+    pub vaccine_type: String,
+    pub cvx: Option<String>,
+    pub dose2_min_days: Option<i32>,
+    pub dose3_min_days: Option<i32>,
+    pub booster_min_months: i32,
+    pub in_use: bool,
+}
+
+impl From<&ProductRow> for ProductLine {
+    fn from(p: &ProductRow) -> ProductLine {
+        ProductLine {
+            product_code: p.product_code.clone(),
+            manufacturer_ja: p.manufacturer_ja.clone(),
+            manufacturer_en: p.manufacturer_en.clone(),
+            product_ja: p.product_ja.clone(),
+            product_en: p.product_en.clone(),
+            vaccine_type: p.vaccine_type.clone(),
+            cvx: p.cvx.clone(),
+            dose2_min_days: p.dose2_min_days,
+            dose3_min_days: p.dose3_min_days,
+            booster_min_months: p.booster_min_months,
+            in_use: p.in_use,
+        }
+    }
+}
+
+impl ProductLine {
+    /// 「製造販売業者 — 製品名」 in the page's language.
+    pub fn label(&self, en: bool) -> String {
+        if en {
+            format!("{} — {}", self.manufacturer_en, self.product_en)
+        } else {
+            format!("{} — {}", self.manufacturer_ja, self.product_ja)
+        }
+    }
+}
+
+/// Every product of the master with how many lots it knows, for the
+/// operator's list.
+pub fn with_lot_counts(conn: &mut DbConn) -> Result<Vec<(ProductLine, i64)>, DbError> {
+    let counts = LotRow::counts(conn)?;
+    Ok(ProductRow::all(conn)?
+        .iter()
+        .map(|p| {
+            let n = counts
+                .iter()
+                .find(|(c, _)| *c == p.product_code)
+                .map_or(0, |(_, n)| *n);
+            (ProductLine::from(p), n)
+        })
+        .collect())
+}
+
 /// The master as read at one moment: enough to name a dose's product and
 /// to check a new dose against its intervals.
 #[derive(Debug, Clone, Default)]

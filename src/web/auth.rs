@@ -6,8 +6,6 @@
 //! SameSite=Strict cookie; the frame also refuses a cross-origin `Origin`.
 
 use super::{AppError, Ctx, render, with_db};
-use crate::db::models::accounts::{AccountRow, SessionRow};
-use crate::db::models::sites::SiteRow;
 use crate::domain::NewPassword;
 use crate::flows::AppState;
 use crate::flows::accounts::{self, LoginError, PasswordChangeError};
@@ -72,10 +70,10 @@ fn same_token(a: &str, b: &str) -> bool {
 
 /// A live session and its account.
 pub struct Authed {
-    pub account: AccountRow,
-    pub session: SessionRow,
+    pub account: accounts::Account,
+    pub session: accounts::Session,
     /// A tablet's open site.
-    pub site: Option<SiteRow>,
+    pub site: Option<crate::flows::sites::OpenSite>,
     /// Whether the account's ticket scans are paused.
     pub scans_paused: bool,
     pub token: String,
@@ -458,7 +456,7 @@ fn totp_page(
     let mut r = render(&TotpPage {
         nav: super::Nav::for_account(auth, "/totp"),
         csrf: auth.session.csrf_token.clone(),
-        enrolled: auth.account.totp_secret_wrapped.is_some(),
+        enrolled: auth.account.second_factor,
         required,
         secret: crate::crypto::totp::encode(secret),
         qr_svg,

@@ -5,7 +5,6 @@
 
 use super::{AppError, Authed, Ctx, Nav, field_message, in_partition, render, require_lgwan_for};
 use crate::audit::Actor;
-use crate::db::models::certificates::{self as rows, CertificateRow};
 use crate::domain::{CertificateKind, FieldError, IdDocument, Passport, Permission};
 use crate::flows::AppState;
 use crate::flows::certificates::{self as flow, Application, CertError, Channel, Issuer, Verdict};
@@ -222,11 +221,11 @@ async fn new_form(
         let rid = id.clone();
         let old = in_partition(&state, code, move |scope, conn| {
             let o = flow::open(scope, conn, &from)?;
-            Ok((o.row.resident_id == rid).then_some(o))
+            Ok((o.certificate.resident_id == rid).then_some(o))
         })
         .await?
         .ok_or(AppError::NotFound)?;
-        typed.kind = old.row.kind.clone();
+        typed.kind = old.certificate.kind.clone();
         if let Some(p) = old.passport {
             typed.family = p.family.as_str().into();
             typed.given = p.given.as_str().into();
@@ -334,7 +333,7 @@ async fn issue(
             signer: &signer,
         };
         match flow::issue(scope, conn, &issuer, &resident, &app, &actor) {
-            Ok(i) => Ok(Ok(i.row.id)),
+            Ok(i) => Ok(Ok(i.certificate.id)),
             Err(CertError::NoDoses) => Ok(Err("cert.error.no_doses")),
             Err(CertError::TooLarge(_)) => Ok(Err("cert.error.too_large")),
             Err(e) => Err(e.into()),
@@ -392,15 +391,16 @@ async fn show(
     let (st, actor) = (state.clone(), auth.actor());
     let (opened, resident) = in_partition(&state, code, move |scope, conn| {
         let o = flow::open(scope, conn, &id)?;
-        let r = residents::get(scope, conn, &o.row.resident_id)?.ok_or(AppError::NotFound)?;
+        let r =
+            residents::get(scope, conn, &o.certificate.resident_id)?.ok_or(AppError::NotFound)?;
         super::log_in_scope(
             scope,
             conn,
             &st.audit,
             &actor,
             "certificate.view",
-            Some(format!("resident:{}", o.row.resident_id)),
-            Some(format!("certificate={}", o.row.id)),
+            Some(format!("resident:{}", o.certificate.resident_id)),
+            Some(format!("certificate={}", o.certificate.id)),
         )?;
         Ok((o, r))
     })
@@ -418,13 +418,13 @@ async fn show(
         .chain(c.patient.given.iter().map(String::as_str))
         .collect::<Vec<_>>()
         .join(" ");
-    let overseas = opened.row.kind == CertificateKind::Overseas.code();
+    let overseas = opened.certificate.kind == CertificateKind::Overseas.code();
     let mut r = render(&ShowPage {
         nav: Nav::for_account(&auth, "/residents/by-number"),
         csrf: auth.session.csrf_token.clone(),
-        id: opened.row.id.clone(),
-        resident_id: opened.row.resident_id.clone(),
-        valid: opened.row.status == rows::VALID,
+        id: opened.certificate.id.clone(),
+        resident_id: opened.certificate.resident_id.clone(),
+        valid: opened.certificate.valid,
         kind_ja: if overseas {
             "新型コロナウイルス感染症予防接種証明書（海外用）"
         } else {
@@ -435,7 +435,7 @@ async fn show(
         } else {
             "Vaccination Certificate for COVID-19 (for use in Japan)"
         },
-        issued_on: opened.row.issued_on.to_string(),
+        issued_on: opened.certificate.issued_on.to_string(),
         municipality_ja: municipality
             .map(|m| m.full_name())
             .unwrap_or_else(|| code.to_string()),
@@ -448,11 +448,15 @@ async fn show(
         doses: dose_lines(&opened.doses, &performers),
         qr_svg: shc::qr_svg(&qr),
         revoked_at: opened
-            .row
+            .certificate
             .revoked_at
             .map(crate::clock::jst)
             .unwrap_or_default(),
-        revoked_reason: opened.row.revoked_reason.clone().unwrap_or_default(),
+        revoked_reason: opened
+            .certificate
+            .revoked_reason
+            .clone()
+            .unwrap_or_default(),
         can_open_record: auth.permissions().contains(&Permission::Residents),
         t: ctx.t,
     })?;
@@ -478,8 +482,8 @@ async fn card_file(
             &st.audit,
             &actor,
             "certificate.download",
-            Some(format!("resident:{}", o.row.resident_id)),
-            Some(format!("certificate={}", o.row.id)),
+            Some(format!("resident:{}", o.certificate.resident_id)),
+            Some(format!("certificate={}", o.certificate.id)),
         )?;
         Ok(o)
     })
@@ -490,7 +494,7 @@ async fn card_file(
             "content-disposition",
             format!(
                 "attachment; filename=\"certificate-{}.smart-health-card\"",
-                opened.row.id
+                opened.certificate.id
             ),
         ))
         .insert_header(("cache-control", "no-store"))
@@ -522,8 +526,7 @@ async fn revoke(
     let actor: Actor = auth.actor();
     let cert = id.clone();
     in_partition(&state, code, move |scope, conn| {
-        let row = CertificateRow::find(conn, &cert)?.ok_or(AppError::NotFound)?;
-        flow::revoke(scope, conn, &row, "withdrawn", &actor)?;
+        flow::withdraw(scope, conn, &cert, &actor)?;
         Ok(())
     })
     .await?;

@@ -130,7 +130,7 @@ async fn terminal(
     code: MunicipalityCode,
 ) -> Result<Result<(), NumberRefusal>, AppError> {
     let ip = auth.client_ip;
-    let has_second_factor = auth.account.totp_secret_wrapped.is_some();
+    let has_second_factor = auth.account.second_factor;
     with_db(state, move |conn| {
         Ok(crate::flows::networks::terminal_check(
             conn,

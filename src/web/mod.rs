@@ -13,6 +13,7 @@ mod exports;
 mod frame;
 mod guard;
 mod imports;
+mod jobs;
 mod operator;
 mod oplog;
 mod pages;

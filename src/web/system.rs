@@ -17,11 +17,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Liveness and database reachability, for load balancers and monitoring.
 #[get("/health")]
 async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let db = with_db(&state, |conn| {
-        use diesel::connection::SimpleConnection;
-        conn.batch_execute("SELECT 1").map_err(AppError::from)
-    })
-    .await;
+    let db = with_db(&state, |conn| Ok(crate::db::ping(conn)?)).await;
     let ok = db.is_ok();
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "degraded" },

@@ -5,7 +5,6 @@
 
 use super::{AppError, Authed, Ctx, Nav, field_message, render};
 use super::{NotRecorder, recorder_of};
-use crate::db::models::vaccines::ProductRow;
 use crate::domain::{
     FieldError, IdempotencyKey, LotNumber, MunicipalityCode, ProductCode, Reason, TicketRef,
 };
@@ -137,7 +136,7 @@ struct ConfirmPage {
     dose_number: u8,
     blocks: Vec<Rule>,
     earliest: Option<String>,
-    products: Vec<ProductRow>,
+    products: Vec<crate::flows::vaccines::ProductLine>,
     product: String,
     lots: Vec<String>,
     lot: String,
@@ -147,12 +146,8 @@ struct ConfirmPage {
 }
 
 impl ConfirmPage {
-    fn product_label(&self, p: &ProductRow) -> String {
-        if self.t.is_en() {
-            format!("{} — {}", p.manufacturer_en, p.product_en)
-        } else {
-            format!("{} — {}", p.manufacturer_ja, p.product_ja)
-        }
+    fn product_label(&self, p: &crate::flows::vaccines::ProductLine) -> String {
+        p.label(self.t.is_en())
     }
 }
 

@@ -3,10 +3,9 @@
 //! product from the sites' choice.
 
 use super::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
-use crate::db::models::vaccines::{LotRow, ProductRow};
 use crate::domain::{LotNumber, Role};
 use crate::flows::AppState;
-use crate::flows::vaccines::{self, ProductForm, VaccineError};
+use crate::flows::vaccines::{self, ProductForm, ProductLine, VaccineError};
 use crate::i18n::T;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
@@ -25,7 +24,7 @@ struct VaccinesPage {
     t: T,
     nav: Nav,
     csrf: String,
-    products: Vec<(ProductRow, i64)>,
+    products: Vec<(ProductLine, i64)>,
     product: String,
     lot: String,
     expires: String,
@@ -36,7 +35,7 @@ struct VaccinesPage {
 }
 
 impl VaccinesPage {
-    fn intervals(&self, p: &ProductRow) -> String {
+    fn intervals(&self, p: &ProductLine) -> String {
         let (d, m) = (self.t.s("vaccines.days"), self.t.s("vaccines.months"));
         let mut parts = Vec::new();
         if let Some(n) = p.dose2_min_days {
@@ -72,20 +71,7 @@ async fn page(
     added: bool,
 ) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Operator])?;
-    let products = with_db(state, |conn| {
-        let counts = LotRow::counts(conn)?;
-        Ok(ProductRow::all(conn)?
-            .into_iter()
-            .map(|p| {
-                let n = counts
-                    .iter()
-                    .find(|(c, _)| *c == p.product_code)
-                    .map_or(0, |(_, n)| *n);
-                (p, n)
-            })
-            .collect())
-    })
-    .await?;
+    let products = with_db(state, |conn| Ok(vaccines::with_lot_counts(conn)?)).await?;
     let (product, lot, expires, error) = forms.lot;
     let bad = error.is_some() || !forms.product_errors.is_empty();
     let mut resp = render(&VaccinesPage {

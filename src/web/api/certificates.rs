@@ -238,9 +238,9 @@ pub async fn request_certificate(
         Ok(Outcome::Issued(i)) => HttpResponse::Created()
             .insert_header(("cache-control", "no-store"))
             .json(IssuedCertificate {
-                certificate_id: i.row.id.clone(),
-                issued_on: i.row.issued_on.to_string(),
-                kind: i.row.kind.clone(),
+                certificate_id: i.certificate.id.clone(),
+                issued_on: i.certificate.issued_on.to_string(),
+                kind: i.certificate.kind.clone(),
                 qr_text: shc::numeric(&i.jws),
                 verifiable_credential: vec![i.jws],
             }),

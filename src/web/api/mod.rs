@@ -648,7 +648,7 @@ async fn transfer_inquiry(
             let Some(code) = auth.municipality().filter(|_| staff) else {
                 return refuse(conn, ErrorCode::Forbidden, NumberRefusal::Role.code());
             };
-            let has_second_factor = auth.account.totp_secret_wrapped.is_some();
+            let has_second_factor = auth.account.second_factor;
             match crate::flows::networks::terminal_check(
                 conn,
                 code,

@@ -1,10 +1,10 @@
 //! The provision records about a resident (who asked for or was given their
 //! record, and when), and the notices administrators close.
 
-use crate::db::models::provisions::{NoticeRow, ProvisionRow};
 use crate::domain::Permission;
 use crate::flows::AppState;
-use crate::flows::{provisions, residents};
+use crate::flows::provisions::{self, Provision};
+use crate::flows::residents;
 use crate::i18n::T;
 use crate::web::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render};
 use actix_web::{HttpResponse, get, post, web};
@@ -24,8 +24,8 @@ pub struct ProvisionLine {
     pub outcome: String,
 }
 
-impl From<&ProvisionRow> for ProvisionLine {
-    fn from(r: &ProvisionRow) -> Self {
+impl From<&Provision> for ProvisionLine {
+    fn from(r: &Provision) -> Self {
         ProvisionLine {
             requested: crate::clock::jst(r.requested_at),
             side: r.side.clone(),
@@ -42,12 +42,7 @@ impl From<&ProvisionRow> for ProvisionLine {
             ),
             channel: r.channel.clone(),
             purpose: r.purpose.clone(),
-            items: r
-                .items
-                .split(',')
-                .filter(|i| !i.is_empty())
-                .map(str::to_string)
-                .collect(),
+            items: r.items.clone(),
             dose_count: r.dose_count,
             outcome: r.outcome.clone(),
         }
@@ -69,7 +64,7 @@ async fn provisions_of(
     auth: &Authed,
     id: String,
     how: &'static str,
-) -> Result<Vec<ProvisionRow>, AppError> {
+) -> Result<Vec<Provision>, AppError> {
     let code = auth.require_staff(Permission::Residents)?;
     let (st, actor) = (state.clone(), auth.actor());
     in_partition(state, code, move |scope, conn| {
@@ -146,7 +141,7 @@ pub(super) async fn close_notice(
     let id = path_id(&path)?;
     let (st, actor, by) = (state.clone(), auth.actor(), auth.account.login_id.clone());
     in_partition(&state, code, move |scope, conn| {
-        if !NoticeRow::close(conn, &id, &by, crate::clock::now())? {
+        if !provisions::close_notice(scope, conn, &id, &by)? {
             return Err(AppError::NotFound);
         }
         log_in_scope(
