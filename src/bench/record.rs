@@ -10,6 +10,8 @@
 //! and their operation-log lines are counted in the database: what wrk saw
 //! answered must be there.
 
+mod fill;
+mod wrk;
 use super::{Scratch, cores};
 use crate::audit::Actor;
 use crate::config::{AccessLog, ServeArgs};
@@ -24,11 +26,13 @@ use crate::flows::doses::NewDose;
 use crate::flows::residents::{self, NewResident};
 use crate::startup::{self, Application};
 use anyhow::Context;
+pub use fill::*;
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
+pub(crate) use wrk::*;
 
 /// 古河市, 千代田区, 函館市, 大阪市: the tickets are spread over four
 /// partitions, as doses at a site come from residents of several
@@ -51,175 +55,6 @@ pub struct Options {
     pub health_seconds: u64,
     /// HTTP workers of the server (default: one per core, as `vrs serve`).
     pub workers: Option<usize>,
-}
-
-/// One wrk run, from its own report and the script's `done` line.
-#[derive(Debug, Clone, Default)]
-pub(super) struct WrkRun {
-    pub(super) requests: u64,
-    pub(super) secs: f64,
-    pub(super) rps: f64,
-    pub(super) p50_ms: f64,
-    pub(super) p90_ms: f64,
-    pub(super) p99_ms: f64,
-    pub(super) max_ms: f64,
-    pub(super) non_2xx: u64,
-    /// connect, read, write, timeout.
-    pub(super) socket_errors: [u64; 4],
-    /// Requests a thread could not make because its tickets ran out.
-    pub(super) exhausted: u64,
-    pub(super) output: String,
-}
-
-impl WrkRun {
-    pub(super) fn socket_error_total(&self) -> u64 {
-        self.socket_errors.iter().sum()
-    }
-}
-
-/// Fails with the way to get wrk when it is not installed.
-pub(super) fn require_wrk() -> anyhow::Result<()> {
-    let found = Command::new("wrk")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wrk"))
-        .unwrap_or(false);
-    anyhow::ensure!(
-        found,
-        "the HTTP load generator wrk is not installed: apt-get install -y wrk"
-    );
-    Ok(())
-}
-
-/// The i-th made-up resident of a bench municipality: unique 宛名番号 and
-/// individual number, names and birth dates as the demo's.
-fn bench_resident(code: MunicipalityCode, i: usize) -> anyhow::Result<NewResident> {
-    let mut r = crate::demo::demo_resident(code, i % 1000);
-    r.addressee_number = AddresseeNumber::parse(&format!("B{i:09}"))?;
-    r.my_number = Some(MyNumber::from_body(10_000_000_000 + i as u64));
-    Ok(r)
-}
-
-pub fn ticket_number(i: usize) -> String {
-    format!("{:010}", 1_000_000_000 + i)
-}
-
-/// Enables the municipality and stores, through the bulk insert paths in one
-/// partition transaction, `n` residents with one active ticket each (the
-/// run's tickets), and as many again with a dose already recorded: a
-/// campaign under way, whose doses table has rows and statistics.
-pub fn fill_municipality(
-    conn: &mut DbConn,
-    master: &crate::crypto::MasterKey,
-    code: MunicipalityCode,
-    n: usize,
-) -> anyhow::Result<()> {
-    crate::flows::municipalities::enable(conn, master, code)?;
-    let partition = crate::tenancy::Partition::open(conn, master, code)?;
-    let people = (0..n)
-        .map(|i| bench_resident(code, i))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let vaccinated = (n..2 * n)
-        .map(|i| bench_resident(code, i))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let at = crate::clock::now();
-    let given_on = chrono::NaiveDate::from_ymd_opt(2024, 10, 15).unwrap_or_default();
-    partition.run(conn, |scope, conn| {
-        for chunk in vaccinated.chunks(BATCH) {
-            let rows: Vec<ResidentRow> = chunk
-                .iter()
-                .map(|p| residents::new_row(scope, p, uuid::Uuid::now_v7().to_string(), at))
-                .collect();
-            ResidentRow::insert_many(conn, &rows)?;
-            let doses: Vec<NewDose> = rows
-                .iter()
-                .map(|r| NewDose {
-                    resident_id: r.id.clone(),
-                    dose_number: crate::domain::DoseNumber::default(),
-                    administered_on: given_on,
-                    ticket_number: None,
-                    site_municipality: Some(code),
-                    site_name: Some("ベンチ集団接種会場".into()),
-                    product_code: PRODUCT.into(),
-                    lot_number: Some(LOT.into()),
-                    recorded_by: None,
-                    age_band: None,
-                    sex: None,
-                })
-                .collect();
-            crate::flows::doses::append(scope, conn, &doses)?;
-        }
-        for (chunk_no, chunk) in people.chunks(BATCH).enumerate() {
-            let mut rows = Vec::with_capacity(chunk.len());
-            let mut tickets = Vec::with_capacity(chunk.len());
-            for (k, p) in chunk.iter().enumerate() {
-                let id = uuid::Uuid::now_v7().to_string();
-                tickets.push(super::active_ticket(
-                    code.as_str(),
-                    ticket_number(chunk_no * BATCH + k),
-                    id.clone(),
-                    1,
-                    at,
-                ));
-                rows.push(residents::new_row(scope, p, id, at));
-            }
-            ResidentRow::insert_many(conn, &rows)?;
-            TicketRow::insert_many(conn, &tickets)?;
-        }
-        Ok::<_, residents::ResidentError>(())
-    })?;
-    Ok(())
-}
-
-/// A known lot of the product, so no dose waits in the queue for an
-/// unknown lot.
-pub fn add_lot(conn: &mut DbConn) -> anyhow::Result<()> {
-    if !LotRow::exists(conn, PRODUCT, LOT)? {
-        LotRow {
-            product_code: PRODUCT.into(),
-            lot_number: LOT.into(),
-            expires_on: None,
-            created_by: None,
-            created_at: crate::clock::now(),
-        }
-        .insert(conn)?;
-    }
-    Ok(())
-}
-
-/// A mass vaccination site of `code` and a tablet account bound to it;
-/// returns the tablet's login and password.
-pub fn site_tablet(
-    conn: &mut DbConn,
-    audit: &crate::audit::AuditKey,
-    code: MunicipalityCode,
-) -> anyhow::Result<(String, String)> {
-    use crate::flows::{accounts, sites};
-    let site = sites::register(
-        conn,
-        audit,
-        &Actor::default(),
-        code,
-        &sites::SiteName::parse("ベンチ集団接種会場")?,
-        sites::SiteKind::Mass,
-    )?;
-    super::bench_account(
-        conn,
-        audit,
-        accounts::NewAccount {
-            login_id: LoginId::parse(&format!("{code}-tablet"))?,
-            role: Role::SiteTablet,
-            municipality: Some(code),
-            prefecture_code: None,
-            display_name: "ベンチ会場タブレット".into(),
-            permissions: Vec::new(),
-            expires_on: None,
-            device_name: Some("負荷試験".into()),
-            responsible_person: Some("ベンチ会場責任者".into()),
-            site_id: Some(site.id),
-            must_change_password: false,
-        },
-    )
 }
 
 /// One HTTP/1.1 request on its own connection; the status and the body.
@@ -261,111 +96,6 @@ pub(super) fn api_token(port: u16, login: &str, password: &str) -> anyhow::Resul
         .as_str()
         .map(str::to_string)
         .context("POST /api/v1/sessions: no token")
-}
-
-/// The part of the script both runs share: thread numbering, and a last
-/// line with exact figures (latencies in µs) for the bench to read.
-pub(super) const LUA_COMMON: &str = r#"
-local threads = {}
-local next_id = 0
-function setup(thread)
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  table.insert(threads, thread)
-end
-
-exhausted = 0
-
-function done(summary, latency, requests)
-  local ex = 0
-  for _, t in ipairs(threads) do
-    ex = ex + (tonumber(t:get("exhausted")) or 0)
-  end
-  io.write(string.format(
-    "vrs-bench: requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d status_errors=%d exhausted=%d\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.max, summary.errors.status, ex))
-end
-"#;
-
-/// Each request records a dose for the thread's next ticket (thread k of T
-/// takes lines k+1, k+1+T, k+1+2T, … of the file, so no two requests share
-/// one) under a key of its own (thread number and counter).
-pub(super) const LUA_RECORD: &str = r#"
-local tickets_path = [==[@TICKETS@]==]
-local token = "@TOKEN@"
-local date = "@DATE@"
-local nthreads = @THREADS@
-local tickets = {}
-local counter = 0
-
-function init(args)
-  for line in io.lines(tickets_path) do
-    tickets[#tickets + 1] = line
-  end
-end
-
-function request()
-  local t = tickets[counter * nthreads + id + 1]
-  counter = counter + 1
-  if t == nil then
-    exhausted = exhausted + 1
-    wrk.thread:stop()
-    return wrk.format("GET", "/health")
-  end
-  local body = '{"ticket":"' .. t .. '","administered_on":"' .. date ..
-    '","product_code":"@PRODUCT@","lot_number":"@LOT@"}'
-  return wrk.format("POST", "/api/v1/doses", {
-    ["Authorization"] = "Bearer " .. token,
-    ["Content-Type"] = "application/json",
-    ["Idempotency-Key"] = string.format("bench-%d-%012d", id, counter),
-  }, body)
-end
-"#;
-
-/// Runs wrk and reads its report.
-fn run_wrk(connections: usize, seconds: u64, script: &Path, url: &str) -> anyhow::Result<WrkRun> {
-    collect_wrk(spawn_wrk(connections, seconds, script, url)?)
-}
-
-/// Starts wrk; it runs for `seconds`, or until it is sent SIGINT (it then
-/// stops and reports what it did).
-pub(super) fn spawn_wrk(
-    connections: usize,
-    seconds: u64,
-    script: &Path,
-    url: &str,
-) -> anyhow::Result<std::process::Child> {
-    Command::new("wrk")
-        .arg(format!("-t{WRK_THREADS}"))
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{seconds}s"))
-        // Far above any latency seen: a slow answer stays in the
-        // percentiles instead of being dropped as a timeout.
-        .arg("--timeout")
-        .arg("30s")
-        .arg("--latency")
-        .arg("-s")
-        .arg(script)
-        .arg(url)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("running wrk")
-}
-
-/// Waits for wrk to end and reads its report.
-pub(super) fn collect_wrk(child: std::process::Child) -> anyhow::Result<WrkRun> {
-    let out = child.wait_with_output().context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    anyhow::ensure!(
-        out.status.success(),
-        "wrk failed ({}): {}{}",
-        out.status,
-        text,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_wrk(&text)
 }
 
 /// The server of a bench, on a thread of its own, as `vrs serve` runs it.

@@ -5,7 +5,6 @@
 
 use super::accounts::{self, AccountError, NewAccount};
 use crate::audit::{Actor, AuditKey};
-use crate::db::models::accounts::AccountRow;
 use crate::db::models::sites::SiteRow;
 use crate::db::{DbConn, DbError};
 use crate::domain::{
@@ -193,7 +192,7 @@ pub fn issue(
     code: MunicipalityCode,
     req: &AccountRequest,
     today: NaiveDate,
-) -> Result<(AccountRow, NewPassword), IssueError> {
+) -> Result<(super::accounts::Account, NewPassword), IssueError> {
     let sites = open_sites(conn, code)?;
     let new = check(req, code, &sites, today).map_err(IssueError::Invalid)?;
     match accounts::create(conn, key, actor, new, None) {

@@ -5,7 +5,7 @@
 //! the session's own, or before login a double-submit token in a
 //! SameSite=Strict cookie; the frame also refuses a cross-origin `Origin`.
 
-use super::{AppError, Ctx, render, with_db};
+use super::{AppError, Ctx, render, render_form, with_db};
 use crate::domain::NewPassword;
 use crate::flows::AppState;
 use crate::flows::accounts::{self, LoginError, PasswordChangeError};
@@ -375,15 +375,17 @@ async fn password_submit(
     auth.check_csrf(&form.csrf)?;
     let form = form.into_inner();
     let again = |t: T, error: Option<String>, current_error: bool| {
-        let mut r = render(&PasswordPage {
-            nav: super::Nav::for_account(&auth, "/password"),
-            csrf: auth.session.csrf_token.clone(),
-            forced: auth.account.must_change_password,
-            t,
-            error,
-            current_error,
-        })?;
-        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+        let r = render_form(
+            &PasswordPage {
+                nav: super::Nav::for_account(&auth, "/password"),
+                csrf: auth.session.csrf_token.clone(),
+                forced: auth.account.must_change_password,
+                t,
+                error,
+                current_error,
+            },
+            true,
+        )?;
         Ok::<_, AppError>(r)
     };
     let new = match NewPassword::parse(&form.new) {

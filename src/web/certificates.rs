@@ -3,7 +3,10 @@
 //! printable bilingual certificate with its SMART Health Card, the card as
 //! a file, revocation, and the public verify page.
 
-use super::{AppError, Authed, Ctx, Nav, field_message, in_partition, render, require_lgwan_for};
+mod verify;
+use super::{
+    AppError, Authed, Ctx, Nav, field_message, in_partition, render, render_form, require_lgwan_for,
+};
 use crate::audit::Actor;
 use crate::domain::{CertificateKind, FieldError, IdDocument, Passport, Permission};
 use crate::flows::AppState;
@@ -22,8 +25,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(show)
         .service(card_file)
         .service(revoke)
-        .service(verify_form)
-        .service(verify);
+        .service(verify::verify_form)
+        .service(verify::verify);
 }
 
 impl From<CertError> for AppError {
@@ -172,25 +175,25 @@ fn new_page(
     errors: Vec<String>,
 ) -> Result<HttpResponse, AppError> {
     let bad = !errors.is_empty();
-    let mut r = render(&NewPage {
-        nav: Nav::for_account(auth, "/residents/by-number"),
-        csrf: auth.session.csrf_token.clone(),
-        resident_id: p.resident.id.clone(),
-        name: p.resident.name_kanji.as_str().to_string(),
-        kana: p.resident.name_kana.as_str().to_string(),
-        birth_date: p.resident.birth_date.date().to_string(),
-        doses: p.doses,
-        typed,
-        errors,
-        documents: IdDocument::ALL
-            .iter()
-            .map(|d| (d.code(), d.label_key()))
-            .collect(),
-        t,
-    })?;
-    if bad {
-        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let mut r = render_form(
+        &NewPage {
+            nav: Nav::for_account(auth, "/residents/by-number"),
+            csrf: auth.session.csrf_token.clone(),
+            resident_id: p.resident.id.clone(),
+            name: p.resident.name_kanji.as_str().to_string(),
+            kana: p.resident.name_kana.as_str().to_string(),
+            birth_date: p.resident.birth_date.date().to_string(),
+            doses: p.doses,
+            typed,
+            errors,
+            documents: IdDocument::ALL
+                .iter()
+                .map(|d| (d.code(), d.label_key()))
+                .collect(),
+            t,
+        },
+        bad,
+    )?;
     no_store(&mut r);
     Ok(r)
 }
@@ -533,96 +536,4 @@ async fn revoke(
     Ok(HttpResponse::SeeOther()
         .insert_header(("location", format!("/certificates/{id}")))
         .finish())
-}
-
-/// The public verify page's result.
-pub struct Checked {
-    pub status: &'static str,
-    pub reason_key: &'static str,
-    pub name: String,
-    pub birth_date: String,
-    pub issued: String,
-    pub doses: Vec<shc::Immunization>,
-}
-
-#[derive(Template)]
-#[template(path = "certificates/verify.html")]
-struct VerifyPage {
-    t: T,
-    issuer: String,
-    checked: Option<Checked>,
-}
-
-fn verify_page(t: T, state: &AppState, checked: Option<Checked>) -> Result<HttpResponse, AppError> {
-    let mut r = render(&VerifyPage {
-        issuer: state.issuer_url.clone(),
-        checked,
-        t,
-    })?;
-    no_store(&mut r);
-    Ok(r)
-}
-
-#[get("/verify")]
-async fn verify_form(ctx: Ctx, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    verify_page(ctx.t, &state, None)
-}
-
-#[derive(Deserialize)]
-struct VerifyForm {
-    #[serde(default)]
-    card: String,
-}
-
-/// Anyone may check a card: no login, nothing stored, nothing logged (the
-/// card names a person; the page only shows it back to whoever holds it).
-#[post("/verify")]
-async fn verify(
-    ctx: Ctx,
-    state: web::Data<AppState>,
-    form: web::Form<VerifyForm>,
-) -> Result<HttpResponse, AppError> {
-    // A card is at most a few thousand characters.
-    let text: String = form.card.chars().take(16 * 1024).collect();
-    let url = state.issuer_url.clone();
-    let verdict = super::with_db(&state, move |conn| Ok(flow::verify(conn, &url, &text)?)).await?;
-    let shown = |status: &'static str, reason_key: &'static str, c: Option<shc::Contents>| {
-        let c = c.as_ref();
-        Checked {
-            status,
-            reason_key,
-            name: c
-                .map(|c| {
-                    std::iter::once(c.patient.family.as_str())
-                        .chain(c.patient.given.iter().map(String::as_str))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default(),
-            birth_date: c
-                .map(|c| c.patient.birth_date.to_string())
-                .unwrap_or_default(),
-            issued: c
-                .and_then(|c| chrono::DateTime::from_timestamp(c.nbf, 0))
-                .map(|d| crate::clock::jst(d.naive_utc()))
-                .unwrap_or_default(),
-            doses: c.map(|c| c.doses.clone()).unwrap_or_default(),
-        }
-    };
-    let checked = match verdict {
-        Verdict::Valid(c) => shown("valid", "verify.valid", Some(c)),
-        Verdict::Revoked(c) => shown("revoked", "verify.revoked", Some(c)),
-        Verdict::Invalid(e) => shown(
-            "invalid",
-            match e {
-                shc::Invalid::NotACard => "verify.not_a_card",
-                shc::Invalid::UnknownKey => "verify.unknown_key",
-                shc::Invalid::BadSignature => "verify.bad_signature",
-                shc::Invalid::BadContents => "verify.bad_contents",
-                shc::Invalid::OtherIssuer => "verify.other_issuer",
-            },
-            None,
-        ),
-    };
-    verify_page(ctx.t, &state, Some(checked))
 }

@@ -2,7 +2,7 @@
 //! backend, the kiosk issuance centre): each gets its own secret, shown
 //! once, and can be revoked. Municipalities choose which channels answer.
 
-use super::{AppError, Authed, Ctx, Nav, render, with_db};
+use super::{AppError, Authed, Ctx, Nav, render_form, with_db};
 use crate::domain::{Network, Role};
 use crate::flows::AppState;
 use crate::flows::certificates::{self as flow, Channel};
@@ -47,28 +47,28 @@ async fn page(
 ) -> Result<HttpResponse, AppError> {
     let rows = with_db(state, |conn| Ok(flow::clients(conn)?)).await?;
     let bad = error.is_some();
-    let mut r = render(&ChannelsPage {
-        nav: Nav::for_account(auth, "/operator/channels"),
-        csrf: auth.session.csrf_token.clone(),
-        clients: rows
-            .into_iter()
-            .map(|c| ClientLine {
-                id: c.id,
-                name: c.name,
-                kind: c.kind,
-                networks: c.networks.join(", "),
-                created_at: crate::clock::jst(c.created_at),
-                revoked_at: c.revoked_at.map(crate::clock::jst).unwrap_or_default(),
-            })
-            .collect(),
-        created,
-        error,
-        name,
-        t,
-    })?;
-    if bad {
-        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let mut r = render_form(
+        &ChannelsPage {
+            nav: Nav::for_account(auth, "/operator/channels"),
+            csrf: auth.session.csrf_token.clone(),
+            clients: rows
+                .into_iter()
+                .map(|c| ClientLine {
+                    id: c.id,
+                    name: c.name,
+                    kind: c.kind,
+                    networks: c.networks.join(", "),
+                    created_at: crate::clock::jst(c.created_at),
+                    revoked_at: c.revoked_at.map(crate::clock::jst).unwrap_or_default(),
+                })
+                .collect(),
+            created,
+            error,
+            name,
+            t,
+        },
+        bad,
+    )?;
     r.headers_mut().insert(
         actix_web::http::header::CACHE_CONTROL,
         actix_web::http::header::HeaderValue::from_static("no-store"),

@@ -4,7 +4,7 @@
 
 use super::jobs::{self, JobLine, JobView};
 use super::sheets::{SheetPage, into_sheets};
-use super::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render};
+use super::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render, render_form};
 use crate::domain::{MunicipalityCode, Permission};
 use crate::flows::AppState;
 use crate::flows::import_jobs::{self, Job, JobKind};
@@ -49,23 +49,20 @@ async fn index_page(
     code: MunicipalityCode,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let jobs = in_partition(state, code, |s, c| {
-        Ok(import_jobs::recent(s, c, JobKind::RESIDENTS)?)
-    })
-    .await?;
+    let jobs = jobs::journal(state, code, JobKind::RESIDENTS, BASE).await?;
     let bad = error.is_some();
-    let mut resp = render(&IndexPage {
-        nav: Nav::for_account(auth, BASE),
-        csrf: auth.session.csrf_token.clone(),
-        error,
-        jobs: jobs.iter().map(|j| JobLine::of(BASE, j)).collect(),
-        max_mb: state.import_limits.max_bytes / (1024 * 1024),
-        max_lines: state.import_limits.max_lines,
-        t: ctx.t,
-    })?;
-    if bad {
-        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let resp = render_form(
+        &IndexPage {
+            nav: Nav::for_account(auth, BASE),
+            csrf: auth.session.csrf_token.clone(),
+            error,
+            jobs,
+            max_mb: state.import_limits.max_bytes / (1024 * 1024),
+            max_lines: state.import_limits.max_lines,
+            t: ctx.t,
+        },
+        bad,
+    )?;
     Ok(resp)
 }
 

@@ -51,6 +51,20 @@ impl JobLine {
     }
 }
 
+/// The municipality's latest jobs of `kind` as its journal lists them.
+pub async fn journal(
+    state: &AppState,
+    code: crate::domain::MunicipalityCode,
+    kind: &'static str,
+    base: &str,
+) -> Result<Vec<JobLine>, AppError> {
+    let jobs = super::in_partition(state, code, move |s, c| {
+        Ok(import_jobs::recent(s, c, kind)?)
+    })
+    .await?;
+    Ok(jobs.iter().map(|j| JobLine::of(base, j)).collect())
+}
+
 /// What a job's page shows of its progress and errors.
 pub struct JobView {
     pub line: JobLine,

@@ -116,7 +116,21 @@ pub fn render<T: askama::Template>(tpl: &T) -> Result<actix_web::HttpResponse, A
         .body(body))
 }
 
-/// A CSV file as a download.
+/// A page with a form: answered 422 when what was sent is refused (the
+/// page shows why beside the fields), so that a client can tell a refusal
+/// from a page.
+pub fn render_form<T: askama::Template>(
+    tpl: &T,
+    refused: bool,
+) -> Result<actix_web::HttpResponse, AppError> {
+    let mut r = render(tpl)?;
+    if refused {
+        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+/// A CSV file as a download (kept from caches by the frame, as every page).
 pub(crate) fn csv_download(name: String, body: Vec<u8>) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")

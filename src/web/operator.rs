@@ -2,7 +2,7 @@
 //! one with its first administrator, and the platform's own operational log.
 //! Nothing here opens a municipality's partition.
 
-use super::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
+use super::{AppError, Authed, Ctx, Nav, field_message, render_form, with_db};
 use crate::audit::{self, Entry, PLATFORM_CHAIN};
 use crate::domain::{LoginId, MunicipalityCode, PersonName, Registry, Role};
 use crate::flows::AppState;
@@ -94,29 +94,29 @@ async fn page(
         || errors.admin_login.is_some()
         || errors.admin_name.is_some()
         || viewer_error.is_some();
-    let mut r = render(&OperatorPage {
-        nav: Nav::for_account(auth, "/operator"),
-        csrf: auth.session.csrf_token.clone(),
-        tenants: tenants
-            .into_iter()
-            .map(|(t, m)| TenantLine {
-                name: m.map(|m| m.full_name()).unwrap_or_default(),
-                code: t.municipality_code,
-                status: t.status,
-                key_version: t.active_key_version,
-                enabled_at: crate::clock::jst(t.enabled_at),
-            })
-            .collect(),
-        log: log.iter().map(super::oplog::log_line).collect(),
-        form,
-        errors,
-        created,
-        viewer_error,
-        t: ctx.t,
-    })?;
-    if bad {
-        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let r = render_form(
+        &OperatorPage {
+            nav: Nav::for_account(auth, "/operator"),
+            csrf: auth.session.csrf_token.clone(),
+            tenants: tenants
+                .into_iter()
+                .map(|(t, m)| TenantLine {
+                    name: m.map(|m| m.full_name()).unwrap_or_default(),
+                    code: t.municipality_code,
+                    status: t.status,
+                    key_version: t.active_key_version,
+                    enabled_at: crate::clock::jst(t.enabled_at),
+                })
+                .collect(),
+            log: log.iter().map(super::oplog::log_line).collect(),
+            form,
+            errors,
+            created,
+            viewer_error,
+            t: ctx.t,
+        },
+        bad,
+    )?;
     Ok(r)
 }
 

@@ -1,6 +1,6 @@
 //! Public pages: the top page and the municipality-code checker.
 
-use super::{AppError, Ctx, render, with_db};
+use super::{AppError, Ctx, render, render_form, with_db};
 use crate::domain::{MunicipalityCode, MunicipalityKind, Registry};
 use crate::flows::AppState;
 use crate::i18n::T;
@@ -105,14 +105,14 @@ async fn check_code(
         }
     }
     let status_bad = error.is_some();
-    let mut resp = render(&CheckPage {
-        t: ctx.t,
-        input,
-        error,
-        result,
-    })?;
-    if status_bad {
-        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let resp = render_form(
+        &CheckPage {
+            t: ctx.t,
+            input,
+            error,
+            result,
+        },
+        status_bad,
+    )?;
     Ok(resp)
 }

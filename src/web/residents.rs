@@ -1,7 +1,9 @@
 //! Staff pages over residents. For now: finding a resident by individual
 //! number, from LG-WAN terminals only, for a stated purpose.
 
-use super::{AppError, Authed, Ctx, Nav, field_message, render, require_lgwan, with_db};
+use super::{
+    AppError, Authed, Ctx, Nav, field_message, render, render_form, require_lgwan, with_db,
+};
 use crate::audit::{self, Entry};
 use crate::domain::{MyNumber, Permission};
 use crate::flows::AppState;
@@ -95,20 +97,20 @@ async fn lookup(
     let form = form.into_inner();
     let page = |t: T, error: Option<String>, searched: bool, found: Option<ResidentView>| {
         let bad = error.is_some();
-        let mut r = render(&LookupPage {
-            nav: Nav::for_account(&auth, "/residents/by-number"),
-            csrf: auth.session.csrf_token.clone(),
-            purpose: form.purpose.clone(),
-            error,
-            searched,
-            found,
-            can_open: auth.permissions().contains(&Permission::Residents),
-            can_certify: auth.permissions().contains(&Permission::Certificates),
-            t,
-        })?;
-        if bad {
-            *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-        }
+        let r = render_form(
+            &LookupPage {
+                nav: Nav::for_account(&auth, "/residents/by-number"),
+                csrf: auth.session.csrf_token.clone(),
+                purpose: form.purpose.clone(),
+                error,
+                searched,
+                found,
+                can_open: auth.permissions().contains(&Permission::Residents),
+                can_certify: auth.permissions().contains(&Permission::Certificates),
+                t,
+            },
+            bad,
+        )?;
         Ok::<_, AppError>(r)
     };
     let Some(purpose) = parse_purpose(&form.purpose) else {

@@ -2,7 +2,7 @@
 //! intervals and CVX codes, the lots known per product, and withdrawing a
 //! product from the sites' choice.
 
-use super::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
+use super::{AppError, Authed, Ctx, Nav, field_message, render_form, with_db};
 use crate::domain::{LotNumber, Role};
 use crate::flows::AppState;
 use crate::flows::vaccines::{self, ProductForm, ProductLine, VaccineError};
@@ -74,22 +74,22 @@ async fn page(
     let products = with_db(state, |conn| Ok(vaccines::with_lot_counts(conn)?)).await?;
     let (product, lot, expires, error) = forms.lot;
     let bad = error.is_some() || !forms.product_errors.is_empty();
-    let mut resp = render(&VaccinesPage {
-        nav: Nav::for_account(auth, "/operator/vaccines"),
-        csrf: auth.session.csrf_token.clone(),
-        products,
-        product,
-        lot,
-        expires,
-        error,
-        added,
-        pform: forms.product,
-        perrors: forms.product_errors,
-        t: ctx.t.clone(),
-    })?;
-    if bad {
-        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let resp = render_form(
+        &VaccinesPage {
+            nav: Nav::for_account(auth, "/operator/vaccines"),
+            csrf: auth.session.csrf_token.clone(),
+            products,
+            product,
+            lot,
+            expires,
+            error,
+            added,
+            pform: forms.product,
+            perrors: forms.product_errors,
+            t: ctx.t.clone(),
+        },
+        bad,
+    )?;
     Ok(resp)
 }
 

@@ -76,6 +76,15 @@ fn the_pages_work_in_a_real_browser() {
         .env("ARTIFACTS", "tests/browser/artifacts")
         .output()
         .expect("run node tests/browser/pages.mjs");
+    // The camera pages read a ticket's and a certificate's QR code from
+    // Chromium's fake camera, in a browser of their own (camera.mjs).
+    let camera = Command::new("node")
+        .arg("tests/browser/camera.mjs")
+        .current_dir(root)
+        .env("BASE_URL", server.base_url())
+        .env("ARTIFACTS", "tests/browser/artifacts")
+        .output()
+        .expect("run node tests/browser/camera.mjs");
     let (_, logged) = server.stop();
 
     let out = String::from_utf8_lossy(&run.stdout);
@@ -88,6 +97,16 @@ fn the_pages_work_in_a_real_browser() {
         run.status
     );
     assert!(out.contains("browser checks: all "), "{out}");
+    let camera_out = String::from_utf8_lossy(&camera.stdout);
+    let camera_err = String::from_utf8_lossy(&camera.stderr);
+    print!("{camera_out}");
+    eprint!("{camera_err}");
+    assert!(
+        camera.status.success(),
+        "tests/browser/camera.mjs failed ({}):\n{camera_out}\n{camera_err}\n--- server log ---\n{logged}",
+        camera.status
+    );
+    assert!(camera_out.contains("camera checks: all "), "{camera_out}");
     // After a whole browser session (logins, pages, errors), the server's
     // own log holds no individual number of any demo resident.
     assert!(

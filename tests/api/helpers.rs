@@ -360,7 +360,7 @@ impl TestApp {
         name: &str,
         channel: vrs::flows::certificates::Channel,
         networks: &[&str],
-    ) -> (vrs::db::models::certificates::ChannelClientRow, String) {
+    ) -> (vrs::flows::certificates::Client, String) {
         let networks: Vec<vrs::domain::Network> = networks
             .iter()
             .map(|n| vrs::domain::Network::parse(n).unwrap())

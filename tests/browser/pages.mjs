@@ -13,6 +13,7 @@
 // screenshot of the page as it was (failed-*.png in ARTIFACTS).
 
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, CheckFailed, checks, expect, shcNumeric } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
@@ -28,40 +29,15 @@ if (!/^https?:\/\/[^/]+$/.test(BASE_URL)) {
 }
 mkdirSync(ARTIFACTS, { recursive: true });
 
-class CheckFailed extends Error {}
-
-function expect(cond, message) {
-  if (!cond) throw new CheckFailed(message);
-}
-
-let passed = 0;
 let page;
 let browser;
-
-async function check(name, body) {
-  try {
-    await body();
-  } catch (e) {
-    const why = e instanceof CheckFailed ? e.message : (e && e.stack) || String(e);
-    console.log(`FAIL ${name}`);
-    console.error(`pages.mjs: check failed: ${name}\n  ${why.replace(/\n/g, '\n  ')}`);
-    if (page) {
-      const shot = join(ARTIFACTS, `failed-${passed + 1}.png`);
-      await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
-      console.error(`  page: ${page.url()}\n  screenshot: ${shot}`);
-    }
-    await browser?.close().catch(() => {});
-    process.exit(1);
-  }
-  passed += 1;
-  console.log(`ok   ${name}`);
-}
-
-async function screenshot(file) {
-  const path = join(ARTIFACTS, file);
-  await page.screenshot({ path, fullPage: true });
-  console.log(`     screenshot ${path}`);
-}
+const { check, screenshot, ...run } = checks({
+  script: 'pages.mjs',
+  artifacts: ARTIFACTS,
+  failedPrefix: 'failed-',
+  currentPage: () => page,
+  cleanUp: () => browser?.close().catch(() => {}),
+});
 
 /** Presses Tab until `target` has the focus; fails after `max` presses. */
 async function tabTo(target, what, max = 20) {
@@ -87,15 +63,7 @@ const guard = setTimeout(() => {
 try {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
 } catch (e) {
   console.error(`pages.mjs: cannot launch ${CHROMIUM}: ${e.message}`);
@@ -552,11 +520,6 @@ const certNumbers = [MOVER_NUMBER, CERT_RESIDENT_NUMBER];
 function demoNumber(code, i) {
   const body = String(Number(code.slice(0, 5)) * 1_000_000 + 7_000 + i).padStart(11, '0');
   return `${body}${checkDigit(body)}`;
-}
-
-/** A card's QR text: `shc:/` and two digits per JWS character, its code minus 45. */
-function shcNumeric(jws) {
-  return `shc:/${[...jws].map((c) => String(c.charCodeAt(0) - 45).padStart(2, '0')).join('')}`;
 }
 
 /** The JWS with one character in the middle of its payload changed. */
@@ -1132,4 +1095,4 @@ await check('statistics: the open data downloads without login; NDJSON lines par
 await browser.close();
 clearTimeout(guard);
 for (const n of notes) console.log(`     ${n}`);
-console.log(`browser checks: all ${passed} ok`);
+console.log(`browser checks: all ${run.passed} ok`);

@@ -8,7 +8,7 @@ use crate::flows::AppState;
 use crate::flows::account_issue::{self, AccountField, AccountRequest, IssueError, Problem};
 use crate::flows::accounts::{self, AccountStatus};
 use crate::i18n::T;
-use crate::web::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
+use crate::web::{AppError, Authed, Ctx, Nav, field_message, render, render_form, with_db};
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
@@ -341,15 +341,17 @@ pub(super) async fn create_account(
     };
     let errors = AccountErrors::of(&ctx.t, &problems);
     let sites = open_sites(&state, code).await?;
-    let mut r = render(&NewAccountPage {
-        sites,
-        nav: Nav::for_account(&auth, "/admin/accounts"),
-        csrf: auth.session.csrf_token.clone(),
-        form,
-        errors,
-        t: ctx.t,
-    })?;
-    *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    let r = render_form(
+        &NewAccountPage {
+            sites,
+            nav: Nav::for_account(&auth, "/admin/accounts"),
+            csrf: auth.session.csrf_token.clone(),
+            form,
+            errors,
+            t: ctx.t,
+        },
+        true,
+    )?;
     Ok(r)
 }
 

@@ -1,11 +1,13 @@
 //! The municipality's settings: its LG-WAN networks, the second-factor
 //! requirement, and which certificate channels answer.
 
-use crate::domain::Network;
+use crate::audit::{Actor, AuditKey};
+use crate::domain::{MunicipalityCode, Network};
 use crate::flows::AppState;
-use crate::flows::networks;
+use crate::flows::certificates::{self, Channel};
+use crate::flows::{municipalities, networks};
 use crate::i18n::T;
-use crate::web::{AppError, Authed, Ctx, Nav, field_message, render, with_db};
+use crate::web::{AppError, Authed, Ctx, Nav, field_message, render_form, with_db};
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
@@ -37,37 +39,59 @@ async fn networks_render(
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_admin()?;
     let (rows, settings) = with_db(state, move |conn| {
-        let settings = crate::flows::municipalities::served(conn, code)?;
+        let settings = municipalities::served(conn, code)?;
         Ok((networks::list(conn, code)?, settings))
     })
     .await?;
     let require_totp = settings.as_ref().is_some_and(|t| t.require_totp);
     let channels = settings.map(|t| t.channels).unwrap_or_default();
-    use crate::flows::certificates::Channel;
     let client_inside = auth.client_ip.is_some_and(|ip| {
         rows.iter()
             .filter_map(|n| Network::parse(&n.cidr).ok())
             .any(|n| n.contains(&ip))
     });
     let bad = error.is_some();
-    let mut r = render(&NetworksPage {
-        nav: Nav::for_account(auth, "/admin/networks"),
-        csrf: auth.session.csrf_token.clone(),
-        networks: rows,
-        client: auth.addr.clone(),
-        client_inside,
-        input,
-        label,
-        error,
-        require_totp,
-        channel_app: channels.contains(&Channel::App),
-        channel_kiosk: channels.contains(&Channel::Kiosk),
-        t: ctx.t,
-    })?;
-    if bad {
-        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let r = render_form(
+        &NetworksPage {
+            nav: Nav::for_account(auth, "/admin/networks"),
+            csrf: auth.session.csrf_token.clone(),
+            networks: rows,
+            client: auth.addr.clone(),
+            client_inside,
+            input,
+            label,
+            error,
+            require_totp,
+            channel_app: channels.contains(&Channel::App),
+            channel_kiosk: channels.contains(&Channel::Kiosk),
+            t: ctx.t,
+        },
+        bad,
+    )?;
     Ok(r)
+}
+
+/// Saves one of the municipality's settings (each flow writes its own log
+/// line) and goes back to the settings page, which shows the result.
+async fn save<T, F>(
+    state: &AppState,
+    auth: &Authed,
+    csrf: &str,
+    work: F,
+) -> Result<HttpResponse, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::db::DbConn, &AuditKey, &Actor, MunicipalityCode) -> Result<T, AppError>
+        + Send
+        + 'static,
+{
+    let code = auth.require_admin()?;
+    auth.check_csrf(csrf)?;
+    let (st, actor) = (state.clone(), auth.actor());
+    with_db(state, move |conn| work(conn, &st.audit, &actor, code)).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("location", "/admin/networks"))
+        .finish())
 }
 
 #[get("/admin/networks")]
@@ -94,7 +118,7 @@ pub(super) async fn add_network(
     state: web::Data<AppState>,
     form: web::Form<NetworkForm>,
 ) -> Result<HttpResponse, AppError> {
-    let code = auth.require_admin()?;
+    auth.require_admin()?;
     auth.check_csrf(&form.csrf)?;
     let form = form.into_inner();
     // The label is optional, but one given is text like any other: nothing
@@ -109,14 +133,11 @@ pub(super) async fn add_network(
     }
     match Network::parse(&form.cidr) {
         Ok(net) => {
-            let (st, actor, label) = (state.clone(), auth.actor(), form.label.clone());
-            with_db(&state, move |conn| {
-                Ok(networks::add(conn, &st.audit, &actor, code, net, &label)?)
+            let label = form.label.clone();
+            save(&state, &auth, &form.csrf, move |conn, key, actor, code| {
+                Ok(networks::add(conn, key, actor, code, net, &label)?)
             })
-            .await?;
-            Ok(HttpResponse::SeeOther()
-                .insert_header(("location", "/admin/networks"))
-                .finish())
+            .await
         }
         Err(e) => {
             let msg = format!(
@@ -135,17 +156,13 @@ pub(super) async fn remove_network(
     state: web::Data<AppState>,
     form: web::Form<NetworkForm>,
 ) -> Result<HttpResponse, AppError> {
-    let code = auth.require_admin()?;
+    auth.require_admin()?;
     auth.check_csrf(&form.csrf)?;
     let net = Network::parse(&form.cidr).map_err(|_| AppError::NotFound)?;
-    let (st, actor) = (state.clone(), auth.actor());
-    with_db(&state, move |conn| {
-        Ok(networks::remove(conn, &st.audit, &actor, code, net)?)
+    save(&state, &auth, &form.csrf, move |conn, key, actor, code| {
+        Ok(networks::remove(conn, key, actor, code, net)?)
     })
-    .await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("location", "/admin/networks"))
-        .finish())
+    .await
 }
 
 #[derive(Deserialize)]
@@ -161,19 +178,13 @@ pub(super) async fn set_security(
     state: web::Data<AppState>,
     form: web::Form<SecurityForm>,
 ) -> Result<HttpResponse, AppError> {
-    let code = auth.require_admin()?;
-    auth.check_csrf(&form.csrf)?;
     let on = form.require_totp.is_some();
-    let (st, actor) = (state.clone(), auth.actor());
-    with_db(&state, move |conn| {
-        Ok(crate::flows::municipalities::set_require_totp(
-            conn, &st.audit, &actor, code, on,
+    save(&state, &auth, &form.csrf, move |conn, key, actor, code| {
+        Ok(municipalities::set_require_totp(
+            conn, key, actor, code, on,
         )?)
     })
-    .await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("location", "/admin/networks"))
-        .finish())
+    .await
 }
 
 #[derive(Deserialize)]
@@ -190,9 +201,6 @@ pub(super) async fn set_channels(
     state: web::Data<AppState>,
     form: web::Form<ChannelsForm>,
 ) -> Result<HttpResponse, AppError> {
-    let code = auth.require_admin()?;
-    auth.check_csrf(&form.csrf)?;
-    use crate::flows::certificates::Channel;
     let mut on = Vec::new();
     if form.app.is_some() {
         on.push(Channel::App);
@@ -200,14 +208,8 @@ pub(super) async fn set_channels(
     if form.kiosk.is_some() {
         on.push(Channel::Kiosk);
     }
-    let (st, actor) = (state.clone(), auth.actor());
-    with_db(&state, move |conn| {
-        Ok(crate::flows::certificates::set_channels(
-            conn, &st.audit, &actor, code, &on,
-        )?)
+    save(&state, &auth, &form.csrf, move |conn, key, actor, code| {
+        Ok(certificates::set_channels(conn, key, actor, code, &on)?)
     })
-    .await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("location", "/admin/networks"))
-        .finish())
+    .await
 }

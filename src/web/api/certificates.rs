@@ -7,7 +7,7 @@
 //! the operation-log lines.
 
 use super::wire::{BadJson, Busy, CertificateRequest, IssuedCertificate, NoMatch, TooLarge};
-use super::{ApiError, ErrorCode, Refusal, field_error, internal, parse_json};
+use super::{ApiError, ErrorCode, Refusal, api_field, field_error, internal, parse_json};
 use crate::audit::{self, Actor, Entry};
 use crate::domain::{CertificateKind, MunicipalityCode, MyNumber, Passport};
 use crate::flows::AppState;
@@ -17,22 +17,6 @@ use crate::tenancy::Partition;
 use crate::web::{AppError, with_db};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
-
-fn api_field(domain: &str) -> &'static str {
-    use crate::domain::certificate_fields as f;
-    match domain {
-        d if d == MyNumber::FIELD => "individual_number",
-        d if d == CertificateKind::FIELD => "kind",
-        d if d == f::BIRTH_DATE => "birth_date",
-        d if d == f::MUNICIPALITY => "municipality_code",
-        d if d == Passport::FAMILY_FIELD => "passport.family",
-        d if d == Passport::GIVEN_FIELD => "passport.given",
-        d if d == Passport::OTHER_NAME_FIELD => "passport.other_name",
-        d if d == crate::domain::certificate_fields::NATIONALITY => "passport.nationality",
-        d if d == crate::domain::certificate_fields::PASSPORT_NUMBER => "passport.number",
-        _ => "",
-    }
-}
 
 fn parse(r: CertificateRequest) -> Result<(MunicipalityCode, ChannelRequest), Refusal> {
     use crate::domain::certificate_fields as f;
@@ -172,7 +156,7 @@ pub async fn request_certificate(
             login_id: Some(format!("channel_client:{}", client.id)),
             client_addr: Some(addr),
         };
-        if !flow::client_may_call_from(&client, ip) {
+        if !client.may_call_from(ip) {
             refused(
                 conn,
                 &st.audit,

@@ -19,11 +19,11 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
     ),
     paths(
         document,
-        super::login,
-        super::logout,
-        super::check_ticket,
-        super::record_dose,
-        super::transfer_inquiry,
+        super::sessions::login,
+        super::sessions::logout,
+        super::doses::check_ticket,
+        super::doses::record_dose,
+        super::transfers::transfer_inquiry,
         super::certificates::request_certificate,
     ),
     components(

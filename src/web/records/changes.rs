@@ -3,7 +3,7 @@
 //! protection, and what staff do to a dose (confirm, correct, delete).
 
 use super::detail::detail_page;
-use super::{back, change, field_error, staff};
+use super::{back, change, field_error, posted, staff};
 use crate::domain::{BirthDate, ChangeReason, FieldError, KanaName, PersonName, Sex};
 use crate::flows::AppState;
 use crate::flows::residents::{self, Correction, Flag};
@@ -32,9 +32,7 @@ pub(super) async fn correct(
     path: web::Path<String>,
     form: web::Form<CorrectForm>,
 ) -> Result<HttpResponse, AppError> {
-    let code = staff(&auth)?;
-    let id = path_id(&path)?;
-    auth.check_csrf(&form.csrf)?;
+    let (code, id) = posted(&auth, &path, &form.csrf)?;
     let today = crate::clock::now().date();
     let parsed = (|| {
         Ok::<_, FieldError>((
@@ -89,9 +87,7 @@ pub(super) async fn flag(
     path: web::Path<String>,
     form: web::Form<FlagForm>,
 ) -> Result<HttpResponse, AppError> {
-    let code = staff(&auth)?;
-    let id = path_id(&path)?;
-    auth.check_csrf(&form.csrf)?;
+    let (code, id) = posted(&auth, &path, &form.csrf)?;
     let which = Flag::parse(&form.flag).ok_or_else(|| AppError::BadRequest("flag".into()))?;
     let today = crate::clock::now().date();
     let t = &ctx.t;
@@ -140,9 +136,7 @@ pub(super) async fn protection(
     path: web::Path<String>,
     form: web::Form<ProtectionForm>,
 ) -> Result<HttpResponse, AppError> {
-    let code = staff(&auth)?;
-    let id = path_id(&path)?;
-    auth.check_csrf(&form.csrf)?;
+    let (code, id) = posted(&auth, &path, &form.csrf)?;
     // The two values the page sends; anything else is refused, never read
     // as "off" (which would lift a resident's protection).
     let on = match form.protected.as_str() {

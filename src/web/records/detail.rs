@@ -10,7 +10,7 @@ use crate::flows::residents::{self, Resident};
 use crate::flows::tickets::{self, Ticket};
 use crate::i18n::T;
 use crate::tenancy::Scope;
-use crate::web::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render};
+use crate::web::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render_form};
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
 use serde::Deserialize;
@@ -242,26 +242,26 @@ pub(super) async fn detail_page(
     })
     .await?;
     let bad = error.is_some();
-    let mut resp = render(&DetailPage {
-        nav: Nav::for_account(auth, "/residents"),
-        csrf: auth.session.csrf_token.clone(),
-        r: loaded.r,
-        tickets: loaded.tickets,
-        doses: loaded.doses,
-        dose_events: loaded.dose_events,
-        products: loaded.products,
-        history: loaded.history,
-        certificates: loaded.certificates,
-        can_certify: auth
-            .permissions()
-            .contains(&crate::domain::Permission::Certificates),
-        error,
-        done,
-        t: ctx.t,
-    })?;
-    if bad {
-        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let resp = render_form(
+        &DetailPage {
+            nav: Nav::for_account(auth, "/residents"),
+            csrf: auth.session.csrf_token.clone(),
+            r: loaded.r,
+            tickets: loaded.tickets,
+            doses: loaded.doses,
+            dose_events: loaded.dose_events,
+            products: loaded.products,
+            history: loaded.history,
+            certificates: loaded.certificates,
+            can_certify: auth
+                .permissions()
+                .contains(&crate::domain::Permission::Certificates),
+            error,
+            done,
+            t: ctx.t,
+        },
+        bad,
+    )?;
     Ok(resp)
 }
 

@@ -31,6 +31,15 @@ fn staff(auth: &Authed) -> Result<MunicipalityCode, AppError> {
     auth.require_staff(Permission::Residents)
 }
 
+/// A form posted to one resident's record: the staff's municipality and the
+/// record's id, once the form's CSRF token is this session's.
+fn posted(auth: &Authed, path: &str, csrf: &str) -> Result<(MunicipalityCode, String), AppError> {
+    let code = staff(auth)?;
+    let id = super::path_id(path)?;
+    auth.check_csrf(csrf)?;
+    Ok((code, id))
+}
+
 fn back(id: &str, done: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header(("location", format!("/residents/{id}?done={done}")))

@@ -6,7 +6,7 @@ use crate::domain::{AddresseeNumber, BirthDate, PersonName, TicketNumber};
 use crate::flows::AppState;
 use crate::flows::residents::{self, Resident, Search};
 use crate::i18n::T;
-use crate::web::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, render};
+use crate::web::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, render, render_form};
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
@@ -146,20 +146,20 @@ pub(super) async fn search(
         Err(msg) => (Vec::new(), Some(msg)),
     };
     let bad = error.is_some();
-    let mut resp = render(&SearchPage {
-        nav: Nav::for_account(&auth, "/residents"),
-        csrf: auth.session.csrf_token.clone(),
-        addressee: f.addressee,
-        ticket: f.ticket,
-        name: f.name,
-        birth: f.birth,
-        searched: !bad,
-        error,
-        results,
-        t: ctx.t,
-    })?;
-    if bad {
-        *resp.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let resp = render_form(
+        &SearchPage {
+            nav: Nav::for_account(&auth, "/residents"),
+            csrf: auth.session.csrf_token.clone(),
+            addressee: f.addressee,
+            ticket: f.ticket,
+            name: f.name,
+            birth: f.birth,
+            searched: !bad,
+            error,
+            results,
+            t: ctx.t,
+        },
+        bad,
+    )?;
     Ok(resp)
 }

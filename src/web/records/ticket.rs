@@ -2,7 +2,7 @@
 //! printable sheet.
 
 use super::detail::detail_page;
-use super::{back, change, field_error, staff};
+use super::{back, change, field_error, posted, staff};
 use crate::domain::ChangeReason;
 use crate::flows::AppState;
 use crate::flows::residents;
@@ -27,9 +27,7 @@ pub(super) async fn reissue(
     path: web::Path<String>,
     form: web::Form<ReissueForm>,
 ) -> Result<HttpResponse, AppError> {
-    let code = staff(&auth)?;
-    let id = path_id(&path)?;
-    auth.check_csrf(&form.csrf)?;
+    let (code, id) = posted(&auth, &path, &form.csrf)?;
     let why = ReissueReason::parse(&form.why).ok_or_else(|| AppError::BadRequest("why".into()))?;
     let note = match ChangeReason::parse(&form.reason) {
         Ok(r) => r,

@@ -11,6 +11,7 @@ use crate::i18n::T;
 use crate::web::jobs::{self, JobLine, JobView};
 use crate::web::{
     AppError, Authed, Ctx, Nav, field_message, in_partition, log_in_scope, path_id, render,
+    render_form,
 };
 use actix_multipart::Multipart;
 use actix_web::{HttpResponse, get, post, web};
@@ -37,25 +38,22 @@ async fn bulk_page(
     code: MunicipalityCode,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let jobs = in_partition(state, code, |s, c| {
-        Ok(import_jobs::recent(s, c, JobKind::TRANSFER)?)
-    })
-    .await?;
+    let jobs = jobs::journal(state, code, JobKind::TRANSFER, BASE).await?;
     let bad = error.is_some();
-    let mut r = render(&BulkPage {
-        nav: Nav::for_account(auth, BASE),
-        csrf: auth.session.csrf_token.clone(),
-        error,
-        jobs: jobs.iter().map(|j| JobLine::of(BASE, j)).collect(),
-        purposes: InquiryPurpose::ALL
-            .iter()
-            .map(|p| (p.code(), p.label_key()))
-            .collect(),
-        t,
-    })?;
-    if bad {
-        *r.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
+    let r = render_form(
+        &BulkPage {
+            nav: Nav::for_account(auth, BASE),
+            csrf: auth.session.csrf_token.clone(),
+            error,
+            jobs,
+            purposes: InquiryPurpose::ALL
+                .iter()
+                .map(|p| (p.code(), p.label_key()))
+                .collect(),
+            t,
+        },
+        bad,
+    )?;
     Ok(r)
 }
 
@@ -193,12 +191,5 @@ pub(super) async fn bulk_result(
         Ok(crate::csvout::utf8_bom(&transfer_bulk::RESULT_HEADER, rows))
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "content-disposition",
-            "attachment; filename=\"transfer-result.csv\"",
-        ))
-        .insert_header(("cache-control", "no-store"))
-        .body(body))
+    Ok(crate::web::csv_download("transfer-result.csv".into(), body))
 }

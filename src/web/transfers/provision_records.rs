@@ -114,14 +114,10 @@ pub(super) async fn provisions_csv(
         &provisions::CSV_HEADER,
         rows.iter().map(provisions::csv_line),
     );
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "content-disposition",
-            "attachment; filename=\"provision-records.csv\"",
-        ))
-        .insert_header(("cache-control", "no-store"))
-        .body(body))
+    Ok(crate::web::csv_download(
+        "provision-records.csv".into(),
+        body,
+    ))
 }
 
 #[derive(Deserialize)]
