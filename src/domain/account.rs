@@ -71,15 +71,19 @@ pub enum Permission {
     Certificates,
     /// Download the municipality's records as CSV.
     Export,
+    /// See the address of a resident under a support measure (支援措置:
+    /// DV and similar), each time with a reason that is logged.
+    ProtectedAddress,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::Residents,
         Permission::MyNumber,
         Permission::Inquiry,
         Permission::Certificates,
         Permission::Export,
+        Permission::ProtectedAddress,
     ];
 
     pub fn code(&self) -> &'static str {
@@ -89,6 +93,7 @@ impl Permission {
             Permission::Inquiry => "inquiry",
             Permission::Certificates => "certificates",
             Permission::Export => "export",
+            Permission::ProtectedAddress => "protected_address",
         }
     }
 
@@ -103,6 +108,7 @@ impl Permission {
             Permission::Inquiry => "perm.inquiry",
             Permission::Certificates => "perm.certificates",
             Permission::Export => "perm.export",
+            Permission::ProtectedAddress => "perm.protected_address",
         }
     }
 

@@ -329,11 +329,17 @@ pub fn issue(
         Some(&resident.id),
         "ok",
         format!(
-            "certificate={id} kind={} channel={} doses={} kid={}",
+            "certificate={id} kind={} channel={} doses={} kid={}{}",
             app.kind.code(),
             app.channel.code(),
             doses.len(),
-            row.kid
+            row.kid,
+            // Whoever reviews the log sees a protected resident's card.
+            if resident.address_protected {
+                " protected=1"
+            } else {
+                ""
+            }
         ),
     )?;
     Ok(Issued {

@@ -75,16 +75,52 @@ impl From<ProvisionRow> for Provision {
     }
 }
 
-/// The keeper's records about one of its residents, newest first.
+/// The keeper's records about one of its residents, newest first. For a
+/// resident under a support measure the other municipality is withheld
+/// (its code left empty): where the person asked from is where they live.
 pub fn of_resident(
-    _scope: &Scope<'_>,
+    scope: &Scope<'_>,
     conn: &mut TenantConn<'_>,
     resident_id: &str,
-) -> Result<Vec<Provision>, TenancyError> {
-    Ok(ProvisionRow::of_resident(conn, resident_id)?
+) -> Result<Vec<Provision>, super::residents::ResidentError> {
+    let protected =
+        super::residents::get(scope, conn, resident_id)?.is_some_and(|r| r.address_protected);
+    Ok(ProvisionRow::of_resident(conn, resident_id)
+        .map_err(TenancyError::from)?
         .into_iter()
         .map(Provision::from)
+        .map(|mut p| {
+            if protected {
+                p.withhold_other();
+            }
+            p
+        })
         .collect())
+}
+
+/// What stands for a municipality withheld from a disclosure.
+pub const WITHHELD: &str = "（支援措置のため非表示）";
+
+impl Provision {
+    /// Leaves out the other municipality (the keeper is `scope`'s own).
+    fn withhold_other(&mut self) {
+        if self.side == REQUESTER {
+            self.provider_code.clear();
+        } else {
+            // The asking account's login names its municipality too.
+            self.requester_code.clear();
+            self.requester_login_id = None;
+        }
+    }
+}
+
+/// A municipality's name in a disclosure, or that it is withheld.
+fn name_or_withheld(code: &str) -> String {
+    if code.is_empty() {
+        WITHHELD.to_string()
+    } else {
+        name_of(code)
+    }
 }
 
 /// A municipality's name for a code, or the code alone.
@@ -136,10 +172,10 @@ pub fn csv_line(r: &Provision) -> Vec<String> {
         jst(r.requested_at),
         r.answered_at.map(jst).unwrap_or_default(),
         r.requester_code.clone(),
-        name_of(&r.requester_code),
+        name_or_withheld(&r.requester_code),
         r.requester_login_id.clone().unwrap_or_default(),
         r.provider_code.clone(),
-        name_of(&r.provider_code),
+        name_or_withheld(&r.provider_code),
         r.channel.clone(),
         r.procedure_code.clone(),
         r.purpose.clone(),

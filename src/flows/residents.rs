@@ -78,6 +78,8 @@ pub enum ResidentError {
     Flagged,
     #[error("an import that is still running issues this resident a ticket")]
     TicketFromRunningImport,
+    #[error("the resident's address is protected and this account may not see or change it")]
+    AddressProtected,
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
 }

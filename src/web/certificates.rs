@@ -128,6 +128,8 @@ struct NewPage {
     typed: Typed,
     errors: Vec<String>,
     documents: Vec<(&'static str, &'static str)>,
+    /// The resident is under a support measure: hand the card over with care.
+    protected: bool,
 }
 
 struct Person {
@@ -183,6 +185,7 @@ fn new_page(
             name: p.resident.name_kanji.as_str().to_string(),
             kana: p.resident.name_kana.as_str().to_string(),
             birth_date: p.resident.birth_date.date().to_string(),
+            protected: p.resident.address_protected,
             doses: p.doses,
             typed,
             errors,

@@ -196,6 +196,7 @@ impl From<crate::flows::residents::ResidentError> for AppError {
         use crate::flows::residents::ResidentError;
         match e {
             ResidentError::NotFound => AppError::NotFound,
+            ResidentError::AddressProtected => AppError::Forbidden,
             other => AppError::failed(other),
         }
     }

@@ -16,6 +16,7 @@ mod lazyfs;
 mod openapi;
 mod partitions;
 mod power_cut;
+mod protection;
 mod residents;
 mod roles;
 mod second_factor;

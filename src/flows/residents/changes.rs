@@ -120,11 +120,22 @@ pub struct Correction {
     pub name_kana: KanaName,
     pub birth_date: BirthDate,
     pub sex: Sex,
-    pub address: Option<String>,
+    pub address: AddressFix,
+}
+
+/// What a correction does to the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressFix {
+    /// Leaves it as stored: the form was shown without it (a protected
+    /// resident's address, to someone who may not see it).
+    Keep,
+    /// Sets it (none: no address).
+    Set(Option<String>),
 }
 
 /// Corrects a resident's attributes; the reason and each change go into the
-/// history. Returns false when nothing differed.
+/// history. Returns false when nothing differed. A protected resident's
+/// address is changed only by an account that may see it (`sees_protected`).
 pub fn correct(
     scope: &Scope<'_>,
     conn: &mut TenantConn<'_>,
@@ -132,10 +143,14 @@ pub fn correct(
     fix: &Correction,
     reason: &crate::domain::ChangeReason,
     account_id: &str,
+    sees_protected: bool,
 ) -> Result<bool, ResidentError> {
     let Some(current) = get(scope, conn, id)? else {
         return Err(ResidentError::NotFound);
     };
+    if current.address_protected && !sees_protected && fix.address != AddressFix::Keep {
+        return Err(ResidentError::AddressProtected);
+    }
     let mut changes = Vec::new();
     let mut note = |field: &str, before: String, after: String| {
         if before != after {
@@ -162,10 +177,14 @@ pub fn correct(
         fix.birth_date.date().to_string(),
     );
     note(Sex::FIELD, current.sex.code().into(), fix.sex.code().into());
+    let address = match &fix.address {
+        AddressFix::Keep => current.address.clone(),
+        AddressFix::Set(a) => a.clone(),
+    };
     note(
         crate::domain::Address::FIELD,
         current.address.clone().unwrap_or_default(),
-        fix.address.clone().unwrap_or_default(),
+        address.clone().unwrap_or_default(),
     );
     if changes.is_empty() {
         return Ok(false);
@@ -178,7 +197,7 @@ pub fn correct(
         name_kana: fix.name_kana.clone(),
         birth_date: fix.birth_date,
         sex: fix.sex,
-        address: fix.address.clone(),
+        address,
     };
     let mut row = new_row(scope, &fresh, id.to_string(), at);
     row.updated_at = at;

@@ -183,6 +183,8 @@ struct AccountForm {
     perm_certificates: Option<String>,
     #[serde(default)]
     perm_export: Option<String>,
+    #[serde(default)]
+    perm_protected_address: Option<String>,
 }
 
 impl AccountForm {
@@ -193,6 +195,7 @@ impl AccountForm {
             (&self.perm_inquiry, Permission::Inquiry),
             (&self.perm_certificates, Permission::Certificates),
             (&self.perm_export, Permission::Export),
+            (&self.perm_protected_address, Permission::ProtectedAddress),
         ]
         .into_iter()
         .filter(|(v, _)| v.is_some())

@@ -3,10 +3,10 @@
 //! protection, and what staff do to a dose (confirm, correct, delete).
 
 use super::detail::detail_page;
-use super::{back, change, field_error, posted, staff};
+use super::{back, change, field_error, posted, sees_protected, staff};
 use crate::domain::{BirthDate, ChangeReason, FieldError, KanaName, PersonName, Sex};
 use crate::flows::AppState;
-use crate::flows::residents::{self, Correction, Flag};
+use crate::flows::residents::{self, AddressFix, Correction, Flag};
 use crate::i18n::T;
 use crate::web::{AppError, Authed, Ctx, field_message, path_id};
 use actix_web::{HttpResponse, post, web};
@@ -19,8 +19,9 @@ struct CorrectForm {
     name_kana: String,
     birth_date: String,
     sex: String,
-    #[serde(default)]
-    address: String,
+    /// Absent when the form was shown without the address (a protected
+    /// resident's, to someone who may not see it): the stored one stays.
+    address: Option<String>,
     reason: String,
 }
 
@@ -41,8 +42,12 @@ pub(super) async fn correct(
                 name_kana: KanaName::parse(&form.name_kana)?,
                 birth_date: BirthDate::parse(&form.birth_date, today)?,
                 sex: Sex::parse(&form.sex)?,
-                address: crate::domain::Address::parse(&form.address)?
-                    .map(|a| a.as_str().to_string()),
+                address: match &form.address {
+                    None => AddressFix::Keep,
+                    Some(a) => AddressFix::Set(
+                        crate::domain::Address::parse(a)?.map(|a| a.as_str().to_string()),
+                    ),
+                },
             },
             ChangeReason::parse(&form.reason)?,
         ))
@@ -55,6 +60,7 @@ pub(super) async fn correct(
             return detail_page(ctx, &auth, &state, code, id, Some(msg), None).await;
         }
     };
+    let sees = sees_protected(&auth);
     let changed = change(
         &state,
         &auth,
@@ -62,7 +68,7 @@ pub(super) async fn correct(
         &id,
         "resident.correct",
         move |s, c, rid, account| {
-            let changed = residents::correct(s, c, rid, &fix, &reason, account)?;
+            let changed = residents::correct(s, c, rid, &fix, &reason, account, sees)?;
             Ok((changed, format!("changed={changed}")))
         },
     )

@@ -3,7 +3,7 @@
 
 use super::staff;
 use crate::db::TenantConn;
-use crate::domain::MunicipalityCode;
+use crate::domain::{ChangeReason, MunicipalityCode};
 use crate::flows::AppState;
 use crate::flows::resident_doses::{self, Standing};
 use crate::flows::residents::{self, Resident};
@@ -11,7 +11,7 @@ use crate::flows::tickets::{self, Ticket};
 use crate::i18n::T;
 use crate::tenancy::Scope;
 use crate::web::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render_form};
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -85,6 +85,14 @@ struct DetailPage {
     can_certify: bool,
     error: Option<String>,
     done: Option<String>,
+    /// The resident is protected and the address is not shown.
+    address_masked: bool,
+    /// This account may show it, with a reason.
+    may_reveal: bool,
+    /// Shown now, after a reason was given and logged.
+    revealed: bool,
+    /// Tickets are reissued to a protected resident only with care.
+    protected: bool,
 }
 
 impl DetailPage {
@@ -92,6 +100,9 @@ impl DetailPage {
         self.r.sex.code() == code
     }
     fn address(&self) -> &str {
+        if self.address_masked {
+            return "";
+        }
         self.r.address.as_deref().unwrap_or("")
     }
     fn date_or_empty(d: &Option<chrono::NaiveDate>) -> String {
@@ -226,23 +237,70 @@ pub(super) async fn detail_page(
     error: Option<String>,
     done: Option<String>,
 ) -> Result<HttpResponse, AppError> {
+    record_page(ctx, auth, state, code, id, error, done, None).await
+}
+
+/// The record page; with `reveal`, a protected resident's address is shown
+/// to an account that may see it, and the view is logged with the reason.
+#[allow(clippy::too_many_arguments)]
+async fn record_page(
+    ctx: Ctx,
+    auth: &Authed,
+    state: &AppState,
+    code: MunicipalityCode,
+    id: String,
+    error: Option<String>,
+    done: Option<String>,
+    reveal: Option<ChangeReason>,
+) -> Result<HttpResponse, AppError> {
+    let sees = super::sees_protected(auth);
+    if reveal.is_some() && !sees {
+        return Err(AppError::Forbidden);
+    }
     let (st, actor) = (state.clone(), auth.actor());
     let loaded = in_partition(state, code, move |scope, conn| {
         let loaded = load(scope, conn, &id)?;
+        let target = Some(format!("resident:{id}"));
         log_in_scope(
             scope,
             conn,
             &st.audit,
             &actor,
             "resident.view",
-            Some(format!("resident:{id}")),
+            target.clone(),
             None,
         )?;
-        Ok(loaded)
+        if let Some(reason) = reveal.as_ref().filter(|_| loaded.r.address_protected) {
+            log_in_scope(
+                scope,
+                conn,
+                &st.audit,
+                &actor,
+                "resident.address_view",
+                target,
+                Some(format!("reason={}", reason.as_str())),
+            )?;
+        }
+        Ok((loaded, reveal.is_some()))
     })
     .await?;
+    let (mut loaded, revealed) = loaded;
+    let protected = loaded.r.address_protected;
+    let address_masked = protected && !revealed;
+    if address_masked {
+        // What the history says of the address is the address.
+        let masked = ctx.t.s("records.address_masked").to_string();
+        for h in &mut loaded.history {
+            for (field, before, after) in &mut h.changes {
+                if field == crate::domain::Address::FIELD {
+                    *before = masked.clone();
+                    *after = masked.clone();
+                }
+            }
+        }
+    }
     let bad = error.is_some();
-    let resp = render_form(
+    render_form(
         &DetailPage {
             nav: Nav::for_account(auth, "/residents"),
             csrf: auth.session.csrf_token.clone(),
@@ -258,11 +316,43 @@ pub(super) async fn detail_page(
                 .contains(&crate::domain::Permission::Certificates),
             error,
             done,
+            address_masked,
+            may_reveal: address_masked && sees,
+            revealed: protected && revealed,
+            protected,
             t: ctx.t,
         },
         bad,
-    )?;
-    Ok(resp)
+    )
+}
+
+#[derive(Deserialize)]
+struct RevealForm {
+    csrf: String,
+    reason: String,
+}
+
+/// Shows a protected resident's address to an account that may see it,
+/// once, with the reason in the operation log.
+#[post("/residents/{id}/address")]
+pub(super) async fn reveal_address(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<RevealForm>,
+) -> Result<HttpResponse, AppError> {
+    let (code, id) = super::posted(&auth, &path, &form.csrf)?;
+    if !super::sees_protected(&auth) {
+        return Err(AppError::Forbidden);
+    }
+    match ChangeReason::parse(&form.reason) {
+        Ok(reason) => record_page(ctx, &auth, &state, code, id, None, None, Some(reason)).await,
+        Err(e) => {
+            let m = super::field_error(&ctx.t, "records.address_reveal_reason", e);
+            record_page(ctx, &auth, &state, code, id, Some(m), None, None).await
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(changes::correct)
         .service(changes::flag)
         .service(changes::protection)
+        .service(detail::reveal_address)
         .service(ticket::reissue)
         .service(ticket::ticket_sheet);
 }
@@ -40,6 +41,12 @@ fn posted(auth: &Authed, path: &str, csrf: &str) -> Result<(MunicipalityCode, St
     Ok((code, id))
 }
 
+/// Whether the account may see a protected resident's address (each view
+/// still asks for a reason).
+fn sees_protected(auth: &Authed) -> bool {
+    auth.permissions().contains(&Permission::ProtectedAddress)
+}
+
 fn back(id: &str, done: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header(("location", format!("/residents/{id}?done={done}")))
@@ -48,7 +55,8 @@ fn back(id: &str, done: &str) -> HttpResponse {
 
 /// Runs one change to a record inside the municipality's partition and logs
 /// it there, in the same transaction. `work` gets the record's id and the
-/// account's id, and returns its result with the log line's detail.
+/// account's id, and returns its result with the log line's detail (to
+/// which a protected resident's `protected=1` is added).
 async fn change<T, F>(
     state: &AppState,
     auth: &Authed,
@@ -75,7 +83,12 @@ where
         id.to_string(),
     );
     in_partition(state, code, move |scope, conn| {
-        let (out, note) = work(scope, conn, &rid, &account)?;
+        let (out, mut note) = work(scope, conn, &rid, &account)?;
+        // A change to a protected resident's record says so in its line,
+        // for whoever reviews the log.
+        if crate::flows::residents::get(scope, conn, &rid)?.is_some_and(|r| r.address_protected) {
+            note.push_str(" protected=1");
+        }
         log_in_scope(
             scope,
             conn,

@@ -24,22 +24,22 @@ pub struct ProvisionLine {
     pub outcome: String,
 }
 
-impl From<&Provision> for ProvisionLine {
-    fn from(r: &Provision) -> Self {
+impl ProvisionLine {
+    fn of(r: &Provision, t: &T) -> Self {
+        // An empty code is a municipality withheld for a protected resident.
+        let municipality = |code: &str| {
+            if code.is_empty() {
+                t.s("provisions.withheld").to_string()
+            } else {
+                format!("{code} {}", provisions::name_of(code))
+            }
+        };
         ProvisionLine {
             requested: crate::clock::jst(r.requested_at),
             side: r.side.clone(),
-            requester: format!(
-                "{} {}",
-                r.requester_code,
-                provisions::name_of(&r.requester_code)
-            ),
+            requester: municipality(&r.requester_code),
             account: r.requester_login_id.clone().unwrap_or_default(),
-            provider: format!(
-                "{} {}",
-                r.provider_code,
-                provisions::name_of(&r.provider_code)
-            ),
+            provider: municipality(&r.provider_code),
             channel: r.channel.clone(),
             purpose: r.purpose.clone(),
             items: r.items.clone(),
@@ -97,7 +97,7 @@ pub(super) async fn provisions_page(
     render(&ProvisionsPage {
         nav: Nav::for_account(&auth, "/residents"),
         resident_id: id,
-        lines: rows.iter().map(ProvisionLine::from).collect(),
+        lines: rows.iter().map(|r| ProvisionLine::of(r, &ctx.t)).collect(),
         t: ctx.t,
     })
 }
