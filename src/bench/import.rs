@@ -198,6 +198,9 @@ fn plain_insert(
                 content_mac: Some(mac),
                 birth_bucket: Some(bucket),
                 staged_seq: None,
+                protected_from: None,
+                protected_until: None,
+                protection_review: None,
             });
             tix.push(active_ticket(
                 code,

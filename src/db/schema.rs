@@ -45,6 +45,9 @@ diesel::table! {
         content_mac -> Nullable<Binary>,
         birth_bucket -> Nullable<Binary>,
         staged_seq -> Nullable<BigInt>,
+        protected_from -> Nullable<Date>,
+        protected_until -> Nullable<Date>,
+        protection_review -> Nullable<Date>,
     }
 }
 

@@ -7,6 +7,7 @@ mod municipality_code;
 mod my_number;
 mod network;
 mod person;
+mod protection;
 mod registry;
 mod ticket;
 mod transfer;
@@ -21,6 +22,7 @@ pub use municipality_code::MunicipalityCode;
 pub use my_number::{MyNumber, mask_number_like};
 pub use network::Network;
 pub use person::{AddresseeNumber, BirthDate, KanaName, PersonName, Sex};
+pub use protection::Protection;
 pub use registry::{Municipality, MunicipalityKind, Registry};
 pub use ticket::{
     Address, ChangeReason, DoseNumber, IdempotencyKey, LotNumber, OcrLine, TicketKind,
@@ -58,6 +60,8 @@ pub enum Reason {
     FutureDate,
     /// A date of something done to a person before they were born.
     BeforeBirth,
+    /// A period's end (or review) before its start.
+    BeforeStart,
     DateTooOld,
     LoginIdChars,
     PasswordShort,
@@ -97,6 +101,7 @@ impl Reason {
             Reason::NotADate => "日付はYYYY-MM-DDの形式で、実在する日付を入力してください".into(),
             Reason::FutureDate => "未来の日付は入力できません".into(),
             Reason::BeforeBirth => "生年月日より前の日付は入力できません".into(),
+            Reason::BeforeStart => "開始日より前の日付は入力できません".into(),
             Reason::DateTooOld => "1900年より前の日付は入力できません".into(),
             Reason::LoginIdChars => {
                 "3文字以上の半角英小文字・数字・「.」「_」「-」で入力してください".into()
@@ -160,6 +165,7 @@ impl Reason {
             Reason::NotADate => "must be a real date as YYYY-MM-DD".into(),
             Reason::FutureDate => "must not be in the future".into(),
             Reason::BeforeBirth => "must not be before the date of birth".into(),
+            Reason::BeforeStart => "must not be before the start date".into(),
             Reason::DateTooOld => "must not be before 1900".into(),
             Reason::LoginIdChars => "must be at least 3 of a-z, 0-9, '.', '_' or '-'".into(),
             Reason::PasswordShort => "must be at least 12 characters".into(),

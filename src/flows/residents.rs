@@ -38,7 +38,14 @@ pub struct Resident {
     pub address: Option<String>,
     pub moved_out_on: Option<NaiveDate>,
     pub deceased_on: Option<NaiveDate>,
+    /// Whether a support measure holds today (within its period, when one
+    /// is kept).
     pub address_protected: bool,
+    /// The measure's period: none without a measure, or for one set before
+    /// periods were kept (it holds, and its review is due).
+    pub protection: Option<crate::domain::Protection>,
+    /// A measure that holds and whose review is due.
+    pub protection_review_due: bool,
 }
 
 /// Why an individual number is read. There are exactly three (PRODUCT.md,
@@ -178,6 +185,9 @@ pub fn new_row(
         content_mac: None,
         birth_bucket: None,
         staged_seq: None,
+        protected_from: None,
+        protected_until: None,
+        protection_review: None,
     };
     seal_into(scope, &mut row, new);
     row
@@ -224,6 +234,7 @@ fn open_row(scope: &Scope<'_>, row: &ResidentRow) -> Result<Resident, TenancyErr
     let id = row.id.as_str();
     let text = |col, v: &[u8]| scope.open_string(ctx(col, id), v);
     let malformed = || TenancyError::Seal(scope.code(), crate::crypto::SealError::Malformed);
+    let protection = measure_today(row);
     let my_number = match &row.my_number_sealed {
         Some(v) => Some(MyNumber::parse(&text("my_number", v)?).map_err(|_| malformed())?),
         None => None,
@@ -253,7 +264,43 @@ fn open_row(scope: &Scope<'_>, row: &ResidentRow) -> Result<Resident, TenancyErr
             .transpose()?,
         moved_out_on: row.moved_out_on,
         deceased_on: row.deceased_on,
-        address_protected: row.address_protected,
+        address_protected: protection.is_some_and(|p| p.holds),
+        protection: protection.and_then(|p| p.period),
+        protection_review_due: protection.is_some_and(|p| p.holds && p.review_due),
+    })
+}
+
+/// A stored support measure as it stands today.
+#[derive(Clone, Copy)]
+struct MeasureToday {
+    period: Option<crate::domain::Protection>,
+    holds: bool,
+    review_due: bool,
+}
+
+fn measure_today(row: &ResidentRow) -> Option<MeasureToday> {
+    if !row.address_protected {
+        return None;
+    }
+    let today = crate::clock::today_in_japan();
+    let period = row.protected_from.map(|from| crate::domain::Protection {
+        from,
+        until: row.protected_until,
+        review: row.protection_review.unwrap_or(from),
+    });
+    Some(match period {
+        Some(p) => MeasureToday {
+            period: Some(p),
+            holds: p.holds_on(today),
+            review_due: p.review_due(today),
+        },
+        // Set before periods were kept: it holds until lifted, and is to be
+        // reviewed now.
+        None => MeasureToday {
+            period: None,
+            holds: true,
+            review_due: true,
+        },
     })
 }
 

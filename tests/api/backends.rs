@@ -139,6 +139,9 @@ fn a_row_of_every_table_round_trips() {
         content_mac: Some(vec![10; 32]),
         birth_bucket: Some(vec![11, 2]),
         staged_seq: Some(7),
+        protected_from: Some(NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()),
+        protected_until: None,
+        protection_review: Some(NaiveDate::from_ymd_opt(2027, 3, 31).unwrap()),
     };
     let next = NextRow {
         municipality_code: "082040".into(),

@@ -81,6 +81,8 @@ async fn a_protected_residents_address_is_shown_only_with_the_permission_and_a_l
         &[
             ("csrf", &clerk_csrf),
             ("protected", "on"),
+            ("from", "2026-12-01"),
+            ("review", "2027-11-30"),
             ("reason", "支援措置申出"),
         ],
     )
@@ -241,6 +243,8 @@ async fn the_disclosure_of_a_protected_persons_provision_records_withholds_the_o
         &[
             ("csrf", &holder_csrf),
             ("protected", "on"),
+            ("from", "2026-12-01"),
+            ("review", "2027-11-30"),
             ("reason", "支援措置申出"),
         ],
     )
@@ -279,5 +283,124 @@ async fn the_disclosure_of_a_protected_persons_provision_records_withholds_the_o
         for revealing in [ASKING, "千代田区", "131016-staff"] {
             assert!(!body.contains(revealing), "{path} names {revealing}");
         }
+    }
+}
+
+#[tokio::test]
+async fn a_measure_has_a_period_and_a_review_date_and_every_change_is_logged() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let person = mover(&app);
+    let address = person.address.clone().expect("an address");
+    let link = format!("/residents/{}", person.id);
+    let (clerk, csrf) = app.staff_with(HOLDER, "082040-clerk", &["residents"]).await;
+    let today = vrs::clock::today_in_japan();
+    let day = |n: i64| (today + chrono::Duration::days(n)).to_string();
+    let set = |from: String, until: String, review: String, reason: &'static str| {
+        let (clerk, csrf, link) = (&clerk, csrf.clone(), link.clone());
+        async move {
+            post(
+                clerk,
+                &format!("{link}/protection"),
+                &[
+                    ("csrf", &csrf),
+                    ("protected", "on"),
+                    ("from", &from),
+                    ("until", &until),
+                    ("review", &review),
+                    ("reason", reason),
+                ],
+            )
+            .await
+        }
+    };
+
+    // An end before the start is named, and nothing is stored.
+    let (status, body) = set(day(0), day(-1), day(-2), "支援措置申出").await;
+    assert_eq!(status, 422);
+    assert!(
+        body.contains("終了日: 開始日より前の日付は入力できません"),
+        "{body}"
+    );
+    assert!(body.contains("見直し日: 開始日より前の日付は入力できません"));
+    assert!(!mover(&app).address_protected && mover(&app).protection.is_none());
+
+    // A period that ended yesterday: stored, but the address shows again.
+    let (status, _) = set(day(-30), day(-1), day(-10), "支援措置申出").await;
+    assert_eq!(status, 303);
+    let page = clerk.get(&link).await.text().await.unwrap();
+    assert!(page.contains(&address));
+    assert!(page.contains("設定された期間の外"));
+
+    // Extended without an end: protected again, its review overdue.
+    let (status, _) = set(day(-30), String::new(), day(-10), "延長の申出").await;
+    assert_eq!(status, 303);
+    let page = clerk.get(&link).await.text().await.unwrap();
+    assert!(!page.contains(&address));
+    assert!(page.contains("id=\"protection-review-due\""));
+
+    // Reviewed: the next review a year on, the notice gone.
+    let (status, _) = set(day(-30), String::new(), day(335), "見直し済み").await;
+    assert_eq!(status, 303);
+    let page = clerk.get(&link).await.text().await.unwrap();
+    assert!(!page.contains("id=\"protection-review-due\""));
+    let stored = mover(&app).protection.expect("a period");
+    assert_eq!(stored.review.to_string(), day(335));
+
+    // Lifted.
+    let (status, _) = post(
+        &clerk,
+        &format!("{link}/protection"),
+        &[
+            ("csrf", &csrf),
+            ("protected", "off"),
+            ("reason", "支援措置終了"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(mover(&app).protection.is_none());
+    assert!(
+        clerk
+            .get(&link)
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains(&address)
+    );
+
+    // Every change is a log line with its period, and a history event.
+    let lines = logged(&app, "resident.protection");
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l.split(" protected=1").next().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        [
+            format!(
+                "protected=true from={} until={} review={}",
+                day(-30),
+                day(-1),
+                day(-10)
+            ),
+            format!(
+                "protected=true from={} until= review={}",
+                day(-30),
+                day(-10)
+            ),
+            format!(
+                "protected=true from={} until= review={}",
+                day(-30),
+                day(335)
+            ),
+            "protected=false".to_string(),
+        ]
+    );
+    let page = clerk.get(&link).await.text().await.unwrap();
+    let history = select_text(&html(&page), "#history tbody tr").join("\n");
+    for reason in ["支援措置申出", "延長の申出", "見直し済み", "支援措置終了"]
+    {
+        assert!(history.contains(reason), "{reason} not in the history");
     }
 }

@@ -606,6 +606,8 @@ async fn staff_find_correct_flag_and_reissue_and_every_step_is_logged() {
             vec![
                 ("csrf", csrf.clone()),
                 ("protected", on.into()),
+                ("from", "2026-12-01".into()),
+                ("review", "2027-11-30".into()),
                 ("reason", reason.into()),
             ],
         )

@@ -319,6 +319,30 @@ await check('records: staff find a resident by 宛名番号 and open the record'
   await screenshot('resident-record-ja.png');
 });
 
+await check('protection: staff set a support measure with its period; the address is masked until shown with a reason, then the measure is lifted', async () => {
+  const address = page.locator('#address-value');
+  const before = (await address.innerText()).trim();
+  expect(before.length > 0, 'the record shows an address before protection');
+  await page.getByLabel('開始日', { exact: true }).fill('2026-12-01');
+  await page.getByLabel('見直し日', { exact: true }).fill('2027-11-30');
+  await page.locator('#protect-reason').fill('支援措置申出書の受理');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: '支援措置を設定・更新' }).click()]);
+  const masked = (await address.innerText()).trim();
+  expect(masked.includes('支援措置の対象のため表示していません') && !masked.includes(before), `address shows ${JSON.stringify(masked)}`);
+  expect((await page.locator('#protection-period').innerText()).includes('2026-12-01'), 'the period is shown');
+  expect(await page.locator('input[name="address"]').count() === 0, 'the correction form still sends an address');
+  await screenshot('resident-protected-ja.png');
+  await page.locator('#reveal-reason').fill('本人からの転居先確認の申出');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: '住所を表示する' }).click()]);
+  expect(await page.locator('#address-revealed').isVisible(), 'no notice that the view was logged');
+  expect((await address.innerText()).includes(before), 'the address is not shown after a reason was given');
+  await screenshot('resident-protected-revealed-ja.png');
+  await page.locator('#unprotect-reason').fill('支援措置の終了');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: '支援措置を解除' }).click()]);
+  expect((await address.innerText()).trim() === before, 'the address shows again once lifted');
+  expect(problems.length === 0, problems.join('\n'));
+});
+
 await check('logout: the logout button ends the session', async () => {
   await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'ログアウト' }).click()]);
   expect(new URL(page.url()).pathname === '/login', `landed on ${page.url()}`);

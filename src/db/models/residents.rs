@@ -34,6 +34,11 @@ pub struct ResidentRow {
     /// The resident import that inserted this row: readers see the row
     /// once that import has succeeded (see `import_jobs::seen_seq`).
     pub staged_seq: Option<i64>,
+    /// A support measure's period (see `domain::Protection`); none on a
+    /// resident protected before periods were kept.
+    pub protected_from: Option<NaiveDate>,
+    pub protected_until: Option<NaiveDate>,
+    pub protection_review: Option<NaiveDate>,
 }
 
 /// A resident's indexed values: 宛名番号, individual number, birth-date
@@ -508,15 +513,19 @@ impl ResidentRow {
         Ok(())
     }
 
+    /// Sets a support measure's period, or lifts it (`None`).
     pub fn set_protected(
         conn: &mut TenantConn<'_>,
         id: &str,
-        protected: bool,
+        period: Option<crate::domain::Protection>,
         at: NaiveDateTime,
     ) -> Result<(), DbError> {
         diesel::update(conn.rows(residents::table).filter(residents::id.eq(id)))
             .set((
-                residents::address_protected.eq(protected),
+                residents::address_protected.eq(period.is_some()),
+                residents::protected_from.eq(period.map(|p| p.from)),
+                residents::protected_until.eq(period.and_then(|p| p.until)),
+                residents::protection_review.eq(period.map(|p| p.review)),
                 residents::updated_at.eq(at),
             ))
             .execute(conn.db())?;

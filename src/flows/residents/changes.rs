@@ -297,35 +297,59 @@ pub fn set_flag(
     Ok(())
 }
 
-/// Sets or clears address protection (DV支援措置).
+/// Sets a support measure (DV支援措置) with its period, changes the period
+/// of one in place, or lifts it (`None`); each change is a history event
+/// naming the period.
 pub fn set_protection(
     scope: &Scope<'_>,
     conn: &mut TenantConn<'_>,
     id: &str,
-    protected: bool,
+    period: Option<crate::domain::Protection>,
     reason: &crate::domain::ChangeReason,
     account_id: &str,
 ) -> Result<(), ResidentError> {
     let Some(row) = ResidentRow::find_by_id_and_municipality(scope, conn, id)? else {
         return Err(ResidentError::NotFound);
     };
-    if row.address_protected == protected {
+    let stored = row.protected_from.map(|from| crate::domain::Protection {
+        from,
+        until: row.protected_until,
+        review: row.protection_review.unwrap_or(from),
+    });
+    if row.address_protected == period.is_some() && (period.is_none() || stored == period) {
         return Ok(());
     }
     let at = now();
-    ResidentRow::set_protected(conn, id, protected, at)?;
+    ResidentRow::set_protected(conn, id, period, at)?;
+    let show = |p: Option<crate::domain::Protection>| {
+        p.map(|p| {
+            format!(
+                "{}〜{} 見直し {}",
+                p.from,
+                p.until.map(|u| u.to_string()).unwrap_or_default(),
+                p.review
+            )
+        })
+        .unwrap_or_default()
+    };
+    let kind = match (row.address_protected, period.is_some()) {
+        (false, true) => "protected",
+        (true, true) => "protection_changed",
+        _ => "unprotected",
+    };
     append_event(
         scope,
         conn,
         id,
-        if protected {
-            "protected"
-        } else {
-            "unprotected"
-        },
+        kind,
         Some(account_id),
         &EventDetail {
             reason: Some(reason.as_str().to_string()),
+            changes: vec![Change {
+                field: "支援措置の期間".into(),
+                before: show(stored.filter(|_| row.address_protected)),
+                after: show(period),
+            }],
             ..Default::default()
         },
         at,

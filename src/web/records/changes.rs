@@ -4,7 +4,7 @@
 
 use super::detail::detail_page;
 use super::{back, change, field_error, posted, sees_protected, staff};
-use crate::domain::{BirthDate, ChangeReason, FieldError, KanaName, PersonName, Sex};
+use crate::domain::{BirthDate, ChangeReason, FieldError, KanaName, PersonName, Protection, Sex};
 use crate::flows::AppState;
 use crate::flows::residents::{self, AddressFix, Correction, Flag};
 use crate::i18n::T;
@@ -131,6 +131,12 @@ pub(super) async fn flag(
 struct ProtectionForm {
     csrf: String,
     protected: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    review: String,
     reason: String,
 }
 
@@ -143,26 +149,46 @@ pub(super) async fn protection(
     form: web::Form<ProtectionForm>,
 ) -> Result<HttpResponse, AppError> {
     let (code, id) = posted(&auth, &path, &form.csrf)?;
+    let t = &ctx.t;
     // The two values the page sends; anything else is refused, never read
     // as "off" (which would lift a resident's protection).
-    let on = match form.protected.as_str() {
-        "on" => true,
-        "off" => false,
-        _ => {
-            let e = FieldError {
-                field: "",
-                reason: crate::domain::Reason::UnknownChoice,
-            };
-            let m = field_error(&ctx.t, "records.protection", e);
+    let period = match form.protected.as_str() {
+        "on" => Protection::parse(&form.from, &form.until, &form.review).map(Some),
+        "off" => Ok(None),
+        _ => Err(vec![FieldError {
+            field: "",
+            reason: crate::domain::Reason::UnknownChoice,
+        }]),
+    };
+    let period = match period {
+        Ok(p) => p,
+        Err(errors) => {
+            let m = errors
+                .into_iter()
+                .map(|e| match e.field {
+                    "" => field_error(t, "records.protection", e),
+                    f => format!("{}: {}", t.field(f), field_message(t, e.reason)),
+                })
+                .collect::<Vec<_>>()
+                .join(" / ");
             return detail_page(ctx, &auth, &state, code, id, Some(m), None).await;
         }
     };
     let reason = match ChangeReason::parse(&form.reason) {
         Ok(r) => r,
         Err(e) => {
-            let m = field_error(&ctx.t, "records.reason", e);
+            let m = field_error(t, "records.reason", e);
             return detail_page(ctx, &auth, &state, code, id, Some(m), None).await;
         }
+    };
+    let detail = match period {
+        Some(p) => format!(
+            "protected=true from={} until={} review={}",
+            p.from,
+            p.until.map(|u| u.to_string()).unwrap_or_default(),
+            p.review
+        ),
+        None => "protected=false".to_string(),
     };
     change(
         &state,
@@ -171,8 +197,8 @@ pub(super) async fn protection(
         &id,
         "resident.protection",
         move |s, c, rid, account| {
-            residents::set_protection(s, c, rid, on, &reason, account)?;
-            Ok(((), format!("protected={on}")))
+            residents::set_protection(s, c, rid, period, &reason, account)?;
+            Ok(((), detail))
         },
     )
     .await?;

@@ -105,6 +105,34 @@ impl DetailPage {
         }
         self.r.address.as_deref().unwrap_or("")
     }
+    /// The measure's period as the form shows it: the stored one, or a new
+    /// one from today with a review in a year.
+    fn protection_from(&self) -> String {
+        self.r
+            .protection
+            .map_or_else(crate::clock::today_in_japan, |p| p.from)
+            .to_string()
+    }
+    fn protection_until(&self) -> String {
+        Self::date_or_empty(&self.r.protection.and_then(|p| p.until))
+    }
+    fn protection_review(&self) -> String {
+        match self.r.protection {
+            Some(p) => p.review.to_string(),
+            None => crate::clock::today_in_japan()
+                .checked_add_months(chrono::Months::new(12))
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        }
+    }
+    /// A measure is stored (holding today or not): it can be lifted.
+    fn stored_protection(&self) -> bool {
+        self.r.address_protected || self.r.protection.is_some()
+    }
+    /// A stored measure whose period has ended.
+    fn protection_ended(&self) -> bool {
+        !self.r.address_protected && self.r.protection.is_some()
+    }
     fn date_or_empty(d: &Option<chrono::NaiveDate>) -> String {
         d.map(|d| d.to_string()).unwrap_or_default()
     }
