@@ -303,25 +303,76 @@ pub fn change_password(
     .map_err(|e: DbError| PasswordChangeError::Db(e))
 }
 
+/// What disabling an account does beyond ending it, which the person who
+/// asks is told before it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consequence {
+    /// It is the account asking: its session ends at once.
+    pub yourself: bool,
+    /// It is the municipality's last active administrator: nobody is left
+    /// to issue or lift accounts until the operator issues a new one.
+    pub last_administrator: bool,
+}
+
+/// How a request to disable an account ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disabled {
+    NotFound,
+    Done(Consequence),
+    /// Nothing was done: the consequence is to be confirmed first.
+    Unconfirmed(Consequence),
+}
+
 /// Ends an account at once (transfer, retirement): it can no longer log in and
 /// its sessions end. The row stays, for the account list and the log.
+/// Disabling yourself or the last active administrator needs `confirmed`.
 pub fn disable(
     conn: &mut DbConn,
     key: &AuditKey,
     actor: &Actor,
     code: MunicipalityCode,
     id: &str,
-) -> Result<bool, DbError> {
+    confirmed: bool,
+) -> Result<Disabled, DbError> {
     crate::db::write_transaction(conn, |conn| {
         let Some(acc) = AccountRow::find_by_id_and_municipality(conn, id, code.as_str())? else {
-            return Ok(false);
+            return Ok(Disabled::NotFound);
         };
+        let at = now();
+        let admin = |a: &AccountRow| a.role == Role::MunicipalAdmin.code() && usable(a, at);
+        let consequence = Consequence {
+            yourself: actor.account_id.as_deref() == Some(acc.id.as_str()),
+            last_administrator: admin(&acc)
+                && !AccountRow::of_municipality(conn, code.as_str())?
+                    .iter()
+                    .any(|a| a.id != acc.id && admin(a)),
+        };
+        if (consequence.yourself || consequence.last_administrator) && !confirmed {
+            return Ok(Disabled::Unconfirmed(consequence));
+        }
         if acc.disabled_at.is_none() {
-            AccountRow::disable(conn, &acc.id, now())?;
+            AccountRow::disable(conn, &acc.id, at)?;
         }
         SessionRow::delete_for_account(conn, &acc.id)?;
-        account_line(conn, key, actor, &acc, "account.disable", None)?;
-        Ok(true)
+        let detail = [
+            consequence.yourself.then_some("yourself=1"),
+            consequence
+                .last_administrator
+                .then_some("last_administrator=1"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        account_line(
+            conn,
+            key,
+            actor,
+            &acc,
+            "account.disable",
+            Some(detail).filter(|d| !d.is_empty()),
+        )?;
+        Ok(Disabled::Done(consequence))
     })
 }
 

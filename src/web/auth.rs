@@ -156,6 +156,7 @@ async fn login_form(
     let notice = match q.notice.as_deref() {
         Some("idle") => Some("login.notice.idle"),
         Some("logout") => Some("login.notice.logout"),
+        Some("self_disabled") => Some("login.notice.self_disabled"),
         _ => None,
     };
     let mut resp = render(&LoginPage {

@@ -820,3 +820,109 @@ async fn the_operators_channel_form_names_the_field_it_refuses() {
     assert_ne!(status, 303);
     assert!(page.contains("経路: 選択肢にない値です"), "{page}");
 }
+
+/// The id of an account by its login.
+fn account_id(app: &TestApp, login: &str) -> String {
+    accounts::table
+        .filter(accounts::login_id.eq(login))
+        .select(accounts::id)
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn disabling_yourself_or_the_last_administrator_says_what_will_happen_first() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let csrf = app.login_as("082040-admin", DEMO_PASSWORD).await;
+    let disable = |id: String, confirm: bool| {
+        let (app, csrf) = (&app, csrf.clone());
+        async move {
+            let mut form = vec![("csrf", csrf)];
+            if confirm {
+                form.push(("confirm", "1".into()));
+            }
+            app.client
+                .post(app.url(&format!("/admin/accounts/{id}/disable")))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let disabled = |login: &str| -> bool {
+        accounts::table
+            .filter(accounts::login_id.eq(login))
+            .select(accounts::disabled_at)
+            .first::<Option<chrono::NaiveDateTime>>(&mut *app.conn())
+            .unwrap()
+            .is_some()
+    };
+
+    // Another account: at once, no question.
+    let res = disable(account_id(&app, "082040-staff"), false).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/admin/accounts");
+    assert!(disabled("082040-staff"));
+
+    // Yourself, the only administrator: a page says both, nothing is done.
+    let me = account_id(&app, "082040-admin");
+    let res = disable(me.clone(), false).await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    let doc = html(&page);
+    assert!(select_text(&doc, "#consequence-yourself")[0].contains("すぐにログアウト"));
+    assert!(select_text(&doc, "#consequence-last")[0].contains("有効な管理者はこのアカウントだけ"));
+    assert!(!disabled("082040-admin"));
+    assert_eq!(app.get("/admin/accounts").await.status(), 200);
+
+    // Confirmed: done, and the login page says why the session ended.
+    let res = disable(me, true).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login?notice=self_disabled");
+    assert!(disabled("082040-admin"));
+    let login = app
+        .get("/login?notice=self_disabled")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains("ご自身のアカウントを無効にしたため、ログアウトしました。"));
+    assert_eq!(app.get("/admin/accounts").await.status(), 303);
+    let mut conn = app.conn();
+    vrs::audit::flush(&mut conn, &app.state.audit).unwrap();
+    let details: Vec<Option<String>> = audit_log::table
+        .filter(audit_log::chain.eq("082040"))
+        .filter(audit_log::action.eq("account.disable"))
+        .order(audit_log::seq)
+        .select(audit_log::detail)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(
+        details,
+        [None, Some("yourself=1 last_administrator=1".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn another_administrator_is_disabled_without_question_while_one_remains() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let pw = app.create_account("koga-admin2", Role::MunicipalAdmin, Some("082040"), &[]);
+    let csrf = app.login_as("koga-admin2", &pw).await;
+    let disable = |login: &str| {
+        let req = app
+            .client
+            .post(app.url(&format!(
+                "/admin/accounts/{}/disable",
+                account_id(&app, login)
+            )))
+            .form(&[("csrf", csrf.as_str())]);
+        async move { req.send().await.unwrap() }
+    };
+    let res = disable("082040-admin").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/admin/accounts");
+    // Now koga-admin2 is the last one: disabling it asks.
+    assert_eq!(disable("koga-admin2").await.status(), 200);
+}

@@ -30,7 +30,7 @@ impl crate::db::DbCause for LoginError {
 
 crate::db::from_diesel_via_db_error!(LoginError);
 
-fn usable(account: &AccountRow, at: NaiveDateTime) -> bool {
+pub(super) fn usable(account: &AccountRow, at: NaiveDateTime) -> bool {
     account.disabled_at.is_none()
         && account.expires_on.is_none_or(|d| d >= at.date())
         && account.locked_until.is_none_or(|t| t <= at)

@@ -391,14 +391,68 @@ async fn account_action(
         .finish())
 }
 
+#[derive(Deserialize)]
+struct DisableForm {
+    csrf: String,
+    /// Sent by the confirmation page, after it said what will happen.
+    #[serde(default)]
+    confirm: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/confirm_disable.html")]
+struct ConfirmDisablePage {
+    t: T,
+    nav: Nav,
+    csrf: String,
+    id: String,
+    login_id: String,
+    consequence: accounts::Consequence,
+}
+
 #[post("/admin/accounts/{id}/disable")]
 pub(super) async fn disable_account(
+    ctx: Ctx,
     auth: Authed,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: web::Form<CsrfOnly>,
+    form: web::Form<DisableForm>,
 ) -> Result<HttpResponse, AppError> {
-    account_action(auth, state, id.into_inner(), &form.csrf, accounts::disable).await
+    let code = auth.require_admin()?;
+    auth.check_csrf(&form.csrf)?;
+    let confirmed = form.confirm == "1";
+    let (st, actor, target) = (state.clone(), auth.actor(), id.into_inner());
+    let asked = target.clone();
+    let outcome = with_db(&state, move |conn| {
+        let done = accounts::disable(conn, &st.audit, &actor, code, &asked, confirmed)?;
+        let login = match done {
+            accounts::Disabled::Unconfirmed(_) => accounts::of_municipality(conn, code)?
+                .into_iter()
+                .find(|a| a.id == asked)
+                .map(|a| a.login_id),
+            _ => None,
+        };
+        Ok((done, login))
+    })
+    .await?;
+    match outcome {
+        (accounts::Disabled::NotFound, _) => Err(AppError::NotFound),
+        (accounts::Disabled::Unconfirmed(consequence), login) => render(&ConfirmDisablePage {
+            nav: Nav::for_account(&auth, "/admin/accounts"),
+            csrf: auth.session.csrf_token.clone(),
+            id: target,
+            login_id: login.unwrap_or_default(),
+            consequence,
+            t: ctx.t,
+        }),
+        // Their own session is gone: the login page says why.
+        (accounts::Disabled::Done(c), _) if c.yourself => Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/login?notice=self_disabled"))
+            .finish()),
+        (accounts::Disabled::Done(_), _) => Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/admin/accounts"))
+            .finish()),
+    }
 }
 
 #[post("/admin/accounts/{id}/unlock")]
