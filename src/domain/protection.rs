@@ -22,10 +22,27 @@ impl Protection {
     pub const REVIEW_FIELD: &'static str = "見直し日";
 
     /// The three form fields; an empty end is none. Every field's error is
-    /// reported, not only the first.
-    pub fn parse(from: &str, until: &str, review: &str) -> Result<Protection, Vec<FieldError>> {
+    /// reported, not only the first. A measure starts today or earlier: one
+    /// set ahead would leave the address shown until it starts.
+    pub fn parse(
+        from: &str,
+        until: &str,
+        review: &str,
+        today: NaiveDate,
+    ) -> Result<Protection, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let from = parse_date_field(Self::FROM_FIELD, from).map_err(|e| errors.push(e));
+        let from = parse_date_field(Self::FROM_FIELD, from)
+            .and_then(|d| {
+                if d > today {
+                    Err(FieldError {
+                        field: Self::FROM_FIELD,
+                        reason: Reason::FutureDate,
+                    })
+                } else {
+                    Ok(d)
+                }
+            })
+            .map_err(|e| errors.push(e));
         let until = match until.trim() {
             "" => Ok(None),
             u => parse_date_field(Self::UNTIL_FIELD, u)
@@ -78,7 +95,8 @@ mod tests {
 
     #[test]
     fn a_period_is_read_with_every_mistake_named() {
-        let p = Protection::parse("2026-12-01", "", "2027-11-30").unwrap();
+        let today = d("2026-12-07");
+        let p = Protection::parse("2026-12-01", "", "2027-11-30", today).unwrap();
         assert_eq!(
             (p.from, p.until, p.review),
             (d("2026-12-01"), None, d("2027-11-30"))
@@ -87,7 +105,7 @@ mod tests {
         assert!(!p.holds_on(d("2026-11-30")));
         assert!(!p.review_due(d("2027-11-29")) && p.review_due(d("2027-11-30")));
 
-        let ended = Protection::parse("2026-01-01", "2026-06-30", "2026-06-01").unwrap();
+        let ended = Protection::parse("2026-01-01", "2026-06-30", "2026-06-01", today).unwrap();
         assert!(ended.holds_on(d("2026-06-30")) && !ended.holds_on(d("2026-07-01")));
 
         let fields = |e: Vec<FieldError>| {
@@ -96,19 +114,23 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            fields(Protection::parse("2026-12-01", "2026-11-30", "2026-11-01").unwrap_err()),
+            fields(Protection::parse("2026-12-01", "2026-11-30", "2026-11-01", today).unwrap_err()),
             [
                 (Protection::UNTIL_FIELD, Reason::BeforeStart),
                 (Protection::REVIEW_FIELD, Reason::BeforeStart)
             ]
         );
         assert_eq!(
-            fields(Protection::parse("", "x", "").unwrap_err()),
+            fields(Protection::parse("", "x", "", today).unwrap_err()),
             [
                 (Protection::FROM_FIELD, Reason::Empty),
                 (Protection::UNTIL_FIELD, Reason::NotADate),
                 (Protection::REVIEW_FIELD, Reason::Empty)
             ]
+        );
+        assert_eq!(
+            fields(Protection::parse("2026-12-08", "", "2027-12-01", today).unwrap_err()),
+            [(Protection::FROM_FIELD, Reason::FutureDate)]
         );
     }
 }

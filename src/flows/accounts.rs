@@ -309,9 +309,6 @@ pub fn change_password(
 pub struct Consequence {
     /// It is the account asking: its session ends at once.
     pub yourself: bool,
-    /// It is the municipality's last active administrator: nobody is left
-    /// to issue or lift accounts until the operator issues a new one.
-    pub last_administrator: bool,
 }
 
 /// How a request to disable an account ended.
@@ -321,11 +318,16 @@ pub enum Disabled {
     Done(Consequence),
     /// Nothing was done: the consequence is to be confirmed first.
     Unconfirmed(Consequence),
+    /// Refused: it is the municipality's last active administrator, and
+    /// nobody could issue or lift accounts after it (the operator enables
+    /// a municipality's first administrator only).
+    LastAdministrator,
 }
 
 /// Ends an account at once (transfer, retirement): it can no longer log in and
-/// its sessions end. The row stays, for the account list and the log.
-/// Disabling yourself or the last active administrator needs `confirmed`.
+/// its sessions end at their next request. The row stays, for the account
+/// list and the log. Disabling yourself needs `confirmed`; the last active
+/// administrator is never disabled.
 pub fn disable(
     conn: &mut DbConn,
     key: &AuditKey,
@@ -338,39 +340,38 @@ pub fn disable(
         let Some(acc) = AccountRow::find_by_id_and_municipality(conn, id, code.as_str())? else {
             return Ok(Disabled::NotFound);
         };
-        let at = now();
-        let admin = |a: &AccountRow| a.role == Role::MunicipalAdmin.code() && usable(a, at);
+        // An administrator who is only locked out for a while still counts.
+        let today = crate::clock::today_in_japan();
+        let admin = |a: &AccountRow| {
+            a.role == Role::MunicipalAdmin.code()
+                && a.disabled_at.is_none()
+                && a.expires_on.is_none_or(|d| d >= today)
+        };
+        if admin(&acc)
+            && !AccountRow::of_municipality(conn, code.as_str())?
+                .iter()
+                .any(|a| a.id != acc.id && admin(a))
+        {
+            return Ok(Disabled::LastAdministrator);
+        }
         let consequence = Consequence {
             yourself: actor.account_id.as_deref() == Some(acc.id.as_str()),
-            last_administrator: admin(&acc)
-                && !AccountRow::of_municipality(conn, code.as_str())?
-                    .iter()
-                    .any(|a| a.id != acc.id && admin(a)),
         };
-        if (consequence.yourself || consequence.last_administrator) && !confirmed {
+        if consequence.yourself && !confirmed {
             return Ok(Disabled::Unconfirmed(consequence));
         }
         if acc.disabled_at.is_none() {
-            AccountRow::disable(conn, &acc.id, at)?;
+            AccountRow::disable(conn, &acc.id, now())?;
         }
-        SessionRow::delete_for_account(conn, &acc.id)?;
-        let detail = [
-            consequence.yourself.then_some("yourself=1"),
-            consequence
-                .last_administrator
-                .then_some("last_administrator=1"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+        // Its sessions stay until their next request, which ends them as
+        // no longer usable and tells the person why.
         account_line(
             conn,
             key,
             actor,
             &acc,
             "account.disable",
-            Some(detail).filter(|d| !d.is_empty()),
+            consequence.yourself.then(|| "yourself=1".to_string()),
         )?;
         Ok(Disabled::Done(consequence))
     })

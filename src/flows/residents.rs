@@ -270,6 +270,19 @@ fn open_row(scope: &Scope<'_>, row: &ResidentRow) -> Result<Resident, TenancyErr
     })
 }
 
+/// Whether a support measure holds for the resident today, read from the
+/// row without opening its sealed fields.
+pub fn protected_now(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    id: &str,
+) -> Result<bool, ResidentError> {
+    Ok(ResidentRow::find_by_id_and_municipality(scope, conn, id)?
+        .as_ref()
+        .and_then(measure_today)
+        .is_some_and(|m| m.holds))
+}
+
 /// A stored support measure as it stands today.
 #[derive(Clone, Copy)]
 struct MeasureToday {

@@ -273,11 +273,13 @@ fn send_batch_within(
                 let asked = asked_of(i);
                 records.push(transfer::provider_record(&asked, source, g.as_ref()));
                 if let Some((resident_id, doses)) = g {
+                    let protected = residents::protected_now(scope, conn, resident_id)?;
                     lines.push(transfer::answer_line(
                         &asked,
                         source,
                         resident_id,
                         doses.len(),
+                        protected,
                     ));
                 }
             }

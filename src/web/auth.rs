@@ -120,13 +120,13 @@ impl FromRequest for Authed {
         let ip = client_ip(req);
         Box::pin(async move {
             let (Some(token), Some(state)) = (token, state) else {
-                return Err(AppError::LoginRequired);
+                return Err(AppError::LoginRequired(None));
             };
             let t = token.clone();
-            let found = with_db(&state, move |conn| Ok(accounts::resolve(conn, &t)?)).await?;
+            let found = with_db(&state, move |conn| Ok(accounts::resolve_why(conn, &t)?)).await?;
             found
                 .map(|live| Authed::of(live, token, addr, ip))
-                .ok_or(AppError::LoginRequired)
+                .map_err(|why| AppError::LoginRequired(why.notice()))
         })
     }
 }
@@ -157,6 +157,8 @@ async fn login_form(
         Some("idle") => Some("login.notice.idle"),
         Some("logout") => Some("login.notice.logout"),
         Some("self_disabled") => Some("login.notice.self_disabled"),
+        Some("aged") => Some("login.notice.aged"),
+        Some("account_ended") => Some("login.notice.account_ended"),
         _ => None,
     };
     let mut resp = render(&LoginPage {

@@ -24,7 +24,8 @@ pub enum AppError {
     #[error("forbidden")]
     Forbidden,
     #[error("login required")]
-    LoginRequired,
+    /// Not signed in; with why a session ended, for the login page.
+    LoginRequired(Option<&'static str>),
     #[error("password change required")]
     PasswordChangeRequired,
     #[error("outside the municipality's LG-WAN networks")]
@@ -60,7 +61,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => "bad_request",
             AppError::Forbidden => "forbidden",
-            AppError::LoginRequired => "login_required",
+            AppError::LoginRequired(_) => "login_required",
             AppError::PasswordChangeRequired => "password_change_required",
             AppError::OutsideLgwan => "outside_lgwan",
             AppError::TotpRequired => "second_factor_required",
@@ -79,7 +80,7 @@ impl ResponseError for AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden => StatusCode::FORBIDDEN,
-            AppError::LoginRequired => StatusCode::UNAUTHORIZED,
+            AppError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
             AppError::PasswordChangeRequired | AppError::OutsideLgwan | AppError::TotpRequired => {
                 StatusCode::FORBIDDEN
             }

@@ -280,7 +280,12 @@ pub async fn frame(
         .error()
         .and_then(|e| e.as_error::<super::AppError>())
     {
-        Some(super::AppError::LoginRequired) => Some("/login?notice=idle"),
+        Some(super::AppError::LoginRequired(why)) => Some(match why {
+            Some("idle") => "/login?notice=idle",
+            Some("aged") => "/login?notice=aged",
+            Some("account_ended") => "/login?notice=account_ended",
+            _ => "/login",
+        }),
         Some(super::AppError::PasswordChangeRequired) => Some("/password"),
         Some(super::AppError::TotpRequired) => Some("/totp?required=1"),
         _ => None,

@@ -38,7 +38,6 @@ function init() {
       take: (code) => take(code, camera),
       onStatus: setStatus,
       onStopped({ refocus }) {
-        delete button.dataset.state;
         setButtonLabel(false);
         setStatus(null);
         if (refocus) focusTicketInput();
@@ -55,9 +54,8 @@ function init() {
         camera.stop({ refocus: true });
       } else {
         hideResult();
-        button.dataset.state = "starting";
         setButtonLabel(true);
-        camera.start().then(() => delete button.dataset.state);
+        camera.start();
       }
     });
   }

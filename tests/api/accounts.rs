@@ -225,10 +225,8 @@ async fn forms_without_the_right_csrf_token_or_from_another_origin_are_refused()
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(
-        app.get("/dashboard").await.headers()["location"],
-        "/login?notice=idle"
-    );
+    // Logged out: the login page, with no notice of an ended session.
+    assert_eq!(app.get("/dashboard").await.headers()["location"], "/login");
 }
 
 #[tokio::test]
@@ -307,6 +305,19 @@ async fn an_idle_session_logs_out() {
     assert_eq!(res.headers()["location"], "/login?notice=idle");
     let left: i64 = sessions::table.count().get_result(&mut *conn).unwrap();
     assert_eq!(left, 0, "the idle session is deleted");
+    let page = app.get("/login?notice=idle").await.text().await.unwrap();
+    assert!(page.contains("一定時間操作がなかったため"));
+
+    // A session past the absolute limit, however busy, says so.
+    app.login_as("082040-admin", DEMO_PASSWORD).await;
+    diesel::update(sessions::table)
+        .set(sessions::created_at.eq(vrs::clock::now() - chrono::Duration::hours(13)))
+        .execute(&mut *conn)
+        .unwrap();
+    let res = app.get("/dashboard").await;
+    assert_eq!(res.headers()["location"], "/login?notice=aged");
+    let page = app.get("/login?notice=aged").await.text().await.unwrap();
+    assert!(page.contains("ログインから一定時間が経ったため"));
 }
 
 #[tokio::test]

@@ -47,6 +47,21 @@ fn logged(app: &TestApp, action: &str) -> Vec<String> {
         .collect()
 }
 
+/// A measure from today, reviewed in a year.
+fn from_today() -> (String, String) {
+    let today = vrs::clock::today_in_japan();
+    (
+        today.to_string(),
+        (today + chrono::Duration::days(365)).to_string(),
+    )
+}
+
+/// Lifts the measure on the record at `link`; the answer's status.
+async fn lift(s: &TestApp, link: &str, csrf: &str, reason: &str) -> u16 {
+    let form = [("csrf", csrf), ("protected", "off"), ("reason", reason)];
+    post(s, &format!("{link}/protection"), &form).await.0
+}
+
 async fn post(s: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, String) {
     let res = s.client.post(s.url(path)).form(form).send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
@@ -75,14 +90,16 @@ async fn a_protected_residents_address_is_shown_only_with_the_permission_and_a_l
     let page = clerk.get(&link).await.text().await.unwrap();
     assert!(page.contains(&address));
 
+    // Any clerk may set a measure (it hides, never shows).
+    let (from, review) = from_today();
     let (status, _) = post(
         &clerk,
         &format!("{link}/protection"),
         &[
             ("csrf", &clerk_csrf),
             ("protected", "on"),
-            ("from", "2026-12-01"),
-            ("review", "2027-11-30"),
+            ("from", &from),
+            ("review", &review),
             ("reason", "支援措置申出"),
         ],
     )
@@ -102,6 +119,12 @@ async fn a_protected_residents_address_is_shown_only_with_the_permission_and_a_l
     assert!(select_text(&doc, "#address-locked")[0].contains("表示・変更できません"));
     assert!(!page.contains("name=\"address\""));
     assert!(page.contains("id=\"reissue-protected\""));
+    // Nor may the clerk change or lift it: that would show the address.
+    assert!(page.contains("id=\"protection-locked\""));
+    assert!(!page.contains("id=\"unprotect-form\""));
+    let status = lift(&clerk, &link, &clerk_csrf, "解除").await;
+    assert_eq!(status, 403);
+    assert!(mover(&app).address_protected);
     let (status, body) = post(
         &clerk,
         &format!("{link}/address"),
@@ -171,10 +194,17 @@ async fn a_protected_residents_address_is_shown_only_with_the_permission_and_a_l
     assert_eq!(status, 200);
     assert!(body.contains(&address));
     assert!(body.contains("id=\"address-revealed\""));
-    assert_eq!(
-        logged(&app, "resident.address_view"),
-        ["reason=本人からの転居先確認の申出"]
+    // The log, kept in clear, says it was shown; the reason is in the
+    // resident's sealed history.
+    assert_eq!(logged(&app, "resident.address_view"), ["reason=in_history"]);
+    assert!(
+        logged(&app, "resident.address_view")
+            .iter()
+            .all(|l| !l.contains("転居先"))
     );
+    let page = staff.get(&link).await.text().await.unwrap();
+    let history = select_text(&html(&page), "#history tbody tr").join("\n");
+    assert!(history.contains("本人からの転居先確認の申出"), "{history}");
 
     // They may move the address; the history shows neither to the clerk.
     let moved = "東京都港区芝公園四丁目2-8";
@@ -237,14 +267,15 @@ async fn the_disclosure_of_a_protected_persons_provision_records_withholds_the_o
     let link = format!("/residents/{}", person.id);
     let holder = TestApp::handle(&app);
     let holder_csrf = holder.login_as("082040-staff", DEMO_PASSWORD).await;
+    let (from, review) = from_today();
     let (status, _) = post(
         &holder,
         &format!("{link}/protection"),
         &[
             ("csrf", &holder_csrf),
             ("protected", "on"),
-            ("from", "2026-12-01"),
-            ("review", "2027-11-30"),
+            ("from", &from),
+            ("review", &review),
             ("reason", "支援措置申出"),
         ],
     )
@@ -284,6 +315,14 @@ async fn the_disclosure_of_a_protected_persons_provision_records_withholds_the_o
             assert!(!body.contains(revealing), "{path} names {revealing}");
         }
     }
+    // Nor does its operation log, which its administrators read.
+    let answers = logged(&app, "transfer.answer");
+    assert_eq!(answers.len(), 1);
+    assert!(
+        answers[0].contains("from=withheld protected=1"),
+        "{answers:?}"
+    );
+    assert!(!answers[0].contains(ASKING));
 }
 
 #[tokio::test]
@@ -293,14 +332,18 @@ async fn a_measure_has_a_period_and_a_review_date_and_every_change_is_logged() {
     let person = mover(&app);
     let address = person.address.clone().expect("an address");
     let link = format!("/residents/{}", person.id);
-    let (clerk, csrf) = app.staff_with(HOLDER, "082040-clerk", &["residents"]).await;
+    let (clerk, clerk_csrf) = app.staff_with(HOLDER, "082040-clerk", &["residents"]).await;
+    // Changing or lifting a stored measure takes the permission.
+    let (staff, csrf) = app
+        .staff_with(HOLDER, "082040-keeper", &["residents", "protected_address"])
+        .await;
     let today = vrs::clock::today_in_japan();
     let day = |n: i64| (today + chrono::Duration::days(n)).to_string();
     let set = |from: String, until: String, review: String, reason: &'static str| {
-        let (clerk, csrf, link) = (&clerk, csrf.clone(), link.clone());
+        let (staff, csrf, link) = (&staff, csrf.clone(), link.clone());
         async move {
             post(
-                clerk,
+                staff,
                 &format!("{link}/protection"),
                 &[
                     ("csrf", &csrf),
@@ -347,17 +390,15 @@ async fn a_measure_has_a_period_and_a_review_date_and_every_change_is_logged() {
     let stored = mover(&app).protection.expect("a period");
     assert_eq!(stored.review.to_string(), day(335));
 
-    // Lifted.
-    let (status, _) = post(
-        &clerk,
-        &format!("{link}/protection"),
-        &[
-            ("csrf", &csrf),
-            ("protected", "off"),
-            ("reason", "支援措置終了"),
-        ],
-    )
-    .await;
+    // A start ahead of today is refused: the address would show until then.
+    let (status, body) = set(day(1), String::new(), day(30), "支援措置申出").await;
+    assert_eq!(status, 422);
+    assert!(body.contains("開始日: 未来の日付"), "{body}");
+
+    // The clerk may not lift it; staff with the permission may.
+    let status = lift(&clerk, &link, &clerk_csrf, "解除").await;
+    assert_eq!(status, 403);
+    let status = lift(&staff, &link, &csrf, "支援措置終了").await;
     assert_eq!(status, 303);
     assert!(mover(&app).protection.is_none());
     assert!(
@@ -370,31 +411,27 @@ async fn a_measure_has_a_period_and_a_review_date_and_every_change_is_logged() {
             .contains(&address)
     );
 
-    // Every change is a log line with its period, and a history event.
+    // Every change is a log line with its period, and a history event; the
+    // refused ones wrote nothing.
     let lines = logged(&app, "resident.protection");
+    let period = |from: i64, until: Option<i64>, review: i64| {
+        format!(
+            "protected=true from={} until={} review={} changed=true",
+            day(from),
+            until.map(day).unwrap_or_default(),
+            day(review)
+        )
+    };
     assert_eq!(
         lines
             .iter()
             .map(|l| l.split(" protected=1").next().unwrap_or_default())
             .collect::<Vec<_>>(),
         [
-            format!(
-                "protected=true from={} until={} review={}",
-                day(-30),
-                day(-1),
-                day(-10)
-            ),
-            format!(
-                "protected=true from={} until= review={}",
-                day(-30),
-                day(-10)
-            ),
-            format!(
-                "protected=true from={} until= review={}",
-                day(-30),
-                day(335)
-            ),
-            "protected=false".to_string(),
+            period(-30, Some(-1), -10),
+            period(-30, None, -10),
+            period(-30, None, 335),
+            "protected=false changed=true".to_string(),
         ]
     );
     let page = clerk.get(&link).await.text().await.unwrap();

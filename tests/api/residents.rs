@@ -205,9 +205,10 @@ impl TestApp {
         !select_text(&html(&page), "#resident dd").is_empty()
     }
 
-    /// A staff account with the residents, individual-number and export
-    /// permissions, on a terminal of the municipality's LG-WAN (this
-    /// machine's loopback declared): it may import files with numbers.
+    /// A staff account with the residents, individual-number, export and
+    /// protected-address permissions, on a terminal of the municipality's
+    /// LG-WAN (this machine's loopback declared): it may import files with
+    /// numbers.
     pub async fn staff_of(&self, muni: &str) -> (TestApp, String) {
         self.staff_of_named(muni, &format!("{muni}-clerk")).await
     }
@@ -215,8 +216,12 @@ impl TestApp {
     /// The same, under another login name.
     pub async fn staff_of_named(&self, muni: &str, login: &str) -> (TestApp, String) {
         self.declare_lgwan(muni);
-        self.staff_with(muni, login, &["residents", "my_number", "export"])
-            .await
+        self.staff_with(
+            muni,
+            login,
+            &["residents", "my_number", "export", "protected_address"],
+        )
+        .await
     }
 
     /// A staff account holding exactly `permissions`, signed in.
@@ -606,8 +611,8 @@ async fn staff_find_correct_flag_and_reissue_and_every_step_is_logged() {
             vec![
                 ("csrf", csrf.clone()),
                 ("protected", on.into()),
-                ("from", "2026-12-01".into()),
-                ("review", "2027-11-30".into()),
+                ("from", vrs::clock::today_in_japan().to_string()),
+                ("review", vrs::clock::today_in_japan().to_string()),
                 ("reason", reason.into()),
             ],
         )

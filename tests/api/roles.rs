@@ -228,7 +228,7 @@ async fn every_role_reaches_only_its_own_pages() {
     for path in PROTECTED_GETS {
         assert_eq!(
             app.get(path).await.headers()["location"],
-            "/login?notice=idle",
+            "/login",
             "{path}"
         );
     }
@@ -394,10 +394,18 @@ async fn administrators_issue_end_and_review_accounts() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
+    // Their next request ends the session and says why.
     assert_eq!(
         clerk.get("/password").await.headers()["location"],
-        "/login?notice=idle"
+        "/login?notice=account_ended"
     );
+    let page = clerk
+        .get("/login?notice=account_ended")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("このアカウントは無効にされたか有効期限が切れたため"));
     assert_eq!(
         TestApp::handle(&app)
             .post_login("koga-clerk", &one_time)
@@ -831,7 +839,7 @@ fn account_id(app: &TestApp, login: &str) -> String {
 }
 
 #[tokio::test]
-async fn disabling_yourself_or_the_last_administrator_says_what_will_happen_first() {
+async fn disabling_yourself_asks_first_and_the_last_administrator_is_never_disabled() {
     let app = spawn_app().await;
     app.seed_demo();
     let csrf = app.login_as("082040-admin", DEMO_PASSWORD).await;
@@ -865,14 +873,23 @@ async fn disabling_yourself_or_the_last_administrator_says_what_will_happen_firs
     assert_eq!(res.headers()["location"], "/admin/accounts");
     assert!(disabled("082040-staff"));
 
-    // Yourself, the only administrator: a page says both, nothing is done.
+    // Yourself, the only administrator: refused, even when confirmed.
     let me = account_id(&app, "082040-admin");
+    for confirm in [false, true] {
+        let res = disable(me.clone(), confirm).await;
+        assert_eq!(res.status(), 422);
+        let doc = html(&res.text().await.unwrap());
+        assert!(select_text(&doc, "#consequence-last")[0].contains("無効にできません"));
+        assert!(select_text(&doc, "#confirm-disable-button").is_empty());
+        assert!(!disabled("082040-admin"));
+    }
+
+    // With a second administrator: a page says what will happen first.
+    app.create_account("koga-admin2", Role::MunicipalAdmin, Some("082040"), &[]);
     let res = disable(me.clone(), false).await;
     assert_eq!(res.status(), 200);
-    let page = res.text().await.unwrap();
-    let doc = html(&page);
+    let doc = html(&res.text().await.unwrap());
     assert!(select_text(&doc, "#consequence-yourself")[0].contains("すぐにログアウト"));
-    assert!(select_text(&doc, "#consequence-last")[0].contains("有効な管理者はこのアカウントだけ"));
     assert!(!disabled("082040-admin"));
     assert_eq!(app.get("/admin/accounts").await.status(), 200);
 
@@ -898,10 +915,7 @@ async fn disabling_yourself_or_the_last_administrator_says_what_will_happen_firs
         .select(audit_log::detail)
         .load(&mut conn)
         .unwrap();
-    assert_eq!(
-        details,
-        [None, Some("yourself=1 last_administrator=1".to_string())]
-    );
+    assert_eq!(details, [None, Some("yourself=1".to_string())]);
 }
 
 #[tokio::test]
@@ -923,6 +937,6 @@ async fn another_administrator_is_disabled_without_question_while_one_remains() 
     let res = disable("082040-admin").await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/admin/accounts");
-    // Now koga-admin2 is the last one: disabling it asks.
-    assert_eq!(disable("koga-admin2").await.status(), 200);
+    // Now koga-admin2 is the last one: it stays.
+    assert_eq!(disable("koga-admin2").await.status(), 422);
 }

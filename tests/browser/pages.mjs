@@ -323,13 +323,15 @@ await check('protection: staff set a support measure with its period; the addres
   const address = page.locator('#address-value');
   const before = (await address.innerText()).trim();
   expect(before.length > 0, 'the record shows an address before protection');
-  await page.getByLabel('開始日', { exact: true }).fill('2026-12-01');
-  await page.getByLabel('見直し日', { exact: true }).fill('2027-11-30');
+  // Today in Japan, and a year on.
+  const jst = (days) => new Date(Date.now() + 9 * 3600_000 + days * 86_400_000).toISOString().slice(0, 10);
+  await page.getByLabel('開始日', { exact: true }).fill(jst(0));
+  await page.getByLabel('見直し日', { exact: true }).fill(jst(365));
   await page.locator('#protect-reason').fill('支援措置申出書の受理');
   await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: '支援措置を設定・更新' }).click()]);
   const masked = (await address.innerText()).trim();
   expect(masked.includes('支援措置の対象のため表示していません') && !masked.includes(before), `address shows ${JSON.stringify(masked)}`);
-  expect((await page.locator('#protection-period').innerText()).includes('2026-12-01'), 'the period is shown');
+  expect((await page.locator('#protection-period').innerText()).includes(jst(0)), 'the period is shown');
   expect(await page.locator('input[name="address"]').count() === 0, 'the correction form still sends an address');
   await screenshot('resident-protected-ja.png');
   await page.locator('#reveal-reason').fill('本人からの転居先確認の申出');

@@ -256,10 +256,42 @@ pub fn count_scan_miss(conn: &mut DbConn, account_id: &str) -> Result<(), DbErro
 /// limit, not older than the absolute limit, its account still usable.
 /// A dead session is deleted.
 pub fn resolve(conn: &mut DbConn, token: &str) -> Result<Option<Live>, DbError> {
+    Ok(resolve_why(conn, token)?.ok())
+}
+
+/// Why a session is no longer live, for the page that asks the person to
+/// sign in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// No such session (never signed in here, logged out, or ended by a
+    /// password change elsewhere).
+    Unknown,
+    /// Left unused past the idle limit.
+    Idle,
+    /// Older than the absolute limit.
+    Aged,
+    /// Its account was disabled or has expired.
+    AccountEnded,
+}
+
+impl Ended {
+    /// The login page's notice for it (`/login?notice=…`).
+    pub fn notice(&self) -> Option<&'static str> {
+        match self {
+            Ended::Unknown => None,
+            Ended::Idle => Some("idle"),
+            Ended::Aged => Some("aged"),
+            Ended::AccountEnded => Some("account_ended"),
+        }
+    }
+}
+
+/// As `resolve`, saying why a session that is not live ended.
+pub fn resolve_why(conn: &mut DbConn, token: &str) -> Result<Result<Live, Ended>, DbError> {
     let hash = token_hash(token);
     match SessionRow::find_with_account(conn, &hash, SCAN_KEY_PREFIX)? {
         Some(parts) => live(conn, &hash, parts),
-        None => Ok(None),
+        None => Ok(Err(Ended::Unknown)),
     }
 }
 
@@ -281,11 +313,15 @@ pub fn resolve_for_recording(
     };
     let parts = parts.clone();
     let read = rows.into_iter().filter_map(|(_, r)| r).collect();
-    Ok(live(conn, &hash, parts)?.map(|l| (l, read)))
+    Ok(live(conn, &hash, parts)?.ok().map(|l| (l, read)))
 }
 
 /// The session if it is live; a dead one is deleted.
-fn live(conn: &mut DbConn, hash: &str, parts: SessionParts) -> Result<Option<Live>, DbError> {
+fn live(
+    conn: &mut DbConn,
+    hash: &str,
+    parts: SessionParts,
+) -> Result<Result<Live, Ended>, DbError> {
     let at = now();
     let SessionParts {
         session,
@@ -293,12 +329,18 @@ fn live(conn: &mut DbConn, hash: &str, parts: SessionParts) -> Result<Option<Liv
         site,
         scans_locked_until,
     } = parts;
-    let live = session.last_seen_at + Duration::minutes(IDLE_MINUTES) > at
-        && session.created_at + Duration::hours(ABSOLUTE_HOURS) > at
-        && usable(&account, at);
-    if !live {
+    let ended = if !usable(&account, at) {
+        Some(Ended::AccountEnded)
+    } else if session.created_at + Duration::hours(ABSOLUTE_HOURS) <= at {
+        Some(Ended::Aged)
+    } else if session.last_seen_at + Duration::minutes(IDLE_MINUTES) <= at {
+        Some(Ended::Idle)
+    } else {
+        None
+    };
+    if let Some(why) = ended {
         SessionRow::delete(conn, hash)?;
-        return Ok(None);
+        return Ok(Err(why));
     }
     // Idle time is counted in half-minutes: a busy tablet or site system
     // does not write the session on every request.
@@ -306,7 +348,7 @@ fn live(conn: &mut DbConn, hash: &str, parts: SessionParts) -> Result<Option<Liv
         SessionRow::touch(conn, hash, at)?;
     }
     let site = crate::flows::sites::usable_for(&account, site);
-    Ok(Some(Live {
+    Ok(Ok(Live {
         session: session.into(),
         account: account.into(),
         site,

@@ -59,7 +59,8 @@ impl Job {
     pub fn progress(&self) -> (u8, u64) {
         match (progress_of(&self.id), self.is_running()) {
             (Some(p), true) => (p.percent(), p.lines.load(Ordering::Relaxed)),
-            (None, true) => (0, 0),
+            // Running on another server: the lines it counted so far.
+            (None, true) => (0, self.lines_seen as u64),
             (_, false) => (100, self.lines_seen as u64),
         }
     }

@@ -133,6 +133,30 @@ pub enum AddressFix {
     Set(Option<String>),
 }
 
+/// Records in the resident's own (sealed) history that their protected
+/// address was shown, with the reason given: the operation log says only
+/// that it was.
+pub fn address_viewed(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    id: &str,
+    reason: &crate::domain::ChangeReason,
+    account_id: &str,
+) -> Result<(), ResidentError> {
+    append_event(
+        scope,
+        conn,
+        id,
+        "address_viewed",
+        Some(account_id),
+        &EventDetail {
+            reason: Some(reason.as_str().to_string()),
+            ..Default::default()
+        },
+        now(),
+    )
+}
+
 /// Corrects a resident's attributes; the reason and each change go into the
 /// history. Returns false when nothing differed. A protected resident's
 /// address is changed only by an account that may see it (`sees_protected`).
@@ -299,7 +323,9 @@ pub fn set_flag(
 
 /// Sets a support measure (DV支援措置) with its period, changes the period
 /// of one in place, or lifts it (`None`); each change is a history event
-/// naming the period.
+/// naming the period. Returns false when nothing changed. A measure once
+/// stored is changed or lifted only by an account that may see protected
+/// addresses (`sees_protected`): ending it shows the address to everyone.
 pub fn set_protection(
     scope: &Scope<'_>,
     conn: &mut TenantConn<'_>,
@@ -307,17 +333,21 @@ pub fn set_protection(
     period: Option<crate::domain::Protection>,
     reason: &crate::domain::ChangeReason,
     account_id: &str,
-) -> Result<(), ResidentError> {
+    sees_protected: bool,
+) -> Result<bool, ResidentError> {
     let Some(row) = ResidentRow::find_by_id_and_municipality(scope, conn, id)? else {
         return Err(ResidentError::NotFound);
     };
+    if row.address_protected && !sees_protected {
+        return Err(ResidentError::AddressProtected);
+    }
     let stored = row.protected_from.map(|from| crate::domain::Protection {
         from,
         until: row.protected_until,
         review: row.protection_review.unwrap_or(from),
     });
     if row.address_protected == period.is_some() && (period.is_none() || stored == period) {
-        return Ok(());
+        return Ok(false);
     }
     let at = now();
     ResidentRow::set_protected(conn, id, period, at)?;
@@ -330,7 +360,7 @@ pub fn set_protection(
                 p.review
             )
         })
-        .unwrap_or_default()
+        .unwrap_or_else(|| "-".to_string())
     };
     let kind = match (row.address_protected, period.is_some()) {
         (false, true) => "protected",
@@ -354,5 +384,5 @@ pub fn set_protection(
         },
         at,
     )?;
-    Ok(())
+    Ok(true)
 }

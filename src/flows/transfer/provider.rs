@@ -38,7 +38,8 @@ pub fn answer(
         let record = provider_record(asked, scope.code(), given.as_ref());
         ProvisionRow::insert_many(conn, std::slice::from_ref(&record))?;
         if let Some((resident_id, doses)) = &given {
-            answer_line(asked, scope.code(), resident_id, doses.len()).insert(conn)?;
+            let protected = residents::protected_now(scope, conn, resident_id)?;
+            answer_line(asked, scope.code(), resident_id, doses.len(), protected).insert(conn)?;
         }
         Ok(given.map(|(_, doses)| doses))
     })
@@ -62,13 +63,20 @@ pub fn provider_record(
 }
 
 /// The source's log line of a match (a read of its resident's record),
-/// written to be chained moments later.
+/// written to be chained moments later. For a protected resident it does
+/// not name who asked: that is where the person lives now.
 pub fn answer_line(
     asked: &Asked<'_>,
     source: MunicipalityCode,
     resident_id: &str,
     doses: usize,
+    protected: bool,
 ) -> PendingRow {
+    let from = if protected {
+        "withheld protected=1".to_string()
+    } else {
+        asked.asking.to_string()
+    };
     audit::waiting_line(
         asked.actor,
         Entry {
@@ -77,9 +85,8 @@ pub fn answer_line(
             target: Some(format!("resident:{resident_id}")),
             outcome: "ok",
             detail: Some(format!(
-                "inquiry={} from={} purpose={} doses={doses}",
+                "inquiry={} from={from} purpose={} doses={doses}",
                 asked.inquiry_id,
-                asked.asking,
                 MyNumberPurpose::AnsweringInquiry.code()
             )),
         },

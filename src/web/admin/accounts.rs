@@ -408,6 +408,8 @@ struct ConfirmDisablePage {
     id: String,
     login_id: String,
     consequence: accounts::Consequence,
+    /// Refused outright: the last active administrator.
+    last_administrator: bool,
 }
 
 #[post("/admin/accounts/{id}/disable")]
@@ -426,10 +428,12 @@ pub(super) async fn disable_account(
     let outcome = with_db(&state, move |conn| {
         let done = accounts::disable(conn, &st.audit, &actor, code, &asked, confirmed)?;
         let login = match done {
-            accounts::Disabled::Unconfirmed(_) => accounts::of_municipality(conn, code)?
-                .into_iter()
-                .find(|a| a.id == asked)
-                .map(|a| a.login_id),
+            accounts::Disabled::Unconfirmed(_) | accounts::Disabled::LastAdministrator => {
+                accounts::of_municipality(conn, code)?
+                    .into_iter()
+                    .find(|a| a.id == asked)
+                    .map(|a| a.login_id)
+            }
             _ => None,
         };
         Ok((done, login))
@@ -443,8 +447,21 @@ pub(super) async fn disable_account(
             id: target,
             login_id: login.unwrap_or_default(),
             consequence,
+            last_administrator: false,
             t: ctx.t,
         }),
+        (accounts::Disabled::LastAdministrator, login) => render_form(
+            &ConfirmDisablePage {
+                nav: Nav::for_account(&auth, "/admin/accounts"),
+                csrf: auth.session.csrf_token.clone(),
+                id: target,
+                login_id: login.unwrap_or_default(),
+                consequence: accounts::Consequence { yourself: false },
+                last_administrator: true,
+                t: ctx.t,
+            },
+            true,
+        ),
         // Their own session is gone: the login page says why.
         (accounts::Disabled::Done(c), _) if c.yourself => Ok(HttpResponse::SeeOther()
             .insert_header(("location", "/login?notice=self_disabled"))

@@ -153,7 +153,13 @@ pub(super) async fn protection(
     // The two values the page sends; anything else is refused, never read
     // as "off" (which would lift a resident's protection).
     let period = match form.protected.as_str() {
-        "on" => Protection::parse(&form.from, &form.until, &form.review).map(Some),
+        "on" => Protection::parse(
+            &form.from,
+            &form.until,
+            &form.review,
+            crate::clock::today_in_japan(),
+        )
+        .map(Some),
         "off" => Ok(None),
         _ => Err(vec![FieldError {
             field: "",
@@ -190,19 +196,20 @@ pub(super) async fn protection(
         ),
         None => "protected=false".to_string(),
     };
-    change(
+    let sees = sees_protected(&auth);
+    let changed = change(
         &state,
         &auth,
         code,
         &id,
         "resident.protection",
         move |s, c, rid, account| {
-            residents::set_protection(s, c, rid, period, &reason, account)?;
-            Ok(((), detail))
+            let changed = residents::set_protection(s, c, rid, period, &reason, account, sees)?;
+            Ok((changed, format!("{detail} changed={changed}")))
         },
     )
     .await?;
-    Ok(back(&id, "protection"))
+    Ok(back(&id, if changed { "protection" } else { "unchanged" }))
 }
 
 #[derive(Deserialize)]

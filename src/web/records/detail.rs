@@ -93,6 +93,8 @@ struct DetailPage {
     revealed: bool,
     /// Tickets are reissued to a protected resident only with care.
     protected: bool,
+    /// This account may set, change or lift the measure.
+    may_change_protection: bool,
 }
 
 impl DetailPage {
@@ -299,6 +301,10 @@ async fn record_page(
             None,
         )?;
         if let Some(reason) = reveal.as_ref().filter(|_| loaded.r.address_protected) {
+            // The reason goes into the resident's sealed history; the log,
+            // kept in clear, says only that the address was shown.
+            let account = actor.account_id.clone().unwrap_or_default();
+            residents::address_viewed(scope, conn, &id, reason, &account)?;
             log_in_scope(
                 scope,
                 conn,
@@ -306,13 +312,17 @@ async fn record_page(
                 &actor,
                 "resident.address_view",
                 target,
-                Some(format!("reason={}", reason.as_str())),
+                Some("reason=in_history".into()),
             )?;
         }
         Ok((loaded, reveal.is_some()))
     })
     .await?;
     let (mut loaded, revealed) = loaded;
+    // A measure once stored is changed or lifted only by who may see the
+    // address (lifting it shows the address to everyone).
+    let may_change_protection =
+        sees || loaded.r.protection.is_none() && !loaded.r.address_protected;
     let protected = loaded.r.address_protected;
     let address_masked = protected && !revealed;
     if address_masked {
@@ -348,6 +358,7 @@ async fn record_page(
             may_reveal: address_masked && sees,
             revealed: protected && revealed,
             protected,
+            may_change_protection,
             t: ctx.t,
         },
         bad,

@@ -83,10 +83,15 @@ where
         id.to_string(),
     );
     in_partition(state, code, move |scope, conn| {
+        let protected = |scope: &Scope<'_>, conn: &mut crate::db::TenantConn<'_>| {
+            crate::flows::residents::protected_now(scope, conn, &rid)
+        };
+        let before = protected(scope, conn)?;
         let (out, mut note) = work(scope, conn, &rid, &account)?;
         // A change to a protected resident's record says so in its line,
-        // for whoever reviews the log.
-        if crate::flows::residents::get(scope, conn, &rid)?.is_some_and(|r| r.address_protected) {
+        // for whoever reviews the log: protected before it (a lifted
+        // measure) or after it.
+        if before || protected(scope, conn)? {
             note.push_str(" protected=1");
         }
         log_in_scope(
