@@ -337,6 +337,7 @@ pub fn disable(
     confirmed: bool,
 ) -> Result<Disabled, DbError> {
     crate::db::write_transaction(conn, |conn| {
+        AccountRow::lock_administrators(conn, code.as_str())?;
         let Some(acc) = AccountRow::find_by_id_and_municipality(conn, id, code.as_str())? else {
             return Ok(Disabled::NotFound);
         };

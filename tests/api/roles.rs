@@ -940,3 +940,60 @@ async fn another_administrator_is_disabled_without_question_while_one_remains() 
     // Now koga-admin2 is the last one: it stays.
     assert_eq!(disable("koga-admin2").await.status(), 422);
 }
+
+/// Two administrators disabling each other at the same moment: the second
+/// waits for the first and then finds itself the last one, on both
+/// databases (PostgreSQL through a row lock, SQLite's writers in turn).
+#[tokio::test]
+async fn two_administrators_disabling_each_other_at_once_leave_one() {
+    use vrs::db::models::accounts::AccountRow;
+    let app = spawn_app().await;
+    app.seed_demo();
+    app.create_account("koga-admin2", Role::MunicipalAdmin, Some("082040"), &[]);
+    let (first, second) = (
+        account_id(&app, "082040-admin"),
+        account_id(&app, "koga-admin2"),
+    );
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let pool = app.state.pool.clone();
+    let a = {
+        let (pool, second) = (pool.clone(), second.clone());
+        std::thread::spawn(move || {
+            let mut conn = pool.get().unwrap();
+            vrs::db::write_transaction(&mut conn, |conn| {
+                // As `accounts::disable` does, holding the rows a while.
+                AccountRow::lock_administrators(conn, "082040")?;
+                locked_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                AccountRow::disable(conn, &second, vrs::clock::now())
+            })
+            .unwrap();
+        })
+    };
+    locked_rx.recv().unwrap();
+    let mut conn = pool.get().unwrap();
+    let actor = vrs::audit::Actor {
+        account_id: Some(second.clone()),
+        login_id: Some("koga-admin2".into()),
+        client_addr: None,
+    };
+    let done = vrs::flows::accounts::disable(
+        &mut conn,
+        &app.state.audit,
+        &actor,
+        code("082040"),
+        &first,
+        true,
+    )
+    .unwrap();
+    a.join().unwrap();
+    assert_eq!(done, vrs::flows::accounts::Disabled::LastAdministrator);
+    let active: i64 = accounts::table
+        .filter(accounts::municipality_code.eq("082040"))
+        .filter(accounts::role.eq("municipal_admin"))
+        .filter(accounts::disabled_at.is_null())
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(active, 1);
+}

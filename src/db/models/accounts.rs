@@ -401,6 +401,22 @@ impl PlatformSecretRow {
 
 impl AccountRow {
     /// Accounts of one municipality, for its administrator.
+    /// Holds the municipality's administrator rows to the end of the
+    /// transaction, so that two administrators disabling each other at the
+    /// same moment do not both find the other still active. (SQLite's
+    /// writers already take their turn one at a time.)
+    pub fn lock_administrators(conn: &mut DbConn, code: &str) -> Result<(), DbError> {
+        if let DbConn::Postgresql(c) = conn {
+            accounts::table
+                .filter(accounts::municipality_code.eq(code))
+                .filter(accounts::role.eq("municipal_admin"))
+                .select(accounts::id)
+                .for_update()
+                .load::<String>(c)?;
+        }
+        Ok(())
+    }
+
     pub fn of_municipality(conn: &mut DbConn, code: &str) -> Result<Vec<AccountRow>, DbError> {
         Ok(accounts::table
             .filter(accounts::municipality_code.eq(code))
