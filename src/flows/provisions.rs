@@ -75,7 +75,8 @@ impl From<ProvisionRow> for Provision {
     }
 }
 
-/// The keeper's records about one of its residents, newest first. For a
+/// The keeper's records about one of its residents, newest first (not
+/// found for a resident it does not hold). For a
 /// resident under a support measure the other municipality is withheld
 /// (its code left empty): where the person asked from is where they live.
 pub fn of_resident(
@@ -83,8 +84,9 @@ pub fn of_resident(
     conn: &mut TenantConn<'_>,
     resident_id: &str,
 ) -> Result<Vec<Provision>, super::residents::ResidentError> {
-    let protected =
-        super::residents::get(scope, conn, resident_id)?.is_some_and(|r| r.address_protected);
+    // Read from the row's flag: the record itself is not opened.
+    let protected = super::residents::protection_of(scope, conn, resident_id)?
+        .ok_or(super::residents::ResidentError::NotFound)?;
     Ok(ProvisionRow::of_resident(conn, resident_id)
         .map_err(TenancyError::from)?
         .into_iter()

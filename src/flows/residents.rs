@@ -277,10 +277,26 @@ pub fn protected_now(
     conn: &mut TenantConn<'_>,
     id: &str,
 ) -> Result<bool, ResidentError> {
+    Ok(protection_of(scope, conn, id)?.unwrap_or(false))
+}
+
+/// The same, with none for a resident this municipality does not hold.
+pub fn protection_of(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    id: &str,
+) -> Result<Option<bool>, ResidentError> {
     Ok(ResidentRow::find_by_id_and_municipality(scope, conn, id)?
-        .as_ref()
-        .and_then(measure_today)
-        .is_some_and(|m| m.holds))
+        .map(|row| measure_today(&row).is_some_and(|m| m.holds)))
+}
+
+/// The period stored with a measure, if one was kept.
+fn stored_period(row: &ResidentRow) -> Option<crate::domain::Protection> {
+    row.protected_from.map(|from| crate::domain::Protection {
+        from,
+        until: row.protected_until,
+        review: row.protection_review.unwrap_or(from),
+    })
 }
 
 /// A stored support measure as it stands today.
@@ -296,12 +312,7 @@ fn measure_today(row: &ResidentRow) -> Option<MeasureToday> {
         return None;
     }
     let today = crate::clock::today_in_japan();
-    let period = row.protected_from.map(|from| crate::domain::Protection {
-        from,
-        until: row.protected_until,
-        review: row.protection_review.unwrap_or(from),
-    });
-    Some(match period {
+    Some(match stored_period(row) {
         Some(p) => MeasureToday {
             period: Some(p),
             holds: p.holds_on(today),

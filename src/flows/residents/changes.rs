@@ -341,11 +341,7 @@ pub fn set_protection(
     if row.address_protected && !sees_protected {
         return Err(ResidentError::AddressProtected);
     }
-    let stored = row.protected_from.map(|from| crate::domain::Protection {
-        from,
-        until: row.protected_until,
-        review: row.protection_review.unwrap_or(from),
-    });
+    let stored = stored_period(&row);
     if row.address_protected == period.is_some() && (period.is_none() || stored == period) {
         return Ok(false);
     }

@@ -71,12 +71,20 @@ async fn networks_render(
     Ok(r)
 }
 
+/// The administrator's municipality, once the settings form's CSRF token
+/// is this session's.
+fn posted(auth: &Authed, csrf: &str) -> Result<MunicipalityCode, AppError> {
+    let code = auth.require_admin()?;
+    auth.check_csrf(csrf)?;
+    Ok(code)
+}
+
 /// Saves one of the municipality's settings (each flow writes its own log
 /// line) and goes back to the settings page, which shows the result.
 async fn save<T, F>(
     state: &AppState,
     auth: &Authed,
-    csrf: &str,
+    code: MunicipalityCode,
     work: F,
 ) -> Result<HttpResponse, AppError>
 where
@@ -85,8 +93,6 @@ where
         + Send
         + 'static,
 {
-    let code = auth.require_admin()?;
-    auth.check_csrf(csrf)?;
     let (st, actor) = (state.clone(), auth.actor());
     with_db(state, move |conn| work(conn, &st.audit, &actor, code)).await?;
     Ok(HttpResponse::SeeOther()
@@ -118,8 +124,7 @@ pub(super) async fn add_network(
     state: web::Data<AppState>,
     form: web::Form<NetworkForm>,
 ) -> Result<HttpResponse, AppError> {
-    auth.require_admin()?;
-    auth.check_csrf(&form.csrf)?;
+    let code = posted(&auth, &form.csrf)?;
     let form = form.into_inner();
     // The label is optional, but one given is text like any other: nothing
     // hidden, not cut silently.
@@ -134,7 +139,7 @@ pub(super) async fn add_network(
     match Network::parse(&form.cidr) {
         Ok(net) => {
             let label = form.label.clone();
-            save(&state, &auth, &form.csrf, move |conn, key, actor, code| {
+            save(&state, &auth, code, move |conn, key, actor, code| {
                 Ok(networks::add(conn, key, actor, code, net, &label)?)
             })
             .await
@@ -156,10 +161,9 @@ pub(super) async fn remove_network(
     state: web::Data<AppState>,
     form: web::Form<NetworkForm>,
 ) -> Result<HttpResponse, AppError> {
-    auth.require_admin()?;
-    auth.check_csrf(&form.csrf)?;
+    let code = posted(&auth, &form.csrf)?;
     let net = Network::parse(&form.cidr).map_err(|_| AppError::NotFound)?;
-    save(&state, &auth, &form.csrf, move |conn, key, actor, code| {
+    save(&state, &auth, code, move |conn, key, actor, code| {
         Ok(networks::remove(conn, key, actor, code, net)?)
     })
     .await
@@ -178,8 +182,9 @@ pub(super) async fn set_security(
     state: web::Data<AppState>,
     form: web::Form<SecurityForm>,
 ) -> Result<HttpResponse, AppError> {
+    let code = posted(&auth, &form.csrf)?;
     let on = form.require_totp.is_some();
-    save(&state, &auth, &form.csrf, move |conn, key, actor, code| {
+    save(&state, &auth, code, move |conn, key, actor, code| {
         Ok(municipalities::set_require_totp(
             conn, key, actor, code, on,
         )?)
@@ -201,6 +206,7 @@ pub(super) async fn set_channels(
     state: web::Data<AppState>,
     form: web::Form<ChannelsForm>,
 ) -> Result<HttpResponse, AppError> {
+    let code = posted(&auth, &form.csrf)?;
     let mut on = Vec::new();
     if form.app.is_some() {
         on.push(Channel::App);
@@ -208,7 +214,7 @@ pub(super) async fn set_channels(
     if form.kiosk.is_some() {
         on.push(Channel::Kiosk);
     }
-    save(&state, &auth, &form.csrf, move |conn, key, actor, code| {
+    save(&state, &auth, code, move |conn, key, actor, code| {
         Ok(certificates::set_channels(conn, key, actor, code, &on)?)
     })
     .await

@@ -91,8 +91,6 @@ struct DetailPage {
     may_reveal: bool,
     /// Shown now, after a reason was given and logged.
     revealed: bool,
-    /// Tickets are reissued to a protected resident only with care.
-    protected: bool,
     /// This account may set, change or lift the measure.
     may_change_protection: bool,
 }
@@ -357,7 +355,6 @@ async fn record_page(
             address_masked,
             may_reveal: address_masked && sees,
             revealed: protected && revealed,
-            protected,
             may_change_protection,
             t: ctx.t,
         },

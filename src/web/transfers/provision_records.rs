@@ -4,7 +4,6 @@
 use crate::domain::Permission;
 use crate::flows::AppState;
 use crate::flows::provisions::{self, Provision};
-use crate::flows::residents;
 use crate::i18n::T;
 use crate::web::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render};
 use actix_web::{HttpResponse, get, post, web};
@@ -69,7 +68,6 @@ async fn provisions_of(
     let (st, actor) = (state.clone(), auth.actor());
     in_partition(state, code, move |scope, conn| {
         // A foreign or unknown id is simply not found.
-        residents::get(scope, conn, &id)?.ok_or(AppError::NotFound)?;
         let rows = provisions::of_resident(scope, conn, &id)?;
         log_in_scope(
             scope,
