@@ -18,6 +18,11 @@ pub fn today_in_japan() -> NaiveDate {
     in_japan(now()).date()
 }
 
+/// The stored time at which a day in Japan begins.
+pub fn start_of_japan_day(d: NaiveDate) -> NaiveDateTime {
+    d.and_time(chrono::NaiveTime::MIN) - chrono::Duration::hours(9)
+}
+
 /// A stored time as staff read it, to the minute.
 pub fn jst(t: NaiveDateTime) -> String {
     in_japan(t).format("%Y-%m-%d %H:%M").to_string() + " JST"

@@ -271,6 +271,16 @@ fn housekeeping(
                                 crate::clock::now(),
                             )?)
                         });
+                    let swept = state
+                        .pool
+                        .get()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|mut c| Ok(flows::log_review::sweep_volumes(&mut c, &state.master)?));
+                    match swept {
+                        Ok(n) if n > 0 => tracing::info!(notices = n, "accounts above their daily threshold"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "daily volumes could not be checked"),
+                    }
                     match purged {
                         Ok(p) if !p.is_empty() => {
                             tracing::info!(

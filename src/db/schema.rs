@@ -10,6 +10,11 @@ diesel::table! {
         erased_at -> Nullable<Timestamp>,
         require_totp -> Bool,
         certificate_channels -> Text,
+        working_from -> Integer,
+        working_until -> Integer,
+        volume_threshold -> Integer,
+        review_every_days -> Integer,
+        access_record_names -> Bool,
     }
 }
 
@@ -348,6 +353,41 @@ diesel::table! {
 }
 
 diesel::table! {
+    held_inquiries (municipality_code, id) {
+        municipality_code -> Text,
+        id -> Text,
+        inquiry_id -> Text,
+        direction -> Text,
+        other_code -> Text,
+        resident_id -> Text,
+        channel -> Text,
+        purpose -> Text,
+        requested_at -> Timestamp,
+        requested_by -> Nullable<Text>,
+        requester_login -> Nullable<Text>,
+        request_sealed -> Nullable<Binary>,
+        status -> Text,
+        decided_by -> Nullable<Text>,
+        decided_login -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    log_reviews (municipality_code, id) {
+        municipality_code -> Text,
+        id -> Text,
+        kind -> Text,
+        period_from -> Date,
+        period_until -> Date,
+        reviewed_by -> Text,
+        reviewer_login -> Text,
+        at -> Timestamp,
+        note -> Text,
+    }
+}
+
+diesel::table! {
     certificates (municipality_code, id) {
         municipality_code -> Text,
         id -> Text,
@@ -535,6 +575,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_pending,
     provision_records,
     notices,
+    log_reviews,
+    held_inquiries,
     certificates,
     card_revocations,
     channel_clients,
@@ -572,6 +614,8 @@ pub const ALL_TABLES: &[&str] = &[
     "audit_pending",
     "provision_records",
     "notices",
+    "log_reviews",
+    "held_inquiries",
     "certificates",
     "card_revocations",
     "channel_clients",
@@ -592,6 +636,7 @@ pub const ALL_TABLES: &[&str] = &[
 /// `municipality_code`, row-level-secured on PostgreSQL, emptied when a
 /// municipality is erased. Children before parents.
 pub const TENANT_TABLES: &[&str] = &[
+    "held_inquiries",
     "certificates",
     "notices",
     "provision_records",

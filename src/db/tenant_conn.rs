@@ -133,6 +133,7 @@ pub const TENANT_TABLE_NAMES: &[&str] = &[
     "provision_records",
     "notices",
     "certificates",
+    "held_inquiries",
 ];
 
 tenant_tables!(
@@ -146,6 +147,7 @@ tenant_tables!(
     provision_records,
     notices,
     certificates,
+    held_inquiries,
 );
 
 // …and the counts its own pages read, kept per municipality by triggers.
@@ -179,6 +181,7 @@ owned_rows!(
     super::models::provisions::ProvisionRow => provision_records,
     super::models::provisions::NoticeRow => notices,
     super::models::certificates::CertificateRow => certificates,
+    super::models::held_inquiries::HeldRow => held_inquiries,
 );
 
 #[cfg(test)]

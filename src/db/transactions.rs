@@ -213,12 +213,24 @@ where
         .is_some();
     if nested {
         // Inside a transaction already (a savepoint): the outer one holds
-        // the write lock; the setting is renamed for this part of it.
+        // the write lock; the setting is renamed for this part of it, and
+        // given back after it, so that what the outer transaction does next
+        // (opening another municipality's partition) is not scoped to this
+        // one. (A savepoint rolled back takes its setting back itself.)
         return conn.transaction(|conn| {
-            if let (DbConn::Postgresql(c), Some(code)) = (&mut *conn, code) {
-                set_municipality(c, code.as_str())?;
+            let outer = match (&mut *conn, code) {
+                (DbConn::Postgresql(c), Some(code)) => {
+                    let outer = current_municipality(c)?;
+                    set_municipality(c, code.as_str())?;
+                    Some(outer)
+                }
+                _ => None,
+            };
+            let out = work(conn)?;
+            if let (DbConn::Postgresql(c), Some(outer)) = (&mut *conn, outer) {
+                set_municipality(c, &outer)?;
             }
-            work(conn)
+            Ok(out)
         });
     }
     // Released after the commit or rollback, when the transaction has ended.
@@ -305,6 +317,18 @@ pub fn set_transaction_municipality(conn: &mut DbConn, code: &str) -> Result<(),
         set_municipality(c, code)?;
     }
     Ok(())
+}
+
+/// The municipality the current transaction is scoped to, empty if none.
+fn current_municipality(c: &mut diesel::PgConnection) -> QueryResult<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        code: String,
+    }
+    diesel::sql_query("SELECT coalesce(current_setting('vrs.municipality', true), '') AS code")
+        .get_result::<Setting>(c)
+        .map(|s| s.code)
 }
 
 pub(super) fn set_municipality(c: &mut diesel::PgConnection, code: &str) -> QueryResult<()> {

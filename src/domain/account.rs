@@ -74,16 +74,20 @@ pub enum Permission {
     /// See the address of a resident under a support measure (支援措置:
     /// DV and similar), each time with a reason that is logged.
     ProtectedAddress,
+    /// Produce a resident's access record, the answer to a disclosure
+    /// request (開示請求).
+    Disclosure,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 7] = [
         Permission::Residents,
         Permission::MyNumber,
         Permission::Inquiry,
         Permission::Certificates,
         Permission::Export,
         Permission::ProtectedAddress,
+        Permission::Disclosure,
     ];
 
     pub fn code(&self) -> &'static str {
@@ -94,6 +98,7 @@ impl Permission {
             Permission::Certificates => "certificates",
             Permission::Export => "export",
             Permission::ProtectedAddress => "protected_address",
+            Permission::Disclosure => "disclosure",
         }
     }
 
@@ -109,6 +114,7 @@ impl Permission {
             Permission::Certificates => "perm.certificates",
             Permission::Export => "perm.export",
             Permission::ProtectedAddress => "perm.protected_address",
+            Permission::Disclosure => "perm.disclosure",
         }
     }
 

@@ -1,5 +1,6 @@
 //! Business rules, one module per flow of the product. No HTTP here.
 
+pub mod access_record;
 pub mod account_issue;
 pub mod accounts;
 pub mod certificates;
@@ -15,6 +16,7 @@ pub mod imports;
 pub mod issuer;
 pub mod keys;
 mod line_errors;
+pub mod log_review;
 pub mod municipalities;
 pub mod networks;
 pub mod provisions;

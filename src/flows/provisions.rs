@@ -270,8 +270,12 @@ pub fn close_notice(
 /// What a notice is about: the asking municipality with its name
 /// ("municipality:131016"), or the account.
 fn notice_subject(subject: &str) -> String {
-    match subject.strip_prefix("municipality:") {
-        Some(c) => format!("{c} {}", name_of(c)),
-        None => subject.trim_start_matches("account:").to_string(),
+    if let Some(c) = subject.strip_prefix("municipality:") {
+        return format!("{c} {}", name_of(c));
     }
+    // A held inquiry's notice says no more than that one waits.
+    if subject.starts_with("held:") {
+        return String::new();
+    }
+    subject.trim_start_matches("account:").to_string()
 }

@@ -270,6 +270,23 @@ fn open_row(scope: &Scope<'_>, row: &ResidentRow) -> Result<Resident, TenancyErr
     })
 }
 
+/// A resident's 宛名番号 alone, opened without the rest of the record (for
+/// naming the resident on a log line); none for one the municipality does
+/// not hold.
+pub fn addressee_of(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    id: &str,
+) -> Result<Option<String>, ResidentError> {
+    match ResidentRow::find_by_id_and_municipality(scope, conn, id)? {
+        Some(row) => Ok(Some(scope.open_string(
+            ctx("addressee_number", id),
+            &row.addressee_number_sealed,
+        )?)),
+        None => Ok(None),
+    }
+}
+
 /// Whether a support measure holds for the resident today, read from the
 /// row without opening its sealed fields.
 pub fn protected_now(
@@ -278,6 +295,11 @@ pub fn protected_now(
     id: &str,
 ) -> Result<bool, ResidentError> {
     Ok(protection_of(scope, conn, id)?.unwrap_or(false))
+}
+
+/// Whether a support measure holds today for the resident of this row.
+pub fn row_protected(row: &ResidentRow) -> bool {
+    measure_today(row).is_some_and(|m| m.holds)
 }
 
 /// The same, with none for a resident this municipality does not hold.

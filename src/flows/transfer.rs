@@ -9,6 +9,7 @@
 //! through its own blind index. Both sides keep a provision record
 //! (metadata only); the source keeps nothing of the number it was sent.
 
+mod approval;
 mod provider;
 use super::residents::{self, MyNumberPurpose};
 use crate::audit::{self, Actor, AuditKey, Entry};
@@ -22,6 +23,7 @@ use crate::db::models::provisions::{self as prov, NoticeRow, PROVIDER, Provision
 use crate::db::models::residents::ResidentRow;
 use crate::domain::{Consent, InquiryPurpose, MunicipalityCode, MyNumber};
 use crate::tenancy::{Partition, Scope, TenancyError};
+pub use approval::*;
 use chrono::{NaiveDate, NaiveDateTime};
 pub use provider::*;
 
@@ -176,6 +178,9 @@ pub enum Answer {
     /// Nobody with this number at that municipality — or no such partition.
     /// Said the same way whatever the cause.
     NoMatch,
+    /// The resident asked about is ours and under a support measure: the
+    /// inquiry waits for an administrator's approval before it is sent.
+    Held,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -339,6 +344,20 @@ pub fn inquire(
     actor: &Actor,
     inquiry: &Inquiry,
 ) -> Result<Answer, TransferError> {
+    send(conn, master, key, limits, actor, inquiry, true)
+}
+
+/// `inquire`, or with `hold_protected` false the sending of an inquiry an
+/// administrator approved.
+fn send(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    key: &AuditKey,
+    limits: RateLimits,
+    actor: &Actor,
+    inquiry: &Inquiry,
+    hold_protected: bool,
+) -> Result<Answer, TransferError> {
     let asking = Partition::open(conn, master, inquiry.asking)?;
     let inquiry_id = uuid::Uuid::now_v7().to_string();
     let asked = Asked {
@@ -367,6 +386,7 @@ pub fn inquire(
     // residents. Neither reaches the source.
     enum Before {
         Go(residents::Resident),
+        Held,
         Refused,
         NotResident,
     }
@@ -393,6 +413,10 @@ pub fn inquire(
             MyNumberPurpose::TransferInquiry,
         )?;
         Ok(match found {
+            Some(r) if hold_protected && r.address_protected => {
+                hold_asking(scope, conn, &asked, inquiry, &r.id)?;
+                Before::Held
+            }
             Some(r) => Before::Go(r),
             None => {
                 audit::append(
@@ -407,6 +431,7 @@ pub fn inquire(
     })?;
     let resident = match before {
         Before::Go(r) => r,
+        Before::Held => return Ok(Answer::Held),
         Before::NotResident => return Err(TransferError::NotResident),
         Before::Refused => {
             // The source's administrators hear of it too.
@@ -520,11 +545,16 @@ fn raise_rate_notice(
     if NoticeRow::is_open(conn, RATE_NOTICE, &subject)? {
         return Ok(());
     }
+    notice(conn, RATE_NOTICE, subject)
+}
+
+/// A notice for the administrators of the municipality `conn` is in.
+fn notice(conn: &mut TenantConn<'_>, kind: &str, subject: String) -> Result<(), TransferError> {
     NoticeRow {
-        municipality_code: keeper.to_string(),
+        municipality_code: conn.code().to_string(),
         id: uuid::Uuid::now_v7().to_string(),
         at: now(),
-        kind: RATE_NOTICE.into(),
+        kind: kind.into(),
         subject,
         detail: None,
         closed_at: None,

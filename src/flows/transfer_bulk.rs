@@ -71,6 +71,9 @@ struct Ready {
     resident_id: String,
     born: NaiveDate,
     sex: Sex,
+    /// Our resident is under a support measure: the line is held for an
+    /// administrator, not sent.
+    protected: bool,
 }
 
 /// Runs a bulk inquiry job over the file: checks it whole, then sends.
@@ -104,6 +107,13 @@ pub fn run(
         ImportJobRow::set_lines(conn, job.id, ready.len() as i64)?;
         Ok::<_, ImportError>(())
     })?;
+    let (held, ready): (Vec<Ready>, Vec<Ready>) = ready.into_iter().partition(|r| r.protected);
+    if !held.is_empty() {
+        hold_lines(conn, asking, &job, &held, &mut outcome)?;
+        progress
+            .work_done
+            .fetch_add(held.len() as u64, Ordering::Relaxed);
+    }
     let mut by_source: BTreeMap<MunicipalityCode, Vec<Ready>> = BTreeMap::new();
     for r in ready {
         by_source.entry(r.source).or_default().push(r);
@@ -128,6 +138,47 @@ pub fn run(
         }
     }
     Ok(outcome)
+}
+
+/// The lines about our own protected residents, held for an
+/// administrator (see `transfer::hold_asking`), in one transaction. Their
+/// result reads "held"; they count as not matched.
+fn hold_lines(
+    conn: &mut DbConn,
+    asking: &Partition,
+    job: &Job<'_>,
+    held: &[Ready],
+    outcome: &mut Outcome,
+) -> Result<(), ImportError> {
+    crate::db::write_transaction(conn, |conn| {
+        (job.keep_alive)(conn)?;
+        asking.run(conn, |scope, conn| {
+            for r in held {
+                let inquiry_id = uuid::Uuid::now_v7().to_string();
+                let asked = Asked {
+                    inquiry_id: &inquiry_id,
+                    at: crate::clock::now(),
+                    asking: asking.code(),
+                    actor: job.actor,
+                    channel: Channel::Bulk,
+                    purpose: job.purpose,
+                    job: Some((job.id, r.line as i64)),
+                };
+                let inquiry = transfer::Inquiry {
+                    asking: asking.code(),
+                    source: r.source,
+                    number: r.number.clone(),
+                    consent: r.consent.clone(),
+                    purpose: job.purpose,
+                    channel: Channel::Bulk,
+                };
+                transfer::hold_asking(scope, conn, &asked, &inquiry, &r.resident_id)?;
+            }
+            Ok::<_, ImportError>(())
+        })
+    })?;
+    outcome.unmatched += held.len() as u64;
+    Ok(())
 }
 
 /// Each line's 宛名番号 must be one of our residents, holding exactly the
@@ -196,6 +247,7 @@ fn check_against_residents(
                     resident_id: row.id.clone(),
                     born: facts.birth_date,
                     sex: facts.sex,
+                    protected: residents::row_protected(row),
                 });
             }
         }
@@ -266,22 +318,16 @@ fn send_batch_within(
         None => vec![None; batch.len()],
         Some(p) => p.run(conn, |scope, conn| {
             let numbers: Vec<MyNumber> = batch.iter().map(|r| r.number.clone()).collect();
-            let given = transfer::find_and_give(scope, conn, &numbers)?;
+            let found = transfer::find_and_give(scope, conn, &numbers)?;
             let mut records = Vec::with_capacity(batch.len());
             let mut lines = Vec::new();
-            for (i, g) in given.iter().enumerate() {
-                let asked = asked_of(i);
-                records.push(transfer::provider_record(&asked, source, g.as_ref()));
-                if let Some((resident_id, doses)) = g {
-                    let protected = residents::protected_now(scope, conn, resident_id)?;
-                    lines.push(transfer::answer_line(
-                        &asked,
-                        source,
-                        resident_id,
-                        doses.len(),
-                        protected,
-                    ));
-                }
+            let mut given = Vec::with_capacity(batch.len());
+            for (i, g) in found.into_iter().enumerate() {
+                let (record, line, g) =
+                    transfer::settle_answer(scope, conn, &asked_of(i), source, g)?;
+                records.push(record);
+                lines.extend(line);
+                given.push(g);
             }
             ProvisionRow::insert_many(conn, &records)?;
             PendingRow::insert_many(conn, &lines)?;
@@ -422,8 +468,9 @@ pub fn result_lines(
                 addressee,
                 r.provider_code.clone(),
                 super::provisions::name_of(&r.provider_code),
-                match r.outcome.as_str() {
-                    prov::PROVIDED => "該当あり",
+                match (r.outcome.as_str(), r.refusal.as_deref()) {
+                    (prov::PROVIDED, _) => "該当あり",
+                    (_, Some("held")) => "保留（支援措置のため管理者の承認待ち）",
                     _ => "該当なし",
                 }
                 .to_string(),

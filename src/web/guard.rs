@@ -163,6 +163,7 @@ impl Nav {
                 ("/admin/networks", "admin.networks.title"),
                 ("/admin/sites", "sites.title"),
                 ("/admin/log", "admin.log.title"),
+                ("/admin/held", "held.title"),
                 ("/statistics/municipality", "stats.municipal.title"),
             ]),
             Some(Role::MunicipalStaff) => {

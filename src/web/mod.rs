@@ -200,6 +200,13 @@ pub fn path_id(raw: &str) -> Result<String, AppError> {
         .map_err(|_| AppError::NotFound)
 }
 
+/// The answer to a form that was acted on: go and see `to`.
+pub fn see_other(to: &str) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::SeeOther()
+        .insert_header(("location", to.to_string()))
+        .finish()
+}
+
 /// Writes an operation-log line in the partition's own transaction, so the
 /// record of a read or change commits (or not) with it.
 pub fn log_in_scope(

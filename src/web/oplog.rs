@@ -11,7 +11,6 @@ pub struct LogLine {
     pub action: String,
     pub target: String,
     pub outcome: String,
-    pub detail: String,
 }
 
 pub fn log_line(r: &Recorded) -> LogLine {
@@ -23,6 +22,5 @@ pub fn log_line(r: &Recorded) -> LogLine {
         action: r.action.clone(),
         target: r.target.clone().unwrap_or_default(),
         outcome: r.outcome.clone(),
-        detail: r.detail.clone().unwrap_or_default(),
     }
 }

@@ -1154,17 +1154,23 @@ async fn recording_log_lines_are_chained_by_the_log_writer_in_order() {
         detail: None,
     };
     let mut conn = app.conn();
-    vrs::audit::append_later(&mut conn, &actor, entry("test.later")).unwrap();
-    vrs::audit::record(&mut conn, &app.state.audit, &actor, entry("test.direct")).unwrap();
+    vrs::audit::append_later(&mut conn, &actor, entry("resident.view")).unwrap();
+    vrs::audit::record(
+        &mut conn,
+        &app.state.audit,
+        &actor,
+        entry("resident.search"),
+    )
+    .unwrap();
     let order: Vec<String> = audit_log::table
         .filter(audit_log::chain.eq("082040"))
         .filter(audit_log::seq.gt(seq))
-        .filter(audit_log::action.like("test.%"))
+        .filter(audit_log::login_id.eq("082040-clerk"))
         .order(audit_log::seq)
         .select(audit_log::action)
         .load(&mut conn)
         .unwrap();
-    assert_eq!(order, ["test.later", "test.direct"]);
+    assert_eq!(order, ["resident.view", "resident.search"]);
     let report = vrs::audit::verify(&mut conn, &app.state.audit, Some("082040"), None).unwrap();
     assert_eq!(report[0].broken_at, None);
 }

@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod held;
+
 mod accounts;
 mod backends;
 mod browser;
@@ -13,6 +15,7 @@ mod doses;
 mod exports;
 mod jobs;
 mod lazyfs;
+mod log_review;
 mod openapi;
 mod partitions;
 mod power_cut;

@@ -773,9 +773,9 @@ async fn the_operator_enables_a_municipality_with_its_first_administrator() {
     );
     // The operator's log holds the platform's events only.
     let doc = html(&app.get("/operator").await.text().await.unwrap());
-    let actions = select_text(&doc, "#platform-log td code");
+    let actions = select_text(&doc, "#platform-log td[data-action='municipality.enable']");
     assert!(
-        actions.contains(&"municipality.enable".to_string()),
+        actions.contains(&"市区町村の利用開始".to_string()),
         "{actions:?}"
     );
     // The new administrator's creation is in Sapporo's own log, not the platform's.
@@ -786,10 +786,11 @@ async fn the_operator_enables_a_municipality_with_its_first_administrator() {
         .get_result(&mut *app.conn())
         .unwrap();
     assert_eq!(sapporo, 1);
+    let created = select_text(&doc, "#platform-log td[data-action='account.create']");
     assert_eq!(
-        actions.iter().filter(|a| *a == "account.create").count(),
-        2,
-        "the bootstrap operator's and the viewer's: {actions:?}"
+        created,
+        ["アカウントの作成", "アカウントの作成"],
+        "the bootstrap operator's and the viewer's"
     );
 }
 

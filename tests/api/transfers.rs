@@ -16,14 +16,14 @@ use vrs::tenancy::Partition;
 const ASKING: &str = "131016";
 const SOURCE: &str = "082040";
 
-fn number_of(muni: &str, i: usize) -> String {
+pub(crate) fn number_of(muni: &str, i: usize) -> String {
     let n = demo_resident(code(muni), i).my_number.unwrap();
     String::from_utf8(n.expose_digits().to_vec()).unwrap()
 }
 
 /// The demo app with 千代田区's terminals on loopback, and 千代田区's staff
 /// (who hold every staff permission) signed in.
-async fn asking_staff() -> (TestApp, TestApp, String) {
+pub(crate) async fn asking_staff() -> (TestApp, TestApp, String) {
     let app = spawn_app().await;
     app.seed_demo();
     app.declare_lgwan(ASKING);
@@ -33,7 +33,7 @@ async fn asking_staff() -> (TestApp, TestApp, String) {
 }
 
 impl TestApp {
-    async fn inquire(
+    pub(crate) async fn inquire(
         &self,
         csrf: &str,
         number: &str,
@@ -61,7 +61,7 @@ impl TestApp {
     }
 
     /// A resident's id, found by number through the partition's index.
-    fn resident_of(&self, muni: &str, number: &str) -> String {
+    pub(crate) fn resident_of(&self, muni: &str, number: &str) -> String {
         let mut conn = self.conn();
         let p = Partition::open(&mut conn, self.master(), code(muni)).unwrap();
         let n = MyNumber::parse(number).unwrap();
@@ -78,28 +78,28 @@ impl TestApp {
         .id
     }
 
-    fn doses_of(&self, muni: &str, resident: &str) -> Vec<DoseRow> {
+    pub(crate) fn doses_of(&self, muni: &str, resident: &str) -> Vec<DoseRow> {
         let mut conn = self.conn();
         let p = Partition::open(&mut conn, self.master(), code(muni)).unwrap();
         p.run(&mut conn, |s, c| DoseRow::of_resident(s, c, resident))
             .unwrap()
     }
 
-    fn provisions(&self, muni: &str) -> Vec<ProvisionRow> {
+    pub(crate) fn provisions(&self, muni: &str) -> Vec<ProvisionRow> {
         let mut conn = self.conn();
         let p = Partition::open(&mut conn, self.master(), code(muni)).unwrap();
         p.run(&mut conn, |_s, c| ProvisionRow::recent(c, 100_000))
             .unwrap()
     }
 
-    fn notices(&self, muni: &str) -> Vec<NoticeRow> {
+    pub(crate) fn notices(&self, muni: &str) -> Vec<NoticeRow> {
         let mut conn = self.conn();
         let p = Partition::open(&mut conn, self.master(), code(muni)).unwrap();
         p.run(&mut conn, |_, c| NoticeRow::open(c)).unwrap()
     }
 
     /// Every row a municipality holds, per table, and its log lines.
-    fn holdings(&self, muni: &str) -> Vec<(&'static str, i64)> {
+    pub(crate) fn holdings(&self, muni: &str) -> Vec<(&'static str, i64)> {
         let mut conn = self.conn();
         vrs::audit::flush(&mut conn, &self.state.audit).unwrap();
         let mut out = Vec::new();
@@ -125,7 +125,7 @@ impl TestApp {
     }
 
     /// The text of every log line of a chain.
-    fn log_text(&self, muni: &str) -> String {
+    pub(crate) fn log_text(&self, muni: &str) -> String {
         let mut conn = self.conn();
         vrs::audit::flush(&mut conn, &self.state.audit).unwrap();
         let rows: Vec<(String, Option<String>, String, Option<String>)> = schema::audit_log::table
@@ -499,7 +499,7 @@ async fn past_the_rate_inquiries_are_refused_and_both_administrators_are_told() 
 
 /// A movers' file for 千代田区: the demo mover, then `others` of its own
 /// residents whom 古河市 does not know.
-fn movers_file(others: usize) -> String {
+pub(crate) fn movers_file(others: usize) -> String {
     let mut s = String::from("宛名番号,個人番号,転出元市区町村コード,本人同意,本人確認書類\n");
     s.push_str(&format!(
         "D{:07},{MOVER_NUMBER},{SOURCE},1,個人番号カード\n",
@@ -516,7 +516,7 @@ fn movers_file(others: usize) -> String {
 }
 
 impl TestApp {
-    async fn bulk(&self, csrf: &str, file: String) -> (String, String) {
+    pub(crate) async fn bulk(&self, csrf: &str, file: String) -> (String, String) {
         let form = reqwest::multipart::Form::new()
             .text("csrf", csrf.to_string())
             .text("purpose", "ticket_issuance")

@@ -345,6 +345,27 @@ await check('protection: staff set a support measure with its period; the addres
   expect(problems.length === 0, problems.join('\n'));
 });
 
+const MOVER_NUMBER = '987654321093'; // src/demo.rs MOVER_NUMBER, made up
+
+await check('access record: staff produce the resident\'s access record for a disclosure request, printable', async () => {
+  await Promise.all([page.waitForNavigation(), page.locator('#access-record-link').click()]);
+  expect((await h1.innerText()).includes('アクセス記録'), `h1 is ${JSON.stringify(await h1.innerText())}`);
+  const rows = await page.locator('#access tbody tr').allInnerTexts();
+  expect(rows.some((r) => r.includes('支援措置対象者の住所の表示') && r.includes('本人からの転居先確認の申出')), `rows: ${JSON.stringify(rows)}`);
+  expect(rows.some((r) => r.includes('支援措置の設定') && r.includes('支援措置申出書の受理')), 'the measure and its reason are not listed');
+  expect(rows.some((r) => r.includes('記録の閲覧')), 'the views are not listed');
+  await expectNoNumber('the access record');
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('access-record-ja.png');
+  // On paper: A4 at 96 dpi.
+  const viewport = page.viewportSize();
+  await page.setViewportSize({ width: 794, height: 1123 });
+  await page.emulateMedia({ media: 'print' });
+  await page.screenshot({ path: join(ARTIFACTS, 'access-record-print-ja.png') });
+  await page.emulateMedia({ media: 'screen' });
+  await page.setViewportSize(viewport);
+});
+
 await check('logout: the logout button ends the session', async () => {
   await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'ログアウト' }).click()]);
   expect(new URL(page.url()).pathname === '/login', `landed on ${page.url()}`);
@@ -352,12 +373,38 @@ await check('logout: the logout button ends the session', async () => {
   expect(new URL(page.url()).pathname === '/login', `dashboard reachable after logout: ${page.url()}`);
 });
 
+await check('operation log: the administrator finds one resident\'s lines by 宛名番号, picks an action from the list, and reads the per-account report', async () => {
+  await logIn('082040-admin');
+  await page.goto(`${BASE_URL}/admin/log`);
+  expect((await page.locator('#log-integrity').innerText()).length > 0, 'no chain check');
+  await page.getByLabel('宛名番号', { exact: true }).fill('W-000007');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: '絞り込む' }).click()]);
+  const rows = await page.locator('#log tbody tr').allInnerTexts();
+  expect(rows.length > 0 && rows.every((r) => r.includes('宛名番号 W-000007')), `rows: ${JSON.stringify(rows)}`);
+  expect(rows.some((r) => r.includes('支援措置対象者の住所の表示')), 'the address view is not found');
+  expect(!(await page.locator('#log').innerText()).includes('resident.'), 'raw action codes on the page');
+  await screenshot('log-resident-ja.png');
+  await page.goto(`${BASE_URL}/admin/log`);
+  await page.getByLabel('操作', { exact: true }).selectOption({ label: 'ログイン' });
+  await page.getByLabel('結果', { exact: true }).selectOption({ label: '成功' });
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: '絞り込む' }).click()]);
+  const logins = await page.locator('#log tbody tr').allInnerTexts();
+  expect(logins.length > 0 && logins.every((r) => r.includes('ログイン') && r.includes('成功')), `rows: ${JSON.stringify(logins)}`);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('log-search-ja.png');
+  await page.goto(`${BASE_URL}/admin/log/report`);
+  const report = await page.locator('#report tbody tr').allInnerTexts();
+  expect(report.some((r) => r.includes('082040-staff')), `report: ${JSON.stringify(report)}`);
+  expect(problems.length === 0, problems.join('\n'));
+  await screenshot('log-report-ja.png');
+  await logOut();
+});
+
 // Flow 4, the transfer inquiry (転出元への接種記録照会): 千代田区's staff ask
 // 古河市 for the records of the demo's mover (千代田区 resident 36, 宛名番号
 // D0000037; 古河市 resident 1, 鈴木　花子, 2 doses). The inquiry pages answer
 // only from the municipality's declared LG-WAN networks, so the
 // administrator declares the loopback network first.
-const MOVER_NUMBER = '987654321093'; // src/demo.rs MOVER_NUMBER, made up
 
 async function logIn(id, password = 'demo-password-2026') {
   await page.goto(`${BASE_URL}/lang/ja?next=/login`);

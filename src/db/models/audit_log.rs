@@ -3,6 +3,18 @@ use crate::db::{DbConn, DbError};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+/// The filters of a log search; none given finds every line.
+#[derive(Debug, Default)]
+pub struct Search<'a> {
+    pub login: Option<&'a str>,
+    pub actions: &'a [&'a str],
+    pub outcome: Option<&'a str>,
+    pub from: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
+    /// Lines naming one of these targets (a resident and their doses).
+    pub targets: Option<&'a [String]>,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 pub struct AuditRow {
@@ -78,6 +90,62 @@ impl AuditRow {
             .filter(audit_log::action.eq(action))
             .count()
             .get_result(conn)?)
+    }
+
+    /// Lines of one chain that match every filter given, newest first,
+    /// older than `before` (a seq) when given: one page of the search.
+    pub fn search(
+        conn: &mut DbConn,
+        chain: &str,
+        f: &Search<'_>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, DbError> {
+        let mut q = audit_log::table
+            .filter(audit_log::chain.eq(chain))
+            .into_boxed();
+        if let Some(login) = f.login {
+            q = q.filter(audit_log::login_id.eq(login));
+        }
+        if !f.actions.is_empty() {
+            q = q.filter(audit_log::action.eq_any(f.actions));
+        }
+        if let Some(outcome) = f.outcome {
+            q = q.filter(audit_log::outcome.eq(outcome));
+        }
+        if let Some(from) = f.from {
+            q = q.filter(audit_log::at.ge(from));
+        }
+        if let Some(until) = f.until {
+            q = q.filter(audit_log::at.lt(until));
+        }
+        if let Some(targets) = f.targets {
+            q = q.filter(audit_log::target.eq_any(targets));
+        }
+        if let Some(before) = before {
+            q = q.filter(audit_log::seq.lt(before));
+        }
+        Ok(q.order(audit_log::seq.desc())
+            .limit(limit)
+            .select(AuditRow::as_select())
+            .load(conn)?)
+    }
+
+    /// Who did what when in one chain's period, oldest first, for the
+    /// per-account report (three columns, not the lines).
+    pub fn activity(
+        conn: &mut DbConn,
+        chain: &str,
+        from: NaiveDateTime,
+        until: NaiveDateTime,
+    ) -> Result<Vec<(Option<String>, String, NaiveDateTime)>, DbError> {
+        Ok(audit_log::table
+            .filter(audit_log::chain.eq(chain))
+            .filter(audit_log::at.ge(from))
+            .filter(audit_log::at.lt(until))
+            .order(audit_log::seq)
+            .select((audit_log::login_id, audit_log::action, audit_log::at))
+            .load(conn)?)
     }
 
     /// Newest lines of one chain first, for the administrator's screen.

@@ -234,6 +234,24 @@ pub struct NoticeRow {
     pub closed_by: Option<String>,
 }
 
+impl ProvisionRow {
+    /// The asking side's resident of an inquiry, from its own record.
+    pub fn requester_resident(
+        conn: &mut TenantConn<'_>,
+        inquiry_id: &str,
+    ) -> Result<Option<String>, DbError> {
+        Ok(conn
+            .rows(provision_records::table)
+            .filter(provision_records::inquiry_id.eq(inquiry_id))
+            .filter(provision_records::side.eq(REQUESTER))
+            .filter(provision_records::resident_id.is_not_null())
+            .select(provision_records::resident_id)
+            .first::<Option<String>>(conn.db())
+            .optional()?
+            .flatten())
+    }
+}
+
 impl NoticeRow {
     pub fn insert(&self, conn: &mut TenantConn<'_>) -> Result<(), DbError> {
         crate::db::insert_owned!(conn, notices::table, self)

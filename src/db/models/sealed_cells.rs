@@ -19,7 +19,7 @@ pub struct SealedColumn {
 
 /// Every sealed column of a municipality outside `residents` and
 /// `resident_next` (whose cells come with blind indexes).
-pub const SEALED_COLUMNS: [SealedColumn; 4] = [
+pub const SEALED_COLUMNS: [SealedColumn; 5] = [
     SealedColumn {
         table: "resident_events",
         column: "detail_sealed",
@@ -39,6 +39,11 @@ pub const SEALED_COLUMNS: [SealedColumn; 4] = [
         table: "certificates",
         column: "passport_sealed",
         sealed_as: "passport",
+    },
+    SealedColumn {
+        table: "held_inquiries",
+        column: "request_sealed",
+        sealed_as: "request",
     },
 ];
 

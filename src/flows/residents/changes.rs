@@ -143,11 +143,41 @@ pub fn address_viewed(
     reason: &crate::domain::ChangeReason,
     account_id: &str,
 ) -> Result<(), ResidentError> {
+    reason_event(scope, conn, id, "address_viewed", reason, account_id)
+}
+
+/// A held transfer inquiry about the resident approved or refused: the
+/// administrator's reason goes into the resident's sealed history.
+pub fn inquiry_decided(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    id: &str,
+    approved: bool,
+    reason: &crate::domain::ChangeReason,
+    account_id: &str,
+) -> Result<(), ResidentError> {
+    let kind = if approved {
+        "inquiry_approved"
+    } else {
+        "inquiry_refused"
+    };
+    reason_event(scope, conn, id, kind, reason, account_id)
+}
+
+/// An event whose detail is only the reason staff gave.
+fn reason_event(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    id: &str,
+    kind: &str,
+    reason: &crate::domain::ChangeReason,
+    account_id: &str,
+) -> Result<(), ResidentError> {
     append_event(
         scope,
         conn,
         id,
-        "address_viewed",
+        kind,
         Some(account_id),
         &EventDetail {
             reason: Some(reason.as_str().to_string()),

@@ -35,11 +35,10 @@ pub fn answer(
             .into_iter()
             .next()
             .flatten();
-        let record = provider_record(asked, scope.code(), given.as_ref());
+        let (record, line, given) = settle_answer(scope, conn, asked, scope.code(), given)?;
         ProvisionRow::insert_many(conn, std::slice::from_ref(&record))?;
-        if let Some((resident_id, doses)) = &given {
-            let protected = residents::protected_now(scope, conn, resident_id)?;
-            answer_line(asked, scope.code(), resident_id, doses.len(), protected).insert(conn)?;
+        if let Some(line) = line {
+            line.insert(conn)?;
         }
         Ok(given.map(|(_, doses)| doses))
     })

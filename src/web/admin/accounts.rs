@@ -72,6 +72,37 @@ struct AccountsPage {
     accounts: Vec<AccountView>,
     locked_count: usize,
     created: Option<(String, String)>,
+    review: super::log::ReviewBanner,
+}
+
+/// The account list, with its last review; `created` is a new account's
+/// login and first password, shown once.
+async fn accounts_view(
+    t: T,
+    auth: &Authed,
+    state: &AppState,
+    created: Option<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let code = auth.require_admin()?;
+    let (rows, reviews, every) = with_db(state, move |conn| {
+        let every = crate::flows::log_review::settings(conn, code)?.review_every_days;
+        Ok((
+            accounts::of_municipality(conn, code)?,
+            crate::flows::log_review::review_state(conn, code, every)?,
+            every,
+        ))
+    })
+    .await?;
+    let accounts: Vec<AccountView> = rows.iter().map(view).collect();
+    render(&AccountsPage {
+        nav: Nav::for_account(auth, "/admin/accounts"),
+        csrf: auth.session.csrf_token.clone(),
+        locked_count: accounts.iter().filter(|a| a.locked).count(),
+        accounts,
+        created,
+        review: super::log::banner(&t, &reviews, every),
+        t,
+    })
 }
 
 #[get("/admin/accounts")]
@@ -80,20 +111,7 @@ pub(super) async fn accounts_page(
     auth: Authed,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let code = auth.require_admin()?;
-    let rows = with_db(&state, move |conn| {
-        Ok(accounts::of_municipality(conn, code)?)
-    })
-    .await?;
-    let accounts: Vec<AccountView> = rows.iter().map(view).collect();
-    render(&AccountsPage {
-        nav: Nav::for_account(&auth, "/admin/accounts"),
-        csrf: auth.session.csrf_token.clone(),
-        locked_count: accounts.iter().filter(|a| a.locked).count(),
-        accounts,
-        created: None,
-        t: ctx.t,
-    })
+    accounts_view(ctx.t, &auth, &state, None).await
 }
 
 #[get("/admin/accounts.csv")]
@@ -185,6 +203,8 @@ struct AccountForm {
     perm_export: Option<String>,
     #[serde(default)]
     perm_protected_address: Option<String>,
+    #[serde(default)]
+    perm_disclosure: Option<String>,
 }
 
 impl AccountForm {
@@ -196,6 +216,7 @@ impl AccountForm {
             (&self.perm_certificates, Permission::Certificates),
             (&self.perm_export, Permission::Export),
             (&self.perm_protected_address, Permission::ProtectedAddress),
+            (&self.perm_disclosure, Permission::Disclosure),
         ]
         .into_iter()
         .filter(|(v, _)| v.is_some())
@@ -325,19 +346,7 @@ pub(super) async fn create_account(
     let problems = match issued {
         Ok((row, pw)) => {
             let created = (row.login_id, pw.as_str().to_string());
-            let rows = with_db(&state, move |conn| {
-                Ok(accounts::of_municipality(conn, code)?)
-            })
-            .await?;
-            let accounts: Vec<AccountView> = rows.iter().map(view).collect();
-            return render(&AccountsPage {
-                nav: Nav::for_account(&auth, "/admin/accounts"),
-                csrf: auth.session.csrf_token.clone(),
-                locked_count: accounts.iter().filter(|a| a.locked).count(),
-                accounts,
-                created: Some(created),
-                t: ctx.t,
-            });
+            return accounts_view(ctx.t, &auth, &state, Some(created)).await;
         }
         Err(IssueError::Invalid(problems)) => problems,
         Err(e) => return Err(AppError::failed(e)),

@@ -22,5 +22,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(settings::set_security)
         .service(settings::set_channels)
         .service(log::log_page)
-        .service(log::log_csv);
+        .service(log::log_csv)
+        .service(log::record_review)
+        .service(log::report_page)
+        .service(log::save_settings);
 }

@@ -17,6 +17,7 @@ use super::*;
     request_body = InquiryRequest,
     responses(
         (status = 200, description = "The answer: matched, or the one uniform no_match.", body = TransferAnswer),
+        (status = 202, description = "`held`: the person is this municipality's own resident under a support measure; the inquiry waits for an administrator's approval.", body = TransferAnswer),
         (status = 400, description = "`bad_json` (also for a field the request does not take)", body = ApiError),
         (status = 401, response = Unauthorized),
         (status = 403, description = "`forbidden` (not municipal staff with the inquiry and individual-number permissions), `outside_lgwan` (not from the municipality's LG-WAN networks), `second_factor_required`", body = ApiError),
@@ -128,6 +129,7 @@ pub(super) async fn transfer_inquiry(
     };
     match crate::web::outcome(transfer::inquire_held(&state, actor, inquiry, started).await) {
         Ok(Ok(Answer::NoMatch)) => HttpResponse::Ok().json(TransferAnswer::NoMatch),
+        Ok(Ok(Answer::Held)) => HttpResponse::Accepted().json(TransferAnswer::Held),
         Ok(Ok(Answer::Matched {
             inquiry_id,
             resident_id,

@@ -350,6 +350,10 @@ pub enum TransferAnswer {
         doses: Vec<TransferredDose>,
     },
     NoMatch,
+    /// The person is this municipality's own resident under a support
+    /// measure: the inquiry waits for an administrator's approval, and its
+    /// answer reaches the administrators' notices.
+    Held,
 }
 
 #[derive(Serialize, ToSchema)]

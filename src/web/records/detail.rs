@@ -93,6 +93,8 @@ struct DetailPage {
     revealed: bool,
     /// This account may set, change or lift the measure.
     may_change_protection: bool,
+    /// This account answers disclosure requests (the access record).
+    may_disclose: bool,
 }
 
 impl DetailPage {
@@ -356,6 +358,9 @@ async fn record_page(
             may_reveal: address_masked && sees,
             revealed: protected && revealed,
             may_change_protection,
+            may_disclose: auth
+                .permissions()
+                .contains(&crate::domain::Permission::Disclosure),
             t: ctx.t,
         },
         bad,

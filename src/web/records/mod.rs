@@ -3,6 +3,7 @@
 //! deceased flags, address protection, ticket reissue and printing. Every
 //! read and change leaves a line in the operation log.
 
+mod access;
 mod changes;
 mod detail;
 mod search;
@@ -25,7 +26,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(changes::protection)
         .service(detail::reveal_address)
         .service(ticket::reissue)
-        .service(ticket::ticket_sheet);
+        .service(ticket::ticket_sheet)
+        .service(access::access_record_page);
 }
 
 fn staff(auth: &Authed) -> Result<MunicipalityCode, AppError> {

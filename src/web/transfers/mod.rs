@@ -4,7 +4,8 @@
 //! inquiry permission, on the municipality's LG-WAN terminals only.
 
 mod bulk;
-mod provision_records;
+mod held;
+pub(crate) mod provision_records;
 mod window;
 
 use super::{AppError, Authed, require_lgwan_for};
@@ -22,7 +23,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(bulk::bulk_result)
         .service(provision_records::provisions_page)
         .service(provision_records::provisions_csv)
-        .service(provision_records::close_notice);
+        .service(provision_records::close_notice)
+        .service(held::held_page)
+        .service(held::decide);
 }
 
 /// An inquiry sends an individual number to another municipality: staff

@@ -24,7 +24,7 @@ pub struct ProvisionLine {
 }
 
 impl ProvisionLine {
-    fn of(r: &Provision, t: &T) -> Self {
+    pub fn of(r: &Provision, t: &T) -> Self {
         // An empty code is a municipality withheld for a protected resident.
         let municipality = |code: &str| {
             if code.is_empty() {

@@ -144,6 +144,9 @@ struct ResultPage {
     t: T,
     nav: Nav,
     matched: bool,
+    /// Our own resident is under a support measure: the inquiry waits for
+    /// an administrator.
+    held: bool,
     resident_id: String,
     source_name: String,
     doses: Vec<DoseLine>,
@@ -233,19 +236,21 @@ pub(super) async fn inquire(
         Ok(answer) => {
             let lines = match &answer {
                 Answer::Matched { doses, .. } => dose_lines(&state, doses.clone()).await?,
-                Answer::NoMatch => Vec::new(),
+                Answer::NoMatch | Answer::Held => Vec::new(),
             };
+            let held = answer == Answer::Held;
             let (matched, resident_id, newly_copied) = match answer {
                 Answer::Matched {
                     resident_id,
                     newly_copied,
                     ..
                 } => (true, resident_id, newly_copied),
-                Answer::NoMatch => (false, String::new(), 0),
+                Answer::NoMatch | Answer::Held => (false, String::new(), 0),
             };
             let mut r = render(&ResultPage {
                 nav: Nav::for_account(&auth, "/transfers"),
                 matched,
+                held,
                 source_name: if matched {
                     provisions::name_of(source.as_str())
                 } else {

@@ -1,0 +1,10 @@
+DROP TABLE log_reviews;
+ALTER TABLE tenants DROP COLUMN access_record_names;
+ALTER TABLE tenants DROP COLUMN review_every_days;
+ALTER TABLE tenants DROP COLUMN volume_threshold;
+ALTER TABLE tenants DROP COLUMN working_until;
+ALTER TABLE tenants DROP COLUMN working_from;
+DROP INDEX audit_log_by_at;
+DROP INDEX audit_log_by_target;
+DROP INDEX audit_log_by_action;
+DROP INDEX audit_log_by_login;
