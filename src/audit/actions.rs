@@ -113,6 +113,7 @@ pub const ACTIONS: &[(&str, Group)] = &[
     ("network.add", Group::Admin),
     ("network.remove", Group::Admin),
     ("tenant.require_totp", Group::Admin),
+    ("tenant.password_rules", Group::Admin),
     ("tenant.certificate_channels", Group::Admin),
     ("sites.register", Group::Admin),
     ("sites.close", Group::Admin),

@@ -15,6 +15,8 @@ diesel::table! {
         volume_threshold -> Integer,
         review_every_days -> Integer,
         access_record_names -> Bool,
+        password_max_days -> Integer,
+        password_reuse_count -> Integer,
     }
 }
 
@@ -192,6 +194,15 @@ diesel::table! {
         totp_secret_wrapped -> Nullable<Binary>,
         totp_last_step -> Nullable<BigInt>,
         site_id -> Nullable<Text>,
+        password_changed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    password_history (account_id, at) {
+        account_id -> Text,
+        at -> Timestamp,
+        password_hash -> Text,
     }
 }
 
@@ -577,6 +588,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notices,
     log_reviews,
     held_inquiries,
+    password_history,
     certificates,
     card_revocations,
     channel_clients,
@@ -616,6 +628,7 @@ pub const ALL_TABLES: &[&str] = &[
     "notices",
     "log_reviews",
     "held_inquiries",
+    "password_history",
     "certificates",
     "card_revocations",
     "channel_clients",

@@ -6,6 +6,7 @@
 //! lock an account (or an unknown name) for 15 minutes; twenty from one
 //! address lock that address.
 
+mod password_rules;
 mod sessions;
 use crate::audit::{self, Actor, AuditKey, Entry, PLATFORM_CHAIN};
 use crate::clock::now;
@@ -17,6 +18,7 @@ use crate::domain::{LoginId, MunicipalityCode, NewPassword, Role};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::{Duration, NaiveDateTime};
+pub use password_rules::*;
 pub use sessions::*;
 use sha2::{Digest, Sha256};
 
@@ -257,6 +259,8 @@ pub enum PasswordChangeError {
     WrongCurrent,
     #[error("the new password must differ from the current one")]
     Unchanged,
+    #[error("the new password is one of the account's earlier ones")]
+    Reused,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -282,15 +286,23 @@ pub fn change_password(
     addr: &str,
 ) -> Result<(), PasswordChangeError> {
     let mut pooled = pool.get().map_err(DbError::from)?;
-    let stored = AccountRow::find(&mut pooled, &account.id)?.map(|a| a.password_hash);
+    let stored = stored_hash(&mut pooled, &account.id)?;
     if !stored.is_some_and(|h| password::verify(&h, current)) {
         return Err(PasswordChangeError::WrongCurrent);
     }
     if current == new.as_str() {
         return Err(PasswordChangeError::Unchanged);
     }
+    let rules = rules_of(&mut pooled, account.municipality_code.as_deref())?;
+    if reused(&mut pooled, &account.id, rules, new.as_str())? {
+        return Err(PasswordChangeError::Reused);
+    }
+    let replaced = stored_hash(&mut pooled, &account.id)?;
     let hash = password::hash(new.as_str());
     crate::db::write_transaction(&mut pooled, |conn| {
+        if let Some(old) = &replaced {
+            remember(conn, &account.id, rules, old)?;
+        }
         AccountRow::set_password(conn, &account.id, &hash, false)?;
         let keep = SessionRow::find(conn, &token_hash(keep_session))?;
         SessionRow::delete_for_account(conn, &account.id)?;
@@ -301,6 +313,10 @@ pub fn change_password(
         account_line(conn, key, &actor, account, "account.password_change", None)
     })
     .map_err(|e: DbError| PasswordChangeError::Db(e))
+}
+
+fn stored_hash(conn: &mut DbConn, id: &str) -> Result<Option<String>, DbError> {
+    Ok(AccountRow::find(conn, id)?.map(|a| a.password_hash))
 }
 
 /// What disabling an account does beyond ending it, which the person who

@@ -427,6 +427,10 @@ async fn password_submit(
             .insert_header(("location", "/dashboard"))
             .finish()),
         Err(PasswordChangeError::WrongCurrent) => again(ctx.t, None, true),
+        Err(PasswordChangeError::Reused) => {
+            let msg = ctx.t.s("password.reused").to_string();
+            again(ctx.t, Some(msg), false)
+        }
         Err(_) => {
             let msg = ctx.t.s("password.unchanged").to_string();
             again(ctx.t, Some(msg), false)

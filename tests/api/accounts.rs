@@ -552,3 +552,106 @@ async fn the_operation_log_holds_no_individual_number() {
         }
     }
 }
+
+/// Changes the signed-in account's password; the answer's status and body.
+async fn change_password(s: &TestApp, current: &str, new: &str) -> (u16, String) {
+    let page = s.get("/password").await.text().await.unwrap();
+    let csrf = hidden(&page, "csrf");
+    let res = s
+        .client
+        .post(s.url("/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", current),
+            ("new", new),
+            ("confirm", new),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_municipalitys_password_rules_refuse_earlier_passwords_and_age_them_out() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let admin = TestApp::handle(&app);
+    admin.login_as("082040-admin", DEMO_PASSWORD).await;
+    let page = admin.get("/admin/networks").await.text().await.unwrap();
+    let acsrf = hidden(&page, "csrf");
+    let set = |max: &'static str, reuse: &'static str| {
+        let (admin, acsrf) = (&admin, acsrf.clone());
+        async move {
+            let res = admin
+                .client
+                .post(admin.url("/admin/password-rules"))
+                .form(&[
+                    ("csrf", acsrf.as_str()),
+                    ("max_days", max),
+                    ("reuse", reuse),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (status, page) = set("abc", "2").await;
+    assert_eq!(status, 422);
+    assert!(select_text(&html(&page), "#password-rules-error")[0].contains("有効期間"));
+    assert_eq!(set("30", "2").await.0, 303);
+
+    let first = app.create_account(
+        "082040-pw",
+        vrs::domain::Role::MunicipalStaff,
+        Some("082040"),
+        &["residents"],
+    );
+    let staff = TestApp::handle(&app);
+    staff.login_as("082040-pw", &first).await;
+    let (p1, p2) = ("second password 2026", "third password 2026");
+    assert_eq!(change_password(&staff, &first, p1).await.0, 303);
+    assert_eq!(change_password(&staff, p1, p2).await.0, 303);
+    // The two before the current one may not come back.
+    for earlier in [first.as_str(), p1] {
+        let (status, page) = change_password(&staff, p2, earlier).await;
+        assert_eq!(status, 422, "{earlier}");
+        assert!(page.contains("以前に使ったパスワードは使えません"));
+    }
+
+    // A password older than 30 days is changed at the next login.
+    {
+        diesel::update(accounts::table.filter(accounts::login_id.eq("082040-pw")))
+            .set(accounts::password_changed_at.eq(vrs::clock::now() - chrono::Duration::days(31)))
+            .execute(&mut *app.conn())
+            .unwrap();
+    }
+    let again = TestApp::handle(&app);
+    again.login_form_csrf().await;
+    let res = again.post_login("082040-pw", p2).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/password");
+    assert_eq!(
+        again.get("/dashboard").await.headers()["location"],
+        "/password"
+    );
+    // Without a limit, the same age is no reason.
+    assert_eq!(set("0", "2").await.0, 303);
+    let fresh = TestApp::handle(&app);
+    let other = app.create_account(
+        "082040-pw2",
+        vrs::domain::Role::MunicipalStaff,
+        Some("082040"),
+        &["residents"],
+    );
+    {
+        diesel::update(accounts::table.filter(accounts::login_id.eq("082040-pw2")))
+            .set(accounts::password_changed_at.eq(vrs::clock::now() - chrono::Duration::days(400)))
+            .execute(&mut *app.conn())
+            .unwrap();
+    }
+    fresh.login_form_csrf().await;
+    let res = fresh.post_login("082040-pw2", &other).await;
+    assert_eq!(res.headers()["location"], "/dashboard");
+}

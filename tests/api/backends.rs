@@ -458,6 +458,20 @@ fn a_row_of_every_table_round_trips() {
         AccountRow::find(&mut conn, "acc-1").unwrap().unwrap(),
         account
     );
+    // Its earlier passwords: three kept, two asked for, the oldest gone.
+    for h in [
+        "$argon2id$one",
+        "$argon2id$two",
+        "$argon2id$three",
+        "$argon2id$four",
+    ] {
+        vrs::db::models::accounts::PasswordHistory::push(&mut conn, "acc-1", h, 3).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(
+        vrs::db::models::accounts::PasswordHistory::recent(&mut conn, "acc-1", 5).unwrap(),
+        ["$argon2id$four", "$argon2id$three", "$argon2id$two"]
+    );
 
     let session = SessionRow {
         token_hash: "h".repeat(64),
@@ -793,7 +807,7 @@ fn a_row_of_every_table_round_trips() {
     })
     .unwrap();
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 37);
+    assert_eq!(schema::ALL_TABLES.len(), 38);
 
     // A database upgraded with events already stored gets the queue's
     // history the trigger would have kept: migration 000018 starts it from

@@ -1,5 +1,5 @@
 use crate::db::models::tenants::KeysAndProduct;
-use crate::db::schema::{accounts, login_throttle, platform_secrets, sessions};
+use crate::db::schema::{accounts, login_throttle, password_history, platform_secrets, sessions};
 use crate::db::{DbConn, DbError};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -133,8 +133,66 @@ impl AccountRow {
             .set((
                 accounts::password_hash.eq(hash),
                 accounts::must_change_password.eq(must_change),
+                accounts::password_changed_at.eq(crate::clock::now()),
             ))
             .execute(conn)?;
+        Ok(())
+    }
+
+    /// When the password was last set (none: when the account was made).
+    pub fn password_set_at(conn: &mut DbConn, id: &str) -> Result<Option<NaiveDateTime>, DbError> {
+        Ok(accounts::table
+            .find(id)
+            .select((accounts::password_changed_at, accounts::created_at))
+            .first::<(Option<NaiveDateTime>, NaiveDateTime)>(conn)
+            .optional()?
+            .map(|(changed, created)| changed.unwrap_or(created)))
+    }
+
+    /// The password is to be changed at the next page.
+    pub fn require_password_change(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+        diesel::update(accounts::table.find(id))
+            .set(accounts::must_change_password.eq(true))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// An account's earlier password hashes, newest first.
+pub struct PasswordHistory;
+
+impl PasswordHistory {
+    pub fn recent(conn: &mut DbConn, account_id: &str, n: i64) -> Result<Vec<String>, DbError> {
+        Ok(password_history::table
+            .filter(password_history::account_id.eq(account_id))
+            .order(password_history::at.desc())
+            .limit(n)
+            .select(password_history::password_hash)
+            .load(conn)?)
+    }
+
+    /// Keeps `hash` as the newest earlier password, and no more than
+    /// `keep` of them.
+    pub fn push(conn: &mut DbConn, account_id: &str, hash: &str, keep: i64) -> Result<(), DbError> {
+        diesel::insert_into(password_history::table)
+            .values((
+                password_history::account_id.eq(account_id),
+                password_history::at.eq(crate::clock::now()),
+                password_history::password_hash.eq(hash),
+            ))
+            .execute(conn)?;
+        let kept: Vec<NaiveDateTime> = password_history::table
+            .filter(password_history::account_id.eq(account_id))
+            .order(password_history::at.desc())
+            .limit(keep.max(0))
+            .select(password_history::at)
+            .load(conn)?;
+        diesel::delete(
+            password_history::table
+                .filter(password_history::account_id.eq(account_id))
+                .filter(password_history::at.ne_all(kept)),
+        )
+        .execute(conn)?;
         Ok(())
     }
 }

@@ -221,3 +221,29 @@ impl TenantKeyRow {
         })
     }
 }
+
+/// A municipality's password rules (columns of `tenants`).
+#[derive(Debug, Clone, Copy, Queryable, Selectable, AsChangeset, PartialEq, Eq)]
+#[diesel(table_name = tenants)]
+pub struct PasswordRulesRow {
+    /// Days a password lasts; 0 for no limit.
+    pub password_max_days: i32,
+    /// Earlier passwords that may not be chosen again.
+    pub password_reuse_count: i32,
+}
+
+impl PasswordRulesRow {
+    pub fn find(conn: &mut DbConn, code: &str) -> Result<Option<PasswordRulesRow>, DbError> {
+        Ok(tenants::table
+            .find(code)
+            .select(PasswordRulesRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    pub fn save(&self, conn: &mut DbConn, code: &str) -> Result<usize, DbError> {
+        Ok(diesel::update(tenants::table.find(code))
+            .set(self)
+            .execute(conn)?)
+    }
+}

@@ -114,9 +114,17 @@ pub fn login(
     }
 
     match account {
-        Some(acc) if passes => {
+        Some(mut acc) if passes => {
             let token = random_token();
+            // A password past its municipality's limit is changed first.
+            let rules = rules_of(conn, acc.municipality_code.as_deref())?;
+            let aged = !acc.must_change_password
+                && AccountRow::password_set_at(conn, &acc.id)?
+                    .is_some_and(|set| expired(rules, set, at));
             crate::db::write_transaction(conn, |conn| {
+                if aged {
+                    AccountRow::require_password_change(conn, &acc.id)?;
+                }
                 SessionRow {
                     token_hash: token_hash(&token),
                     account_id: acc.id.clone(),
@@ -132,6 +140,7 @@ pub fn login(
                 audit::append(conn, key, &actor, Entry::done(&chain, "login", None, None))?;
                 Ok::<_, LoginError>(())
             })?;
+            acc.must_change_password |= aged;
             Ok(LoginSuccess {
                 token,
                 account: acc.into(),

@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(settings::remove_network)
         .service(settings::set_security)
         .service(settings::set_channels)
+        .service(settings::set_password_rules)
         .service(log::log_page)
         .service(log::log_csv)
         .service(log::record_review)

@@ -5,7 +5,7 @@ use crate::audit::{Actor, AuditKey};
 use crate::domain::{MunicipalityCode, Network};
 use crate::flows::AppState;
 use crate::flows::certificates::{self, Channel};
-use crate::flows::{municipalities, networks};
+use crate::flows::{accounts, municipalities, networks};
 use crate::i18n::T;
 use crate::web::{AppError, Authed, Ctx, Nav, field_message, render_form, with_db};
 use actix_web::{HttpResponse, get, post, web};
@@ -27,6 +27,8 @@ struct NetworksPage {
     require_totp: bool,
     channel_app: bool,
     channel_kiosk: bool,
+    rules: accounts::PasswordRules,
+    rules_error: Option<String>,
 }
 
 async fn networks_render(
@@ -37,10 +39,24 @@ async fn networks_render(
     label: String,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
+    settings_render(ctx, auth, state, (input, label, error), None).await
+}
+
+/// The settings page; `network` is the network form as typed, with its
+/// error, and `rules_error` the password rules' error.
+async fn settings_render(
+    ctx: Ctx,
+    auth: &Authed,
+    state: &AppState,
+    network: (String, String, Option<String>),
+    rules_error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let (input, label, error) = network;
     let code = auth.require_admin()?;
-    let (rows, settings) = with_db(state, move |conn| {
+    let (rows, settings, rules) = with_db(state, move |conn| {
         let settings = municipalities::served(conn, code)?;
-        Ok((networks::list(conn, code)?, settings))
+        let rules = accounts::rules_of(conn, Some(code.as_str()))?;
+        Ok((networks::list(conn, code)?, settings, rules))
     })
     .await?;
     let require_totp = settings.as_ref().is_some_and(|t| t.require_totp);
@@ -50,7 +66,7 @@ async fn networks_render(
             .filter_map(|n| Network::parse(&n.cidr).ok())
             .any(|n| n.contains(&ip))
     });
-    let bad = error.is_some();
+    let bad = error.is_some() || rules_error.is_some();
     let r = render_form(
         &NetworksPage {
             nav: Nav::for_account(auth, "/admin/networks"),
@@ -64,6 +80,8 @@ async fn networks_render(
             require_totp,
             channel_app: channels.contains(&Channel::App),
             channel_kiosk: channels.contains(&Channel::Kiosk),
+            rules,
+            rules_error,
             t: ctx.t,
         },
         bad,
@@ -188,6 +206,66 @@ pub(super) async fn set_security(
         Ok(municipalities::set_require_totp(
             conn, key, actor, code, on,
         )?)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct RulesForm {
+    csrf: String,
+    #[serde(default)]
+    max_days: String,
+    #[serde(default)]
+    reuse: String,
+}
+
+/// How long passwords last and how many earlier ones may not be chosen
+/// again, for the municipality's accounts.
+#[post("/admin/password-rules")]
+pub(super) async fn set_password_rules(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<RulesForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = posted(&auth, &form.csrf)?;
+    let number = |label: &str, v: &str, max: u32| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| {
+                format!(
+                    "{}: {}",
+                    ctx.t.s(label),
+                    ctx.t
+                        .s("admin.password_rules.range")
+                        .replace("{max}", &max.to_string())
+                )
+            })
+    };
+    let rules = number(
+        "admin.password_rules.max_days",
+        &form.max_days,
+        accounts::PasswordRules::MAX_DAYS,
+    )
+    .and_then(|max_days| {
+        let reuse = number(
+            "admin.password_rules.reuse",
+            &form.reuse,
+            accounts::PasswordRules::MAX_REUSE,
+        )?;
+        Ok(accounts::PasswordRules { max_days, reuse })
+    });
+    let rules = match rules {
+        Ok(r) => r,
+        Err(msg) => {
+            let none = (String::new(), String::new(), None);
+            return settings_render(ctx, &auth, &state, none, Some(msg)).await;
+        }
+    };
+    save(&state, &auth, code, move |conn, key, actor, code| {
+        Ok(accounts::set_rules(conn, key, actor, code, rules)?)
     })
     .await
 }
