@@ -17,6 +17,7 @@ diesel::table! {
         access_record_names -> Bool,
         password_max_days -> Integer,
         password_reuse_count -> Integer,
+        retention_years -> Integer,
     }
 }
 
@@ -55,6 +56,7 @@ diesel::table! {
         protected_from -> Nullable<Date>,
         protected_until -> Nullable<Date>,
         protection_review -> Nullable<Date>,
+        erased_at -> Nullable<Timestamp>,
     }
 }
 

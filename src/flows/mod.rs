@@ -8,6 +8,7 @@ mod context;
 mod csv_lines;
 pub mod dose_checks;
 pub mod doses;
+pub mod erasure;
 pub mod exports;
 pub mod faults;
 pub mod import_jobs;

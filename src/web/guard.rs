@@ -164,6 +164,7 @@ impl Nav {
                 ("/admin/sites", "sites.title"),
                 ("/admin/log", "admin.log.title"),
                 ("/admin/held", "held.title"),
+                ("/admin/retention", "retention.title"),
                 ("/statistics/municipality", "stats.municipal.title"),
             ]),
             Some(Role::MunicipalStaff) => {

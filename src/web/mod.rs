@@ -200,6 +200,19 @@ pub fn path_id(raw: &str) -> Result<String, AppError> {
         .map_err(|_| AppError::NotFound)
 }
 
+/// `?done=…` on a page a form sent back to: what was done, if it is one of
+/// the page's own words (anything else is not echoed).
+#[derive(serde::Deserialize, Default)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+impl DoneQuery {
+    pub fn one_of(self, words: &[&str]) -> Option<String> {
+        self.done.filter(|d| words.contains(&d.as_str()))
+    }
+}
+
 /// The answer to a form that was acted on: go and see `to`.
 pub fn see_other(to: &str) -> actix_web::HttpResponse {
     actix_web::HttpResponse::SeeOther()

@@ -299,6 +299,23 @@ impl TestApp {
         &self.state.master
     }
 
+    /// The resident of `muni` holding an individual number, if any, found
+    /// through the partition's blind index.
+    pub fn holder_of(&self, muni: &str, number: &str) -> Option<vrs::flows::residents::Resident> {
+        let mut conn = self.conn();
+        let p = vrs::tenancy::Partition::open(&mut conn, self.master(), code(muni)).unwrap();
+        let n = vrs::domain::MyNumber::parse(number).unwrap();
+        p.read(&mut conn, |s, c| {
+            vrs::flows::residents::find_by_my_number(
+                s,
+                c,
+                &n,
+                vrs::flows::residents::MyNumberPurpose::TransferInquiry,
+            )
+        })
+        .unwrap()
+    }
+
     /// Creates an account directly (as an administrator would), with a known
     /// password that need not be changed. Returns the password.
     pub fn create_account(

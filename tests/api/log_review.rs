@@ -5,21 +5,13 @@
 
 use crate::helpers::*;
 use vrs::demo::{DEMO_PASSWORD, MOVER_NUMBER};
-use vrs::domain::{MyNumber, Role};
-use vrs::flows::residents::{MyNumberPurpose, Resident, find_by_my_number};
-use vrs::tenancy::Partition;
+use vrs::domain::Role;
+use vrs::flows::residents::Resident;
 
 const MUNI: &str = "082040";
 
 fn mover(app: &TestApp) -> Resident {
-    let mut conn = app.conn();
-    let p = Partition::open(&mut conn, app.master(), code(MUNI)).unwrap();
-    let n = MyNumber::parse(MOVER_NUMBER).unwrap();
-    p.read(&mut conn, |s, c| {
-        find_by_my_number(s, c, &n, MyNumberPurpose::TransferInquiry)
-    })
-    .unwrap()
-    .expect("the demo mover")
+    app.holder_of(MUNI, MOVER_NUMBER).expect("the demo mover")
 }
 
 /// `n` lines of another account's searches, written straight to the chain

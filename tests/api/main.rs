@@ -12,6 +12,7 @@ mod busy;
 mod certificates;
 mod cli;
 mod doses;
+mod erasure;
 mod exports;
 mod jobs;
 mod lazyfs;

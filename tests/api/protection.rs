@@ -12,23 +12,14 @@ use crate::helpers::*;
 use diesel::prelude::*;
 use vrs::db::schema::audit_log;
 use vrs::demo::{DEMO_PASSWORD, MOVER_NUMBER};
-use vrs::domain::MyNumber;
-use vrs::flows::residents::{MyNumberPurpose, Resident, find_by_my_number};
-use vrs::tenancy::Partition;
+use vrs::flows::residents::Resident;
 
 const HOLDER: &str = "082040";
 const ASKING: &str = "131016";
 
 /// The mover as 古河市 stores them.
 fn mover(app: &TestApp) -> Resident {
-    let mut conn = app.conn();
-    let p = Partition::open(&mut conn, app.master(), code(HOLDER)).unwrap();
-    let n = MyNumber::parse(MOVER_NUMBER).unwrap();
-    p.read(&mut conn, |s, c| {
-        find_by_my_number(s, c, &n, MyNumberPurpose::TransferInquiry)
-    })
-    .unwrap()
-    .expect("the demo mover")
+    app.holder_of(HOLDER, MOVER_NUMBER).expect("the demo mover")
 }
 
 /// The details of 古河市's log lines of `action`, in order.

@@ -378,6 +378,8 @@ impl DoseRow {
         let mut sealed: std::collections::HashMap<String, Vec<u8>> = conn
             .rows(residents::table)
             .filter(residents::id.eq_any(&ids))
+            // An erased resident's doses leave the ledger with them.
+            .filter(residents::erased_at.is_null())
             .select((residents::id, residents::addressee_number_sealed))
             .load::<(String, Vec<u8>)>(conn.db())?
             .into_iter()

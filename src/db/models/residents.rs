@@ -1,3 +1,4 @@
+mod erasure;
 mod next;
 use crate::db::TenantConn;
 use crate::db::models::import_jobs::seen_seq;
@@ -6,6 +7,7 @@ use crate::db::{DbConn, DbError};
 use crate::tenancy::Scope;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
+pub use erasure::*;
 pub use next::*;
 
 /// A resident as stored: identifying fields are sealed blobs; the indexes
@@ -72,6 +74,8 @@ macro_rules! visible_residents {
         let scope = $scope;
         $conn
             .rows(residents::table)
+            // An erased resident is nobody's to read.
+            .filter(residents::erased_at.is_null())
             .filter(
                 residents::staged_seq
                     .is_null()

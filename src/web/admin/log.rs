@@ -291,9 +291,9 @@ pub(super) async fn log_page(
     auth: Authed,
     state: web::Data<AppState>,
     raw: web::Query<RawQuery>,
-    done: web::Query<Done>,
+    done: web::Query<crate::web::DoneQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let reviewed = done.done.as_deref() == Some("reviewed");
+    let reviewed = done.into_inner().one_of(&["reviewed"]).is_some();
     log_view(ctx.t, &auth, &state, raw.into_inner(), Vec::new(), reviewed).await
 }
 
@@ -406,11 +406,6 @@ async fn log_view(
     } else {
         render(&page)
     }
-}
-
-#[derive(Deserialize, Default)]
-pub(super) struct Done {
-    done: Option<String>,
 }
 
 /// Lines written to one CSV at most.

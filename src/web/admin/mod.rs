@@ -5,6 +5,7 @@
 
 mod accounts;
 mod log;
+mod retention;
 mod settings;
 
 use actix_web::web;
@@ -26,5 +27,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(log::log_csv)
         .service(log::record_review)
         .service(log::report_page)
-        .service(log::save_settings);
+        .service(log::save_settings)
+        .service(retention::retention_page)
+        .service(retention::save_years)
+        .service(retention::retention_csv)
+        .service(retention::erase);
 }

@@ -87,22 +87,14 @@ async fn held_view(
     render_form(&page, bad)
 }
 
-#[derive(Deserialize, Default)]
-pub(super) struct Done {
-    done: Option<String>,
-}
-
 #[get("/admin/held")]
 pub(super) async fn held_page(
     ctx: Ctx,
     auth: Authed,
     state: web::Data<AppState>,
-    q: web::Query<Done>,
+    q: web::Query<crate::web::DoneQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let done = q
-        .into_inner()
-        .done
-        .filter(|d| ["approved", "refused"].contains(&d.as_str()));
+    let done = q.into_inner().one_of(&["approved", "refused"]);
     held_view(ctx.t, &auth, &state, None, done).await
 }
 

@@ -173,9 +173,9 @@ pub(in crate::web::admin) async fn report_page(
     auth: Authed,
     state: web::Data<AppState>,
     period: web::Query<Period>,
-    done: web::Query<Done>,
+    done: web::Query<crate::web::DoneQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let saved = done.done.as_deref() == Some("saved");
+    let saved = done.into_inner().one_of(&["saved"]).is_some();
     report_view(ctx.t, &auth, &state, &period, Vec::new(), saved).await
 }
 

@@ -1,0 +1,2 @@
+ALTER TABLE tenants DROP COLUMN retention_years;
+ALTER TABLE residents DROP COLUMN erased_at;
