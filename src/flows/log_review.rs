@@ -304,20 +304,42 @@ pub fn settings(conn: &mut DbConn, code: MunicipalityCode) -> Result<Settings, D
         .unwrap_or_default())
 }
 
+/// Saves the municipality's review settings, with their line in the log.
 pub fn save_settings(
     conn: &mut DbConn,
+    key: &crate::audit::AuditKey,
+    actor: &crate::audit::Actor,
     code: MunicipalityCode,
     s: &Settings,
 ) -> Result<(), DbError> {
-    ReviewSettingsRow {
-        working_from: s.working_from as i32,
-        working_until: s.working_until as i32,
-        volume_threshold: s.volume_threshold as i32,
-        review_every_days: s.review_every_days as i32,
-        access_record_names: s.access_record_names,
-    }
-    .save(conn, code.as_str())?;
-    Ok(())
+    crate::db::write_transaction(conn, |conn| {
+        ReviewSettingsRow {
+            working_from: s.working_from as i32,
+            working_until: s.working_until as i32,
+            volume_threshold: s.volume_threshold as i32,
+            review_every_days: s.review_every_days as i32,
+            access_record_names: s.access_record_names,
+        }
+        .save(conn, code.as_str())?;
+        crate::audit::append(
+            conn,
+            key,
+            actor,
+            crate::audit::Entry::done(
+                code.as_str(),
+                "log.settings",
+                None,
+                Some(format!(
+                    "hours={}-{} threshold={} every={} names={}",
+                    s.working_from,
+                    s.working_until,
+                    s.volume_threshold,
+                    s.review_every_days,
+                    s.access_record_names
+                )),
+            ),
+        )
+    })
 }
 
 /// What was reviewed: the log, or the account list.

@@ -338,28 +338,9 @@ pub(in crate::web::admin) async fn save_settings(
     };
     let (st, actor) = (state.clone(), auth.actor());
     with_db(&state, move |conn| {
-        crate::db::write_transaction(conn, |conn| {
-            log_review::save_settings(conn, code, &s)?;
-            audit::append(
-                conn,
-                &st.audit,
-                &actor,
-                audit::Entry::done(
-                    code.as_str(),
-                    "log.settings",
-                    None,
-                    Some(format!(
-                        "hours={}-{} threshold={} every={} names={}",
-                        s.working_from,
-                        s.working_until,
-                        s.volume_threshold,
-                        s.review_every_days,
-                        s.access_record_names
-                    )),
-                ),
-            )
-        })?;
-        Ok(())
+        Ok(log_review::save_settings(
+            conn, &st.audit, &actor, code, &s,
+        )?)
     })
     .await?;
     Ok(crate::web::see_other("/admin/log/report?done=saved"))
