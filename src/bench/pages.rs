@@ -254,6 +254,7 @@ fn sign_in(
         login,
         password,
         code: "",
+        device: None,
     };
     let success = crate::flows::accounts::login(
         &state.pool,

@@ -18,6 +18,7 @@ diesel::table! {
         password_max_days -> Integer,
         password_reuse_count -> Integer,
         retention_years -> Integer,
+        require_enrolled_devices -> Bool,
     }
 }
 
@@ -197,6 +198,10 @@ diesel::table! {
         totp_last_step -> Nullable<BigInt>,
         site_id -> Nullable<Text>,
         password_changed_at -> Nullable<Timestamp>,
+        device_key_hash -> Nullable<Text>,
+        device_enrolled_at -> Nullable<Timestamp>,
+        enrol_code_hash -> Nullable<Text>,
+        enrol_code_expires -> Nullable<Timestamp>,
     }
 }
 

@@ -6,6 +6,7 @@
 //! lock an account (or an unknown name) for 15 minutes; twenty from one
 //! address lock that address.
 
+mod devices;
 mod password_rules;
 mod sessions;
 use crate::audit::{self, Actor, AuditKey, Entry, PLATFORM_CHAIN};
@@ -18,6 +19,7 @@ use crate::domain::{LoginId, MunicipalityCode, NewPassword, Role};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::{Duration, NaiveDateTime};
+pub use devices::*;
 pub use password_rules::*;
 pub use sessions::*;
 use sha2::{Digest, Sha256};

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub const SESSION_COOKIE: &str = "vrs_session";
-const PRELOGIN_COOKIE: &str = "vrs_prelogin";
+pub(super) const PRELOGIN_COOKIE: &str = "vrs_prelogin";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(totp_form)
@@ -50,7 +50,7 @@ fn secure(req: &HttpRequest) -> bool {
         .is_some_and(|t| t.secure)
 }
 
-fn cookie<'a>(req: &HttpRequest, name: &'a str, value: String) -> Cookie<'a> {
+pub(super) fn cookie<'a>(req: &HttpRequest, name: &'a str, value: String) -> Cookie<'a> {
     Cookie::build(name, value)
         .path("/")
         .http_only(true)
@@ -60,7 +60,7 @@ fn cookie<'a>(req: &HttpRequest, name: &'a str, value: String) -> Cookie<'a> {
 }
 
 /// Constant-time comparison of two tokens.
-fn same_token(a: &str, b: &str) -> bool {
+pub(super) fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -200,11 +200,15 @@ async fn login_submit(
     let addr = client_addr(&req);
     let st = state.clone();
     let (login_id, password, code) = (form.login_id.clone(), form.password, form.code);
+    let device = req
+        .cookie(accounts::DEVICE_COOKIE)
+        .map(|c| c.value().to_string());
     let outcome = web::block(move || {
         let typed = accounts::Credentials {
             login: &login_id,
             password: &password,
             code: &code,
+            device: device.as_deref(),
         };
         match accounts::login(&st.pool, &st.master, &st.audit, &typed, &addr) {
             Ok(s) => Ok(Ok(s)),

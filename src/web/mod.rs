@@ -8,6 +8,7 @@ mod auth;
 mod certificates;
 mod channels;
 mod charts;
+mod device;
 mod error;
 mod exports;
 mod frame;
@@ -87,6 +88,7 @@ pub fn configure(
             .configure(system::routes)
             .configure(pages::routes)
             .configure(auth::routes)
+            .configure(device::routes)
             .configure(admin::routes)
             .configure(residents::routes)
             .configure(imports::routes)

@@ -998,3 +998,152 @@ async fn two_administrators_disabling_each_other_at_once_leave_one() {
         .unwrap();
     assert_eq!(active, 1);
 }
+
+/// What `/device` answers to a login and an enrolment code, with the
+/// device key the browser was given, if any.
+async fn enrol_device(s: &TestApp, login: &str, code: &str) -> (u16, Option<String>) {
+    let page = s.get("/device").await.text().await.unwrap();
+    let csrf = hidden(&page, "csrf");
+    let res = s
+        .client
+        .post(s.url("/device"))
+        .form(&[("csrf", csrf.as_str()), ("login_id", login), ("code", code)])
+        .send()
+        .await
+        .unwrap();
+    let key = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("vrs_device="))
+        .map(|c| c.split(';').next().unwrap_or_default().to_string());
+    (res.status().as_u16(), key)
+}
+
+/// The enrolment code the administrator's page shows for a tablet.
+async fn enrolment_code(admin: &TestApp, csrf: &str, id: &str) -> String {
+    let res = admin
+        .client
+        .post(admin.url(&format!("/admin/accounts/{id}/device-code")))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    select_text(&html(&res.text().await.unwrap()), "#enrol-code code")[0].clone()
+}
+
+#[tokio::test]
+async fn a_tablet_logs_in_only_from_the_device_it_was_enrolled_on_until_it_is_revoked() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let admin = TestApp::handle(&app);
+    let csrf = admin.login_as("082040-admin", DEMO_PASSWORD).await;
+    let tablet_id: String = accounts::table
+        .filter(accounts::login_id.eq("082040-tablet"))
+        .select(accounts::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let code = enrolment_code(&admin, &csrf, &tablet_id).await;
+    assert_eq!(code.len(), 10);
+
+    // A wrong code enrols nothing; the right one enrols the browser once.
+    let device = TestApp::handle(&app);
+    let (status, key) = enrol_device(&device, "082040-tablet", "WRONGCODE2").await;
+    assert_eq!((status, key.is_none()), (422, true));
+    let (status, key) = enrol_device(&device, "082040-tablet", &code.to_lowercase()).await;
+    assert_eq!(status, 200);
+    let key = key.expect("the device key cookie");
+    let other = TestApp::handle(&app);
+    assert_eq!(
+        enrol_device(&other, "082040-tablet", &code).await.1,
+        None,
+        "used once"
+    );
+
+    // The enrolled browser logs in; another browser, with the password, not.
+    device.login_as("082040-tablet", DEMO_PASSWORD).await;
+    assert_eq!(device.get("/site").await.status(), 200);
+    other.login_form_csrf().await;
+    let refused = other.post_login("082040-tablet", DEMO_PASSWORD).await;
+    assert_ne!(
+        refused
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap()),
+        Some("/dashboard")
+    );
+    assert!(other.get("/site").await.status() != 200);
+    // The API takes the device key in the login request.
+    let api = |key: Option<&str>| {
+        let body = match key {
+            Some(k) => {
+                serde_json::json!({"login_id": "082040-tablet", "password": DEMO_PASSWORD, "device_key": k})
+            }
+            None => serde_json::json!({"login_id": "082040-tablet", "password": DEMO_PASSWORD}),
+        };
+        let c = other.client.post(other.url("/api/v1/sessions")).json(&body);
+        async move { c.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(api(None).await, 401);
+    assert_eq!(api(Some("not the key")).await, 401);
+    assert_eq!(api(Some(&key)).await, 201);
+    // The admin sees it enrolled; the log says so.
+    let page = admin.get("/admin/accounts").await.text().await.unwrap();
+    let state = select_text(&html(&page), "tr[data-login='082040-tablet'] .device-state");
+    assert!(state[0].contains("端末登録"), "{state:?}");
+
+    // Revoked: the enrolled browser's session ends and it logs in no more.
+    let res = admin
+        .client
+        .post(admin.url(&format!("/admin/accounts/{tablet_id}/device-revoke")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(device.get("/site").await.status() != 200);
+    device.login_form_csrf().await;
+    let res = device.post_login("082040-tablet", DEMO_PASSWORD).await;
+    // Unbound and not required: the password alone works again, as it did
+    // before enrolment — until the municipality requires enrolment.
+    assert_eq!(res.headers()["location"], "/site");
+    let page = admin.get("/admin/networks").await.text().await.unwrap();
+    let ncsrf = hidden(&page, "csrf");
+    let res = admin
+        .client
+        .post(admin.url("/admin/security"))
+        .form(&[("csrf", ncsrf.as_str()), ("require_devices", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let fresh = TestApp::handle(&app);
+    fresh.login_form_csrf().await;
+    let res = fresh.post_login("082040-tablet", DEMO_PASSWORD).await;
+    assert_ne!(
+        res.headers().get("location").map(|l| l.to_str().unwrap()),
+        Some("/site")
+    );
+    // Other roles are not affected.
+    fresh.login_as("082040-staff", DEMO_PASSWORD).await;
+    let lines: Vec<String> = {
+        vrs::audit::flush(&mut app.conn(), &app.state.audit).unwrap();
+        audit_log::table
+            .filter(audit_log::chain.eq("082040"))
+            .filter(audit_log::action.like("account.device_%"))
+            .order(audit_log::seq)
+            .select(audit_log::action)
+            .load(&mut *app.conn())
+            .unwrap()
+    };
+    assert_eq!(
+        lines,
+        [
+            "account.device_code",
+            "account.device_enrol",
+            "account.device_revoke"
+        ]
+    );
+}

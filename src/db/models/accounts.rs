@@ -158,6 +158,79 @@ impl AccountRow {
     }
 }
 
+/// A tablet account's enrolled device and pending enrolment code.
+#[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
+#[diesel(table_name = accounts)]
+pub struct DeviceRow {
+    pub device_key_hash: Option<String>,
+    pub device_enrolled_at: Option<NaiveDateTime>,
+    pub enrol_code_hash: Option<String>,
+    pub enrol_code_expires: Option<NaiveDateTime>,
+}
+
+impl DeviceRow {
+    pub fn of(conn: &mut DbConn, account_id: &str) -> Result<Option<DeviceRow>, DbError> {
+        Ok(accounts::table
+            .find(account_id)
+            .select(DeviceRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// A one-time enrolment code (its hash) valid until `expires`.
+    pub fn set_code(
+        conn: &mut DbConn,
+        account_id: &str,
+        code_hash: &str,
+        expires: NaiveDateTime,
+    ) -> Result<usize, DbError> {
+        Ok(diesel::update(accounts::table.find(account_id))
+            .set((
+                accounts::enrol_code_hash.eq(code_hash),
+                accounts::enrol_code_expires.eq(expires),
+            ))
+            .execute(conn)?)
+    }
+
+    /// Binds the account to the device whose key hashes to `key_hash`,
+    /// using up the code `code_hash` if it still holds at `at`. False when
+    /// it does not.
+    pub fn enrol(
+        conn: &mut DbConn,
+        account_id: &str,
+        code_hash: &str,
+        key_hash: &str,
+        at: NaiveDateTime,
+    ) -> Result<bool, DbError> {
+        let n = diesel::update(
+            accounts::table
+                .find(account_id)
+                .filter(accounts::enrol_code_hash.eq(code_hash))
+                .filter(accounts::enrol_code_expires.gt(at)),
+        )
+        .set((
+            accounts::device_key_hash.eq(key_hash),
+            accounts::device_enrolled_at.eq(at),
+            accounts::enrol_code_hash.eq(None::<String>),
+            accounts::enrol_code_expires.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Unbinds the device (and drops any pending code).
+    pub fn revoke(conn: &mut DbConn, account_id: &str) -> Result<usize, DbError> {
+        Ok(diesel::update(accounts::table.find(account_id))
+            .set((
+                accounts::device_key_hash.eq(None::<String>),
+                accounts::device_enrolled_at.eq(None::<NaiveDateTime>),
+                accounts::enrol_code_hash.eq(None::<String>),
+                accounts::enrol_code_expires.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?)
+    }
+}
+
 /// An account's earlier password hashes, newest first.
 pub struct PasswordHistory;
 

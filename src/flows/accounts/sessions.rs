@@ -36,7 +36,7 @@ pub(super) fn usable(account: &AccountRow, at: NaiveDateTime) -> bool {
         && account.locked_until.is_none_or(|t| t <= at)
 }
 
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     use rand::RngCore;
     let mut b = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut b);
@@ -56,6 +56,9 @@ pub struct Credentials<'a> {
     pub password: &'a str,
     /// The TOTP code; required only of accounts that enrolled one.
     pub code: &'a str,
+    /// The key the browser holds for its enrolled device, if any: required
+    /// of a site tablet bound to one.
+    pub device: Option<&'a str>,
 }
 
 pub fn login(
@@ -113,6 +116,13 @@ pub fn login(
         };
     }
 
+    // A tablet bound to a device logs in only from it.
+    let device_ok = match account.as_ref() {
+        Some(acc) if passes => device_allows(conn, acc, typed.device)?,
+        _ => true,
+    };
+    passes &= device_ok;
+
     match account {
         Some(mut acc) if passes => {
             let token = random_token();
@@ -160,6 +170,8 @@ pub fn login(
                 count_addr_failure(conn, &addr_key, at)?;
                 let reason = if !usable(&acc, at) {
                     "unusable"
+                } else if !device_ok {
+                    "device"
                 } else if password_ok {
                     "second_factor"
                 } else {

@@ -26,11 +26,19 @@ pub struct AccountView {
     pub device: String,
     pub active: bool,
     pub locked: bool,
+    pub tablet: bool,
+    /// When its device was enrolled (JST), for a tablet that has one.
+    pub enrolled: Option<String>,
 }
 
-fn view(a: &accounts::Listed) -> AccountView {
+fn view(
+    a: &accounts::Listed,
+    enrolled: &std::collections::HashMap<String, chrono::NaiveDateTime>,
+) -> AccountView {
     let status = a.status;
     AccountView {
+        tablet: Role::parse(&a.role) == Some(Role::SiteTablet),
+        enrolled: enrolled.get(&a.id).map(|t| crate::clock::jst(*t)),
         id: a.id.clone(),
         login_id: a.login_id.clone(),
         display_name: a.display_name.clone(),
@@ -84,16 +92,17 @@ async fn accounts_view(
     created: Option<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_admin()?;
-    let (rows, reviews, every) = with_db(state, move |conn| {
+    let (rows, reviews, every, enrolled) = with_db(state, move |conn| {
         let every = crate::flows::log_review::settings(conn, code)?.review_every_days;
         Ok((
             accounts::of_municipality(conn, code)?,
             crate::flows::log_review::review_state(conn, code, every)?,
             every,
+            accounts::enrolled_devices(conn, code)?,
         ))
     })
     .await?;
-    let accounts: Vec<AccountView> = rows.iter().map(view).collect();
+    let accounts: Vec<AccountView> = rows.iter().map(|a| view(a, &enrolled)).collect();
     render(&AccountsPage {
         nav: Nav::for_account(auth, "/admin/accounts"),
         csrf: auth.session.csrf_token.clone(),
@@ -368,11 +377,11 @@ pub(super) async fn create_account(
 }
 
 #[derive(Deserialize)]
-struct CsrfOnly {
-    csrf: String,
+pub(super) struct CsrfOnly {
+    pub(super) csrf: String,
 }
 
-async fn account_action(
+pub(super) async fn account_action(
     auth: Authed,
     state: web::Data<AppState>,
     id: String,

@@ -4,6 +4,7 @@
 //! administrator's own municipality; another municipality's ids are not found.
 
 mod accounts;
+mod devices;
 mod log;
 mod retention;
 mod settings;
@@ -17,6 +18,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(accounts::create_account)
         .service(accounts::disable_account)
         .service(accounts::unlock_account)
+        .service(devices::device_code)
+        .service(devices::device_revoke)
         .service(settings::networks_page)
         .service(settings::add_network)
         .service(settings::remove_network)

@@ -29,6 +29,7 @@ struct NetworksPage {
     channel_kiosk: bool,
     rules: accounts::PasswordRules,
     rules_error: Option<String>,
+    require_devices: bool,
 }
 
 async fn networks_render(
@@ -53,10 +54,11 @@ async fn settings_render(
 ) -> Result<HttpResponse, AppError> {
     let (input, label, error) = network;
     let code = auth.require_admin()?;
-    let (rows, settings, rules) = with_db(state, move |conn| {
+    let (rows, settings, rules, require_devices) = with_db(state, move |conn| {
         let settings = municipalities::served(conn, code)?;
         let rules = accounts::rules_of(conn, Some(code.as_str()))?;
-        Ok((networks::list(conn, code)?, settings, rules))
+        let devices = accounts::devices_required(conn, code.as_str())?;
+        Ok((networks::list(conn, code)?, settings, rules, devices))
     })
     .await?;
     let require_totp = settings.as_ref().is_some_and(|t| t.require_totp);
@@ -82,6 +84,7 @@ async fn settings_render(
             channel_kiosk: channels.contains(&Channel::Kiosk),
             rules,
             rules_error,
+            require_devices,
             t: ctx.t,
         },
         bad,
@@ -191,6 +194,7 @@ pub(super) async fn remove_network(
 struct SecurityForm {
     csrf: String,
     require_totp: Option<String>,
+    require_devices: Option<String>,
 }
 
 /// Turns the second-factor requirement on or off for the municipality.
@@ -201,11 +205,10 @@ pub(super) async fn set_security(
     form: web::Form<SecurityForm>,
 ) -> Result<HttpResponse, AppError> {
     let code = posted(&auth, &form.csrf)?;
-    let on = form.require_totp.is_some();
+    let (totp, devices) = (form.require_totp.is_some(), form.require_devices.is_some());
     save(&state, &auth, code, move |conn, key, actor, code| {
-        Ok(municipalities::set_require_totp(
-            conn, key, actor, code, on,
-        )?)
+        municipalities::set_require_totp(conn, key, actor, code, totp)?;
+        Ok(accounts::require_devices(conn, key, actor, code, devices)?)
     })
     .await
 }

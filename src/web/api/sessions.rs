@@ -58,6 +58,7 @@ pub(super) async fn login(
             login: r.login_id.as_deref().unwrap_or_default(),
             password: r.password.as_deref().unwrap_or_default(),
             code: r.totp_code.as_deref().unwrap_or_default(),
+            device: r.device_key.as_deref(),
         };
         accounts::login(&st.pool, &st.master, &st.audit, &typed, &addr)
     })

@@ -194,6 +194,10 @@ pub struct LoginRequest {
     /// authenticator app.
     #[schema(required = false, value_type = String, pattern = "^([0-9]{6})?$")]
     pub totp_code: Option<String>,
+    /// Only for site tablets enrolled on a device: the device key the
+    /// enrolment gave.
+    #[schema(required = false, value_type = String)]
+    pub device_key: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
