@@ -112,6 +112,7 @@ pub const ACTIONS: &[(&str, Group)] = &[
     ("account.unlock", Group::Admin),
     ("account.review", Group::Admin),
     ("account.device_code", Group::Admin),
+    ("account.shared_review", Group::Admin),
     ("account.device_enrol", Group::Session),
     ("account.device_revoke", Group::Admin),
     ("tenant.require_devices", Group::Admin),

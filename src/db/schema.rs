@@ -202,6 +202,7 @@ diesel::table! {
         device_enrolled_at -> Nullable<Timestamp>,
         enrol_code_hash -> Nullable<Text>,
         enrol_code_expires -> Nullable<Timestamp>,
+        shared_review_on -> Nullable<Date>,
     }
 }
 

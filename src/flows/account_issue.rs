@@ -195,8 +195,14 @@ pub fn issue(
 ) -> Result<(super::accounts::Account, NewPassword), IssueError> {
     let sites = open_sites(conn, code)?;
     let new = check(req, code, &sites, today).map_err(IssueError::Invalid)?;
+    let tablet = new.role == Role::SiteTablet;
     match accounts::create(conn, key, actor, new, None) {
-        Ok(done) => Ok(done),
+        Ok(done) => {
+            if tablet {
+                accounts::schedule_shared_review(conn, &done.0.id, today)?;
+            }
+            Ok(done)
+        }
         Err(AccountError::LoginTaken) => Err(IssueError::Invalid(vec![(
             AccountField::LoginId,
             Problem::LoginTaken,

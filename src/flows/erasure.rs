@@ -134,16 +134,14 @@ pub fn export_lines(
             date(r.moved_out_on),
             date(r.deceased_on),
         ];
-        let doses = DoseRow::of_resident(scope, conn, &r.id)?;
+        let mut doses = DoseRow::of_resident(scope, conn, &r.id)?;
+        doses.retain(|d| d.status == crate::db::models::doses::VALID);
         if doses.is_empty() {
             let mut l = head.to_vec();
             l.extend(std::iter::repeat_n(String::new(), 5));
             lines.push(l);
         }
-        for d in doses
-            .into_iter()
-            .filter(|d| d.status == crate::db::models::doses::VALID)
-        {
+        for d in doses {
             let mut l = head.to_vec();
             l.extend([
                 d.dose_number.to_string(),
@@ -187,7 +185,7 @@ pub fn erase(
             Entry::done(
                 scope.code().as_str(),
                 "resident.erase",
-                None,
+                Some(format!("resident:{id}")),
                 Some(format!("addressee={number} records={rows}")),
             ),
         )?;

@@ -76,6 +76,11 @@ async fn a_resident_past_retention_is_exported_then_erased_by_its_own_municipali
     assert_eq!(status, 303);
     let page = admin.get("/admin/retention").await.text().await.unwrap();
     let listed = select_text(&html(&page), "#due tbody tr");
+    let cutoff = hidden(&page, "cutoff");
+    assert_eq!(
+        cutoff,
+        vrs::flows::erasure::cutoff(vrs::clock::today_in_japan(), 1).to_string()
+    );
     assert_eq!(listed.len(), 1, "{page}");
     assert!(listed[0].contains(&addressee));
 
@@ -90,13 +95,19 @@ async fn a_resident_past_retention_is_exported_then_erased_by_its_own_municipali
     assert!(!csv.contains(MOVER_NUMBER));
     assert_eq!(csv.lines().count(), 1 + 2, "{csv}");
 
-    // Another municipality cannot erase it.
+    // Another municipality cannot erase it, whatever its own period.
+    let theirs = vrs::flows::erasure::cutoff(vrs::clock::today_in_japan(), 5).to_string();
     let other = TestApp::handle(&app);
     let ocsrf = other.login_as("131016-admin", DEMO_PASSWORD).await;
     let (status, _) = post(
         &other,
         "/admin/retention/erase",
-        &[("csrf", &ocsrf), ("id", &person.id), ("confirm", "1")],
+        &[
+            ("csrf", &ocsrf),
+            ("id", &person.id),
+            ("confirm", "1"),
+            ("cutoff", &theirs),
+        ],
     )
     .await;
     assert_eq!(status, 404);
@@ -104,17 +115,32 @@ async fn a_resident_past_retention_is_exported_then_erased_by_its_own_municipali
     let (status, page) = post(
         &admin,
         "/admin/retention/erase",
-        &[("csrf", &acsrf), ("id", &person.id)],
+        &[("csrf", &acsrf), ("id", &person.id), ("cutoff", &cutoff)],
     )
     .await;
     assert_eq!(status, 422);
     assert!(page.contains("id=\"retention-error\""));
     assert_eq!(staff.get(&record).await.status(), 200);
+    // Nor with the list shown under another period.
+    let (status, page) = post(
+        &admin,
+        "/admin/retention/erase",
+        &[("csrf", &acsrf), ("confirm", "1"), ("cutoff", "2000-01-01")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(select_text(&html(&page), "#retention-error")[0].contains("何も消去していません"));
+    assert_eq!(staff.get(&record).await.status(), 200);
 
     let (status, _) = post(
         &admin,
         "/admin/retention/erase",
-        &[("csrf", &acsrf), ("id", &person.id), ("confirm", "1")],
+        &[
+            ("csrf", &acsrf),
+            ("id", &person.id),
+            ("confirm", "1"),
+            ("cutoff", &cutoff),
+        ],
     )
     .await;
     assert_eq!(status, 303);
@@ -166,7 +192,7 @@ async fn a_resident_past_retention_is_exported_then_erased_by_its_own_municipali
         .load(&mut *app.conn())
         .unwrap();
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0].0, None);
+    assert_eq!(lines[0].0, Some(format!("resident:{}", person.id)));
     let detail = lines[0].1.clone().unwrap();
     assert!(
         detail.starts_with(&format!("addressee={addressee} records=")),
@@ -178,7 +204,12 @@ async fn a_resident_past_retention_is_exported_then_erased_by_its_own_municipali
     let (status, _) = post(
         &admin,
         "/admin/retention/erase",
-        &[("csrf", &acsrf), ("id", &person.id), ("confirm", "1")],
+        &[
+            ("csrf", &acsrf),
+            ("id", &person.id),
+            ("confirm", "1"),
+            ("cutoff", &cutoff),
+        ],
     )
     .await;
     assert_eq!(status, 404);

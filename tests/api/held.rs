@@ -11,6 +11,27 @@ use vrs::demo::{DEMO_PASSWORD, MOVER_NUMBER};
 const ASKING: &str = "131016";
 const SOURCE: &str = "082040";
 
+impl TestApp {
+    /// Who each line of a chain names: its login and address.
+    fn log_accounts(&self, muni: &str) -> String {
+        use diesel::prelude::*;
+        use vrs::db::schema::audit_log;
+        let mut conn = self.conn();
+        vrs::audit::flush(&mut conn, &self.state.audit).unwrap();
+        let rows: Vec<(String, Option<String>, Option<String>)> = audit_log::table
+            .filter(audit_log::chain.eq(muni))
+            .filter(audit_log::action.like("transfer.%"))
+            .select((
+                audit_log::action,
+                audit_log::login_id,
+                audit_log::client_addr,
+            ))
+            .load(&mut *conn)
+            .unwrap();
+        format!("{rows:?}")
+    }
+}
+
 async fn post(s: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, String) {
     let res = s.client.post(s.url(path)).form(form).send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
@@ -113,6 +134,8 @@ async fn asked_about_a_protected_resident_the_source_holds_until_its_administrat
     let page = admin.get("/admin/held").await.text().await.unwrap();
     let held = waiting(&page);
     assert_eq!(held.len(), 1, "{page}");
+    // Not even the administrators who decide learn where the person lives.
+    assert!(!page.contains(ASKING) && !page.contains("千代田"), "{page}");
     let id = &held[0];
     // No reason, no decision.
     let (status, page) = decide(&admin, &admin_csrf, id, "approve", " ").await;
@@ -149,6 +172,10 @@ async fn asked_about_a_protected_resident_the_source_holds_until_its_administrat
     let log = app.log_text(SOURCE);
     assert!(log.contains("transfer.release"));
     assert!(!log.contains(ASKING));
+    // Nor do the lines' accounts and addresses: the asker's login names
+    // its municipality.
+    let who = app.log_accounts(SOURCE);
+    assert!(!who.contains(ASKING), "{who}");
     // The disclosure still names no municipality.
     let disclosure = keeper
         .get(&format!("/residents/{theirs}/provisions.csv"))

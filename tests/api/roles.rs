@@ -1147,3 +1147,57 @@ async fn a_tablet_logs_in_only_from_the_device_it_was_enrolled_on_until_it_is_re
         ]
     );
 }
+
+#[tokio::test]
+async fn a_shared_tablet_account_is_flagged_until_reviewed_and_its_review_is_logged() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let admin = TestApp::handle(&app);
+    let csrf = admin.login_as("082040-admin", DEMO_PASSWORD).await;
+    let row = |page: &str, login: &str, css: &str| {
+        select_text(&html(page), &format!("tr[data-login='{login}'] {css}"))
+    };
+    let page = admin.get("/admin/accounts").await.text().await.unwrap();
+    // Never reviewed: due now. Staff accounts are not shared.
+    assert_eq!(row(&page, "082040-tablet", ".shared-review-due").len(), 1);
+    assert!(row(&page, "082040-staff", ".shared-review").is_empty());
+    let tablet_id: String = accounts::table
+        .filter(accounts::login_id.eq("082040-tablet"))
+        .select(accounts::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let res = admin
+        .client
+        .post(admin.url(&format!("/admin/accounts/{tablet_id}/shared-review")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let page = admin.get("/admin/accounts").await.text().await.unwrap();
+    assert!(row(&page, "082040-tablet", ".shared-review-due").is_empty());
+    let next = vrs::flows::accounts::next_shared_review(vrs::clock::today_in_japan());
+    assert!(row(&page, "082040-tablet", ".shared-review")[0].contains(&next.to_string()));
+    // A staff account is not a shared one to review.
+    let staff_id: String = accounts::table
+        .filter(accounts::login_id.eq("082040-staff"))
+        .select(accounts::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let res = admin
+        .client
+        .post(admin.url(&format!("/admin/accounts/{staff_id}/shared-review")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    vrs::audit::flush(&mut app.conn(), &app.state.audit).unwrap();
+    let n: i64 = audit_log::table
+        .filter(audit_log::chain.eq("082040"))
+        .filter(audit_log::action.eq("account.shared_review"))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(n, 1);
+}

@@ -10,3 +10,5 @@ CREATE TABLE password_history (
 );
 ALTER TABLE tenants ADD COLUMN password_max_days INTEGER NOT NULL DEFAULT 180;
 ALTER TABLE tenants ADD COLUMN password_reuse_count INTEGER NOT NULL DEFAULT 5;
+-- Existing passwords count from the upgrade, not from when the account was made.
+UPDATE accounts SET password_changed_at = (now() AT TIME ZONE 'UTC');

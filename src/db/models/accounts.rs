@@ -231,6 +231,28 @@ impl DeviceRow {
     }
 }
 
+/// When each shared account of a municipality is next to be reviewed.
+pub struct SharedReview;
+
+impl SharedReview {
+    pub fn set(conn: &mut DbConn, account_id: &str, on: NaiveDate) -> Result<usize, DbError> {
+        Ok(diesel::update(accounts::table.find(account_id))
+            .set(accounts::shared_review_on.eq(on))
+            .execute(conn)?)
+    }
+
+    pub fn of_municipality(
+        conn: &mut DbConn,
+        code: &str,
+    ) -> Result<Vec<(String, Option<NaiveDate>)>, DbError> {
+        Ok(accounts::table
+            .filter(accounts::municipality_code.eq(code))
+            .filter(accounts::role.eq("site_tablet"))
+            .select((accounts::id, accounts::shared_review_on))
+            .load(conn)?)
+    }
+}
+
 /// An account's earlier password hashes, newest first.
 pub struct PasswordHistory;
 

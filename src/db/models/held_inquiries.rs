@@ -80,6 +80,8 @@ impl HeldRow {
             held_inquiries::decided_by.eq(by.0),
             held_inquiries::decided_login.eq(by.1),
             held_inquiries::decided_at.eq(at),
+            // The number waited to be sent; decided, it is kept no longer.
+            held_inquiries::request_sealed.eq(None::<Vec<u8>>),
         ))
         .execute(conn.db())?;
         Ok(n == 1)

@@ -7,7 +7,8 @@
 //! enrolled.
 
 use super::*;
-use crate::db::models::accounts::DeviceRow;
+use crate::db::models::accounts::{DeviceRow, SharedReview};
+use chrono::NaiveDate;
 
 /// How long an enrolment code may be used.
 pub const CODE_MINUTES: i64 = 15;
@@ -212,6 +213,63 @@ pub fn enrolled_devices(
         }
     }
     Ok(out)
+}
+
+/// Days between reviews of a shared (tablet) account: who holds it, and
+/// whether it is still needed.
+pub const SHARED_REVIEW_DAYS: i64 = 90;
+
+/// The day a shared account issued or reviewed on `today` is next due.
+pub fn next_shared_review(today: NaiveDate) -> NaiveDate {
+    today + Duration::days(SHARED_REVIEW_DAYS)
+}
+
+/// When each of a municipality's tablets is next to be reviewed (none:
+/// never reviewed, so due now).
+pub fn shared_reviews(
+    conn: &mut DbConn,
+    code: MunicipalityCode,
+) -> Result<std::collections::HashMap<String, Option<NaiveDate>>, DbError> {
+    Ok(SharedReview::of_municipality(conn, code.as_str())?
+        .into_iter()
+        .collect())
+}
+
+/// Records that a tablet account of `code` was reviewed today: its next
+/// review is due in `SHARED_REVIEW_DAYS`. False if it is not one.
+pub fn mark_shared_reviewed(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    code: MunicipalityCode,
+    id: &str,
+) -> Result<bool, DbError> {
+    let Some(tablet) = tablet_of(conn, code, id)? else {
+        return Ok(false);
+    };
+    let next = next_shared_review(crate::clock::today_in_japan());
+    crate::db::write_transaction(conn, |conn| {
+        SharedReview::set(conn, &tablet.id, next)?;
+        account_line(
+            conn,
+            key,
+            actor,
+            &tablet,
+            "account.shared_review",
+            Some(format!("next={next}")),
+        )
+    })?;
+    Ok(true)
+}
+
+/// Sets a new shared account's first review.
+pub fn schedule_shared_review(
+    conn: &mut DbConn,
+    id: &str,
+    today: NaiveDate,
+) -> Result<(), DbError> {
+    SharedReview::set(conn, id, next_shared_review(today))?;
+    Ok(())
 }
 
 #[cfg(test)]

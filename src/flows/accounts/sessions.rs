@@ -126,9 +126,12 @@ pub fn login(
     match account {
         Some(mut acc) if passes => {
             let token = random_token();
-            // A password past its municipality's limit is changed first.
+            // A password past its municipality's limit is changed first. Not
+            // a site tablet's: its shared password is its administrator's to
+            // change, and it is bound to its device instead.
             let rules = rules_of(conn, acc.municipality_code.as_deref())?;
             let aged = !acc.must_change_password
+                && Role::parse(&acc.role) != Some(Role::SiteTablet)
                 && AccountRow::password_set_at(conn, &acc.id)?
                     .is_some_and(|set| expired(rules, set, at));
             crate::db::write_transaction(conn, |conn| {

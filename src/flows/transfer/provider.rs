@@ -76,8 +76,11 @@ pub fn answer_line(
     } else {
         asked.asking.to_string()
     };
+    // The asking account names its municipality too.
+    let anonymous = Actor::default();
+    let actor = if protected { &anonymous } else { asked.actor };
     audit::waiting_line(
-        asked.actor,
+        actor,
         Entry {
             chain: source.as_str(),
             action: "transfer.answer",

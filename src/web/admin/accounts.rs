@@ -29,14 +29,25 @@ pub struct AccountView {
     pub tablet: bool,
     /// When its device was enrolled (JST), for a tablet that has one.
     pub enrolled: Option<String>,
+    /// A shared account's next review, and whether it is due.
+    pub review_on: String,
+    pub review_due: bool,
 }
 
-fn view(
-    a: &accounts::Listed,
-    enrolled: &std::collections::HashMap<String, chrono::NaiveDateTime>,
-) -> AccountView {
+/// What the list shows of the tablets beside each account.
+struct Tablets {
+    enrolled: std::collections::HashMap<String, chrono::NaiveDateTime>,
+    reviews: std::collections::HashMap<String, Option<chrono::NaiveDate>>,
+}
+
+fn view(a: &accounts::Listed, tablets: &Tablets) -> AccountView {
     let status = a.status;
+    let review = tablets.reviews.get(&a.id).copied().flatten();
+    let today = crate::clock::today_in_japan();
+    let enrolled = &tablets.enrolled;
     AccountView {
+        review_on: review.map(|d| d.to_string()).unwrap_or_default(),
+        review_due: tablets.reviews.contains_key(&a.id) && review.is_none_or(|d| d <= today),
         tablet: Role::parse(&a.role) == Some(Role::SiteTablet),
         enrolled: enrolled.get(&a.id).map(|t| crate::clock::jst(*t)),
         id: a.id.clone(),
@@ -92,17 +103,20 @@ async fn accounts_view(
     created: Option<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_admin()?;
-    let (rows, reviews, every, enrolled) = with_db(state, move |conn| {
+    let (rows, reviews, every, tablets) = with_db(state, move |conn| {
         let every = crate::flows::log_review::settings(conn, code)?.review_every_days;
         Ok((
             accounts::of_municipality(conn, code)?,
             crate::flows::log_review::review_state(conn, code, every)?,
             every,
-            accounts::enrolled_devices(conn, code)?,
+            Tablets {
+                enrolled: accounts::enrolled_devices(conn, code)?,
+                reviews: accounts::shared_reviews(conn, code)?,
+            },
         ))
     })
     .await?;
-    let accounts: Vec<AccountView> = rows.iter().map(|a| view(a, &enrolled)).collect();
+    let accounts: Vec<AccountView> = rows.iter().map(|a| view(a, &tablets)).collect();
     render(&AccountsPage {
         nav: Nav::for_account(auth, "/admin/accounts"),
         csrf: auth.session.csrf_token.clone(),

@@ -1,6 +1,7 @@
 //! A site tablet's device: the one-time code an administrator issues for
-//! enrolling it (shown once, with what to do on the tablet), and the
-//! revocation of a lost device in one step.
+//! enrolling it (shown once, with what to do on the tablet), the
+//! revocation of a lost device in one step, and the review of the shared
+//! account.
 
 use super::accounts::{CsrfOnly, account_action};
 use crate::flows::AppState;
@@ -47,6 +48,23 @@ pub(super) async fn device_code(
         actix_web::http::header::HeaderValue::from_static("no-store"),
     );
     Ok(r)
+}
+
+#[post("/admin/accounts/{id}/shared-review")]
+pub(super) async fn shared_review(
+    auth: Authed,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    account_action(
+        auth,
+        state,
+        id.into_inner(),
+        &form.csrf,
+        accounts::mark_shared_reviewed,
+    )
+    .await
 }
 
 #[post("/admin/accounts/{id}/device-revoke")]

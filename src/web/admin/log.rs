@@ -214,6 +214,8 @@ struct LogPage {
     logins: Vec<Choice>,
     q: RawQuery,
     resident_named: Option<String>,
+    /// The resident searched for, found by id or by 宛名番号.
+    resident_id: String,
     query: String,
     older: Option<String>,
     reviews: Vec<ShownReview>,
@@ -266,6 +268,30 @@ async fn search(
     .await
 }
 
+/// The search, its resident found by 宛名番号 when one was given, or what
+/// is wrong with it. Lines still waiting to be chained are chained first,
+/// so that the search sees every line written so far.
+async fn parse_query(
+    t: &T,
+    state: &AppState,
+    code: MunicipalityCode,
+    raw: &RawQuery,
+) -> Result<Result<LogQuery, Vec<String>>, AppError> {
+    let st = state.clone();
+    with_db(state, move |conn| {
+        Ok(crate::audit::flush_chain(conn, &st.audit, code.as_str())?)
+    })
+    .await?;
+    let mut parsed = raw.parse(t);
+    if let (Ok(q), false) = (&mut parsed, raw.addressee.trim().is_empty()) {
+        match resident_by_addressee(t, state, code, &raw.addressee).await? {
+            Ok(id) => q.resident = Some(id),
+            Err(e) => parsed = Err(vec![format!("{}: {}", t.s("resident.addressee"), e)]),
+        }
+    }
+    Ok(parsed)
+}
+
 /// The internal id of the resident with this 宛名番号, or why there is
 /// none (in the page's language).
 async fn resident_by_addressee(
@@ -308,29 +334,26 @@ async fn log_view(
     reviewed: bool,
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_admin()?;
-    let mut parsed = raw.parse(&t);
-    if let (Ok(q), false) = (&mut parsed, raw.addressee.trim().is_empty()) {
-        match resident_by_addressee(&t, state, code, &raw.addressee).await? {
-            Ok(id) => q.resident = Some(id),
-            Err(e) => parsed = Err(vec![format!("{}: {}", t.s("resident.addressee"), e)]),
-        }
-    }
+    let parsed = parse_query(&t, state, code, &raw).await?;
     let (found, mut errors) = match parsed.clone() {
         Ok(q) => (Some(search(state, code, q, raw.before).await?), Vec::new()),
         Err(e) => (None, e),
     };
     errors.extend(form_errors);
-    let resident_named = match &parsed {
+    let resident_id = match &parsed {
         Ok(LogQuery {
             resident: Some(r), ..
-        }) => {
-            let r = r.clone();
+        }) => Some(r.clone()),
+        _ => None,
+    };
+    let resident_named = match resident_id.clone() {
+        Some(r) => {
             in_partition(state, code, move |scope, conn| {
                 Ok(crate::flows::residents::addressee_of(scope, conn, &r)?)
             })
             .await?
         }
-        _ => None,
+        None => None,
     };
     let (st, first) = (state.clone(), raw.before.is_none());
     let (check, accounts, reviews, settings) = with_db(state, move |conn| {
@@ -387,6 +410,7 @@ async fn log_view(
             })
             .collect(),
         resident_named,
+        resident_id: resident_id.unwrap_or_default(),
         query,
         older,
         reviews: all_reviews
@@ -419,8 +443,8 @@ pub(super) async fn log_csv(
     raw: web::Query<RawQuery>,
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_admin()?;
-    let q = raw
-        .parse(&ctx.t)
+    let q = parse_query(&ctx.t, &state, code, &raw)
+        .await?
         .map_err(|e| AppError::BadRequest(e.join(" / ")))?;
     let (st, actor) = (state.clone(), auth.actor());
     let rows = in_partition(&state, code, move |scope, conn| {

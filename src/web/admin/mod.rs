@@ -20,6 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(accounts::unlock_account)
         .service(devices::device_code)
         .service(devices::device_revoke)
+        .service(devices::shared_review)
         .service(settings::networks_page)
         .service(settings::add_network)
         .service(settings::remove_network)

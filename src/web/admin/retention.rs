@@ -130,7 +130,9 @@ pub(super) async fn save_years(
         let msg = format!(
             "{}: {}",
             t.s("retention.years"),
-            t.s("retention.years_range")
+            t.s("form.whole_number")
+                .replace("{min}", "1")
+                .replace("{max}", &YEARS_MAX.to_string())
         );
         return page(t, &auth, &state, Some(msg), None).await;
     };
@@ -179,6 +181,10 @@ pub(super) struct EraseForm {
     #[serde(default)]
     id: String,
     confirm: Option<String>,
+    /// The cutoff the list was shown with: another one (the period was
+    /// changed meanwhile, or the day turned) erases nothing.
+    #[serde(default)]
+    cutoff: String,
 }
 
 #[post("/admin/retention/erase")]
@@ -199,6 +205,10 @@ pub(super) async fn erase(
         id => Some(crate::web::path_id(id)?),
     };
     let (_, before) = cutoff(&state, code).await?;
+    if form.cutoff.trim() != before.to_string() {
+        let msg = ctx.t.s("retention.changed").to_string();
+        return page(ctx.t, &auth, &state, Some(msg), None).await;
+    }
     let (st, actor) = (state.clone(), auth.actor());
     let erased = in_partition(&state, code, move |scope, conn| {
         let ids = match one {

@@ -242,7 +242,8 @@ pub(super) async fn set_password_rules(
                     "{}: {}",
                     ctx.t.s(label),
                     ctx.t
-                        .s("admin.password_rules.range")
+                        .s("form.whole_number")
+                        .replace("{min}", "0")
                         .replace("{max}", &max.to_string())
                 )
             })

@@ -40,7 +40,10 @@ pub(super) async fn access_record_page(
 ) -> Result<HttpResponse, AppError> {
     let code = auth.require_staff(Permission::Disclosure)?;
     let id = path_id(&path)?;
+    let st = state.clone();
     let settings = with_db(&state, move |conn| {
+        // Lines still waiting to be chained belong on the record too.
+        crate::audit::flush_chain(conn, &st.audit, code.as_str())?;
         Ok((
             crate::flows::log_review::settings(conn, code)?,
             crate::flows::accounts::of_municipality(conn, code)?,

@@ -36,11 +36,17 @@ fn line(t: &T, h: Held) -> HeldLine {
             (Some(by), Some(at)) => format!("{by} {}", crate::clock::jst(at)),
             _ => String::new(),
         },
-        other: format!(
-            "{} {}",
-            h.other,
-            crate::flows::provisions::name_of(&h.other)
-        ),
+        // Who asked about our protected resident is where the person lives
+        // now: withheld here as in the disclosure and the log.
+        other: if h.direction == "asked" {
+            crate::flows::provisions::WITHHELD.to_string()
+        } else {
+            format!(
+                "{} {}",
+                h.other,
+                crate::flows::provisions::name_of(&h.other)
+            )
+        },
         addressee: h.addressee.unwrap_or_default(),
         direction: t.code_label("held.direction.", &h.direction),
         channel: t.code_label("provisions.channel.", &h.channel),
@@ -154,7 +160,13 @@ pub(super) async fn decide(
     })
     .await?;
     match decided {
-        Ok(Decided::NotFound) | Err(_) => Err(AppError::NotFound),
+        Ok(Decided::NotFound) => Err(AppError::NotFound),
+        Err(_) => {
+            // Sending failed (the asker's hourly limit, a resident no longer
+            // held): nothing was decided.
+            let m = t.s("held.failed").to_string();
+            held_view(t, &auth, &state, Some(m), None).await
+        }
         Ok(Decided::AlreadyDecided) => {
             let m = t.s("held.already").to_string();
             held_view(t, &auth, &state, Some(m), None).await

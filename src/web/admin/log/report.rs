@@ -219,7 +219,12 @@ async fn report_view(
     }
     let ok = errors.is_empty();
     errors.extend(form_errors);
-    let settings = with_db(state, move |conn| Ok(log_review::settings(conn, code)?)).await?;
+    let st = state.clone();
+    let settings = with_db(state, move |conn| {
+        audit::flush_chain(conn, &st.audit, code.as_str())?;
+        Ok(log_review::settings(conn, code)?)
+    })
+    .await?;
     let (lines, raised) = if ok {
         let s = settings;
         in_partition(state, code, move |scope, conn| {
@@ -307,10 +312,9 @@ pub(in crate::web::admin) async fn save_settings(
                 errors.push(format!(
                     "{}: {}",
                     t.s(label),
-                    crate::web::field_message(
-                        t,
-                        Reason::OutOfRange(min.min(255) as u8, max.min(255) as u8)
-                    )
+                    t.s("form.whole_number")
+                        .replace("{min}", &min.to_string())
+                        .replace("{max}", &max.to_string())
                 ));
                 min
             })
