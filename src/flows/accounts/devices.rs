@@ -108,6 +108,29 @@ pub fn enrol(
     })
 }
 
+/// A change to one of `code`'s tablet accounts, with its log line, in one
+/// transaction; false if `id` is not one.
+#[allow(clippy::too_many_arguments)]
+fn change_tablet(
+    conn: &mut DbConn,
+    key: &AuditKey,
+    actor: &Actor,
+    code: MunicipalityCode,
+    id: &str,
+    action: &str,
+    detail: Option<String>,
+    work: impl FnOnce(&mut DbConn, &str) -> Result<(), DbError>,
+) -> Result<bool, DbError> {
+    let Some(tablet) = tablet_of(conn, code, id)? else {
+        return Ok(false);
+    };
+    crate::db::write_transaction(conn, |conn| {
+        work(conn, &tablet.id)?;
+        account_line(conn, key, actor, &tablet, action, detail)
+    })?;
+    Ok(true)
+}
+
 /// Unbinds a tablet's device and ends its sessions; false if `id` is not
 /// a tablet account of `code`.
 pub fn revoke_device(
@@ -117,15 +140,20 @@ pub fn revoke_device(
     code: MunicipalityCode,
     id: &str,
 ) -> Result<bool, DbError> {
-    let Some(tablet) = tablet_of(conn, code, id)? else {
-        return Ok(false);
-    };
-    crate::db::write_transaction(conn, |conn| {
-        DeviceRow::revoke(conn, &tablet.id)?;
-        SessionRow::delete_for_account(conn, &tablet.id)?;
-        account_line(conn, key, actor, &tablet, "account.device_revoke", None)
-    })?;
-    Ok(true)
+    change_tablet(
+        conn,
+        key,
+        actor,
+        code,
+        id,
+        "account.device_revoke",
+        None,
+        |conn, id| {
+            DeviceRow::revoke(conn, id)?;
+            SessionRow::delete_for_account(conn, id)?;
+            Ok(())
+        },
+    )
 }
 
 /// Whether the municipality refuses tablets not yet enrolled.
@@ -244,22 +272,21 @@ pub fn mark_shared_reviewed(
     code: MunicipalityCode,
     id: &str,
 ) -> Result<bool, DbError> {
-    let Some(tablet) = tablet_of(conn, code, id)? else {
-        return Ok(false);
-    };
     let next = next_shared_review(crate::clock::today_in_japan());
-    crate::db::write_transaction(conn, |conn| {
-        SharedReview::set(conn, &tablet.id, next)?;
-        account_line(
-            conn,
-            key,
-            actor,
-            &tablet,
-            "account.shared_review",
-            Some(format!("next={next}")),
-        )
-    })?;
-    Ok(true)
+    let detail = Some(format!("next={next}"));
+    change_tablet(
+        conn,
+        key,
+        actor,
+        code,
+        id,
+        "account.shared_review",
+        detail,
+        |conn, id| {
+            SharedReview::set(conn, id, next)?;
+            Ok(())
+        },
+    )
 }
 
 /// Sets a new shared account's first review.
