@@ -19,6 +19,7 @@ diesel::table! {
         password_reuse_count -> Integer,
         retention_years -> Integer,
         require_enrolled_devices -> Bool,
+        export_approval -> Bool,
     }
 }
 
@@ -393,6 +394,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    export_requests (municipality_code, id) {
+        municipality_code -> Text,
+        id -> Text,
+        kind -> Text,
+        subject -> Nullable<Text>,
+        requested_by -> Text,
+        requester_login -> Text,
+        requested_at -> Timestamp,
+        status -> Text,
+        decided_by -> Nullable<Text>,
+        decided_login -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     log_reviews (municipality_code, id) {
         municipality_code -> Text,
         id -> Text,
@@ -597,6 +614,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     log_reviews,
     held_inquiries,
     password_history,
+    export_requests,
     certificates,
     card_revocations,
     channel_clients,
@@ -637,6 +655,7 @@ pub const ALL_TABLES: &[&str] = &[
     "log_reviews",
     "held_inquiries",
     "password_history",
+    "export_requests",
     "certificates",
     "card_revocations",
     "channel_clients",

@@ -9,6 +9,7 @@ mod csv_lines;
 pub mod dose_checks;
 pub mod doses;
 pub mod erasure;
+pub mod export_approval;
 pub mod exports;
 pub mod faults;
 pub mod import_jobs;

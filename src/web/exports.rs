@@ -2,19 +2,51 @@
 //! with its own connection and hands encoded chunks to the response through
 //! a small bounded channel, so memory stays flat however many doses there are.
 
-use super::{AppError, Authed, Ctx, Nav, render};
+use super::{AppError, Authed, Ctx, Nav, render, with_db};
 use crate::audit::{self, Entry};
 use crate::domain::Permission;
 use crate::flows::AppState;
+use crate::flows::export_approval::{self, Export, Standing};
 use crate::flows::exports::{self, CsvEncoding};
 use crate::i18n::T;
 use crate::tenancy::Partition;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(index).service(doses_csv);
+    cfg.service(index)
+        .service(doses_csv)
+        .service(request_export);
+}
+
+/// Where the staff member stands with a download, where the municipality
+/// asks for approval first.
+pub(crate) async fn standing(
+    state: &AppState,
+    auth: &Authed,
+    export: Export,
+) -> Result<Standing, AppError> {
+    let code = auth.municipality().ok_or(AppError::Forbidden)?;
+    let account = auth.account.id.clone();
+    with_db(state, move |conn| {
+        Ok(export_approval::standing(conn, code, &account, &export)?)
+    })
+    .await
+}
+
+/// Opens an approved download once; false if it is not (yet) approved.
+pub(crate) async fn take(
+    state: &AppState,
+    auth: &Authed,
+    export: Export,
+) -> Result<bool, AppError> {
+    let code = auth.municipality().ok_or(AppError::Forbidden)?;
+    let account = auth.account.id.clone();
+    with_db(state, move |conn| {
+        Ok(export_approval::take(conn, code, &account, &export)?)
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -22,15 +54,82 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct IndexPage {
     t: T,
     nav: Nav,
+    csrf: String,
+    export: Standing,
+    export_kind: &'static str,
+    export_subject: String,
 }
 
 #[get("/exports")]
-async fn index(ctx: Ctx, auth: Authed) -> Result<HttpResponse, AppError> {
+async fn index(
+    ctx: Ctx,
+    auth: Authed,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     auth.require_staff(Permission::Export)?;
+    let export = standing(&state, &auth, Export::Ledger).await?;
     render(&IndexPage {
         nav: Nav::for_account(&auth, "/exports"),
+        csrf: auth.session.csrf_token.clone(),
+        export,
+        export_kind: "ledger",
+        export_subject: String::new(),
         t: ctx.t,
     })
+}
+
+#[derive(Deserialize)]
+struct RequestForm {
+    csrf: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    subject: String,
+}
+
+/// Asks an administrator to approve a download: the ledger (export
+/// permission) or a resident's provision records (residents permission).
+#[post("/exports/requests")]
+async fn request_export(
+    auth: Authed,
+    state: web::Data<AppState>,
+    form: web::Form<RequestForm>,
+) -> Result<HttpResponse, AppError> {
+    auth.check_csrf(&form.csrf)?;
+    let (code, export, back) = match form.kind.as_str() {
+        "ledger" => (
+            auth.require_staff(Permission::Export)?,
+            Export::Ledger,
+            "/exports".to_string(),
+        ),
+        "provisions" => {
+            let id = super::path_id(&form.subject)?;
+            (
+                auth.require_staff(Permission::Residents)?,
+                Export::Provisions(id.clone()),
+                format!("/residents/{id}/provisions"),
+            )
+        }
+        _ => return Err(AppError::BadRequest("kind".into())),
+    };
+    if let Export::Provisions(id) = &export {
+        // Only a resident of this municipality: another's is not found.
+        let id = id.clone();
+        super::in_partition(&state, code, move |scope, conn| {
+            crate::flows::residents::protection_of(scope, conn, &id)?
+                .map(|_| ())
+                .ok_or(AppError::NotFound)
+        })
+        .await?;
+    }
+    let (st, actor) = (state.clone(), auth.actor());
+    with_db(&state, move |conn| {
+        Ok(export_approval::request(
+            conn, &st.audit, &actor, code, &export,
+        )?)
+    })
+    .await?;
+    Ok(super::see_other(&back))
 }
 
 #[derive(Deserialize)]
@@ -47,6 +146,9 @@ async fn doses_csv(
     let code = auth.require_staff(Permission::Export)?;
     let encoding = CsvEncoding::parse(q.encoding.as_deref().unwrap_or("utf8"))
         .ok_or_else(|| AppError::BadRequest("encoding".into()))?;
+    if !take(&state, &auth, Export::Ledger).await? {
+        return Ok(super::see_other("/exports"));
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     let st = state.get_ref().clone();
     let actor = auth.actor();

@@ -165,6 +165,7 @@ impl Nav {
                 ("/admin/log", "admin.log.title"),
                 ("/admin/held", "held.title"),
                 ("/admin/retention", "retention.title"),
+                ("/admin/exports", "export.admin_title"),
                 ("/statistics/municipality", "stats.municipal.title"),
             ]),
             Some(Role::MunicipalStaff) => {

@@ -10,7 +10,7 @@ mod channels;
 mod charts;
 mod device;
 mod error;
-mod exports;
+pub(crate) mod exports;
 mod frame;
 mod guard;
 mod imports;

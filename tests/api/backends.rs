@@ -583,6 +583,25 @@ fn a_row_of_every_table_round_trips() {
         LogReviewRow::of_municipality(&mut conn, "082040", 10).unwrap(),
         vec![review]
     );
+    let request = vrs::db::models::export_requests::ExportRequestRow {
+        municipality_code: "082040".into(),
+        id: "export-1".into(),
+        kind: "provisions".into(),
+        subject: Some("res-1".into()),
+        requested_by: "acc-1".into(),
+        requester_login: "082040-clerk".into(),
+        requested_at: ts("2026-11-30 10:00:00.5"),
+        status: "used".into(),
+        decided_by: Some("acc-0".into()),
+        decided_login: Some("082040-admin".into()),
+        decided_at: Some(ts("2026-11-30 11:00:00")),
+    };
+    request.insert(&mut conn).unwrap();
+    assert_eq!(
+        vrs::db::models::export_requests::ExportRequestRow::of_municipality(&mut conn, "082040", 5)
+            .unwrap(),
+        vec![request]
+    );
     let settings = ReviewSettingsRow {
         working_from: 7,
         working_until: 22,
@@ -807,7 +826,7 @@ fn a_row_of_every_table_round_trips() {
     })
     .unwrap();
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 38);
+    assert_eq!(schema::ALL_TABLES.len(), 39);
 
     // A database upgraded with events already stored gets the queue's
     // history the trigger would have kept: migration 000018 starts it from

@@ -161,3 +161,116 @@ fn the_scanner_finds_numbers_it_should() {
     assert!(individual_numbers_in("123456789017").is_empty());
     assert_eq!(individual_numbers_in("00123456789018"), ["123456789018"]);
 }
+
+#[tokio::test]
+async fn downloads_of_personal_data_open_only_once_after_an_administrator_approves() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    let admin = TestApp::handle(&app);
+    let acsrf = admin
+        .login_as("082040-admin", vrs::demo::DEMO_PASSWORD)
+        .await;
+    let post = |s: &TestApp, path: String, form: Vec<(&'static str, String)>| {
+        let req = s.client.post(s.url(&path)).form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    // Without the setting, the ledger opens at once.
+    assert_eq!(staff.get("/exports/doses.csv").await.status(), 200);
+    let res = post(
+        &admin,
+        "/admin/exports/setting".into(),
+        vec![("csrf", acsrf.clone()), ("required", "1".into())],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+
+    // Now it asks for approval first.
+    let res = staff.get("/exports/doses.csv").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/exports");
+    let page = staff.get("/exports").await.text().await.unwrap();
+    assert!(page.contains("id=\"export-request\""), "{page}");
+    let res = post(
+        &staff,
+        "/exports/requests".into(),
+        vec![("csrf", csrf.clone()), ("kind", "ledger".into())],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let page = staff.get("/exports").await.text().await.unwrap();
+    assert!(page.contains("id=\"export-pending\""));
+    assert_eq!(staff.get("/exports/doses.csv").await.status(), 303);
+
+    // Another municipality's administrator cannot approve it.
+    let page = admin.get("/admin/exports").await.text().await.unwrap();
+    let doc = html(&page);
+    let sel = scraper::Selector::parse("#export-requests tbody tr").unwrap();
+    let id = doc
+        .select(&sel)
+        .next()
+        .and_then(|r| r.value().attr("data-id"))
+        .expect("the request")
+        .to_string();
+    let other = TestApp::handle(&app);
+    let ocsrf = other
+        .login_as("131016-admin", vrs::demo::DEMO_PASSWORD)
+        .await;
+    let res = post(
+        &other,
+        format!("/admin/exports/{id}"),
+        vec![("csrf", ocsrf), ("decision", "approve".into())],
+    )
+    .await;
+    assert_eq!(res.status(), 404);
+    let res = post(
+        &admin,
+        format!("/admin/exports/{id}"),
+        vec![("csrf", acsrf.clone()), ("decision", "approve".into())],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let page = staff.get("/exports").await.text().await.unwrap();
+    assert!(page.contains("id=\"export-approved\""));
+    let res = staff.get("/exports/doses.csv").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().lines().count() > 1);
+    // Once only.
+    assert_eq!(staff.get("/exports/doses.csv").await.status(), 303);
+
+    // A resident's provision records: the same.
+    let resident = app
+        .holder_of("082040", vrs::demo::MOVER_NUMBER)
+        .expect("the demo mover")
+        .id;
+    let csv = format!("/residents/{resident}/provisions.csv");
+    assert_eq!(staff.get(&csv).await.status(), 303);
+    let res = post(
+        &staff,
+        "/exports/requests".into(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("kind", "provisions".into()),
+            ("subject", resident.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let page = admin.get("/admin/exports").await.text().await.unwrap();
+    let doc = html(&page);
+    let pending: Vec<String> = doc
+        .select(&sel)
+        .filter(|r| r.text().collect::<String>().contains("承認待ち"))
+        .filter_map(|r| r.value().attr("data-id").map(str::to_string))
+        .collect();
+    assert_eq!(pending.len(), 1);
+    let res = post(
+        &admin,
+        format!("/admin/exports/{}", pending[0]),
+        vec![("csrf", acsrf), ("decision", "approve".into())],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(staff.get(&csv).await.status(), 200);
+    assert_eq!(staff.get(&csv).await.status(), 303);
+}

@@ -6,6 +6,7 @@ pub mod audit_log;
 pub mod certificates;
 pub mod dose_events;
 pub mod doses;
+pub mod export_requests;
 pub mod held_inquiries;
 pub mod import_jobs;
 pub mod issuer_keys;

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod devices;
+mod export_requests;
 mod log;
 mod retention;
 mod settings;
@@ -21,6 +22,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(devices::device_code)
         .service(devices::device_revoke)
         .service(devices::shared_review)
+        .service(export_requests::requests_page)
+        .service(export_requests::set_required)
+        .service(export_requests::decide)
         .service(settings::networks_page)
         .service(settings::add_network)
         .service(settings::remove_network)

@@ -53,8 +53,11 @@ impl ProvisionLine {
 struct ProvisionsPage {
     t: T,
     nav: Nav,
+    csrf: String,
     resident_id: String,
     lines: Vec<ProvisionLine>,
+    /// Where this staff member stands with the CSV, if approval is asked.
+    export: crate::flows::export_approval::Standing,
 }
 
 /// Reads the records about one resident, with the log line of the read.
@@ -92,10 +95,18 @@ pub(super) async fn provisions_page(
 ) -> Result<HttpResponse, AppError> {
     let id = path_id(&path)?;
     let rows = provisions_of(&state, &auth, id.clone(), "page").await?;
+    let export = crate::web::exports::standing(
+        &state,
+        &auth,
+        crate::flows::export_approval::Export::Provisions(id.clone()),
+    )
+    .await?;
     render(&ProvisionsPage {
         nav: Nav::for_account(&auth, "/residents"),
+        csrf: auth.session.csrf_token.clone(),
         resident_id: id,
         lines: rows.iter().map(|r| ProvisionLine::of(r, &ctx.t)).collect(),
+        export,
         t: ctx.t,
     })
 }
@@ -107,6 +118,12 @@ pub(super) async fn provisions_csv(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path_id(&path)?;
+    let export = crate::flows::export_approval::Export::Provisions(id.clone());
+    if !crate::web::exports::take(&state, &auth, export).await? {
+        return Ok(crate::web::see_other(&format!(
+            "/residents/{id}/provisions"
+        )));
+    }
     let rows = provisions_of(&state, &auth, id, "csv").await?;
     let body = crate::csvout::utf8_bom(
         &provisions::CSV_HEADER,
