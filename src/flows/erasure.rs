@@ -52,21 +52,12 @@ pub fn set_retention_years(
 ) -> Result<(), DbError> {
     use crate::db::schema::tenants;
     use diesel::prelude::*;
-    crate::db::write_transaction(conn, |conn| {
+    let line = ("residents.retention", format!("years={years}"));
+    super::municipalities::save_setting(conn, key, actor, code, line, |conn| {
         diesel::update(tenants::table.find(code.as_str()))
             .set(tenants::retention_years.eq(years as i32))
             .execute(conn)?;
-        crate::audit::append(
-            conn,
-            key,
-            actor,
-            Entry::done(
-                code.as_str(),
-                "residents.retention",
-                None,
-                Some(format!("years={years}")),
-            ),
-        )
+        Ok(())
     })
 }
 

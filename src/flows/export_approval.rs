@@ -58,19 +58,10 @@ pub fn set_required(
     code: MunicipalityCode,
     on: bool,
 ) -> Result<(), DbError> {
-    crate::db::write_transaction(conn, |conn| {
+    let line = ("tenant.export_approval", format!("on={on}"));
+    super::municipalities::save_setting(conn, key, actor, code, line, |conn| {
         ExportRequestRow::set_required(conn, code.as_str(), on)?;
-        crate::audit::append(
-            conn,
-            key,
-            actor,
-            Entry::done(
-                code.as_str(),
-                "tenant.export_approval",
-                None,
-                Some(format!("on={on}")),
-            ),
-        )
+        Ok(())
     })
 }
 

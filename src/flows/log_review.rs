@@ -312,7 +312,18 @@ pub fn save_settings(
     code: MunicipalityCode,
     s: &Settings,
 ) -> Result<(), DbError> {
-    crate::db::write_transaction(conn, |conn| {
+    let line = (
+        "log.settings",
+        format!(
+            "hours={}-{} threshold={} every={} names={}",
+            s.working_from,
+            s.working_until,
+            s.volume_threshold,
+            s.review_every_days,
+            s.access_record_names
+        ),
+    );
+    super::municipalities::save_setting(conn, key, actor, code, line, |conn| {
         ReviewSettingsRow {
             working_from: s.working_from as i32,
             working_until: s.working_until as i32,
@@ -321,24 +332,7 @@ pub fn save_settings(
             access_record_names: s.access_record_names,
         }
         .save(conn, code.as_str())?;
-        crate::audit::append(
-            conn,
-            key,
-            actor,
-            crate::audit::Entry::done(
-                code.as_str(),
-                "log.settings",
-                None,
-                Some(format!(
-                    "hours={}-{} threshold={} every={} names={}",
-                    s.working_from,
-                    s.working_until,
-                    s.volume_threshold,
-                    s.review_every_days,
-                    s.access_record_names
-                )),
-            ),
-        )
+        Ok(())
     })
 }
 

@@ -139,6 +139,27 @@ pub fn erase(conn: &mut DbConn, code: MunicipalityCode) -> Result<usize, TenantE
     })
 }
 
+/// Saves one of a municipality's settings (`work`) with its line in the
+/// municipality's log, in one transaction.
+pub fn save_setting(
+    conn: &mut DbConn,
+    key: &crate::audit::AuditKey,
+    actor: &crate::audit::Actor,
+    code: MunicipalityCode,
+    (action, detail): (&str, String),
+    work: impl FnOnce(&mut DbConn) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    db::write_transaction(conn, |conn| {
+        work(conn)?;
+        crate::audit::append(
+            conn,
+            key,
+            actor,
+            crate::audit::Entry::done(code.as_str(), action, None, Some(detail)),
+        )
+    })
+}
+
 /// Turns the second-factor requirement of a municipality's staff on or off;
 /// logged in its chain.
 pub fn set_require_totp(
@@ -148,19 +169,10 @@ pub fn set_require_totp(
     code: MunicipalityCode,
     on: bool,
 ) -> Result<(), DbError> {
-    db::write_transaction(conn, |conn| {
+    let line = ("tenant.require_totp", format!("on={on}"));
+    save_setting(conn, key, actor, code, line, |conn| {
         TenantRow::set_require_totp(conn, code.as_str(), on)?;
-        crate::audit::append(
-            conn,
-            key,
-            actor,
-            crate::audit::Entry::done(
-                code.as_str(),
-                "tenant.require_totp",
-                None,
-                Some(format!("on={on}")),
-            ),
-        )
+        Ok(())
     })
 }
 

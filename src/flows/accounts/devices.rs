@@ -177,21 +177,12 @@ pub fn require_devices(
 ) -> Result<(), DbError> {
     use crate::db::schema::tenants;
     use diesel::prelude::*;
-    crate::db::write_transaction(conn, |conn| {
+    let line = ("tenant.require_devices", format!("on={on}"));
+    crate::flows::municipalities::save_setting(conn, key, actor, code, line, |conn| {
         diesel::update(tenants::table.find(code.as_str()))
             .set(tenants::require_enrolled_devices.eq(on))
             .execute(conn)?;
-        audit::append(
-            conn,
-            key,
-            actor,
-            Entry::done(
-                code.as_str(),
-                "tenant.require_devices",
-                None,
-                Some(format!("on={on}")),
-            ),
-        )
+        Ok(())
     })
 }
 

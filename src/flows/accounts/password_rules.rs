@@ -50,23 +50,17 @@ pub fn set_rules(
     code: MunicipalityCode,
     rules: PasswordRules,
 ) -> Result<(), DbError> {
-    crate::db::write_transaction(conn, |conn| {
+    let line = (
+        "tenant.password_rules",
+        format!("max_days={} reuse={}", rules.max_days, rules.reuse),
+    );
+    crate::flows::municipalities::save_setting(conn, key, actor, code, line, |conn| {
         PasswordRulesRow {
             password_max_days: rules.max_days.min(PasswordRules::MAX_DAYS) as i32,
             password_reuse_count: rules.reuse.min(PasswordRules::MAX_REUSE) as i32,
         }
         .save(conn, code.as_str())?;
-        audit::append(
-            conn,
-            key,
-            actor,
-            Entry::done(
-                code.as_str(),
-                "tenant.password_rules",
-                None,
-                Some(format!("max_days={} reuse={}", rules.max_days, rules.reuse)),
-            ),
-        )
+        Ok(())
     })
 }
 
