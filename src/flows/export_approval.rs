@@ -217,9 +217,8 @@ pub fn decide(
         admin.login_id.clone().unwrap_or_default(),
     );
     crate::db::write_transaction(conn, |conn| {
-        let own = ExportRequestRow::of_municipality(conn, code.as_str(), 1_000)?
-            .into_iter()
-            .any(|r| r.id == id && r.requested_by == by.0);
+        let own = ExportRequestRow::find(conn, code.as_str(), id)?
+            .is_some_and(|r| r.requested_by == by.0);
         let to = if approve { rq::APPROVED } else { rq::REFUSED };
         if own
             || !ExportRequestRow::set_status(

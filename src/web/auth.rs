@@ -59,13 +59,19 @@ pub(super) fn cookie<'a>(req: &HttpRequest, name: &'a str, value: String) -> Coo
         .finish()
 }
 
-/// Constant-time comparison of two tokens.
-pub(super) fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+use crate::crypto::same_token;
+
+/// A form sent before login (login, device enrolment) carries the token of
+/// its pre-login cookie (double submit).
+pub(super) fn check_prelogin(req: &HttpRequest, csrf: &str) -> Result<(), AppError> {
+    let pre = req
+        .cookie(PRELOGIN_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    if pre.is_empty() || !same_token(&pre, csrf) {
+        return Err(AppError::Forbidden);
+    }
+    Ok(())
 }
 
 /// A live session and its account.
@@ -189,13 +195,7 @@ async fn login_submit(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    let pre = req
-        .cookie(PRELOGIN_COOKIE)
-        .map(|c| c.value().to_string())
-        .unwrap_or_default();
-    if pre.is_empty() || !same_token(&pre, &form.csrf) {
-        return Err(AppError::Forbidden);
-    }
+    check_prelogin(&req, &form.csrf)?;
     let form = form.into_inner();
     let addr = client_addr(&req);
     let st = state.clone();

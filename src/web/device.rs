@@ -2,7 +2,7 @@
 //! one-time code an administrator issued; the browser keeps the device key
 //! in an HttpOnly cookie, and the account then logs in only from it.
 
-use super::auth::{PRELOGIN_COOKIE, cookie, same_token};
+use super::auth::{PRELOGIN_COOKIE, check_prelogin, cookie};
 use super::{AppError, Ctx, render, render_form, with_db};
 use crate::flows::AppState;
 use crate::flows::accounts;
@@ -60,13 +60,7 @@ async fn device_enrol(
     state: web::Data<AppState>,
     form: web::Form<DeviceForm>,
 ) -> Result<HttpResponse, AppError> {
-    let pre = req
-        .cookie(PRELOGIN_COOKIE)
-        .map(|c| c.value().to_string())
-        .unwrap_or_default();
-    if pre.is_empty() || !same_token(&pre, &form.csrf) {
-        return Err(AppError::Forbidden);
-    }
+    check_prelogin(&req, &form.csrf)?;
     let form = form.into_inner();
     let addr = super::auth::client_addr(&req);
     let st = state.clone();

@@ -177,6 +177,18 @@ impl DeviceRow {
             .optional()?)
     }
 
+    /// The municipality's tablets with an enrolled device, and when.
+    pub fn enrolled_of_municipality(
+        conn: &mut DbConn,
+        code: &str,
+    ) -> Result<Vec<(String, NaiveDateTime)>, DbError> {
+        Ok(accounts::table
+            .filter(accounts::municipality_code.eq(code))
+            .filter(accounts::device_enrolled_at.is_not_null())
+            .select((accounts::id, accounts::device_enrolled_at.assume_not_null()))
+            .load(conn)?)
+    }
+
     /// A one-time enrolment code (its hash) valid until `expires`.
     pub fn set_code(
         conn: &mut DbConn,

@@ -35,6 +35,19 @@ impl ExportRequestRow {
         Ok(())
     }
 
+    pub fn find(
+        conn: &mut DbConn,
+        code: &str,
+        id: &str,
+    ) -> Result<Option<ExportRequestRow>, DbError> {
+        Ok(export_requests::table
+            .filter(export_requests::municipality_code.eq(code))
+            .filter(export_requests::id.eq(id))
+            .select(ExportRequestRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
     /// The municipality's requests, pending first, then the newest.
     pub fn of_municipality(
         conn: &mut DbConn,

@@ -200,7 +200,7 @@ pub(super) fn device_allows(
     }
     let bound = DeviceRow::of(conn, &account.id)?.and_then(|d| d.device_key_hash);
     Ok(match bound {
-        Some(hash) => device.is_some_and(|k| same_token(&token_hash(k), &hash)),
+        Some(hash) => device.is_some_and(|k| crate::crypto::same_token(&token_hash(k), &hash)),
         None => match account.municipality_code.as_deref() {
             Some(code) => !devices_required(conn, code)?,
             None => false,
@@ -208,30 +208,14 @@ pub(super) fn device_allows(
     })
 }
 
-/// Compares two hashes in time that does not depend on where they differ.
-fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// When each of a municipality's tablets was enrolled, by account id.
 pub fn enrolled_devices(
     conn: &mut DbConn,
     code: MunicipalityCode,
 ) -> Result<std::collections::HashMap<String, NaiveDateTime>, DbError> {
-    let mut out = std::collections::HashMap::new();
-    for a in AccountRow::of_municipality(conn, code.as_str())? {
-        if Role::parse(&a.role) != Some(Role::SiteTablet) {
-            continue;
-        }
-        if let Some(at) = DeviceRow::of(conn, &a.id)?.and_then(|d| d.device_enrolled_at) {
-            out.insert(a.id, at);
-        }
-    }
-    Ok(out)
+    Ok(DeviceRow::enrolled_of_municipality(conn, code.as_str())?
+        .into_iter()
+        .collect())
 }
 
 /// Days between reviews of a shared (tablet) account: who holds it, and
