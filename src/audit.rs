@@ -244,7 +244,7 @@ pub fn waiting_line(actor: &Actor, e: Entry<'_>) -> PendingRow {
     let l = line(actor, e);
     PendingRow {
         chain,
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::domain::new_record_id(),
         at: l.at,
         account_id: l.account_id,
         login_id: l.login_id,

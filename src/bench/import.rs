@@ -165,7 +165,7 @@ fn plain_insert(
             .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?
         {
             let cell = |i: usize| rec.get(i).unwrap_or(b"").to_vec();
-            let id = uuid::Uuid::now_v7().to_string();
+            let id = crate::domain::new_record_id();
             // [addressee, my number, birth bucket, content]: the product's
             // values, or the clear cells.
             let idx: [Vec<u8>; 4] = match key_lines.as_mut().and_then(|l| l.next()) {

@@ -105,7 +105,7 @@ fn fill_city(
             let mut events = Vec::new();
             for (k, p) in people.iter().enumerate() {
                 let i = first + k;
-                let id = uuid::Uuid::now_v7().to_string();
+                let id = crate::domain::new_record_id();
                 if i == n / 2 {
                     middle = id.clone();
                 }
@@ -118,7 +118,7 @@ fn fill_city(
                             .min(chrono::Duration::days(1300));
                     let queued = d + 1 == owed && i.is_multiple_of(QUEUED_EVERY);
                     let waiting = queued && i.is_multiple_of(WAITING_EVERY);
-                    let dose_id = uuid::Uuid::now_v7().to_string();
+                    let dose_id = crate::domain::new_record_id();
                     if queued {
                         // A third of the queue's history within the last
                         // 60 days, the rest in the campaign's years.
@@ -134,7 +134,7 @@ fn fill_city(
                         for (kind, when) in kinds {
                             events.push(DoseEventRow {
                                 municipality_code: code.to_string(),
-                                id: uuid::Uuid::now_v7().to_string(),
+                                id: crate::domain::new_record_id(),
                                 dose_id: dose_id.clone(),
                                 resident_id: id.clone(),
                                 at: when,

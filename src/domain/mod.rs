@@ -8,6 +8,7 @@ mod my_number;
 mod network;
 mod person;
 mod protection;
+mod record_id;
 mod registry;
 mod ticket;
 mod transfer;
@@ -23,6 +24,7 @@ pub use my_number::{MyNumber, mask_number_like};
 pub use network::Network;
 pub use person::{AddresseeNumber, BirthDate, KanaName, PersonName, Sex};
 pub use protection::Protection;
+pub use record_id::new_record_id;
 pub use registry::{Municipality, MunicipalityKind, Registry};
 pub use ticket::{
     Address, ChangeReason, DoseNumber, IdempotencyKey, LotNumber, OcrLine, TicketKind,

@@ -258,7 +258,7 @@ impl IdempotencyKey {
 
     /// A fresh key for a form the server renders.
     pub fn generate() -> Self {
-        IdempotencyKey(uuid::Uuid::new_v4().to_string())
+        IdempotencyKey(super::new_record_id())
     }
 
     pub fn as_str(&self) -> &str {

@@ -187,7 +187,7 @@ pub fn create(
             return Err(AccountError::LoginTaken);
         }
         let row = AccountRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::domain::new_record_id(),
             login_id: new.login_id.as_str().to_string(),
             role: new.role.code().to_string(),
             municipality_code: new.municipality.map(|c| c.to_string()),

@@ -50,7 +50,7 @@ pub fn append(
         .iter()
         .map(|d| DoseRow {
             municipality_code: scope.code().to_string(),
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::domain::new_record_id(),
             resident_id: d.resident_id.clone(),
             dose_number: d.dose_number.get().into(),
             administered_on: d.administered_on,
@@ -431,7 +431,7 @@ pub fn record(
     let site = r.recorder.site.as_ref();
     let row = DoseRow {
         municipality_code: scope.code().to_string(),
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::domain::new_record_id(),
         resident_id: s.resident.id.clone(),
         dose_number: verdict.dose_number.into(),
         administered_on: r.administered_on,

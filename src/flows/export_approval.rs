@@ -112,7 +112,7 @@ pub fn request(
         return Ok(());
     }
     crate::db::write_transaction(conn, |conn| {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = crate::domain::new_record_id();
         ExportRequestRow {
             municipality_code: code.to_string(),
             id: id.clone(),

@@ -159,7 +159,7 @@ fn create(
 ) -> Result<(Partition, ImportJobRow, Arc<Progress>), JobError> {
     let mut conn = state.pool.get().map_err(crate::db::DbError::from)?;
     let partition = Partition::open(&mut conn, &state.master, req.municipality)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::domain::new_record_id();
     let name: String = req
         .file_name
         .chars()

@@ -437,7 +437,7 @@ pub fn record_review(
     note: &str,
 ) -> Result<(), DbError> {
     crate::db::write_transaction(conn, |conn| {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = crate::domain::new_record_id();
         LogReviewRow {
             municipality_code: code.to_string(),
             id: id.clone(),

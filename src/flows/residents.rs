@@ -151,7 +151,7 @@ pub fn register(
             Ok((row.id, false))
         }
         None => {
-            let row = new_row(scope, new, uuid::Uuid::now_v7().to_string(), at);
+            let row = new_row(scope, new, crate::domain::new_record_id(), at);
             row.insert(conn)?;
             Ok((row.id, true))
         }

@@ -60,7 +60,7 @@ pub fn register(
     kind: SiteKind,
 ) -> Result<SiteRow, DbError> {
     let row = SiteRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::domain::new_record_id(),
         municipality_code: municipality.to_string(),
         name: name.as_str().to_string(),
         kind: kind.code().to_string(),

@@ -272,7 +272,7 @@ impl Asked<'_> {
     ) -> ProvisionRow {
         ProvisionRow {
             municipality_code: keeper.to_string(),
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::domain::new_record_id(),
             inquiry_id: self.inquiry_id.to_string(),
             side: side.to_string(),
             requested_at: self.at,
@@ -359,7 +359,7 @@ fn send(
     hold_protected: bool,
 ) -> Result<Answer, TransferError> {
     let asking = Partition::open(conn, master, inquiry.asking)?;
-    let inquiry_id = uuid::Uuid::now_v7().to_string();
+    let inquiry_id = crate::domain::new_record_id();
     let asked = Asked {
         inquiry_id: &inquiry_id,
         at: now(),
@@ -552,7 +552,7 @@ fn raise_rate_notice(
 fn notice(conn: &mut TenantConn<'_>, kind: &str, subject: String) -> Result<(), TransferError> {
     NoticeRow {
         municipality_code: conn.code().to_string(),
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::domain::new_record_id(),
         at: now(),
         kind: kind.into(),
         subject,

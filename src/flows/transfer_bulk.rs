@@ -154,7 +154,7 @@ fn hold_lines(
         (job.keep_alive)(conn)?;
         asking.run(conn, |scope, conn| {
             for r in held {
-                let inquiry_id = uuid::Uuid::now_v7().to_string();
+                let inquiry_id = crate::domain::new_record_id();
                 let asked = Asked {
                     inquiry_id: &inquiry_id,
                     at: crate::clock::now(),
@@ -302,7 +302,7 @@ fn send_batch_within(
 ) -> Result<(), ImportError> {
     let ids: Vec<String> = batch
         .iter()
-        .map(|_| uuid::Uuid::now_v7().to_string())
+        .map(|_| crate::domain::new_record_id())
         .collect();
     let at = crate::clock::now();
     let asked_of = |i: usize| Asked {

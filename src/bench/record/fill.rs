@@ -40,7 +40,7 @@ pub fn fill_municipality(
         for chunk in vaccinated.chunks(BATCH) {
             let rows: Vec<ResidentRow> = chunk
                 .iter()
-                .map(|p| residents::new_row(scope, p, uuid::Uuid::now_v7().to_string(), at))
+                .map(|p| residents::new_row(scope, p, crate::domain::new_record_id(), at))
                 .collect();
             ResidentRow::insert_many(conn, &rows)?;
             let doses: Vec<NewDose> = rows
@@ -65,7 +65,7 @@ pub fn fill_municipality(
             let mut rows = Vec::with_capacity(chunk.len());
             let mut tickets = Vec::with_capacity(chunk.len());
             for (k, p) in chunk.iter().enumerate() {
-                let id = uuid::Uuid::now_v7().to_string();
+                let id = crate::domain::new_record_id();
                 tickets.push(crate::bench::active_ticket(
                     code.as_str(),
                     ticket_number(chunk_no * BATCH + k),

@@ -133,7 +133,7 @@ pub fn register_client(
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let secret = format!("vrsc_{}", B64URL.encode(raw));
     let row = ChannelClientRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::domain::new_record_id(),
         name: name.to_string(),
         kind: kind.code().into(),
         networks: networks

@@ -43,7 +43,7 @@ pub(super) fn add_event(
     detail: Option<String>,
     reason: Option<&ChangeReason>,
 ) -> Result<(), DoseError> {
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = crate::domain::new_record_id();
     let reason_sealed = reason.map(|r| scope.seal(reason_ctx(&id), r.as_str().as_bytes()));
     DoseEventRow {
         municipality_code: scope.code().to_string(),
@@ -217,7 +217,7 @@ pub fn correct(
         return Err(DoseError::Stale);
     }
     let new = DoseRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::domain::new_record_id(),
         dose_number: c.dose_number.get().into(),
         administered_on: c.administered_on,
         recorded_at: now(),

@@ -421,7 +421,7 @@ fn read_and_seal(
                 let row = residents::new_row(
                     &scope,
                     &parsed.resident,
-                    uuid::Uuid::now_v7().to_string(),
+                    crate::domain::new_record_id(),
                     stamp,
                 );
                 Prepared { parsed, row }

@@ -122,7 +122,7 @@ pub fn raise_volume_notices(
         }
         NoticeRow {
             municipality_code: code.to_string(),
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::domain::new_record_id(),
             at: crate::clock::now(),
             kind: VOLUME_NOTICE.into(),
             subject,

@@ -58,7 +58,7 @@ pub fn event_row(
     detail: &EventDetail,
     at: chrono::NaiveDateTime,
 ) -> crate::db::models::resident_events::ResidentEventRow {
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = crate::domain::new_record_id();
     let json = serde_json::to_vec(detail).unwrap_or_default();
     let sealed = scope.seal(
         AadContext {

@@ -89,7 +89,7 @@ pub fn settle_answer(
     record.resident_id = Some(resident_id.clone());
     record.outcome = prov::REFUSED.into();
     record.refusal = Some("held".into());
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = crate::domain::new_record_id();
     let (other, channel) = (asked.asking, asked.channel);
     held_row(
         asked,
@@ -132,7 +132,7 @@ pub fn hold_asking(
     inquiry: &Inquiry,
     resident_id: &str,
 ) -> Result<String, TransferError> {
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = crate::domain::new_record_id();
     let request = Request {
         number: String::from_utf8_lossy(&inquiry.number.expose_digits()).into_owned(),
         id_document: inquiry.consent.id_document.code().into(),

@@ -157,7 +157,7 @@ pub fn copies_for(
         }
         let row = DoseRow {
             municipality_code: asking.to_string(),
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::domain::new_record_id(),
             resident_id: resident_id.to_string(),
             dose_number: g.dose_number,
             administered_on: g.administered_on,
