@@ -410,6 +410,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    reconcile_items (municipality_code, job_id, n) {
+        municipality_code -> Text,
+        job_id -> Text,
+        n -> BigInt,
+        kind -> Text,
+        line -> Nullable<BigInt>,
+        resident_id -> Nullable<Text>,
+        addressee_sealed -> Nullable<Binary>,
+        settled_at -> Nullable<Timestamp>,
+        settled_by -> Nullable<Text>,
+        settled_as -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     log_reviews (municipality_code, id) {
         municipality_code -> Text,
         id -> Text,
@@ -582,6 +597,10 @@ diesel::table! {
         content_mac -> Nullable<Binary>,
         birth_bucket -> Nullable<Binary>,
         updated_at -> Timestamp,
+        flags_set -> Bool,
+        moved_out_on -> Nullable<Date>,
+        deceased_on -> Nullable<Date>,
+        count_delta -> Integer,
     }
 }
 
@@ -615,6 +634,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     held_inquiries,
     password_history,
     export_requests,
+    reconcile_items,
     certificates,
     card_revocations,
     channel_clients,
@@ -670,12 +690,14 @@ pub const ALL_TABLES: &[&str] = &[
     "dose_progress",
     "queue_days",
     "counts_owed",
+    "reconcile_items",
 ];
 
 /// Tables holding one municipality's personal data: keyed by
 /// `municipality_code`, row-level-secured on PostgreSQL, emptied when a
 /// municipality is erased. Children before parents.
 pub const TENANT_TABLES: &[&str] = &[
+    "reconcile_items",
     "held_inquiries",
     "certificates",
     "notices",

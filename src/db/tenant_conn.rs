@@ -134,6 +134,7 @@ pub const TENANT_TABLE_NAMES: &[&str] = &[
     "notices",
     "certificates",
     "held_inquiries",
+    "reconcile_items",
 ];
 
 tenant_tables!(
@@ -148,6 +149,7 @@ tenant_tables!(
     notices,
     certificates,
     held_inquiries,
+    reconcile_items,
 );
 
 // …and the counts its own pages read, kept per municipality by triggers.
@@ -182,6 +184,7 @@ owned_rows!(
     super::models::provisions::NoticeRow => notices,
     super::models::certificates::CertificateRow => certificates,
     super::models::held_inquiries::HeldRow => held_inquiries,
+    super::models::reconcile_items::ItemRow => reconcile_items,
 );
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod person;
 mod protection;
 mod record_id;
 mod registry;
+mod registry_change;
 mod ticket;
 mod transfer;
 mod vaccines;
@@ -26,6 +27,7 @@ pub use person::{AddresseeNumber, BirthDate, KanaName, PersonName, Sex};
 pub use protection::Protection;
 pub use record_id::new_record_id;
 pub use registry::{Municipality, MunicipalityKind, Registry};
+pub use registry_change::{Attribute, ChangeKind, Effect as ChangeEffect};
 pub use ticket::{
     Address, ChangeReason, DoseNumber, IdempotencyKey, LotNumber, OcrLine, TicketKind,
     TicketNumber, TicketRef,

@@ -84,24 +84,44 @@ pub enum JobKind {
     Residents,
     /// A file of movers to inquire about (flow 4), for the stated purpose.
     Transfer(InquiryPurpose),
+    /// The resident registry's change file (異動).
+    Changes,
+    /// A full resident file compared with what is stored.
+    Reconcile,
 }
 
 impl JobKind {
     pub const RESIDENTS: &str = "residents";
     pub const TRANSFER: &str = "transfer";
+    pub const CHANGES: &str = "changes";
+    pub const RECONCILE: &str = "reconcile";
 
     pub fn code(&self) -> &'static str {
         match self {
             JobKind::Residents => Self::RESIDENTS,
             JobKind::Transfer(_) => Self::TRANSFER,
+            JobKind::Changes => Self::CHANGES,
+            JobKind::Reconcile => Self::RECONCILE,
         }
     }
 
     fn action(&self) -> &'static str {
-        match self {
-            JobKind::Residents => "residents.import",
-            JobKind::Transfer(_) => "transfer.bulk",
+        Self::action_of(self.code())
+    }
+
+    /// The operation-log action of a job of this kind code.
+    fn action_of(code: &str) -> &'static str {
+        match code {
+            Self::TRANSFER => "transfer.bulk",
+            Self::CHANGES => "residents.changes",
+            Self::RECONCILE => "residents.reconcile",
+            _ => "residents.import",
         }
+    }
+
+    /// Whether the job writes residents staged under a sequence number.
+    fn staged(&self) -> bool {
+        matches!(self, JobKind::Residents | JobKind::Changes)
     }
 }
 
@@ -205,7 +225,7 @@ fn create(
         if TenantKeyRow::for_municipality(conn, req.municipality.as_str())?.len() > 1 {
             return Err(JobError::KeysRotating);
         }
-        if req.kind == JobKind::Residents {
+        if req.kind.staged() {
             row.seq = Some(ImportJobRow::next_seq(conn)?);
         }
         row.insert(conn)?;
@@ -240,6 +260,8 @@ fn create(
 enum Done {
     Residents(imports::Outcome),
     Transfer(transfer_bulk::Outcome),
+    Changes(super::changes::Outcome),
+    Reconcile(super::reconcile::Outcome),
 }
 
 fn execute(
@@ -301,6 +323,38 @@ fn execute(
                 )
                 .map(Done::Residents)
             }
+            JobKind::Changes => {
+                import_settle::settle(&mut conn, partition, &keep_alive)?;
+                super::changes::apply(
+                    &mut conn,
+                    partition,
+                    &imports::Staging {
+                        seq: row.seq.unwrap_or_default(),
+                        numbers: req.numbers,
+                        keep_alive: &keep_alive,
+                    },
+                    &open,
+                    req.encoding,
+                    req.limits,
+                    (
+                        &imports::issuer_of_job(&row.id),
+                        req.actor.account_id.clone(),
+                    ),
+                    progress,
+                )
+                .map(Done::Changes)
+            }
+            JobKind::Reconcile => super::reconcile::compare(
+                &mut conn,
+                partition,
+                &row.id,
+                &keep_alive,
+                &open,
+                (req.encoding, req.limits),
+                req.numbers,
+                progress,
+            )
+            .map(Done::Reconcile),
             JobKind::Transfer(purpose) => transfer_bulk::run(
                 &mut conn,
                 state,
@@ -354,7 +408,9 @@ fn execute(
         }
         row.save_progress(c)?;
         let target = format!("import:{}", row.id);
-        if req.kind == JobKind::Residents && progress.numbers_column.load(Ordering::Relaxed) {
+        if !matches!(req.kind, JobKind::Transfer(_))
+            && progress.numbers_column.load(Ordering::Relaxed)
+        {
             // Individual numbers handed over in a file are a use of them
             // like any other: logged, refused or not.
             let (outcome, detail) = match req.numbers {
@@ -394,7 +450,7 @@ fn execute(
         Ok(false) => tracing::warn!(job = %row.id, "job ended after its lease was taken"),
         Err(ref e) => tracing::error!(job = %row.id, error = %e, "cannot save import outcome"),
     }
-    if req.kind == JobKind::Residents {
+    if req.kind.staged() {
         if matches!(closed, Ok(true))
             && result.is_ok()
             && let Err(e) = crate::db::refresh_resident_statistics(&mut conn)
@@ -409,8 +465,45 @@ fn execute(
         if let Err(e) = settled {
             tracing::warn!(job = %row.id, error = %e, "cannot settle the import yet (the next one will)");
         }
+        if let (Ok(Done::Changes(o)), Ok(true)) = (&result, &closed) {
+            queue_after_end(state, partition, &req.actor, &o.ended, &row.id);
+        }
     }
     forget(&row.id);
+}
+
+/// After a change file succeeded: the doses given on or after the day its
+/// people moved out or died go to the queue.
+fn queue_after_end(
+    state: &AppState,
+    partition: &Partition,
+    actor: &Actor,
+    ended: &[String],
+    job_id: &str,
+) {
+    if ended.is_empty() {
+        return;
+    }
+    let queued = state
+        .pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| {
+            partition
+                .run(&mut conn, |scope, c| {
+                    super::doses::queue_after_end(scope, c, ended, &state.audit, actor)
+                })
+                .map_err(|e| e.to_string())
+        });
+    match queued {
+        Ok(n) if n > 0 => {
+            tracing::info!(job = %job_id, doses = n, "doses after a move-out or death queued")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(job = %job_id, error = %e, "cannot queue the doses after a move-out or death")
+        }
+    }
 }
 
 fn forget(id: &str) {
@@ -450,6 +543,50 @@ fn conclude(row: &mut ImportJobRow, result: &Result<Done, ImportError>) -> (&'st
                 format!(
                     "lines={} inserted={} updated={} unchanged={} tickets={}",
                     o.lines, o.inserted, o.updated, o.unchanged, o.tickets_issued
+                ),
+            )
+        }
+        Ok(Done::Changes(o)) => {
+            row.status = SUCCEEDED.into();
+            row.encoding = o.encoding.clone();
+            row.lines_seen = o.lines as i64;
+            row.inserted = (o.added + o.returned) as i64;
+            row.updated = (o.changed + o.moved_out + o.deceased) as i64;
+            row.unchanged = o.unchanged as i64;
+            row.tickets_issued = o.tickets_issued as i64;
+            row.message = serde_json::to_string(o)
+                .ok()
+                .map(|j| format!("changes={j}"));
+            (
+                "ok",
+                format!(
+                    "lines={} added={} returned={} moved_out={} deceased={} changed={} tickets={} invalidated={}",
+                    o.lines,
+                    o.added,
+                    o.returned,
+                    o.moved_out,
+                    o.deceased,
+                    o.changed,
+                    o.tickets_issued,
+                    o.tickets_invalidated
+                ),
+            )
+        }
+        Ok(Done::Reconcile(o)) => {
+            row.status = SUCCEEDED.into();
+            row.encoding = o.encoding.clone();
+            row.lines_seen = o.lines as i64;
+            row.inserted = o.new as i64;
+            row.updated = o.changed as i64;
+            row.unchanged = o.same as i64;
+            row.message = serde_json::to_string(o)
+                .ok()
+                .map(|j| format!("reconcile={j}"));
+            (
+                "ok",
+                format!(
+                    "lines={} same={} new={} changed={} absent={}",
+                    o.lines, o.same, o.new, o.changed, o.absent
                 ),
             )
         }
@@ -504,11 +641,7 @@ pub fn reap(state: &AppState, mine: bool, stale: std::time::Duration) -> Result<
             let Some(job) = ImportJobRow::fail_interrupted(c, &lease.job_id, now())? else {
                 return Ok(true);
             };
-            let action = if job.kind == JobKind::TRANSFER {
-                "transfer.bulk"
-            } else {
-                "residents.import"
-            };
+            let action = JobKind::action_of(&job.kind);
             let actor = Actor {
                 account_id: Some(job.account_id.clone()).filter(|a| !a.is_empty()),
                 login_id: Some(job.login_id.clone()).filter(|a| !a.is_empty()),

@@ -64,6 +64,17 @@ pub(crate) enum Conflict {
     },
     /// The file ends inside its last line.
     CutOff,
+    /// A change file's cell the line's 異動事由 does not take.
+    NotForThisChange,
+    /// An attribute the line's 異動事由 may not change (F24: a 転居 that
+    /// touches anything but the address).
+    ChangeNotAllowed,
+    /// A change of someone the municipality does not hold.
+    NotResident,
+    /// A 転入 (or birth) of someone who lives here now.
+    AlreadyResident,
+    /// A change of someone who moved out or died.
+    NotCurrent,
 }
 
 impl Conflict {
@@ -114,6 +125,26 @@ impl Conflict {
             Conflict::CutOff => (
                 "ファイルの最後の行が途中で切れています".into(),
                 "the last line of the file is cut off".into(),
+            ),
+            Conflict::NotForThisChange => (
+                "この異動事由の行には書けない項目です（空欄にしてください）".into(),
+                "is not taken by a line of this change reason (leave it empty)".into(),
+            ),
+            Conflict::ChangeNotAllowed => (
+                "この異動事由では変更できない項目です（転居で変わるのは住所だけ、氏名変更で変わるのは氏名だけです）".into(),
+                "cannot change with this change reason (an address change changes the address alone, a name change the name alone)".into(),
+            ),
+            Conflict::NotResident => (
+                "登録されていない宛名番号です".into(),
+                "is not a registered resident".into(),
+            ),
+            Conflict::AlreadyResident => (
+                "現に住民として登録されている人です（転入・出生・職権記載はできません）".into(),
+                "is a current resident already (cannot move in, be born or be entered again)".into(),
+            ),
+            Conflict::NotCurrent => (
+                "転出または死亡の登録がある人です".into(),
+                "is registered as moved out or deceased".into(),
             ),
         }
     }

@@ -232,21 +232,49 @@ fn seal_into(scope: &Scope<'_>, row: &mut ResidentRow, new: &NewResident) {
 
 fn open_row(scope: &Scope<'_>, row: &ResidentRow) -> Result<Resident, TenancyError> {
     let id = row.id.as_str();
-    let text = |col, v: &[u8]| scope.open_string(ctx(col, id), v);
     let malformed = || TenancyError::Seal(scope.code(), crate::crypto::SealError::Malformed);
     let protection = measure_today(row);
     let my_number = match &row.my_number_sealed {
-        Some(v) => Some(MyNumber::parse(&text("my_number", v)?).map_err(|_| malformed())?),
+        Some(v) => Some(
+            MyNumber::parse(&scope.open_string(ctx("my_number", id), v)?)
+                .map_err(|_| malformed())?,
+        ),
         None => None,
     };
+    let a = open_attributes(scope, row)?;
     Ok(Resident {
         id: row.id.clone(),
+        addressee_number: a.addressee_number,
+        my_number,
+        name_kanji: a.name_kanji,
+        name_kana: a.name_kana,
+        birth_date: a.birth_date,
+        sex: a.sex,
+        address: a.address,
+        moved_out_on: row.moved_out_on,
+        deceased_on: row.deceased_on,
+        address_protected: protection.is_some_and(|p| p.holds),
+        protection: protection.and_then(|p| p.period),
+        protection_review_due: protection.is_some_and(|p| p.holds && p.review_due),
+    })
+}
+
+/// A stored resident's attributes, opened, but for the individual number
+/// (left sealed: a flow that does not need it does not read it).
+pub(crate) fn open_attributes(
+    scope: &Scope<'_>,
+    row: &ResidentRow,
+) -> Result<NewResident, TenancyError> {
+    let id = row.id.as_str();
+    let text = |col, v: &[u8]| scope.open_string(ctx(col, id), v);
+    let malformed = || TenancyError::Seal(scope.code(), crate::crypto::SealError::Malformed);
+    Ok(NewResident {
         addressee_number: AddresseeNumber::parse(&text(
             "addressee_number",
             &row.addressee_number_sealed,
         )?)
         .map_err(|_| malformed())?,
-        my_number,
+        my_number: None,
         name_kanji: PersonName::parse(&text("name_kanji", &row.name_kanji_sealed)?)
             .map_err(|_| malformed())?,
         name_kana: KanaName::parse(&text("name_kana", &row.name_kana_sealed)?)
@@ -262,11 +290,6 @@ fn open_row(scope: &Scope<'_>, row: &ResidentRow) -> Result<Resident, TenancyErr
             .as_ref()
             .map(|v| text("address", v))
             .transpose()?,
-        moved_out_on: row.moved_out_on,
-        deceased_on: row.deceased_on,
-        address_protected: protection.is_some_and(|p| p.holds),
-        protection: protection.and_then(|p| p.period),
-        protection_review_due: protection.is_some_and(|p| p.holds && p.review_due),
     })
 }
 

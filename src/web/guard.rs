@@ -173,6 +173,8 @@ impl Nav {
                 if perms.contains(&Permission::Residents) {
                     items.push(("/residents", "records.title"));
                     items.push(("/residents/imports", "imports.title"));
+                    items.push(("/residents/changes", "changes.title"));
+                    items.push(("/residents/reconcile", "reconcile.title"));
                     items.push(("/doses/queue", "queue.title"));
                     items.push(("/statistics/municipality", "stats.municipal.title"));
                 }

@@ -7,7 +7,7 @@ use super::sheets::{SheetPage, into_sheets};
 use super::{AppError, Authed, Ctx, Nav, in_partition, log_in_scope, path_id, render, render_form};
 use crate::domain::{MunicipalityCode, Permission};
 use crate::flows::AppState;
-use crate::flows::import_jobs::{self, Job, JobKind};
+use crate::flows::import_jobs::{self, JobKind};
 use crate::flows::tickets;
 use crate::i18n::T;
 use actix_multipart::Multipart;
@@ -84,30 +84,9 @@ async fn upload(
     form: Multipart,
 ) -> Result<HttpResponse, AppError> {
     let code = staff(&auth)?;
-    let upload = jobs::receive(form, &state, &auth, &ctx.t).await?;
-    let spool = match upload.file {
-        Ok(s) => s,
-        Err(e) => return index_page(ctx, &auth, &state, code, Some(e)).await,
-    };
-    // A file with a 個人番号 column is held to the rules of the lookup by
-    // number; the job refuses it (and logs) if this person may not.
-    let numbers = super::guard::number_access(&state, &auth).await?;
-    let req = import_jobs::Request {
-        numbers,
-        kind: JobKind::Residents,
-        municipality: code,
-        actor: auth.actor(),
-        file_name: upload.file_name,
-        encoding: upload.encoding,
-        limits: state.import_limits,
-        spool,
-    };
-    match jobs::start(&state, req, BASE).await? {
+    match jobs::upload(&state, &auth, &ctx.t, form, (JobKind::Residents, BASE)).await? {
         Ok(page) => Ok(page),
-        Err(key) => {
-            let m = ctx.t.s(key).to_string();
-            index_page(ctx, &auth, &state, code, Some(m)).await
-        }
+        Err(m) => index_page(ctx, &auth, &state, code, Some(m)).await,
     }
 }
 
@@ -120,14 +99,6 @@ struct ShowPage {
     message: String,
 }
 
-async fn load_job(state: &AppState, code: MunicipalityCode, id: String) -> Result<Job, AppError> {
-    in_partition(state, code, move |s, c| {
-        Ok(import_jobs::find(s, c, JobKind::RESIDENTS, &id)?)
-    })
-    .await?
-    .ok_or(AppError::NotFound)
-}
-
 #[get("/residents/imports/{id}")]
 async fn show(
     ctx: Ctx,
@@ -136,24 +107,29 @@ async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let code = staff(&auth)?;
-    let job = load_job(&state, code, path_id(&path)?).await?;
-    let message = match job.message.as_deref() {
-        Some("unreadable") => ctx.t.s("imports.unreadable").to_string(),
-        Some("interrupted") => ctx.t.s("imports.interrupted").to_string(),
-        Some("internal") => ctx.t.s("imports.internal").to_string(),
-        Some(m) if m.starts_with("tickets_withheld=") => format!(
-            "{} {}",
-            ctx.t.s("imports.withheld"),
-            m.trim_start_matches("tickets_withheld=")
-        ),
-        _ => String::new(),
-    };
+    let job = jobs::load(&state, code, JobKind::RESIDENTS, path_id(&path)?).await?;
+    let message = failure_message(&ctx.t, job.message.as_deref());
     render(&ShowPage {
         nav: Nav::for_account(&auth, BASE),
         view: JobView::of(BASE, &job),
         message,
         t: ctx.t,
     })
+}
+
+/// What a job's page says of how it ended, from its journal's message.
+pub(super) fn failure_message(t: &T, message: Option<&str>) -> String {
+    match message {
+        Some("unreadable") => t.s("imports.unreadable").to_string(),
+        Some("interrupted") => t.s("imports.interrupted").to_string(),
+        Some("internal") => t.s("imports.internal").to_string(),
+        Some(m) if m.starts_with("tickets_withheld=") => format!(
+            "{} {}",
+            t.s("imports.withheld"),
+            m.trim_start_matches("tickets_withheld=")
+        ),
+        _ => String::new(),
+    }
 }
 
 /// What the progress bar polls.
@@ -164,13 +140,13 @@ async fn status(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let code = staff(&auth)?;
-    let job = load_job(&state, code, path_id(&path)?).await?;
+    let job = jobs::load(&state, code, JobKind::RESIDENTS, path_id(&path)?).await?;
     Ok(jobs::status_of(&job))
 }
 
 #[derive(Deserialize)]
-struct PageQuery {
-    page: Option<i64>,
+pub(super) struct PageQuery {
+    pub(super) page: Option<i64>,
 }
 
 /// Sheets per printed page of an import's tickets.
@@ -185,13 +161,35 @@ async fn sheet(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let code = staff(&auth)?;
-    let id = path_id(&path)?;
-    let page = q.page.unwrap_or(1).max(1);
+    ticket_sheets(
+        ctx,
+        &auth,
+        &state,
+        code,
+        (JobKind::RESIDENTS, BASE),
+        path_id(&path)?,
+        q.page,
+    )
+    .await
+}
+
+/// A page of the ticket sheets a job of `kind` (whose pages are under
+/// `base`) issued.
+pub(super) async fn ticket_sheets(
+    ctx: Ctx,
+    auth: &Authed,
+    state: &AppState,
+    code: MunicipalityCode,
+    (kind, base): (&'static str, &str),
+    id: String,
+    page: Option<i64>,
+) -> Result<HttpResponse, AppError> {
+    let page = page.unwrap_or(1).max(1);
     let per = SHEETS_PER_PAGE * tickets::PER_SHEET;
     let (st, actor, jid) = (state.clone(), auth.actor(), id.clone());
-    let (labels, total) = in_partition(&state, code, move |scope, conn| {
+    let (labels, total) = in_partition(state, code, move |scope, conn| {
         // A job of another municipality (or none) is simply not found.
-        import_jobs::find(scope, conn, JobKind::RESIDENTS, &jid)?.ok_or(AppError::NotFound)?;
+        import_jobs::find(scope, conn, kind, &jid)?.ok_or(AppError::NotFound)?;
         let (labels, total) = tickets::labels_of_import(scope, conn, &jid, (page - 1) * per, per)?;
         log_in_scope(
             scope,
@@ -209,10 +207,10 @@ async fn sheet(
         return Err(AppError::NotFound);
     }
     let pages = ((total + per - 1) / per).max(1);
-    let href = |p: i64| format!("/residents/imports/{id}/tickets?page={p}");
+    let href = |p: i64| format!("{base}/{id}/tickets?page={p}");
     render(&SheetPage {
         sheets: into_sheets(labels),
-        back_href: format!("/residents/imports/{id}"),
+        back_href: format!("{base}/{id}"),
         prev_href: (page > 1).then(|| href(page - 1)),
         next_href: (page < pages).then(|| href(page + 1)),
         position: format!("{page} / {pages}"),

@@ -235,3 +235,51 @@ pub async fn start(
         Err(e) => e.refusal_key().map(Err).ok_or_else(|| AppError::failed(e)),
     }
 }
+
+/// One municipality's job of `kind` by id: not found for any other.
+pub async fn load(
+    state: &AppState,
+    code: crate::domain::MunicipalityCode,
+    kind: &'static str,
+    id: String,
+) -> Result<Job, AppError> {
+    super::in_partition(state, code, move |s, c| {
+        Ok(import_jobs::find(s, c, kind, &id)?)
+    })
+    .await?
+    .ok_or(AppError::NotFound)
+}
+
+/// Receives the upload of a resident-data file and starts its job of
+/// `kind`: the job's page, or what the upload page must say (a file too
+/// large or missing, another job running).
+pub async fn upload(
+    state: &AppState,
+    auth: &Authed,
+    t: &T,
+    form: Multipart,
+    (kind, base): (import_jobs::JobKind, &str),
+) -> Result<Result<HttpResponse, String>, AppError> {
+    let code = auth.require_staff(crate::domain::Permission::Residents)?;
+    let upload = receive(form, state, auth, t).await?;
+    let spool = match upload.file {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    // A file with a 個人番号 column is held to the rules of the lookup by
+    // number; the job refuses it (and logs) if this person may not.
+    let numbers = super::guard::number_access(state, auth).await?;
+    let req = import_jobs::Request {
+        numbers,
+        kind,
+        municipality: code,
+        actor: auth.actor(),
+        file_name: upload.file_name,
+        encoding: upload.encoding,
+        limits: state.import_limits,
+        spool,
+    };
+    Ok(start(state, req, base)
+        .await?
+        .map_err(|key| t.s(key).to_string()))
+}

@@ -6,6 +6,7 @@ mod admin;
 mod api;
 mod auth;
 mod certificates;
+mod changes;
 mod channels;
 mod charts;
 mod device;
@@ -19,6 +20,7 @@ mod operator;
 mod oplog;
 mod pages;
 mod queue;
+mod reconcile;
 mod records;
 mod residents;
 mod sheets;
@@ -92,6 +94,8 @@ pub fn configure(
             .configure(admin::routes)
             .configure(residents::routes)
             .configure(imports::routes)
+            .configure(changes::routes)
+            .configure(reconcile::routes)
             .configure(records::routes)
             .configure(transfers::routes)
             .configure(certificates::routes)
@@ -212,6 +216,32 @@ pub struct DoneQuery {
 impl DoneQuery {
     pub fn one_of(self, words: &[&str]) -> Option<String> {
         self.done.filter(|d| words.contains(&d.as_str()))
+    }
+}
+
+/// A posted form whose keys may repeat (a list of checkboxes), read from
+/// its body; serde's form reader keeps one value per key.
+pub struct PostedPairs(Vec<(String, String)>);
+
+impl PostedPairs {
+    pub fn parse(body: &[u8]) -> PostedPairs {
+        PostedPairs(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    /// The first value of `key` ("" without one).
+    pub fn one(&self, key: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in the form's order.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 

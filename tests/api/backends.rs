@@ -162,6 +162,10 @@ fn a_row_of_every_table_round_trips() {
         content_mac: None,
         birth_bucket: Some(vec![19, 3]),
         updated_at: ts("2026-11-23 10:11:15.75"),
+        flags_set: true,
+        moved_out_on: Some(NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()),
+        deceased_on: None,
+        count_delta: -1,
     };
     let ticket = TicketRow {
         municipality_code: "082040".into(),

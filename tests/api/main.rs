@@ -10,6 +10,7 @@ mod backends;
 mod browser;
 mod busy;
 mod certificates;
+mod changes;
 mod cli;
 mod doses;
 mod erasure;

@@ -252,6 +252,10 @@ async fn a_row_of_another_municipality_is_refused_by_the_scoped_connection() {
         content_mac: None,
         birth_bucket: None,
         updated_at: vrs::clock::now(),
+        flags_set: false,
+        moved_out_on: None,
+        deceased_on: None,
+        count_delta: 0,
     };
     assert!(matches!(
         chiyoda.run(&mut conn, |_, c| NextRow::insert_many(

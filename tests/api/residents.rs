@@ -139,10 +139,17 @@ impl TestApp {
             .unwrap();
         let counted = p
             .run(&mut conn, |_, c| {
+                // Flags a change file staged count once its job succeeded.
                 diesel::sql_query(format!(
                     "SELECT CAST(count(*) AS BIGINT) AS n FROM residents r \
+                     LEFT JOIN resident_next n ON n.municipality_code = r.municipality_code \
+                       AND n.resident_id = r.id AND n.flags_set AND n.seq <= \
+                       (SELECT coalesce(max(j.seq), 0) FROM import_jobs j \
+                        WHERE j.municipality_code = '{muni}' AND j.status = 'succeeded') \
                      WHERE r.municipality_code = '{muni}' \
-                     AND r.moved_out_on IS NULL AND r.deceased_on IS NULL \
+                     AND (CASE WHEN n.resident_id IS NULL \
+                       THEN r.moved_out_on IS NULL AND r.deceased_on IS NULL \
+                       ELSE n.moved_out_on IS NULL AND n.deceased_on IS NULL END) \
                      AND (r.staged_seq IS NULL OR r.staged_seq <= \
                        (SELECT coalesce(max(j.seq), 0) FROM import_jobs j \
                         WHERE j.municipality_code = '{muni}' AND j.status = 'succeeded'))"

@@ -152,6 +152,19 @@ impl DoseRow {
         Ok(n == 1)
     }
 
+    /// Sends a dose that counted to the 要確認 queue with the rules it now
+    /// fails added; false if it no longer counted.
+    pub fn requeue(conn: &mut TenantConn<'_>, id: &str, flags: &str) -> Result<bool, DbError> {
+        let n = diesel::update(
+            conn.rows(doses::table)
+                .filter(doses::id.eq(id))
+                .filter(doses::status.eq(VALID)),
+        )
+        .set((doses::status.eq(PENDING), doses::quality_flags.eq(flags)))
+        .execute(conn.db())?;
+        Ok(n == 1)
+    }
+
     /// The doses waiting in the queue now, read from the status index
     /// alone: SQLite, which keeps no statistics here, would otherwise walk a
     /// city's millions of doses by the primary key (see `of_resident`).

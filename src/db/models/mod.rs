@@ -14,6 +14,7 @@ pub mod job_leases;
 pub mod log_reviews;
 pub mod networks;
 pub mod provisions;
+pub mod reconcile_items;
 pub mod resident_events;
 pub mod residents;
 pub mod sealed_cells;

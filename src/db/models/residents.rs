@@ -414,7 +414,7 @@ impl ResidentRow {
         Ok(out)
     }
 
-    fn by_addressee(
+    pub fn by_addressee(
         scope: &Scope<'_>,
         conn: &mut TenantConn<'_>,
         addressee: &[Vec<u8>],

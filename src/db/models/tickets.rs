@@ -300,13 +300,14 @@ impl TicketRow {
         .execute(conn.db())?)
     }
 
-    /// Marks a resident's active ticket as replaced by import `seq`: it
-    /// stays active for every other reader until that import succeeds.
+    /// Marks a resident's active ticket as retired by import `seq` (for
+    /// `reason`: replaced, moved_out, deceased): it stays active for every
+    /// other reader until that import succeeds.
     pub fn retire_active(
         scope: &Scope<'_>,
         conn: &mut TenantConn<'_>,
         resident_id: &str,
-        seq: i64,
+        (seq, reason): (i64, &str),
         at: NaiveDateTime,
     ) -> Result<usize, DbError> {
         Ok(diesel::update(
@@ -317,7 +318,7 @@ impl TicketRow {
         .set((
             tickets::retired_seq.eq(seq),
             tickets::invalidated_at.eq(at),
-            tickets::invalidated_reason.eq("replaced"),
+            tickets::invalidated_reason.eq(reason),
         ))
         .execute(conn.db())?)
     }

@@ -108,6 +108,81 @@ fn revoke_certificates(
         .map_err(|e| DoseError::Certificates(e.to_string()))
 }
 
+/// Doses that count although they were given on or after the day their
+/// person moved out or died (the registry's change arrived after them) go
+/// to the 要確認 queue, each with its event, its log line and the
+/// certificates carrying it revoked. `ended` are the people whose flags
+/// were just set; returns how many doses moved.
+pub fn queue_after_end(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    ended: &[String],
+    audit: &crate::audit::AuditKey,
+    actor: &crate::audit::Actor,
+) -> Result<usize, DoseError> {
+    let mut moved = 0;
+    for chunk in ended.chunks(500) {
+        let people: std::collections::HashMap<String, ResidentRow> = chunk
+            .iter()
+            .filter_map(|id| {
+                ResidentRow::find_by_id_and_municipality(scope, conn, id)
+                    .transpose()
+                    .map(|r| r.map(|r| (id.clone(), r)))
+            })
+            .collect::<Result<_, _>>()?;
+        for d in DoseRow::of_residents(scope, conn, chunk)? {
+            let Some(p) = people.get(&d.resident_id) else {
+                continue;
+            };
+            if d.status != rows::VALID {
+                continue;
+            }
+            let mut rules = Rule::split(d.quality_flags.as_deref());
+            for (on, rule) in [
+                (p.moved_out_on, Rule::MovedOut),
+                (p.deceased_on, Rule::Deceased),
+            ] {
+                if on.is_some_and(|on| on <= d.administered_on) && !rules.contains(&rule) {
+                    rules.push(rule);
+                }
+            }
+            let Some(flags) = Rule::join(&rules)
+                .filter(|_| rules.len() > Rule::split(d.quality_flags.as_deref()).len())
+            else {
+                continue;
+            };
+            if !DoseRow::requeue(conn, &d.id, &flags)? {
+                continue;
+            }
+            add_event(
+                scope,
+                conn,
+                &d,
+                EventKind::Queued,
+                None,
+                Some(flags.clone()),
+                None,
+            )?;
+            crate::flows::certificates::revoke_carrying(scope, conn, &d.resident_id, &d.id, actor)
+                .map_err(|e| DoseError::Certificates(e.to_string()))?;
+            crate::audit::append(
+                conn.db(),
+                audit,
+                actor,
+                crate::audit::Entry {
+                    chain: scope.code().as_str(),
+                    action: "doses.change",
+                    target: Some(format!("dose:{}", d.id)),
+                    outcome: "ok",
+                    detail: Some(format!("queued rules={flags}")),
+                },
+            )?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
 /// Staff confirm a queued dose: it counts as recorded.
 pub fn confirm(
     scope: &Scope<'_>,

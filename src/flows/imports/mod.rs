@@ -10,14 +10,16 @@
 //! the batch size and the channel between them, not by the file.
 
 mod parse;
+pub(crate) mod staged;
 mod write;
 
 pub use parse::FileEncoding;
+pub(crate) use parse::{CHANGE_DATE, Column as ColumnName, ColumnMap as Columns, keep};
 use parse::{Column, ColumnMap, ParsedLine, parse_line};
 pub(super) use parse::{csv_lines, resolve_encoding};
 use write::Writer;
+pub(crate) use write::assign_numbers;
 
-use super::csv_lines::Next;
 use super::line_errors::Conflict;
 pub use super::line_errors::LineError;
 use super::networks::NumberRefusal;
@@ -31,7 +33,6 @@ use chrono::{NaiveDateTime, Timelike};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 
 /// Lines per batch handed from the parsing thread to the writing thread.
 const BATCH: usize = 5000;
@@ -181,17 +182,10 @@ pub fn issuer_of_job(job_id: &str) -> String {
 /// encoding, then to import).
 pub type Opener<'a> = &'a (dyn Fn() -> io::Result<Box<dyn Read + Send>> + Sync);
 
-enum Message {
-    Header(Vec<LineError>),
-    Lines(Vec<Result<Prepared, Vec<LineError>>>),
-    TooManyLines(u64),
-    Unreadable(String),
-}
-
 /// A parsed line sealed for insertion under a fresh id.
-struct Prepared {
-    parsed: ParsedLine,
-    row: ResidentRow,
+pub(crate) struct Prepared {
+    pub(crate) parsed: ParsedLine,
+    pub(crate) row: ResidentRow,
 }
 
 /// Where a resident import writes: its sequence number (what it writes
@@ -223,11 +217,7 @@ pub fn import(
     progress: &Progress,
 ) -> Result<Outcome, ImportError> {
     let encoding = resolve_encoding(open, encoding)?;
-    // Microsecond precision, as PostgreSQL keeps it.
-    let now = crate::clock::now();
-    let stamp = now
-        .with_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
+    let stamp = stamp_now();
     let mut w = Writer::new(stamp, issued_by, staging.seq);
     let held = partition.read(conn, |scope, conn| {
         let scope = scope.through_import(staging.seq);
@@ -237,215 +227,84 @@ pub fn import(
         ))
     })?;
     w.fresh = held == (0, 0);
-    // The residents PostgreSQL's statistics last counted here: as the
-    // import grows the municipality past three times that, they are taken
-    // again, so that its lookups keep the plan of their own index (with
-    // the statistics of a 40-line pilot, a lookup by 宛名番号 read the whole
-    // municipality through another index).
-    let mut counted = held.0;
+    w.held = held.0;
+    w.counted = held.0;
     w.outcome.encoding = encoding.code().to_string();
-    let (tx, rx) = mpsc::sync_channel::<Message>(4);
-    std::thread::scope(|s| {
-        let reading = Reading {
-            encoding,
-            limits,
-            stamp,
-            numbers: staging.numbers,
-        };
-        s.spawn(|| read_and_seal(partition, open, reading, progress, tx));
-        let mut feed = Feed {
-            rx: &rx,
-            lines: Vec::new(),
-            done: false,
-        };
-        // Each transaction writes batches until another writer waits (see
-        // `db::should_commit`), the reader has nothing ready, or the file
-        // ends; the next one begins when the reader has more.
-        while let Some(first) = feed.next(&mut w, true)? {
-            partition.run(conn, |scope, conn| {
-                (staging.keep_alive)(conn)?;
-                crate::db::prefer_indexes(conn)?;
-                let scope = scope.through_import(staging.seq);
-                let began = std::time::Instant::now();
-                let mut batch = first;
-                loop {
-                    w.batch(&scope, conn, batch)?;
-                    if crate::db::should_commit(conn, began) {
-                        return Ok::<_, ImportError>(());
-                    }
-                    match feed.next(&mut w, false)? {
-                        Some(next) => batch = next,
-                        None => return Ok(()),
-                    }
-                }
-            })?;
-            super::faults::point("import.batch");
-            let now_held = held.0 + w.outcome.inserted as i64;
-            if !w.fresh && now_held >= (3 * counted).max(1000) {
-                crate::db::refresh_resident_statistics(conn)?;
-                counted = now_held;
-            }
-        }
-        // Dropping the receiver stops the reader if we left early.
-        drop(rx);
-        Ok::<_, ImportError>(())
-    })?;
+    let format = ResidentLines {
+        scope: partition.sealing_scope(),
+        today: stamp.date(),
+        stamp,
+        numbers: staging.numbers,
+    };
+    staged::run(
+        conn,
+        partition,
+        Some(staging.seq),
+        staging.keep_alive,
+        open,
+        (encoding, limits),
+        &format,
+        &mut w,
+        progress,
+    )?;
     w.finish()
 }
 
-/// A parsed line, sealed, or what is wrong with it.
-type Line = Result<Prepared, Vec<LineError>>;
-
-/// The parsed lines as the writer takes them: a batch at a time, with
-/// what else the reader sends (errors of the header, the end) noted.
-struct Feed<'r> {
-    rx: &'r mpsc::Receiver<Message>,
-    lines: Vec<Line>,
-    done: bool,
+/// The time the rows of a file carry, to the microsecond (as PostgreSQL
+/// keeps it).
+pub(crate) fn stamp_now() -> NaiveDateTime {
+    let now = crate::clock::now();
+    now.with_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now)
 }
 
-impl Feed<'_> {
-    /// The next batch of at most `WRITE_BATCH` lines; when `wait` is false,
-    /// None also when the reader has nothing ready yet.
-    fn next(&mut self, w: &mut Writer<'_>, wait: bool) -> Result<Option<Vec<Line>>, ImportError> {
-        while self.lines.is_empty() && !self.done {
-            let msg = if wait {
-                self.rx.recv().ok()
-            } else {
-                match self.rx.try_recv() {
-                    Ok(m) => Some(m),
-                    Err(mpsc::TryRecvError::Empty) => return Ok(None),
-                    Err(mpsc::TryRecvError::Disconnected) => None,
-                }
-            };
-            match msg {
-                None => self.done = true,
-                Some(Message::Header(errors)) => w.reject(errors),
-                Some(Message::Lines(lines)) => self.lines = lines,
-                Some(Message::TooManyLines(max)) => {
-                    w.reject(vec![LineError::conflict(
-                        max + 1,
-                        "",
-                        Conflict::TooManyLines(max),
-                    )]);
-                    self.done = true;
-                }
-                Some(Message::Unreadable(e)) => return Err(ImportError::Unreadable(e)),
-            }
+/// The resident file's lines, parsed and sealed for insertion under a
+/// fresh id on the reading thread.
+pub(crate) struct ResidentLines<'a> {
+    pub(crate) scope: crate::tenancy::Scope<'a>,
+    pub(crate) today: chrono::NaiveDate,
+    pub(crate) stamp: NaiveDateTime,
+    pub(crate) numbers: NumberAccess,
+}
+
+impl staged::LineFormat for ResidentLines<'_> {
+    type Columns = ColumnMap;
+    type Line = Prepared;
+
+    fn header(
+        &self,
+        rec: &csv::StringRecord,
+        line: u64,
+        progress: &Progress,
+    ) -> Result<ColumnMap, Vec<LineError>> {
+        if Column::of_header_row(rec, Column::MyNumber) {
+            progress.numbers_column.store(true, Ordering::Relaxed);
         }
-        if self.lines.is_empty() {
-            return Ok(None);
-        }
-        let rest = self.lines.split_off(self.lines.len().min(WRITE_BATCH));
-        Ok(Some(std::mem::replace(&mut self.lines, rest)))
+        ColumnMap::from_header(rec, line, self.numbers, &Column::REQUIRED)
+    }
+
+    fn line(
+        &self,
+        m: &ColumnMap,
+        rec: &csv::StringRecord,
+        line: u64,
+    ) -> Result<Prepared, Vec<LineError>> {
+        parse_line(m, rec, line, self.today).map(|parsed| {
+            let row = residents::new_row(
+                &self.scope,
+                &parsed.resident,
+                crate::domain::new_record_id(),
+                self.stamp,
+            );
+            Prepared { parsed, row }
+        })
+    }
+
+    fn no_header(&self) -> LineError {
+        LineError::conflict(1, AddresseeNumber::FIELD, Conflict::MissingColumn)
     }
 }
 
-/// How the reader takes the file: decoded as, how much of it, the time
-/// its rows carry, and whether individual numbers may come with it.
-struct Reading {
-    encoding: FileEncoding,
-    limits: Limits,
-    stamp: NaiveDateTime,
-    numbers: NumberAccess,
-}
-
-fn read_and_seal(
-    partition: &Partition,
-    open: Opener<'_>,
-    reading: Reading,
-    progress: &Progress,
-    tx: mpsc::SyncSender<Message>,
-) {
-    let Reading {
-        encoding,
-        limits,
-        stamp,
-        numbers,
-    } = reading;
-    let source = match open() {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = tx.send(Message::Unreadable(e.to_string()));
-            return;
-        }
-    };
-    let mut lines = csv_lines(source, encoding, progress);
-    let scope = partition.sealing_scope();
-    let today = stamp.date();
-    let mut rec = csv::StringRecord::new();
-    let mut map: Option<ColumnMap> = None;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut data_lines = 0u64;
-    loop {
-        let next = match lines.next(&mut rec) {
-            Ok(next) => next,
-            Err(e) => {
-                let _ = tx.send(Message::Unreadable(e.to_string()));
-                return;
-            }
-        };
-        let (line, refused) = match next {
-            Next::End => break,
-            Next::Header(line) => {
-                if Column::of_header_row(&rec, Column::MyNumber) {
-                    progress.numbers_column.store(true, Ordering::Relaxed);
-                }
-                match ColumnMap::from_header(&rec, line, numbers) {
-                    Ok(m) => map = Some(m),
-                    Err(errors) => {
-                        let _ = tx.send(Message::Header(errors));
-                        return;
-                    }
-                }
-                continue;
-            }
-            Next::Record(line) => (line, None),
-            Next::Refused(e) => (e.line, Some(e)),
-        };
-        let Some(m) = &map else {
-            // Refused before a header was read: nothing after it can be.
-            let _ = tx.send(Message::Header(refused.into_iter().collect()));
-            return;
-        };
-        data_lines += 1;
-        if data_lines > limits.max_lines {
-            let _ = tx.send(Message::TooManyLines(limits.max_lines));
-            return;
-        }
-        progress.lines.store(data_lines, Ordering::Relaxed);
-        if let Some(e) = refused {
-            batch.push(Err(vec![e]));
-        } else {
-            batch.push(parse_line(m, &rec, line, today).map(|parsed| {
-                let row = residents::new_row(
-                    &scope,
-                    &parsed.resident,
-                    crate::domain::new_record_id(),
-                    stamp,
-                );
-                Prepared { parsed, row }
-            }));
-        }
-        if batch.len() == BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            if tx.send(Message::Lines(full)).is_err() {
-                return;
-            }
-        }
-    }
-    if map.is_none() {
-        let _ = tx.send(Message::Header(vec![LineError::conflict(
-            1,
-            AddresseeNumber::FIELD,
-            Conflict::MissingColumn,
-        )]));
-        return;
-    }
-    if !batch.is_empty() {
-        let _ = tx.send(Message::Lines(batch));
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,6 +334,7 @@ mod tests {
             ]),
             1,
             Ok(()),
+            &Column::REQUIRED,
         )
         .unwrap()
     }
@@ -498,7 +358,9 @@ mod tests {
 
     #[test]
     fn header_must_name_the_required_columns() {
-        let errs = ColumnMap::from_header(&record(&["宛名番号", "氏名"]), 1, Ok(())).unwrap_err();
+        let errs =
+            ColumnMap::from_header(&record(&["宛名番号", "氏名"]), 1, Ok(()), &Column::REQUIRED)
+                .unwrap_err();
         let cols: Vec<_> = errs.iter().map(|e| e.column.as_str()).collect();
         assert_eq!(cols, ["氏名カナ", "生年月日", "性別"]);
         assert!(errs.iter().all(|e| e.line == 1));
@@ -514,13 +376,14 @@ mod tests {
             "生年月日",
             "性別",
         ];
-        assert!(ColumnMap::from_header(&record(&cells), 1, Ok(())).is_ok());
+        assert!(ColumnMap::from_header(&record(&cells), 1, Ok(()), &Column::REQUIRED).is_ok());
         for refusal in [
             NumberRefusal::Role,
             NumberRefusal::Network,
             NumberRefusal::SecondFactor,
         ] {
-            let errs = ColumnMap::from_header(&record(&cells), 3, Err(refusal)).unwrap_err();
+            let errs = ColumnMap::from_header(&record(&cells), 3, Err(refusal), &Column::REQUIRED)
+                .unwrap_err();
             assert_eq!(errs.len(), 1);
             assert_eq!((errs[0].line, errs[0].column.as_str()), (3, "個人番号"));
             assert!(
@@ -540,7 +403,8 @@ mod tests {
                         .collect::<Vec<_>>()
                 ),
                 1,
-                Err(NumberRefusal::Role)
+                Err(NumberRefusal::Role),
+                &Column::REQUIRED
             )
             .is_ok()
         );

@@ -14,6 +14,9 @@ use crate::flows::residents::NewResident;
 use chrono::NaiveDate;
 use std::io::{self, Read};
 
+/// The change file's 異動日 column.
+pub(crate) const CHANGE_DATE: &str = "異動日";
+
 /// The file's character encoding: detected, or chosen by the person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileEncoding {
@@ -66,7 +69,7 @@ impl FileEncoding {
 /// The columns we read, by their Japanese header names (and the variants
 /// registry systems write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Column {
+pub(crate) enum Column {
     Addressee,
     MyNumber,
     NameKanji,
@@ -77,9 +80,12 @@ pub(super) enum Column {
     Ticket,
     Kind,
     Dose,
+    /// 異動事由 and 異動日: the change file's own columns.
+    ChangeKind,
+    ChangeDate,
 }
 
-const COLUMNS: usize = 10;
+const COLUMNS: usize = 12;
 
 impl Column {
     fn of_header(h: &str) -> Option<Column> {
@@ -95,16 +101,18 @@ impl Column {
             "接種券番号" | "券番号" => Column::Ticket,
             "券種" => Column::Kind,
             "回数" | "接種回数" => Column::Dose,
+            "異動事由" => Column::ChangeKind,
+            "異動日" | "異動年月日" => Column::ChangeDate,
             _ => return None,
         })
     }
 
     /// Whether a header line names column `c`.
-    pub(super) fn of_header_row(header: &csv::StringRecord, c: Column) -> bool {
+    pub(crate) fn of_header_row(header: &csv::StringRecord, c: Column) -> bool {
         header.iter().any(|h| Column::of_header(h) == Some(c))
     }
 
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Column::Addressee => AddresseeNumber::FIELD,
             Column::MyNumber => "個人番号",
@@ -116,10 +124,13 @@ impl Column {
             Column::Ticket => TicketNumber::FIELD,
             Column::Kind => TicketKind::FIELD,
             Column::Dose => DoseNumber::FIELD,
+            Column::ChangeKind => crate::domain::ChangeKind::FIELD,
+            Column::ChangeDate => CHANGE_DATE,
         }
     }
 
-    const REQUIRED: [Column; 5] = [
+    /// The resident file's required columns.
+    pub(crate) const REQUIRED: [Column; 5] = [
         Column::Addressee,
         Column::NameKanji,
         Column::NameKana,
@@ -129,15 +140,17 @@ impl Column {
 }
 
 #[derive(Debug)]
-pub(super) struct ColumnMap([Option<usize>; COLUMNS]);
+pub(crate) struct ColumnMap([Option<usize>; COLUMNS]);
 
 impl ColumnMap {
-    /// The columns of a header line; an individual-number column only when
-    /// the uploader may hand individual numbers over (`numbers`).
-    pub(super) fn from_header(
+    /// The columns of a header line, which must name those `required`; an
+    /// individual-number column only when the uploader may hand individual
+    /// numbers over (`numbers`).
+    pub(crate) fn from_header(
         header: &csv::StringRecord,
         line: u64,
         numbers: NumberAccess,
+        required: &[Column],
     ) -> Result<ColumnMap, Vec<LineError>> {
         let mut map = [None; COLUMNS];
         let mut errors = Vec::new();
@@ -170,7 +183,7 @@ impl ColumnMap {
                 Conflict::NumbersNotAllowed,
             ));
         }
-        for c in Column::REQUIRED {
+        for &c in required {
             if map[c as usize].is_none() {
                 errors.push(LineError::conflict(line, c.name(), Conflict::MissingColumn));
             }
@@ -184,6 +197,30 @@ impl ColumnMap {
 
     fn cell<'r>(&self, rec: &'r csv::StringRecord, c: Column) -> Option<&'r str> {
         self.0[c as usize].map(|i| rec.get(i).unwrap_or(""))
+    }
+
+    /// The cell of column `c` (None without the column); a cell with a
+    /// character the decoder could not map (the wrong encoding was chosen,
+    /// or the file is damaged) is noted in `errors` instead.
+    pub(crate) fn take<'r>(
+        &self,
+        rec: &'r csv::StringRecord,
+        c: Column,
+        line: u64,
+        errors: &mut Vec<LineError>,
+    ) -> Option<&'r str> {
+        let cell = self.cell(rec, c)?;
+        if cell.contains('\u{FFFD}') {
+            errors.push(LineError::field(
+                line,
+                FieldError {
+                    field: c.name(),
+                    reason: crate::domain::Reason::Undecodable,
+                },
+            ));
+            return None;
+        }
+        Some(cell)
     }
 }
 
@@ -204,22 +241,7 @@ pub(super) fn parse_line(
     today: NaiveDate,
 ) -> Result<ParsedLine, Vec<LineError>> {
     let mut errors = Vec::new();
-    let mut take = |c: Column| -> Option<&str> {
-        let cell = map.cell(rec, c)?;
-        // A character the decoder could not map: the wrong encoding was
-        // chosen, or the file is damaged.
-        if cell.contains('\u{FFFD}') {
-            errors.push(LineError::field(
-                line,
-                FieldError {
-                    field: c.name(),
-                    reason: crate::domain::Reason::Undecodable,
-                },
-            ));
-            return None;
-        }
-        Some(cell)
-    };
+    let mut take = |c: Column| map.take(rec, c, line, &mut errors);
     let addressee = take(Column::Addressee).map(AddresseeNumber::parse);
     let my_number = take(Column::MyNumber)
         .filter(|s| !s.trim().is_empty())
@@ -280,7 +302,11 @@ pub(super) fn parse_line(
 }
 
 /// A parsed cell's value, or its error noted.
-fn keep<T>(errors: &mut Vec<LineError>, line: u64, r: Option<Result<T, FieldError>>) -> Option<T> {
+pub(crate) fn keep<T>(
+    errors: &mut Vec<LineError>,
+    line: u64,
+    r: Option<Result<T, FieldError>>,
+) -> Option<T> {
     match r {
         Some(Ok(v)) => Some(v),
         Some(Err(e)) => {

@@ -2,6 +2,7 @@
 //! line against the stored residents, writes in batches, and collects every
 //! error; any error rolls the whole import back.
 
+use super::staged::StagedWriter;
 use super::{ImportError, MAX_REPORTED_ERRORS, Outcome, ParsedLine, Prepared};
 use crate::db::TenantConn;
 use crate::db::models::resident_events::ResidentEventRow;
@@ -32,6 +33,10 @@ pub(super) struct Writer<'a> {
     rng: rand::rngs::ThreadRng,
     /// The partition held no resident and no ticket when the import began.
     pub(super) fresh: bool,
+    /// Residents held when the import began, and those PostgreSQL's
+    /// statistics last counted (see `committed`).
+    pub(super) held: i64,
+    pub(super) counted: i64,
 }
 
 /// What the writer knows about one resident while deciding a batch.
@@ -88,13 +93,9 @@ impl<'a> Writer<'a> {
             matched: HashSet::new(),
             rng: rand::thread_rng(),
             fresh: false,
+            held: 0,
+            counted: 0,
         }
-    }
-
-    pub(super) fn reject(&mut self, errors: Vec<LineError>) {
-        self.error_count += errors.len() as u64;
-        let room = MAX_REPORTED_ERRORS.saturating_sub(self.errors.len());
-        self.errors.extend(errors.into_iter().take(room));
     }
 
     pub(super) fn finish(self) -> Result<Outcome, ImportError> {
@@ -113,8 +114,32 @@ impl<'a> Writer<'a> {
     fn touched(&self, k: &Known) -> bool {
         k.m.written_by == Some(self.seq) || self.matched.contains(&k.m.id)
     }
+}
 
-    pub(super) fn batch(
+impl StagedWriter for Writer<'_> {
+    type Line = Prepared;
+
+    fn reject(&mut self, errors: Vec<LineError>) {
+        self.error_count += errors.len() as u64;
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(errors.into_iter().take(room));
+    }
+
+    /// As the import grows the municipality past three times the residents
+    /// PostgreSQL's statistics last counted, they are taken again, so that
+    /// its lookups keep the plan of their own index (with the statistics of
+    /// a 40-line pilot, a lookup by 宛名番号 read the whole municipality
+    /// through another index).
+    fn committed(&mut self, conn: &mut crate::db::DbConn) -> Result<(), ImportError> {
+        let now_held = self.held + self.outcome.inserted as i64;
+        if !self.fresh && now_held >= (3 * self.counted).max(1000) {
+            crate::db::refresh_resident_statistics(conn)?;
+            self.counted = now_held;
+        }
+        Ok(())
+    }
+
+    fn batch(
         &mut self,
         scope: &Scope<'_>,
         conn: &mut TenantConn<'_>,
@@ -366,7 +391,7 @@ impl<'a> Writer<'a> {
                         scope,
                         conn,
                         &known.m.id,
-                        self.seq,
+                        (self.seq, "replaced"),
                         self.stamp,
                     )?;
                     if let Some(t) = tickets.get_mut(old) {
@@ -396,14 +421,23 @@ impl<'a> Writer<'a> {
                 by_number.insert(i.clone(), known);
             }
         }
-        self.assign_numbers(scope, conn, &mut new_tickets, &need_number, &tickets)?;
+        assign_numbers(
+            &mut self.rng,
+            scope,
+            conn,
+            &mut new_tickets,
+            &need_number,
+            &tickets,
+        )?;
         ResidentRow::insert_many(conn, &inserts)?;
         NextRow::insert_many(conn, &changes)?;
         ResidentEventRow::insert_many(conn, &events)?;
         TicketRow::insert_many(conn, &new_tickets)?;
         Ok(())
     }
+}
 
+impl Writer<'_> {
     /// A new active ticket of this import for a line.
     fn ticket_row(
         &self,
@@ -490,41 +524,41 @@ impl<'a> Writer<'a> {
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    /// Random, unused ten-digit numbers for the tickets the file left blank.
-    fn assign_numbers(
-        &mut self,
-        scope: &Scope<'_>,
-        conn: &mut TenantConn<'_>,
-        rows: &mut [TicketRow],
-        need: &[usize],
-        batch_known: &HashMap<String, TicketRow>,
-    ) -> Result<(), ImportError> {
-        let mut pending: Vec<usize> = need.to_vec();
-        let mut taken: HashSet<String> = rows
-            .iter()
-            .filter(|r| !r.ticket_number.is_empty())
-            .map(|r| r.ticket_number.clone())
-            .collect();
-        while !pending.is_empty() {
-            for &i in &pending {
-                let mut n = TicketNumber::random(&mut self.rng);
-                while taken.contains(n.as_str()) || batch_known.contains_key(n.as_str()) {
-                    n = TicketNumber::random(&mut self.rng);
-                }
-                taken.insert(n.as_str().to_string());
-                rows[i].ticket_number = n.as_str().to_string();
+/// Random, unused ten-digit numbers for the tickets the file left blank.
+pub(crate) fn assign_numbers(
+    rng: &mut impl rand::Rng,
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    rows: &mut [TicketRow],
+    need: &[usize],
+    batch_known: &HashMap<String, TicketRow>,
+) -> Result<(), ImportError> {
+    let mut pending: Vec<usize> = need.to_vec();
+    let mut taken: HashSet<String> = rows
+        .iter()
+        .filter(|r| !r.ticket_number.is_empty())
+        .map(|r| r.ticket_number.clone())
+        .collect();
+    while !pending.is_empty() {
+        for &i in &pending {
+            let mut n = TicketNumber::random(rng);
+            while taken.contains(n.as_str()) || batch_known.contains_key(n.as_str()) {
+                n = TicketNumber::random(rng);
             }
-            let candidates: Vec<String> = pending
-                .iter()
-                .map(|&i| rows[i].ticket_number.clone())
-                .collect();
-            let used: HashSet<String> = TicketRow::existing(scope, conn, &candidates)?
-                .into_iter()
-                .map(|t| t.ticket_number)
-                .collect();
-            pending.retain(|&i| used.contains(&rows[i].ticket_number));
+            taken.insert(n.as_str().to_string());
+            rows[i].ticket_number = n.as_str().to_string();
         }
-        Ok(())
+        let candidates: Vec<String> = pending
+            .iter()
+            .map(|&i| rows[i].ticket_number.clone())
+            .collect();
+        let used: HashSet<String> = TicketRow::existing(scope, conn, &candidates)?
+            .into_iter()
+            .map(|t| t.ticket_number)
+            .collect();
+        pending.retain(|&i| used.contains(&rows[i].ticket_number));
     }
+    Ok(())
 }

@@ -28,6 +28,14 @@ pub struct NextRow {
     pub content_mac: Option<Vec<u8>>,
     pub birth_bucket: Option<Vec<u8>>,
     pub updated_at: NaiveDateTime,
+    /// Whether the change sets the status flags (a change file's move-out,
+    /// death or return): a resident import leaves them as they are.
+    pub flags_set: bool,
+    pub moved_out_on: Option<NaiveDate>,
+    pub deceased_on: Option<NaiveDate>,
+    /// What the flags do to the count of current residents against the
+    /// stored row (-1, 0 or +1), kept by the table's triggers.
+    pub count_delta: i32,
 }
 
 impl NextRow {
@@ -63,7 +71,27 @@ impl NextRow {
             content_mac: row.content_mac.clone(),
             birth_bucket: kept(row.birth_bucket.as_ref()),
             updated_at: row.updated_at,
+            flags_set: false,
+            moved_out_on: None,
+            deceased_on: None,
+            count_delta: 0,
         }
+    }
+
+    /// The change sets the status flags too; `stored` are the row's own
+    /// (moved out, deceased), against which the count of current
+    /// residents moves.
+    pub fn with_flags(
+        mut self,
+        flags: (Option<NaiveDate>, Option<NaiveDate>),
+        stored: (Option<NaiveDate>, Option<NaiveDate>),
+    ) -> NextRow {
+        let current =
+            |(m, d): (Option<NaiveDate>, Option<NaiveDate>)| i32::from(m.is_none() && d.is_none());
+        self.flags_set = true;
+        (self.moved_out_on, self.deceased_on) = flags;
+        self.count_delta = current(flags) - current(stored);
+        self
     }
 
     pub(super) fn apply(self, r: &mut ResidentRow) {
@@ -83,6 +111,10 @@ impl NextRow {
         r.address_sealed = self.address_sealed;
         r.content_mac = self.content_mac;
         r.updated_at = self.updated_at;
+        if self.flags_set {
+            r.moved_out_on = self.moved_out_on;
+            r.deceased_on = self.deceased_on;
+        }
     }
 }
 impl NextRow {
@@ -90,6 +122,21 @@ impl NextRow {
         conn.check(rows)?;
         crate::db::bulk_insert!(conn.db(), resident_next::table, rows, 400)?;
         Ok(())
+    }
+
+    /// Removes the changes import `seq` staged for these residents (a
+    /// change file naming a person again replaces them).
+    pub fn delete_of_seq(
+        conn: &mut TenantConn<'_>,
+        resident_ids: &[String],
+        seq: i64,
+    ) -> Result<usize, DbError> {
+        Ok(diesel::delete(
+            conn.rows(resident_next::table)
+                .filter(resident_next::resident_id.eq_any(resident_ids))
+                .filter(resident_next::seq.eq(seq)),
+        )
+        .execute(conn.db())?)
     }
 
     /// Sequence numbers of imports whose attributes are not yet settled.
@@ -137,6 +184,14 @@ impl NextRow {
                 .set(residents::my_number_sealed.eq(number))
                 .execute(conn.db())?;
         }
+        if n.flags_set {
+            diesel::update(target)
+                .set((
+                    residents::moved_out_on.eq(n.moved_out_on),
+                    residents::deceased_on.eq(n.deceased_on),
+                ))
+                .execute(conn.db())?;
+        }
         Ok(())
     }
 
@@ -175,7 +230,9 @@ impl NextRow {
                      updated_at = n.updated_at, \
                      addressee_index = CASE WHEN n.reindexed THEN n.addressee_index ELSE r.addressee_index END, \
                      my_number_index = CASE WHEN n.reindexed THEN n.my_number_index ELSE r.my_number_index END, \
-                     birth_bucket = CASE WHEN n.reindexed THEN n.birth_bucket ELSE r.birth_bucket END \
+                     birth_bucket = CASE WHEN n.reindexed THEN n.birth_bucket ELSE r.birth_bucket END, \
+                     moved_out_on = CASE WHEN n.flags_set THEN n.moved_out_on ELSE r.moved_out_on END, \
+                     deceased_on = CASE WHEN n.flags_set THEN n.deceased_on ELSE r.deceased_on END \
                      FROM resident_next n \
                      WHERE n.municipality_code = $1 AND n.resident_id = ANY($2) \
                      AND r.municipality_code = n.municipality_code AND r.id = n.resident_id",
