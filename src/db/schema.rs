@@ -410,6 +410,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    dose_batch_lines (municipality_code, job_id, line) {
+        municipality_code -> Text,
+        job_id -> Text,
+        line -> BigInt,
+        ticket_number -> Text,
+        administered_on -> Date,
+        outcome -> Text,
+        dose_id -> Nullable<Text>,
+        dose_number -> Nullable<Integer>,
+        rules -> Nullable<Text>,
+        refusal -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     reconcile_items (municipality_code, job_id, n) {
         municipality_code -> Text,
         job_id -> Text,
@@ -635,6 +650,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     password_history,
     export_requests,
     reconcile_items,
+    dose_batch_lines,
     certificates,
     card_revocations,
     channel_clients,
@@ -691,12 +707,14 @@ pub const ALL_TABLES: &[&str] = &[
     "queue_days",
     "counts_owed",
     "reconcile_items",
+    "dose_batch_lines",
 ];
 
 /// Tables holding one municipality's personal data: keyed by
 /// `municipality_code`, row-level-secured on PostgreSQL, emptied when a
 /// municipality is erased. Children before parents.
 pub const TENANT_TABLES: &[&str] = &[
+    "dose_batch_lines",
     "reconcile_items",
     "held_inquiries",
     "certificates",

@@ -135,6 +135,7 @@ pub const TENANT_TABLE_NAMES: &[&str] = &[
     "certificates",
     "held_inquiries",
     "reconcile_items",
+    "dose_batch_lines",
 ];
 
 tenant_tables!(
@@ -150,6 +151,7 @@ tenant_tables!(
     certificates,
     held_inquiries,
     reconcile_items,
+    dose_batch_lines,
 );
 
 // …and the counts its own pages read, kept per municipality by triggers.
@@ -185,6 +187,7 @@ owned_rows!(
     super::models::certificates::CertificateRow => certificates,
     super::models::held_inquiries::HeldRow => held_inquiries,
     super::models::reconcile_items::ItemRow => reconcile_items,
+    super::models::dose_batch_lines::BatchLineRow => dose_batch_lines,
 );
 
 #[cfg(test)]

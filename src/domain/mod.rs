@@ -82,6 +82,8 @@ pub enum Reason {
     UnknownChoice,
     ConsentMissing,
     OwnMunicipality,
+    /// Something of another municipality's where only one's own goes.
+    OtherMunicipality,
     EntriesDiffer,
     RomanChars,
     CountryCode,
@@ -138,6 +140,9 @@ impl Reason {
                 "本人の同意（同意書の受領）が記録されていません。照会できません".into()
             }
             Reason::OwnMunicipality => "当団体のコードは指定できません".into(),
+            Reason::OtherMunicipality => {
+                "他の市区町村が発行した接種券です（発行した市区町村に送ってください）".into()
+            }
             Reason::EntriesDiffer => "2回の入力が一致しません".into(),
             Reason::RomanChars => {
                 "旅券のとおり、半角英字（A〜Z）・空白・「-」「'」で入力してください".into()
@@ -195,6 +200,10 @@ impl Reason {
                     .into()
             }
             Reason::OwnMunicipality => "must not be this municipality's own code".into(),
+            Reason::OtherMunicipality => {
+                "is another municipality's ticket (send it to the municipality that issued it)"
+                    .into()
+            }
             Reason::EntriesDiffer => "the two entries differ".into(),
             Reason::RomanChars => {
                 "must be written as in the passport: A-Z, spaces, '-' and apostrophes".into()

@@ -88,6 +88,8 @@ pub enum JobKind {
     Changes,
     /// A full resident file compared with what is stored.
     Reconcile,
+    /// Doses clinics send in a batch.
+    Doses,
 }
 
 impl JobKind {
@@ -95,6 +97,7 @@ impl JobKind {
     pub const TRANSFER: &str = "transfer";
     pub const CHANGES: &str = "changes";
     pub const RECONCILE: &str = "reconcile";
+    pub const DOSES: &str = "doses";
 
     pub fn code(&self) -> &'static str {
         match self {
@@ -102,6 +105,7 @@ impl JobKind {
             JobKind::Transfer(_) => Self::TRANSFER,
             JobKind::Changes => Self::CHANGES,
             JobKind::Reconcile => Self::RECONCILE,
+            JobKind::Doses => Self::DOSES,
         }
     }
 
@@ -115,6 +119,7 @@ impl JobKind {
             Self::TRANSFER => "transfer.bulk",
             Self::CHANGES => "residents.changes",
             Self::RECONCILE => "residents.reconcile",
+            Self::DOSES => "doses.batch",
             _ => "residents.import",
         }
     }
@@ -262,6 +267,7 @@ enum Done {
     Transfer(transfer_bulk::Outcome),
     Changes(super::changes::Outcome),
     Reconcile(super::reconcile::Outcome),
+    Doses(super::dose_batch::Outcome),
 }
 
 fn execute(
@@ -355,6 +361,20 @@ fn execute(
                 progress,
             )
             .map(Done::Reconcile),
+            JobKind::Doses => super::dose_batch::run(
+                &mut conn,
+                state,
+                partition,
+                super::dose_batch::Job {
+                    id: &row.id,
+                    actor: &req.actor,
+                    keep_alive: &keep_alive,
+                },
+                &open,
+                (req.encoding, req.limits),
+                progress,
+            )
+            .map(Done::Doses),
             JobKind::Transfer(purpose) => transfer_bulk::run(
                 &mut conn,
                 state,
@@ -408,7 +428,7 @@ fn execute(
         }
         row.save_progress(c)?;
         let target = format!("import:{}", row.id);
-        if !matches!(req.kind, JobKind::Transfer(_))
+        if !matches!(req.kind, JobKind::Transfer(_) | JobKind::Doses)
             && progress.numbers_column.load(Ordering::Relaxed)
         {
             // Individual numbers handed over in a file are a use of them
@@ -587,6 +607,22 @@ fn conclude(row: &mut ImportJobRow, result: &Result<Done, ImportError>) -> (&'st
                 format!(
                     "lines={} same={} new={} changed={} absent={}",
                     o.lines, o.same, o.new, o.changed, o.absent
+                ),
+            )
+        }
+        Ok(Done::Doses(o)) => {
+            row.status = SUCCEEDED.into();
+            row.encoding = o.encoding.clone();
+            row.lines_seen = o.lines as i64;
+            row.inserted = (o.recorded + o.queued) as i64;
+            row.updated = o.replayed as i64;
+            row.unchanged = o.refused as i64;
+            row.message = serde_json::to_string(o).ok().map(|j| format!("doses={j}"));
+            (
+                "ok",
+                format!(
+                    "lines={} recorded={} queued={} replayed={} refused={}",
+                    o.lines, o.recorded, o.queued, o.replayed, o.refused
                 ),
             )
         }

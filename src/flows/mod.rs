@@ -7,6 +7,7 @@ pub mod certificates;
 pub mod changes;
 mod context;
 mod csv_lines;
+pub mod dose_batch;
 pub mod dose_checks;
 pub mod doses;
 pub mod erasure;

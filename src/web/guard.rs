@@ -176,6 +176,7 @@ impl Nav {
                     items.push(("/residents/changes", "changes.title"));
                     items.push(("/residents/reconcile", "reconcile.title"));
                     items.push(("/doses/queue", "queue.title"));
+                    items.push(("/doses/batches", "batch.title"));
                     items.push(("/statistics/municipality", "stats.municipal.title"));
                 }
                 if perms.contains(&Permission::MyNumber) {

@@ -10,6 +10,7 @@ mod changes;
 mod channels;
 mod charts;
 mod device;
+mod dose_batches;
 mod error;
 pub(crate) mod exports;
 mod frame;
@@ -96,6 +97,7 @@ pub fn configure(
             .configure(imports::routes)
             .configure(changes::routes)
             .configure(reconcile::routes)
+            .configure(dose_batches::routes)
             .configure(records::routes)
             .configure(transfers::routes)
             .configure(certificates::routes)

@@ -487,3 +487,154 @@ async fn reconciliation_lists_exactly_the_new_changed_and_absent_and_changes_not
         job.rsplit('/').next().unwrap()
     )));
 }
+
+impl TestApp {
+    /// Uploads a dose batch and waits for its job.
+    pub async fn dose_batch(&self, csrf: &str, file: &str) -> (String, String, String) {
+        let res = self
+            .client
+            .post(self.url("/doses/batches"))
+            .multipart(
+                reqwest::multipart::Form::new()
+                    .text("csrf", csrf.to_string())
+                    .text("encoding", "auto")
+                    .part(
+                        "file",
+                        reqwest::multipart::Part::bytes(file.as_bytes().to_vec())
+                            .file_name("yoshinhyo.csv"),
+                    ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+        let job = res.headers()["location"].to_str().unwrap().to_string();
+        let (status, page) = self.finished(&job).await;
+        (status, page, job)
+    }
+}
+
+const BATCH_HEADER: &str = "接種券,接種日,製品コード,ロット番号,医療機関,回数\n";
+
+#[tokio::test]
+async fn a_dose_batch_records_each_dose_once_and_queues_the_doubtful_like_a_tablet() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let csrf = registered(&app, 4).await;
+    let site = "デモ集団接種会場";
+    let (d30, d10, d5) = (days_ago(30), days_ago(10), days_ago(5));
+    let file = format!(
+        "{BATCH_HEADER}\
+         0820407000000000,{d30},PFZ_JN1_12P,FA1000,{site},1\n\
+         7000000000,{d30},PFZ_JN1_12P,FA1000,{site},1\n\
+         7000000001,{d10},PFZ_JN1_12P,ZZ9999,{site},1\n\
+         7000000002,{d10},PFZ_JN1_12P,FA1001,{site},1\n\
+         7000000002,{d5},PFZ_JN1_12P,FA1001,{site},2\n\
+         9999999999,{d5},PFZ_JN1_12P,FA1001,{site},1\n"
+    );
+    let (status, page, job) = app.dose_batch(&csrf, &file).await;
+    assert_eq!(status, "succeeded", "{page}");
+    let doc = html(&page);
+    for (id, n) in [
+        ("#recorded", "2"),
+        ("#queued", "2"),
+        ("#replayed", "1"),
+        ("#refused", "1"),
+    ] {
+        assert_eq!(select_text(&doc, id), [n], "{id}");
+    }
+    let (c0, _) = app.resident_by_addressee("C-000").unwrap();
+    let (c1, _) = app.resident_by_addressee("C-001").unwrap();
+    let (c2, _) = app.resident_by_addressee("C-002").unwrap();
+    assert_eq!(app.dose_states(&c0.id), [("valid".to_string(), None)]);
+    assert_eq!(
+        app.dose_states(&c1.id),
+        [("pending".to_string(), Some("unknown_lot".to_string()))]
+    );
+    assert_eq!(
+        app.dose_states(&c2.id),
+        [
+            ("valid".to_string(), None),
+            ("pending".to_string(), Some("too_soon".to_string()))
+        ]
+    );
+    // The result file: a line per line, in Japanese, no individual number.
+    let csv = app
+        .get(&format!("{job}/result.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(
+        lines[0],
+        "行番号,接種券番号,接種日,結果,接種回,要確認の理由,記録できない理由"
+    );
+    assert_eq!(lines.len(), 7, "{csv}");
+    assert!(
+        lines[2].starts_with("3,7000000000,") && lines[2].contains("記録済みです"),
+        "{csv}"
+    );
+    assert!(
+        lines[3].contains("要確認") && lines[3].contains("ロット"),
+        "{csv}"
+    );
+    assert!(
+        lines[6].contains("当団体が発行した接種券ではありません"),
+        "{csv}"
+    );
+    // The same file again records nothing twice.
+    let (status, page, _) = app.dose_batch(&csrf, &file).await;
+    assert_eq!(status, "succeeded", "{page}");
+    let doc = html(&page);
+    for (id, n) in [
+        ("#recorded", "0"),
+        ("#queued", "0"),
+        ("#replayed", "5"),
+        ("#refused", "1"),
+    ] {
+        assert_eq!(select_text(&doc, id), [n], "{id}");
+    }
+    assert_eq!(app.dose_states(&c2.id).len(), 2);
+    let log = app.log_text(MUNI);
+    assert!(log.contains("\"doses.batch\""), "{log}");
+    assert!(log.contains("\"doses.batch_result\""), "{log}");
+}
+
+#[tokio::test]
+async fn a_dose_batch_with_a_bad_line_records_nothing_and_names_each_line_and_column() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let csrf = registered(&app, 2).await;
+    let site = "デモ集団接種会場";
+    let d = days_ago(3);
+    let tomorrow = (vrs::clock::today_in_japan() + chrono::Duration::days(1)).to_string();
+    let file = format!(
+        "{BATCH_HEADER}\
+         7000000000,{d},PFZ_JN1_12P,FA1000,{site},1\n\
+         1310161234567890,{d},PFZ_JN1_12P,FA1000,{site},1\n\
+         7000000001,{tomorrow},PFZ_JN1_12P,FA1000,{site},1\n\
+         7000000001,{d},NO_SUCH_VACCINE,FA1000,{site},1\n\
+         7000000001,{d},PFZ_JN1_12P,FA1000,どこかの診療所,1\n\
+         7000000001,{d},PFZ_JN1_12P,FA1000,{site},0\n"
+    );
+    let (status, page, _) = app.dose_batch(&csrf, &file).await;
+    assert_eq!(status, "rejected", "{page}");
+    let errors = select_text(&html(&page), "#errors tbody tr");
+    let expect = [
+        ("3", "接種券", "他の市区町村"),
+        ("4", "接種日", "未来"),
+        ("5", "製品コード", "マスタにない"),
+        ("6", "医療機関", "接種場所"),
+        ("7", "回数", "1から"),
+    ];
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    for ((line, column, words), row) in expect.iter().zip(&errors) {
+        assert!(
+            row.starts_with(&format!("{line}{column}")) && row.contains(words),
+            "{row} / {line} {column} {words}"
+        );
+    }
+    let (c0, _) = app.resident_by_addressee("C-000").unwrap();
+    assert!(app.dose_states(&c0.id).is_empty());
+}

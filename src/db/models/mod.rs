@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit_log;
 pub mod certificates;
+pub mod dose_batch_lines;
 pub mod dose_events;
 pub mod doses;
 pub mod export_requests;

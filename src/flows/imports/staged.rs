@@ -248,3 +248,51 @@ fn read<F: LineFormat>(
         let _ = tx.send(Message::Lines(batch));
     }
 }
+
+/// Reads a whole file with `format` before anything is done with it: every
+/// line, or every error by line and column (any one rejects the file).
+pub(crate) fn read_all<F: LineFormat>(
+    open: Opener<'_>,
+    (encoding, limits): (FileEncoding, Limits),
+    format: &F,
+    progress: &Progress,
+) -> Result<Vec<F::Line>, ImportError> {
+    let (tx, rx) = mpsc::sync_channel::<Message<F::Line>>(4);
+    std::thread::scope(|s| {
+        s.spawn(|| read(open, encoding, limits, format, progress, tx));
+        let mut lines = Vec::new();
+        let mut errors = Vec::new();
+        let mut seen = 0u64;
+        for msg in rx {
+            match msg {
+                Message::Header(e) => errors.extend(e),
+                Message::Lines(batch) => {
+                    seen += batch.len() as u64;
+                    for l in batch {
+                        match l {
+                            Ok(l) => lines.push(l),
+                            Err(e) => errors.extend(e),
+                        }
+                    }
+                }
+                Message::TooManyLines(max) => errors.push(LineError::conflict(
+                    max + 1,
+                    "",
+                    Conflict::TooManyLines(max),
+                )),
+                Message::Unreadable(e) => return Err(ImportError::Unreadable(e)),
+            }
+        }
+        if errors.is_empty() {
+            return Ok(lines);
+        }
+        let error_count = errors.len() as u64;
+        errors.sort_by_key(|e| e.line);
+        errors.truncate(super::MAX_REPORTED_ERRORS);
+        Err(ImportError::Rejected {
+            lines: seen,
+            error_count,
+            errors,
+        })
+    })
+}

@@ -1,0 +1,1 @@
+DROP TABLE dose_batch_lines;
