@@ -3,6 +3,7 @@
 //! corrections. A dose row is never rewritten: only its status moves, and
 //! each move is an event with the staff member's reason.
 
+mod bulk;
 mod review;
 use super::dose_checks::{self, Facts, Prior, Rule};
 use super::residents::{self, ResidentError, SiteFacts};
@@ -19,6 +20,9 @@ use crate::domain::{
     ChangeReason, DoseNumber, IdempotencyKey, LotNumber, MunicipalityCode, TicketNumber, TicketRef,
 };
 use crate::tenancy::{Scope, TenancyError};
+pub use bulk::{
+    BulkAction, BulkDone, Filter as QueueFilter, apply as apply_bulk, review as bulk_review,
+};
 use chrono::NaiveDate;
 pub use review::*;
 

@@ -638,3 +638,108 @@ async fn a_dose_batch_with_a_bad_line_records_nothing_and_names_each_line_and_co
     let (c0, _) = app.resident_by_addressee("C-000").unwrap();
     assert!(app.dose_states(&c0.id).is_empty());
 }
+
+#[tokio::test]
+async fn a_bulk_correction_of_a_thousand_queued_doses_writes_a_thousand_events_and_log_lines() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let n = 1000;
+    let csrf = registered(&app, n).await;
+    let site = "デモ集団接種会場";
+    let d = days_ago(2);
+    // A session's lot typed wrong on every 予診票: all queued.
+    let mut file = String::from(BATCH_HEADER);
+    for i in 0..n {
+        file.push_str(&format!(
+            "{},{d},PFZ_JN1_12P,FA10O0,{site},1\n",
+            7_000_000_000u64 + i as u64
+        ));
+    }
+    let (status, page, _) = app.dose_batch(&csrf, &file).await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert_eq!(select_text(&html(&page), "#queued"), [n.to_string()]);
+    // The filter finds them by lot and rule; without a reason nothing is done.
+    let list = app
+        .get("/doses/queue?rule=unknown_lot&lot=FA10O0")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        select_text(&html(&list), "#matching-count"),
+        [n.to_string()]
+    );
+    let bulk = |reason: &'static str| {
+        app.client
+            .post(app.url("/doses/queue/bulk"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("rule", "unknown_lot"),
+                ("lot", "FA10O0"),
+                ("scope", "all"),
+                ("action", "correct_lot"),
+                ("new_lot", "FA1000"),
+                ("reason", reason),
+            ])
+            .send()
+    };
+    let refused = bulk("").await.unwrap();
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("理由: 入力されていません")
+    );
+    let done = bulk("ロット番号の転記誤り（同一会場・同日）")
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    assert!(
+        done.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("done={n}"))
+    );
+    // Each dose its own event and its own log line; all now count with
+    // the right lot, and the queue is empty.
+    let mut conn = app.conn();
+    let (events, valid) = conn
+        .transaction(|c| {
+            vrs::db::set_transaction_municipality(c, MUNI).unwrap();
+            let events: i64 = vrs::db::schema::dose_events::table
+                .filter(vrs::db::schema::dose_events::municipality_code.eq(MUNI))
+                .filter(vrs::db::schema::dose_events::kind.eq("corrected"))
+                .count()
+                .get_result(c)?;
+            let valid: i64 = doses::table
+                .filter(doses::municipality_code.eq(MUNI))
+                .filter(doses::status.eq("valid"))
+                .filter(doses::lot_number.eq("FA1000"))
+                .filter(
+                    doses::administered_on
+                        .eq(chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").unwrap()),
+                )
+                .count()
+                .get_result(c)?;
+            Ok::<_, diesel::result::Error>((events, valid))
+        })
+        .unwrap();
+    drop(conn);
+    assert_eq!((events, valid), (n as i64, n as i64));
+    let log = app.log_text(MUNI);
+    assert_eq!(
+        log.matches("action=correct_lot bulk=1").count(),
+        n,
+        "log lines"
+    );
+    let list = app
+        .get("/doses/queue?lot=FA10O0")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(select_text(&html(&list), "#queue-total"), ["0"]);
+    assert_eq!(select_text(&html(&list), "#queue-empty").len(), 1);
+}

@@ -362,26 +362,32 @@ pub struct Queue {
     pub doses: Vec<DoseRow>,
     pub per_site: Vec<(Option<String>, i64)>,
     pub total: i64,
+    /// Those the filter keeps.
+    pub matching: i64,
 }
 
 pub fn queue(
     _scope: &Scope<'_>,
     conn: &mut TenantConn<'_>,
+    filter: &super::QueueFilter,
     limit: i64,
 ) -> Result<Queue, DoseError> {
     // The waiting doses are few beside a city's valid ones: their ids from
     // the status index, then their rows.
     let ids = DoseRow::pending_ids(conn)?;
-    let mut doses = DoseRow::by_ids(conn, &ids)?;
+    let all = DoseRow::by_ids(conn, &ids)?;
     let mut per_site: std::collections::BTreeMap<Option<String>, i64> = Default::default();
-    for d in &doses {
+    for d in &all {
         *per_site.entry(d.site_name.clone()).or_insert(0) += 1;
     }
+    let mut doses: Vec<DoseRow> = all.into_iter().filter(|d| filter.matches(d)).collect();
     doses.sort_by(|a, b| (a.recorded_at, &a.id).cmp(&(b.recorded_at, &b.id)));
+    let matching = doses.len() as i64;
     doses.truncate(usize::try_from(limit).unwrap_or(0));
     Ok(Queue {
         doses,
         total: ids.len() as i64,
+        matching,
         per_site: per_site.into_iter().collect(),
     })
 }
