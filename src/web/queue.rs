@@ -279,7 +279,7 @@ async fn bulk(
         .collect();
     let (st, actor) = (state.clone(), auth.actor());
     let done = with_db(&state, move |conn| {
-        Ok(crate::flows::doses::bulk_review(
+        crate::flows::doses::bulk_review(
             conn,
             &st,
             code,
@@ -288,7 +288,7 @@ async fn bulk(
             &reason,
             &actor,
         )
-        .map_err(AppError::failed)?)
+        .map_err(AppError::failed)
     })
     .await?;
     let query = filter_form.query();
