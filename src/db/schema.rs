@@ -425,6 +425,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    notice_items (municipality_code, job_id, n) {
+        municipality_code -> Text,
+        job_id -> Text,
+        n -> BigInt,
+        resident_id -> Text,
+        ticket_number -> Text,
+        dose_number -> Integer,
+        due_from -> Date,
+        overdue -> Bool,
+    }
+}
+
+diesel::table! {
     reconcile_items (municipality_code, job_id, n) {
         municipality_code -> Text,
         job_id -> Text,
@@ -651,6 +664,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     export_requests,
     reconcile_items,
     dose_batch_lines,
+    notice_items,
     certificates,
     card_revocations,
     channel_clients,
@@ -708,12 +722,14 @@ pub const ALL_TABLES: &[&str] = &[
     "counts_owed",
     "reconcile_items",
     "dose_batch_lines",
+    "notice_items",
 ];
 
 /// Tables holding one municipality's personal data: keyed by
 /// `municipality_code`, row-level-secured on PostgreSQL, emptied when a
 /// municipality is erased. Children before parents.
 pub const TENANT_TABLES: &[&str] = &[
+    "notice_items",
     "dose_batch_lines",
     "reconcile_items",
     "held_inquiries",

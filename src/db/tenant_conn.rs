@@ -136,6 +136,7 @@ pub const TENANT_TABLE_NAMES: &[&str] = &[
     "held_inquiries",
     "reconcile_items",
     "dose_batch_lines",
+    "notice_items",
 ];
 
 tenant_tables!(
@@ -152,6 +153,7 @@ tenant_tables!(
     held_inquiries,
     reconcile_items,
     dose_batch_lines,
+    notice_items,
 );
 
 // …and the counts its own pages read, kept per municipality by triggers.
@@ -188,6 +190,7 @@ owned_rows!(
     super::models::held_inquiries::HeldRow => held_inquiries,
     super::models::reconcile_items::ItemRow => reconcile_items,
     super::models::dose_batch_lines::BatchLineRow => dose_batch_lines,
+    super::models::notice_items::NoticeItemRow => notice_items,
 );
 
 #[cfg(test)]

@@ -286,7 +286,7 @@ fn hint(f: &SiteFacts) -> Hint {
 
 /// The fallback interval when no product is known yet: the common
 /// two-dose series with three-month boosters.
-const DEFAULT_INTERVAL: Interval = Interval {
+pub(crate) const DEFAULT_INTERVAL: Interval = Interval {
     primary_doses: 2,
     dose2_min_days: Some(19),
     dose3_min_days: None,

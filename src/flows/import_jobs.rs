@@ -90,6 +90,8 @@ pub enum JobKind {
     Reconcile,
     /// Doses clinics send in a batch.
     Doses,
+    /// Reminder notices for the residents due a dose.
+    Notices,
 }
 
 impl JobKind {
@@ -98,6 +100,7 @@ impl JobKind {
     pub const CHANGES: &str = "changes";
     pub const RECONCILE: &str = "reconcile";
     pub const DOSES: &str = "doses";
+    pub const NOTICES: &str = "notices";
 
     pub fn code(&self) -> &'static str {
         match self {
@@ -106,6 +109,7 @@ impl JobKind {
             JobKind::Changes => Self::CHANGES,
             JobKind::Reconcile => Self::RECONCILE,
             JobKind::Doses => Self::DOSES,
+            JobKind::Notices => Self::NOTICES,
         }
     }
 
@@ -120,6 +124,7 @@ impl JobKind {
             Self::CHANGES => "residents.changes",
             Self::RECONCILE => "residents.reconcile",
             Self::DOSES => "doses.batch",
+            Self::NOTICES => "notices.run",
             _ => "residents.import",
         }
     }
@@ -268,6 +273,7 @@ enum Done {
     Changes(super::changes::Outcome),
     Reconcile(super::reconcile::Outcome),
     Doses(super::dose_batch::Outcome),
+    Notices(super::notices::Outcome),
 }
 
 fn execute(
@@ -375,6 +381,18 @@ fn execute(
                 progress,
             )
             .map(Done::Doses),
+            JobKind::Notices => super::notices::run(
+                &mut conn,
+                partition,
+                super::notices::Job {
+                    id: &row.id,
+                    actor: &req.actor,
+                    keep_alive: &keep_alive,
+                },
+                &open,
+                progress,
+            )
+            .map(Done::Notices),
             JobKind::Transfer(purpose) => transfer_bulk::run(
                 &mut conn,
                 state,
@@ -428,8 +446,10 @@ fn execute(
         }
         row.save_progress(c)?;
         let target = format!("import:{}", row.id);
-        if !matches!(req.kind, JobKind::Transfer(_) | JobKind::Doses)
-            && progress.numbers_column.load(Ordering::Relaxed)
+        if !matches!(
+            req.kind,
+            JobKind::Transfer(_) | JobKind::Doses | JobKind::Notices
+        ) && progress.numbers_column.load(Ordering::Relaxed)
         {
             // Individual numbers handed over in a file are a use of them
             // like any other: logged, refused or not.
@@ -624,6 +644,19 @@ fn conclude(row: &mut ImportJobRow, result: &Result<Done, ImportError>) -> (&'st
                     "lines={} recorded={} queued={} replayed={} refused={}",
                     o.lines, o.recorded, o.queued, o.replayed, o.refused
                 ),
+            )
+        }
+        Ok(Done::Notices(o)) => {
+            row.status = SUCCEEDED.into();
+            row.lines_seen = o.letters as i64;
+            row.inserted = o.letters as i64;
+            row.tickets_issued = o.tickets_issued as i64;
+            row.message = serde_json::to_string(o)
+                .ok()
+                .map(|j| format!("notices={j}"));
+            (
+                "ok",
+                format!("letters={} tickets={}", o.letters, o.tickets_issued),
             )
         }
         Err(ImportError::Rejected {

@@ -191,6 +191,22 @@ pub fn issue(
     )
 }
 
+/// Issues a ticket for `dose` (a reminder notice's), invalidating the
+/// active one as replaced. A resident flagged moved-out or deceased gets
+/// none.
+pub fn issue_for_dose(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    resident_id: &str,
+    dose: u8,
+    issued_by: &str,
+) -> Result<TicketNumber, ResidentError> {
+    may_have_ticket(scope, conn, resident_id)?;
+    let at = now();
+    TicketRow::invalidate_active(scope, conn, resident_id, "replaced", at)?;
+    insert_new(scope, conn, resident_id, (1, dose.into()), issued_by, at)
+}
+
 /// Issues a new ticket, invalidating the active one. A resident flagged
 /// moved-out or deceased gets none.
 pub fn reissue(
@@ -303,6 +319,18 @@ pub fn labels_of_import(
         out.extend(label(scope, conn, t)?);
     }
     Ok((out, total))
+}
+
+/// One ticket of the municipality as a sticker, by number.
+pub fn label_of_number(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    number: &str,
+) -> Result<Option<Label>, ResidentError> {
+    match TicketRow::find(scope, conn, number)? {
+        Some(t) => label(scope, conn, t),
+        None => Ok(None),
+    }
 }
 
 /// The resident's active ticket as one sticker.

@@ -177,6 +177,7 @@ impl Nav {
                     items.push(("/residents/reconcile", "reconcile.title"));
                     items.push(("/doses/queue", "queue.title"));
                     items.push(("/doses/batches", "batch.title"));
+                    items.push(("/residents/due", "due.title"));
                     items.push(("/statistics/municipality", "stats.municipal.title"));
                 }
                 if perms.contains(&Permission::MyNumber) {

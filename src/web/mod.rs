@@ -11,6 +11,7 @@ mod channels;
 mod charts;
 mod device;
 mod dose_batches;
+mod due;
 mod error;
 pub(crate) mod exports;
 mod frame;
@@ -98,6 +99,7 @@ pub fn configure(
             .configure(changes::routes)
             .configure(reconcile::routes)
             .configure(dose_batches::routes)
+            .configure(due::routes)
             .configure(records::routes)
             .configure(transfers::routes)
             .configure(certificates::routes)

@@ -874,6 +874,23 @@ fn a_row_of_every_table_round_trips() {
             .select(vrs::db::models::reconcile_items::ItemRow::as_select())
             .first(c)?;
         assert_eq!(back, item);
+        let notice = vrs::db::models::notice_items::NoticeItemRow {
+            municipality_code: "082040".into(),
+            job_id: "job-n".into(),
+            n: 1,
+            resident_id: "res-1".into(),
+            ticket_number: "0123456789".into(),
+            dose_number: 11,
+            due_from: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            overdue: true,
+        };
+        diesel::insert_into(schema::notice_items::table)
+            .values(&notice)
+            .execute(c)?;
+        let back: vrs::db::models::notice_items::NoticeItemRow = schema::notice_items::table
+            .select(vrs::db::models::notice_items::NoticeItemRow::as_select())
+            .first(c)?;
+        assert_eq!(back, notice);
         let back: vrs::db::models::dose_batch_lines::BatchLineRow = schema::dose_batch_lines::table
             .select(vrs::db::models::dose_batch_lines::BatchLineRow::as_select())
             .first(c)?;
@@ -882,7 +899,7 @@ fn a_row_of_every_table_round_trips() {
     })
     .unwrap();
     // Every table of the schema was covered above.
-    assert_eq!(schema::ALL_TABLES.len(), 41);
+    assert_eq!(schema::ALL_TABLES.len(), 42);
 
     // A database upgraded with events already stored gets the queue's
     // history the trigger would have kept: migration 000018 starts it from

@@ -14,6 +14,7 @@ pub mod issuer_keys;
 pub mod job_leases;
 pub mod log_reviews;
 pub mod networks;
+pub mod notice_items;
 pub mod provisions;
 pub mod reconcile_items;
 pub mod resident_events;
