@@ -70,11 +70,41 @@ digit_code!(
     "券種",
     "券種: the kind of ticket, 1–9 as the municipality classifies them."
 );
-digit_code!(
-    DoseNumber,
-    "回数",
-    "回数 / 接種回: which dose (1st, 2nd, …), 1–9."
-);
+/// 回数 / 接種回: which dose (1st, 2nd, …). An open number (the real system
+/// moved from 1st/2nd/3rd to an open one), 1 to 99.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DoseNumber(u8);
+
+impl DoseNumber {
+    pub const FIELD: &'static str = "回数";
+    pub const MAX: u8 = 99;
+
+    /// One or two digits (half- or full-width).
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        let ascii: String = input
+            .chars()
+            .map(|c| match c {
+                '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+                _ => c,
+            })
+            .collect();
+        super::parse_number(Self::FIELD, &ascii, 1, Self::MAX).map(DoseNumber)
+    }
+
+    pub fn new(n: u8) -> Option<Self> {
+        (1..=Self::MAX).contains(&n).then_some(DoseNumber(n))
+    }
+
+    pub fn get(&self) -> u8 {
+        self.0
+    }
+
+    /// The digit printed for it in the OCR line, which has room for one:
+    /// the dose itself up to 9, 0 for the tenth and later.
+    pub fn ocr_digit(&self) -> u8 {
+        if self.0 <= 9 { self.0 } else { 0 }
+    }
+}
 
 impl Default for TicketKind {
     fn default() -> Self {
@@ -92,7 +122,8 @@ impl Default for DoseNumber {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OcrLine {
     pub kind: TicketKind,
-    pub dose: DoseNumber,
+    /// 回数 as printed: 1–9, or 0 for the tenth dose and later.
+    pub dose_digit: u8,
     pub municipality: MunicipalityCode,
     pub ticket: TicketNumber,
 }
@@ -108,11 +139,11 @@ impl OcrLine {
             reason,
         };
         let kind = TicketKind::new(d[0]).ok_or(field_err(Reason::OutOfRange(1, 9)))?;
-        let dose = DoseNumber::new(d[1]).ok_or(field_err(Reason::OutOfRange(1, 9)))?;
+        let dose_digit = d[1];
         let municipality = MunicipalityCode::parse_field(Self::FIELD, &ascii(&d[2..8]))?;
         Ok(OcrLine {
             kind,
-            dose,
+            dose_digit,
             municipality,
             ticket: TicketNumber(ascii(&d[8..])),
         })
@@ -122,7 +153,7 @@ impl OcrLine {
         format!(
             "{}{}{}{}",
             self.kind.get(),
-            self.dose.get(),
+            self.dose_digit,
             self.municipality.as_str(),
             self.ticket.as_str()
         )
@@ -138,8 +169,8 @@ impl OcrLine {
 pub struct TicketRef {
     pub municipality: MunicipalityCode,
     pub ticket: TicketNumber,
-    /// The 券種 and 回数 printed in the OCR line, when one was read.
-    pub printed: Option<(TicketKind, DoseNumber)>,
+    /// The 券種 and 回数 digit printed in the OCR line, when one was read.
+    pub printed: Option<(TicketKind, u8)>,
 }
 
 impl TicketRef {
@@ -178,7 +209,7 @@ impl TicketRef {
                 Ok(TicketRef {
                     municipality: ocr.municipality,
                     ticket: ocr.ticket,
-                    printed: Some((ocr.kind, ocr.dose)),
+                    printed: Some((ocr.kind, ocr.dose_digit)),
                 })
             }
             16 => Ok(TicketRef {
@@ -364,12 +395,20 @@ mod tests {
     }
 
     #[test]
-    fn kinds_and_doses_are_one_to_nine() {
+    fn kinds_are_one_to_nine_and_doses_an_open_number() {
         assert_eq!(DoseNumber::parse("3").unwrap().get(), 3);
+        assert_eq!(DoseNumber::parse("12").unwrap().get(), 12);
+        assert_eq!(DoseNumber::parse("１２").unwrap().get(), 12);
         assert_eq!(
             DoseNumber::parse("0").unwrap_err().reason,
-            Reason::OutOfRange(1, 9)
+            Reason::OutOfRange(1, 99)
         );
+        assert_eq!(
+            DoseNumber::parse("100").unwrap_err().reason,
+            Reason::OutOfRange(1, 99)
+        );
+        assert_eq!(DoseNumber::new(12).unwrap().ocr_digit(), 0);
+        assert_eq!(DoseNumber::new(7).unwrap().ocr_digit(), 7);
         assert_eq!(
             TicketKind::parse("10").unwrap_err().reason,
             Reason::WrongLength(1)
@@ -381,7 +420,7 @@ mod tests {
         let line = OcrLine::parse("111310160000000042").unwrap();
         assert_eq!(line.municipality.as_str(), "131016");
         assert_eq!(line.ticket.as_str(), "0000000042");
-        assert_eq!(line.dose.get(), 1);
+        assert_eq!(line.dose_digit, 1);
         assert_eq!(line.digits(), "111310160000000042");
         // 131017 fails the check digit.
         assert_eq!(
@@ -412,7 +451,7 @@ mod tests {
         let r = TicketRef::parse("120820401234567890").unwrap();
         assert_eq!(r.municipality.as_str(), "082040");
         assert_eq!(r.ticket.as_str(), "1234567890");
-        assert_eq!(r.printed.map(|(k, d)| (k.get(), d.get())), Some((1, 2)));
+        assert_eq!(r.printed.map(|(k, d)| (k.get(), d)), Some((1, 2)));
         // The same from an NW-7 barcode (start/stop letters), or typed
         // with separators and full-width digits.
         assert_eq!(

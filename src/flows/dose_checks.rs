@@ -99,10 +99,10 @@ pub fn last(prior: &[Prior]) -> Option<Prior> {
         .max_by_key(|p| (p.dose_number, p.administered_on))
 }
 
-/// The dose number due next; `None` past the ninth, which no ticket has.
+/// The dose number due next; `None` past the last a dose number can be.
 pub fn due(prior: &[Prior]) -> Option<u8> {
-    let next = last(prior).map_or(1, |p| p.dose_number + 1);
-    (next <= 9).then_some(next)
+    let next = last(prior).map_or(1, |p| p.dose_number.saturating_add(1));
+    (next <= crate::domain::DoseNumber::MAX).then_some(next)
 }
 
 /// The last dose a ticket is for. A ticket printed for dose 1 is the
@@ -134,7 +134,7 @@ pub struct Facts<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     /// The dose number it is recorded as (the last covered one when the
-    /// ticket is complete or the record is already at nine).
+    /// ticket is complete or the record is already at the last number).
     pub dose_number: u8,
     pub rules: Vec<Rule>,
     /// When too soon: the first date the dose would have been on time.
@@ -163,7 +163,7 @@ pub fn check(f: &Facts<'_>) -> Verdict {
         }
         None => {
             rules.push(Rule::Complete);
-            9
+            crate::domain::DoseNumber::MAX
         }
     };
     let earliest = previous

@@ -216,8 +216,12 @@ fn lookup(
             .ok_or(DoseError::NotIssued)?;
     // An OCR line whose 券種 or 回数 differs from what was issued under this
     // number is a misread or a made-up ticket: not this municipality's.
-    if let Some((kind, dose)) = t.printed
-        && (i32::from(kind.get()) != ticket.kind || i32::from(dose.get()) != ticket.dose_number)
+    let issued_digit = u8::try_from(ticket.dose_number)
+        .ok()
+        .and_then(DoseNumber::new)
+        .map(|d| d.ocr_digit());
+    if let Some((kind, digit)) = t.printed
+        && (i32::from(kind.get()) != ticket.kind || Some(digit) != issued_digit)
     {
         return Err(DoseError::NotIssued);
     }
@@ -256,7 +260,7 @@ fn subject(scope: &Scope<'_>, found: Found) -> Result<Subject, DoseError> {
     let prior: Vec<Prior> = counted
         .iter()
         .map(|d| Prior {
-            dose_number: u8::try_from(d.dose_number).unwrap_or(9),
+            dose_number: u8::try_from(d.dose_number).unwrap_or(DoseNumber::MAX),
             administered_on: d.administered_on,
         })
         .collect();
@@ -376,7 +380,7 @@ impl Recorded {
             resident_id: row.resident_id.clone(),
             municipality: scope.code(),
             ticket: ticket.clone(),
-            dose_number: u8::try_from(row.dose_number).unwrap_or(9),
+            dose_number: u8::try_from(row.dose_number).unwrap_or(DoseNumber::MAX),
             rules: Rule::split(row.quality_flags.as_deref()),
             replayed,
         }

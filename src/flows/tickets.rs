@@ -26,9 +26,10 @@ pub struct Ticket {
 }
 
 fn view(code: MunicipalityCode, r: TicketRow) -> Option<Ticket> {
+    let dose = DoseNumber::new(u8::try_from(r.dose_number).ok()?)?;
     let line = OcrLine {
         kind: TicketKind::new(u8::try_from(r.kind).ok()?)?,
-        dose: DoseNumber::new(u8::try_from(r.dose_number).ok()?)?,
+        dose_digit: dose.ocr_digit(),
         municipality: code,
         ticket: TicketNumber::parse(&r.ticket_number).ok()?,
     };
@@ -36,7 +37,7 @@ fn view(code: MunicipalityCode, r: TicketRow) -> Option<Ticket> {
         ocr: line.digits(),
         number: line.ticket,
         kind: line.kind,
-        dose: line.dose,
+        dose,
         active: r.status == rows::ACTIVE,
         issued_at: r.issued_at,
         invalidated_at: r.invalidated_at,

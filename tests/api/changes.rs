@@ -948,3 +948,106 @@ async fn the_due_list_matches_a_recount_and_its_notices_carry_a_ticket_for_the_d
         assert!(log.contains(&format!("\"{action}\"")), "{action}");
     }
 }
+
+#[tokio::test]
+async fn the_dose_number_is_an_open_number_past_nine_on_tickets_doses_and_the_ocr_line() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    app.declare_lgwan(MUNI);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    // A ticket for the twelfth dose: its OCR line prints 0 for 回数.
+    let file = "宛名番号,氏名,氏名カナ,生年月日,性別,住所,接種券番号,券種,回数\n\
+                D-012,結城　十二,ユウキ　ジュウニ,1950-01-12,1,茨城県結城市,7100000012,1,12\n";
+    let (status, page) = app.import(&csrf, file.as_bytes().to_vec(), "auto").await;
+    assert_eq!(status, "succeeded", "{page}");
+    let (p, _) = app.resident_by_addressee("D-012").unwrap();
+    let link = html(&page)
+        .select(&scraper::Selector::parse("#print-sheets").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("href")
+        .unwrap()
+        .to_string();
+    let sheet = app.get(&link).await.text().await.unwrap();
+    assert!(
+        sheet.contains("100820407100000012"),
+        "the OCR line prints 0 for 回数"
+    );
+    // The tablet reads that OCR line as this municipality's ticket.
+    let site = TestApp::handle(&app);
+    let token = site.api_token("082040-tablet", DEMO_PASSWORD).await;
+    let check = site
+        .client
+        .post(site.url("/api/v1/tickets/check"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"ticket": "100820407100000012"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), 200, "{}", check.text().await.unwrap());
+    let (s, body) = site
+        .api_dose(
+            &token,
+            "open-dose-number-0001",
+            serde_json::json!({"ticket": "100820407100000012", "administered_on": days_ago(1),
+                "product_code": "PFZ_JN1_12P", "lot_number": "FA1000", "dose_number": 12}),
+        )
+        .await;
+    // The record says dose 1 is due: the site's 12 is refused as stale,
+    // and 100 is refused as no dose number at all.
+    assert_eq!(s, 409, "{body}");
+    let (s, body) = site
+        .api_dose(
+            &token,
+            "open-dose-number-0002",
+            serde_json::json!({"ticket": "100820407100000012", "administered_on": days_ago(1),
+                "product_code": "PFZ_JN1_12P", "lot_number": "FA1000", "dose_number": 100}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert!(body.to_string().contains("99"), "{body}");
+    // Staff correct a dose to the twelfth: stored as 12.
+    let (s, body) = site
+        .api_dose(
+            &token,
+            "open-dose-number-0003",
+            serde_json::json!({"ticket": "100820407100000012", "administered_on": days_ago(1),
+                "product_code": "PFZ_JN1_12P", "lot_number": "FA1000"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let dose = body["dose_id"].as_str().unwrap().to_string();
+    let res = app
+        .client
+        .post(app.url(&format!("/residents/{}/doses/{dose}", p.id)))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "correct"),
+            ("dose_number", "１２"),
+            ("administered_on", &days_ago(1)),
+            ("product", "PFZ_JN1_12P"),
+            ("lot", "FA1000"),
+            ("reason", "接種回の訂正"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let mut conn = app.conn();
+    let numbers: Vec<(i32, String)> = conn
+        .transaction(|c| {
+            vrs::db::set_transaction_municipality(c, MUNI).unwrap();
+            doses::table
+                .filter(doses::municipality_code.eq(MUNI))
+                .filter(doses::resident_id.eq(&p.id))
+                .order(doses::recorded_at)
+                .select((doses::dose_number, doses::status))
+                .load(c)
+        })
+        .unwrap();
+    assert_eq!(
+        numbers,
+        [(1, "corrected".to_string()), (12, "valid".to_string())]
+    );
+}

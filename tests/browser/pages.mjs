@@ -1165,6 +1165,50 @@ await check('statistics: the open data downloads without login; NDJSON lines par
   console.log(`     (NDJSON without login: ${lines.length} lines)`);
 });
 
+await check('notices: staff list who is due a dose and print an A4 letter with the ticket for each', async () => {
+  await logIn('082040-staff');
+  const today = new Date();
+  const day = (d) => new Date(today.getTime() + d * 86400000).toISOString().slice(0, 10);
+  let dose = null;
+  for (const d of [3, 2, 4, 1]) {
+    await page.goto(`${BASE_URL}/residents/due?dose=${d}&from=${day(-365)}&to=${day(30)}`);
+    const n = Number((await page.locator('#due-count').innerText()).trim());
+    if (n > 0 && n <= 50) { dose = d; break; }
+  }
+  expect(dose !== null, 'no dose with between 1 and 50 people due in the demo');
+  expect((await h1.innerText()).trim() === '接種勧奨', `h1 is ${JSON.stringify(await h1.innerText())}`);
+  const due = Number((await page.locator('#due-count').innerText()).trim());
+  await expectNoNumber('the due list', []);
+  await screenshot('due-list-ja.png');
+  await Promise.all([page.waitForURL(/\/residents\/due\/notices\/[0-9a-f-]{36}$/), page.locator('#make-notices').click()]);
+  await page.locator('#result').waitFor({ timeout: 60_000 });
+  const letters = Number((await page.locator('#letters').innerText()).trim());
+  expect(letters === due, `${letters} letters for ${due} people`);
+  await screenshot('notices-job-ja.png');
+  await Promise.all([page.waitForNavigation(), page.locator('#print-pages a').first().click()]);
+  const first = page.locator('article.letter').first();
+  expect(await page.locator('article.letter').count() === letters, 'one letter per person on the page');
+  const box = await first.boundingBox();
+  expect(box && Math.abs(box.width - 793.7) < 2 && Math.abs(box.height - 1122.5) < 2, `the letter is ${box && box.width}x${box && box.height}px, not A4`);
+  const windowBox = await first.locator('.letter__window').boundingBox();
+  // The address sits in the window of a 長形3号 envelope: 20 mm from the left, 14 mm from the top.
+  expect(windowBox && Math.abs(windowBox.x - box.x - 75.6) < 2 && Math.abs(windowBox.y - box.y - 52.9) < 2, 'the address is not where the envelope window is');
+  expect(/様$/.test((await first.locator('.letter__to').innerText()).trim()), 'the letter is not addressed to a person');
+  const ocr = (await first.locator('.sticker__ocr').innerText()).trim();
+  expect(new RegExp(`^1${dose > 9 ? 9 : dose}082040\\d{10}$`).test(ocr), `the ticket's OCR line ${JSON.stringify(ocr)} is not for dose ${dose}`);
+  expect(await first.locator('.sticker__qr svg').count() === 1, 'no QR code on the letter');
+  await screenshot('notice-screen-ja.png');
+  await page.emulateMedia({ media: 'print' });
+  expect(!(await page.locator('.site-header').isVisible()), 'the site header prints on the letter');
+  await page.screenshot({ path: join(ARTIFACTS, 'notice-print-ja.png'), clip: { x: 0, y: 0, width: 794, height: 1123 } });
+  console.log(`     screenshot ${join(ARTIFACTS, 'notice-print-ja.png')}`);
+  await page.pdf({ path: join(ARTIFACTS, 'notices.pdf'), format: 'A4', printBackground: true, preferCSSPageSize: true });
+  await page.emulateMedia({ media: 'screen' });
+  expect(problems.length === 0, problems.join('\n'));
+  console.log(`     (dose ${dose}: ${letters} letters)`);
+  await logOut();
+});
+
 await browser.close();
 clearTimeout(guard);
 for (const n of notes) console.log(`     ${n}`);

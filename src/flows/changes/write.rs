@@ -504,7 +504,10 @@ impl<'a> Writer<'a> {
             .iter()
             .map(|id| {
                 let p = prior.remove(id).unwrap_or_default();
-                (id.clone(), dose_checks::due(&p).unwrap_or(9))
+                (
+                    id.clone(),
+                    dose_checks::due(&p).unwrap_or(crate::domain::DoseNumber::MAX),
+                )
             })
             .collect())
     }

@@ -189,12 +189,12 @@ pub(super) fn record_input(req: &HttpRequest, body: &[u8]) -> Result<RecordInput
     let lot = LotNumber::parse(r.lot_number.as_deref().unwrap_or_default())
         .map_err(|e| field_error("lot_number", e))?;
     if let Some(n) = r.dose_number
-        && !(1..=9).contains(&n)
+        && crate::domain::DoseNumber::new(n).is_none()
     {
         return Err(
             Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField)
                 .field("dose_number")
-                .reason(Reason::OutOfRange(1, 9)),
+                .reason(Reason::OutOfRange(1, crate::domain::DoseNumber::MAX)),
         );
     }
     Ok(RecordInput {
