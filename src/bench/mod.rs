@@ -12,6 +12,7 @@ use std::time::Instant;
 
 pub mod cards;
 pub mod contention;
+mod daily;
 mod export;
 mod import;
 pub mod pages;
@@ -20,6 +21,7 @@ mod seal;
 pub mod statistics;
 pub mod transfer;
 
+pub use daily::daily;
 pub use export::*;
 pub use import::*;
 pub use seal::*;

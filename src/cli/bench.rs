@@ -20,6 +20,19 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// A municipality's daily work: a change file (異動) and a dose batch of
+    /// `rows` lines each vs the resident import of as many, and the
+    /// rendering of reminder notices.
+    Daily {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Letters to render as print pages.
+        #[arg(long, default_value_t = 10_000)]
+        notices: usize,
+        /// As for `bench import`.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Recording doses through the HTTP API under load (wrk) vs GET /health.
     Record {
         /// Length of the measured run.
@@ -144,6 +157,17 @@ pub(super) fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         }
         BenchCmd::Import { rows, postgres } => {
             print!("{}", crate::bench::import(rows, postgres.as_deref())?);
+            Ok(())
+        }
+        BenchCmd::Daily {
+            rows,
+            notices,
+            postgres,
+        } => {
+            print!(
+                "{}",
+                crate::bench::daily(rows, notices, postgres.as_deref())?
+            );
             Ok(())
         }
         BenchCmd::Record {

@@ -3,7 +3,7 @@
 //! municipality's staff. The file is read whole first (a line that cannot
 //! be a dose rejects it, errors by line and column); then each line is
 //! recorded through exactly the path a tablet dose takes
-//! (`recording::record_on`: the same checks, the 要確認 rules, its log
+//! (`recording::record_opened`: the same checks, the 要確認 rules, its log
 //! line), idempotent per ticket and dose number so that a batch sent twice
 //! records each dose once. What became of each line is kept for the
 //! result file, which names tickets, never an individual number.
@@ -18,7 +18,7 @@ use crate::audit::Actor;
 use crate::db::DbConn;
 use crate::db::models::dose_batch_lines::BatchLineRow;
 use crate::db::models::import_jobs::ImportJobRow;
-use crate::db::models::tenants::KeysAndProduct;
+use crate::db::models::vaccines::{LotRow, ProductRow};
 use crate::domain::{
     DoseNumber, FieldError, IdempotencyKey, LotNumber, MunicipalityCode, ProductCode, Reason,
     TicketNumber, TicketRef,
@@ -327,20 +327,19 @@ pub fn run(
         ImportJobRow::set_lines(c, job.id, lines.len() as i64)?;
         Ok::<_, ImportError>(())
     })?;
-    // The platform's rows a recording reads, once per product and lot.
-    let mut preread: HashMap<(String, String), Vec<KeysAndProduct>> = HashMap::new();
+    // What a recording reads of the platform — the product, whether the
+    // lot is known for it — once per product and lot.
+    let mut known: HashMap<(String, String), Option<(ProductRow, bool)>> = HashMap::new();
     for chunk in lines.chunks(CHUNK) {
         for l in chunk {
             let key = (l.product.as_str().to_string(), l.lot.as_str().to_string());
-            if let std::collections::hash_map::Entry::Vacant(e) = preread.entry(key) {
+            if let std::collections::hash_map::Entry::Vacant(e) = known.entry(key) {
                 let (product, lot) = e.key();
-                let rows = crate::db::models::tenants::TenantRow::with_keys_and_product(
-                    conn,
-                    own.as_str(),
-                    product,
-                    lot,
-                )?;
-                e.insert(rows);
+                let found = match master.get(product) {
+                    Some(p) => Some((p.clone(), LotRow::exists(conn, product, lot)?)),
+                    None => None,
+                };
+                e.insert(found);
             }
         }
         let mut counted = outcome.clone();
@@ -348,7 +347,14 @@ pub fn run(
             (job.keep_alive)(conn)?;
             let mut results = Vec::with_capacity(chunk.len());
             for l in chunk {
-                results.push(record_line(conn, state, &job, l, &preread, &mut counted)?);
+                results.push(record_line(
+                    conn,
+                    state,
+                    (&job, partition),
+                    l,
+                    &known,
+                    &mut counted,
+                )?);
             }
             partition.run(conn, |_, c| {
                 BatchLineRow::insert_many(c, &results)?;
@@ -369,9 +375,9 @@ pub fn run(
 fn record_line(
     conn: &mut DbConn,
     state: &AppState,
-    job: &Job<'_>,
+    (job, partition): (&Job<'_>, &Partition),
     l: &BatchLine,
-    preread: &HashMap<(String, String), Vec<KeysAndProduct>>,
+    known: &HashMap<(String, String), Option<(ProductRow, bool)>>,
     outcome: &mut Outcome,
 ) -> Result<BatchLineRow, ImportError> {
     let own = l.ticket.municipality;
@@ -404,9 +410,9 @@ fn record_line(
         expected_dose: l.dose.map(|d| d.get()),
         key,
     };
-    let pre = preread
+    let product = known
         .get(&(l.product.as_str().to_string(), l.lot.as_str().to_string()))
-        .cloned();
+        .and_then(Option::as_ref);
     let mut row = BatchLineRow {
         municipality_code: own.to_string(),
         job_id: job.id.to_string(),
@@ -419,7 +425,7 @@ fn record_line(
         rules: None,
         refusal: None,
     };
-    match recording::record_on(conn, state, &rec, input, pre) {
+    match recording::record_opened(conn, state, &rec, input, (partition, product)) {
         Ok(done) => {
             row.outcome = if done.replayed {
                 outcome.replayed += 1;

@@ -41,15 +41,16 @@ impl RecorderCtx {
 /// Opens the ticket's municipality's partition and runs `work` in it. A
 /// municipality that holds no partition answers exactly as a ticket it did
 /// not issue.
-fn in_issuer<T, C, F>(
+fn in_issuer<T, P, C, F>(
     conn: &mut DbConn,
     st: &AppState,
     rec: &RecorderCtx,
     code: MunicipalityCode,
-    open: impl FnOnce(&mut DbConn) -> Result<(Partition, C), TenancyError>,
+    open: impl FnOnce(&mut DbConn) -> Result<(P, C), TenancyError>,
     work: F,
 ) -> Result<T, DoseError>
 where
+    P: std::borrow::Borrow<Partition>,
     F: Fn(&Scope<'_>, &mut crate::db::TenantConn<'_>, &C) -> Result<T, DoseError>,
 {
     if rec.only.is_some_and(|own| own != code) {
@@ -80,12 +81,13 @@ where
 }
 
 /// Opens the partition and runs the work, retrying a lost race.
-fn in_partition_of<T, C, F>(
+fn in_partition_of<T, P, C, F>(
     conn: &mut DbConn,
-    open: impl FnOnce(&mut DbConn) -> Result<(Partition, C), TenancyError>,
+    open: impl FnOnce(&mut DbConn) -> Result<(P, C), TenancyError>,
     work: &F,
 ) -> Result<T, DoseError>
 where
+    P: std::borrow::Borrow<Partition>,
     F: Fn(&Scope<'_>, &mut crate::db::TenantConn<'_>, &C) -> Result<T, DoseError>,
 {
     let (partition, read) = match open(conn) {
@@ -101,7 +103,10 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match partition.run(conn, |scope, conn| work(scope, conn, &read)) {
+        match partition
+            .borrow()
+            .run(conn, |scope, conn| work(scope, conn, &read))
+        {
             Err(e) if e.is_race() && attempt < 3 => continue,
             other => return other,
         }
@@ -208,30 +213,56 @@ pub fn record_on(
     let code = input.ticket.municipality;
     let open = |conn: &mut DbConn| open_with_product(conn, st, code, &input, preread);
     in_issuer(conn, st, rec, code, open, |scope, conn, product| {
-        let (product, lot_known) = product.as_ref().ok_or(DoseError::UnknownProduct)?;
-        let done = doses::record(
-            scope,
-            conn,
-            &Recording {
-                ticket: &input.ticket,
-                administered_on: input.administered_on,
-                product,
-                lot: input.lot.clone(),
-                lot_known: *lot_known,
-                expected_dose: input.expected_dose,
-                key: &input.key,
-                recorder: &rec.recorder,
-                actor: &rec.actor,
-            },
-            crate::clock::today_in_japan(),
-        )?;
-        Ok(done)
+        record_in(scope, conn, rec, &input, product.as_ref())
     })
+}
+
+/// The same recording in a partition the caller opened, with the chosen
+/// product and whether the lot is known for it already read (a batch of a
+/// clinic's doses opens them once for all its lines).
+pub fn record_opened(
+    conn: &mut DbConn,
+    st: &AppState,
+    rec: &RecorderCtx,
+    input: RecordInput,
+    (partition, product): (&Partition, Option<&(ProductRow, bool)>),
+) -> Result<Recorded, DoseError> {
+    let code = input.ticket.municipality;
+    let open = |_: &mut DbConn| Ok((partition, product.cloned()));
+    in_issuer(conn, st, rec, code, open, |scope, conn, product| {
+        record_in(scope, conn, rec, &input, product.as_ref())
+    })
+}
+
+fn record_in(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    rec: &RecorderCtx,
+    input: &RecordInput,
+    product: Option<&(ProductRow, bool)>,
+) -> Result<Recorded, DoseError> {
+    let (product, lot_known) = product.ok_or(DoseError::UnknownProduct)?;
+    doses::record(
+        scope,
+        conn,
+        &Recording {
+            ticket: &input.ticket,
+            administered_on: input.administered_on,
+            product,
+            lot: input.lot.clone(),
+            lot_known: *lot_known,
+            expected_dose: input.expected_dose,
+            key: &input.key,
+            recorder: &rec.recorder,
+            actor: &rec.actor,
+        },
+        crate::clock::today_in_japan(),
+    )
 }
 
 /// Opens the issuing municipality's partition and reads the chosen product
 /// and whether the lot is known for it, in one query.
-fn open_with_product(
+pub(crate) fn open_with_product(
     conn: &mut DbConn,
     st: &AppState,
     code: MunicipalityCode,

@@ -390,3 +390,47 @@ async fn print(
         t: ctx.t,
     })
 }
+
+/// Renders the first `wanted` letters of a notice job as their print pages
+/// are rendered (for `vrs bench daily`); returns how many letters.
+pub fn render_notice_pages(
+    state: &AppState,
+    code: MunicipalityCode,
+    job_id: &str,
+    wanted: usize,
+) -> anyhow::Result<usize> {
+    let mut conn = state.pool.get()?;
+    let partition = crate::tenancy::Partition::open(&mut conn, &state.master, code)?;
+    let t = T::new(crate::i18n::Lang::Ja, NOTICES);
+    let mut done = 0usize;
+    let mut page = 0i64;
+    while done < wanted {
+        let (sender, letters) = partition.read(&mut conn, |scope, c| {
+            let (letters, _) = notices::letters(
+                scope,
+                c,
+                job_id,
+                (page * LETTERS_PER_PAGE, LETTERS_PER_PAGE),
+            )?;
+            Ok::<_, anyhow::Error>((notices::sender(scope), letters))
+        })?;
+        if letters.is_empty() {
+            break;
+        }
+        done += letters.len();
+        page += 1;
+        let html = LettersPage {
+            sender,
+            letters,
+            back_href: String::new(),
+            prev_href: None,
+            next_href: None,
+            position: String::new(),
+            today: crate::clock::today_in_japan().to_string(),
+            t: t.clone(),
+        }
+        .render()?;
+        std::hint::black_box(html.len());
+    }
+    Ok(done.min(wanted))
+}

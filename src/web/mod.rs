@@ -42,6 +42,7 @@ pub mod route_table {
 }
 
 pub use auth::Authed;
+pub use due::render_notice_pages;
 pub use error::AppError;
 pub(crate) use error::outcome;
 pub use frame::{Ctx, RequestInfo, Transport};

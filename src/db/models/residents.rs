@@ -244,6 +244,27 @@ impl ResidentRow {
     /// Current residents (neither moved out nor deceased) as the reader
     /// sees them: the counts the triggers keep per import (migration
     /// 000016), a few rows whatever the size of the city.
+    /// These residents, as the scope sees them (any order; unknown ids are
+    /// left out).
+    pub fn by_ids(
+        scope: &Scope<'_>,
+        conn: &mut TenantConn<'_>,
+        ids: &[String],
+    ) -> Result<Vec<ResidentRow>, DbError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::db::IDS_PER_QUERY) {
+            let rows: Vec<ResidentRow> = visible_residents!(scope, conn)
+                .filter(residents::id.eq_any(chunk))
+                .load(conn.db())?;
+            out.extend(
+                with_next(scope, conn, rows)?
+                    .into_iter()
+                    .map(|p| Visible::from(p).row),
+            );
+        }
+        Ok(out)
+    }
+
     pub fn count_current(scope: &Scope<'_>, conn: &mut TenantConn<'_>) -> Result<i64, DbError> {
         use crate::db::schema::resident_counts;
         Ok(conn

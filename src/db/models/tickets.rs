@@ -323,6 +323,31 @@ impl TicketRow {
         .execute(conn.db())?)
     }
 
+    /// `retire_active` for many residents at once.
+    pub fn retire_active_of(
+        scope: &Scope<'_>,
+        conn: &mut TenantConn<'_>,
+        resident_ids: &[String],
+        (seq, reason): (i64, &str),
+        at: NaiveDateTime,
+    ) -> Result<usize, DbError> {
+        let mut n = 0;
+        for chunk in resident_ids.chunks(crate::db::IDS_PER_QUERY) {
+            n += diesel::update(
+                visible_tickets!(scope, conn)
+                    .filter(tickets::resident_id.eq_any(chunk))
+                    .filter(active_ticket!(scope)),
+            )
+            .set((
+                tickets::retired_seq.eq(seq),
+                tickets::invalidated_at.eq(at),
+                tickets::invalidated_reason.eq(reason),
+            ))
+            .execute(conn.db())?;
+        }
+        Ok(n)
+    }
+
     /// Whether an import that has not succeeded yet issues this resident a
     /// ticket (to replace the active one, or a first one): a ticket staff
     /// issued now would be a second active one once it succeeds.

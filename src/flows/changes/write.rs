@@ -448,10 +448,15 @@ impl<'a> Writer<'a> {
         )?;
         // Retired before the batch's new tickets go in: a person who left
         // is never given one in the same batch.
-        for w in work.iter().filter(|w| !w.new) {
-            if let Some(reason) = w.retire {
+        for reason in ["moved_out", "deceased"] {
+            let ids: Vec<String> = work
+                .iter()
+                .filter(|w| !w.new && w.retire == Some(reason))
+                .map(|w| w.id.clone())
+                .collect();
+            if !ids.is_empty() {
                 self.outcome.tickets_invalidated +=
-                    TicketRow::retire_active(scope, conn, &w.id, (self.seq, reason), self.stamp)?
+                    TicketRow::retire_active_of(scope, conn, &ids, (self.seq, reason), self.stamp)?
                         as u64;
             }
         }

@@ -122,14 +122,11 @@ pub fn queue_after_end(
 ) -> Result<usize, DoseError> {
     let mut moved = 0;
     for chunk in ended.chunks(500) {
-        let people: std::collections::HashMap<String, ResidentRow> = chunk
-            .iter()
-            .filter_map(|id| {
-                ResidentRow::find_by_id_and_municipality(scope, conn, id)
-                    .transpose()
-                    .map(|r| r.map(|r| (id.clone(), r)))
-            })
-            .collect::<Result<_, _>>()?;
+        let people: std::collections::HashMap<String, ResidentRow> =
+            ResidentRow::by_ids(scope, conn, chunk)?
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect();
         for d in DoseRow::of_residents(scope, conn, chunk)? {
             let Some(p) = people.get(&d.resident_id) else {
                 continue;
