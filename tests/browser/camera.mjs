@@ -53,13 +53,15 @@ const scratch = mkdtempSync(join(tmpdir(), 'vrs-camera-'));
 
 let page; // the page a failure screenshots
 const browsers = new Set();
-const { check, screenshot, ...run } = checks({
+// The counter is read through `run` (a spread would copy it once, as 0).
+const run = checks({
   script: 'camera.mjs',
   artifacts: ARTIFACTS,
   failedPrefix: 'camera-failed-',
   currentPage: () => page,
   cleanUp: closeAll,
 });
+const { check, screenshot } = run;
 
 async function closeAll() {
   await Promise.all([...browsers].map((b) => b.close().catch(() => {})));
