@@ -778,3 +778,117 @@ async fn a_resident_flagged_while_an_import_runs_gets_no_active_ticket_from_it()
     assert!(rows.iter().any(|r| r.contains("7777700002")), "{rows:?}");
     assert!(rows.iter().all(|r| r.contains("無効")), "{rows:?}");
 }
+
+/// Uploads `file` to a job's page at `path` (a change file, a dose batch)
+/// and returns the job's path without waiting for it.
+async fn start_job(app: &TestApp, csrf: &str, path: &str, file: String) -> String {
+    let res = app
+        .client
+        .post(app.url(path))
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("csrf", csrf.to_string())
+                .text("encoding", "auto")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(file.into_bytes()).file_name("daily.csv"),
+                ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{path}");
+    res.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_dose_batch_and_a_change_file_run_while_other_municipalities_record_and_log_in() {
+    let app = spawn_app_with(|a| a.workers = Some(4)).await;
+    app.seed_demo();
+    let (staff, csrf) = app.staff_of("082040").await;
+    let lines = 12_000;
+    let (status, page) = staff
+        .import(&csrf, resident_csv(lines, 8).into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "succeeded", "{page}");
+    let site = TestApp::handle(&app);
+    let token = site.api_token("131016-tablet", DEMO_PASSWORD).await;
+    let others = ticket_numbers(&app, "131016");
+    let day = (vrs::clock::today_in_japan() - chrono::Duration::days(1)).to_string();
+    let mut batch = String::from("接種券,接種日,製品コード,ロット番号,医療機関,回数\n");
+    for t in ticket_numbers(&app, "082040").iter().take(lines) {
+        batch.push_str(&format!("{t},{day},PFZ_JN1_12P,FA1000,デモ集団接種会場,1\n"));
+    }
+    let mut changes = String::from("宛名番号,異動事由,異動日,住所\n");
+    for i in 0..lines {
+        let kind = if i % 2 == 0 { "転居" } else { "転出" };
+        let address = if i % 2 == 0 { "古河市新町1" } else { "" };
+        changes.push_str(&format!("A-8-{i:06},{kind},{day},{address}\n"));
+    }
+    for (path, file) in [("/doses/batches", batch), ("/residents/changes", changes)] {
+        let job = start_job(&staff, &csrf, path, file).await;
+        let done = Arc::new(AtomicBool::new(false));
+        let failures: Failures = Arc::default();
+        let during = Arc::new(std::sync::Mutex::new([0usize; 2]));
+        let recording = {
+            let (done, failures, during) = (done.clone(), failures.clone(), during.clone());
+            let (site, token, others) = (TestApp::handle(&site), token.clone(), others.clone());
+            let path = path.to_string();
+            tokio::spawn(async move {
+                for (i, ticket) in others.iter().cycle().enumerate() {
+                    if done.load(Ordering::SeqCst) || i >= 300 {
+                        break;
+                    }
+                    let (status, body) = site
+                        .api_dose(
+                            &token,
+                            &format!("daily-{}-{i:08}-key", path.len()),
+                            serde_json::json!({"ticket": ticket,
+                                "administered_on": vrs::clock::today_in_japan().to_string(),
+                                "product_code": "PFZ_JN1_12P", "lot_number": "FA1000"}),
+                        )
+                        .await;
+                    if status >= 500 {
+                        fail(&failures, format!("dose {ticket}: {status} {body}"));
+                    }
+                    if !done.load(Ordering::SeqCst) {
+                        during.lock().unwrap()[0] += 1;
+                    }
+                }
+            })
+        };
+        let logins = {
+            let (done, failures, during) = (done.clone(), failures.clone(), during.clone());
+            let app = TestApp::handle(&app);
+            tokio::spawn(async move {
+                while !done.load(Ordering::SeqCst) {
+                    let a = TestApp::handle(&app);
+                    let res = a.post_login("012025-admin", DEMO_PASSWORD).await;
+                    if res.status() != 303 {
+                        fail(&failures, format!("login: {}", res.status()));
+                    }
+                    if !done.load(Ordering::SeqCst) {
+                        during.lock().unwrap()[1] += 1;
+                    }
+                }
+            })
+        };
+        let mut finished = None;
+        for _ in 0..3000 {
+            let s = staff.job_status(&job).await;
+            if s.done {
+                finished = Some(s.status);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        done.store(true, Ordering::SeqCst);
+        recording.await.unwrap();
+        logins.await.unwrap();
+        assert_eq!(finished.as_deref(), Some("succeeded"), "{path}");
+        let failures = failures.lock().unwrap().clone();
+        assert!(failures.is_empty(), "{path}: {failures:#?}");
+        let during = *during.lock().unwrap();
+        assert!(during.iter().all(|n| *n > 0), "{path}: requests during the job: {during:?}");
+    }
+}
