@@ -352,7 +352,19 @@ async fn print(
 ) -> Result<HttpResponse, AppError> {
     let code = staff(&auth)?;
     let id = path_id(&path)?;
-    jobs::load(&state, code, JobKind::NOTICES, id.clone()).await?;
+    let job = jobs::load(&state, code, JobKind::NOTICES, id.clone()).await?;
+    // Letters to people under a support measure carry their addresses:
+    // only staff who may see those print them.
+    let with_protected = job
+        .message
+        .as_deref()
+        .and_then(|m| m.strip_prefix("notices="))
+        .and_then(|j| serde_json::from_str::<Outcome>(j).ok())
+        .and_then(|o| o.query)
+        .is_none_or(|q| q.include_protected);
+    if with_protected && !auth.permissions().contains(&Permission::ProtectedAddress) {
+        return Err(AppError::Forbidden);
+    }
     let page = q.page.unwrap_or(1).max(1);
     let (st, actor, jid) = (state.clone(), auth.actor(), id.clone());
     let (sender, letters, total) = in_partition(&state, code, move |scope, conn| {

@@ -943,6 +943,47 @@ async fn the_due_list_matches_a_recount_and_its_notices_carry_a_ticket_for_the_d
         "the letter carries the new ticket"
     );
     assert!(print.contains("第3回接種のご案内"));
+    // Staff who may not see protected addresses neither include people
+    // under a support measure nor print letters that did.
+    let (plain, _) = app.staff_with(MUNI, "082040-plain", &["residents"]).await;
+    assert_eq!(
+        plain.get(&format!("{job}/print?page=1")).await.status(),
+        200
+    );
+    let refused = plain
+        .get(&format!(
+            "/residents/due?dose=3&from={from}&to={to}&protected=1"
+        ))
+        .await;
+    assert_eq!(refused.status(), 422);
+    let res = app
+        .client
+        .post(app.url("/residents/due/notices"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("dose", "3"),
+            ("from", &from.to_string()),
+            ("to", &to.to_string()),
+            ("protected", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let with_protected = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(app.finished(&with_protected).await.0, "succeeded");
+    assert_eq!(
+        plain
+            .get(&format!("{with_protected}/print?page=1"))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.get(&format!("{with_protected}/print?page=1"))
+            .await
+            .status(),
+        200
+    );
     let log = app.log_text(MUNI);
     for action in ["notices.run", "notices.print", "residents.due_export"] {
         assert!(log.contains(&format!("\"{action}\"")), "{action}");

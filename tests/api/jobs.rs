@@ -817,7 +817,9 @@ async fn a_dose_batch_and_a_change_file_run_while_other_municipalities_record_an
     let day = (vrs::clock::today_in_japan() - chrono::Duration::days(1)).to_string();
     let mut batch = String::from("接種券,接種日,製品コード,ロット番号,医療機関,回数\n");
     for t in ticket_numbers(&app, "082040").iter().take(lines) {
-        batch.push_str(&format!("{t},{day},PFZ_JN1_12P,FA1000,デモ集団接種会場,1\n"));
+        batch.push_str(&format!(
+            "{t},{day},PFZ_JN1_12P,FA1000,デモ集団接種会場,1\n"
+        ));
     }
     let mut changes = String::from("宛名番号,異動事由,異動日,住所\n");
     for i in 0..lines {
@@ -889,6 +891,9 @@ async fn a_dose_batch_and_a_change_file_run_while_other_municipalities_record_an
         let failures = failures.lock().unwrap().clone();
         assert!(failures.is_empty(), "{path}: {failures:#?}");
         let during = *during.lock().unwrap();
-        assert!(during.iter().all(|n| *n > 0), "{path}: requests during the job: {during:?}");
+        assert!(
+            during.iter().all(|n| *n > 0),
+            "{path}: requests during the job: {during:?}"
+        );
     }
 }
