@@ -897,3 +897,78 @@ async fn a_dose_batch_and_a_change_file_run_while_other_municipalities_record_an
         );
     }
 }
+
+#[tokio::test]
+async fn a_crash_in_the_middle_of_a_change_file_leaves_none_of_it_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    let serve = |crash: bool| {
+        let mut cmd = vrs_cmd(dir.path(), &db);
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--demo"]);
+        if crash {
+            // The first write batch of the next staged job commits, then
+            // the process dies as at a power cut.
+            cmd.env("VRS_CRASH_AT", "import.batch:1");
+        }
+        ServerProcess::start(&mut cmd)
+    };
+    let lines = 6_000;
+    let server = serve(false);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    app.declare_lgwan("082040");
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let (status, _) = app
+        .import(&csrf, resident_csv(lines, 6).into_bytes(), "auto")
+        .await;
+    assert_eq!(status, "succeeded");
+    drop(server);
+    let before = app.count_rows("082040");
+    let counted_before = app.current_residents("082040");
+
+    let mut crashing = serve(true);
+    let app = TestApp::attach(crashing.base_url(), dir.path(), &db);
+    let csrf = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let day = (vrs::clock::today_in_japan() - chrono::Duration::days(1)).to_string();
+    let mut file = String::from("宛名番号,異動事由,異動日,氏名,氏名カナ,生年月日,性別\n");
+    for i in 0..lines {
+        file.push_str(&format!("A-6-{i:06},転出,{day},,,,\n"));
+    }
+    file.push_str(&format!(
+        "N-6-000000,転入,{day},新井　一,アライ　ハジメ,1990-01-01,1\n"
+    ));
+    let job = start_job(&app, &csrf, "/residents/changes", file).await;
+    assert!(
+        crashing.wait_exit(std::time::Duration::from_secs(120)),
+        "the server did not stop in the change file"
+    );
+
+    let server = serve(false);
+    let app = TestApp::attach(server.base_url(), dir.path(), &db);
+    let _ = app.login_as("082040-staff", DEMO_PASSWORD).await;
+    let status = app.job_status(&job).await;
+    assert!(status.done);
+    assert_eq!(status.status, "failed");
+    let page = app.get(&job).await.text().await.unwrap();
+    assert!(page.contains("何も保存されていません"), "{page}");
+    // None of it: nobody moved out, nobody arrived, counts as before.
+    assert_eq!(app.count_rows("082040"), before);
+    assert_eq!(app.current_residents("082040"), counted_before);
+    let moved: i64 = {
+        let mut conn = app.conn();
+        conn.transaction(|c| {
+            vrs::db::set_transaction_municipality(c, "082040").unwrap();
+            vrs::db::schema::residents::table
+                .filter(vrs::db::schema::residents::municipality_code.eq("082040"))
+                .filter(vrs::db::schema::residents::moved_out_on.is_not_null())
+                .count()
+                .get_result(c)
+        })
+        .unwrap()
+    };
+    assert_eq!(moved, 0);
+    assert_eq!(
+        job_log_lines(&app, "082040", job.rsplit('/').next().unwrap()),
+        [("residents.changes".to_string(), "failed".to_string())]
+    );
+    drop(server);
+}
