@@ -88,7 +88,14 @@ impl DoseNumber {
                 _ => c,
             })
             .collect();
-        super::parse_number(Self::FIELD, &ascii, 1, Self::MAX).map(DoseNumber)
+        let digits = ascii.trim();
+        if !digits.is_empty() && (digits.len() > 2 || !digits.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(FieldError {
+                field: Self::FIELD,
+                reason: Reason::OutOfRange(1, Self::MAX),
+            });
+        }
+        super::parse_number(Self::FIELD, digits, 1, Self::MAX).map(DoseNumber)
     }
 
     pub fn new(n: u8) -> Option<Self> {
@@ -407,6 +414,13 @@ mod tests {
             DoseNumber::parse("100").unwrap_err().reason,
             Reason::OutOfRange(1, 99)
         );
+        for bad in ["+5", "007", "1.5", "３a"] {
+            assert_eq!(
+                DoseNumber::parse(bad).unwrap_err().reason,
+                Reason::OutOfRange(1, 99),
+                "{bad}"
+            );
+        }
         assert_eq!(DoseNumber::new(12).unwrap().ocr_digit(), 0);
         assert_eq!(DoseNumber::new(7).unwrap().ocr_digit(), 7);
         assert_eq!(

@@ -155,7 +155,7 @@ pub fn open(
 ) -> Result<Vec<DueLine>, ResidentError> {
     let mut out = Vec::with_capacity(dues.len());
     for d in dues {
-        let Some(p) = residents::get(scope, conn, &d.resident_id)? else {
+        let Some((p, _)) = residents::attributes(scope, conn, &d.resident_id)? else {
             continue;
         };
         out.push(DueLine {

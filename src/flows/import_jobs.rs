@@ -524,16 +524,22 @@ fn queue_after_end(
     if ended.is_empty() {
         return;
     }
+    // A transaction per few hundred people, so that no writer of any
+    // municipality waits for the sweep.
     let queued = state
         .pool
         .get()
         .map_err(|e| e.to_string())
         .and_then(|mut conn| {
-            partition
-                .run(&mut conn, |scope, c| {
-                    super::doses::queue_after_end(scope, c, ended, &state.audit, actor)
-                })
-                .map_err(|e| e.to_string())
+            let mut n = 0;
+            for chunk in ended.chunks(200) {
+                n += partition
+                    .run(&mut conn, |scope, c| {
+                        super::doses::queue_after_end(scope, c, chunk, &state.audit, actor)
+                    })
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(n)
         });
     match queued {
         Ok(n) if n > 0 => {

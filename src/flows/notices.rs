@@ -163,18 +163,26 @@ pub fn sender(scope: &Scope<'_>) -> String {
         .unwrap_or_default()
 }
 
-/// A page of a job's letters, with how many there are in all.
+/// A page of a job's letters, with how many there are in all. The
+/// address of a person under a support measure today is printed only for
+/// a job that chose to include such people (`with_protected`): a measure
+/// that began after the job hides it.
 pub fn letters(
     scope: &Scope<'_>,
     conn: &mut crate::db::TenantConn<'_>,
-    job_id: &str,
+    (job_id, with_protected): (&str, bool),
     (offset, limit): (i64, i64),
 ) -> Result<(Vec<Letter>, i64), ResidentError> {
     let total = NoticeItemRow::count(conn, job_id)?;
     let mut out = Vec::new();
     for item in NoticeItemRow::page(conn, job_id, offset, limit)? {
-        let Some(p) = residents::get(scope, conn, &item.resident_id)? else {
+        let Some((p, row)) = residents::attributes(scope, conn, &item.resident_id)? else {
             continue;
+        };
+        let address = if residents::row_protected(&row) && !with_protected {
+            None
+        } else {
+            p.address
         };
         let label = match item.ticket_number.as_str() {
             "" => None,
@@ -184,7 +192,7 @@ pub fn letters(
             n: item.n,
             name: p.name_kanji.as_str().to_string(),
             kana: p.name_kana.as_str().to_string(),
-            address: p.address,
+            address,
             dose: item.dose_number,
             due_from: item.due_from,
             overdue: item.overdue,

@@ -264,8 +264,8 @@ pub fn items(
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let (addressee, name) = match (&r.resident_id, &r.addressee_sealed) {
-            (Some(id), _) => match residents::get(scope, conn, id)? {
-                Some(p) => (
+            (Some(id), _) => match residents::attributes(scope, conn, id)? {
+                Some((p, _)) => (
                     p.addressee_number.as_str().to_string(),
                     Some(p.name_kanji.as_str().to_string()),
                 ),

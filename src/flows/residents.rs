@@ -412,6 +412,20 @@ pub fn get(
     }
 }
 
+/// A resident's attributes, opened without the individual number, with
+/// their row (flags, protection); none for one the municipality does not
+/// hold.
+pub fn attributes(
+    scope: &Scope<'_>,
+    conn: &mut TenantConn<'_>,
+    id: &str,
+) -> Result<Option<(NewResident, ResidentRow)>, ResidentError> {
+    match ResidentRow::find_by_id_and_municipality(scope, conn, id)? {
+        Some(row) => Ok(Some((open_attributes(scope, &row)?, row))),
+        None => Ok(None),
+    }
+}
+
 pub fn find_by_addressee(
     scope: &Scope<'_>,
     conn: &mut TenantConn<'_>,

@@ -144,10 +144,15 @@ async fn compute(
     with_db(state, move |conn| {
         let master = crate::flows::vaccines::Master::load(conn)?;
         let partition = crate::tenancy::Partition::open(conn, &st.master, code)?;
-        partition.run(conn, |scope, c| {
+        // Worked out in a read (no writer of any municipality waits for
+        // it); the log line after, in a short transaction of its own.
+        let (n, overdue, lines) = partition.read(conn, |scope, c| {
             let all = due::due(scope, c, &q, &master)?;
             let overdue = all.iter().filter(|d| d.overdue).count();
             let lines = due::open(scope, c, &all[..all.len().min(limit)])?;
+            Ok::<_, AppError>((all.len(), overdue, lines))
+        })?;
+        partition.run(conn, |scope, c| {
             log_in_scope(
                 scope,
                 c,
@@ -156,16 +161,15 @@ async fn compute(
                 action,
                 None,
                 Some(format!(
-                    "dose={} from={} to={} found={} opened={}",
+                    "dose={} from={} to={} found={n} opened={}",
                     q.dose,
                     q.from,
                     q.to,
-                    all.len(),
                     lines.len()
                 )),
-            )?;
-            Ok((all.len(), overdue, lines))
-        })
+            )
+        })?;
+        Ok((n, overdue, lines))
     })
     .await
 }
@@ -217,7 +221,9 @@ async fn download(
     state: web::Data<AppState>,
     form: web::Query<DueForm>,
 ) -> Result<HttpResponse, AppError> {
-    let code = staff(&auth)?;
+    // A list of names, birth dates and addresses: a download of personal
+    // data, for staff who may export.
+    let code = auth.require_staff(Permission::Export)?;
     let q = form
         .parse(&ctx.t, &auth)
         .map_err(|e| AppError::BadRequest(e.join(" / ")))?;
@@ -371,7 +377,7 @@ async fn print(
         let (letters, total) = notices::letters(
             scope,
             conn,
-            &jid,
+            (&jid, with_protected),
             ((page - 1) * LETTERS_PER_PAGE, LETTERS_PER_PAGE),
         )?;
         log_in_scope(
@@ -421,7 +427,7 @@ pub fn render_notice_pages(
             let (letters, _) = notices::letters(
                 scope,
                 c,
-                job_id,
+                (job_id, false),
                 (page * LETTERS_PER_PAGE, LETTERS_PER_PAGE),
             )?;
             Ok::<_, anyhow::Error>((notices::sender(scope), letters))

@@ -273,10 +273,12 @@ async fn bulk(
         Ok(b) => b,
         Err(e) => return page(ctx, &auth, &state, filter_form, Some(e)).await,
     };
+    // A dose id that is no id is not silently dropped: the form is refused.
     let chosen: Vec<String> = form
         .all("dose")
-        .filter_map(|d| super::path_id(d).ok())
-        .collect();
+        .map(super::path_id)
+        .collect::<Result<_, _>>()
+        .map_err(|_| AppError::BadRequest("dose".into()))?;
     let (st, actor) = (state.clone(), auth.actor());
     let done = with_db(&state, move |conn| {
         crate::flows::doses::bulk_review(

@@ -217,7 +217,11 @@ async fn status(
 
 /// The decision form, parsed: the items chosen, what to do, why.
 fn parse_decision(t: &T, form: &PostedPairs) -> Result<(Vec<i64>, Decision, ChangeReason), String> {
-    let items: Vec<i64> = form.all("item").filter_map(|n| n.parse().ok()).collect();
+    let items: Vec<i64> = form
+        .all("item")
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| t.s("reconcile.choose").to_string())?;
     if items.is_empty() {
         return Err(t.s("reconcile.choose").to_string());
     }

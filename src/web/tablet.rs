@@ -89,7 +89,7 @@ fn municipality_name(code: MunicipalityCode) -> String {
 async fn home(ctx: Ctx, auth: Authed, q: web::Query<HomeQuery>) -> Result<HttpResponse, AppError> {
     let rec = recorder(&auth)?;
     let done = match (q.recorded, q.m.as_deref().map(MunicipalityCode::parse)) {
-        (Some(n), Some(Ok(code))) if (1..=9).contains(&n) => Some(Done {
+        (Some(n), Some(Ok(code))) if crate::domain::DoseNumber::new(n).is_some() => Some(Done {
             dose_number: n,
             queued: q.queued == Some(1),
             municipality: municipality_name(code),

@@ -1092,3 +1092,47 @@ async fn the_dose_number_is_an_open_number_past_nine_on_tickets_doses_and_the_oc
         [(1, "corrected".to_string()), (12, "valid".to_string())]
     );
 }
+
+#[tokio::test]
+async fn an_individual_number_a_change_file_gives_is_kept_across_batches_and_never_given_twice() {
+    let app = spawn_app().await;
+    app.seed_demo();
+    let n = 1_200;
+    let csrf = registered(&app, n).await;
+    let d = days_ago(1);
+    let numbers = crate::residents::my_numbers_of(2, 77);
+    // Two people given the same number in one file: the second line says so.
+    let twice = format!(
+        "宛名番号,異動事由,異動日,個人番号\nC-000,職権修正,{d},{}\nC-001,職権修正,{d},{}\n",
+        numbers[0], numbers[0]
+    );
+    let (status, page) = app.change_file(&csrf, twice.into_bytes()).await;
+    assert_eq!(status, "rejected", "{page}");
+    let errors = select_text(&html(&page), "#errors tbody tr");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("3個人番号"), "{errors:?}");
+    // A number given on the file's first line, the same person named again
+    // more than a write batch later: the number stays the one given.
+    let mut file = format!(
+        "宛名番号,異動事由,異動日,個人番号,住所\nC-000,職権修正,{d},{},\n",
+        numbers[1]
+    );
+    for i in 1..n {
+        file.push_str(&format!("C-{i:03},転居,{d},,茨城県笠間市{i}丁目\n"));
+    }
+    file.push_str(&format!("C-000,転居,{d},,茨城県笠間市最後\n"));
+    let (status, page) = app.change_file(&csrf, file.into_bytes()).await;
+    assert_eq!(status, "succeeded", "{page}");
+    assert!(
+        app.found_by_number(&csrf, &numbers[1]).await,
+        "the number given is the person's"
+    );
+    let (c0, history) = app.resident_by_addressee("C-000").unwrap();
+    assert_eq!(c0.address.as_deref(), Some("茨城県笠間市最後"));
+    // The history says the number changed, and nothing of it.
+    let text = format!("{history:?}");
+    assert!(
+        text.contains("個人番号") && !text.contains(&numbers[1]),
+        "{text}"
+    );
+}

@@ -44,6 +44,10 @@ struct Working {
     id: String,
     attrs: NewResident,
     my_number_index: Option<Vec<u8>>,
+    /// The individual number as the person's row holds it now (sealed for
+    /// their id): carried into a later change unopened, so that a number
+    /// an earlier line of the file gave is not lost.
+    my_number_sealed: Option<Vec<u8>>,
     flags: Flags,
     /// Not stored before this batch: inserted at its end.
     new: bool,
@@ -186,6 +190,7 @@ impl<'a> Writer<'a> {
                             id,
                             attrs,
                             my_number_index: number_index,
+                            my_number_sealed: None,
                             flags: (None, None),
                             new: true,
                             dirty: true,
@@ -246,13 +251,20 @@ impl<'a> Writer<'a> {
                 if let Some(a) = v.address {
                     next.address = Some(a);
                 }
-                let changes = differences(&w.attrs, &next);
+                let mut changes = differences(&w.attrs, &next);
                 if let Some(n) = v.my_number {
                     let i = scope.my_number_index(&n);
                     if w.my_number_index.as_ref() != Some(&i) {
                         w.my_number_index = Some(i);
                         next.my_number = Some(n);
                         w.dirty = true;
+                        // The history says the number changed, never what
+                        // it was or became.
+                        changes.push(Change {
+                            field: "個人番号".into(),
+                            before: String::new(),
+                            after: "（変更）".into(),
+                        });
                     }
                 }
                 if !changes.is_empty() {
@@ -353,6 +365,10 @@ impl<'a> Writer<'a> {
         let mut given: Vec<String> = Vec::new();
         for w in work.iter().filter(|w| w.dirty) {
             let mut row = residents::new_row(scope, &w.attrs, w.id.clone(), self.stamp);
+            if w.attrs.my_number.is_none() {
+                row.my_number_index = w.my_number_index.clone();
+                row.my_number_sealed = w.my_number_sealed.clone();
+            }
             if w.new {
                 row.staged_seq = Some(self.seq);
                 (row.moved_out_on, row.deceased_on) = w.flags;
@@ -402,19 +418,23 @@ impl<'a> Writer<'a> {
             .map(|t| (t.ticket_number.clone(), t))
             .collect();
         let due = self.dose_due(scope, conn, &returning)?;
+        let mut named: HashSet<String> = HashSet::new();
         for w in &work {
             let Some((number, kind, dose, line)) = &w.ticket else {
                 continue;
             };
-            if let Some(n) = number
-                && existing.contains_key(n.as_str())
-            {
-                self.reject(vec![LineError::conflict(
-                    *line,
-                    TicketNumber::FIELD,
-                    Conflict::TicketHeldByOther,
-                )]);
-                continue;
+            if let Some(n) = number {
+                let c = if existing.contains_key(n.as_str()) {
+                    Some(Conflict::TicketHeldByOther)
+                } else if !named.insert(n.as_str().to_string()) {
+                    Some(Conflict::DuplicateInFile)
+                } else {
+                    None
+                };
+                if let Some(c) = c {
+                    self.reject(vec![LineError::conflict(*line, TicketNumber::FIELD, c)]);
+                    continue;
+                }
             }
             let dose = dose.or_else(|| due.get(&w.id).copied()).unwrap_or(1);
             if number.is_none() {
@@ -627,7 +647,7 @@ impl StagedWriter for Writer<'_> {
                     .map(|n| scope.my_number_index(n))
             })
             .collect();
-        let holders: HashMap<Vec<u8>, String> = if numbers.is_empty() {
+        let mut holders: HashMap<Vec<u8>, String> = if numbers.is_empty() {
             HashMap::new()
         } else {
             ResidentRow::by_my_number_indexes(scope, conn, &numbers)?
@@ -659,6 +679,7 @@ impl StagedWriter for Writer<'_> {
                             id: row.id,
                             attrs,
                             my_number_index: row.my_number_index,
+                            my_number_sealed: row.my_number_sealed,
                             flags,
                             new: false,
                             dirty: false,
@@ -690,8 +711,19 @@ impl StagedWriter for Writer<'_> {
             let Some(slot) = slots.get_mut(&key) else {
                 continue;
             };
-            if let Err(e) = self.apply(scope, l, slot, &mut events) {
-                self.reject(e);
+            let given = l
+                .values
+                .my_number
+                .as_ref()
+                .map(|n| scope.my_number_index(n));
+            match self.apply(scope, l, slot, &mut events) {
+                // The number is this person's now, for the lines after.
+                Ok(()) => {
+                    if let (Some(i), Some(w)) = (given, slot.as_ref()) {
+                        holders.insert(i, w.id.clone());
+                    }
+                }
+                Err(e) => self.reject(e),
             }
         }
         let work: Vec<Working> = order
