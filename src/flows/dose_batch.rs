@@ -3,7 +3,7 @@
 //! municipality's staff. The file is read whole first (a line that cannot
 //! be a dose rejects it, errors by line and column); then each line is
 //! recorded through exactly the path a tablet dose takes
-//! (`recording::record_opened`: the same checks, the 要確認 rules, its log
+//! (`recording::record_many`: the same checks, the 要確認 rules, its log
 //! line), idempotent per ticket and dose number so that a batch sent twice
 //! records each dose once. What became of each line is kept for the
 //! result file, which names tickets, never an individual number.
@@ -12,7 +12,7 @@ use super::doses::{DoseError, Recorder};
 use super::imports::staged::{self, LineFormat};
 use super::imports::{FileEncoding, ImportError, Limits, LineError, Opener, Progress, keep};
 use super::line_errors::Conflict;
-use super::recording::{self, RecordInput, RecorderCtx};
+use super::recording::{self, BatchItem, RecordInput, RecorderCtx};
 use super::sites::OpenSite;
 use crate::audit::Actor;
 use crate::db::DbConn;
@@ -345,17 +345,17 @@ pub fn run(
         let mut counted = outcome.clone();
         crate::db::write_transaction(conn, |conn| {
             (job.keep_alive)(conn)?;
-            let mut results = Vec::with_capacity(chunk.len());
-            for l in chunk {
-                results.push(record_line(
-                    conn,
-                    state,
-                    (&job, partition),
-                    l,
-                    &known,
-                    &mut counted,
-                )?);
-            }
+            let items: Vec<BatchItem<'_>> = chunk
+                .iter()
+                .map(|l| item_of(&job, l, &known))
+                .collect::<Result<_, _>>()?;
+            let answers = recording::record_many(conn, state, partition, &items)
+                .map_err(|e| ImportError::Unreadable(e.to_string()))?;
+            let results: Vec<BatchLineRow> = chunk
+                .iter()
+                .zip(answers)
+                .map(|(l, a)| result_of(&job, l, a, &mut counted))
+                .collect();
             partition.run(conn, |_, c| {
                 BatchLineRow::insert_many(c, &results)?;
                 Ok::<_, ImportError>(())
@@ -370,16 +370,14 @@ pub fn run(
     Ok(outcome)
 }
 
-/// Records one line as its clinic's tablet would; a refusal is the line's
-/// result, a fault underneath stops the job.
-fn record_line(
-    conn: &mut DbConn,
-    state: &AppState,
-    (job, partition): (&Job<'_>, &Partition),
+/// One line as its clinic's tablet would send it: recorded by the staff
+/// member at the line's clinic, idempotent per ticket and dose number (per
+/// date without one), so the same 予診票 sent twice is one dose.
+fn item_of<'a>(
+    job: &Job<'_>,
     l: &BatchLine,
-    known: &HashMap<(String, String), Option<(ProductRow, bool)>>,
-    outcome: &mut Outcome,
-) -> Result<BatchLineRow, ImportError> {
+    known: &'a HashMap<(String, String), Option<(ProductRow, bool)>>,
+) -> Result<BatchItem<'a>, ImportError> {
     let own = l.ticket.municipality;
     let rec = RecorderCtx {
         recorder: Recorder {
@@ -391,8 +389,6 @@ fn record_line(
         only: Some(own),
         paused: false,
     };
-    // Idempotent per ticket and dose number (per date without one): the
-    // same 予診票 sent twice is one dose.
     let which = l.dose.map_or(l.date.format("%Y%m%d").to_string(), |d| {
         format!("d{}", d.get())
     });
@@ -402,19 +398,31 @@ fn record_line(
         l.ticket.ticket.as_str()
     ))
     .map_err(|e| ImportError::Unreadable(format!("{e:?}")))?;
-    let input = RecordInput {
-        ticket: l.ticket.clone(),
-        administered_on: l.date,
-        product_code: l.product.clone(),
-        lot: l.lot.clone(),
-        expected_dose: l.dose.map(|d| d.get()),
-        key,
-    };
-    let product = known
-        .get(&(l.product.as_str().to_string(), l.lot.as_str().to_string()))
-        .and_then(Option::as_ref);
+    Ok(BatchItem {
+        rec,
+        input: RecordInput {
+            ticket: l.ticket.clone(),
+            administered_on: l.date,
+            product_code: l.product.clone(),
+            lot: l.lot.clone(),
+            expected_dose: l.dose.map(|d| d.get()),
+            key,
+        },
+        product: known
+            .get(&(l.product.as_str().to_string(), l.lot.as_str().to_string()))
+            .and_then(Option::as_ref),
+    })
+}
+
+/// What became of one line, for the result file and the tally.
+fn result_of(
+    job: &Job<'_>,
+    l: &BatchLine,
+    answer: Result<super::doses::Recorded, DoseError>,
+    outcome: &mut Outcome,
+) -> BatchLineRow {
     let mut row = BatchLineRow {
-        municipality_code: own.to_string(),
+        municipality_code: l.ticket.municipality.to_string(),
         job_id: job.id.to_string(),
         line: l.line as i64,
         ticket_number: l.ticket.ticket.as_str().to_string(),
@@ -425,7 +433,7 @@ fn record_line(
         rules: None,
         refusal: None,
     };
-    match recording::record_opened(conn, state, &rec, input, (partition, product)) {
+    match answer {
         Ok(done) => {
             row.outcome = if done.replayed {
                 outcome.replayed += 1;
@@ -442,14 +450,13 @@ fn record_line(
             row.dose_number = Some(i32::from(done.dose_number));
             row.rules = super::dose_checks::Rule::join(&done.rules);
         }
-        Err(e) if e.is_fault() => return Err(ImportError::Unreadable(e.to_string())),
         Err(e) => {
             outcome.refused += 1;
             row.outcome = "refused".into();
             row.refusal = Some(refusal_code(&e).into());
         }
     }
-    Ok(row)
+    row
 }
 
 fn refusal_code(e: &DoseError) -> &'static str {

@@ -61,23 +61,34 @@ where
     }
     let outcome = in_partition_of(conn, open, &work);
     if matches!(outcome, Err(DoseError::NotIssued)) {
-        // A miss is counted, and logged where the recorder's own
-        // administrator reviews it; the number looked up is not kept.
-        accounts::count_scan_miss(conn, &rec.recorder.account_id)?;
-        audit::record(
-            conn,
-            &st.audit,
-            &rec.actor,
-            Entry {
-                chain: &rec.chain,
-                action: "tickets.scan",
-                target: Some(format!("municipality:{code}")),
-                outcome: "not_found",
-                detail: None,
-            },
-        )?;
+        count_miss(conn, st, rec, code)?;
     }
     outcome
+}
+
+/// A ticket the municipality did not issue: the miss is counted, and
+/// logged where the recorder's own administrator reviews it; the number
+/// looked up is not kept.
+fn count_miss(
+    conn: &mut DbConn,
+    st: &AppState,
+    rec: &RecorderCtx,
+    code: MunicipalityCode,
+) -> Result<(), DoseError> {
+    accounts::count_scan_miss(conn, &rec.recorder.account_id)?;
+    audit::record(
+        conn,
+        &st.audit,
+        &rec.actor,
+        Entry {
+            chain: &rec.chain,
+            action: "tickets.scan",
+            target: Some(format!("municipality:{code}")),
+            outcome: "not_found",
+            detail: None,
+        },
+    )?;
+    Ok(())
 }
 
 /// Opens the partition and runs the work, retrying a lost race.
@@ -217,20 +228,44 @@ pub fn record_on(
     })
 }
 
-/// The same recording in a partition the caller opened, with the chosen
-/// product and whether the lot is known for it already read (a batch of a
-/// clinic's doses opens them once for all its lines).
-pub fn record_opened(
+/// One dose of a batch: who records it, what, and the product with
+/// whether the lot is known for it, read once for the batch.
+pub struct BatchItem<'a> {
+    pub rec: RecorderCtx,
+    pub input: RecordInput,
+    pub product: Option<&'a (ProductRow, bool)>,
+}
+
+/// Records many doses of one municipality's tickets in one transaction of
+/// its partition (a clinic's batch): each exactly as one recording is —
+/// the same flow, rules and log line, a miss counted the same way — but
+/// without a savepoint each. A refusal is that dose's answer; a fault
+/// underneath aborts them all.
+pub fn record_many(
     conn: &mut DbConn,
     st: &AppState,
-    rec: &RecorderCtx,
-    input: RecordInput,
-    (partition, product): (&Partition, Option<&(ProductRow, bool)>),
-) -> Result<Recorded, DoseError> {
-    let code = input.ticket.municipality;
-    let open = |_: &mut DbConn| Ok((partition, product.cloned()));
-    in_issuer(conn, st, rec, code, open, |scope, conn, product| {
-        record_in(scope, conn, rec, &input, product.as_ref())
+    partition: &Partition,
+    items: &[BatchItem<'_>],
+) -> Result<Vec<Result<Recorded, DoseError>>, DoseError> {
+    partition.run(conn, |scope, c| {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let code = item.input.ticket.municipality;
+            let answer = if item.rec.only.is_some_and(|own| own != code) || code != scope.code() {
+                Err(DoseError::NotOurs)
+            } else {
+                record_in(scope, c, &item.rec, &item.input, item.product)
+            };
+            match answer {
+                Err(e) if e.is_fault() || e.is_race() => return Err(e),
+                Err(DoseError::NotIssued) => {
+                    count_miss(c, st, &item.rec, code)?;
+                    out.push(Err(DoseError::NotIssued));
+                }
+                other => out.push(other),
+            }
+        }
+        Ok(out)
     })
 }
 
