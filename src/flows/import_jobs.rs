@@ -600,9 +600,7 @@ fn conclude(row: &mut ImportJobRow, result: &Result<Done, ImportError>) -> (&'st
             row.updated = (o.changed + o.moved_out + o.deceased) as i64;
             row.unchanged = o.unchanged as i64;
             row.tickets_issued = o.tickets_issued as i64;
-            row.message = serde_json::to_string(o)
-                .ok()
-                .map(|j| format!("changes={j}"));
+            row.message = outcome_message(JobKind::CHANGES, o);
             (
                 "ok",
                 format!(
@@ -625,9 +623,7 @@ fn conclude(row: &mut ImportJobRow, result: &Result<Done, ImportError>) -> (&'st
             row.inserted = o.new as i64;
             row.updated = o.changed as i64;
             row.unchanged = o.same as i64;
-            row.message = serde_json::to_string(o)
-                .ok()
-                .map(|j| format!("reconcile={j}"));
+            row.message = outcome_message(JobKind::RECONCILE, o);
             (
                 "ok",
                 format!(
@@ -643,7 +639,7 @@ fn conclude(row: &mut ImportJobRow, result: &Result<Done, ImportError>) -> (&'st
             row.inserted = (o.recorded + o.queued) as i64;
             row.updated = o.replayed as i64;
             row.unchanged = o.refused as i64;
-            row.message = serde_json::to_string(o).ok().map(|j| format!("doses={j}"));
+            row.message = outcome_message(JobKind::DOSES, o);
             (
                 "ok",
                 format!(
@@ -657,9 +653,7 @@ fn conclude(row: &mut ImportJobRow, result: &Result<Done, ImportError>) -> (&'st
             row.lines_seen = o.letters as i64;
             row.inserted = o.letters as i64;
             row.tickets_issued = o.tickets_issued as i64;
-            row.message = serde_json::to_string(o)
-                .ok()
-                .map(|j| format!("notices={j}"));
+            row.message = outcome_message(JobKind::NOTICES, o);
             (
                 "ok",
                 format!("letters={} tickets={}", o.letters, o.tickets_issued),

@@ -106,11 +106,7 @@ async fn show(
 ) -> Result<HttpResponse, AppError> {
     let code = staff(&auth)?;
     let job = jobs::load(&state, code, JobKind::DOSES, path_id(&path)?).await?;
-    let outcome = job
-        .message
-        .as_deref()
-        .and_then(|m| m.strip_prefix("doses="))
-        .and_then(|j| serde_json::from_str(j).ok());
+    let outcome: Option<Outcome> = job.outcome(JobKind::DOSES);
     let message = super::imports::failure_message(&ctx.t, job.message.as_deref());
     render(&ShowPage {
         nav: Nav::for_account(&auth, BASE),

@@ -292,11 +292,7 @@ async fn notice_job(
     let code = staff(&auth)?;
     let id = path_id(&path)?;
     let job = jobs::load(&state, code, JobKind::NOTICES, id.clone()).await?;
-    let outcome: Option<Outcome> = job
-        .message
-        .as_deref()
-        .and_then(|m| m.strip_prefix("notices="))
-        .and_then(|j| serde_json::from_str(j).ok());
+    let outcome: Option<Outcome> = job.outcome(JobKind::NOTICES);
     let letters = outcome.as_ref().map_or(0, |o| o.letters as i64);
     let pages = (1..=((letters + LETTERS_PER_PAGE - 1) / LETTERS_PER_PAGE))
         .map(|p| {
@@ -362,10 +358,7 @@ async fn print(
     // Letters to people under a support measure carry their addresses:
     // only staff who may see those print them.
     let with_protected = job
-        .message
-        .as_deref()
-        .and_then(|m| m.strip_prefix("notices="))
-        .and_then(|j| serde_json::from_str::<Outcome>(j).ok())
+        .outcome::<Outcome>(JobKind::NOTICES)
         .and_then(|o| o.query)
         .is_none_or(|q| q.include_protected);
     if with_protected && !auth.permissions().contains(&Permission::ProtectedAddress) {

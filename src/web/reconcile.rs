@@ -131,11 +131,7 @@ async fn show_page(
 ) -> Result<HttpResponse, AppError> {
     let code = staff(auth)?;
     let job = jobs::load(state, code, JobKind::RECONCILE, id.clone()).await?;
-    let outcome: Option<Outcome> = job
-        .message
-        .as_deref()
-        .and_then(|m| m.strip_prefix("reconcile="))
-        .and_then(|j| serde_json::from_str(j).ok());
+    let outcome: Option<Outcome> = job.outcome(JobKind::RECONCILE);
     let (st, actor, jid, listed) = (state.clone(), auth.actor(), id.clone(), outcome.is_some());
     let (absent, new, changed) = in_partition(state, code, move |scope, conn| {
         let counts = reconcile::counts(conn, &jid)?;

@@ -65,10 +65,28 @@ impl Job {
         }
     }
 
+    /// What a finished job of kind `kind` reported (see `outcome_message`).
+    pub fn outcome<T: serde::de::DeserializeOwned>(&self, kind: &str) -> Option<T> {
+        let json = self
+            .message
+            .as_deref()?
+            .strip_prefix(kind)?
+            .strip_prefix('=')?;
+        serde_json::from_str(json).ok()
+    }
+
     /// Errors counted beyond those kept.
     pub fn more_errors(&self) -> i64 {
         self.error_count - self.errors.len() as i64
     }
+}
+
+/// A finished job's outcome as its journal line keeps it (`kind=` and the
+/// outcome in JSON), read back by `Job::outcome`.
+pub fn outcome_message(kind: &str, outcome: &impl serde::Serialize) -> Option<String> {
+    serde_json::to_string(outcome)
+        .ok()
+        .map(|j| format!("{kind}={j}"))
 }
 
 /// The journal line of one job, for the municipality's own staff.
